@@ -10,14 +10,19 @@ from .layers import conv_bn_act, load_shapes, make_divisible
 
 
 class InvertedResidual(nn.Module):
-    """1x1 expansion (skipped when hidden == input channels), 3x3 depthwise, 1x1 linear projection;
-    a residual add when the stride is 1 and input and output channels agree."""
+    """1x1 expansion (skipped when ``expand`` is False), 3x3 depthwise, 1x1 linear projection, and
+    a residual add when ``residual``. The residual is part of the topology (every block but the
+    first of a stage), not inferred from channel counts, so a seed has the full model's topology."""
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, stride: int, *,
-                 expand: bool = True):
+                 expand: bool = True, residual: bool | None = None):
         super().__init__()
         if not expand and hidden_channels != in_channels:
             raise ValueError("a block without expansion needs hidden_channels == in_channels")
+        if residual is None:
+            residual = stride == 1 and in_channels == out_channels
+        if residual and (stride != 1 or in_channels != out_channels):
+            raise ValueError("a residual block needs stride 1 and in_channels == out_channels")
         layers: list[nn.Module] = []
         if expand:
             layers.append(conv_bn_act(in_channels, hidden_channels, 1, activation=nn.ReLU6))
@@ -25,7 +30,7 @@ class InvertedResidual(nn.Module):
                                   activation=nn.ReLU6))
         layers.append(conv_bn_act(hidden_channels, out_channels, 1, activation=None))
         self.block = nn.Sequential(*layers)
-        self.use_residual = stride == 1 and in_channels == out_channels
+        self.use_residual = residual
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.block(x)
@@ -37,6 +42,7 @@ class BlockSpec(NamedTuple):
     out_channels: int
     stride: int
     expand: bool
+    residual: bool
 
 
 class MobileNetV2(nn.Module):
@@ -58,7 +64,7 @@ class MobileNetV2(nn.Module):
         channels = stem_channels
         for block in blocks:
             layers.append(InvertedResidual(channels, block.hidden_channels, block.out_channels,
-                                           block.stride, expand=block.expand))
+                                           block.stride, expand=block.expand, residual=block.residual))
             channels = block.out_channels
         layers.append(conv_bn_act(channels, last_channels, 1, activation=nn.ReLU6))
         self.features = nn.Sequential(*layers)
@@ -100,7 +106,7 @@ def mobilenet_v2(
         out_channels = width(out)
         for i in range(repeats):
             blocks.append(BlockSpec(int(round(channels * expansion)), out_channels,
-                                    first_stride if i == 0 else 1, expansion != 1))
+                                    first_stride if i == 0 else 1, expansion != 1, residual=i > 0))
             channels = out_channels
     # The reference keeps 1280 final channels below α = 1 and scales them above.
     last = last_channels or make_divisible(shapes["last_channels"] * max(1.0, width_multiplier), divisor)

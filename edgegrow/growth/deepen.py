@@ -1,0 +1,174 @@
+"""Deepen: insert an identity-initialised layer after a chosen layer.
+
+Kinds of inserted block (C = channels of the chosen layer's output):
+- ``conv``: Conv2d(C, C, k) with an identity kernel (centre tap = 1 on the diagonal) → BatchNorm → act;
+- ``ds-block``: depthwise 3×3 with centre tap 1 → BatchNorm → act → pointwise identity → BatchNorm → act,
+  the block DS-CNN and MobileNet are made of;
+- ``linear``: Linear(F, F) identity → act, for (batch, features) tensors.
+
+The activation is a copy of the ReLU or ReLU6 that ends the chosen layer, which leaves its
+non-negative (or [0, 6]) output unchanged; after a layer that ends otherwise, no activation is
+inserted, so the block is exact there too. Each BatchNorm is calibrated on the example batch so
+that it is the identity: running mean μ and variance σ² of the layer's output, γ = √(σ²+eps),
+β = μ. It is exact in eval mode and close to the identity in training mode (batch statistics ≈ μ, σ²),
+so training resumes without a jolt.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .optimizer_state import add_parameters
+
+Kind = Literal["conv", "ds-block", "linear"]
+_IDEMPOTENT_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
+
+
+def _last_leaf(module: nn.Module) -> nn.Module:
+    while isinstance(module, nn.Sequential) and len(module) > 0:
+        module = module[-1]
+    return module
+
+
+def _identity_batchnorm(output: torch.Tensor) -> nn.BatchNorm2d:
+    dims = [0, 2, 3]
+    mean = output.mean(dim=dims)
+    var = output.var(dim=dims, unbiased=False)
+    norm = nn.BatchNorm2d(output.shape[1])
+    with torch.no_grad():
+        norm.running_mean.copy_(mean)
+        norm.running_var.copy_(var)
+        norm.weight.copy_(torch.sqrt(var + norm.eps))
+        norm.bias.copy_(mean)
+    return norm
+
+
+def _identity_conv(channels: int, kernel_size: int, depthwise: bool) -> nn.Conv2d:
+    groups = channels if depthwise else 1
+    conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=groups, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        centre = kernel_size // 2
+        for c in range(channels):
+            conv.weight[c, 0 if depthwise else c, centre, centre] = 1.0
+    return conv
+
+
+def _activation(after: nn.Module) -> list[nn.Module]:
+    last = _last_leaf(after)
+    if isinstance(last, _IDEMPOTENT_ACTIVATIONS):
+        return [type(last)()]
+    return []
+
+
+def _build_block(kind: Kind, output: torch.Tensor, activation: list[nn.Module], kernel_size: int) -> nn.Sequential:
+    def act() -> list[nn.Module]:
+        return [type(a)() for a in activation]
+
+    if kind == "linear":
+        features = output.shape[1]
+        linear = nn.Linear(features, features)
+        with torch.no_grad():
+            linear.weight.copy_(torch.eye(features))
+            linear.bias.zero_()
+        return nn.Sequential(linear, *act())
+    channels = output.shape[1]
+    if kind == "conv":
+        return nn.Sequential(_identity_conv(channels, kernel_size, False), _identity_batchnorm(output), *act())
+    return nn.Sequential(
+        _identity_conv(channels, 3, True), _identity_batchnorm(output), *act(),
+        _identity_conv(channels, 1, False), _identity_batchnorm(output), *act(),
+    )
+
+
+def _capture_output(model: nn.Module, layer: nn.Module, name: str, example_input: torch.Tensor) -> torch.Tensor:
+    outputs: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example_input)
+    except Exception as error:
+        raise ValueError(
+            f"the example input of shape {tuple(example_input.shape)} does not run through the model: "
+            f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from None
+    finally:
+        hook.remove()
+        for module, training in modes.items():
+            module.train(training)
+    if len(outputs) != 1:
+        raise ValueError(f"layer `{name}` runs {len(outputs)} times per forward pass; deepen needs a layer that runs once")
+    if not torch.is_tensor(outputs[0]):
+        raise ValueError(f"layer `{name}` returns a {type(outputs[0]).__name__}, not a tensor")
+    return outputs[0].detach().clone()
+
+
+def deepen(
+    model: nn.Module,
+    after: str,
+    example_input: torch.Tensor,
+    *,
+    kind: Kind | None = None,
+    kernel_size: int = 3,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> str:
+    """Insert an identity-initialised block after layer ``after``, in place.
+
+    If ``after`` is an ``nn.Sequential`` the block is appended to it, so no existing layer changes
+    its name; otherwise ``after`` is replaced by ``nn.Sequential(after, block)`` (it becomes
+    ``after.0``). Channel groups found before are stale afterwards: find them again.
+
+    Args:
+        after: module name, e.g. ``"features.2"``.
+        example_input: a batch the model accepts; it gives the channel count and calibrates
+            the new BatchNorms.
+        kind: ``"conv"``, ``"ds-block"`` or ``"linear"``; default ``"conv"`` for a 4-D output,
+            ``"linear"`` for a 2-D one.
+        kernel_size: odd kernel size of the ``conv`` kind.
+        optimizer: the new parameters join the param group of ``after``'s parameters.
+
+    Returns:
+        The module name of the inserted block.
+
+    Raises:
+        ValueError: bad arguments; the model is then left untouched.
+    """
+    if not isinstance(after, str) or not after:
+        raise ValueError(f"after must name a layer of the model (e.g. 'features.2'), got {after!r}")
+    try:
+        layer = model.get_submodule(after)
+    except AttributeError:
+        known = ", ".join(name for name, _ in list(model.named_children()))
+        raise ValueError(f"the model has no layer `{after}`; top-level layers: {known}") from None
+    if kind not in (None, "conv", "ds-block", "linear"):
+        raise ValueError(f"unknown kind {kind!r}; choose 'conv', 'ds-block' or 'linear'")
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
+    output = _capture_output(model, layer, after, example_input)
+    rank = output.dim()
+    kind = kind or ("linear" if rank == 2 else "conv")
+    if (kind == "linear") != (rank == 2) or rank not in (2, 4):
+        raise ValueError(
+            f"a {kind!r} block cannot follow `{after}`, whose output has shape {tuple(output.shape)}; "
+            "use 'conv' or 'ds-block' after a (N, C, H, W) output and 'linear' after (N, F)"
+        )
+    block = _build_block(kind, output, _activation(layer), kernel_size)
+    reference = next(layer.parameters(), None)
+    if reference is not None:
+        block.to(device=reference.device, dtype=reference.dtype)
+
+    if isinstance(layer, nn.Sequential):
+        new_name = f"{after}.{len(layer)}"
+        layer.append(block)
+    else:
+        parent_name, _, attribute = after.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attribute, nn.Sequential(layer, block))
+        new_name = f"{after}.1"
+    if optimizer is not None:
+        add_parameters(optimizer, list(block.parameters()), like=reference)
+    return new_name
