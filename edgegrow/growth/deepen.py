@@ -165,10 +165,9 @@ def deepen(
             f"a {kind!r} block cannot follow `{after}`, whose output has shape {tuple(output.shape)}; "
             "use 'conv' or 'ds-block' after a (N, C, H, W) output and 'linear' after (N, F)"
         )
-    block = _build_block(kind, output, _activation(layer), kernel_size, batch_norm)
+    block = _build_block(kind, output.cpu().float(), _activation(layer), kernel_size, batch_norm)
+    block.to(device=output.device, dtype=output.dtype)
     reference = next(layer.parameters(), None)
-    if reference is not None:
-        block.to(device=reference.device, dtype=reference.dtype)
 
     if isinstance(layer, nn.Sequential):
         new_name = f"{after}.{len(layer)}"

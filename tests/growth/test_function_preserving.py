@@ -175,3 +175,16 @@ def test_grown_model_exports_with_torch_export_and_onnx(name, tmp_path):
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (output,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     torch.testing.assert_close(torch.from_numpy(output), expected, atol=1e-4, rtol=0)
+
+
+def test_operations_follow_the_model_dtype_even_after_a_parameter_free_layer():
+    model, x = trained_like(MODELS["ds-cnn"])
+    model, x = model.double(), x.double()
+    reference = model(x)
+    inserted = deepen(model, "features.0.3", x)  # after the stem's ReLU, which has no parameters
+    assert all(p.dtype == torch.float64 for p in model.get_submodule(inserted).parameters())
+    for group in growable_groups(find_channel_groups(model, x)):
+        add_two(model, group, x)
+        split_halves(model, group, x)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    torch.testing.assert_close(model(x), reference, atol=1e-10, rtol=0)
