@@ -108,7 +108,9 @@ def _capture_output(model: nn.Module, layer: nn.Module, name: str, example_input
         for module, training in modes.items():
             module.train(training)
     if len(outputs) != 1:
-        raise ValueError(f"layer `{name}` runs {len(outputs)} times per forward pass; deepen needs a layer that runs once")
+        raise ValueError(
+            f"layer `{name}` runs {len(outputs)} times per forward pass; deepen needs a layer that runs once"
+        )
     if not torch.is_tensor(outputs[0]):
         raise ValueError(f"layer `{name}` returns a {type(outputs[0]).__name__}, not a tensor")
     return outputs[0].detach().clone()

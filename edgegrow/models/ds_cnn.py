@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor, nn
+from torch import nn
 
-from .layers import conv_bn_act, load_shapes, same_padding, scale_channels
+from .layers import PooledClassifier, conv_bn_act, load_shapes, same_padding, scale_channels
 
 
-class DSCNN(nn.Module):
+class DSCNN(PooledClassifier):
     """Stem conv, depthwise-separable blocks, global average pooling and a linear classifier.
 
     Args:
@@ -71,13 +71,7 @@ class DSCNN(nn.Module):
             )
             channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten(1)
-        self.dropout = nn.Dropout(dropout_before_classifier) if dropout_before_classifier > 0 else nn.Identity()
-        self.classifier = nn.Linear(channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.dropout(self.flatten(self.pool(self.features(x)))))
+        self.add_classifier(channels, num_classes, dropout_before_classifier)
 
 
 def ds_cnn(

@@ -11,7 +11,7 @@ import math
 from functools import lru_cache
 from importlib import resources
 
-from torch import nn
+from torch import Tensor, nn
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -80,3 +80,21 @@ def _load_shape_text(name: str) -> str:
 def load_shapes(name: str) -> dict:
     """The shape table of a model family (edgegrow/models/shapes/NAME.json), as a fresh dict."""
     return json.loads(_load_shape_text(name))
+
+
+class PooledClassifier(nn.Module):
+    """Base of the zoo networks: ``features`` → global average pool → flatten → dropout → linear.
+
+    Subclasses build ``self.features`` and call ``add_classifier``; the forward pass is shared.
+    """
+
+    features: nn.Module
+
+    def add_classifier(self, channels: int, num_classes: int, dropout: float = 0.0) -> None:
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.dropout(self.flatten(self.pool(self.features(x)))))

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor, nn
+from torch import nn
 
-from .layers import conv_bn_act, load_shapes, scale_channels
+from .layers import PooledClassifier, conv_bn_act, load_shapes, scale_channels
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(PooledClassifier):
     """3x3 stride-2 stem, depthwise-separable blocks (ReLU6), global pooling, linear classifier.
 
     Args:
@@ -47,13 +47,7 @@ class MobileNetV1(nn.Module):
             )
             channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten(1)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.dropout(self.flatten(self.pool(self.features(x)))))
+        self.add_classifier(channels, num_classes, dropout)
 
 
 def mobilenet_v1(

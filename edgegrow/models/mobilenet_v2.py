@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from .layers import conv_bn_act, load_shapes, make_divisible
+from .layers import PooledClassifier, conv_bn_act, load_shapes, make_divisible
 
 
 class InvertedResidual(nn.Module):
@@ -45,7 +45,7 @@ class BlockSpec(NamedTuple):
     residual: bool
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(PooledClassifier):
     """Stem, inverted-residual blocks, a final 1x1 conv, global pooling and a linear classifier."""
 
     def __init__(
@@ -68,13 +68,7 @@ class MobileNetV2(nn.Module):
             channels = block.out_channels
         layers.append(conv_bn_act(channels, last_channels, 1, activation=nn.ReLU6))
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten(1)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(last_channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.dropout(self.flatten(self.pool(self.features(x)))))
+        self.add_classifier(last_channels, num_classes, dropout)
 
 
 def mobilenet_v2(

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .layers import conv_bn_act, load_shapes, scale_channels
+from .layers import PooledClassifier, conv_bn_act, load_shapes, scale_channels
 
 
 class ResidualBlock(nn.Module):
@@ -27,7 +27,7 @@ class ResidualBlock(nn.Module):
         return self.relu(self.body(x) + self.shortcut(x))
 
 
-class ResNet8(nn.Module):
+class ResNet8(PooledClassifier):
     def __init__(
         self,
         stem_channels: int,
@@ -45,12 +45,7 @@ class ResNet8(nn.Module):
             layers.append(ResidualBlock(channels, out_channels, stride))
             channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten(1)
-        self.classifier = nn.Linear(channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.flatten(self.pool(self.features(x))))
+        self.add_classifier(channels, num_classes)
 
 
 def resnet8(width_multiplier: float = 1.0, num_classes: int | None = None, *,
