@@ -9,7 +9,8 @@ import sys
 
 EXAMPLES = """\
 examples:
-  edgegrow demo                      grow a seed DS-CNN by splitting; widths and MACs before/after
+  edgegrow demo                      train a seed DS-CNN on the default synthetic KWS set and grow it
+  edgegrow data kws --out data/kws   synthesise a Speech Commands-style set with espeak-ng
   edgegrow models                    the model zoo with MACs and parameters
   edgegrow groups ds-cnn --seed      the channel groups of a seed DS-CNN, and which can grow
 """
@@ -22,12 +23,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="grow a seed DS-CNN a few steps by simple splitting",
-                               description="Grow a seed DS-CNN a few steps by simple splitting (no training).")
+    demo = commands.add_parser(
+        "demo", help="train a seed DS-CNN on the default KWS set and grow it by splitting",
+        description="Build (or reuse) the default synthetic KWS set, train a seed DS-CNN, grow it a few steps "
+                    "by simple splitting with fine-tuning, and print widths, MACs and accuracy before and after.")
+    demo.add_argument("--data", metavar="DIR", help="a Speech Commands v2 folder (default: the synthetic set)")
+    demo.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
     demo.add_argument("--steps", type=int, default=3, help="growth steps (default 3)")
     demo.add_argument("--fraction", type=float, default=0.5,
                       help="share of each group's neurons split per step (default 0.5)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    data = commands.add_parser("data", help="make datasets",
+                               description="Make datasets in the layouts edgegrow's loaders read.")
+    kinds = data.add_subparsers(dest="kind", required=True, metavar="KIND")
+    kws = kinds.add_parser(
+        "kws", help="synthesise a keyword-spotting set with espeak-ng (Speech Commands v2 layout)",
+        description="Synthesise a keyword-spotting set with espeak-ng in the Google Speech Commands v2 layout: "
+                    "10 keywords, 25 other words, _background_noise_/, validation and testing lists. An "
+                    "existing folder made with the same settings is reused.",
+        epilog="example:\n  edgegrow data kws --out data/kws --per-class 300 --seed 0",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    kws.add_argument("--out", required=True, metavar="DIR", help="folder to create")
+    kws.add_argument("--per-class", type=int, default=300, help="clips per keyword (default 300)")
+    kws.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    kws.add_argument("--workers", type=int, default=2, help="parallel espeak-ng processes (default 2)")
+    kws.add_argument("--quiet", action="store_true", help="no progress bar")
 
     commands.add_parser("models", help="list the model zoo with MACs and parameters")
 
@@ -39,16 +61,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demo(args) -> None:
-    from .demo import grow_seed_by_splitting
+    from .demo import run_demo
 
-    result = grow_seed_by_splitting(args.steps, args.fraction, args.seed)
-    print(f"Seed DS-CNN grown {result.steps} steps by splitting {args.fraction:.0%} of each group per step\n")
-    print(f"{'channel group':<18}{'before':>8}{'after':>8}")
-    for name, width in result.before.widths.items():
-        print(f"{name:<18}{width:>8}{result.after.widths[name]:>8}")
-    print(f"\n{'MACs':<18}{result.before.macs:>8,}  →  {result.after.macs:,}")
-    print(f"{'parameters':<18}{result.before.parameters:>8,}  →  {result.after.parameters:,}")
-    print(f"largest output change (function kept at ε = 0): {result.max_output_change:.1e}")
+    result = run_demo(data=args.data, cache_dir=args.cache_dir, steps=args.steps, fraction=args.fraction,
+                      seed=args.seed, progress=not args.quiet)
+    before, after = result.before, result.after
+    print(f"\nSeed DS-CNN grown {len(result.accuracy_right_after_each_split)} steps by splitting "
+          f"{args.fraction:.0%} of each group per step ({result.seconds:.0f} s)\n")
+    print(f"{'channel group':<18}{'before':>10}{'after':>12}")
+    for name, width in before.widths.items():
+        print(f"{name:<18}{width:>10}{after.widths[name]:>12}")
+    print(f"{'MACs':<18}{before.macs:>10,}{after.macs:>12,}")
+    print(f"{'parameters':<18}{before.parameters:>10,}{after.parameters:>12,}")
+    print(f"{'test accuracy':<18}{before.test_accuracy:>10.1%}{after.test_accuracy:>12.1%}")
+    print(f"\ndata: {result.data_folder}")
+
+
+def _data(args) -> None:
+    from .data.synthesize_kws import SynthesisConfig, synthesize_speech_commands
+
+    config = SynthesisConfig(per_class=args.per_class, unknown_per_word=max(1, args.per_class // 5), seed=args.seed)
+    report = synthesize_speech_commands(args.out, config, workers=args.workers, progress=not args.quiet)
+    how = "reused (made earlier with the same settings)" if report.reused else f"made in {report.seconds:.0f} s"
+    print(f"{report.folder}: {sum(report.clips.values())} clips, {how}")
 
 
 def _models(args) -> None:
@@ -74,12 +109,15 @@ def _groups(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"demo": _demo, "models": _models, "groups": _groups}
+    handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups}
     try:
         handlers[args.command](args)
     except ValueError as error:
         print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"edgegrow {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,0 +1,44 @@
+"""An on-disk cache of computed tensors (features), safe to load and written atomically.
+
+Files are ``torch.save`` dicts of tensors and strings, loaded with ``weights_only=True`` (no code
+from the file runs). A missing, truncated or corrupt file is a cache miss, never an error.
+The folder is ``cache_dir``, else ``$EDGEGROW_CACHE``, else ``~/.cache/edgegrow``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("EDGEGROW_CACHE") or Path.home() / ".cache" / "edgegrow")
+
+
+def cache_path(cache_dir: str | Path | None, kind: str, key: str) -> Path:
+    return cache_root(cache_dir) / f"{kind}-{key}.pt"
+
+
+def load_tensors(path: Path) -> dict | None:
+    try:
+        return torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception:  # truncated or corrupt: recompute (and overwrite) rather than fail
+        return None
+
+
+def save_tensors(path: Path, tensors: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(tensors, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

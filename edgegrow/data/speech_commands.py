@@ -1,0 +1,292 @@
+"""Keyword spotting on the Google Speech Commands v2 folder layout, in the MLPerf Tiny setup.
+
+Layout: one folder per word of 1 s 16 kHz 16-bit mono WAVs, ``validation_list.txt`` and
+``testing_list.txt`` (paths relative to the root; every other clip is training), and
+``_background_noise_/`` with long noise recordings. Works on the real dataset and on the set
+``edgegrow data kws`` synthesises.
+
+12 classes in the MLPerf Tiny order: the 10 keywords, ``_silence_`` and ``_unknown_``. As in the
+TensorFlow speech_commands pipeline the reference uses, each split gets silence clips and clips of
+other words ("unknown") amounting to ``silence_percent`` and ``unknown_percent`` of its keyword
+clips. Training clips are shifted by up to ±``time_shift_ms`` and, with probability
+``background_frequency``, mixed with background noise at a volume up to ``background_volume``;
+silence clips are noise at a volume up to 1. Validation and test clips are not augmented; their
+silence clips are noise segments drawn with a fixed seed, like the official test set's.
+
+Everything is deterministic for a seed. Features are cached on disk (``cache_dir``), so later
+runs, and every epoch of a run, reuse them; ``augment_every_epoch`` draws fresh augmentation for each
+epoch from the decoded audio instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import AudioFormatError, read_wav
+from .cache import cache_path, load_tensors, save_tensors
+from .mfcc import MfccConfig, mfcc
+from ..progress import progress_bar
+from .task_data import Split, TaskData
+
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN_WORDS_V2 = (
+    "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one", "seven",
+    "sheila", "six", "three", "tree", "two", "wow", "zero", "backward", "follow", "forward", "learn", "visual",
+)
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+CLASS_NAMES = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", SILENCE, UNKNOWN)
+BACKGROUND_FOLDER = "_background_noise_"
+SPLITS = ("training", "validation", "testing")
+_CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class KwsConfig:
+    """Sampling and augmentation of the KWS task; defaults are MLPerf Tiny's (../shared/docs/ANCHORS.md)."""
+
+    silence_percent: float = 10.0
+    unknown_percent: float = 10.0
+    time_shift_ms: float = 100.0
+    background_volume: float = 0.1
+    background_frequency: float = 0.8
+    seed: int = 0
+    augment_every_epoch: bool = False
+    mfcc: MfccConfig = field(default_factory=MfccConfig)
+
+    def __post_init__(self):
+        for name in ("silence_percent", "unknown_percent", "time_shift_ms", "background_volume"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not 0 <= self.background_frequency <= 1:
+            raise ValueError(f"background_frequency must be in [0, 1], got {self.background_frequency!r}")
+
+
+@dataclass
+class _Clips:
+    """Decoded clips of one split: audio (N, samples) and label indices; silence rows are zeros."""
+
+    audio: np.ndarray
+    labels: np.ndarray
+    silence: np.ndarray  # bool per clip
+
+
+def _split_lists(root: Path, notes: list[str]) -> dict[str, str] | None:
+    lists = {}
+    for split, filename in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
+        path = root / filename
+        if not path.exists():
+            notes.append("no validation_list.txt / testing_list.txt: splitting by speaker hash (10 % / 10 %)")
+            return None
+        for line in path.read_text().splitlines():
+            if line.strip():
+                lists[line.strip()] = split
+    return lists
+
+
+def _assign_split(relative: str, lists: dict[str, str] | None) -> str:
+    if lists is not None:
+        return lists.get(relative, "training")
+    from .synthesize_kws import which_set  # the same rule as Speech Commands' own
+
+    return which_set(relative, 10.0, 10.0)
+
+
+def _index(root: Path, notes: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """(relative path, word) of every clip, by split."""
+    if not root.is_dir():
+        raise ValueError(
+            f"no dataset folder at {root}; point --data at Speech Commands v2, or make one with "
+            f"`edgegrow data kws --out {root}`"
+        )
+    words = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
+    missing = [word for word in KEYWORDS if word not in words]
+    if len(missing) == len(KEYWORDS):
+        raise ValueError(
+            f"{root} has none of the keyword folders ({', '.join(KEYWORDS)}); is it a Speech Commands folder?"
+        )
+    if missing:
+        raise ValueError(f"{root} has no folder for the keyword(s) {', '.join(missing)}: every class needs clips")
+    lists = _split_lists(root, notes)
+    by_split: dict[str, list[tuple[str, str]]] = {split: [] for split in SPLITS}
+    for word in words:
+        for path in sorted((root / word).glob("*.wav")):
+            relative = f"{word}/{path.name}"
+            by_split[_assign_split(relative, lists)].append((relative, word))
+    return by_split
+
+
+def _fingerprint(root: Path, by_split: dict, config: KwsConfig) -> str:
+    digest = hashlib.sha1()
+    digest.update(json.dumps([_CACHE_FORMAT, str(root.resolve()), asdict(config)], sort_keys=True).encode())
+    paths = [relative for split in SPLITS for relative, _ in by_split[split]]
+    paths += [f"{BACKGROUND_FOLDER}/{p.name}" for p in sorted((root / BACKGROUND_FOLDER).glob("*.wav"))]
+    paths += [name for name in ("validation_list.txt", "testing_list.txt") if (root / name).exists()]
+    for relative in paths:
+        stat = (root / relative).stat()
+        digest.update(f"{relative}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+class _Skips:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, str] = {}
+
+    def add(self, error: AudioFormatError, relative: str) -> None:
+        self.counts[error.reason] = self.counts.get(error.reason, 0) + 1
+        self.examples.setdefault(error.reason, relative)
+
+    def as_dict(self) -> dict[str, int]:
+        return {f"{reason} (e.g. {self.examples[reason]})": count for reason, count in self.counts.items()}
+
+
+def _read_clip(root: Path, relative: str, samples: int, skips: _Skips) -> np.ndarray | None:
+    try:
+        audio, _ = read_wav(root / relative, expected_rate=16000)
+    except AudioFormatError as error:
+        skips.add(error, relative)
+        return None
+    out = np.zeros(samples, dtype=np.float32)
+    out[: min(samples, len(audio))] = audio[:samples]
+    return out
+
+
+def _backgrounds(root: Path, samples: int, skips: _Skips, notes: list[str]) -> list[np.ndarray]:
+    tracks = []
+    for path in sorted((root / BACKGROUND_FOLDER).glob("*.wav")):
+        try:
+            audio, _ = read_wav(path, expected_rate=16000)
+        except AudioFormatError as error:
+            skips.add(error, f"{BACKGROUND_FOLDER}/{path.name}")
+            continue
+        if len(audio) >= samples:
+            tracks.append(audio)
+    if not tracks:
+        notes.append(f"no usable background noise in {BACKGROUND_FOLDER}/: no noise augmentation, silence is zeros")
+    return tracks
+
+
+def _decode_split(root: Path, entries: list[tuple[str, str]], split_index: int, config: KwsConfig,
+                  skips: _Skips, progress: bool) -> _Clips:
+    samples = config.mfcc.clip_samples
+    keyword_clips, unknown_paths = [], []
+    for relative, word in entries:
+        if word in KEYWORDS:
+            keyword_clips.append((relative, word))
+        else:
+            unknown_paths.append(relative)
+    rng = np.random.default_rng([config.seed, 10, split_index])
+    unknown_count = min(len(unknown_paths), math.ceil(len(keyword_clips) * config.unknown_percent / 100))
+    chosen_unknown = [unknown_paths[i] for i in sorted(rng.choice(len(unknown_paths), unknown_count, replace=False))]
+    audio, labels = [], []
+    jobs = [(relative, CLASS_NAMES.index(word)) for relative, word in keyword_clips]
+    jobs += [(relative, CLASS_NAMES.index(UNKNOWN)) for relative in chosen_unknown]
+    for relative, label in progress_bar(jobs, description=f"reading {SPLITS[split_index]} clips", enabled=progress):
+        clip = _read_clip(root, relative, samples, skips)
+        if clip is not None:
+            audio.append(clip)
+            labels.append(label)
+    silence_count = math.ceil(len(keyword_clips) * config.silence_percent / 100)
+    audio += [np.zeros(samples, dtype=np.float32)] * silence_count
+    labels += [CLASS_NAMES.index(SILENCE)] * silence_count
+    stacked = np.stack(audio) if audio else np.zeros((0, samples), dtype=np.float32)
+    labels_array = np.asarray(labels, dtype=np.int64)
+    return _Clips(stacked, labels_array, labels_array == CLASS_NAMES.index(SILENCE))
+
+
+def _noise_segment(tracks: list[np.ndarray], rng: np.random.Generator, samples: int) -> np.ndarray:
+    track = tracks[rng.integers(len(tracks))]
+    start = int(rng.integers(0, len(track) - samples + 1))
+    return track[start: start + samples]
+
+
+def augment_clips(clips: _Clips, tracks: list[np.ndarray], config: KwsConfig, rng: np.random.Generator,
+                  training: bool) -> np.ndarray:
+    """Audio after the MLPerf Tiny augmentation (training) or the evaluation treatment (silence = noise)."""
+    samples = clips.audio.shape[1]
+    out = clips.audio.copy()
+    shift_max = int(config.time_shift_ms * config.mfcc.sample_rate / 1000)
+    for i in range(len(out)):
+        if training and shift_max > 0 and not clips.silence[i]:
+            shift = int(rng.integers(-shift_max, shift_max + 1))
+            out[i] = np.roll(out[i], shift)
+            if shift > 0:
+                out[i, :shift] = 0
+            elif shift < 0:
+                out[i, shift:] = 0
+        if not tracks:
+            continue
+        if clips.silence[i]:
+            out[i] = _noise_segment(tracks, rng, samples) * rng.uniform(0, 1)
+        elif training and rng.random() < config.background_frequency:
+            out[i] = out[i] + _noise_segment(tracks, rng, samples) * rng.uniform(0, config.background_volume)
+    return np.clip(out, -1.0, 1.0)
+
+
+def _features(audio: np.ndarray, config: KwsConfig) -> torch.Tensor:
+    batches = [mfcc(torch.from_numpy(audio[i: i + 1024]), config.mfcc) for i in range(0, len(audio), 1024)]
+    return torch.cat(batches) if batches else torch.zeros((0, *config.mfcc.feature_shape))
+
+
+def load_speech_commands(
+    root: str | Path,
+    config: KwsConfig = KwsConfig(),
+    *,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> TaskData:
+    """The KWS task from a Speech Commands v2 folder: MFCC inputs (N, 1, 49, 10), 12 classes.
+
+    Unreadable clips, clips of another sample rate or channel count, are skipped and counted in
+    ``TaskData.skipped``; a keyword with no usable training clip is an error.
+
+    Raises:
+        ValueError: missing folder, missing keyword folders, or a class with no usable training clips.
+    """
+    root = Path(root)
+    notes: list[str] = []
+    by_split = _index(root, notes)
+    preprocessing = {"kind": "mfcc", **config.mfcc.to_dict(), "class_names": list(CLASS_NAMES)}
+    key = _fingerprint(root, by_split, config)
+    cached = None if config.augment_every_epoch else load_tensors(cache_path(cache_dir, "kws", key))
+    if cached is not None:
+        meta = json.loads(cached["meta"])
+        splits = [Split(cached[f"{s}_inputs"], cached[f"{s}_labels"]) for s in SPLITS]
+        return TaskData("kws", list(CLASS_NAMES), *splits, preprocessing, meta["skipped"],
+                        meta["notes"] + ["features loaded from the cache"])
+
+    skips = _Skips()
+    tracks = _backgrounds(root, config.mfcc.clip_samples, skips, notes)
+    clips = [_decode_split(root, by_split[split], i, config, skips, progress) for i, split in enumerate(SPLITS)]
+    train_counts = np.bincount(clips[0].labels, minlength=len(CLASS_NAMES))
+    empty = [CLASS_NAMES[i] for i in range(len(KEYWORDS)) if train_counts[i] == 0]
+    if empty:
+        raise ValueError(
+            f"class(es) {', '.join(empty)} have no usable training clips in {root} "
+            f"(skipped: {skips.as_dict() or 'none'})"
+        )
+    splits = []
+    for index, (split, decoded) in enumerate(zip(SPLITS, clips)):
+        training = split == "training"
+        rng = np.random.default_rng([config.seed, 20, index])
+        inputs = _features(augment_clips(decoded, tracks, config, rng, training), config)
+        epoch_inputs = None
+        if training and config.augment_every_epoch:
+            def epoch_inputs(epoch: int, decoded=decoded) -> torch.Tensor:
+                generator = np.random.default_rng([config.seed, 21, epoch])
+                return _features(augment_clips(decoded, tracks, config, generator, True), config)
+        splits.append(Split(inputs, torch.from_numpy(decoded.labels), epoch_inputs))
+    skipped = skips.as_dict()
+    if not config.augment_every_epoch:
+        tensors = {f"{s}_{part}": getattr(split, part) for s, split in zip(SPLITS, splits)
+                   for part in ("inputs", "labels")}
+        tensors["meta"] = json.dumps({"skipped": skipped, "notes": notes})
+        save_tensors(cache_path(cache_dir, "kws", key), tensors)
+    return TaskData("kws", list(CLASS_NAMES), *splits, preprocessing, skipped, notes)

@@ -1,0 +1,57 @@
+"""The command line: help, exit codes, one-line errors without tracebacks."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from edgegrow.cli import main
+from edgegrow.demo import run_demo
+from fake_speech_commands import write_speech_commands
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "edgegrow.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_commands_with_examples():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("demo", "data", "models", "groups", "examples:"):
+        assert command in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("edgegrow") is None, reason="the package is not installed (pip install -e .)")
+def test_console_script_is_installed():
+    assert subprocess.run(["edgegrow", "--help"], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["groups", "vgg"], "edgegrow groups: error: unknown model family 'vgg'"),
+    (["data", "kws", "--out", "{tmp}/x", "--per-class", "0"],
+     "edgegrow data: error: per_class must be a positive integer"),
+    (["demo", "--data", "{tmp}/missing"], "edgegrow demo: error: no dataset folder at"),
+    (["demo", "--steps", "0"], "edgegrow demo: error: steps must be a positive integer"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    result = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_existing_non_dataset_folder_is_not_touched(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert main(["data", "kws", "--out", str(tmp_path / "mine"), "--quiet"]) == 2
+    assert "already exists and is not a synthetic set" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_trains_and_grows_on_a_given_dataset(tmp_path):
+    root = write_speech_commands(tmp_path / "sc", clips_per_word=5)
+    result = run_demo(data=root, cache_dir=tmp_path / "cache", steps=1, seed_epochs=1, epochs_per_step=1,
+                      progress=False, log=lambda line: None)
+    assert all(result.after.widths[g] == 12 for g in result.before.widths)  # 8 + ceil(0.5 · 8)
+    assert result.after.macs > result.before.macs and len(result.accuracy_right_after_each_split) == 1
+    assert 0 <= result.after.test_accuracy <= 1
