@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, permission denied: a failure of the environment, not of the input
+        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"edgegrow {args.command}: interrupted", file=sys.stderr)
         return 130

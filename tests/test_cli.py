@@ -55,3 +55,14 @@ def test_demo_trains_and_grows_on_a_given_dataset(tmp_path):
     assert all(result.after.widths[g] == 12 for g in result.before.widths)  # 8 + ceil(0.5 · 8)
     assert result.after.macs > result.before.macs and len(result.accuracy_right_after_each_split) == 1
     assert 0 <= result.after.test_accuracy <= 1
+
+
+def test_a_folder_that_cannot_be_written_is_one_line_exit_1(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    result = run("data", "kws", "--out", str(blocker / "kws"), "--quiet")
+    if shutil.which("espeak-ng") is None:
+        assert result.returncode == 2 and "espeak-ng is not installed" in result.stderr
+    else:
+        assert result.returncode == 1 and result.stderr.startswith("edgegrow data: failed:")
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -23,7 +23,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     weight_decay: float = 0.0
     momentum: float = 0.9  # SGD only
     schedule: Literal["cosine", "constant", "step"] = "cosine"

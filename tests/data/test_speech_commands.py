@@ -41,8 +41,9 @@ def test_a_corrupt_cache_file_is_recomputed(speech_commands, tmp_path):
 
 
 def test_augmentation_changes_training_inputs_only(speech_commands, tmp_path):
-    plain = load(speech_commands, tmp_path, time_shift_ms=0, background_frequency=0)
-    augmented = load(speech_commands, tmp_path)
+    # raw features: standardisation would carry the training statistics into every split
+    plain = load(speech_commands, tmp_path, time_shift_ms=0, background_frequency=0, normalize=False)
+    augmented = load(speech_commands, tmp_path, normalize=False)
     assert not torch.equal(plain.train.inputs, augmented.train.inputs)
     assert torch.equal(plain.validation.inputs, augmented.validation.inputs)
 
@@ -98,3 +99,16 @@ def test_bad_config_is_a_clear_error():
         KwsConfig(background_frequency=2)
     with pytest.raises(ValueError, match="time_shift_ms must be a finite number >= 0"):
         KwsConfig(time_shift_ms=-5)
+
+
+def test_coefficients_are_standardised_with_training_statistics(speech_commands, tmp_path):
+    task = load(speech_commands, tmp_path)
+    per_coefficient = task.train.inputs.transpose(0, 3).reshape(10, -1)
+    assert per_coefficient.mean(dim=1).abs().max() < 1e-4
+    assert (per_coefficient.std(dim=1) - 1).abs().max() < 1e-2
+    assert len(task.preprocessing["normalization"]["mean"]) == 10
+    raw = load(speech_commands, tmp_path, normalize=False)
+    assert "normalization" not in raw.preprocessing
+    mean = torch.tensor(task.preprocessing["normalization"]["mean"])
+    std = torch.tensor(task.preprocessing["normalization"]["std"])
+    torch.testing.assert_close((raw.test.inputs - mean) / std, task.test.inputs)
