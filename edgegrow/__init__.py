@@ -3,7 +3,13 @@
 The network is a plain ``torch.nn.Module`` at every moment; growth is an edit of it.
 """
 from .growth import (
-    ChannelGroup, add_neurons, deepen, find_channel_groups, group_named, group_width, growable_groups,
+    ChannelGroup,
+    add_neurons,
+    deepen,
+    find_channel_groups,
+    group_named,
+    group_width,
+    growable_groups,
     split_neurons,
 )
 from .models import build_model, build_seed, example_input

@@ -4,10 +4,10 @@ import subprocess
 import sys
 
 import pytest
+from fake_speech_commands import write_speech_commands
 
 from edgegrow.cli import main
 from edgegrow.demo import run_demo
-from fake_speech_commands import write_speech_commands
 
 
 def run(*args):

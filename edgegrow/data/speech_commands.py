@@ -27,16 +27,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..progress import progress_bar
 from .audio import AudioFormatError, read_wav
 from .cache import cache_path, load_tensors, save_tensors
 from .mfcc import MfccConfig, mfcc
-from ..progress import progress_bar
 from .task_data import Split, TaskData
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -96,11 +97,21 @@ def _split_lists(root: Path, notes: list[str]) -> dict[str, str] | None:
     return lists
 
 
+def which_set(filename: str, validation_percent: float, testing_percent: float) -> str:
+    """Speech Commands' split rule: hash the speaker part of the name, so a speaker stays in one split."""
+    speaker = re.sub(r"_nohash_.*$", "", Path(filename).name)
+    max_per_class = 2 ** 27 - 1
+    percent = (int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % (max_per_class + 1)) * (100.0 / max_per_class)
+    if percent < validation_percent:
+        return "validation"
+    if percent < validation_percent + testing_percent:
+        return "testing"
+    return "training"
+
+
 def _assign_split(relative: str, lists: dict[str, str] | None) -> str:
     if lists is not None:
         return lists.get(relative, "training")
-    from .synthesize_kws import which_set  # the same rule as Speech Commands' own
-
     return which_set(relative, 10.0, 10.0)
 
 

@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -28,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import fit_length, resample, write_wav
 from ..progress import progress_bar
-from .speech_commands import BACKGROUND_FOLDER, KEYWORDS, UNKNOWN_WORDS_V2
+from .audio import fit_length, resample, write_wav
+from .speech_commands import BACKGROUND_FOLDER, KEYWORDS, UNKNOWN_WORDS_V2, which_set
 
 SAMPLE_RATE = 16000
 MANIFEST = "edgegrow-synthesis.json"
@@ -144,18 +143,6 @@ def _speakers(config: SynthesisConfig, variants: list[str]) -> list[Speaker]:
             pitch=int(rng.integers(15, 86)), words_per_minute=int(rng.integers(130, 221)),
         ))
     return speakers
-
-
-def which_set(filename: str, validation_percent: float, testing_percent: float) -> str:
-    """Speech Commands' split rule: hash the speaker part of the name, so a speaker stays in one split."""
-    speaker = re.sub(r"_nohash_.*$", "", Path(filename).name)
-    max_per_class = 2 ** 27 - 1
-    percent = (int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % (max_per_class + 1)) * (100.0 / max_per_class)
-    if percent < validation_percent:
-        return "validation"
-    if percent < validation_percent + testing_percent:
-        return "testing"
-    return "training"
 
 
 def _colored_noise(rng: np.random.Generator, length: int, exponent: float) -> np.ndarray:

@@ -11,8 +11,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..progress import progress_bar
 from ..data.task_data import TaskData
+from ..progress import progress_bar
 from .metrics import Evaluation, evaluate
 
 

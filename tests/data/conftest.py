@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-
 from fake_speech_commands import write_speech_commands
 
 

@@ -7,7 +7,12 @@ import torch
 from PIL import Image
 
 from edgegrow.data.images import (
-    ImageTaskConfig, augment_images, load_cifar10, load_digits_task, load_faces_task, load_image_folder,
+    ImageTaskConfig,
+    augment_images,
+    load_cifar10,
+    load_digits_task,
+    load_faces_task,
+    load_image_folder,
     stratified_split,
 )
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from fake_speech_commands import write_speech_commands
 
 from edgegrow.data.audio import write_wav
 from edgegrow.data.speech_commands import CLASS_NAMES, KwsConfig, load_speech_commands
-from fake_speech_commands import write_speech_commands
 
 
 def load(root, tmp_path, **config):

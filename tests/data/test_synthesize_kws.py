@@ -6,8 +6,8 @@ import wave
 import pytest
 
 from edgegrow.data import synthesize_kws
-from edgegrow.data.speech_commands import BACKGROUND_FOLDER, KEYWORDS, UNKNOWN_WORDS_V2
-from edgegrow.data.synthesize_kws import MissingToolError, SynthesisConfig, synthesize_speech_commands, which_set
+from edgegrow.data.speech_commands import BACKGROUND_FOLDER, KEYWORDS, UNKNOWN_WORDS_V2, which_set
+from edgegrow.data.synthesize_kws import MissingToolError, SynthesisConfig, synthesize_speech_commands
 
 TINY = SynthesisConfig(per_class=4, unknown_per_word=1, speakers=8, background_seconds=2)
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -3,12 +3,17 @@ import math
 
 import pytest
 import torch
+from user_models import SharedConvNet
 
 from edgegrow.growth import (
-    add_neurons, deepen, find_channel_groups, group_named, growable_groups, split_neurons,
+    add_neurons,
+    deepen,
+    find_channel_groups,
+    group_named,
+    growable_groups,
+    split_neurons,
 )
 from edgegrow.models import ds_cnn_seed, example_input, resnet8_seed
-from user_models import SharedConvNet
 
 
 @pytest.fixture

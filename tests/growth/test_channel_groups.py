@@ -1,13 +1,19 @@
 """Channel-group discovery on the zoo and on user-written models, including what it refuses."""
 import pytest
 import torch
+from user_models import (
+    MLP,
+    ChannelShuffleNet,
+    ConcatNet,
+    DataDependentNet,
+    GroupedConvNet,
+    ResidualNet,
+    SharedConvNet,
+    SqueezeExciteNet,
+)
 
 from edgegrow.growth import find_channel_groups, group_named, growable_groups
 from edgegrow.models import ds_cnn_seed, example_input, mobilenet_v2_seed, resnet8_seed
-from user_models import (
-    MLP, ChannelShuffleNet, ConcatNet, DataDependentNet, GroupedConvNet, ResidualNet, SharedConvNet,
-    SqueezeExciteNet,
-)
 
 
 def groups_of(model, *shape):

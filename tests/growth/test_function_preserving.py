@@ -7,13 +7,19 @@ import onnxruntime
 import pytest
 import torch
 from torch import nn
+from user_models import USER_MODELS, randomize_batchnorm
 
 from cost_models import count_macs
 from edgegrow.growth import (
-    add_neurons, deepen, find_channel_groups, group_named, group_width, growable_groups, split_neurons,
+    add_neurons,
+    deepen,
+    find_channel_groups,
+    group_named,
+    group_width,
+    growable_groups,
+    split_neurons,
 )
 from edgegrow.models import DSCNN, MobileNetV1, build_seed, ds_cnn_seed, example_input, mobilenet_v1_seed
-from user_models import USER_MODELS, randomize_batchnorm
 
 ATOL = 1e-5
 

@@ -5,8 +5,19 @@ from torch import nn
 
 from cost_models import count_macs
 from edgegrow.models import (
-    DSCNN, InvertedResidual, build_model, build_seed, ds_cnn, ds_cnn_seed, example_input, mobilenet_v1,
-    mobilenet_v1_seed, mobilenet_v2, mobilenet_v2_seed, resnet8, resnet8_seed,
+    DSCNN,
+    InvertedResidual,
+    build_model,
+    build_seed,
+    ds_cnn,
+    ds_cnn_seed,
+    example_input,
+    mobilenet_v1,
+    mobilenet_v1_seed,
+    mobilenet_v2,
+    mobilenet_v2_seed,
+    resnet8,
+    resnet8_seed,
 )
 
 # Published figures (../shared/docs/ANCHORS.md): MACs per example, and parameters where given.
