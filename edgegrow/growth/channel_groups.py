@@ -25,7 +25,8 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
+
+from cost_models.kernels import trace_with_shapes
 
 Role = Literal["producer", "passthrough", "consumer"]
 
@@ -190,31 +191,6 @@ def _shape(node) -> torch.Size | None:
     return getattr(meta, "shape", None)
 
 
-def _trace(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule:
-    try:
-        graph_module = torch.fx.symbolic_trace(model)
-    except Exception as error:  # fx raises many types; all mean "cannot trace"
-        raise ValueError(
-            f"cannot trace {type(model).__name__} with torch.fx ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no message'}); edgegrow needs a model "
-            "whose forward has no data-dependent control flow"
-        ) from None
-    modes = {module: module.training for module in model.modules()}
-    graph_module.eval()
-    try:
-        with torch.no_grad():
-            ShapeProp(graph_module).propagate(example_input)
-    except Exception as error:
-        raise ValueError(
-            f"the example input of shape {tuple(example_input.shape)} does not run through "
-            f"{type(model).__name__}: {type(error).__name__}: {str(error).splitlines()[0]}"
-        ) from None
-    finally:
-        for module, training in modes.items():
-            module.train(training)
-    return graph_module
-
-
 def find_channel_groups(model: nn.Module, example_input: torch.Tensor) -> list[ChannelGroup]:
     """Every channel group of ``model``, growable or not, in the order of their first producer.
 
@@ -225,7 +201,7 @@ def find_channel_groups(model: nn.Module, example_input: torch.Tensor) -> list[C
     Raises:
         ValueError: the model cannot be traced, or the example input does not run through it.
     """
-    graph_module = _trace(model, example_input)
+    graph_module = trace_with_shapes(model, example_input)
     modules = dict(model.named_modules())
     calls = Counter(node.target for node in graph_module.graph.nodes if node.op == "call_module")
     state = _Analysis()

@@ -1,0 +1,200 @@
+"""A model as the sequence of fused kernels a deployment runtime executes.
+
+Runtimes fuse a convolution or fully connected layer with the BatchNorm and activation that follow
+it (TFLite, TFLite Micro, onnxruntime all do), treat flatten / reshape / dropout / identity as free,
+and run padding, pooling, adds, concatenations and standalone activations as kernels of their own.
+Costs are per kernel, because that is what a device measures: a model is not the plain sum of its
+unfused ops.
+
+``trace_with_shapes`` is shared with edgegrow's channel-group discovery.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.SiLU, nn.GELU, nn.LeakyReLU)
+_ACTIVATION_FUNCTIONS = {F.relu, F.relu6, torch.relu, F.hardswish, torch.sigmoid, F.sigmoid, torch.tanh, F.silu,
+                         F.gelu, F.leaky_relu, F.hardtanh}
+_FREE_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
+_FREE_FUNCTIONS = {torch.flatten, F.dropout}
+_FREE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "dim"}
+_ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
+
+
+def trace_with_shapes(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule:
+    """torch.fx graph of ``model`` with every node's output shape in ``node.meta['tensor_meta']``.
+
+    The model's training mode and BatchNorm statistics are left as they were.
+
+    Raises:
+        ValueError: the model cannot be traced, or the example input does not run through it.
+    """
+    try:
+        graph_module = torch.fx.symbolic_trace(model)
+    except Exception as error:  # fx raises many types; all mean "cannot trace"
+        message = str(error).splitlines()[0] if str(error) else "no message"
+        raise ValueError(
+            f"cannot trace {type(model).__name__} with torch.fx ({type(error).__name__}: {message}); "
+            "edgegrow needs a model whose forward has no data-dependent control flow"
+        ) from None
+    modes = {module: module.training for module in model.modules()}
+    graph_module.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(graph_module).propagate(example_input)
+    except Exception as error:
+        raise ValueError(
+            f"the example input of shape {tuple(example_input.shape)} does not run through "
+            f"{type(model).__name__}: {type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from None
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+    return graph_module
+
+
+def output_shape(node) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta") if isinstance(node, torch.fx.Node) else None
+    shape = getattr(meta, "shape", None)
+    return tuple(shape) if shape is not None else None
+
+
+@dataclass
+class Kernel:
+    """One kernel as a runtime executes it.
+
+    ``kind``: conv, depthwise, pointwise, fully_connected, pool, global_pool, add, mul, concat, pad,
+    activation, or ``unknown`` (costed by the roofline and flagged). ``layers`` are the module names
+    fused into it (the conv, its BatchNorm, its activation). Shapes are per example (batch 1).
+    """
+
+    name: str
+    kind: str
+    layers: list[str]
+    input_shapes: list[tuple[int, ...]]
+    output_shape: tuple[int, ...]
+    macs: int = 0
+    parameters: int = 0
+    kernel_size: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    activation: str | None = None
+    inputs: list[str] = field(default_factory=list)  # names of the kernels (or "input") it reads
+
+
+def _per_example(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (1, *shape[1:])
+
+
+def _conv_kind(conv: nn.Conv2d) -> str:
+    if conv.groups > 1 and conv.groups == conv.in_channels:
+        return "depthwise"
+    if conv.kernel_size == (1, 1):
+        return "pointwise"
+    return "conv"
+
+
+def fused_kernels(model: nn.Module, example_input: torch.Tensor) -> list[Kernel]:
+    """The kernels of ``model`` in execution order, with BatchNorm and activations fused into the
+    conv / fully connected layer they follow (when that layer's output has no other reader)."""
+    graph_module = trace_with_shapes(model, example_input)
+    modules = dict(model.named_modules())
+    users = {node: len(node.users) for node in graph_module.graph.nodes}
+    kernels: list[Kernel] = []
+    produced_by: dict[torch.fx.Node, str] = {}  # node → kernel name whose output it is (aliases included)
+
+    def source(node) -> str:
+        return produced_by.get(node, "input")
+
+    for node in graph_module.graph.nodes:
+        if node.op == "placeholder":
+            produced_by[node] = "input"
+            continue
+        if node.op in ("output", "get_attr"):
+            continue
+        shape = output_shape(node)
+        tensor_inputs = [arg for arg in node.all_input_nodes if output_shape(arg) is not None]
+        module = modules.get(node.target) if node.op == "call_module" else None
+        previous = kernels[-1] if kernels else None
+        single_reader = tensor_inputs and users[tensor_inputs[0]] == 1
+        last_output_node = tensor_inputs[0] if tensor_inputs else None
+        follows_previous = (previous is not None and single_reader and previous.activation is None
+                            and source(last_output_node) == previous.name)
+        # BatchNorm folds into the weights of a conv or fully connected layer; an activation fuses into
+        # those and into an add (TFLite's fused_activation_function).
+        fusable = follows_previous and previous.kind in ("conv", "depthwise", "pointwise", "fully_connected")
+        fusable_activation = follows_previous and (fusable or previous.kind == "add")
+        if shape is None:  # sizes, shapes: not tensors
+            continue
+        if isinstance(module, _FREE_MODULES) or (node.op == "call_function" and node.target in _FREE_FUNCTIONS) \
+                or (node.op == "call_method" and node.target in _FREE_METHODS):
+            produced_by[node] = source(tensor_inputs[0]) if tensor_inputs else "input"
+            continue
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and fusable:
+            previous.layers.append(node.target)
+            previous.parameters += sum(p.numel() for p in module.parameters())
+            produced_by[node] = previous.name
+            continue
+        is_activation = isinstance(module, _ACTIVATIONS) or (
+            node.op == "call_function" and node.target in _ACTIVATION_FUNCTIONS) or (
+            node.op == "call_method" and node.target in ("relu", "relu_", "sigmoid", "tanh"))
+        if is_activation and fusable_activation:
+            previous.layers.append(str(node.target) if node.op == "call_module" else node.name)
+            previous.activation = type(module).__name__ if module is not None else getattr(
+                node.target, "__name__", str(node.target))
+            produced_by[node] = previous.name
+            continue
+        kernel = _kernel(node, module, shape, tensor_inputs, is_activation)
+        kernel.inputs = [source(arg) for arg in tensor_inputs]
+        kernels.append(kernel)
+        produced_by[node] = kernel.name
+    return kernels
+
+
+def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...],
+            tensor_inputs: list, is_activation: bool) -> Kernel:
+    name = str(node.target) if node.op == "call_module" else node.name
+    input_shapes = [_per_example(output_shape(arg)) for arg in tensor_inputs]
+    out = _per_example(shape)
+    if isinstance(module, nn.Conv2d):
+        fan_in = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        return Kernel(name, _conv_kind(module), [name], input_shapes, out,
+                      macs=out[2] * out[3] * module.out_channels * fan_in,
+                      parameters=sum(p.numel() for p in module.parameters()),
+                      kernel_size=tuple(module.kernel_size), stride=tuple(module.stride))
+    if isinstance(module, nn.Linear):
+        positions = max(1, _numel(out) // module.out_features)
+        return Kernel(name, "fully_connected", [name], input_shapes, out,
+                      macs=positions * module.in_features * module.out_features,
+                      parameters=sum(p.numel() for p in module.parameters()))
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) or (
+            node.op == "call_method" and node.target == "mean") or node.target is torch.mean:
+        return Kernel(name, "global_pool" if _numel(out) == out[1] else "pool", [name], input_shapes, out)
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        size = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
+        return Kernel(name, "pool", [name], input_shapes, out, kernel_size=size)
+    if isinstance(module, (nn.ZeroPad2d, nn.ConstantPad2d)):
+        return Kernel(name, "pad", [name], input_shapes, out)
+    if node.op == "call_function" and node.target in _ADD_FUNCTIONS or (
+            node.op == "call_method" and node.target in ("add", "add_")):
+        return Kernel(name, "add" if len(tensor_inputs) == 2 else "activation", [name], input_shapes, out)
+    if node.op == "call_function" and node.target in (operator.mul, torch.mul):
+        return Kernel(name, "mul", [name], input_shapes, out)
+    if node.op == "call_function" and node.target in (torch.cat, torch.concat):
+        return Kernel(name, "concat", [name], input_shapes, out)
+    if is_activation:
+        return Kernel(name, "activation", [name], input_shapes, out)
+    return Kernel(name, "unknown", [name], input_shapes, out)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
