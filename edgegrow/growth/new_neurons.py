@@ -15,7 +15,7 @@ from torch import nn
 
 from .arguments import fan_in_shape, fan_out_shape, per_layer_tensors
 from .channel_groups import ChannelGroup
-from .staged_edit import StagedEdit, _Entry, check_group, group_width, slot_offset, slot_tensors
+from .staged_edit import AxisEntry, StagedEdit, check_group, group_width, slot_offset, slot_tensors
 
 # Fresh per-channel values of a BatchNorm channel: the state of a newly built layer.
 _FRESH_BATCHNORM = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
@@ -85,7 +85,7 @@ def add_neurons(
                     for part in range(slot.inner):
                         value = None if column is None else column[neuron].reshape(
                             module.weight.shape[0], slot.inner, *module.weight.shape[2:])[:, part]
-                        entries.append(_Entry(-1, 0.0, value, existed=False))
+                        entries.append(AxisEntry(-1, 0.0, value, existed=False))
                     continue
                 if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                     value = torch.full((), _FRESH_BATCHNORM[tensor_name])
@@ -95,7 +95,7 @@ def add_neurons(
                     value = rows[slot.layer][neuron]
                 else:
                     value = depthwise_filters[slot.layer][neuron]
-                entries.extend(_Entry(-1, 0.0, value, existed=False) for _ in range(slot.inner))
+                entries.extend(AxisEntry(-1, 0.0, value, existed=False) for _ in range(slot.inner))
             axis.insert(slot_offset(model, slot) + width * slot.inner, entries)
     staged.commit(optimizer)
     return list(range(width, width + count))

@@ -15,7 +15,7 @@ from torch import nn
 
 from .arguments import check_epsilon, check_neuron_indices, fan_in_shape, per_layer_tensors
 from .channel_groups import ChannelGroup
-from .staged_edit import StagedEdit, _Entry, check_group, group_width, slot_offset, slot_tensors
+from .staged_edit import AxisEntry, StagedEdit, check_group, group_width, slot_offset, slot_tensors
 
 
 def _check_offspring_weights(weights, count: int) -> torch.Tensor:
@@ -84,7 +84,7 @@ def split_neurons(
         for tensor_name, dim in slot_tensors(module, slot):
             axis = staged.axis(slot.layer, tensor_name, dim)
             perturb = slot.role == "producer" and tensor_name == "weight" and slot.layer in deltas and epsilon != 0
-            appended: list[_Entry] = []
+            appended: list[AxisEntry] = []
             for row, neuron in enumerate(indices):
                 for child in range(offspring):
                     scale = float(weights[row, child]) if slot.role == "consumer" else 1.0
@@ -95,7 +95,7 @@ def split_neurons(
                             axis.entries[source].scale = scale
                             axis.entries[source].addend = addend
                         else:
-                            appended.append(_Entry(source, scale, addend, existed=False))
+                            appended.append(AxisEntry(source, scale, addend, existed=False))
             axis.insert(offset + width * slot.inner, appended)
     staged.commit(optimizer)
     per_neuron = offspring - 1

@@ -14,10 +14,13 @@ import torch
 from torch import nn
 
 from .channel_groups import ChannelGroup, Slot, structure_fingerprint
+from .optimizer_state import replace_parameters
 
 
 @dataclass
-class _Entry:
+class AxisEntry:
+    """One entry of the edited axis: a scaled copy of an old entry plus an addend, or fresh values."""
+
     source: int  # index in the old tensor, -1 for fresh values
     scale: float  # multiplies the copied old slice
     addend: torch.Tensor | None  # added after scaling; the whole slice for fresh values
@@ -29,13 +32,13 @@ class AxisEdit:
     """What one tensor becomes along one axis."""
 
     old_size: int
-    entries: list[_Entry] = field(default_factory=list)
+    entries: list[AxisEntry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.entries:
-            self.entries = [_Entry(i, 1.0, None, True) for i in range(self.old_size)]
+            self.entries = [AxisEntry(i, 1.0, None, True) for i in range(self.old_size)]
 
-    def insert(self, position: int, entries: list[_Entry]) -> None:
+    def insert(self, position: int, entries: list[AxisEntry]) -> None:
         self.entries[position:position] = entries
 
     def apply(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
@@ -160,8 +163,6 @@ class StagedEdit:
         for layer in {layer for layer, _ in new_tensors}:
             sync_layer_attributes(_module(self.model, layer))
         if optimizer is not None:
-            from .optimizer_state import replace_parameters
-
             replace_parameters(optimizer, replaced)
 
 
