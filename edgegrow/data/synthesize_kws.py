@@ -281,10 +281,13 @@ def synthesize_speech_commands(
         def render(job: _ClipJob) -> None:
             write_wav(building / job.filename, _render_clip(job, config, espeak, noises), SAMPLE_RATE)
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
             for _ in progress_bar(pool.map(render, jobs), total=len(jobs), description="synthesising clips",
                                   enabled=progress):
                 pass
+        finally:  # on Ctrl-C or an error, drop the clips not started yet instead of rendering them all
+            pool.shutdown(wait=True, cancel_futures=True)
 
         splits = {"validation": [], "testing": []}
         for job in jobs:

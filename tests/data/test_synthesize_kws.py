@@ -75,3 +75,22 @@ def test_split_rule_keeps_a_speaker_in_one_split():
 def test_bad_synthesis_settings_are_clear_errors():
     with pytest.raises(ValueError, match="per_class must be a positive integer, got 0"):
         SynthesisConfig(per_class=0)
+
+
+@needs_espeak
+def test_an_interruption_stops_at_once_and_cleans_up(tmp_path, monkeypatch):
+    rendered = []
+    original = synthesize_kws._render_clip
+
+    def render_then_interrupt(job, *args):
+        rendered.append(job)
+        if len(rendered) == 3:
+            raise KeyboardInterrupt
+        return original(job, *args)
+
+    monkeypatch.setattr(synthesize_kws, "_render_clip", render_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize_speech_commands(tmp_path / "kws", TINY, workers=1, progress=False)
+    # a worker may already hold the next clip; the rest of the 65 queued clips are cancelled, not rendered
+    assert len(rendered) <= 5
+    assert list(tmp_path.iterdir()) == []
