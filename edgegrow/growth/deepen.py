@@ -11,8 +11,8 @@ non-negative (or [0, 6]) output unchanged; after a layer that ends otherwise, no
 inserted, so the block is exact there too. Each BatchNorm is calibrated on the example batch so
 that it is the identity: running mean μ and variance σ² of the layer's output, γ = √(σ²+eps),
 β = μ. It is exact in eval mode, and in training mode close to the identity as long as the
-network's running statistics match its batch statistics (a trained network: measured 4e-4 on
-outputs of size 0.6 for DS-CNN), so training resumes without a jolt. An untrained network's
+network's running statistics match its batch statistics (as in a trained network), so training
+resumes without a jolt. An untrained network's
 running statistics are far from its batch statistics; there ``batch_norm=False`` inserts a
 block without BatchNorm, exact in both modes.
 """

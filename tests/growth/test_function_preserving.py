@@ -194,3 +194,20 @@ def test_operations_follow_the_model_dtype_even_after_a_parameter_free_layer():
         split_halves(model, group, x)
     assert all(p.dtype == torch.float64 for p in model.parameters())
     torch.testing.assert_close(model(x), reference, atol=1e-10, rtol=0)
+
+
+def test_deepen_is_close_to_identity_in_training_mode_once_statistics_are_calibrated():
+    torch.manual_seed(0)
+    model = build_seed("ds-cnn")
+    x = example_input(model, 64)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # cumulative averages: running statistics converge to the data's
+    model.train()
+    with torch.no_grad():
+        for _ in range(20):
+            model(torch.randn_like(x))
+        reference = model(x)
+        deepen(model, "features.2", x, kind="ds-block")
+        drift = (model(x) - reference).abs().max() / reference.abs().max()
+    assert drift < 1e-2
