@@ -51,6 +51,7 @@ CLASS_NAMES = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "
 BACKGROUND_FOLDER = "_background_noise_"
 SPLITS = ("training", "validation", "testing")
 _CACHE_FORMAT = 1
+_CHUNK_CLIPS = 1024
 
 
 @dataclass(frozen=True)
@@ -191,32 +192,51 @@ def _backgrounds(root: Path, samples: int, skips: _Skips, notes: list[str]) -> l
     return tracks
 
 
-def _decode_split(root: Path, entries: list[tuple[str, str]], split_index: int, config: KwsConfig,
-                  skips: _Skips, progress: bool) -> _Clips:
-    samples = config.mfcc.clip_samples
-    keyword_clips, unknown_paths = [], []
-    for relative, word in entries:
-        if word in KEYWORDS:
-            keyword_clips.append((relative, word))
-        else:
-            unknown_paths.append(relative)
+def _plan_split(entries: list[tuple[str, str]], split_index: int, config: KwsConfig) -> list[tuple[str | None, int]]:
+    """(relative path, label) of every clip of a split: its keywords, the sampled unknown words, and
+    silence clips (path None)."""
+    keyword_clips = [(relative, CLASS_NAMES.index(word)) for relative, word in entries if word in KEYWORDS]
+    unknown_paths = [relative for relative, word in entries if word not in KEYWORDS]
     rng = np.random.default_rng([config.seed, 10, split_index])
     unknown_count = min(len(unknown_paths), math.ceil(len(keyword_clips) * config.unknown_percent / 100))
-    chosen_unknown = [unknown_paths[i] for i in sorted(rng.choice(len(unknown_paths), unknown_count, replace=False))]
+    chosen = sorted(rng.choice(len(unknown_paths), unknown_count, replace=False))
+    silence_count = math.ceil(len(keyword_clips) * config.silence_percent / 100)
+    return (keyword_clips + [(unknown_paths[i], CLASS_NAMES.index(UNKNOWN)) for i in chosen]
+            + [(None, CLASS_NAMES.index(SILENCE))] * silence_count)
+
+
+def _decode(root: Path, plan: list[tuple[str | None, int]], samples: int, skips: _Skips) -> _Clips:
     audio, labels = [], []
-    jobs = [(relative, CLASS_NAMES.index(word)) for relative, word in keyword_clips]
-    jobs += [(relative, CLASS_NAMES.index(UNKNOWN)) for relative in chosen_unknown]
-    for relative, label in progress_bar(jobs, description=f"reading {SPLITS[split_index]} clips", enabled=progress):
-        clip = _read_clip(root, relative, samples, skips)
+    for relative, label in plan:
+        clip = np.zeros(samples, dtype=np.float32) if relative is None else _read_clip(root, relative, samples, skips)
         if clip is not None:
             audio.append(clip)
             labels.append(label)
-    silence_count = math.ceil(len(keyword_clips) * config.silence_percent / 100)
-    audio += [np.zeros(samples, dtype=np.float32)] * silence_count
-    labels += [CLASS_NAMES.index(SILENCE)] * silence_count
     stacked = np.stack(audio) if audio else np.zeros((0, samples), dtype=np.float32)
     labels_array = np.asarray(labels, dtype=np.int64)
     return _Clips(stacked, labels_array, labels_array == CLASS_NAMES.index(SILENCE))
+
+
+def _split_features(root: Path, plan: list[tuple[str | None, int]], tracks: list[np.ndarray], config: KwsConfig,
+                    rng: np.random.Generator, training: bool, skips: _Skips, description: str, progress: bool,
+                    keep_audio: bool) -> tuple[torch.Tensor, torch.Tensor, _Clips | None]:
+    """MFCC features and labels of a split, computed 1,024 clips at a time so memory stays bounded
+    (the decoded audio of Speech Commands' training split alone would take about 3 GB)."""
+    features, labels, kept = [], [], []
+    for start in progress_bar(range(0, len(plan), _CHUNK_CLIPS), total=math.ceil(len(plan) / _CHUNK_CLIPS),
+                              description=description, enabled=progress):
+        clips = _decode(root, plan[start: start + _CHUNK_CLIPS], config.mfcc.clip_samples, skips)
+        features.append(_features(augment_clips(clips, tracks, config, rng, training), config))
+        labels.append(torch.from_numpy(clips.labels))
+        if keep_audio:
+            kept.append(clips)
+    if not features:
+        return torch.zeros((0, *config.mfcc.feature_shape)), torch.zeros(0, dtype=torch.long), None
+    audio = None
+    if keep_audio:
+        audio = _Clips(np.concatenate([c.audio for c in kept]), np.concatenate([c.labels for c in kept]),
+                       np.concatenate([c.silence for c in kept]))
+    return torch.cat(features), torch.cat(labels), audio
 
 
 def _noise_segment(tracks: list[np.ndarray], rng: np.random.Generator, samples: int) -> np.ndarray:
@@ -282,19 +302,20 @@ def load_speech_commands(
 
     skips = _Skips()
     tracks = _backgrounds(root, config.mfcc.clip_samples, skips, notes)
-    clips = [_decode_split(root, by_split[split], i, config, skips, progress) for i, split in enumerate(SPLITS)]
-    train_counts = np.bincount(clips[0].labels, minlength=len(CLASS_NAMES))
+    computed = [
+        _split_features(root, _plan_split(by_split[split], index, config), tracks, config,
+                        np.random.default_rng([config.seed, 20, index]), split == "training", skips,
+                        f"{split} features", progress, keep_audio=split == "training" and config.augment_every_epoch)
+        for index, split in enumerate(SPLITS)
+    ]
+    train_counts = torch.bincount(computed[0][1], minlength=len(CLASS_NAMES))
     empty = [CLASS_NAMES[i] for i in range(len(KEYWORDS)) if train_counts[i] == 0]
     if empty:
         raise ValueError(
             f"class(es) {', '.join(empty)} have no usable training clips in {root} "
             f"(skipped: {skips.as_dict() or 'none'})"
         )
-    features = [
-        _features(augment_clips(decoded, tracks, config, np.random.default_rng([config.seed, 20, index]),
-                                split == "training"), config)
-        for index, (split, decoded) in enumerate(zip(SPLITS, clips))
-    ]
+    features = [inputs for inputs, _, _ in computed]
     mean, std = torch.zeros(config.mfcc.coefficients), torch.ones(config.mfcc.coefficients)
     if config.normalize:
         mean, std = features[0].mean(dim=(0, 1, 2)), features[0].std(dim=(0, 1, 2)).clamp(min=1e-6)
@@ -305,13 +326,13 @@ def load_speech_commands(
         return (inputs - mean) / std if config.normalize else inputs
 
     splits = []
-    for split, decoded, inputs in zip(SPLITS, clips, features):
+    for split, (_, labels, audio), inputs in zip(SPLITS, computed, features):
         epoch_inputs = None
-        if split == "training" and config.augment_every_epoch:
-            def epoch_inputs(epoch: int, decoded=decoded) -> torch.Tensor:
+        if audio is not None:
+            def epoch_inputs(epoch: int, audio=audio) -> torch.Tensor:
                 generator = np.random.default_rng([config.seed, 21, epoch])
-                return standardise(_features(augment_clips(decoded, tracks, config, generator, True), config))
-        splits.append(Split(standardise(inputs), torch.from_numpy(decoded.labels), epoch_inputs))
+                return standardise(_features(augment_clips(audio, tracks, config, generator, True), config))
+        splits.append(Split(standardise(inputs), labels, epoch_inputs))
     skipped = skips.as_dict()
     if not config.augment_every_epoch:
         tensors = {f"{s}_{part}": getattr(split, part) for s, split in zip(SPLITS, splits)
