@@ -67,7 +67,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "benchmark": "kws_baselines", "data": str(folder), "epochs": args.epochs, "seeds": args.seeds,
+        "benchmark": "kws_baselines", "data": args.data or "default synthetic set (edgegrow data kws, defaults)",
+        "epochs": args.epochs, "seeds": args.seeds,
         "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
         "processor": platform.processor(), "test_examples": len(task.test), "rows": rows,
         "date": time.strftime("%Y-%m-%d"),
