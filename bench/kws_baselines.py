@@ -20,8 +20,7 @@ import torch
 
 from cost_models import count_macs
 from edgegrow.data.speech_commands import load_speech_commands
-from edgegrow.data.synthesize_kws import SynthesisConfig, synthesize_speech_commands
-from edgegrow.demo import default_kws_folder
+from edgegrow.demo import ensure_default_kws_set
 from edgegrow.models import ds_cnn, example_input
 from edgegrow.training import TrainConfig, evaluate, train
 
@@ -39,7 +38,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/kws_baselines.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    folder = args.data or synthesize_speech_commands(default_kws_folder(), SynthesisConfig(), progress=False).folder
+    folder = args.data or ensure_default_kws_set().folder
     task = load_speech_commands(folder, progress=False)
     print(task.summary())
     rows = []

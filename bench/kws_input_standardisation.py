@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 
 from edgegrow.data.speech_commands import KwsConfig, load_speech_commands
-from edgegrow.data.synthesize_kws import SynthesisConfig, synthesize_speech_commands
-from edgegrow.demo import default_kws_folder
+from edgegrow.demo import ensure_default_kws_set
 from edgegrow.models import ds_cnn_seed
 from edgegrow.training import TrainConfig, evaluate, train
 
@@ -29,7 +28,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/kws_input_standardisation.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    folder = args.data or synthesize_speech_commands(default_kws_folder(), SynthesisConfig(), progress=False).folder
+    folder = args.data or ensure_default_kws_set().folder
     results = {"epochs": args.epochs, "seeds": args.seeds, "rows": []}
     for normalize in (False, True):
         task = load_speech_commands(folder, KwsConfig(normalize=normalize), progress=False)

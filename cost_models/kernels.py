@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from .macs import conv2d_macs, linear_macs
+
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.SiLU, nn.GELU, nn.LeakyReLU)
 _ACTIVATION_FUNCTIONS = {F.relu, F.relu6, torch.relu, F.hardswish, torch.sigmoid, F.sigmoid, torch.tanh, F.silu,
                          F.gelu, F.leaky_relu, F.hardtanh}
@@ -163,15 +165,14 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
     input_shapes = [_per_example(output_shape(arg)) for arg in tensor_inputs]
     out = _per_example(shape)
     if isinstance(module, nn.Conv2d):
-        fan_in = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
         return Kernel(name, _conv_kind(module), [name], input_shapes, out,
-                      macs=out[2] * out[3] * module.out_channels * fan_in,
+                      macs=conv2d_macs(module, out[2], out[3]),
                       parameters=sum(p.numel() for p in module.parameters()),
                       kernel_size=tuple(module.kernel_size), stride=tuple(module.stride))
     if isinstance(module, nn.Linear):
         positions = max(1, _numel(out) // module.out_features)
         return Kernel(name, "fully_connected", [name], input_shapes, out,
-                      macs=positions * module.in_features * module.out_features,
+                      macs=linear_macs(module, positions),
                       parameters=sum(p.numel() for p in module.parameters()))
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) or (
             node.op == "call_method" and node.target == "mean") or node.target is torch.mean:

@@ -55,6 +55,11 @@ def default_kws_folder(cache_dir: str | Path | None = None) -> Path:
     return cache_root(cache_dir) / DEFAULT_KWS_FOLDER
 
 
+def ensure_default_kws_set(cache_dir: str | Path | None = None, *, progress: bool = False):
+    """Synthesise the default KWS set into the cache folder, or reuse it; returns the SynthesisReport."""
+    return synthesize_speech_commands(default_kws_folder(cache_dir), SynthesisConfig(), progress=progress)
+
+
 def largest_fan_in_neurons(model: torch.nn.Module, group, count: int) -> list[int]:
     """Indices of the ``count`` neurons whose fan-in (summed over producers) has the largest norm."""
     norms = sum(model.get_submodule(s.layer).weight.detach().flatten(1).norm(dim=1) for s in group.producers)
@@ -102,13 +107,12 @@ def run_demo(
     started = time.perf_counter()
     reused = True
     if data is None:
-        folder = default_kws_folder(cache_dir)
-        log(f"default KWS set: {folder}")
-        report = synthesize_speech_commands(folder, SynthesisConfig(), progress=progress)
+        log(f"default KWS set: {default_kws_folder(cache_dir)}")
+        report = ensure_default_kws_set(cache_dir, progress=progress)
         reused = report.reused
         log(f"  {'reused' if reused else f'synthesised in {report.seconds:.0f} s'}: "
             f"{sum(report.clips.values())} clips")
-        data = folder
+        data = report.folder
     task = load_speech_commands(data, cache_dir=cache_dir, progress=progress)
     log(task.summary())
 

@@ -26,9 +26,7 @@ def cache_path(cache_dir: str | Path | None, kind: str, key: str) -> Path:
 def load_tensors(path: Path) -> dict | None:
     try:
         return torch.load(path, weights_only=True)
-    except FileNotFoundError:
-        return None
-    except Exception:  # truncated or corrupt: recompute (and overwrite) rather than fail
+    except Exception:  # missing, truncated or corrupt: a miss; the caller recomputes and overwrites
         return None
 
 

@@ -315,10 +315,10 @@ def load_speech_commands(
             f"class(es) {', '.join(empty)} have no usable training clips in {root} "
             f"(skipped: {skips.as_dict() or 'none'})"
         )
-    features = [inputs for inputs, _, _ in computed]
     mean, std = torch.zeros(config.mfcc.coefficients), torch.ones(config.mfcc.coefficients)
     if config.normalize:
-        mean, std = features[0].mean(dim=(0, 1, 2)), features[0].std(dim=(0, 1, 2)).clamp(min=1e-6)
+        train_inputs = computed[0][0]
+        mean, std = train_inputs.mean(dim=(0, 1, 2)), train_inputs.std(dim=(0, 1, 2)).clamp(min=1e-6)
         preprocessing["normalization"] = {"mean": mean.tolist(), "std": std.tolist(),
                                           "formula": "(mfcc - mean[k]) / std[k] per coefficient k"}
 
@@ -326,7 +326,7 @@ def load_speech_commands(
         return (inputs - mean) / std if config.normalize else inputs
 
     splits = []
-    for split, (_, labels, audio), inputs in zip(SPLITS, computed, features):
+    for inputs, labels, audio in computed:
         epoch_inputs = None
         if audio is not None:
             def epoch_inputs(epoch: int, audio=audio) -> torch.Tensor:

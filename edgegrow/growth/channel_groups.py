@@ -26,7 +26,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from cost_models.kernels import trace_with_shapes
+from cost_models.kernels import output_shape, trace_with_shapes
 
 Role = Literal["producer", "passthrough", "consumer"]
 
@@ -186,11 +186,6 @@ class _Analysis:
             self.members.append(_Member(space, role, layer, layout[:position], inner))
 
 
-def _shape(node) -> torch.Size | None:
-    meta = node.meta.get("tensor_meta") if isinstance(node, torch.fx.Node) else None
-    return getattr(meta, "shape", None)
-
-
 def find_channel_groups(model: nn.Module, example_input: torch.Tensor) -> list[ChannelGroup]:
     """Every channel group of ``model``, growable or not, in the order of their first producer.
 
@@ -234,7 +229,7 @@ def _describe(node: torch.fx.Node) -> str:
 
 
 def _tensor_inputs(node: torch.fx.Node, state: _Analysis) -> list[torch.fx.Node]:
-    return [arg for arg in node.all_input_nodes if arg in state.layouts or _shape(arg) is not None]
+    return [arg for arg in node.all_input_nodes if arg in state.layouts or output_shape(arg) is not None]
 
 
 def _unknown(node: torch.fx.Node, state: _Analysis, reason: str | None = None) -> None:
@@ -242,13 +237,13 @@ def _unknown(node: torch.fx.Node, state: _Analysis, reason: str | None = None) -
     reason = reason or f"passes through {_describe(node)}, which edgegrow cannot widen"
     for arg in node.all_input_nodes:
         state.block((space for space, _ in state.layouts.get(arg, ())), reason)
-    shape = _shape(node)
+    shape = output_shape(node)
     if shape is not None and len(shape) >= 2:
         state.layouts[node] = ((state.new_space(shape[1], reason), 1),)
 
 
 def _visit(node: torch.fx.Node, state: _Analysis, modules: dict[str, nn.Module], calls: Counter) -> None:
-    shape = _shape(node)
+    shape = output_shape(node)
     if node.op == "placeholder":
         if shape is not None and len(shape) >= 2:
             state.layouts[node] = ((state.new_space(shape[1], "model input"), 1),)
@@ -310,9 +305,9 @@ def _visit_module(node: torch.fx.Node, state: _Analysis, module: nn.Module, call
         else:
             _unknown(node, state, f"grouped convolution `{name}` (groups={module.groups}) cannot be widened")
     elif isinstance(module, nn.Linear):
-        if len(_shape(node.all_input_nodes[0])) != 2:
+        if len(output_shape(node.all_input_nodes[0])) != 2:
             _unknown(node, state, f"Linear `{name}` is applied to a tensor of rank "
-                                  f"{len(_shape(node.all_input_nodes[0]))}; only (batch, features) is supported")
+                                  f"{len(output_shape(node.all_input_nodes[0]))}; only (batch, features) is supported")
             return
         state.add_members(layout, "consumer", name)
         _produce(node, state, name, module.out_features)
@@ -372,7 +367,7 @@ def _visit_method(node: torch.fx.Node, state: _Analysis) -> None:
 
 def _channelwise(node: torch.fx.Node, state: _Analysis) -> None:
     layout = _single_input_layout(node, state)
-    if layout is None or _shape(node)[1:2] != _shape(node.all_input_nodes[0])[1:2]:
+    if layout is None or output_shape(node)[1:2] != output_shape(node.all_input_nodes[0])[1:2]:
         _unknown(node, state)
     else:
         state.layouts[node] = layout
@@ -387,7 +382,7 @@ def _binary(node: torch.fx.Node, state: _Analysis) -> None:
         _unknown(node, state)
         return
     left, right = (state.layouts[arg] for arg in inputs)
-    left_shape, right_shape = (_shape(arg) for arg in inputs)
+    left_shape, right_shape = (output_shape(arg) for arg in inputs)
     same_runs = len(left) == len(right) and all(
         state.widths[a] == state.widths[b] and ia == ib for (a, ia), (b, ib) in zip(left, right)
     )
@@ -400,7 +395,7 @@ def _binary(node: torch.fx.Node, state: _Analysis) -> None:
 
 
 def _concatenate(node: torch.fx.Node, state: _Analysis, tensors: list, dim: int) -> None:
-    rank = len(_shape(node))
+    rank = len(output_shape(node))
     if dim % rank != 1 or any(t not in state.layouts for t in tensors):
         _unknown(node, state, f"{_describe(node)} along dim {dim} (only channel concatenation is supported)")
         return
@@ -412,7 +407,7 @@ def _reshape(node: torch.fx.Node, state: _Analysis, layout: Layout | None) -> No
     if layout is None:
         _unknown(node, state)
         return
-    before, after = _shape(node.all_input_nodes[0]), _shape(node)
+    before, after = output_shape(node.all_input_nodes[0]), output_shape(node)
     if tuple(before) == tuple(after):
         state.layouts[node] = layout
     elif len(after) == 2 and after[0] == before[0] and after[1] == math.prod(before[1:]):
@@ -425,7 +420,7 @@ def _reshape(node: torch.fx.Node, state: _Analysis, layout: Layout | None) -> No
 
 def _reduce(node: torch.fx.Node, state: _Analysis, dim) -> None:
     layout = _single_input_layout(node, state)
-    rank = len(_shape(node.all_input_nodes[0]))
+    rank = len(output_shape(node.all_input_nodes[0]))
     dims = [dim] if isinstance(dim, int) else list(dim or [])
     if layout is None or not dims or any(d % rank in (0, 1) for d in dims) or any(i > 1 for _, i in layout):
         _unknown(node, state)

@@ -15,7 +15,7 @@ from torch import nn
 
 from .arguments import fan_in_shape, fan_out_shape, per_layer_tensors
 from .channel_groups import ChannelGroup
-from .staged_edit import AxisEntry, StagedEdit, check_group, group_width, slot_offset, slot_tensors
+from .staged_edit import AxisEntry, StagedEdit, check_group, slot_offset, slot_tensors
 
 # Fresh per-channel values of a BatchNorm channel: the state of a newly built layer.
 _FRESH_BATCHNORM = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
@@ -53,10 +53,9 @@ def add_neurons(
     Raises:
         ValueError: bad arguments; the model is then left untouched.
     """
-    check_group(model, group)
+    width = check_group(model, group)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
-    width = group_width(model, group)
     modules = {slot.layer: model.get_submodule(slot.layer) for slot in group.slots}
     rows = per_layer_tensors(
         fan_in, group.producers, (count,), {s.layer: fan_in_shape(modules[s.layer]) for s in group.producers},

@@ -15,7 +15,7 @@ from torch import nn
 
 from .arguments import check_epsilon, check_neuron_indices, fan_in_shape, per_layer_tensors
 from .channel_groups import ChannelGroup
-from .staged_edit import AxisEntry, StagedEdit, check_group, group_width, slot_offset, slot_tensors
+from .staged_edit import AxisEntry, StagedEdit, check_group, slot_offset, slot_tensors
 
 
 def _check_offspring_weights(weights, count: int) -> torch.Tensor:
@@ -64,8 +64,7 @@ def split_neurons(
     Raises:
         ValueError: bad arguments; the model is then left untouched.
     """
-    check_group(model, group)
-    width = group_width(model, group)
+    width = check_group(model, group)
     indices = check_neuron_indices(neurons, width, group)
     weights = _check_offspring_weights(offspring_weights, len(indices))
     offspring = weights.shape[1]

@@ -73,9 +73,8 @@ def _tensor(module: nn.Module, name: str) -> torch.Tensor:
 
 
 def group_width(model: nn.Module, group: ChannelGroup) -> int:
-    """Current number of channels of ``group`` in ``model`` (read from its first producer)."""
-    check_group(model, group)
-    return _tensor(_module(model, group.producers[0].layer), "weight").shape[0]
+    """Current number of channels of ``group`` in ``model`` (read from its producers)."""
+    return check_group(model, group)
 
 
 def _module(model: nn.Module, name: str) -> nn.Module:
@@ -99,8 +98,8 @@ def slot_offset(model: nn.Module, slot: Slot) -> int:
     return offset
 
 
-def check_group(model: nn.Module, group: ChannelGroup) -> None:
-    """Raise ValueError unless ``group`` is growable and matches ``model`` as it is now."""
+def check_group(model: nn.Module, group: ChannelGroup) -> int:
+    """The group's current width; ValueError unless ``group`` is growable and matches ``model`` as it is now."""
     if not isinstance(group, ChannelGroup):
         raise ValueError(f"expected a ChannelGroup from find_channel_groups, got {type(group).__name__}")
     if not group.growable:
@@ -127,6 +126,7 @@ def check_group(model: nn.Module, group: ChannelGroup) -> None:
                     f"channel group `{group.name}` of width {width}; the model changed since the "
                     "groups were found: call find_channel_groups again"
                 )
+    return width
 
 
 class StagedEdit:
