@@ -1,16 +1,23 @@
-"""Cost estimation for edgegrow, importable on its own (needs only torch).
+"""Cost estimation for edgegrow, importable on its own (needs torch and numpy; the profiler also
+needs onnx and onnxruntime).
 
-- ``count_macs``: analytic MACs per layer and parameters (one multiply-add = one MAC).
-- ``fused_kernels``: the model as the kernels a runtime executes (BatchNorm and activations fused).
-- ``activation_buffers`` / ``plan_arena``: peak activation memory as TFLite Micro's arena lays it out.
-
-Latency, energy and flash from device profiles in ``targets/`` come next.
+- ``estimate(model, example_input, target)``: totals and per-kernel MACs, parameters, weight bytes,
+  peak SRAM, flash, latency (ms) and energy (mJ) on a target device.
+- ``load_target`` / ``known_targets``: device profiles (``targets/*.json``).
+- ``LatencyModel``: kernel and model latency from a profile's table (lookup, staircase-aware
+  interpolation, fitted fallback, roofline floor).
+- ``count_macs``, ``fused_kernels``, ``plan_arena``: the analytic pieces underneath.
 """
+from .estimate import CostReport, KernelCost, estimate, estimate_kernels
+from .kernel_shape import KernelShape
 from .kernels import Kernel, fused_kernels, trace_with_shapes
+from .latency import KernelLatency, LatencyModel
 from .macs import MacReport, conv2d_macs, count_macs, linear_macs
 from .memory import ArenaPlan, Buffer, activation_buffers, plan_arena
+from .target import Target, known_targets, load_target, parse_target
 
 __all__ = [
-    "ArenaPlan", "Buffer", "Kernel", "MacReport", "activation_buffers", "conv2d_macs", "count_macs",
-    "fused_kernels", "linear_macs", "plan_arena", "trace_with_shapes",
+    "ArenaPlan", "Buffer", "CostReport", "Kernel", "KernelCost", "KernelLatency", "KernelShape", "LatencyModel",
+    "MacReport", "Target", "activation_buffers", "conv2d_macs", "count_macs", "estimate", "estimate_kernels",
+    "fused_kernels", "known_targets", "linear_macs", "load_target", "parse_target", "plan_arena", "trace_with_shapes",
 ]

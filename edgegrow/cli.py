@@ -13,6 +13,10 @@ examples:
   edgegrow data kws --out data/kws   synthesise a Speech Commands-style set with espeak-ng
   edgegrow models                    the model zoo with MACs and parameters
   edgegrow groups ds-cnn --seed      the channel groups of a seed DS-CNN, and which can grow
+  edgegrow targets                   the device profiles edgegrow knows
+  edgegrow cost ds-cnn --target cortex-m4f-120mhz
+                                     latency, energy, SRAM and flash of DS-CNN-S on a device
+  edgegrow profile --target host     measure this machine's latency table (a few minutes)
 """
 
 
@@ -57,6 +61,38 @@ def _parser() -> argparse.ArgumentParser:
                                  description="List the channel groups of a zoo model and why any cannot grow.")
     groups.add_argument("family", help="ds-cnn, mobilenet-v1, mobilenet-v2 or resnet8")
     groups.add_argument("--seed", action="store_true", help="the family's seed instead of the full model")
+
+    commands.add_parser("targets", help="list the device profiles (targets)")
+    cost = commands.add_parser("cost", help="estimate a zoo model's cost on a target",
+                               description="Latency, energy, SRAM and flash of a zoo model on a target, per kernel.")
+    cost.add_argument("family", help="ds-cnn, mobilenet-v1, mobilenet-v2 or resnet8")
+    cost.add_argument("--target", required=True, help="a name from 'edgegrow targets' or a profile .json")
+    cost.add_argument("--seed", action="store_true", help="the family's seed instead of the full model")
+
+    profile = commands.add_parser(
+        "profile", help="measure a latency table on this machine",
+        description="Time single-kernel models (conv, depthwise, pointwise, fully connected, pooling, add; fused "
+                    "with their activation) over a grid of shapes on this machine and write a target profile. "
+                    "An interrupted run resumes where it stopped.",
+        epilog="examples:\n  edgegrow profile --target host --quick\n"
+               "  edgegrow profile --target pixel7 --write-suite suite/   # then on the phone: "
+               "python runner.py suite/ --out pixel7.jsonl\n"
+               "  edgegrow profile --target pixel7 --from-measurements pixel7.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    profile.add_argument("--target", required=True, help="name of the profile to write")
+    profile.add_argument("--runtime", choices=("onnxruntime", "litert"), default="onnxruntime")
+    profile.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    profile.add_argument("--quick", action="store_true", help="a smaller grid in fewer rounds (about a minute)")
+    profile.add_argument("--out", metavar="FILE", help="profile to write (default: ~/.edgegrow/targets/NAME.json "
+                                                       "or the first folder of $EDGEGROW_TARGETS)")
+    profile.add_argument("--write-suite", metavar="DIR",
+                         help="only write the single-kernel models and suite.json for runner.py on another device")
+    profile.add_argument("--from-measurements", metavar="FILE",
+                         help="build the profile from runner.py's measurements instead of measuring here")
+    profile.add_argument("--from-op-profile", metavar="FILE",
+                         help="build (or extend, if --out exists) the profile from TFLite benchmark_model "
+                              "--enable_op_profiling output of the zoo model named by --model")
+    profile.add_argument("--model", metavar="FAMILY", help="with --from-op-profile: the zoo family profiled")
     return parser
 
 
@@ -107,9 +143,80 @@ def _groups(args) -> None:
         print(group.describe())
 
 
+def _targets(args) -> None:
+    from cost_models import known_targets, load_target
+
+    for name, path in known_targets().items():
+        try:
+            target = load_target(str(path))
+        except ValueError as error:
+            print(f"{name:<22} unreadable: {error}")
+            continue
+        how = "measured" if target.measured else "analytic"
+        print(f"{name:<22} {target.kind:<4} {target.runtime} {target.runtime_version} {target.dtype}, "
+              f"{target.threads} thread(s), {how}  {path}")
+
+
+def _cost(args) -> None:
+    from cost_models import estimate, load_target
+    from edgegrow.models import build_model, build_seed, example_input
+
+    target = load_target(args.target)
+    model = (build_seed if args.seed else build_model)(args.family).eval()
+    print(estimate(model, example_input(model), target).table())
+
+
+def _profile(args) -> None:
+    from cost_models import profiler
+    from cost_models.target import user_targets_folder
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.write_suite:
+        folder = profiler.write_suite(args.write_suite, profiler.kernel_grid(args.quick))
+        print(f"wrote {len(profiler.kernel_grid(args.quick))} single-kernel models to {folder}; copy it and "
+              f"cost_models/runner.py to the device and run: python runner.py {folder} --out {args.target}.jsonl")
+        return
+    out = args.out or str(user_targets_folder() / f"{args.target}.json")
+    if args.from_measurements:
+        profiler.profile_from_measurements(args.target, args.from_measurements, out)
+        print(f"wrote {out}")
+        return
+    if args.from_op_profile:
+        from edgegrow.models import build_model, example_input
+
+        if not args.model:
+            raise ValueError("--from-op-profile needs --model FAMILY: the zoo model the profile was made from")
+        model = build_model(args.model).eval()
+        result = profiler.profile_from_op_profile(args.target, args.from_op_profile, model, example_input(model), out)
+        print(f"wrote {out}: {len(result['latency']['entries'])} kernels")
+        return
+    if args.runtime == "litert":
+        raise ValueError("measuring TFLite kernels here needs .tflite single-kernel models, which edgegrow cannot "
+                         "write yet (TFLite export is not built); use --runtime onnxruntime, or import a phone's "
+                         "benchmark_model op profile")
+    from tqdm import tqdm
+
+    bar = tqdm(desc="kernels", disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
+    try:
+        result = profiler.profile_here(args.target, out, args.threads, args.quick,
+                                       progress=lambda done, total: _advance(bar, done, total))
+    finally:
+        bar.close()
+    print(f"wrote {out}: {len(result['latency']['entries'])} kernels, per-model overhead "
+          f"{result['model_overhead_ms']['value']:.4f} ms")
+
+
+def _advance(bar, done: int, total: int) -> None:
+    bar.total = total
+    bar.n = done
+    bar.refresh()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups}
+    handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
+                "cost": _cost, "profile": _profile}
     try:
         handlers[args.command](args)
     except ValueError as error:

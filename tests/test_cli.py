@@ -17,7 +17,7 @@ def run(*args):
 def test_help_lists_commands_with_examples():
     result = run("--help")
     assert result.returncode == 0
-    for command in ("demo", "data", "models", "groups", "examples:"):
+    for command in ("demo", "data", "models", "groups", "targets", "cost", "profile", "examples:"):
         assert command in result.stdout
 
 
@@ -32,10 +32,17 @@ def test_console_script_is_installed():
      "edgegrow data: error: per_class must be a positive integer"),
     (["demo", "--data", "{tmp}/missing"], "edgegrow demo: error: no dataset folder at"),
     (["demo", "--steps", "0"], "edgegrow demo: error: steps must be a positive integer"),
+    (["cost", "ds-cnn", "--target", "pixel99"], "edgegrow cost: error: unknown target 'pixel99'; known targets:"),
+    (["cost", "ds-cnn", "--target", "{tmp}/none.json"], "edgegrow cost: error: target profile"),
+    (["profile", "--target", "x", "--threads", "0"], "edgegrow profile: error: --threads must be at least 1"),
+    (["profile", "--target", "x", "--runtime", "litert", "--out", "{tmp}/x.json"],
+     "edgegrow profile: error: measuring TFLite kernels here needs"),
+    (["profile", "--target", "x", "--from-measurements", "{tmp}/none.jsonl", "--out", "{tmp}/x.json"],
+     "edgegrow profile: failed: [Errno 2]"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     result = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
-    assert result.returncode == 2
+    assert result.returncode == (1 if "failed:" in message else 2)
     assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
 
@@ -66,3 +73,21 @@ def test_a_folder_that_cannot_be_written_is_one_line_exit_1(tmp_path):
     else:
         assert result.returncode == 1 and result.stderr.startswith("edgegrow data: failed:")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cost_prints_the_per_kernel_table_and_totals():
+    result = run("cost", "ds-cnn", "--target", "host")
+    assert result.returncode == 0, result.stderr
+    assert "features.1.0.0" in result.stdout and "total on host: 2,656,768 MACs" in result.stdout
+
+
+def test_targets_lists_the_shipped_profiles():
+    result = run("targets")
+    assert result.returncode == 0 and "host" in result.stdout and "measured" in result.stdout
+
+
+def test_profile_write_suite_makes_a_folder_for_the_device_runner(tmp_path):
+    result = run("profile", "--target", "phone", "--quick", "--write-suite", str(tmp_path / "suite"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "suite" / "suite.json").is_file() and (tmp_path / "suite" / "overhead.onnx").is_file()
+    assert len(list((tmp_path / "suite").glob("*.onnx"))) > 100

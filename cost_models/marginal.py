@@ -1,0 +1,112 @@
+"""Marginal cost: what adding ``n`` channels to a channel group costs, in every metric.
+
+A channel group is named by the layers that produce its channels (convolutions or linear layers,
+several when residual adds tie them together). Widening them by ``n`` widens every kernel the new
+channels flow through (depthwise convs, pooling, pads, adds, concatenations) and the input of every
+kernel that consumes them (a conv's fan-in, or a linear layer's flattened features). Each changed
+kernel is read from the latency table at its new shape — not scaled from MACs — so the staircase
+shows: going from 64 to 65 channels costs a step, 63 to 64 nearly nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from .estimate import CostReport, estimate_kernels, kernel_inputs
+from .kernel_shape import KernelShape
+from .kernels import Kernel, fused_kernels
+from .latency import LatencyModel
+from .target import Target, load_target
+
+_WIDTH_FOLLOWS_INPUT = ("depthwise", "pool", "global_pool", "pad", "activation", "add", "mul", "concat")
+METRICS = ("latency_ms", "energy_mj", "macs", "weight_bytes_fp32", "weight_bytes_int8", "sram_bytes", "flash_bytes")
+
+
+@dataclass(frozen=True)
+class MarginalCost:
+    before: CostReport
+    after: CostReport
+    channels: int
+
+    def delta(self, metric: str) -> float | None:
+        """after − before for one of ``METRICS`` (None when the target cannot predict it, e.g. energy)."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        before, after = getattr(self.before, metric), getattr(self.after, metric)
+        return None if before is None or after is None else after - before
+
+    def deltas(self) -> dict[str, float | None]:
+        return {metric: self.delta(metric) for metric in METRICS}
+
+
+class KernelCostModel:
+    """A traced model on a target: re-costs widened channel groups without tracing again."""
+
+    def __init__(self, model: nn.Module, example_input: torch.Tensor, target: Target | str,
+                 latency_model: LatencyModel | None = None):
+        self.target = load_target(target) if isinstance(target, str) else target
+        self.latency_model = latency_model or LatencyModel(self.target)
+        self.kernels = fused_kernels(model, example_input)
+        self.shapes = [KernelShape.from_kernel(kernel) for kernel in self.kernels]
+        self.inputs = kernel_inputs(self.kernels)
+        self.input_shape = tuple(example_input.shape)
+        self.parameters = sum(p.numel() for p in model.parameters())
+        self.report = self._report(self.kernels, self.shapes)
+
+    def _report(self, kernels: list[Kernel], shapes: list[KernelShape]) -> CostReport:
+        return estimate_kernels(kernels, shapes, self.target, self.input_shape, self.parameters, self.latency_model)
+
+    def widened(self, producers: list[str] | set[str], channels: int) -> tuple[list[Kernel], list[KernelShape]]:
+        """Kernels and shapes after adding ``channels`` output channels to the ``producers`` layers."""
+        by_layer = {kernel.layers[0]: index for index, kernel in enumerate(self.kernels)}
+        missing = sorted(set(producers) - set(by_layer))
+        if missing:
+            raise ValueError(f"no kernel runs layer(s) {', '.join(missing)}; known layers: "
+                             f"{', '.join(sorted(by_layer))}")
+        shapes = list(self.shapes)
+        grown = set()
+        for index in sorted(by_layer[layer] for layer in producers):
+            shapes[index] = shapes[index].with_channels(output_channels=shapes[index].output[0] + channels)
+            grown.add(index)
+        for index, shape in enumerate(shapes):
+            sources = [source for source in self.inputs[index] if source in grown]
+            if not sources or index in grown:
+                continue
+            if shape.kind == "concat":
+                first = self.inputs[index][0] in grown
+                shapes[index] = replace(shape, input=(shape.input[0] + (channels if first else 0), *shape.input[1:]),
+                                        output=(shape.output[0] + channels, *shape.output[1:]))
+                grown.add(index)
+            elif shape.kind in _WIDTH_FOLLOWS_INPUT:
+                shapes[index] = shape.with_channels(input_channels=shape.input[0] + channels)
+                grown.add(index)
+            else:  # a consumer: its fan-in grows (by H·W per channel after a flatten), its output does not
+                per_channel = max(1, shape.input[0] // self.shapes[sources[0]].output[0]) \
+                    if shape.kind == "fully_connected" else 1
+                shapes[index] = shape.with_channels(input_channels=shape.input[0] + channels * per_channel)
+        kernels = [replace(kernel, output_shape=_output_shape(kernel, shape))
+                   for kernel, shape in zip(self.kernels, shapes)]
+        return kernels, shapes
+
+    def marginal(self, producers: list[str] | set[str], channels: int) -> MarginalCost:
+        """Cost before and after adding ``channels`` to the group produced by ``producers``."""
+        if channels < 1:
+            raise ValueError(f"channels must be at least 1, got {channels}")
+        kernels, shapes = self.widened(producers, channels)
+        return MarginalCost(self.report, self._report(kernels, shapes), channels)
+
+
+def _output_shape(kernel: Kernel, shape: KernelShape) -> tuple[int, ...]:
+    if len(kernel.output_shape) == 4:
+        return (1, *shape.output)
+    if len(kernel.output_shape) == 2:
+        return (1, shape.output[0] * shape.output[1] * shape.output[2])
+    return kernel.output_shape
+
+
+def marginal_cost(model: nn.Module, example_input: torch.Tensor, target: Target | str,
+                  producers: list[str] | set[str], channels: int) -> MarginalCost:
+    """What adding ``channels`` to the channel group produced by ``producers`` costs on ``target``."""
+    return KernelCostModel(model, example_input, target).marginal(producers, channels)

@@ -1,0 +1,404 @@
+"""Measure a latency table on the machine at hand and write it as a target profile.
+
+The grid is single-kernel models (``kernel_onnx``) over shapes chosen to show the SIMD steps:
+random channel counts (multiples of 8 and odd ones) at the spatial sizes small networks use, plus
+dense sweeps of one channel at a time. Each kernel is timed inside onnxruntime's profiler, so the
+table holds what the kernel's node takes within a whole model, without the layout reorders a
+single-kernel model adds around it; the reorders seen are fitted separately (per call + per element)
+and the per-model overhead is timed on an Identity model.
+
+Results are appended to ``<out>.partial.jsonl`` as they come, so an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .kernel_onnx import kernel_model, overhead_model
+from .kernel_shape import KernelShape
+from .runner import Session, append_line, machine_description, measured_ids, onnxruntime_node_times, time_session
+from .target import SCHEMA, parse_target
+
+CHANNELS = (3, 8, 12, 16, 17, 24, 32, 33, 40, 48, 56, 64, 65, 72, 96, 112, 128, 129, 160, 192, 256, 320, 384, 512)
+SPATIAL_FULL = ((1, 1), (2, 2), (3, 3), (4, 4), (7, 7), (8, 8), (12, 12), (14, 14), (16, 16), (24, 24), (28, 28),
+                (32, 32), (48, 48), (56, 56), (25, 5), (31, 7), (16, 10), (50, 20))
+SPATIAL_QUICK = ((2, 2), (7, 7), (14, 14), (25, 5), (28, 28))
+MAX_KERNEL_MACS = 40_000_000  # keeps one measurement well under a second on a phone-class CPU
+
+
+def shape_id(shape: KernelShape) -> str:
+    text = json.dumps(shape.to_dict(), sort_keys=True)
+    return f"{shape.kind}-" + hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _out(size: int, kernel: int, stride: int) -> int:
+    return -(-size // stride)  # 'same' padding
+
+
+KWS_STEMS = ((49, 10), (61, 13), (99, 40), (32, 20), (98, 40))  # (frames, bins) under a 10×4 stride-2 stem conv
+FC_FEATURES_IN = (16, 32, 64, 65, 128, 256, 512, 1024)
+FC_FEATURES_OUT = (2, 10, 12, 35, 100, 1000)
+ACTIVATIONS = ("relu", "relu", "relu6", None)
+SWEEPS = (("conv", 64, 28, 3), ("pointwise", 96, 14, 1), ("depthwise", None, 28, 3))  # kind, c_in, size, kernel
+
+
+def _same(kind: str, c_in: int, c_out: int, hw: tuple[int, int], kernel: int, stride: int,
+          activation: str | None = "relu") -> KernelShape:
+    """A square-kernel layer with 'same' padding."""
+    h, w = hw
+    return KernelShape(kind, (c_in, h, w), (c_out, _out(h, kernel, stride), _out(w, kernel, stride)),
+                       (kernel, kernel), (stride, stride), activation)
+
+
+def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
+    """The shapes the profiler measures (deterministic for a given ``quick`` and ``seed``): random
+    draws per kind (``count`` of them, ÷5 when quick, none over ``MAX_KERNEL_MACS``), then the
+    dense channel sweeps."""
+    rng = random.Random(seed)
+    spatial = SPATIAL_QUICK if quick else SPATIAL_FULL
+    scale = 5 if quick else 1
+    shapes: list[KernelShape] = []
+
+    def sample(count: int, make: Callable[[], KernelShape]) -> None:
+        made = 0
+        for _ in range(count // scale * 20):
+            shape = make()
+            if shape.macs <= MAX_KERNEL_MACS:
+                shapes.append(shape)
+                made += 1
+                if made == count // scale:
+                    return
+
+    def channels(low: int = 1, high: int | None = None) -> int:
+        return rng.choice(CHANNELS[low:high])
+
+    def conv3x3(stride: int) -> KernelShape:
+        return _same("conv", channels(0), channels(), rng.choice(spatial), 3, stride, rng.choice(ACTIVATIONS))
+
+    def depthwise(stride: int) -> KernelShape:
+        c = channels()
+        return _same("depthwise", c, c, rng.choice(spatial), 3, stride, rng.choice(ACTIVATIONS))
+
+    def pointwise() -> KernelShape:
+        return _same("pointwise", channels(0), channels(), rng.choice(spatial), 1, 1, rng.choice(ACTIVATIONS))
+
+    def large_kernel() -> KernelShape:
+        return _same("conv", rng.choice((1, 3, 8, 16)), channels(1, 12), rng.choice(spatial), rng.choice((5, 7)),
+                     rng.choice((1, 2)))
+
+    def kws_stem() -> KernelShape:
+        (frames, bins), c = rng.choice(KWS_STEMS), channels(1, 20)
+        return KernelShape("conv", (1, frames + 9, bins + 3), (c, -(-frames // 2), -(-bins // 2)), (10, 4), (2, 2),
+                           "relu")
+
+    def fully_connected() -> KernelShape:
+        return KernelShape("fully_connected", (rng.choice(FC_FEATURES_IN), 1, 1), (rng.choice(FC_FEATURES_OUT), 1, 1))
+
+    def global_pool() -> KernelShape:
+        c, hw = channels(), rng.choice(spatial)
+        return KernelShape("global_pool", (c, *hw), (c, 1, 1))
+
+    def pool() -> KernelShape:
+        c, (h, w), k = channels(), rng.choice(spatial), rng.choice((2, 3))
+        return KernelShape("pool", (c, h, w), (c, _out(h, k, 2), _out(w, k, 2)), (k, k), (2, 2))
+
+    def add() -> KernelShape:
+        c, hw = channels(), rng.choice(spatial)
+        return KernelShape("add", (c, *hw), (c, *hw), activation=rng.choice(("relu", None)))
+
+    def pad() -> KernelShape:
+        c, (h, w) = channels(0, 6), rng.choice(spatial)
+        return KernelShape("pad", (c, h, w), (c, h + 1, w + 1))
+
+    def concat() -> KernelShape:
+        c, hw = channels(), rng.choice(spatial)
+        return KernelShape("concat", (c, *hw), (2 * c, *hw))
+
+    for stride in (1, 2):
+        sample(160, lambda: conv3x3(stride))
+        sample(90, lambda: depthwise(stride))
+    sample(220, pointwise)
+    sample(30, large_kernel)
+    sample(40, kws_stem)
+    sample(60, fully_connected)
+    sample(40, global_pool)
+    sample(40, pool)
+    sample(60, add)
+    sample(20, pad)
+    sample(20, concat)
+    # dense sweeps: every channel count across two SIMD steps, where the staircase shows
+    for kind, c_in, size, kernel in SWEEPS[:1] if quick else SWEEPS:
+        for c in range(56, 74):
+            shapes.append(_same(kind, c_in or c, c, (size, size), kernel, 1))
+    return list(dict.fromkeys(shapes))
+
+
+def write_suite(folder: str | Path, shapes: list[KernelShape]) -> Path:
+    """A folder of single-kernel ONNX models and ``suite.json``, for ``runner.py`` on another device."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for shape in shapes:
+        identifier = shape_id(shape)
+        (folder / f"{identifier}.onnx").write_bytes(kernel_model(shape).SerializeToString())
+        entries.append({"id": identifier, "shape": shape.to_dict()})
+    (folder / "overhead.onnx").write_bytes(overhead_model().SerializeToString())
+    temporary = folder / "suite.json.tmp"
+    temporary.write_text(json.dumps({"kernels": entries, "overhead_model": "overhead.onnx"}, indent=1))
+    os.replace(temporary, folder / "suite.json")
+    return folder
+
+
+def measure_grid(shapes: list[KernelShape], partial_path: str | Path, threads: int = 1, quick: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Time every shape with onnxruntime in several rounds (each round goes through the whole grid,
+    so a kernel's rounds are minutes apart); keep each kernel's fastest round. Rounds already in
+    ``partial_path`` are not measured again.
+    """
+    rounds = 2 if quick else 5
+    budget_ms = 40.0 if quick else 50.0
+    done = measured_ids(partial_path)
+    todo = [(round_index, shape) for round_index in range(rounds) for shape in shapes
+            if f"{shape_id(shape)}@{round_index}" not in done]
+    for count, (round_index, shape) in enumerate(todo, 1):
+        timing = onnxruntime_node_times(kernel_model(shape).SerializeToString(), threads, budget_ms=budget_ms)
+        append_line(partial_path, {"id": f"{shape_id(shape)}@{round_index}", "shape": shape.to_dict(), **timing})
+        if progress is not None:
+            progress(count, len(todo))
+    wanted = {shape_id(shape) for shape in shapes}
+    records = []
+    with open(partial_path) as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+                key = record["id"].split("@")[0]
+            except (json.JSONDecodeError, KeyError, AttributeError):
+                continue
+            if key in wanted and "wall_ms" in record:
+                records.append({**record, "id": key})
+    return records
+
+
+def profiler_overhead_ms(records: list[dict], model_overhead_ms: float) -> float:
+    """What onnxruntime's profiler adds to each node it times: the median over measurements of
+    (profiled node times − (wall time − per-model overhead)) / nodes."""
+    per_node = [(r["kernel_ms"] + sum(ms for _, ms in r["reorders"]) - (r["wall_ms"] - model_overhead_ms)) / r["nodes"]
+                for r in records if r.get("nodes")]
+    return max(0.0, float(np.median(per_node))) if per_node else 0.0
+
+
+def kernel_times(records: list[dict], model_overhead_ms: float) -> tuple[list[dict], list[list[float]], float]:
+    """Each kernel's time inside a whole model, from all its measured rounds: its wall time minus the
+    per-model overhead minus its reorders (profiled, less the profiler's own share); the fastest
+    round wins. Returns (one record per kernel with ``kernel_ms`` replaced, reorder points
+    [[elements, ms], ...], the profiler's per-node overhead in ms)."""
+    profiling_ms = profiler_overhead_ms(records, model_overhead_ms)
+    fastest: dict[str, dict] = {}
+    reorder_points = []
+    for record in records:
+        reorders = [[elements, max(ms - profiling_ms, 0.0)] for elements, ms in record["reorders"]]
+        reorder_points += reorders
+        kernel_ms = record["wall_ms"] - model_overhead_ms - sum(ms for _, ms in reorders)
+        kernel_ms = max(kernel_ms, 0.05 * record["wall_ms"])  # never zero: a floor at 5 % of the whole run
+        if record["id"] not in fastest or kernel_ms < fastest[record["id"]]["kernel_ms"]:
+            fastest[record["id"]] = {**record, "kernel_ms": kernel_ms}
+    return list(fastest.values()), reorder_points, profiling_ms
+
+
+def _fit_reorders(points: list[list[float]]) -> tuple[float, float]:
+    if len(points) < 2:
+        return 0.0, 0.0
+    points = np.array(points, dtype=float)
+    design = np.stack([np.ones(len(points)), points[:, 0]], axis=1)
+    (per_call, per_element), *_ = np.linalg.lstsq(design, points[:, 1], rcond=None)
+    return max(0.0, float(per_call)), max(0.0, float(per_element))
+
+
+def memory_bandwidth_bytes_per_s(threads: int = 1) -> float:
+    """Streaming bandwidth: a 4 M-element float add (two reads, one write) in onnxruntime."""
+    shape = KernelShape("add", (64, 256, 256), (64, 256, 256))
+    session = Session(kernel_model(shape).SerializeToString(), threads=threads)
+    fastest_ms = min(time_session(session, repeats=10)["fast_ms"] for _ in range(5))
+    return 3 * 4 * 64 * 256 * 256 / (fastest_ms / 1e3)
+
+
+def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth: float, threads: int,
+                  quick: bool) -> dict:
+    """A target profile (plain dict, checked by ``parse_target``) from all rounds of measurements."""
+    import onnxruntime
+
+    records, reorder_points, profiling_ms = kernel_times(measurements, overhead["fast_ms"])
+    today = datetime.date.today().isoformat()
+    machine = machine_description()
+    where = f"measured here by 'edgegrow profile' on {today} ({machine['processor']}, {platform.node()})"
+    per_call, per_element = _fit_reorders(reorder_points)
+    rates = [KernelShape.from_dict(r["shape"]).macs / (r["kernel_ms"] / 1e3) for r in records
+             if KernelShape.from_dict(r["shape"]).macs >= 1_000_000]  # big enough for the wall time to dominate
+    entries = [{**r["shape"], "latency_ms": round(r["kernel_ms"], 6), "layout": r["layout"]} for r in records]
+    profile = {
+        "schema": SCHEMA, "name": name, "kind": "cpu",
+        "description": f"This machine ({machine['processor']}, {machine['cpu_count']} CPUs) running onnxruntime "
+                       f"float32 with {threads} thread(s){' (quick grid)' if quick else ''}.",
+        "runtime": {"name": "onnxruntime", "version": onnxruntime.__version__}, "threads": threads,
+        "dtype": "float32",
+        "peak_macs_per_s": {"value": max(rates), "source": f"{where}: fastest kernel of ≥ 1 M MACs in the table"},
+        "memory_bandwidth_bytes_per_s": {"value": bandwidth, "source": f"{where}: 4 M-element float add, fastest of 5"},
+        "sram_bytes": {"value": None, "source": "a desktop CPU: no SRAM limit"},
+        "flash_bytes": {"value": None, "source": "a desktop CPU: no flash limit"},
+        "active_power_mw": {"value": None, "source": "not measured here (no power meter); energy is not predicted"},
+        "model_overhead_ms": {"value": overhead["fast_ms"],
+                              "source": f"{where}: an Identity model, 10th percentile (median "
+                                        f"{overhead['latency_ms']:.4f} ms, p90 {overhead['p90_ms']:.4f} ms)"},
+        "model_overhead_flash_bytes": {"value": len(overhead_model().SerializeToString()),
+                                       "source": "size of an ONNX file holding one Identity node"},
+        "latency": {
+            "source": f"{where}: {len(records)} single-kernel models in {_rounds(measurements)} rounds; a kernel is "
+                      "its fastest round's wall time (10th percentile) less the per-model overhead and less its "
+                      f"layout reorders (onnxruntime's profiler, less its own {profiling_ms * 1e3:.2f} µs per node)",
+            "layout": {"rule": "onnxruntime-nchwc" if any(r["layout"] == "blocked" for r in records) else "none",
+                       "block_channels": _block_channels(), "reorder_ms_per_call": per_call,
+                       "reorder_ms_per_element": per_element,
+                       "source": f"{where}: least squares over {len(reorder_points)} reorder nodes"},
+            "entries": entries,
+        },
+    }
+    parse_target(profile, f"<profile {name}>")
+    return profile
+
+
+def _rounds(measurements: list[dict]) -> int:
+    per_kernel: dict[str, int] = {}
+    for record in measurements:
+        per_kernel[record["id"]] = per_kernel.get(record["id"], 0) + 1
+    return max(per_kernel.values(), default=0)
+
+
+def _block_channels() -> int:
+    """onnxruntime's NCHWc block: 16 channels with AVX-512, 8 otherwise on x86 (MlasNchwcGetBlockSize)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return 8
+    return 16 if " avx512f" in flags else 8
+
+
+def write_json_atomically(path: str | Path, data: dict) -> None:
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(temporary, path)
+
+
+def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Measure the grid on this machine with onnxruntime and write the profile to ``out``.
+
+    Measurements go to ``<out>.partial.jsonl`` first; an interrupted run resumes from there, and the
+    file is removed once the profile is written.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial.jsonl")
+    records = measure_grid(kernel_grid(quick), partial, threads, quick, progress)
+    overhead = min((time_session(Session(overhead_model().SerializeToString(), threads=threads), repeats=30)
+                    for _ in range(3)), key=lambda timing: timing["fast_ms"])
+    profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
+    write_json_atomically(out, profile)
+    partial.unlink()
+    return profile
+
+
+def profile_from_measurements(name: str, measurements: str | Path, out: str | Path, kind: str = "cpu") -> dict:
+    """A profile from the JSON lines ``runner.py`` wrote on another device (whole single-kernel model
+    times, 10th percentile, minus the Identity model's time)."""
+    records, overhead = [], None
+    with open(measurements) as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                record = json.loads(line)
+                record["id"], record["fast_ms"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                if line.strip():
+                    raise ValueError(f"{measurements}: line {number} is not a runner.py measurement") from None
+                continue
+            if record["id"] == "overhead":
+                overhead = record
+            else:
+                records.append(record)
+    if overhead is None or not records:
+        raise ValueError(f"{measurements}: needs the 'overhead' line and at least one kernel; "
+                         "run runner.py on the whole suite")
+    base = overhead["fast_ms"]
+    entries = [{**r["shape"], "latency_ms": round(max(r["fast_ms"] - base, 0.05 * r["fast_ms"]), 6),
+                "layout": "plain"} for r in records]
+    where = (f"measured with runner.py ({records[0]['runtime']} {records[0]['runtime_version']}, "
+             f"{records[0]['threads']} thread(s)), imported from {Path(measurements).name} on "
+             f"{datetime.date.today().isoformat()}")
+    profile = device_profile(name, kind, records[0]["runtime"], records[0]["runtime_version"], records[0]["threads"],
+                             "float32", entries, base, where,
+                             f"{where}: single-kernel model time (10th percentile) minus the Identity model's")
+    parse_target(profile, f"<profile {name}>")
+    write_json_atomically(out, profile)
+    return profile
+
+
+def device_profile(name: str, kind: str, runtime: str, version: str, threads: int, dtype: str, entries: list[dict],
+                   overhead_ms: float, where: str, latency_source: str) -> dict:
+    """A profile from table entries measured on another device; limits and power are left for the
+    user to fill in (null = no limit / not known)."""
+    shapes = [KernelShape.from_dict(entry) for entry in entries]
+    rates = [shape.macs / (entry["latency_ms"] / 1e3) for shape, entry in zip(shapes, entries) if shape.macs]
+    bytes_rates = [shape.traffic_bytes(4) / (entry["latency_ms"] / 1e3) for shape, entry in zip(shapes, entries)]
+    return {
+        "schema": SCHEMA, "name": name, "kind": kind,
+        "description": f"Measured on a device ({len(entries)} kernels).",
+        "runtime": {"name": runtime, "version": version}, "threads": threads, "dtype": dtype,
+        "peak_macs_per_s": {"value": max(rates, default=1e9), "source": f"{where}: fastest kernel"},
+        "memory_bandwidth_bytes_per_s": {"value": max(bytes_rates), "source": f"{where}: fastest kernel by bytes"},
+        "sram_bytes": {"value": None, "source": "not given: edit if the device has an SRAM limit"},
+        "flash_bytes": {"value": None, "source": "not given: edit if the device has a flash limit"},
+        "active_power_mw": {"value": None, "source": "not measured: edit with a power-meter reading"},
+        "model_overhead_ms": {"value": overhead_ms, "source": f"{where}: time outside the kernels"},
+        "model_overhead_flash_bytes": {"value": 0, "source": "not measured"},
+        "latency": {"source": latency_source, "entries": entries},
+    }
+
+
+def profile_from_op_profile(name: str, op_profile: str | Path, model, example_input, out: str | Path,
+                            dtype: str = "float32") -> dict:
+    """A profile (or, when ``out`` exists, that profile with these kernels added or replaced) from
+    TFLite ``benchmark_model --enable_op_profiling=true`` output for ``model``."""
+    from .kernels import fused_kernels
+    from .op_profile import entries_from_op_profile, parse_op_profile
+    from .target import load_target
+
+    shapes = [KernelShape.from_kernel(kernel) for kernel in fused_kernels(model, example_input)]
+    paired, unmatched_ms = entries_from_op_profile(parse_op_profile(Path(op_profile).read_text()), shapes)
+    same_shape: dict[KernelShape, list[dict]] = {}
+    for entry in paired:  # layers of one shape (DS-CNN's four blocks) are one table entry: their median
+        same_shape.setdefault(KernelShape.from_dict(entry), []).append(entry)
+    entries = [{**group[0], "latency_ms": float(np.median([e["latency_ms"] for e in group]))}
+               for group in same_shape.values()]
+    where = f"benchmark_model op profile {Path(op_profile).name}, imported {datetime.date.today().isoformat()}"
+    out = Path(out)
+    if out.exists():
+        load_target(str(out))  # refuse to merge into a broken profile
+        profile = json.loads(out.read_text())
+        replaced = {KernelShape.from_dict(entry) for entry in entries}
+        kept = [e for e in profile["latency"].get("entries", []) if KernelShape.from_dict(e) not in replaced]
+        profile["latency"]["entries"] = kept + entries
+        profile["latency"]["source"] += f"; {len(entries)} kernels from {where}"
+    else:
+        profile = device_profile(name, "cpu", "tflite", "benchmark_model", 1, dtype, entries, max(unmatched_ms, 1e-3),
+                                 where, f"{where}: per-op average times paired with the model's kernels")
+    parse_target(profile, f"<profile {name}>")
+    write_json_atomically(out, profile)
+    return profile

@@ -1,0 +1,243 @@
+"""Time a suite of single-kernel models on the device this runs on. Needs only numpy plus
+onnxruntime (for .onnx) or ai-edge-litert (for .tflite): copy this one file and a suite folder
+written by ``edgegrow profile --write-suite DIR`` to a phone or a Raspberry Pi and run
+
+    python runner.py SUITE_DIR --out measurements.jsonl [--threads 1] [--quick]
+
+then bring the .jsonl back and turn it into a target profile with
+``edgegrow profile --target NAME --from-measurements measurements.jsonl``.
+
+Every result is appended (and flushed) as one JSON line as soon as it is measured; running the same
+command again after an interruption skips what is already there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SUITE_FILE = "suite.json"
+OVERHEAD_ID = "overhead"  # the Identity model: per-model overhead outside any kernel
+RUNTIMES = ("onnxruntime", "litert")
+
+
+class Session:
+    """One model loaded in a runtime with fixed threads; ``run()`` executes it once on fixed inputs."""
+
+    def __init__(self, model: bytes | str | Path, runtime: str = "onnxruntime", threads: int = 1):
+        if runtime == "onnxruntime":
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            source = model if isinstance(model, bytes) else str(model)
+            self._session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+            rng = np.random.default_rng(0)
+            self._feeds = {item.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in item.shape])
+                           .astype(np.float32) for item in self._session.get_inputs()}
+            self.run = lambda: self._session.run(None, self._feeds)
+            self.version = onnxruntime.__version__
+        elif runtime == "litert":
+            from ai_edge_litert import interpreter as litert
+
+            kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+            self._interpreter = litert.Interpreter(
+                num_threads=threads,
+                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, **kwargs)
+            self._interpreter.allocate_tensors()
+            rng = np.random.default_rng(0)
+            for detail in self._interpreter.get_input_details():
+                data = rng.standard_normal(detail["shape"]) * 10
+                self._interpreter.set_tensor(detail["index"], data.astype(detail["dtype"]))
+            self.run = self._interpreter.invoke
+            import ai_edge_litert
+
+            self.version = getattr(ai_edge_litert, "__version__", "unknown")
+        else:
+            raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+
+
+def time_session(session: Session, warmup_ms: float = 20.0, repeats: int = 30, sample_ms: float = 1.0) -> dict:
+    """Latency of one run in ms over ``repeats`` samples, each the mean of as many back-to-back runs
+    as fill ``sample_ms`` (at least one), after ``warmup_ms`` of warm-up runs.
+
+    Returns {"latency_ms": median, "fast_ms": 10th percentile, "p10_ms", "p90_ms", "runs_per_sample",
+    "samples"}. ``fast_ms`` is the statistic tables use: on a shared machine latency jumps between
+    an uncontended and a contended level for seconds at a time, and the low percentile measured in
+    several rounds spread over minutes is the level that repeats.
+    """
+    start = time.perf_counter()
+    runs = 0
+    while runs < 3 or (time.perf_counter() - start) * 1e3 < warmup_ms:
+        session.run()
+        runs += 1
+    one_run_ms = (time.perf_counter() - start) * 1e3 / runs
+    per_sample = max(1, int(sample_ms / max(one_run_ms, 1e-6)))
+    samples = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        for _ in range(per_sample):
+            session.run()
+        samples.append((time.perf_counter() - begin) * 1e3 / per_sample)
+    deciles = statistics.quantiles(samples, n=10) if len(samples) >= 2 else samples * 9
+    return {"latency_ms": statistics.median(samples), "fast_ms": deciles[0], "p10_ms": deciles[0],
+            "p90_ms": deciles[-1], "runs_per_sample": per_sample, "samples": len(samples)}
+
+
+def _fast_mean(values: list[float]) -> float:
+    """Mean of the fastest quarter: a low percentile with sub-microsecond resolution from µs-rounded
+    profiler times."""
+    ordered = sorted(values)
+    return float(np.mean(ordered[: max(1, len(ordered) // 4)]))
+
+
+def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_ms: float = 150.0,
+                           min_runs: int = 20, max_runs: int = 300) -> dict:
+    """Per-node times of a model in onnxruntime's own profiler (µs resolution) over as many runs as fit
+    in ``budget_ms``, within [min_runs, max_runs].
+
+    Returns {"kernel_ms": time of every node but layout reorders (mean of the fastest quarter of the
+    runs after the first tenth), "reorders": [[elements, ms], ...], "layout": "blocked" when
+    onnxruntime ran the kernel in its NCHWc layout, else "plain", "nodes": nodes per run,
+    "wall_ms": the whole model's time without the profiler (``time_session``'s fast_ms)}.
+
+    The profiler adds a few microseconds to every node it times, so the profiler's numbers are used
+    to tell the reorders apart, and the wall time for the kernel itself (see ``profiler``).
+    """
+    import tempfile
+
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as folder:
+        options.profile_file_prefix = str(Path(folder) / "profile")
+        source = model if isinstance(model, bytes) else str(model)
+        session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        feeds = {item.name: rng.standard_normal(item.shape).astype(np.float32) for item in session.get_inputs()}
+        start, runs = time.perf_counter(), 0
+        while runs < min_runs or (runs < max_runs and (time.perf_counter() - start) * 1e3 < budget_ms):
+            session.run(None, feeds)
+            runs += 1
+        with open(session.end_profiling()) as handle:
+            events = json.load(handle)
+    kernel_per_run: dict[int, float] = {}
+    reorder_times: dict[str, list[float]] = {}
+    sizes: dict[str, int] = {}
+    run_index, seen = -1, set()
+    for event in events:
+        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
+            continue
+        name = event["name"]
+        if name in seen or run_index < 0:  # a node seen again: the next run began
+            run_index, seen = run_index + 1, set()
+        seen.add(name)
+        milliseconds = event["dur"] / 1e3
+        if event["args"].get("op_name", "").startswith("Reorder"):
+            reorder_times.setdefault(name, []).append(milliseconds)
+            shapes = event["args"].get("output_type_shape") or []
+            sizes[name] = sum(int(np.prod(list(item.values())[0])) for item in shapes if item)
+        else:
+            kernel_per_run[run_index] = kernel_per_run.get(run_index, 0.0) + milliseconds
+    warm = [value for index, value in sorted(kernel_per_run.items()) if index >= len(kernel_per_run) // 10]
+    kernel_ms = _fast_mean(warm)
+    reorders = [[sizes[name], _fast_mean(values[len(values) // 10:])] for name, values in reorder_times.items()]
+    layout = "blocked" if reorders else "plain"
+    wall = time_session(Session(model, threads=threads), warmup_ms=5, repeats=20, sample_ms=1.0)
+    return {"kernel_ms": kernel_ms, "reorders": reorders, "layout": layout, "runs": runs,
+            "nodes": len(reorder_times) + len({n for n in seen if n not in reorder_times}), "wall_ms": wall["fast_ms"]}
+
+
+def load_suite(suite_dir: str | Path) -> dict:
+    path = Path(suite_dir) / SUITE_FILE
+    if not path.is_file():
+        raise ValueError(f"{path} not found: a suite folder is written by 'edgegrow profile --write-suite DIR'")
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def measured_ids(out_path: str | Path) -> set[str]:
+    """Ids already in a measurements file; a torn last line (interrupted write) is ignored."""
+    done = set()
+    if Path(out_path).exists():
+        with open(out_path) as handle:
+            for line in handle:
+                try:
+                    done.add(json.loads(line)["id"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+    return done
+
+
+def append_line(out_path: str | Path, record: dict) -> None:
+    with open(out_path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def machine_description() -> dict:
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "system": platform.system(), "python": platform.python_version(), "cpu_count": os.cpu_count()}
+
+
+def run_suite(suite_dir: str | Path, out_path: str | Path, runtime: str = "onnxruntime", threads: int = 1,
+              quick: bool = False, progress=None) -> int:
+    """Time every model of the suite not yet in ``out_path``; returns how many were measured now."""
+    suite = load_suite(suite_dir)
+    done = measured_ids(out_path)
+    extension = ".onnx" if runtime == "onnxruntime" else ".tflite"
+    todo = [entry for entry in suite["kernels"] if entry["id"] not in done]
+    if OVERHEAD_ID not in done:  # first, so the kernels can be told apart from the per-model overhead
+        todo.insert(0, {"id": OVERHEAD_ID, "shape": None})
+    repeats = 10 if quick else 30
+    for count, entry in enumerate(todo, 1):
+        model_path = Path(suite_dir) / ((entry["id"] if entry["shape"] else "overhead") + extension)
+        session = Session(model_path, runtime, threads)
+        timing = time_session(session, repeats=repeats)
+        append_line(out_path, {"id": entry["id"], "shape": entry["shape"], "runtime": runtime,
+                               "runtime_version": session.version, "threads": threads, **timing})
+        if progress is not None:
+            progress(count, len(todo), entry["id"])
+    return len(todo)
+
+
+def _print_progress(count: int, total: int, name: str) -> None:
+    print(f"\r[{count}/{total}] {name[:60]:<60}", end="" if count < total else "\n", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Time a suite of single-kernel models on this device.")
+    parser.add_argument("suite", help="folder written by 'edgegrow profile --write-suite DIR'")
+    parser.add_argument("--out", required=True, help="measurements file (JSON lines); resumed if it exists")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="10 samples per kernel instead of 30")
+    args = parser.parse_args(argv)
+    try:
+        measured = run_suite(args.suite, args.out, args.runtime, args.threads, args.quick, _print_progress)
+    except (ValueError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"measured {measured} kernels into {args.out}; device: {json.dumps(machine_description())}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

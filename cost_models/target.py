@@ -1,0 +1,268 @@
+"""Device profiles: one JSON file per target device, read and checked here.
+
+A profile is plain data (never a pickle): what the device is, the runtime and threads it was
+profiled with, its limits, and the numbers latency and energy are predicted from — each number
+with the source it came from (``"measured here ..."`` or the public figure it was derived from).
+The format is described field by field in ``targets/README.md``.
+
+``load_target("host")`` looks a name up in, in order: the folders of ``$EDGEGROW_TARGETS``
+(separated by the path separator), ``~/.edgegrow/targets`` (where ``edgegrow profile`` writes), then
+the profiles shipped with edgegrow. A path to a .json file is read directly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .kernel_shape import KINDS, KernelShape
+
+SCHEMA = "edgegrow-target/1"
+TARGET_KINDS = ("cpu", "mcu", "gpu")
+DTYPES = {"float32": 4, "float16": 2, "int8": 1}
+LAYOUT_RULES = ("none", "onnxruntime-nchwc")
+
+
+def shipped_targets_folder() -> Path:
+    """Where the shipped profiles are: ``cost_models/targets`` once installed, ``targets/`` in a checkout."""
+    installed = Path(__file__).with_name("targets")
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "targets"
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A number and where it comes from. ``value`` None means "no limit" / "not known"."""
+
+    value: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    shape: KernelShape
+    latency_ms: float
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    layout: str = "plain"
+
+
+@dataclass(frozen=True)
+class AnalyticLatency:
+    """Latency without a table: padded MACs at a per-kind MAC rate plus a per-kernel overhead."""
+
+    macs_per_s: dict[str, float]
+    per_kernel_overhead_ms: float
+    channel_step: int
+    bytes_per_s_elementwise: float  # for kernels without MACs (pooling, adds)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str
+    description: str
+    runtime: str
+    runtime_version: str
+    threads: int
+    dtype: str
+    peak_macs_per_s: Sourced
+    memory_bandwidth_bytes_per_s: Sourced
+    sram_bytes: Sourced
+    flash_bytes: Sourced
+    active_power_mw: Sourced
+    model_overhead_ms: Sourced
+    model_overhead_flash_bytes: Sourced
+    latency_source: str
+    entries: tuple[TableEntry, ...] = ()
+    analytic: AnalyticLatency | None = None
+    layout_rule: str = "none"
+    layout_block_channels: int = 1
+    reorder_ms_per_call: float = 0.0
+    reorder_ms_per_element: float = 0.0
+    energy_pj_per_mac: Sourced | None = None
+    energy_pj_per_byte: Sourced | None = None
+    path: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def bytes_per_element(self) -> int:
+        return DTYPES[self.dtype]
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.entries)
+
+
+# --- reading ------------------------------------------------------------------------------------
+class _Reader:
+    """Field access that names the field and the file in every error."""
+
+    def __init__(self, data: dict, path: str, prefix: str = ""):
+        self.data, self.path, self.prefix = data, path, prefix
+
+    def fail(self, name: str, problem: str) -> ValueError:
+        return ValueError(f"{self.path}: field '{self.prefix}{name}' {problem}")
+
+    def get(self, name: str, kind: type | tuple, default=...):
+        node = self.data
+        for part in name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if default is not ...:
+                    return default
+                raise self.fail(name, "is missing")
+            node = node[part]
+        if node is None and default is not ... and default is None:
+            return None
+        if kind in (int, float, (int, float)) and isinstance(node, bool) or not isinstance(node, kind):
+            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(name, f"must be {expected}, got {node!r}")
+        return node
+
+    def number(self, name: str, positive: bool = True, default=...) -> float:
+        value = self.get(name, (int, float), default)
+        if value is None:
+            return None
+        if not math.isfinite(value) or (positive and value <= 0) or value < 0:
+            sign = "positive" if positive else "non-negative"
+            raise self.fail(name, f"must be a {sign} finite number, got {value!r}")
+        return float(value)
+
+    def sourced(self, name: str, nullable: bool = False, optional: bool = False) -> Sourced | None:
+        if optional and self.get(name, (dict, type(None)), None) is None:
+            return None
+        self.get(name, dict)
+        value = self.number(f"{name}.value", positive=False, default=None) if nullable else \
+            self.number(f"{name}.value", positive=False)
+        source = self.get(f"{name}.source", str)
+        if not source.strip():
+            raise self.fail(f"{name}.source", "must say where the number comes from")
+        return Sourced(value, source)
+
+
+def parse_target(data: dict, path: str = "<profile>") -> Target:
+    """Check a profile's fields and build a ``Target``.
+
+    Raises:
+        ValueError: a field is missing or malformed; the message names the field and the file.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a target profile must be a JSON object")
+    read = _Reader(data, path)
+    if read.get("schema", str) != SCHEMA:
+        raise read.fail("schema", f"must be {SCHEMA!r}, got {data['schema']!r}")
+    kind = read.get("kind", str)
+    if kind not in TARGET_KINDS:
+        raise read.fail("kind", f"must be one of {', '.join(TARGET_KINDS)}, got {kind!r}")
+    dtype = read.get("dtype", str)
+    if dtype not in DTYPES:
+        raise read.fail("dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    threads = read.get("threads", int)
+    if threads < 1:
+        raise read.fail("threads", f"must be at least 1, got {threads}")
+    latency_source = read.get("latency.source", str)
+    entries = []
+    for index, raw in enumerate(read.get("latency.entries", list, [])):
+        where = f"latency.entries[{index}]"
+        if not isinstance(raw, dict):
+            raise read.fail(where, "must be an object")
+        entry = _Reader(raw, path, prefix=where + ".")
+        try:
+            shape = KernelShape.from_dict(raw)
+        except KeyError as missing:
+            raise entry.fail(missing.args[0], "is missing") from None
+        except (ValueError, TypeError) as error:
+            raise read.fail(where, f"is malformed: {error}") from None
+        if shape.kind not in KINDS:
+            raise entry.fail("kind", f"must be one of {', '.join(KINDS)}, got {shape.kind!r}")
+        entries.append(TableEntry(shape, entry.number("latency_ms"), entry.number("p10_ms", default=None),
+                                  entry.number("p90_ms", default=None), entry.get("layout", str, "plain")))
+    analytic = None
+    if read.get("latency.analytic", (dict, type(None)), None) is not None:
+        rates = read.get("latency.analytic.macs_per_s", dict)
+        for name in rates:
+            read.number(f"latency.analytic.macs_per_s.{name}")
+        analytic = AnalyticLatency(
+            {name: float(rate) for name, rate in rates.items()},
+            read.number("latency.analytic.per_kernel_overhead_ms", positive=False),
+            int(read.number("latency.analytic.channel_step")),
+            read.number("latency.analytic.bytes_per_s_elementwise"))
+    if not entries and analytic is None:
+        raise read.fail("latency", "needs 'entries' (a measured table) or 'analytic' (rates), and has neither")
+    layout_rule = read.get("latency.layout.rule", str, "none")
+    if layout_rule not in LAYOUT_RULES:
+        raise read.fail("latency.layout.rule", f"must be one of {', '.join(LAYOUT_RULES)}, got {layout_rule!r}")
+    return Target(
+        name=read.get("name", str), kind=kind, description=read.get("description", str, ""),
+        runtime=read.get("runtime.name", str), runtime_version=read.get("runtime.version", str),
+        threads=threads, dtype=dtype,
+        peak_macs_per_s=read.sourced("peak_macs_per_s"),
+        memory_bandwidth_bytes_per_s=read.sourced("memory_bandwidth_bytes_per_s"),
+        sram_bytes=read.sourced("sram_bytes", nullable=True),
+        flash_bytes=read.sourced("flash_bytes", nullable=True),
+        active_power_mw=read.sourced("active_power_mw", nullable=True),
+        model_overhead_ms=read.sourced("model_overhead_ms"),
+        model_overhead_flash_bytes=read.sourced("model_overhead_flash_bytes"),
+        latency_source=latency_source, entries=tuple(entries), analytic=analytic,
+        layout_rule=layout_rule,
+        layout_block_channels=int(read.number("latency.layout.block_channels", default=1.0)),
+        reorder_ms_per_call=read.number("latency.layout.reorder_ms_per_call", positive=False, default=0.0),
+        reorder_ms_per_element=read.number("latency.layout.reorder_ms_per_element", positive=False, default=0.0),
+        energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),
+        energy_pj_per_byte=read.sourced("energy_pj_per_byte", optional=True),
+        path=path, extra={key: data[key] for key in ("calibration", "notes") if key in data},
+    )
+
+
+def _environment_folders() -> list[Path]:
+    return [Path(part) for part in os.environ.get("EDGEGROW_TARGETS", "").split(os.pathsep) if part]
+
+
+def user_targets_folder() -> Path:
+    """Where new profiles go: the first folder of ``$EDGEGROW_TARGETS``, else ``~/.edgegrow/targets``."""
+    folders = _environment_folders()
+    return folders[0] if folders else Path.home() / ".edgegrow" / "targets"
+
+
+def _search_folders() -> list[Path]:
+    return list(dict.fromkeys(_environment_folders() + [user_targets_folder(), shipped_targets_folder()]))
+
+
+def known_targets() -> dict[str, Path]:
+    """Target name → profile file, earlier folders winning over later ones."""
+    found: dict[str, Path] = {}
+    for folder in reversed(_search_folders()):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.json")):
+                found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+def load_target(name_or_path: str | Path) -> Target:
+    """A profile by name (see ``known_targets``) or by the path of its JSON file.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones), unreadable JSON, or a bad field.
+    """
+    text = str(name_or_path)
+    if text.endswith(".json") or os.sep in text:
+        path = Path(text)
+        if not path.is_file():
+            raise ValueError(f"target profile {path} not found")
+    else:
+        known = known_targets()
+        if text not in known:
+            raise ValueError(f"unknown target {text!r}; known targets: {', '.join(known) or 'none'} "
+                             "(or give the path of a profile .json)")
+        path = known[text]
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    target = parse_target(data, str(path))
+    if target.name != path.stem:
+        raise ValueError(f"{path}: field 'name' is {target.name!r} but the file is named {path.stem!r}; "
+                         "make them the same")
+    return target

@@ -1,0 +1,106 @@
+"""Single-kernel models, the device-side runner (resume, torn lines), and profiles built from measurements."""
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from cost_models import profiler
+from cost_models.kernel_onnx import kernel_model, overhead_model
+from cost_models.kernel_shape import KernelShape
+from cost_models.runner import Session, measured_ids, onnxruntime_node_times, run_suite, time_session
+from cost_models.target import load_target
+
+SHAPES = [
+    KernelShape("conv", (3, 32, 32), (16, 16, 16), (3, 3), (2, 2), "relu6"),
+    KernelShape("conv", (1, 49, 10), (8, 20, 4), (10, 4), (2, 2), "relu"),
+    KernelShape("depthwise", (24, 14, 14), (24, 7, 7), (3, 3), (2, 2), "relu"),
+    KernelShape("pointwise", (17, 7, 7), (33, 7, 7), activation=None),
+    KernelShape("fully_connected", (64, 1, 1), (12, 1, 1)),
+    KernelShape("global_pool", (32, 5, 5), (32, 1, 1)),
+    KernelShape("pool", (16, 8, 8), (16, 4, 4), (2, 2), (2, 2)),
+    KernelShape("add", (16, 8, 8), (16, 8, 8), activation="relu"),
+    KernelShape("mul", (16, 8, 8), (16, 8, 8)),
+    KernelShape("concat", (16, 8, 8), (40, 8, 8)),
+    KernelShape("pad", (1, 49, 10), (1, 50, 11)),
+    KernelShape("activation", (8, 4, 4), (8, 4, 4), activation="sigmoid"),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.kind)
+def test_each_single_kernel_model_runs_and_has_the_kernels_output_shape(shape):
+    session = onnxruntime.InferenceSession(kernel_model(shape).SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {item.name: np.ones(item.shape, np.float32) for item in session.get_inputs()}
+    (output,) = session.run(None, feeds)
+    expected = (1, shape.output[0]) if shape.kind == "fully_connected" else (1, *shape.output)
+    assert output.shape == expected
+
+
+def test_unknown_kind_has_no_single_kernel_model():
+    with pytest.raises(ValueError, match="cannot write a single-kernel model for kind 'unknown'"):
+        kernel_model(KernelShape("unknown", (4, 4, 4), (4, 4, 4)))
+
+
+def test_timing_statistics_are_ordered():
+    timing = time_session(Session(overhead_model().SerializeToString()), warmup_ms=2, repeats=12)
+    assert 0 < timing["p10_ms"] <= timing["latency_ms"] <= timing["p90_ms"]
+    assert timing["fast_ms"] == timing["p10_ms"] and timing["samples"] == 12
+
+
+def test_node_times_separate_the_kernel_from_layout_reorders():
+    blocked = onnxruntime_node_times(kernel_model(KernelShape("conv", (16, 16, 16), (16, 16, 16), (3, 3))
+                                                  ).SerializeToString(), budget_ms=5, min_runs=10)
+    plain = onnxruntime_node_times(kernel_model(KernelShape("depthwise", (17, 16, 16), (17, 16, 16), (3, 3))
+                                                ).SerializeToString(), budget_ms=5, min_runs=10)
+    assert blocked["layout"] == "blocked" and len(blocked["reorders"]) == 2
+    assert [elements for elements, _ in blocked["reorders"]] == [16 * 16 * 16] * 2
+    assert plain["layout"] == "plain" and plain["reorders"] == []
+    assert blocked["kernel_ms"] > 0 and plain["kernel_ms"] > 0
+
+
+def test_grid_is_deterministic_and_sweeps_channels_one_by_one():
+    quick = profiler.kernel_grid(quick=True)
+    assert quick == profiler.kernel_grid(quick=True)
+    sweep = sorted(s.output[0] for s in quick if s.kind == "conv" and s.input == (64, 28, 28) and s.kernel == (3, 3)
+                   and s.stride == (1, 1) and s.activation == "relu")
+    assert set(range(56, 74)) <= set(sweep)
+    kinds = {s.kind for s in profiler.kernel_grid(quick=False)}
+    assert {"conv", "depthwise", "pointwise", "fully_connected", "pool", "global_pool", "add", "pad"} <= kinds
+    assert all(s.macs <= profiler.MAX_KERNEL_MACS for s in quick)
+
+
+def test_runner_resumes_and_ignores_a_torn_last_line(tmp_path):
+    suite = profiler.write_suite(tmp_path / "suite", SHAPES[3:5])
+    out = tmp_path / "device.jsonl"
+    assert run_suite(suite, out, quick=True) == 3  # the overhead model and two kernels
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # interrupted while writing the third
+    assert measured_ids(out) == {"overhead", profiler.shape_id(SHAPES[3])}
+    with open(out, "a") as handle:
+        handle.write("\n")
+    assert run_suite(suite, out, quick=True) == 1
+    assert measured_ids(out) == {"overhead", *(profiler.shape_id(s) for s in SHAPES[3:5])}
+
+
+def test_profile_from_measurements_subtracts_the_overhead(tmp_path):
+    lines = [{"id": "overhead", "shape": None, "fast_ms": 0.02, "runtime": "litert", "runtime_version": "2.3.0",
+              "threads": 4},
+             {"id": "a", "shape": SHAPES[3].to_dict(), "fast_ms": 0.12, "runtime": "litert",
+              "runtime_version": "2.3.0", "threads": 4}]
+    measurements = tmp_path / "phone.jsonl"
+    measurements.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "phone.json"
+    profiler.profile_from_measurements("phone", measurements, out)
+    phone = load_target(str(out))
+    assert phone.runtime == "litert" and phone.threads == 4
+    assert phone.entries[0].latency_ms == pytest.approx(0.10) and phone.model_overhead_ms.value == 0.02
+
+
+def test_profile_from_measurements_refuses_a_file_without_the_overhead(tmp_path):
+    measurements = tmp_path / "x.jsonl"
+    measurements.write_text(json.dumps({"id": "a", "shape": SHAPES[3].to_dict(), "fast_ms": 0.1}) + "\n")
+    with pytest.raises(ValueError, match="needs the 'overhead' line"):
+        profiler.profile_from_measurements("x", measurements, tmp_path / "x.json")
+    measurements.write_text("not json\n")
+    with pytest.raises(ValueError, match="line 1 is not a runner.py measurement"):
+        profiler.profile_from_measurements("x", measurements, tmp_path / "x.json")
