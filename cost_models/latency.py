@@ -41,6 +41,15 @@ def _padded(channels: int, step: int) -> int:
     return -(-channels // step) * step
 
 
+def padded_shape(shape: KernelShape, step: int) -> KernelShape:
+    """The kernel with channels rounded up to SIMD groups of ``step``: output channels always, input
+    channels too except the few of a stem (fewer than ``step``: runtimes read those directly rather
+    than padding them to a full group). What analytic profiles charge MACs for."""
+    c_in = shape.input[0]
+    c_in = _padded(c_in, step) if c_in >= step and shape.kind != "depthwise" else None
+    return shape.with_channels(c_in, _padded(shape.output[0], step))
+
+
 def blocked_layout(shape: KernelShape, block: int) -> bool:
     """Whether onnxruntime (x86, graph optimisation level ALL) runs the kernel in its NCHWc layout.
 
@@ -107,8 +116,7 @@ class LatencyModel:
     def _analytic(self, shape: KernelShape) -> float:
         analytic = self.target.analytic
         if shape.kind in WEIGHTED_KINDS:
-            padded = shape.with_channels(_padded(shape.input[0], self.step) if shape.kind != "depthwise" else None,
-                                         _padded(shape.output[0], self.step))
+            padded = padded_shape(shape, self.step)
             rate = analytic.macs_per_s.get(shape.kind) or analytic.macs_per_s.get("default")
             if rate:
                 return 1e3 * padded.macs / rate + analytic.per_kernel_overhead_ms
