@@ -157,19 +157,27 @@ def write_suite(folder: str | Path, shapes: list[KernelShape]) -> Path:
     return folder
 
 
+PROFILED_ROUNDS = 2  # rounds that also run onnxruntime's profiler (to tell the layout reorders apart)
+
+
 def measure_grid(shapes: list[KernelShape], partial_path: str | Path, threads: int = 1, quick: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """Time every shape with onnxruntime in several rounds (each round goes through the whole grid,
-    so a kernel's rounds are minutes apart); keep each kernel's fastest round. Rounds already in
-    ``partial_path`` are not measured again.
+    """Time every shape with onnxruntime in several rounds, each going through the whole grid, so a
+    kernel's rounds are minutes apart (on a shared machine latency jumps between an uncontended and a
+    contended level for seconds at a time; the fastest of many spread-out rounds repeats, one
+    measurement does not). The first rounds also run onnxruntime's profiler. Rounds already in
+    ``partial_path`` are not measured again. Returns every round's record.
     """
-    rounds = 2 if quick else 5
-    budget_ms = 40.0 if quick else 50.0
+    rounds = 3 if quick else 10
     done = measured_ids(partial_path)
     todo = [(round_index, shape) for round_index in range(rounds) for shape in shapes
             if f"{shape_id(shape)}@{round_index}" not in done]
     for count, (round_index, shape) in enumerate(todo, 1):
-        timing = onnxruntime_node_times(kernel_model(shape).SerializeToString(), threads, budget_ms=budget_ms)
+        model = kernel_model(shape).SerializeToString()
+        if round_index < PROFILED_ROUNDS:
+            timing = onnxruntime_node_times(model, threads, budget_ms=30.0)
+        else:
+            timing = {"wall_ms": time_session(Session(model, threads=threads), warmup_ms=5, repeats=10)["fast_ms"]}
         append_line(partial_path, {"id": f"{shape_id(shape)}@{round_index}", "shape": shape.to_dict(), **timing})
         if progress is not None:
             progress(count, len(todo))
@@ -182,13 +190,13 @@ def measure_grid(shapes: list[KernelShape], partial_path: str | Path, threads: i
                 key = record["id"].split("@")[0]
             except (json.JSONDecodeError, KeyError, AttributeError):
                 continue
-            if key in wanted and "wall_ms" in record:
+            if key in wanted and "wall_ms" in record:  # lines of older profiler versions are left out
                 records.append({**record, "id": key})
     return records
 
 
 def profiler_overhead_ms(records: list[dict], model_overhead_ms: float) -> float:
-    """What onnxruntime's profiler adds to each node it times: the median over measurements of
+    """What onnxruntime's profiler adds to each node it times: the median over profiled measurements of
     (profiled node times − (wall time − per-model overhead)) / nodes."""
     per_node = [(r["kernel_ms"] + sum(ms for _, ms in r["reorders"]) - (r["wall_ms"] - model_overhead_ms)) / r["nodes"]
                 for r in records if r.get("nodes")]
@@ -196,21 +204,27 @@ def profiler_overhead_ms(records: list[dict], model_overhead_ms: float) -> float
 
 
 def kernel_times(records: list[dict], model_overhead_ms: float) -> tuple[list[dict], list[list[float]], float]:
-    """Each kernel's time inside a whole model, from all its measured rounds: its wall time minus the
-    per-model overhead minus its reorders (profiled, less the profiler's own share); the fastest
-    round wins. Returns (one record per kernel with ``kernel_ms`` replaced, reorder points
-    [[elements, ms], ...], the profiler's per-node overhead in ms)."""
+    """Each kernel's time inside a whole model from all its rounds: its fastest wall time, less the
+    per-model overhead, less its layout reorders (profiled, less the profiler's own share, fastest
+    round). Returns (one record per kernel with ``kernel_ms``, ``layout`` and ``rounds``; reorder
+    points [[elements, ms], ...]; the profiler's per-node overhead in ms)."""
     profiling_ms = profiler_overhead_ms(records, model_overhead_ms)
-    fastest: dict[str, dict] = {}
-    reorder_points = []
+    by_kernel: dict[str, list[dict]] = {}
     for record in records:
-        reorders = [[elements, max(ms - profiling_ms, 0.0)] for elements, ms in record["reorders"]]
+        by_kernel.setdefault(record["id"], []).append(record)
+    kernels, reorder_points = [], []
+    for identifier, rounds in by_kernel.items():
+        profiled = [r for r in rounds if "reorders" in r]
+        if not profiled:
+            continue
+        reorders = min(([[elements, max(ms - profiling_ms, 0.0)] for elements, ms in r["reorders"]] for r in profiled),
+                       key=lambda pairs: sum(ms for _, ms in pairs))
         reorder_points += reorders
-        kernel_ms = record["wall_ms"] - model_overhead_ms - sum(ms for _, ms in reorders)
-        kernel_ms = max(kernel_ms, 0.05 * record["wall_ms"])  # never zero: a floor at 5 % of the whole run
-        if record["id"] not in fastest or kernel_ms < fastest[record["id"]]["kernel_ms"]:
-            fastest[record["id"]] = {**record, "kernel_ms": kernel_ms}
-    return list(fastest.values()), reorder_points, profiling_ms
+        wall_ms = min(r["wall_ms"] for r in rounds)
+        kernel_ms = max(wall_ms - model_overhead_ms - sum(ms for _, ms in reorders), 0.05 * wall_ms)
+        kernels.append({"id": identifier, "shape": rounds[0]["shape"], "layout": profiled[0]["layout"],
+                        "kernel_ms": kernel_ms, "rounds": len(rounds)})
+    return kernels, reorder_points, profiling_ms
 
 
 def _fit_reorders(points: list[list[float]]) -> tuple[float, float]:
@@ -260,9 +274,10 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
         "model_overhead_flash_bytes": {"value": len(overhead_model().SerializeToString()),
                                        "source": "size of an ONNX file holding one Identity node"},
         "latency": {
-            "source": f"{where}: {len(records)} single-kernel models in {_rounds(measurements)} rounds; a kernel is "
-                      "its fastest round's wall time (10th percentile) less the per-model overhead and less its "
-                      f"layout reorders (onnxruntime's profiler, less its own {profiling_ms * 1e3:.2f} µs per node)",
+            "source": f"{where}: {len(records)} single-kernel models in {max(r['rounds'] for r in records)} "
+                      "rounds; a kernel is its fastest round's wall time (10th percentile) less the per-model "
+                      "overhead and less its layout reorders (onnxruntime's profiler, less its own "
+                      f"{profiling_ms * 1e3:.2f} µs per node)",
             "layout": {"rule": "onnxruntime-nchwc" if any(r["layout"] == "blocked" for r in records) else "none",
                        "block_channels": _block_channels(), "reorder_ms_per_call": per_call,
                        "reorder_ms_per_element": per_element,
@@ -272,13 +287,6 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
     }
     parse_target(profile, f"<profile {name}>")
     return profile
-
-
-def _rounds(measurements: list[dict]) -> int:
-    per_kernel: dict[str, int] = {}
-    for record in measurements:
-        per_kernel[record["id"]] = per_kernel.get(record["id"], 0) + 1
-    return max(per_kernel.values(), default=0)
 
 
 def _block_channels() -> int:
@@ -308,8 +316,8 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial.jsonl")
     records = measure_grid(kernel_grid(quick), partial, threads, quick, progress)
-    overhead = min((time_session(Session(overhead_model().SerializeToString(), threads=threads), repeats=30)
-                    for _ in range(3)), key=lambda timing: timing["fast_ms"])
+    session = Session(overhead_model().SerializeToString(), threads=threads)
+    overhead = min((time_session(session, repeats=10) for _ in range(10)), key=lambda timing: timing["fast_ms"])
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
     write_json_atomically(out, profile)
     partial.unlink()
