@@ -41,75 +41,121 @@ def _activation_nodes(helper, activation: str | None, source: str, target: str) 
     raise ValueError(f"no ONNX form for activation {activation!r}")
 
 
+def _kernel_nodes(shape: KernelShape, sources: list[str], target: str, prefix: str, rng, flat_input: bool):
+    """Nodes and initializers computing ``shape`` from ``sources`` into ``target``; names start with
+    ``prefix``. ``flat_input``: the (first) source is already (1, features)."""
+    from onnx import helper, numpy_helper
+
+    c_in, h_in, w_in = shape.input
+    c_out, h_out, w_out = shape.output
+    (k_h, k_w), (s_h, s_w) = shape.kernel, shape.stride
+    nodes, initializers = [], []
+    z = prefix + "z"
+    if shape.kind in ("conv", "depthwise", "pointwise"):
+        groups = c_in if shape.kind == "depthwise" else 1
+        fan_in = c_in // groups * k_h * k_w
+        weight = (rng.standard_normal((c_out, c_in // groups, k_h, k_w)) / np.sqrt(fan_in)).astype(np.float32)
+        initializers += [numpy_helper.from_array(weight, prefix + "W"),
+                         numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32) * 0.1, prefix + "B")]
+        top, bottom = _same_pads(h_in, h_out, k_h, s_h)
+        left, right = _same_pads(w_in, w_out, k_w, s_w)
+        nodes.append(helper.make_node("Conv", [sources[0], prefix + "W", prefix + "B"], [z], kernel_shape=[k_h, k_w],
+                                      strides=[s_h, s_w], pads=[top, left, bottom, right], group=groups))
+        nodes += _activation_nodes(helper, shape.activation, z, target)
+    elif shape.kind == "fully_connected":
+        features_in = c_in * h_in * w_in
+        source = sources[0]
+        if not flat_input:
+            nodes.append(helper.make_node("Flatten", [source], [prefix + "flat"]))
+            source = prefix + "flat"
+        weight = (rng.standard_normal((c_out * h_out * w_out, features_in)) / np.sqrt(features_in)).astype(np.float32)
+        initializers += [numpy_helper.from_array(weight, prefix + "W"),
+                         numpy_helper.from_array(np.zeros(weight.shape[0], np.float32), prefix + "B")]
+        nodes.append(helper.make_node("Gemm", [source, prefix + "W", prefix + "B"], [z], transB=1))
+        nodes += _activation_nodes(helper, shape.activation, z, target)
+    elif shape.kind == "pool":
+        top, bottom = _same_pads(h_in, h_out, k_h, s_h)
+        left, right = _same_pads(w_in, w_out, k_w, s_w)
+        nodes.append(helper.make_node("MaxPool", sources[:1], [target], kernel_shape=[k_h, k_w], strides=[s_h, s_w],
+                                      pads=[top, left, bottom, right]))
+    elif shape.kind == "global_pool":
+        nodes.append(helper.make_node("GlobalAveragePool", sources[:1], [target]))
+    elif shape.kind in ("add", "mul"):
+        nodes.append(helper.make_node("Add" if shape.kind == "add" else "Mul", sources[:2], [z]))
+        nodes += _activation_nodes(helper, shape.activation, z, target)
+    elif shape.kind == "concat":
+        nodes.append(helper.make_node("Concat", sources[:2], [target], axis=1))
+    elif shape.kind == "pad":
+        pads = np.array([0, 0, 0, 0, 0, 0, h_out - h_in, w_out - w_in], np.int64)
+        initializers.append(numpy_helper.from_array(np.maximum(pads, 0), prefix + "pads"))
+        nodes.append(helper.make_node("Pad", [sources[0], prefix + "pads"], [target], mode="constant"))
+    else:  # activation
+        nodes += _activation_nodes(helper, shape.activation or "relu", sources[0], target)
+    return nodes, initializers
+
+
+def _finish(nodes, initializers, inputs, output, name: str):
+    import onnx
+    from onnx import helper, numpy_helper
+
+    initializers = initializers + [numpy_helper.from_array(np.array(0.0, np.float32), "clip_min"),
+                                   numpy_helper.from_array(np.array(6.0, np.float32), "clip_max")]
+    used = {name for node in nodes for name in node.input}
+    initializers = [tensor for tensor in initializers if tensor.name in used]
+    graph = helper.make_graph(nodes, name, inputs, [output], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgegrow-profiler")
+    model.ir_version = min(model.ir_version, 8)  # readable by onnxruntime releases from 1.14 on
+    onnx.checker.check_model(model)
+    return model
+
+
+def _tensor(name: str, shape: KernelShape, which: str, flat: bool = False):
+    from onnx import TensorProto, helper
+
+    c, h, w = getattr(shape, which)
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, c * h * w] if flat else [1, c, h, w])
+
+
 def kernel_model(shape: KernelShape, seed: int = 0):
     """An ``onnx.ModelProto`` running ``shape`` once; inputs are named x (and y for two-input kernels).
 
     Raises:
         ValueError: the kind cannot be written as a single-kernel model (``unknown``).
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     if shape.kind not in PROFILABLE_KINDS:
         raise ValueError(f"cannot write a single-kernel model for kind {shape.kind!r}")
-    rng = np.random.default_rng(seed)
-    c_in, h_in, w_in = shape.input
-    c_out, h_out, w_out = shape.output
-    (k_h, k_w), (s_h, s_w) = shape.kernel, shape.stride
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, h_in, w_in])]
-    initializers = [numpy_helper.from_array(np.array(0.0, np.float32), "clip_min"),
-                    numpy_helper.from_array(np.array(6.0, np.float32), "clip_max")]
-    nodes = []
-    if shape.kind in ("conv", "depthwise", "pointwise"):
-        groups = c_in if shape.kind == "depthwise" else 1
-        fan_in = c_in // groups * k_h * k_w
-        weight = (rng.standard_normal((c_out, c_in // groups, k_h, k_w)) / np.sqrt(fan_in)).astype(np.float32)
-        initializers += [numpy_helper.from_array(weight, "W"),
-                         numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32) * 0.1, "B")]
-        top, bottom = _same_pads(h_in, h_out, k_h, s_h)
-        left, right = _same_pads(w_in, w_out, k_w, s_w)
-        nodes.append(helper.make_node("Conv", ["x", "W", "B"], ["z"], kernel_shape=[k_h, k_w], strides=[s_h, s_w],
-                                      pads=[top, left, bottom, right], group=groups))
-        nodes += _activation_nodes(helper, shape.activation, "z", "out")
-    elif shape.kind == "fully_connected":
-        features_in = c_in * h_in * w_in
-        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, features_in])]
-        weight = (rng.standard_normal((c_out * h_out * w_out, features_in)) / np.sqrt(features_in)).astype(np.float32)
-        initializers += [numpy_helper.from_array(weight, "W"),
-                         numpy_helper.from_array(np.zeros(weight.shape[0], np.float32), "B")]
-        nodes.append(helper.make_node("Gemm", ["x", "W", "B"], ["z"], transB=1))
-        nodes += _activation_nodes(helper, shape.activation, "z", "out")
-    elif shape.kind == "pool":
-        top, bottom = _same_pads(h_in, h_out, k_h, s_h)
-        left, right = _same_pads(w_in, w_out, k_w, s_w)
-        nodes.append(helper.make_node("MaxPool", ["x"], ["out"], kernel_shape=[k_h, k_w], strides=[s_h, s_w],
-                                      pads=[top, left, bottom, right]))
-    elif shape.kind == "global_pool":
-        nodes.append(helper.make_node("GlobalAveragePool", ["x"], ["out"]))
-    elif shape.kind in ("add", "mul"):
-        inputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c_in, h_in, w_in]))
-        nodes.append(helper.make_node("Add" if shape.kind == "add" else "Mul", ["x", "y"], ["z"]))
-        nodes += _activation_nodes(helper, shape.activation, "z", "out")
+    fully_connected = shape.kind == "fully_connected"
+    inputs = [_tensor("x", shape, "input", flat=fully_connected)]
+    if shape.kind in ("add", "mul"):
+        inputs.append(_tensor("y", shape, "input"))
     elif shape.kind == "concat":
-        second = max(1, c_out - c_in)
-        inputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, second, h_in, w_in]))
-        nodes.append(helper.make_node("Concat", ["x", "y"], ["out"], axis=1))
-    elif shape.kind == "pad":
-        pads = np.array([0, 0, 0, 0, 0, 0, h_out - h_in, w_out - w_in], np.int64)
-        initializers.append(numpy_helper.from_array(np.maximum(pads, 0), "pads"))
-        nodes.append(helper.make_node("Pad", ["x", "pads"], ["out"], mode="constant"))
-    else:  # activation
-        nodes += _activation_nodes(helper, shape.activation or "relu", "x", "out")
-    used = {name for node in nodes for name in node.input}
-    initializers = [tensor for tensor in initializers if tensor.name in used]
-    out_dims = [1, c_out * h_out * w_out] if shape.kind == "fully_connected" else [1, c_out, h_out, w_out]
-    output = helper.make_tensor_value_info("out", TensorProto.FLOAT, out_dims)
-    graph = helper.make_graph(nodes, f"edgegrow_{shape.kind}", inputs, [output], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="edgegrow-profiler")
-    model.ir_version = min(model.ir_version, 8)  # readable by onnxruntime releases from 1.14 on
-    onnx.checker.check_model(model)
-    return model
+        c_in, h_in, w_in = shape.input
+        inputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, max(1, shape.output[0] - c_in),
+                                                                              h_in, w_in]))
+    nodes, initializers = _kernel_nodes(shape, [item.name for item in inputs], "out", "", np.random.default_rng(seed),
+                                        flat_input=fully_connected)
+    return _finish(nodes, initializers, inputs, _tensor("out", shape, "output", flat=fully_connected),
+                   f"edgegrow_{shape.kind}")
+
+
+def chain_model(shapes: list[KernelShape], inputs: list[list[int]], seed: int = 0):
+    """One ONNX model running ``shapes`` in order; ``inputs[i]`` are the kernels kernel i reads (-1: the
+    model input, which has the first kernel's input shape). The last kernel's output is the output."""
+    if any(shape.kind not in PROFILABLE_KINDS for shape in shapes):
+        raise ValueError("a chain can only hold kinds with single-kernel models")
+    rng = np.random.default_rng(seed)
+    nodes, initializers = [], []
+    for index, (shape, sources) in enumerate(zip(shapes, inputs)):
+        names = ["x" if source < 0 else f"k{source}" for source in sources]
+        flat = sources[0] >= 0 and shapes[sources[0]].kind == "fully_connected"
+        kernel_nodes, kernel_initializers = _kernel_nodes(shape, names, f"k{index}", f"k{index}_", rng, flat)
+        nodes += kernel_nodes
+        initializers += kernel_initializers
+    last = shapes[-1]
+    output = _tensor(f"k{len(shapes) - 1}", last, "output", flat=last.kind == "fully_connected")
+    return _finish(nodes, initializers, [_tensor("x", shapes[0], "input")], output, "edgegrow_chain")
 
 
 def overhead_model():

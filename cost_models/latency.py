@@ -10,6 +10,8 @@ For one kernel, in order:
    shapes sit from that line.
 4. ``analytic``: profiles without a table: padded MACs at the kind's MAC rate plus a per-kernel
    overhead.
+Table latencies (1–3) pass through the profile's calibration (scale and per-kernel offset fitted on
+whole networks, see ``calibration``).
 Every kernel is at least its roofline bound, max(MACs / peak MAC rate, bytes / bandwidth); a kind
 the profile cannot cost at all (``unknown``) gets the roofline and is flagged.
 
@@ -101,17 +103,22 @@ class LatencyModel:
         layout = self.layout(shape)
         entry = self._exact.get(shape)
         if entry is not None:
-            return KernelLatency(max(entry.latency_ms, roofline), "table", roofline, entry.layout)
+            return KernelLatency(self._calibrated(entry.latency_ms, roofline), "table", roofline, entry.layout)
         interpolated = self._interpolate(shape, layout)
         if interpolated is not None:
-            return KernelLatency(max(interpolated, roofline), "interpolated", roofline, layout)
+            return KernelLatency(self._calibrated(interpolated, roofline), "interpolated", roofline, layout)
         fit = self._fits.get((shape.kind, layout))
         if fit is not None and fit.usable:
-            return KernelLatency(max(fit.predict(shape), roofline), "fitted", roofline, layout)
+            return KernelLatency(self._calibrated(fit.predict(shape), roofline), "fitted", roofline, layout)
         analytic = self.target.analytic
         if analytic is not None and shape.kind != "unknown":
             return KernelLatency(max(self._analytic(shape), roofline), "analytic", roofline, layout)
         return KernelLatency(roofline, "roofline", roofline, layout)
+
+    def _calibrated(self, table_ms: float, roofline_ms: float) -> float:
+        """A table latency as it shows in a whole model (the profile's calibration), never below the roofline."""
+        target = self.target
+        return max(target.calibration_scale * table_ms + target.calibration_per_kernel_ms, roofline_ms, 1e-6)
 
     def _analytic(self, shape: KernelShape) -> float:
         analytic = self.target.analytic
@@ -183,6 +190,7 @@ class LatencyModel:
         for source, _ in conversions:
             elements = math.prod(shapes[0].input) if source < 0 else shapes[source].output_elements
             reorder_ms += self.target.reorder_ms_per_call + self.target.reorder_ms_per_element * elements
+        reorder_ms *= self.target.calibration_scale
         total = sum(r.latency_ms for r in results) + reorder_ms + self.target.model_overhead_ms.value
         return results, reorder_ms, total
 
@@ -210,7 +218,7 @@ def _features(shape: KernelShape, step: int) -> np.ndarray:
 class _Fit:
     """Non-negative least squares on relative error, plus a local correction from the k nearest entries."""
 
-    NEIGHBOURS = 5
+    NEIGHBOURS = 8
 
     def __init__(self, entries: list, step: int):
         self.step = step

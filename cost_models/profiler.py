@@ -3,11 +3,13 @@
 The grid is single-kernel models (``kernel_onnx``) over shapes chosen to show the SIMD steps:
 random channel counts (multiples of 8 and odd ones) at the spatial sizes small networks use, plus
 dense sweeps of one channel at a time. Each kernel is timed inside onnxruntime's profiler, so the
-table holds what the kernel's node takes within a whole model, without the layout reorders a
-single-kernel model adds around it; the reorders seen are fitted separately (per call + per element)
-and the per-model overhead is timed on an Identity model.
+table holds the kernel's node time as it is inside a whole model, without the layout reorders a
+single-kernel model adds around it; the reorders seen are fitted separately (per call + per
+element). The grid is measured in several rounds minutes apart and each kernel keeps its fastest.
+Then random multi-kernel networks are timed whole to calibrate the sum (``calibration``), and the
+per-model overhead is timed on an Identity model.
 
-Results are appended to ``<out>.partial.jsonl`` as they come, so an interrupted run resumes.
+Measurements are appended to ``<out>.measurements.jsonl`` as they come, so an interrupted run resumes.
 """
 from __future__ import annotations
 
@@ -157,27 +159,20 @@ def write_suite(folder: str | Path, shapes: list[KernelShape]) -> Path:
     return folder
 
 
-PROFILED_ROUNDS = 2  # rounds that also run onnxruntime's profiler (to tell the layout reorders apart)
-
-
 def measure_grid(shapes: list[KernelShape], partial_path: str | Path, threads: int = 1, quick: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """Time every shape with onnxruntime in several rounds, each going through the whole grid, so a
-    kernel's rounds are minutes apart (on a shared machine latency jumps between an uncontended and a
-    contended level for seconds at a time; the fastest of many spread-out rounds repeats, one
-    measurement does not). The first rounds also run onnxruntime's profiler. Rounds already in
-    ``partial_path`` are not measured again. Returns every round's record.
+    """Time every shape inside onnxruntime's profiler in several rounds, each going through the whole
+    grid, so a kernel's rounds are minutes apart (on a shared machine latency jumps between an
+    uncontended and a contended level for seconds at a time; the fastest of spread-out rounds
+    repeats, one measurement does not). Rounds already in ``partial_path`` are not measured again.
+    Returns every round's record.
     """
-    rounds = 3 if quick else 10
+    rounds = 2 if quick else 3
     done = measured_ids(partial_path)
     todo = [(round_index, shape) for round_index in range(rounds) for shape in shapes
             if f"{shape_id(shape)}@{round_index}" not in done]
     for count, (round_index, shape) in enumerate(todo, 1):
-        model = kernel_model(shape).SerializeToString()
-        if round_index < PROFILED_ROUNDS:
-            timing = onnxruntime_node_times(model, threads, budget_ms=30.0)
-        else:
-            timing = {"wall_ms": time_session(Session(model, threads=threads), warmup_ms=5, repeats=10)["fast_ms"]}
+        timing = onnxruntime_node_times(kernel_model(shape).SerializeToString(), threads, budget_ms=30.0)
         append_line(partial_path, {"id": f"{shape_id(shape)}@{round_index}", "shape": shape.to_dict(), **timing})
         if progress is not None:
             progress(count, len(todo))
@@ -188,43 +183,21 @@ def measure_grid(shapes: list[KernelShape], partial_path: str | Path, threads: i
             try:
                 record = json.loads(line)
                 key = record["id"].split("@")[0]
-            except (json.JSONDecodeError, KeyError, AttributeError):
+                record["kernel_ms"], record["reorders"]
+            except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
                 continue
-            if key in wanted and "wall_ms" in record:  # lines of older profiler versions are left out
+            if key in wanted:
                 records.append({**record, "id": key})
     return records
 
 
-def profiler_overhead_ms(records: list[dict], model_overhead_ms: float) -> float:
-    """What onnxruntime's profiler adds to each node it times: the median over profiled measurements of
-    (profiled node times − (wall time − per-model overhead)) / nodes."""
-    per_node = [(r["kernel_ms"] + sum(ms for _, ms in r["reorders"]) - (r["wall_ms"] - model_overhead_ms)) / r["nodes"]
-                for r in records if r.get("nodes")]
-    return max(0.0, float(np.median(per_node))) if per_node else 0.0
-
-
-def kernel_times(records: list[dict], model_overhead_ms: float) -> tuple[list[dict], list[list[float]], float]:
-    """Each kernel's time inside a whole model from all its rounds: its fastest wall time, less the
-    per-model overhead, less its layout reorders (profiled, less the profiler's own share, fastest
-    round). Returns (one record per kernel with ``kernel_ms``, ``layout`` and ``rounds``; reorder
-    points [[elements, ms], ...]; the profiler's per-node overhead in ms)."""
-    profiling_ms = profiler_overhead_ms(records, model_overhead_ms)
-    by_kernel: dict[str, list[dict]] = {}
+def fastest_rounds(records: list[dict]) -> list[dict]:
+    """One record per kernel: its fastest round."""
+    fastest: dict[str, dict] = {}
     for record in records:
-        by_kernel.setdefault(record["id"], []).append(record)
-    kernels, reorder_points = [], []
-    for identifier, rounds in by_kernel.items():
-        profiled = [r for r in rounds if "reorders" in r]
-        if not profiled:
-            continue
-        reorders = min(([[elements, max(ms - profiling_ms, 0.0)] for elements, ms in r["reorders"]] for r in profiled),
-                       key=lambda pairs: sum(ms for _, ms in pairs))
-        reorder_points += reorders
-        wall_ms = min(r["wall_ms"] for r in rounds)
-        kernel_ms = max(wall_ms - model_overhead_ms - sum(ms for _, ms in reorders), 0.05 * wall_ms)
-        kernels.append({"id": identifier, "shape": rounds[0]["shape"], "layout": profiled[0]["layout"],
-                        "kernel_ms": kernel_ms, "rounds": len(rounds)})
-    return kernels, reorder_points, profiling_ms
+        if record["id"] not in fastest or record["kernel_ms"] < fastest[record["id"]]["kernel_ms"]:
+            fastest[record["id"]] = record
+    return list(fastest.values())
 
 
 def _fit_reorders(points: list[list[float]]) -> tuple[float, float]:
@@ -246,16 +219,19 @@ def memory_bandwidth_bytes_per_s(threads: int = 1) -> float:
 
 def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth: float, threads: int,
                   quick: bool) -> dict:
-    """A target profile (plain dict, checked by ``parse_target``) from all rounds of measurements."""
+    """A target profile (plain dict, checked by ``parse_target``) from all rounds of measurements;
+    ``calibrate`` adds its model-level calibration."""
     import onnxruntime
 
-    records, reorder_points, profiling_ms = kernel_times(measurements, overhead["fast_ms"])
+    records = fastest_rounds(measurements)
+    rounds = len(measurements) // max(1, len(records))
     today = datetime.date.today().isoformat()
     machine = machine_description()
     where = f"measured here by 'edgegrow profile' on {today} ({machine['processor']}, {platform.node()})"
+    reorder_points = [pair for record in records for pair in record["reorders"]]
     per_call, per_element = _fit_reorders(reorder_points)
     rates = [KernelShape.from_dict(r["shape"]).macs / (r["kernel_ms"] / 1e3) for r in records
-             if KernelShape.from_dict(r["shape"]).macs >= 1_000_000]  # big enough for the wall time to dominate
+             if KernelShape.from_dict(r["shape"]).macs >= 1_000_000]  # big enough for the work to dominate
     entries = [{**r["shape"], "latency_ms": round(r["kernel_ms"], 6), "layout": r["layout"]} for r in records]
     profile = {
         "schema": SCHEMA, "name": name, "kind": "cpu",
@@ -269,15 +245,13 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
         "flash_bytes": {"value": None, "source": "a desktop CPU: no flash limit"},
         "active_power_mw": {"value": None, "source": "not measured here (no power meter); energy is not predicted"},
         "model_overhead_ms": {"value": overhead["fast_ms"],
-                              "source": f"{where}: an Identity model, 10th percentile (median "
+                              "source": f"{where}: an Identity model, fastest of 10 rounds (10th percentile; median "
                                         f"{overhead['latency_ms']:.4f} ms, p90 {overhead['p90_ms']:.4f} ms)"},
         "model_overhead_flash_bytes": {"value": len(overhead_model().SerializeToString()),
                                        "source": "size of an ONNX file holding one Identity node"},
         "latency": {
-            "source": f"{where}: {len(records)} single-kernel models in {max(r['rounds'] for r in records)} "
-                      "rounds; a kernel is its fastest round's wall time (10th percentile) less the per-model "
-                      "overhead and less its layout reorders (onnxruntime's profiler, less its own "
-                      f"{profiling_ms * 1e3:.2f} µs per node)",
+            "source": f"{where}: {len(records)} single-kernel models, fastest of {rounds} rounds, each kernel's node "
+                      "time in onnxruntime's profiler (mean of the fastest quarter of its runs)",
             "layout": {"rule": "onnxruntime-nchwc" if any(r["layout"] == "blocked" for r in records) else "none",
                        "block_channels": _block_channels(), "reorder_ms_per_call": per_call,
                        "reorder_ms_per_element": per_element,
@@ -286,6 +260,31 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
         },
     }
     parse_target(profile, f"<profile {name}>")
+    return profile
+
+
+def calibrate(profile: dict, threads: int = 1, quick: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> dict:
+    """Add ``latency.calibration`` to a measured profile: time random multi-kernel networks and fit
+    the scale and per-kernel offset that turn summed table latencies into whole-model latencies."""
+    from .calibration import fit_calibration, measure_chains, random_chains
+    from .latency import LatencyModel
+
+    chains = random_chains(12 if quick else 40)
+    measured = measure_chains(chains, rounds=4 if quick else 10, threads=threads, progress=progress)
+    uncalibrated = LatencyModel(parse_target(profile, "<uncalibrated>"))
+    table_ms, counts = [], []
+    for shapes, inputs in chains:
+        results, reorder_ms, total = uncalibrated.model(shapes, inputs)
+        table_ms.append(total - uncalibrated.target.model_overhead_ms.value)
+        counts.append(sum(1 for r in results if r.method != "fused"))
+    scale, per_kernel_ms = fit_calibration(table_ms, counts, measured, uncalibrated.target.model_overhead_ms.value)
+    profile["latency"]["calibration"] = {
+        "scale": scale, "per_kernel_ms": per_kernel_ms,
+        "source": f"fitted here on {len(chains)} random multi-kernel networks (calibration.random_chains, seed 7), "
+                  f"each the fastest of {4 if quick else 10} rounds",
+    }
+    parse_target(profile, f"<profile {profile['name']}>")
     return profile
 
 
@@ -309,18 +308,19 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Measure the grid on this machine with onnxruntime and write the profile to ``out``.
 
-    Measurements go to ``<out>.partial.jsonl`` first; an interrupted run resumes from there, and the
-    file is removed once the profile is written.
+    Measurements go to ``<out>.measurements.jsonl`` as they are taken; an interrupted run resumes
+    from there, and a finished one rebuilds the profile from them without measuring again (delete
+    the file to measure afresh).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial.jsonl")
+    partial = out.with_name(out.name + ".measurements.jsonl")
     records = measure_grid(kernel_grid(quick), partial, threads, quick, progress)
     session = Session(overhead_model().SerializeToString(), threads=threads)
     overhead = min((time_session(session, repeats=10) for _ in range(10)), key=lambda timing: timing["fast_ms"])
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
+    profile = calibrate(profile, threads, quick)
     write_json_atomically(out, profile)
-    partial.unlink()
     return profile
 
 

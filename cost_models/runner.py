@@ -107,11 +107,11 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
 
     Returns {"kernel_ms": time of every node but layout reorders (mean of the fastest quarter of the
     runs after the first tenth), "reorders": [[elements, ms], ...], "layout": "blocked" when
-    onnxruntime ran the kernel in its NCHWc layout, else "plain", "nodes": nodes per run,
-    "wall_ms": the whole model's time without the profiler (``time_session``'s fast_ms)}.
+    onnxruntime ran the kernel in its NCHWc layout, else "plain"}.
 
-    The profiler adds a few microseconds to every node it times, so the profiler's numbers are used
-    to tell the reorders apart, and the wall time for the kernel itself (see ``profiler``).
+    A node's time here is what the same node takes inside a whole model, plus the few microseconds
+    the profiler adds to every node it times; the profile's calibration (``calibration``) takes
+    that out again.
     """
     import tempfile
 
@@ -155,9 +155,7 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
     kernel_ms = _fast_mean(warm)
     reorders = [[sizes[name], _fast_mean(values[len(values) // 10:])] for name, values in reorder_times.items()]
     layout = "blocked" if reorders else "plain"
-    wall = time_session(Session(model, threads=threads), warmup_ms=5, repeats=20, sample_ms=1.0)
-    return {"kernel_ms": kernel_ms, "reorders": reorders, "layout": layout, "runs": runs,
-            "nodes": len(reorder_times) + len({n for n in seen if n not in reorder_times}), "wall_ms": wall["fast_ms"]}
+    return {"kernel_ms": kernel_ms, "reorders": reorders, "layout": layout, "runs": runs}
 
 
 def load_suite(suite_dir: str | Path) -> dict:

@@ -81,6 +81,8 @@ class Target:
     layout_block_channels: int = 1
     reorder_ms_per_call: float = 0.0
     reorder_ms_per_element: float = 0.0
+    calibration_scale: float = 1.0  # whole-model calibration of a measured table (see cost_models.calibration)
+    calibration_per_kernel_ms: float = 0.0
     energy_pj_per_mac: Sourced | None = None
     energy_pj_per_byte: Sourced | None = None
     path: str = ""
@@ -209,6 +211,8 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         layout_block_channels=int(read.number("latency.layout.block_channels", default=1.0)),
         reorder_ms_per_call=read.number("latency.layout.reorder_ms_per_call", positive=False, default=0.0),
         reorder_ms_per_element=read.number("latency.layout.reorder_ms_per_element", positive=False, default=0.0),
+        calibration_scale=read.number("latency.calibration.scale", default=1.0),
+        calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),
         energy_pj_per_byte=read.sourced("energy_pj_per_byte", optional=True),
         path=path, extra={key: data[key] for key in ("calibration", "notes") if key in data},
@@ -223,6 +227,13 @@ def user_targets_folder() -> Path:
     """Where new profiles go: the first folder of ``$EDGEGROW_TARGETS``, else ``~/.edgegrow/targets``."""
     folders = _environment_folders()
     return folders[0] if folders else Path.home() / ".edgegrow" / "targets"
+
+
+def _signed(read: _Reader, name: str) -> float:
+    value = read.get(name, (int, float), 0.0)
+    if not math.isfinite(value):
+        raise read.fail(name, f"must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _search_folders() -> list[Path]:

@@ -1,0 +1,111 @@
+"""Model-level calibration of a measured latency table.
+
+A table holds what each kernel's node takes inside onnxruntime's profiler. Summing them over a whole
+model misses what the profiler adds to every node it times and what a model does between kernels.
+The profiler therefore also times random multi-kernel networks ("chains": stems, depthwise-separable,
+inverted-residual and residual blocks with odd channel counts, strides and resolutions; a fixed seed
+of their own, never the architectures a benchmark holds out) and fits two numbers by least squares
+on relative error:
+
+    measured − model overhead ≈ scale × (Σ kernel table latencies + layout changes) + per_kernel_ms × kernels
+
+``LatencyModel`` applies them to every kernel it predicts from the table.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import numpy as np
+
+from .kernel_shape import KernelShape
+
+Chain = tuple[list[KernelShape], list[list[int]]]
+
+
+def _same(kind: str, c_in: int, c_out: int, h: int, w: int, kernel: tuple[int, int], stride: int,
+          activation: str | None = "relu") -> KernelShape:
+    return KernelShape(kind, (c_in, h, w), (c_out, -(-h // stride), -(-w // stride)), kernel, (stride, stride),
+                       activation)
+
+
+def random_chain(rng: random.Random) -> Chain:
+    """One random network as kernel shapes and, per kernel, the kernels it reads (-1: the input)."""
+    image = rng.random() < 0.6
+    c, h, w = (3, *(2 * [rng.choice((32, 48, 64, 96, 128))])) if image else \
+        (1, *rng.choice(((49, 10), (99, 40), (61, 13), (32, 20))))
+    shapes: list[KernelShape] = []
+    inputs: list[list[int]] = []
+
+    def add(shape: KernelShape, sources: list[int]) -> int:
+        shapes.append(shape)
+        inputs.append(sources)
+        return len(shapes) - 1
+
+    width = rng.randint(6, 64)
+    last = add(_same("conv", c, width, h, w, (3, 3) if image else (10, 4), 2), [-1])
+    c, h, w = shapes[last].output
+    style = rng.choice(("separable", "inverted", "residual"))
+    for _ in range(rng.randint(4, 12)):
+        stride = 2 if rng.random() < 0.3 and min(h, w) > 2 else 1
+        out = max(4, int(c * rng.uniform(0.7, 1.8)) if stride == 2 else int(c * rng.uniform(0.6, 1.4)))
+        block_input = last
+        if style == "separable":
+            last = add(_same("depthwise", c, c, h, w, (3, 3), stride), [last])
+            c, h, w = shapes[last].output
+            last = add(_same("pointwise", c, out, h, w, (1, 1), 1), [last])
+        elif style == "inverted":
+            hidden = c * rng.choice((3, 4, 6))
+            last = add(_same("pointwise", c, hidden, h, w, (1, 1), 1, "relu6"), [last])
+            last = add(_same("depthwise", hidden, hidden, h, w, (3, 3), stride, "relu6"), [last])
+            h2, w2 = shapes[last].output[1:]
+            out = c if stride == 1 and rng.random() < 0.6 else out
+            last = add(_same("pointwise", hidden, out, h2, w2, (1, 1), 1, None), [last])
+            if stride == 1 and out == c:
+                last = add(KernelShape("add", (c, h, w), (c, h, w)), [last, block_input])
+        else:
+            last = add(_same("conv", c, out, h, w, (3, 3), stride), [last])
+            h2, w2 = shapes[last].output[1:]
+            last = add(_same("conv", out, out, h2, w2, (3, 3), 1, None), [last])
+            if stride == 1 and out == c:
+                last = add(KernelShape("add", (c, h, w), (c, h, w), activation="relu"), [last, block_input])
+        c, h, w = shapes[last].output
+        if sum(shape.macs for shape in shapes) > 60_000_000:
+            break
+    last = add(KernelShape("global_pool", (c, h, w), (c, 1, 1)), [last])
+    add(KernelShape("fully_connected", (c, 1, 1), (rng.choice((2, 10, 12, 100)), 1, 1)), [last])
+    return shapes, inputs
+
+
+def random_chains(count: int, seed: int = 7) -> list[Chain]:
+    rng = random.Random(seed)
+    return [random_chain(rng) for _ in range(count)]
+
+
+def fit_calibration(table_ms: list[float], kernel_counts: list[int], measured_ms: list[float],
+                    model_overhead_ms: float) -> tuple[float, float]:
+    """(scale, per_kernel_ms) minimising the relative error of
+    scale × table_ms + per_kernel_ms × kernels + overhead against ``measured_ms``."""
+    table = np.asarray(table_ms, float)
+    kernels = np.asarray(kernel_counts, float)
+    measured = np.asarray(measured_ms, float)
+    weights = 1.0 / measured
+    design = np.stack([table, kernels], axis=1) * weights[:, None]
+    (scale, per_kernel), *_ = np.linalg.lstsq(design, (measured - model_overhead_ms) * weights, rcond=None)
+    return float(scale), float(per_kernel)
+
+
+def measure_chains(chains: list[Chain], rounds: int, threads: int,
+                   progress: Callable[[int, int], None] | None = None) -> list[float]:
+    """Each chain's latency in ms: the fastest of ``rounds`` spread-out rounds (10th percentile each)."""
+    from .kernel_onnx import chain_model
+    from .runner import Session, time_session
+
+    sessions = [Session(chain_model(shapes, inputs).SerializeToString(), threads=threads) for shapes, inputs in chains]
+    fastest = [float("inf")] * len(sessions)
+    for round_index in range(rounds):
+        for index, session in enumerate(sessions):
+            fastest[index] = min(fastest[index], time_session(session, warmup_ms=5, repeats=10)["fast_ms"])
+        if progress is not None:
+            progress(round_index + 1, rounds)
+    return fastest

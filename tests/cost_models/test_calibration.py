@@ -1,0 +1,45 @@
+"""Whole-model calibration: random chains are well-formed networks, the fit recovers known numbers,
+and a profile's calibration is applied to table latencies."""
+import random
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from cost_models.calibration import fit_calibration, random_chain
+from cost_models.kernel_onnx import chain_model
+from cost_models.kernel_shape import KernelShape
+from cost_models.latency import LatencyModel
+from profiles import conv_sweep, table_profile, target
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_chains_are_consistent_networks_that_run(seed):
+    shapes, inputs = random_chain(random.Random(seed))
+    for index, (shape, sources) in enumerate(zip(shapes, inputs)):
+        for source in sources:
+            produced = shapes[source].output if source >= 0 else shapes[0].input
+            assert produced == shape.input, (index, shape, source)
+    session = onnxruntime.InferenceSession(chain_model(shapes, inputs).SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    (x,) = session.get_inputs()
+    (output,) = session.run(None, {x.name: np.ones(x.shape, np.float32)})
+    assert output.shape == (1, shapes[-1].output[0])
+
+
+def test_fit_recovers_a_known_scale_and_offset():
+    table_ms = [0.5, 1.0, 2.0, 4.0, 0.2]
+    kernels = [10, 14, 30, 22, 8]
+    measured = [1.2 * t - 0.003 * k + 0.01 for t, k in zip(table_ms, kernels)]
+    scale, per_kernel = fit_calibration(table_ms, kernels, measured, model_overhead_ms=0.01)
+    assert scale == pytest.approx(1.2) and per_kernel == pytest.approx(-0.003)
+
+
+def test_calibration_applies_to_table_latencies_but_not_below_the_roofline():
+    profile = table_profile(conv_sweep([64], lambda c: 0.8))
+    profile["latency"]["calibration"] = {"scale": 1.1, "per_kernel_ms": -0.01, "source": "test"}
+    model = LatencyModel(target(profile))
+    shape = KernelShape("conv", (64, 28, 28), (64, 28, 28), (3, 3), (1, 1), "relu")
+    assert model.kernel(shape).latency_ms == pytest.approx(1.1 * 0.8 - 0.01)  # roofline 0.58 ms
+    profile["latency"]["calibration"]["per_kernel_ms"] = -1.0
+    assert LatencyModel(target(profile)).kernel(shape).latency_ms == pytest.approx(shape.macs / 5e10 * 1e3)
