@@ -5,12 +5,12 @@ import random
 import numpy as np
 import onnxruntime
 import pytest
+from profiles import conv_sweep, table_profile, target
 
 from cost_models.calibration import fit_calibration, random_chain
 from cost_models.kernel_onnx import chain_model
 from cost_models.kernel_shape import KernelShape
 from cost_models.latency import LatencyModel
-from profiles import conv_sweep, table_profile, target
 
 
 @pytest.mark.parametrize("seed", range(6))
