@@ -235,8 +235,9 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
     where = f"measured here by 'edgegrow profile' on {today} ({machine['processor']}, {platform.node()})"
     reorder_points = [pair for record in records for pair in record["reorders"]]
     per_call, per_element = _fit_reorders(reorder_points)
-    rates = [KernelShape.from_dict(r["shape"]).macs / (r["kernel_ms"] / 1e3) for r in records
-             if KernelShape.from_dict(r["shape"]).macs >= 1_000_000]  # big enough for the work to dominate
+    weighted = [(KernelShape.from_dict(r["shape"]).macs, r["kernel_ms"]) for r in records]
+    rates = [macs / (ms / 1e3) for macs, ms in weighted if macs >= 1_000_000]  # big enough for the work to dominate
+    rates = rates or [macs / (ms / 1e3) for macs, ms in weighted if macs] or [1e9]
     entries = [{**r["shape"], "latency_ms": round(r["kernel_ms"], 6), "layout": r["layout"]} for r in records]
     profile = {
         "schema": SCHEMA, "name": name, "kind": "cpu",

@@ -289,8 +289,7 @@ DEVICES: list[dict] = [
                                            "in the searched sources; energy is not predicted")),
             "model_overhead_ms": fact(0.0, "assumption: nn-Meter's predictions are sums of kernel latencies, no "
                                            "fixed per-model term"),
-            "model_overhead_flash_bytes": fact(1_000_000, ("assumption: ~1 MB TensorFlow Lite runtime library (order "
-                                                           "of magnitude, not verified here); flash is not limited")),
+            "model_overhead_flash_bytes": TFLITE_FLATBUFFER_OVERHEAD,
         },
         "analytic": {
             "channel_step": (4, ("assumption: 128-bit NEON holds 4 fp32 lanes; XNNPACK's aarch64 f32 GEMM tiles are "

@@ -104,3 +104,27 @@ def test_profile_from_measurements_refuses_a_file_without_the_overhead(tmp_path)
     measurements.write_text("not json\n")
     with pytest.raises(ValueError, match="line 1 is not a runner.py measurement"):
         profiler.profile_from_measurements("x", measurements, tmp_path / "x.json")
+
+
+def test_profile_here_resumes_after_an_interruption_and_writes_a_calibrated_profile(tmp_path, monkeypatch):
+    grid = SHAPES[:4]
+    monkeypatch.setattr(profiler, "kernel_grid", lambda quick: grid)
+    out = tmp_path / "here.json"
+    seen = []
+
+    def interrupt_after_three(done, total):
+        seen.append(done)
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        profiler.profile_here("here", out, quick=True, progress=interrupt_after_three)
+    assert not out.exists()  # nothing that looks whole
+    measurements = out.with_name("here.json.measurements.jsonl")
+    assert len(measurements.read_text().splitlines()) == 3
+    remaining = []
+    profiler.profile_here("here", out, quick=True, progress=lambda done, total: remaining.append(total))
+    assert remaining[0] == 2 * len(grid) - 3  # two quick rounds, three already measured
+    here = load_target(str(out))
+    assert here.measured and len(here.entries) == len(grid) and here.runtime == "onnxruntime"
+    assert "random multi-kernel networks" in json.loads(out.read_text())["latency"]["calibration"]["source"]
