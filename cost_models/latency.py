@@ -210,13 +210,25 @@ def _line_keys(shape: KernelShape) -> list[tuple[str, tuple]]:
 
 
 def _features(shape: KernelShape, step: int) -> np.ndarray:
+    """What a kernel's time is linear in: MACs with channels padded to the SIMD step (and with the
+    output width padded to 8, as vector kernels sweep rows in blocks), MACs, tensor sizes, weights,
+    output rows and row blocks; the last entry is the constant."""
     c_in = shape.input[0] if shape.kind == "depthwise" else _padded(shape.input[0], step)
     padded = shape.with_channels(c_in if shape.kind != "depthwise" else None, _padded(shape.output[0], step))
-    return np.array([padded.macs, shape.macs, padded.output_elements, shape.input_elements, shape.weight_count, 1.0])
+    c, h, w = shape.output
+    return np.array([padded.macs, shape.macs, padded.macs / w * _padded(w, 8), padded.output_elements,
+                     shape.input_elements, shape.weight_count, c * h, c * h * -(-w // 8), 1.0])
+
+
+def _neighbourhood(shape: KernelShape, features: np.ndarray) -> np.ndarray:
+    """Where a kernel sits for the nearest-neighbour correction: log sizes, and its height, width and
+    channels on their own (two kernels of equal work but other shapes run differently)."""
+    return np.concatenate([np.log1p(features[:-1]),
+                           [np.log(shape.output[1]), np.log(shape.output[2]), 2 * np.log(shape.input[0])]])
 
 
 class _Fit:
-    """Non-negative least squares on relative error, plus a local correction from the k nearest entries."""
+    """Non-negative least squares on relative error, plus a local correction from the nearest entries."""
 
     NEIGHBOURS = 8
 
@@ -232,12 +244,12 @@ class _Fit:
         self.coefficients = _nnls(design / self.scale * weights[:, None], measured * weights)
         line = design / self.scale @ self.coefficients
         self.log_ratio = np.log(measured / np.maximum(line, 1e-9))
-        self.points = np.log1p(design[:, :5])
+        self.points = np.stack([_neighbourhood(e.shape, row) for e, row in zip(entries, design)])
 
     def predict(self, shape: KernelShape) -> float:
         features = _features(shape, self.step)
         line = max(float(features / self.scale @ self.coefficients), 1e-6)
-        distance = np.abs(self.points - np.log1p(features[:5])).sum(axis=1)
+        distance = np.abs(self.points - _neighbourhood(shape, features)).sum(axis=1)
         nearest = np.argsort(distance)[: self.NEIGHBOURS]
         weights = 1.0 / (distance[nearest] + 0.05)
         return line * float(np.exp(np.sum(self.log_ratio[nearest] * weights) / weights.sum()))
