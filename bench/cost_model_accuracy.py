@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from cost_models import estimate, load_target
-from cost_models.runner import Session, time_session
+from cost_models.runner import Session, time_interleaved
 from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8
 from edgegrow.models.mobilenet_v2 import BlockSpec
 
@@ -150,33 +150,28 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
         example = torch.randn(1, *model.input_shape)
         models.append((description, estimate(model, example, target), Session(export_onnx(model, example))))
-    def measure_all() -> list[list[dict]]:
-        timings: list[list[dict]] = [[] for _ in models]
-        for round_index in range(args.rounds):
-            for index, (_, _, session) in enumerate(models):
-                timings[index].append(time_session(session, warmup_ms=5, repeats=10, sample_ms=1.0))
-            print(f"round {round_index + 1}/{args.rounds} done", flush=True)
-        return timings
+    def measure_all() -> list[dict]:
+        return time_interleaved([session for _, _, session in models], args.rounds,
+                                progress=lambda done, total: print(f"round {done}/{total} done", flush=True))
 
     timings = measure_all()
     retest = None
     if args.retest:
-        again = [min(t["fast_ms"] for t in rounds) for rounds in measure_all()]
-        first = [min(t["fast_ms"] for t in rounds) for rounds in timings]
-        agreement = np.abs(np.array(again) / np.array(first) - 1)
+        again = np.array([timing["fast_ms"] for timing in measure_all()])
+        agreement = np.abs(again / np.array([timing["fast_ms"] for timing in timings]) - 1)
         retest = {"within_10_percent": float(np.mean(agreement <= 0.10)),
                   "within_5_percent": float(np.mean(agreement <= 0.05)),
                   "median_absolute_percentage_difference": float(100 * np.median(agreement))}
     rows = []
-    for (description, report, _), rounds in zip(models, timings):
-        measured = min(t["fast_ms"] for t in rounds)
+    for (description, report, _), timing in zip(models, timings):
+        measured = timing["fast_ms"]
         error = report.latency_ms / measured - 1
         methods: dict[str, int] = {}
         for row in report.kernels:
             methods[row.latency_method] = methods.get(row.latency_method, 0) + 1
         rows.append({"architecture": description, "macs": report.macs, "measured_ms": measured,
-                     "measured_median_ms": statistics.median(t["latency_ms"] for t in rounds),
-                     "rounds_fast_ms": [round(t["fast_ms"], 5) for t in rounds],
+                     "measured_median_ms": timing["latency_ms"],
+                     "rounds_fast_ms": [round(ms, 5) for ms in timing["rounds_fast_ms"]],
                      "predicted_ms": report.latency_ms, "error": error, "kernel_methods": methods})
         print(f"{error:+7.1%}  measured {measured:8.3f} ms  predicted {report.latency_ms:8.3f} ms  "
               f"{description[:80]}")

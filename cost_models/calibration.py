@@ -14,7 +14,6 @@ on relative error:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import numpy as np
 
@@ -93,19 +92,3 @@ def fit_calibration(table_ms: list[float], kernel_counts: list[int], measured_ms
     design = np.stack([table, kernels], axis=1) * weights[:, None]
     (scale, per_kernel), *_ = np.linalg.lstsq(design, (measured - model_overhead_ms) * weights, rcond=None)
     return float(scale), float(per_kernel)
-
-
-def measure_chains(chains: list[Chain], rounds: int, threads: int,
-                   progress: Callable[[int, int], None] | None = None) -> list[float]:
-    """Each chain's latency in ms: the fastest of ``rounds`` spread-out rounds (10th percentile each)."""
-    from .kernel_onnx import chain_model
-    from .runner import Session, time_session
-
-    sessions = [Session(chain_model(shapes, inputs).SerializeToString(), threads=threads) for shapes, inputs in chains]
-    fastest = [float("inf")] * len(sessions)
-    for round_index in range(rounds):
-        for index, session in enumerate(sessions):
-            fastest[index] = min(fastest[index], time_session(session, warmup_ms=5, repeats=10)["fast_ms"])
-        if progress is not None:
-            progress(round_index + 1, rounds)
-    return fastest

@@ -26,7 +26,15 @@ import numpy as np
 
 from .kernel_onnx import kernel_model, overhead_model
 from .kernel_shape import KernelShape
-from .runner import Session, append_line, machine_description, measured_ids, onnxruntime_node_times, time_session
+from .runner import (
+    Session,
+    append_line,
+    machine_description,
+    measured_ids,
+    onnxruntime_node_times,
+    time_interleaved,
+    time_session,
+)
 from .target import SCHEMA, parse_target
 
 CHANNELS = (3, 8, 12, 16, 17, 24, 32, 33, 40, 48, 56, 64, 65, 72, 96, 112, 128, 129, 160, 192, 256, 320, 384, 512)
@@ -251,8 +259,8 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
         "flash_bytes": {"value": None, "source": "a desktop CPU: no flash limit"},
         "active_power_mw": {"value": None, "source": "not measured here (no power meter); energy is not predicted"},
         "model_overhead_ms": {"value": overhead["fast_ms"],
-                              "source": f"{where}: an Identity model, fastest of 10 rounds (10th percentile; median "
-                                        f"{overhead['latency_ms']:.4f} ms, p90 {overhead['p90_ms']:.4f} ms)"},
+                              "source": f"{where}: an Identity model timed in the calibration's rounds, fastest "
+                                        f"round's 10th percentile (median {overhead['latency_ms']:.4f} ms)"},
         "model_overhead_flash_bytes": {"value": len(overhead_model().SerializeToString()),
                                        "source": "size of an ONNX file holding one Identity node"},
         "latency": {
@@ -269,26 +277,24 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
     return profile
 
 
-def calibrate(profile: dict, threads: int = 1, quick: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> dict:
-    """Add ``latency.calibration`` to a measured profile: time random multi-kernel networks and fit
-    the scale and per-kernel offset that turn summed table latencies into whole-model latencies."""
-    from .calibration import fit_calibration, measure_chains, random_chains
+def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int) -> dict:
+    """Add ``latency.calibration`` to a measured profile: the scale and per-kernel offset that turn
+    summed table latencies of the random networks ``chains`` into their measured latencies."""
+    from .calibration import fit_calibration
     from .latency import LatencyModel
 
-    chains = random_chains(12 if quick else 40)
-    measured = measure_chains(chains, rounds=4 if quick else 10, threads=threads, progress=progress)
     uncalibrated = LatencyModel(parse_target(profile, "<uncalibrated>"))
+    overhead_ms = uncalibrated.target.model_overhead_ms.value
     table_ms, counts = [], []
     for shapes, inputs in chains:
-        results, reorder_ms, total = uncalibrated.model(shapes, inputs)
-        table_ms.append(total - uncalibrated.target.model_overhead_ms.value)
+        results, _, total = uncalibrated.model(shapes, inputs)
+        table_ms.append(total - overhead_ms)
         counts.append(sum(1 for r in results if r.method != "fused"))
-    scale, per_kernel_ms = fit_calibration(table_ms, counts, measured, uncalibrated.target.model_overhead_ms.value)
+    scale, per_kernel_ms = fit_calibration(table_ms, counts, measured_ms, overhead_ms)
     profile["latency"]["calibration"] = {
         "scale": scale, "per_kernel_ms": per_kernel_ms,
         "source": f"fitted here on {len(chains)} random multi-kernel networks (calibration.random_chains, seed 7), "
-                  f"each the fastest of {4 if quick else 10} rounds",
+                  f"each the fastest of {rounds} rounds",
     }
     parse_target(profile, f"<profile {profile['name']}>")
     return profile
@@ -322,10 +328,18 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".measurements.jsonl")
     records = measure_grid(kernel_grid(quick), partial, threads, quick, progress)
-    session = Session(overhead_model().SerializeToString(), threads=threads)
-    overhead = min((time_session(session, repeats=10) for _ in range(10)), key=lambda timing: timing["fast_ms"])
+    # whole networks for the calibration, and the Identity model for the per-model overhead, timed
+    # in the same spread-out rounds
+    from .calibration import random_chains
+    from .kernel_onnx import chain_model
+
+    chains = random_chains(12 if quick else 40)
+    rounds = 4 if quick else 10
+    sessions = [Session(chain_model(shapes, inputs).SerializeToString(), threads=threads) for shapes, inputs in chains]
+    identity = Session(overhead_model().SerializeToString(), threads=threads)
+    *chain_timings, overhead = time_interleaved(sessions + [identity], rounds)
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
-    profile = calibrate(profile, threads, quick)
+    profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds)
     write_json_atomically(out, profile)
     return profile
 

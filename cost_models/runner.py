@@ -19,6 +19,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,26 @@ def time_session(session: Session, warmup_ms: float = 20.0, repeats: int = 30, s
     deciles = statistics.quantiles(samples, n=10) if len(samples) >= 2 else samples * 9
     return {"latency_ms": statistics.median(samples), "fast_ms": deciles[0], "p10_ms": deciles[0],
             "p90_ms": deciles[-1], "runs_per_sample": per_sample, "samples": len(samples)}
+
+
+def time_interleaved(sessions: list[Session], rounds: int, repeats: int = 10,
+                     progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Time several models in ``rounds`` rounds, each going through all of them, so one model's rounds
+    are spread over the whole run: on a shared machine latency jumps between an uncontended and a
+    contended level for seconds at a time, and the fastest of spread-out rounds is what repeats.
+
+    Returns per model {"fast_ms": the fastest round's 10th percentile, "latency_ms": the median of
+    the rounds' medians, "rounds_fast_ms": each round's 10th percentile}.
+    """
+    timings: list[list[dict]] = [[] for _ in sessions]
+    for round_index in range(rounds):
+        for index, session in enumerate(sessions):
+            timings[index].append(time_session(session, warmup_ms=5, repeats=repeats, sample_ms=1.0))
+        if progress is not None:
+            progress(round_index + 1, rounds)
+    return [{"fast_ms": min(t["fast_ms"] for t in rounds_of_one),
+             "latency_ms": statistics.median(t["latency_ms"] for t in rounds_of_one),
+             "rounds_fast_ms": [t["fast_ms"] for t in rounds_of_one]} for rounds_of_one in timings]
 
 
 def _fast_mean(values: list[float]) -> float:
