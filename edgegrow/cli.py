@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"edgegrow {args.command}: interrupted", file=sys.stderr)
+        resume = "; run the same command again to resume" if args.command == "profile" else ""
+        print(f"edgegrow {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
     return 0
 

@@ -75,7 +75,7 @@ def test_every_analytic_profile_loads_with_sourced_rates_below_its_peak(name):
         assert len(getattr(target, field).source) > 20, f"{name}.{field} needs a real source"
 
 
-@pytest.mark.parametrize(("name", "index"), _calibration_cases())
+@pytest.mark.parametrize(("name", "index"), list(_calibration_cases()))
 def test_calibration_entries_are_reproduced_by_estimate(name, index):
     entry = _profile_json(name)["calibration"][index]
     report = _report_for(name, entry["model"])
