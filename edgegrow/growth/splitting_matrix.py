@@ -1,0 +1,353 @@
+"""Splitting matrices of neurons (S2D, Liu, Wu & Wang 2019), exactly and by the fast product trick.
+
+For a neuron with fan-in weights ``w`` (a weight row of its producer: a conv's (C_in, kh, kw) or a
+Linear's in_features), pre-activation ``h = c·(wᵀx) + b`` (``c = γ/√(var+eps)`` when a BatchNorm
+follows, else 1), activation ``σ`` and ``g = ∂L/∂σ(h)``:
+
+    S = E[ g · σ''(h) · c² · x xᵀ ]      (summed over a conv's output positions)
+
+Splitting the neuron into offspring ``w + εδ_j`` with weights ``ω_j`` (Σω = 1, Σωδ = 0) changes the
+loss by ``ε²/2 · Σ_j ω_j δ_jᵀ S δ_j`` to second order. ReLU-like activations have σ'' = 0 almost
+everywhere, so a smooth surrogate's second derivative stands in (``second_derivative``).
+
+- ``curvature_sites``: for each channel group with one producer followed (through an optional
+  BatchNorm) by an activation, where ``x``, ``h`` and ``g`` are read.
+- ``splitting_matrices``: the exact S of every neuron (C × D × D: the baseline, O(C·D²) memory).
+- ``splitting_products``: ``S v`` for every neuron at once from one backward pass, by adding the
+  zero-valued auxiliary term ``σ''(h)·c²·(xᵀy)(xᵀv)`` (y = 0) to each activation output and
+  reading ``∂L/∂y`` — S is never formed.
+- ``min_eigenpairs`` (exact, ``eigh``) and ``min_eigenpairs_fast`` (Rayleigh-quotient descent on
+  the products with a Rayleigh–Ritz step, all neurons of all sites together).
+
+The loss is the batch mean of ``loss_fn(model(x), y)``; the model is evaluated in eval mode
+(BatchNorm with its running statistics, as ``c`` assumes) and left in the mode it was in.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+
+from .channel_groups import ChannelGroup
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+SURROGATE_BETA = 3.0  # sharpness of the softplus surrogate of ReLU / ReLU6 (the reference code's choice)
+_ACTIVATION_KINDS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu"}
+
+
+@dataclass(frozen=True)
+class CurvatureSite:
+    """Where a group's splitting matrices are read: its producer, the BatchNorm after it (or None)
+    and the activation whose input is ``h`` and whose output gradient is ``g``."""
+
+    group: str
+    producer: str
+    batch_norm: str | None
+    activation: str
+    kind: str  # relu, relu6, sigmoid, tanh, silu
+
+
+def second_derivative(kind: str, h: torch.Tensor, beta: float = SURROGATE_BETA) -> torch.Tensor:
+    """σ''(h); for ReLU and ReLU6 that of the softplus surrogate log(1 + e^{βh})/β (and its
+    clipped form for ReLU6)."""
+    if kind == "relu":
+        s = torch.sigmoid(beta * h)
+        return beta * s * (1 - s)
+    if kind == "relu6":
+        low, high = torch.sigmoid(beta * h), torch.sigmoid(beta * (h - 6.0))
+        return beta * (low * (1 - low) - high * (1 - high))
+    if kind == "sigmoid":
+        s = torch.sigmoid(h)
+        return s * (1 - s) * (1 - 2 * s)
+    if kind == "tanh":
+        t = torch.tanh(h)
+        return -2 * t * (1 - t * t)
+    if kind == "silu":
+        s = torch.sigmoid(h)
+        return s * (1 - s) * (2 + h * (1 - 2 * s))
+    raise ValueError(f"no second derivative for activation {kind!r}")
+
+
+def curvature_sites(model: nn.Module, groups: Iterable[ChannelGroup]) -> dict[str, CurvatureSite]:
+    """Sites of the groups whose single producer (a dense Conv2d or a Linear) feeds, through at most a
+    BatchNorm, an activation module used once. Other groups (residual ties, linear bottlenecks,
+    functional activations) have no site: their splitting matrices are not defined here."""
+    graph = torch.fx.symbolic_trace(model).graph
+    modules = dict(model.named_modules())
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    node_of = {node.target: node for node in graph.nodes if node.op == "call_module"}
+    sites = {}
+    for group in groups:
+        if len(group.producers) != 1:
+            continue
+        producer = group.producers[0].layer
+        module = modules.get(producer)
+        if not (isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1)):
+            continue
+        node, batch_norm = node_of.get(producer), None
+        while node is not None and len(node.users) == 1:
+            (node,) = node.users
+            target = modules.get(node.target) if node.op == "call_module" else None
+            if isinstance(target, (nn.BatchNorm1d, nn.BatchNorm2d)) and batch_norm is None:
+                batch_norm = node.target
+                continue
+            kind = _ACTIVATION_KINDS.get(type(target))
+            if kind is not None and calls[node.target] == 1:
+                sites[group.name] = CurvatureSite(group.name, producer, batch_norm, node.target, kind)
+            break
+    return sites
+
+
+class _Capture:
+    """Hooks reading, per site, the producer input x, the activation input h and, after backward,
+    g = ∂L/∂(activation output); optionally adding the auxiliary term for ``splitting_products``."""
+
+    def __init__(self, model: nn.Module, sites: dict[str, CurvatureSite],
+                 vectors: dict[str, torch.Tensor] | None = None):
+        self.model, self.sites = model, sites
+        self.inputs: dict[str, torch.Tensor] = {}
+        self.pre_activations: dict[str, torch.Tensor] = {}
+        self.gradients: dict[str, torch.Tensor] = {}
+        self.probes: dict[str, torch.Tensor] = {}
+        self.vectors = vectors
+        self.handles = []
+        for name, site in sites.items():
+            producer = model.get_submodule(site.producer)
+            activation = model.get_submodule(site.activation)
+            self.handles.append(producer.register_forward_hook(self._read_input(name)))
+            self.handles.append(activation.register_forward_pre_hook(self._read_pre_activation(name)))
+            self.handles.append(activation.register_forward_hook(self._at_activation(name)))
+
+    def _read_input(self, name: str):
+        def hook(module, inputs, output):
+            self.inputs[name] = inputs[0].detach()
+        return hook
+
+    def _read_pre_activation(self, name: str):
+        def hook(module, inputs):
+            self.pre_activations[name] = inputs[0].detach().clone()  # before an in-place activation
+        return hook
+
+    def _at_activation(self, name: str):
+        def hook(module, inputs, output):
+            if self.vectors is not None:
+                output = output + self._auxiliary(name, self.pre_activations[name])
+            output.register_hook(lambda grad: self.gradients.__setitem__(name, grad.detach()))
+            return output
+        return hook
+
+    def _auxiliary(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        site = self.sites[name]
+        producer = self.model.get_submodule(site.producer)
+        x = self.inputs[name]
+        vectors = self.vectors[name].to(x.dtype)
+        probe = torch.zeros_like(vectors, requires_grad=True)
+        self.probes[name] = probe
+        weight = _curvature_weight(self.model, site, h)
+        return weight * _apply_rows(producer, x, probe) * _apply_rows(producer, x, vectors)
+
+    def close(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+def _scale(model: nn.Module, site: CurvatureSite) -> torch.Tensor | None:
+    """c per channel: γ/√(running var + eps) of the BatchNorm, None without one."""
+    if site.batch_norm is None:
+        return None
+    norm = model.get_submodule(site.batch_norm)
+    gamma = norm.weight if norm.affine else torch.ones_like(norm.running_var)
+    return (gamma / torch.sqrt(norm.running_var + norm.eps)).detach()
+
+
+def _curvature_weight(model: nn.Module, site: CurvatureSite, h: torch.Tensor) -> torch.Tensor:
+    """σ''(h)·c², shaped like h."""
+    weight = second_derivative(site.kind, h)
+    scale = _scale(model, site)
+    if scale is not None:
+        shape = [1, -1] + [1] * (h.dim() - 2)
+        weight = weight * (scale * scale).view(shape)
+    return weight
+
+
+def _apply_rows(producer: nn.Module, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """x·r for every neuron's row r (C × fan-in): the producer's operation with ``rows`` as weights."""
+    if isinstance(producer, nn.Linear):
+        return F.linear(x, rows)
+    return F.conv2d(x, rows, None, producer.stride, producer.padding, producer.dilation)
+
+
+def _patches(producer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(N, positions, D): the input the producer's weight rows are applied to."""
+    if isinstance(producer, nn.Linear):
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+    if producer.padding_mode != "zeros":
+        raise ValueError(f"{producer}: only zero padding is supported for splitting matrices")
+    patches = F.unfold(x, producer.kernel_size, producer.dilation, producer.padding, producer.stride)
+    return patches.transpose(1, 2)
+
+
+def _per_position(tensor: torch.Tensor) -> torch.Tensor:
+    """(N, C, ...) or (N, ..., C) activations → (N, positions, C) matching ``_patches``."""
+    if tensor.dim() == 4:
+        return tensor.flatten(2).transpose(1, 2)
+    return tensor.reshape(tensor.shape[0], -1, tensor.shape[-1])
+
+
+def _backward(model: nn.Module, batch: Batch, loss_fn: LossFn) -> None:
+    """One forward and backward pass with the parameters frozen (gradients reach only the hooks)."""
+    inputs, targets = batch
+    loss = loss_fn(model(inputs.detach().requires_grad_(True)), targets)
+    loss.backward()
+
+
+@contextlib.contextmanager
+def _evaluated(model: nn.Module):
+    """Eval mode and frozen parameters for the duration; both restored afterwards."""
+    modes = {module: module.training for module in model.modules()}
+    flags = {parameter: parameter.requires_grad for parameter in model.parameters()}
+    model.eval()
+    for parameter in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+        for parameter, flag in flags.items():
+            parameter.requires_grad_(flag)
+
+
+def splitting_matrices(model: nn.Module, sites: dict[str, CurvatureSite], batches: Iterable[Batch],
+                       loss_fn: LossFn) -> dict[str, torch.Tensor]:
+    """The exact S of every neuron of every site, averaged over ``batches``: {group: (C, D, D)}."""
+    totals: dict[str, torch.Tensor] = {}
+    count = 0
+    with _evaluated(model):
+        for batch in batches:
+            capture = _Capture(model, sites)
+            try:
+                _backward(model, batch, loss_fn)
+            finally:
+                capture.close()
+            for name, site in sites.items():
+                producer = model.get_submodule(site.producer)
+                patches = _patches(producer, capture.inputs[name])  # (N, P, D)
+                weight = _curvature_weight(model, site, capture.pre_activations[name])
+                coefficient = _per_position(capture.gradients[name] * weight)  # (N, P, C)
+                matrix = torch.einsum("npc,npd,npe->cde", coefficient, patches, patches)
+                totals[name] = totals.get(name, 0) + matrix
+            count += 1
+    if count == 0:
+        raise ValueError("no batches given")
+    return {name: total / count for name, total in totals.items()}
+
+
+def splitting_products(model: nn.Module, sites: dict[str, CurvatureSite], vectors: dict[str, torch.Tensor],
+                       batch: Batch, loss_fn: LossFn) -> dict[str, torch.Tensor]:
+    """S v for every neuron from one forward and backward pass: {group: (C, D)} for ``vectors``
+    {group: (C, *fan_in)} (one vector per neuron), without forming S."""
+    shapes = {name: tuple(model.get_submodule(site.producer).weight.shape) for name, site in sites.items()}
+    rows = {name: vectors[name].reshape(shapes[name]) for name in sites}
+    with _evaluated(model):
+        capture = _Capture(model, sites, rows)
+        try:
+            _backward(model, batch, loss_fn)
+        finally:
+            capture.close()
+    return {name: capture.probes[name].grad.reshape(shapes[name][0], -1) for name in sites}
+
+
+@dataclass(frozen=True)
+class Eigenpairs:
+    values: torch.Tensor  # (C,) λ_min per neuron
+    vectors: torch.Tensor  # (C, D) unit eigenvectors
+
+
+def min_eigenpairs(matrices: dict[str, torch.Tensor]) -> dict[str, Eigenpairs]:
+    """λ_min and v_min of every neuron's S by ``eigh`` (exact)."""
+    result = {}
+    for name, matrix in matrices.items():
+        values, vectors = torch.linalg.eigh(matrix.double())
+        result[name] = Eigenpairs(values[:, 0].to(matrix.dtype), vectors[:, :, 0].to(matrix.dtype))
+    return result
+
+
+def min_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batches: Iterable[Batch],
+                        loss_fn: LossFn, steps: int = 50, seed: int = 0) -> dict[str, Eigenpairs]:
+    """λ_min and v_min of every neuron from ``splitting_products`` alone (S is never formed).
+
+    Rayleigh-quotient descent with the step chosen by Rayleigh–Ritz on span{v, ∇R, previous step}
+    (locally optimal block-preconditioned CG, block size 1): each step costs one backward pass for all
+    neurons of all sites, cycling through ``batches``. λ_min is the quotient at the final vectors,
+    averaged over all batches.
+    """
+    batches = list(batches)
+    if not batches:
+        raise ValueError("no batches given")
+    generator = torch.Generator().manual_seed(seed)
+    vectors = {}
+    for name, site in sites.items():
+        weight = model.get_submodule(site.producer).weight
+        v = torch.randn(weight.shape[0], weight[0].numel(), generator=generator, dtype=torch.float64)
+        vectors[name] = v / v.norm(dim=1, keepdim=True)
+
+    def products(vs: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        dtypes = {name: model.get_submodule(site.producer).weight.dtype for name, site in sites.items()}
+        result = splitting_products(model, sites, {n: v.to(dtypes[n]) for n, v in vs.items()},
+                                    batches[step % len(batches)], loss_fn)
+        return {name: value.double() for name, value in result.items()}
+
+    applied = products(vectors, 0)
+    previous: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = dict.fromkeys(sites)
+    for step in range(steps):
+        residuals = {}
+        for name, v in vectors.items():
+            rayleigh = (applied[name] * v).sum(dim=1, keepdim=True)
+            residuals[name] = applied[name] - rayleigh * v
+        if all(float(r.norm(dim=1).max()) < 1e-12 for r in residuals.values()):
+            break
+        applied_residuals = products(residuals, step + 1)
+        for name in sites:
+            columns = [vectors[name], residuals[name]]
+            applied_columns = [applied[name], applied_residuals[name]]
+            if previous[name] is not None:
+                columns.append(previous[name][0])
+                applied_columns.append(previous[name][1])
+            vectors[name], applied[name], previous[name] = _ritz_step(torch.stack(columns, -1),
+                                                                      torch.stack(applied_columns, -1))
+    totals = {name: torch.zeros(v.shape[0], dtype=torch.float64) for name, v in vectors.items()}
+    for index in range(len(batches)):
+        for name, product in products(vectors, index).items():
+            totals[name] += (product * vectors[name]).sum(dim=1)
+    return {name: Eigenpairs(totals[name] / len(batches), vectors[name]) for name in sites}
+
+
+def _ritz_step(basis: torch.Tensor, applied: torch.Tensor):
+    """Rayleigh–Ritz on each neuron's basis (C, D, k) with S·basis ``applied``: the lowest Ritz
+    vector, its product and the step taken (for the next basis)."""
+    scale = basis.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    basis, applied = basis / scale, applied / scale
+    keep = (scale.squeeze(1) > 1e-14).all(dim=0)  # drop a column that vanished for some neuron
+    basis, applied = basis[..., keep], applied[..., keep]
+    q, r = torch.linalg.qr(basis)
+    diagonal = torch.diagonal(r, dim1=-2, dim2=-1).abs()
+    if bool((diagonal < 1e-10).any()) and basis.shape[-1] > 2:  # the previous step is (nearly) dependent
+        return _ritz_step(basis[..., :2], applied[..., :2])
+    applied_q = torch.linalg.solve_triangular(r, applied, upper=True, left=False)
+    projected = q.transpose(1, 2) @ applied_q
+    _, ritz = torch.linalg.eigh((projected + projected.transpose(1, 2)) / 2)
+    lowest = ritz[..., 0:1]
+    vector, product = (q @ lowest).squeeze(-1), (applied_q @ lowest).squeeze(-1)
+    step = (q[..., 1:] @ lowest[:, 1:]).squeeze(-1), (applied_q[..., 1:] @ lowest[:, 1:]).squeeze(-1)
+    norm = vector.norm(dim=1, keepdim=True)
+    return vector / norm, product / norm, step
