@@ -244,12 +244,24 @@ def splitting_matrices(model: nn.Module, sites: dict[str, CurvatureSite], batche
                 patches = _patches(producer, capture.inputs[name])  # (N, P, D)
                 weight = _curvature_weight(model, site, capture.pre_activations[name])
                 coefficient = _per_position(capture.gradients[name] * weight)  # (N, P, C)
-                matrix = torch.einsum("npc,npd,npe->cde", coefficient, patches, patches)
-                totals[name] = totals.get(name, 0) + matrix
+                totals[name] = totals.get(name, 0) + _weighted_gram(coefficient.flatten(0, 1), patches.flatten(0, 1))
             count += 1
     if count == 0:
         raise ValueError("no batches given")
     return {name: total / count for name, total in totals.items()}
+
+
+def _weighted_gram(coefficients: torch.Tensor, rows: torch.Tensor, chunk_elements: int = 2**25) -> torch.Tensor:
+    """Σ_p coefficients[p, c] · rows[p] rows[p]ᵀ for every c: (C, D, D), a few channels at a time so
+    the (channels, positions, D) intermediate stays under ``chunk_elements``."""
+    positions, dimension = rows.shape
+    channels = coefficients.shape[1]
+    step = max(1, chunk_elements // max(1, positions * dimension))
+    out = rows.new_empty(channels, dimension, dimension)
+    for start in range(0, channels, step):
+        weighted = coefficients[:, start:start + step].T[:, :, None] * rows[None]  # (c, P, D)
+        out[start:start + step] = weighted.transpose(1, 2) @ rows
+    return out
 
 
 def splitting_products(model: nn.Module, sites: dict[str, CurvatureSite], vectors: dict[str, torch.Tensor],
