@@ -40,16 +40,12 @@ from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8
 from edgegrow.models.mobilenet_v2 import BlockSpec
 
 
-def _width(rng: random.Random, low: int, high: int) -> int:
-    return rng.randint(low, high)
-
-
 def random_architecture(rng: random.Random, family: str) -> tuple[str, torch.nn.Module]:
     if family == "ds-cnn":
         frames, bins = rng.choice([(49, 10), (49, 10), (61, 13), (99, 40), (32, 20)])
         blocks = rng.randint(3, 5)
-        stem = _width(rng, 12, 200)
-        channels = [_width(rng, 12, 200) for _ in range(blocks)]
+        stem = rng.randint(12, 200)
+        channels = [rng.randint(12, 200) for _ in range(blocks)]
         strides = [(2, 2) if rng.random() < 0.15 else (1, 1) for _ in range(blocks)]
         model = DSCNN(stem, channels, strides, input_shape=(1, frames, bins))
         return f"ds-cnn {frames}x{bins} stem {stem} blocks {channels}", model
@@ -82,8 +78,8 @@ def random_architecture(rng: random.Random, family: str) -> tuple[str, torch.nn.
                             input_shape=(3, resolution, resolution))
         return f"mobilenet-v2 {resolution}px stem {stem} last {last} ({len(blocks)} blocks)", model
     size = rng.choice([24, 32, 32, 40, 48, 64])
-    channels = [_width(rng, 6, 40), _width(rng, 10, 72), _width(rng, 20, 140)]
-    stem = _width(rng, 6, 40)
+    channels = [rng.randint(6, 40), rng.randint(10, 72), rng.randint(20, 140)]
+    stem = rng.randint(6, 40)
     model = ResNet8(stem, channels, [1, 2, 2], input_shape=(3, size, size))
     return f"resnet8 {size}px stem {stem} stacks {channels}", model
 

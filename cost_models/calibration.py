@@ -22,12 +22,6 @@ from .kernel_shape import KernelShape
 Chain = tuple[list[KernelShape], list[list[int]]]
 
 
-def _same(kind: str, c_in: int, c_out: int, h: int, w: int, kernel: tuple[int, int], stride: int,
-          activation: str | None = "relu") -> KernelShape:
-    return KernelShape(kind, (c_in, h, w), (c_out, -(-h // stride), -(-w // stride)), kernel, (stride, stride),
-                       activation)
-
-
 def random_chain(rng: random.Random) -> Chain:
     """One random network as kernel shapes and, per kernel, the kernels it reads (-1: the input)."""
     image = rng.random() < 0.6
@@ -42,7 +36,7 @@ def random_chain(rng: random.Random) -> Chain:
         return len(shapes) - 1
 
     width = rng.randint(6, 64)
-    last = add(_same("conv", c, width, h, w, (3, 3) if image else (10, 4), 2), [-1])
+    last = add(KernelShape.same("conv", c, width, (h, w), (3, 3) if image else (10, 4), 2), [-1])
     c, h, w = shapes[last].output
     style = rng.choice(("separable", "inverted", "residual"))
     for _ in range(rng.randint(4, 12)):
@@ -50,22 +44,22 @@ def random_chain(rng: random.Random) -> Chain:
         out = max(4, int(c * rng.uniform(0.7, 1.8)) if stride == 2 else int(c * rng.uniform(0.6, 1.4)))
         block_input = last
         if style == "separable":
-            last = add(_same("depthwise", c, c, h, w, (3, 3), stride), [last])
+            last = add(KernelShape.same("depthwise", c, c, (h, w), (3, 3), stride), [last])
             c, h, w = shapes[last].output
-            last = add(_same("pointwise", c, out, h, w, (1, 1), 1), [last])
+            last = add(KernelShape.same("pointwise", c, out, (h, w), (1, 1), 1), [last])
         elif style == "inverted":
             hidden = c * rng.choice((3, 4, 6))
-            last = add(_same("pointwise", c, hidden, h, w, (1, 1), 1, "relu6"), [last])
-            last = add(_same("depthwise", hidden, hidden, h, w, (3, 3), stride, "relu6"), [last])
+            last = add(KernelShape.same("pointwise", c, hidden, (h, w), (1, 1), 1, "relu6"), [last])
+            last = add(KernelShape.same("depthwise", hidden, hidden, (h, w), (3, 3), stride, "relu6"), [last])
             h2, w2 = shapes[last].output[1:]
             out = c if stride == 1 and rng.random() < 0.6 else out
-            last = add(_same("pointwise", hidden, out, h2, w2, (1, 1), 1, None), [last])
+            last = add(KernelShape.same("pointwise", hidden, out, (h2, w2), (1, 1), 1, None), [last])
             if stride == 1 and out == c:
                 last = add(KernelShape("add", (c, h, w), (c, h, w)), [last, block_input])
         else:
-            last = add(_same("conv", c, out, h, w, (3, 3), stride), [last])
+            last = add(KernelShape.same("conv", c, out, (h, w), (3, 3), stride), [last])
             h2, w2 = shapes[last].output[1:]
-            last = add(_same("conv", out, out, h2, w2, (3, 3), 1, None), [last])
+            last = add(KernelShape.same("conv", out, out, (h2, w2), (3, 3), 1, None), [last])
             if stride == 1 and out == c:
                 last = add(KernelShape("add", (c, h, w), (c, h, w), activation="relu"), [last, block_input])
         c, h, w = shapes[last].output

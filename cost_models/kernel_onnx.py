@@ -161,13 +161,8 @@ def chain_model(shapes: list[KernelShape], inputs: list[list[int]], seed: int = 
 def overhead_model():
     """The smallest model a runtime will run (one Identity on one float): its latency is the per-model
     overhead outside any kernel (session call, input and output binding)."""
-    import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["out"])], "edgegrow_overhead",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgegrow-profiler")
-    model.ir_version = min(model.ir_version, 8)
-    onnx.checker.check_model(model)
-    return model
+    return _finish([helper.make_node("Identity", ["x"], ["out"])], [],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+                   helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1]), "edgegrow_overhead")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from .kernels import Kernel
 
 WEIGHTED_KINDS = ("conv", "depthwise", "pointwise", "fully_connected")
+# kinds whose output channels are their input channels (a channel count added upstream flows through)
+CHANNELWISE_KINDS = ("depthwise", "pool", "global_pool", "add", "mul", "pad", "activation")
 KINDS = WEIGHTED_KINDS + ("pool", "global_pool", "add", "mul", "concat", "pad", "activation", "unknown")
 
 _ACTIVATION_NAMES = {
@@ -84,9 +86,16 @@ class KernelShape:
         """The same kernel with other channel counts (a depthwise kernel keeps input == output)."""
         c_in = self.input[0] if input_channels is None else input_channels
         c_out = self.output[0] if output_channels is None else output_channels
-        if self.kind in ("depthwise", "pool", "global_pool", "add", "mul", "pad", "activation"):
+        if self.kind in CHANNELWISE_KINDS:
             c_out = c_in = c_out if output_channels is not None else c_in
         return replace(self, input=(c_in, *self.input[1:]), output=(c_out, *self.output[1:]))
+
+    @classmethod
+    def same(cls, kind: str, c_in: int, c_out: int, hw: tuple[int, int], kernel: int | tuple[int, int], stride: int,
+             activation: str | None = "relu") -> KernelShape:
+        """A layer with 'same' padding: the output is the input size divided by the stride, rounded up."""
+        (h, w), kernel = hw, (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        return cls(kind, (c_in, h, w), (c_out, -(-h // stride), -(-w // stride)), kernel, (stride, stride), activation)
 
     # --- plain data ------------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -25,10 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernel_shape import WEIGHTED_KINDS, KernelShape
+from .kernel_shape import CHANNELWISE_KINDS, WEIGHTED_KINDS, KernelShape
 from .target import Target
-
-_PASS_THROUGH = ("depthwise", "pool", "global_pool", "add", "mul", "pad", "activation")
 
 
 @dataclass(frozen=True)
@@ -203,7 +201,7 @@ def _line_keys(shape: KernelShape) -> list[tuple[str, tuple]]:
     """Keys of the table lines through ``shape`` along which one channel count varies."""
     common = (shape.kind, shape.input[1:], shape.output[1:], shape.kernel, shape.stride)
     activation = None if shape.kind in WEIGHTED_KINDS else shape.activation  # fused: ~free
-    if shape.kind in _PASS_THROUGH or shape.kind == "concat":
+    if shape.kind in CHANNELWISE_KINDS or shape.kind == "concat":
         return [("out", common + (activation, "channels"))]
     return [("out", common + (activation, "in", shape.input[0])),
             ("in", common + (activation, "out", shape.output[0]))]

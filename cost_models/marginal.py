@@ -15,12 +15,11 @@ import torch
 from torch import nn
 
 from .estimate import CostReport, estimate_kernels, kernel_inputs
-from .kernel_shape import KernelShape
+from .kernel_shape import CHANNELWISE_KINDS, KernelShape
 from .kernels import Kernel, fused_kernels
 from .latency import LatencyModel
 from .target import Target, load_target
 
-_WIDTH_FOLLOWS_INPUT = ("depthwise", "pool", "global_pool", "pad", "activation", "add", "mul", "concat")
 METRICS = ("latency_ms", "energy_mj", "macs", "weight_bytes_fp32", "weight_bytes_int8", "sram_bytes", "flash_bytes")
 
 
@@ -79,7 +78,7 @@ class KernelCostModel:
                 shapes[index] = replace(shape, input=(shape.input[0] + (channels if first else 0), *shape.input[1:]),
                                         output=(shape.output[0] + channels, *shape.output[1:]))
                 grown.add(index)
-            elif shape.kind in _WIDTH_FOLLOWS_INPUT:
+            elif shape.kind in CHANNELWISE_KINDS:
                 shapes[index] = shape.with_channels(input_channels=shape.input[0] + channels)
                 grown.add(index)
             else:  # a consumer: its fan-in grows (by H·W per channel after a flatten), its output does not

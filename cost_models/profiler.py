@@ -49,23 +49,11 @@ def shape_id(shape: KernelShape) -> str:
     return f"{shape.kind}-" + hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def _out(size: int, kernel: int, stride: int) -> int:
-    return -(-size // stride)  # 'same' padding
-
-
 KWS_STEMS = ((49, 10), (61, 13), (99, 40), (32, 20), (98, 40))  # (frames, bins) under a 10×4 stride-2 stem conv
 FC_FEATURES_IN = (16, 32, 64, 65, 128, 256, 512, 1024)
 FC_FEATURES_OUT = (2, 10, 12, 35, 100, 1000)
 ACTIVATIONS = ("relu", "relu", "relu6", None)
 SWEEPS = (("conv", 64, 28, 3), ("pointwise", 96, 14, 1), ("depthwise", None, 28, 3))  # kind, c_in, size, kernel
-
-
-def _same(kind: str, c_in: int, c_out: int, hw: tuple[int, int], kernel: int, stride: int,
-          activation: str | None = "relu") -> KernelShape:
-    """A square-kernel layer with 'same' padding."""
-    h, w = hw
-    return KernelShape(kind, (c_in, h, w), (c_out, _out(h, kernel, stride), _out(w, kernel, stride)),
-                       (kernel, kernel), (stride, stride), activation)
 
 
 def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
@@ -96,18 +84,20 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         return int(round(np.exp(rng.uniform(np.log(max(listed[0], 2)), np.log(listed[-1])))))
 
     def conv3x3(stride: int) -> KernelShape:
-        return _same("conv", channels(0), channels(), rng.choice(spatial), 3, stride, rng.choice(ACTIVATIONS))
+        return KernelShape.same("conv", channels(0), channels(), rng.choice(spatial), 3, stride,
+                                rng.choice(ACTIVATIONS))
 
     def depthwise(stride: int) -> KernelShape:
         c = channels()
-        return _same("depthwise", c, c, rng.choice(spatial), 3, stride, rng.choice(ACTIVATIONS))
+        return KernelShape.same("depthwise", c, c, rng.choice(spatial), 3, stride, rng.choice(ACTIVATIONS))
 
     def pointwise() -> KernelShape:
-        return _same("pointwise", channels(0), channels(), rng.choice(spatial), 1, 1, rng.choice(ACTIVATIONS))
+        return KernelShape.same("pointwise", channels(0), channels(), rng.choice(spatial), 1, 1,
+                                rng.choice(ACTIVATIONS))
 
     def large_kernel() -> KernelShape:
-        return _same("conv", rng.choice((1, 3, 8, 16)), channels(1, 12), rng.choice(spatial), rng.choice((5, 7)),
-                     rng.choice((1, 2)))
+        return KernelShape.same("conv", rng.choice((1, 3, 8, 16)), channels(1, 12), rng.choice(spatial),
+                                rng.choice((5, 7)), rng.choice((1, 2)))
 
     def kws_stem() -> KernelShape:
         (frames, bins), c = rng.choice(KWS_STEMS), channels(1, 20)
@@ -122,8 +112,8 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         return KernelShape("global_pool", (c, *hw), (c, 1, 1))
 
     def pool() -> KernelShape:
-        c, (h, w), k = channels(), rng.choice(spatial), rng.choice((2, 3))
-        return KernelShape("pool", (c, h, w), (c, _out(h, k, 2), _out(w, k, 2)), (k, k), (2, 2))
+        c, hw, k = channels(), rng.choice(spatial), rng.choice((2, 3))
+        return KernelShape.same("pool", c, c, hw, k, 2, None)
 
     def add() -> KernelShape:
         c, hw = channels(), rng.choice(spatial)
@@ -152,7 +142,7 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     # dense sweeps: every channel count across two SIMD steps, where the staircase shows
     for kind, c_in, size, kernel in SWEEPS[:1] if quick else SWEEPS:
         for c in range(56, 74):
-            shapes.append(_same(kind, c_in or c, c, (size, size), kernel, 1))
+            shapes.append(KernelShape.same(kind, c_in or c, c, (size, size), kernel, 1))
     return list(dict.fromkeys(shapes))
 
 
@@ -166,9 +156,7 @@ def write_suite(folder: str | Path, shapes: list[KernelShape]) -> Path:
         (folder / f"{identifier}.onnx").write_bytes(kernel_model(shape).SerializeToString())
         entries.append({"id": identifier, "shape": shape.to_dict()})
     (folder / "overhead.onnx").write_bytes(overhead_model().SerializeToString())
-    temporary = folder / "suite.json.tmp"
-    temporary.write_text(json.dumps({"kernels": entries, "overhead_model": "overhead.onnx"}, indent=1))
-    os.replace(temporary, folder / "suite.json")
+    write_json_atomically(folder / "suite.json", {"kernels": entries, "overhead_model": "overhead.onnx"})
     return folder
 
 

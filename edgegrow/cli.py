@@ -173,8 +173,9 @@ def _profile(args) -> None:
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     if args.write_suite:
-        folder = profiler.write_suite(args.write_suite, profiler.kernel_grid(args.quick))
-        print(f"wrote {len(profiler.kernel_grid(args.quick))} single-kernel models to {folder}; copy it and "
+        shapes = profiler.kernel_grid(args.quick)
+        folder = profiler.write_suite(args.write_suite, shapes)
+        print(f"wrote {len(shapes)} single-kernel models to {folder}; copy it and "
               f"cost_models/runner.py to the device and run: python runner.py {folder} --out {args.target}.jsonl")
         return
     out = args.out or str(user_targets_folder() / f"{args.target}.json")

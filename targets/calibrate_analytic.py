@@ -18,9 +18,7 @@ written, so the file and the tests agree with what edgegrow will actually predic
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from cost_models.estimate import estimate  # noqa: E402
 from cost_models.kernel_shape import WEIGHTED_KINDS, KernelShape  # noqa: E402
 from cost_models.kernels import fused_kernels  # noqa: E402
 from cost_models.latency import padded_shape  # noqa: E402
+from cost_models.profiler import write_json_atomically  # noqa: E402
 from cost_models.target import parse_target  # noqa: E402
 from edgegrow.models import ds_cnn, example_input, mobilenet_v1, mobilenet_v2, resnet8  # noqa: E402
 from edgegrow.models.layers import PooledClassifier, conv_bn_act  # noqa: E402
@@ -536,14 +535,6 @@ def _notes(device: dict, rows: list[dict], target) -> str:
 
 
 # --- output -----------------------------------------------------------------------------------------
-def write_atomically(path: Path, data: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as handle:
-        json.dump(data, handle, indent=1)
-        handle.write("\n")
-    os.replace(temporary, path)
-
-
 def print_table(name: str, rows: list[dict]) -> None:
     print(f"\n{name}")
     print(f"  {'anchor':<92} {'published ms':>12} {'predicted ms':>12} {'error':>8}")
@@ -581,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (profile, rows) in build_all().items():
         print_table(name, rows)
         if not args.check:
-            write_atomically(TARGETS / f"{name}.json", profile)
+            write_json_atomically(TARGETS / f"{name}.json", profile)
             print(f"  wrote targets/{name}.json")
     return 0
 

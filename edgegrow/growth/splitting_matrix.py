@@ -313,8 +313,9 @@ def min_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batch
         v = torch.randn(weight.shape[0], weight[0].numel(), generator=generator, dtype=torch.float64)
         vectors[name] = v / v.norm(dim=1, keepdim=True)
 
+    dtypes = {name: model.get_submodule(site.producer).weight.dtype for name, site in sites.items()}
+
     def products(vs: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        dtypes = {name: model.get_submodule(site.producer).weight.dtype for name, site in sites.items()}
         result = splitting_products(model, sites, {n: v.to(dtypes[n]) for n, v in vs.items()},
                                     batches[step % len(batches)], loss_fn)
         return {name: value.double() for name, value in result.items()}
