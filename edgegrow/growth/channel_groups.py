@@ -28,6 +28,8 @@ from torch import nn
 
 from cost_models.kernels import output_shape, trace_with_shapes
 
+from ..models.layers import Gaussian
+
 Role = Literal["producer", "passthrough", "consumer"]
 
 
@@ -103,7 +105,7 @@ _CHANNELWISE_MODULES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
     nn.Hardsigmoid, nn.Hardtanh, nn.Mish, nn.Softplus, nn.Identity, nn.Dropout, nn.Dropout2d,
     nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.ZeroPad2d,
-    nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.Upsample,
+    nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.Upsample, Gaussian,
 )
 _CHANNELWISE_FUNCTIONS: frozenset[Callable] = frozenset({
     F.relu, F.relu6, F.leaky_relu, F.elu, F.gelu, F.silu, F.hardswish, F.hardsigmoid, F.hardtanh,

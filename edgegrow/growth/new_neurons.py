@@ -34,6 +34,7 @@ def add_neurons(
     *,
     fan_in: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
     fan_out: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
+    passthrough: Mapping[str, torch.Tensor] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     generator: torch.Generator | None = None,
 ) -> list[int]:
@@ -45,6 +46,8 @@ def add_neurons(
         fan_out: (count, *fan_out) columns when the group has one consumer, or {consumer: columns},
             fan_out being (C_out, kh, kw) for a conv and (out_features,) for a Linear
             ((out_features, h·w) behind a flatten); missing means zero, which keeps the function.
+        passthrough: {depthwise layer: (count, 1, kh, kw) filters} for the per-channel convs the
+            new neurons flow through; a missing layer gets PyTorch's default initialisation.
         optimizer: existing state is carried over; the new entries start at zero.
 
     Returns:
@@ -67,10 +70,12 @@ def add_neurons(
     )
     for slot in group.producers:
         rows.setdefault(slot.layer, default_fan_in(fan_in_shape(modules[slot.layer]), count, generator))
-    depthwise_filters = {
-        slot.layer: default_fan_in(fan_in_shape(modules[slot.layer]), count, generator)
-        for slot in group.passthrough if isinstance(modules[slot.layer], nn.Conv2d)
-    }
+    depthwise = [slot for slot in group.passthrough if isinstance(modules[slot.layer], nn.Conv2d)]
+    depthwise_filters = per_layer_tensors(
+        passthrough, depthwise, (count,), {s.layer: fan_in_shape(modules[s.layer]) for s in depthwise}, "passthrough",
+    )
+    for slot in depthwise:
+        depthwise_filters.setdefault(slot.layer, default_fan_in(fan_in_shape(modules[slot.layer]), count, generator))
 
     staged = StagedEdit(model)
     for slot in sorted(group.slots, key=lambda s: slot_offset(model, s), reverse=True):

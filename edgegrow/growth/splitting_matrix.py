@@ -33,12 +33,14 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.layers import Gaussian
 from .channel_groups import ChannelGroup
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 SURROGATE_BETA = 3.0  # sharpness of the softplus surrogate of ReLU / ReLU6 (the reference code's choice)
-_ACTIVATION_KINDS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu"}
+_ACTIVATION_KINDS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu",
+                     Gaussian: "gaussian"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ def second_derivative(kind: str, h: torch.Tensor, beta: float = SURROGATE_BETA) 
     if kind == "tanh":
         t = torch.tanh(h)
         return -2 * t * (1 - t * t)
+    if kind == "gaussian":
+        return (h * h - 1) * torch.exp(-0.5 * h * h)
     if kind == "silu":
         s = torch.sigmoid(h)
         return s * (1 - s) * (2 + h * (1 - 2 * s))
@@ -294,8 +298,24 @@ def min_eigenpairs(matrices: dict[str, torch.Tensor]) -> dict[str, Eigenpairs]:
     return result
 
 
-def min_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batches: Iterable[Batch],
+def max_eigenpairs(matrices: dict[str, torch.Tensor]) -> dict[str, Eigenpairs]:
+    """λ_max and v_max of every neuron's S by ``eigh`` (exact); signed splitting needs both ends."""
+    result = {}
+    for name, matrix in matrices.items():
+        values, vectors = torch.linalg.eigh(matrix.double())
+        result[name] = Eigenpairs(values[:, -1].to(matrix.dtype), vectors[:, :, -1].to(matrix.dtype))
+    return result
+
+
+def max_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batches: Iterable[Batch],
                         loss_fn: LossFn, steps: int = 50, seed: int = 0) -> dict[str, Eigenpairs]:
+    """λ_max and v_max of every neuron, as ``min_eigenpairs_fast`` finds them for −S."""
+    return min_eigenpairs_fast(model, sites, batches, loss_fn, steps, seed, _sign=-1.0)
+
+
+def min_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batches: Iterable[Batch],
+                        loss_fn: LossFn, steps: int = 50, seed: int = 0,
+                        _sign: float = 1.0) -> dict[str, Eigenpairs]:
     """λ_min and v_min of every neuron from ``splitting_products`` alone (S is never formed).
 
     Rayleigh-quotient descent with the step chosen by Rayleigh–Ritz on span{v, ∇R, previous step}
@@ -318,7 +338,7 @@ def min_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batch
     def products(vs: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         result = splitting_products(model, sites, {n: v.to(dtypes[n]) for n, v in vs.items()},
                                     batches[step % len(batches)], loss_fn)
-        return {name: value.double() for name, value in result.items()}
+        return {name: _sign * value.double() for name, value in result.items()}
 
     applied = products(vectors, 0)
     previous: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = dict.fromkeys(sites)
@@ -342,7 +362,7 @@ def min_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batch
     for index in range(len(batches)):
         for name, product in products(vectors, index).items():
             totals[name] += (product * vectors[name]).sum(dim=1)
-    return {name: Eigenpairs(totals[name] / len(batches), vectors[name]) for name in sites}
+    return {name: Eigenpairs(_sign * totals[name] / len(batches), vectors[name]) for name in sites}
 
 
 def _ritz_step(basis: torch.Tensor, applied: torch.Tensor):

@@ -11,6 +11,7 @@ import math
 from functools import lru_cache
 from importlib import resources
 
+import torch
 from torch import Tensor, nn
 
 
@@ -98,3 +99,11 @@ class PooledClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.dropout(self.flatten(self.pool(self.features(x)))))
+
+
+class Gaussian(nn.Module):
+    """The radial-basis activation exp(−h²/2): with a bias in the fan-in, neuron i computes the bump
+    exp(−(w_i·x + b_i)²/2) (the 1-D RBF toy of the splitting papers)."""
+
+    def forward(self, h: Tensor) -> Tensor:
+        return torch.exp(-0.5 * h * h)
