@@ -89,6 +89,14 @@ class Target:
     extra: dict = field(default_factory=dict)
 
     @property
+    def channel_step(self) -> int:
+        """Channels per vector block of the runtime (NCHWc block, SIMD lanes): widths that are multiples
+        of it use the vector units fully, so growth widens channel groups in steps of it."""
+        if self.layout_block_channels > 1:
+            return self.layout_block_channels
+        return self.analytic.channel_step if self.analytic is not None else 1
+
+    @property
     def bytes_per_element(self) -> int:
         return DTYPES[self.dtype]
 

@@ -17,6 +17,8 @@ examples:
   edgegrow cost ds-cnn --target cortex-m4f-120mhz
                                      latency, energy, SRAM and flash of DS-CNN-S on a device
   edgegrow profile --target host     measure this machine's latency table (a few minutes)
+  edgegrow grow --task kws --target host --budget latency_ms=0.05 --method fast-split --out runs/kws
+                                     grow a seed DS-CNN to a latency budget on this machine
 """
 
 
@@ -93,7 +95,55 @@ def _parser() -> argparse.ArgumentParser:
                          help="build (or extend, if --out exists) the profile from TFLite benchmark_model "
                               "--enable_op_profiling output of the zoo model named by --model")
     profile.add_argument("--model", metavar="FAMILY", help="with --from-op-profile: the zoo family profiled")
+    grow = commands.add_parser(
+        "grow", help="grow a seed network to a device budget",
+        description="Train a seed network, then repeatedly score growth candidates, keep the ones with the most "
+                    "predicted loss decrease per unit of the target's cost under the budget, apply them and "
+                    "fine-tune, until the budget is spent or nothing lowers the loss. Writes steps.jsonl, "
+                    "checkpoint.pt and summary.json to --out.",
+        epilog="budget metrics: latency_ms, energy_mj, macs, params, sram_kb, flash_kb (repeat --budget for several)\n"
+               "methods: split (S2D, exact), fast-split, signed-split, firefly, random-split (alias random), "
+               "random-new\n\nexamples:\n"
+               "  edgegrow grow --task kws --target host --budget latency_ms=0.05 --out runs/kws-host\n"
+               "  edgegrow grow --task kws --target cortex-m4f-120mhz --budget latency_ms=40 --budget sram_kb=64 "
+               "--method firefly --out runs/kws-m4",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    grow.add_argument("--task", required=True, choices=("kws", "image"))
+    grow.add_argument("--target", required=True, help="a name from 'edgegrow targets' or a profile .json")
+    grow.add_argument("--budget", required=True, action="append", metavar="METRIC=VALUE",
+                      help="an upper limit, e.g. latency_ms=0.05; repeat for several")
+    grow.add_argument("--method", default="fast-split",
+                      help="split, fast-split (default), signed-split, firefly, random-split, random-new")
+    grow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
+                                                    "image: an image folder or CIFAR-10 (default: digits)")
+    grow.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for steps.jsonl, checkpoint.pt, summary.json")
+    grow.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    grow.add_argument("--quick", action="store_true", help="few epochs and steps (a smoke run)")
+    grow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    grow.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
+    grow.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def _grow(args) -> None:
+    from cost_models import load_target
+
+    from .grow import GrowConfig, grow
+    from .growth.budget import Budget
+    from .tasks import load_task
+
+    budget = Budget.parse(args.budget)
+    config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed)
+    target = load_target(args.target)
+    task = load_task(args.task, args.data, cache_dir=args.cache_dir, progress=not args.quiet)
+    print(task.data.summary())
+    print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {config.method}")
+    result = grow(task.seed(), task.data, target, budget, config, args.out, family=task.family,
+                  seed_options=task.seed_options, resume=args.resume, progress=not args.quiet)
+    usage = ", ".join(f"{metric} {share:.0%}" for metric, share in result.usage.items())
+    accuracy = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.1%}"
+    print(f"\nstopped: {result.stopped_by}; budget used: {usage}; test accuracy {accuracy}")
+    print(f"run folder: {result.out_dir} (steps.jsonl, checkpoint.pt, summary.json)")
 
 
 def _demo(args) -> None:
@@ -217,7 +267,7 @@ def _advance(bar, done: int, total: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
-                "cost": _cost, "profile": _profile}
+                "cost": _cost, "profile": _profile, "grow": _grow}
     try:
         handlers[args.command](args)
     except ValueError as error:
@@ -227,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        resume = "; run the same command again to resume" if args.command == "profile" else ""
+        resume = {"profile": "; run the same command again to resume",
+                  "grow": "; add --resume to continue from the last finished step"}.get(args.command, "")
         print(f"edgegrow {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
     return 0

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .arguments import fan_in_shape, fan_out_shape
 from .channel_groups import ChannelGroup, find_channel_groups
 from .deepen import deepen
 from .new_neurons import add_neurons
@@ -80,6 +81,11 @@ def apply_candidates(model: nn.Module, candidates: list[Candidate], example_inpu
     Returns the structural edits made, as plain records (``{"op": "widen", "group": name,
     "channels": n}`` and ``{"op": "deepen", "after": name, "kind": kind}``), which a checkpoint
     replays to rebuild the architecture.
+
+    Candidates are scored on the model as it was; a group widened earlier in the same call widens
+    the fan-in or fan-out of others, and their tensors are padded with zeros there (the new channels
+    get no perturbation). A layer's state is copied where it overlaps the new block (new channels
+    keep the identity).
     """
     groups = {group.name: group for group in find_channel_groups(model, example_input)}
     by_group: dict[str, list[Candidate]] = defaultdict(list)
@@ -101,16 +107,33 @@ def apply_candidates(model: nn.Module, candidates: list[Candidate], example_inpu
         if candidate.layer_state:
             block = model.get_submodule(inserted)
             with torch.no_grad():
+                tensors = {**dict(block.named_parameters()), **dict(block.named_buffers())}
                 for key, value in candidate.layer_state.items():
-                    tensor = block.get_parameter(key) if key in dict(block.named_parameters()) else block.get_buffer(key)
-                    tensor.copy_(value)
+                    tensor = tensors[key]
+                    if tensor.dim() == 0:
+                        tensor.copy_(value)
+                        continue
+                    overlap = tuple(slice(0, min(a, b)) for a, b in zip(tensor.shape, value.shape))
+                    tensor[overlap] = value[overlap].to(tensor.dtype)
         edits.append({"op": "deepen", "after": candidate.group, "kind": candidate.layer_kind})
     return edits
+
+
+def _padded(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``tensor`` zero-padded at the end of each trailing dim to ``shape`` (the layer grew since scoring)."""
+    if tuple(tensor.shape[-len(shape):]) == shape:
+        return tensor
+    out = tensor.new_zeros(*tensor.shape[:tensor.dim() - len(shape)], *shape)
+    out[(...,) + tuple(slice(0, n) for n in tensor.shape[-len(shape):])] = tensor
+    return out
 
 
 def _apply_to_group(model: nn.Module, group: ChannelGroup, members: list[Candidate],
                     optimizer: torch.optim.Optimizer | None) -> int:
     added = 0
+    modules = {slot.layer: model.get_submodule(slot.layer) for slot in group.slots}
+    shapes = {slot.layer: fan_in_shape(modules[slot.layer]) for slot in group.producers + group.passthrough}
+    shapes.update({slot.layer: fan_out_shape(modules[slot.layer], slot) for slot in group.consumers})
     splits = [c for c in members if c.kind == "split"]
     by_shape: dict[tuple[int, float], list[Candidate]] = defaultdict(list)
     for candidate in splits:
@@ -119,7 +142,8 @@ def _apply_to_group(model: nn.Module, group: ChannelGroup, members: list[Candida
         directions = {}
         for slot in group.producers:
             if all(slot.layer in c.directions for c in batch):
-                directions[slot.layer] = torch.stack([c.directions[slot.layer] for c in batch])
+                directions[slot.layer] = torch.stack([_padded(c.directions[slot.layer], shapes[slot.layer])
+                                                      for c in batch])
         split_neurons(model, group, [c.neuron for c in batch],
                       offspring_weights=torch.tensor([c.weights for c in batch], dtype=torch.float64),
                       directions=directions or None, epsilon=epsilon, optimizer=optimizer)
@@ -128,7 +152,8 @@ def _apply_to_group(model: nn.Module, group: ChannelGroup, members: list[Candida
     if new:
         def stacked(attribute: str) -> dict[str, torch.Tensor]:
             layers = set.intersection(*(set(getattr(c, attribute)) for c in new))
-            return {layer: torch.stack([getattr(c, attribute)[layer] for c in new]) for layer in layers}
+            return {layer: torch.stack([_padded(getattr(c, attribute)[layer], shapes[layer]) for c in new])
+                    for layer in layers}
         add_neurons(model, group, len(new), fan_in=stacked("fan_in") or None, fan_out=stacked("fan_out") or None,
                     passthrough=stacked("passthrough") or None, optimizer=optimizer)
         added += len(new)

@@ -1,0 +1,98 @@
+"""Checkpoints of grown models: the seed, the structural edits that grew it, and its weights.
+
+A grown network is a plain ``nn.Module`` whose layer sizes differ from any zoo model, so a
+checkpoint records how to rebuild it: the seed family and its options, then every structural edit
+in order (``widen`` a channel group by n channels, ``deepen`` after a layer), then the state dict.
+Loading replays the edits on a fresh seed and loads the weights strictly. The file is read with
+``torch.load(weights_only=True)`` — tensors and plain containers only, no code from the file — and
+written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .growth import add_neurons, deepen, find_channel_groups, group_named
+from .models import build_seed, example_input
+
+FORMAT = "edgegrow-checkpoint/1"
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds besides the weights: ``meta`` is free-form JSON (run state, history)."""
+
+    family: str
+    seed_options: dict
+    edits: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+def rebuild(family: str, seed_options: dict, edits: list[dict]) -> nn.Module:
+    """The architecture of a grown model (fresh weights): the seed with ``edits`` replayed."""
+    options = {key: tuple(value) if isinstance(value, list) else value for key, value in seed_options.items()}
+    model = build_seed(family, **options)
+    x = example_input(model, 2)
+    model.eval()
+    for number, edit in enumerate(edits):
+        op = edit.get("op")
+        if op == "widen":
+            group = group_named(find_channel_groups(model, x), edit["group"])
+            add_neurons(model, group, int(edit["channels"]))
+        elif op == "deepen":
+            deepen(model, edit["after"], x, kind=edit["kind"])
+        else:
+            raise ValueError(f"edit {number} has unknown op {op!r}; expected 'widen' or 'deepen'")
+    return model
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, checkpoint: Checkpoint) -> None:
+    """Write atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "family": checkpoint.family,
+        "seed_options_json": json.dumps(checkpoint.seed_options),
+        "edits_json": json.dumps(checkpoint.edits),
+        "meta_json": json.dumps(checkpoint.meta),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+    }
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, Checkpoint]:
+    """The grown model (in eval mode) and its record; ValueError with the reason for a bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable edgegrow checkpoint ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an edgegrow checkpoint (expected format {FORMAT})")
+    try:
+        checkpoint = Checkpoint(payload["family"], json.loads(payload["seed_options_json"]),
+                                json.loads(payload["edits_json"]), json.loads(payload["meta_json"]))
+        model = rebuild(checkpoint.family, checkpoint.seed_options, checkpoint.edits)
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, json.JSONDecodeError, RuntimeError) as error:
+        raise ValueError(f"{path}: damaged checkpoint ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:200]})") from None
+    model.eval()
+    return model, checkpoint

@@ -1,0 +1,366 @@
+"""The grow loop: train a seed, then score → select under the budget → apply → fine-tune, until the
+budget is spent or nothing lowers the loss; then a final fine-tune.
+
+``grow(model, task, target, budget, config, out_dir)`` is the library API behind ``edgegrow grow``.
+Each step's share of the budget is capped (``growth_rate``: the binding metric's usage may grow by
+that factor per step), so the network grows gradually and is trained between steps. The run folder
+holds:
+
+- ``steps.jsonl``: one row per phase (seed, each growth step, final) — widths and depth, predicted
+  cost and budget usage, train and validation loss and accuracy, seconds spent choosing growth and
+  seconds spent training, candidates scored and chosen;
+- ``checkpoint.pt``: the model after the last finished phase (``load_checkpoint``; ``--resume``);
+- ``summary.json``: the final model's cost, usage, test accuracy and why growth stopped.
+
+Guarantees: a seed that already exceeds a budget is an error before any training; the model after
+every step fits every limit (``fit_to_budget`` checks the grown model's full estimate).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cost_models import CostReport, KernelCostModel, LatencyModel, Target, load_target
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .data.task_data import TaskData
+from .growth import find_channel_groups, group_width, growable_groups
+from .growth.budget import Budget, metric_value
+from .growth.candidates import Candidate, apply_candidates
+from .growth.random_growth import RANDOM_METHODS, random_candidates
+from .growth.selection import fit_to_budget, select_candidates
+from .growth.splitting_candidates import SPLIT_METHODS, splitting_candidates
+from .training import TrainConfig, evaluate, train
+
+METHODS = (*SPLIT_METHODS, "firefly", *RANDOM_METHODS)
+METHOD_ALIASES = {"random": "random-split"}
+
+
+@dataclass(frozen=True)
+class GrowConfig:
+    """How to grow. Epoch counts are full passes over the training split."""
+
+    method: str = "fast-split"
+    seed_epochs: int = 8
+    epochs_per_step: int = 3
+    final_epochs: int = 8
+    growth_rate: float = 1.0  # per step the binding budget's usage may grow by this factor (1.0: double)
+    max_steps: int = 12
+    min_usage: float = 0.85  # below this share of the binding budget growth goes on even if nothing helps
+    stop_usage: float = 0.97  # at or above this share growth stops
+    batch_size: int = 64
+    learning_rate: float = 1e-2
+    score_batches: int = 4  # training batches the candidates are scored on
+    epsilon: float = 0.1  # split perturbation, relative to the neuron's fan-in norm
+    fast_steps: int = 30  # Rayleigh-quotient steps of the fast eigen-solver
+    weight_bound: float = 2.0  # Σ|ω| of signed splitting's offspring
+    firefly_steps: int = 30  # training steps of Firefly's perturbations
+    firefly_new_fraction: float = 0.5  # new-neuron candidates per group, as a share of its width
+    firefly_layers: bool = True  # propose new layers (deeper) as well
+    seed: int = 0
+
+    def __post_init__(self):
+        method = METHOD_ALIASES.get(self.method, self.method)
+        if method not in METHODS:
+            raise ValueError(f"unknown growth method {self.method!r}; choose one of {', '.join(METHODS)}")
+        object.__setattr__(self, "method", method)
+        for name in ("seed_epochs", "epochs_per_step", "final_epochs", "max_steps", "score_batches", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "final_epochs" else 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.growth_rate > 0:
+            raise ValueError(f"growth_rate must be > 0, got {self.growth_rate!r}")
+        if not 0 < self.min_usage <= self.stop_usage <= 1:
+            raise ValueError("need 0 < min_usage <= stop_usage <= 1")
+
+    @classmethod
+    def quick(cls, **overrides) -> GrowConfig:
+        """A short run (a few minutes on a laptop core): fewer epochs, steps and scoring batches."""
+        settings = dict(seed_epochs=2, epochs_per_step=1, final_epochs=2, max_steps=6, score_batches=2,
+                        fast_steps=10, firefly_steps=10)
+        settings.update(overrides)
+        return cls(**settings)
+
+
+@dataclass
+class GrowResult:
+    model: nn.Module
+    history: list[dict]
+    report: CostReport
+    usage: dict[str, float]
+    test_accuracy: float | None
+    stopped_by: str
+    out_dir: Path | None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(handle, "w") as file:
+        file.write(text)
+    os.replace(temporary, path)
+
+
+def model_widths(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    return {g.name: group_width(model, g) for g in growable_groups(find_channel_groups(model, example))}
+
+
+def model_depth(model: nn.Module) -> int:
+    """Weighted layers: convolutions (dense and depthwise) and fully connected layers."""
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+
+
+class _Run:
+    """State of one grow run: the model, its cost model, the log and the checkpoint."""
+
+    def __init__(self, model, task, target, budget, config, out_dir, family, seed_options, log):
+        self.model, self.task, self.target, self.budget, self.config = model, task, target, budget, config
+        self.out_dir, self.family, self.seed_options, self.log = out_dir, family, seed_options, log
+        self.example = torch.zeros(1, *task.input_shape)
+        self.latency_model = LatencyModel(target)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.edits: list[dict] = []
+        self.history: list[dict] = []
+
+    def cost(self, model: nn.Module | None = None) -> KernelCostModel:
+        return KernelCostModel(model or self.model, self.example, self.target, self.latency_model)
+
+    def train_config(self, epochs: int, seed_offset: int) -> TrainConfig:
+        return TrainConfig(epochs=epochs, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,
+                           seed=self.config.seed * 1009 + seed_offset)
+
+    def score_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.config.seed * 7919 + step)
+        order = torch.randperm(len(self.task.train), generator=generator)
+        size = min(self.config.batch_size, len(order))
+        batches = []
+        for index in range(self.config.score_batches):
+            chosen = order[index * size:(index + 1) * size]
+            if len(chosen) == 0:
+                break
+            batches.append((self.task.train.inputs[chosen], self.task.train.labels[chosen]))
+        return batches
+
+    def record(self, phase: str, step: int, training, growth_seconds: float, training_seconds: float,
+               extra: dict | None = None) -> dict:
+        report = self.cost().report
+        last = training.history[-1] if training is not None and training.history else None
+        row = {
+            "phase": phase, "step": step, "widths": model_widths(self.model, self.example),
+            "depth": model_depth(self.model),
+            "predicted": {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj, "macs": report.macs,
+                          "params": report.parameters, "sram_kb": report.sram_bytes / 1024,
+                          "flash_kb": report.flash_bytes / 1024},
+            "usage": self.budget.usage(report),
+            "train_loss": last.train_loss if last else None, "train_accuracy": last.train_accuracy if last else None,
+            "validation_loss": last.validation_loss if last else None,
+            "validation_accuracy": last.validation_accuracy if last else None,
+            "growth_seconds": growth_seconds, "training_seconds": training_seconds,
+        }
+        row.update(extra or {})
+        self.history.append(row)
+        return row
+
+    def save(self, phase: str, step: int, stopped_by: str | None = None) -> None:
+        if self.out_dir is None:
+            return
+        meta = {"phase": phase, "step": step, "stopped_by": stopped_by, "config": asdict(self.config),
+                "budget": dict(self.budget.limits), "target": self.target.name, "task": self.task.name,
+                "class_names": self.task.class_names, "input_shape": list(self.task.input_shape),
+                "preprocessing": self.task.preprocessing, "history": self.history}
+        save_checkpoint(self.out_dir / "checkpoint.pt", self.model,
+                        Checkpoint(self.family, self.seed_options, self.edits, meta))
+        _write_atomically(self.out_dir / "steps.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+
+    # -- one growth step -----------------------------------------------------------------------
+    def candidates(self, step: int, batches) -> list[Candidate]:
+        config, method = self.config, self.config.method
+        if method in SPLIT_METHODS:
+            return splitting_candidates(self.model, self.example, batches, self.loss_fn, method=method,
+                                        epsilon=config.epsilon, fast_steps=config.fast_steps,
+                                        weight_bound=config.weight_bound, seed=config.seed + step)
+        if method in RANDOM_METHODS:
+            return random_candidates(self.model, self.example, method=method, epsilon=config.epsilon,
+                                     generator=torch.Generator().manual_seed(config.seed * 31 + step))
+        from .growth.firefly import firefly_candidates
+
+        now = self.cost().report
+
+        def cost_of_layer(grown: nn.Module) -> dict[str, float]:
+            after = self.cost(grown).report
+            return {m: metric_value(after, m) - metric_value(now, m) for m in self.budget.limits}
+
+        return firefly_candidates(self.model, batches[0][0], batches, self.loss_fn,
+                                  new_fraction=config.firefly_new_fraction, layers=config.firefly_layers,
+                                  steps=config.firefly_steps, generator=torch.Generator().manual_seed(config.seed + step),
+                                  cost_of_layer=cost_of_layer)
+
+    def grow_step(self, step: int) -> tuple[list[Candidate], int, str | None]:
+        """Score, select and apply; returns (applied candidates, candidates scored, reason to stop or None)."""
+        cost_model = self.cost()
+        _, usage = self.budget.binding(cost_model.report)
+        cap = min(1.0, usage * (1 + self.config.growth_rate))
+        batches = self.score_batches(step)
+        candidates = self.candidates(step, batches)
+        if not candidates:
+            return [], 0, "no growable channel group has candidates"
+        helpful = any(c.predicted_decrease > 0 for c in candidates)
+        if not helpful and usage >= self.config.min_usage:
+            return [], len(candidates), "no candidate lowers the loss"
+        # The step's room is spent: helpful candidates first (most decrease per cost), then the least
+        # harmful (S2D's splitting-stable neurons: a near-copy that training then differentiates).
+        chosen = select_candidates(self.model, self.example, candidates, cost_model, self.budget, usage_cap=cap,
+                                   allow_non_positive=True, channel_step=self.target.channel_step)
+        if not chosen:
+            return [], len(candidates), "no candidate fits the remaining budget"
+        selection = fit_to_budget(self.model, batches[0][0], chosen, lambda m: self.cost(m).report, self.budget,
+                                  usage_cap=cap)
+        if not selection.chosen:
+            return [], len(candidates), "no candidate fits the remaining budget"
+        self.edits.extend(apply_candidates(self.model, selection.chosen, batches[0][0]))
+        return selection.chosen, len(candidates), None
+
+
+def check_seed_fits(model: nn.Module, example: torch.Tensor, target: Target, budget: Budget) -> CostReport:
+    """The seed's cost; ValueError naming every exceeded limit (before any training)."""
+    report = KernelCostModel(model, example, target).report
+    over = budget.violations(report)
+    if over:
+        raise ValueError(f"the seed already exceeds the budget on {target.name} ({'; '.join(over)}): "
+                         "raise the budget or start from a smaller seed")
+    return report
+
+
+def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget, config: GrowConfig = GrowConfig(),
+         out_dir: str | Path | None = None, *, family: str = "ds-cnn", seed_options: dict | None = None,
+         resume: bool = False, progress: bool = False, log: Callable[[str], None] = print) -> GrowResult:
+    """Grow ``model`` (a seed built by ``build_seed(family, **seed_options)``) on ``task`` to ``budget``.
+
+    With ``resume``, the run in ``out_dir`` continues from its checkpoint (which must be of the same
+    method, target, budget and task); otherwise ``out_dir`` must not already hold a run.
+    """
+    target = load_target(target) if isinstance(target, str) else target
+    out_dir = Path(out_dir) if out_dir is not None else None
+    example = torch.zeros(1, *task.input_shape)
+    check_seed_fits(model, example, target, budget)
+    run = _Run(model, task, target, budget, config, out_dir, family, seed_options or {}, log)
+    start_step, phase = 0, None
+    if out_dir is not None:
+        start_step, phase = _prepare_run_dir(run, resume)
+    model = run.model
+    stopped_by = None
+
+    if phase is None:  # train the seed
+        started = time.perf_counter()
+        training = train(model, task, run.train_config(config.seed_epochs, 0), progress=progress)
+        row = run.record("seed", 0, training, 0.0, time.perf_counter() - started)
+        log(_describe_row(row))
+        run.save("seed", 0)
+        phase = "seed"
+    elif phase == "final":
+        stopped_by = run.history[-1].get("stopped_by")
+    else:
+        stopped_by = _last_stop(run.history)
+
+    step = start_step
+    while phase != "final" and stopped_by is None and step < config.max_steps:
+        usage = run.budget.binding(run.cost().report)[1]
+        if usage >= config.stop_usage:
+            stopped_by = "budget spent"
+            break
+        step += 1
+        started = time.perf_counter()
+        applied, scored, reason = run.grow_step(step)
+        growth_seconds = time.perf_counter() - started
+        if reason is not None:
+            stopped_by = reason
+            run.history.append({"phase": "stop", "step": step, "stopped_by": reason, "growth_seconds": growth_seconds,
+                                "candidates": scored})
+            run.save("grow", step, reason)
+            break
+        started = time.perf_counter()
+        training = train(model, task, run.train_config(config.epochs_per_step, step), progress=progress)
+        kinds = Counter(c.kind for c in applied)
+        row = run.record("grow", step, training, growth_seconds, time.perf_counter() - started,
+                         {"candidates": scored, "chosen": dict(kinds),
+                          "predicted_decrease": sum(c.predicted_decrease for c in applied)})
+        log(_describe_row(row))
+        run.save("grow", step)
+    if stopped_by is None:
+        stopped_by = "max_steps reached" if step >= config.max_steps else "budget spent"
+
+    if phase != "final":
+        started = time.perf_counter()
+        training = train(model, task, run.train_config(config.final_epochs, 10_000), progress=progress) \
+            if config.final_epochs else None
+        row = run.record("final", step, training, 0.0, time.perf_counter() - started, {"stopped_by": stopped_by})
+        log(_describe_row(row))
+    report = run.cost().report
+    violations = budget.violations(report)
+    if violations:  # fit_to_budget makes this impossible; a failure here is a bug, not a user mistake
+        raise RuntimeError(f"grown model exceeds the budget: {'; '.join(violations)}")
+    test_accuracy = evaluate(model, task.test, task.class_names).accuracy if len(task.test) else None
+    binding, usage = budget.binding(report)
+    if usage < config.min_usage:
+        log(f"note: the grown model uses {usage:.0%} of the {binding} budget (stopped: {stopped_by})")
+    run.save("final", step, stopped_by)
+    if out_dir is not None:
+        summary = {"method": config.method, "target": target.name, "budget": dict(budget.limits),
+                   "stopped_by": stopped_by, "steps": step, "usage": budget.usage(report), "binding": binding,
+                   "predicted": run.history[-1]["predicted"], "widths": run.history[-1]["widths"],
+                   "depth": run.history[-1]["depth"], "test_accuracy": test_accuracy,
+                   "growth_seconds": sum(r.get("growth_seconds", 0.0) for r in run.history),
+                   "training_seconds": sum(r.get("training_seconds", 0.0) or 0.0 for r in run.history)}
+        _write_atomically(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return GrowResult(model, run.history, report, budget.usage(report), test_accuracy, stopped_by, out_dir)
+
+
+def _last_stop(history: list[dict]) -> str | None:
+    return history[-1].get("stopped_by") if history and history[-1].get("phase") == "stop" else None
+
+
+def _prepare_run_dir(run: _Run, resume: bool) -> tuple[int, str | None]:
+    checkpoint_path = run.out_dir / "checkpoint.pt"
+    if not resume:
+        if checkpoint_path.exists():
+            raise ValueError(f"{run.out_dir} already holds a grow run; pass --resume to continue it "
+                             "or choose another --out")
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        return 0, None
+    if not checkpoint_path.exists():
+        raise ValueError(f"nothing to resume: {checkpoint_path} does not exist (run without --resume to start)")
+    model, checkpoint = load_checkpoint(checkpoint_path)
+    meta = checkpoint.meta
+    expected = {"method": run.config.method, "target": run.target.name, "budget": dict(run.budget.limits),
+                "task": run.task.name}
+    found = {"method": meta.get("config", {}).get("method"), "target": meta.get("target"),
+             "budget": meta.get("budget"), "task": meta.get("task")}
+    differing = [f"{key} {found[key]!r} (now {expected[key]!r})" for key in expected if found[key] != expected[key]]
+    if differing:
+        raise ValueError(f"{run.out_dir} holds a run with another {', '.join(differing)}; resume with the same "
+                         "settings or choose another --out")
+    run.model = model
+    run.model.train()
+    run.edits = list(checkpoint.edits)
+    run.history = list(meta.get("history", []))
+    run.log(f"resuming {run.out_dir} after {meta.get('phase')} step {meta.get('step')}")
+    return int(meta.get("step", 0)), meta.get("phase")
+
+
+def _describe_row(row: dict) -> str:
+    widths = "/".join(str(w) for w in row["widths"].values())
+    accuracy = row.get("validation_accuracy")
+    accuracy = "n/a" if accuracy is None else f"{accuracy:.1%}"
+    usage = max(row["usage"].values())
+    return (f"{row['phase']:>5} {row['step']:>2}: widths {widths}, depth {row['depth']}, "
+            f"{row['predicted']['latency_ms']:.4f} ms, {row['predicted']['macs']:,} MACs, budget {usage:.0%}, "
+            f"val {accuracy} (grow {row['growth_seconds']:.1f} s, train {row['training_seconds']:.1f} s)")

@@ -1,0 +1,141 @@
+"""Cost-aware selection: keep the candidates with the most predicted loss decrease per unit of cost.
+
+This is the energy-aware knapsack of fast splitting (Wang et al. 2019): choose β_i ∈ {0, 1} to
+maximise Σ β_i d_i (d_i: predicted decrease) subject to Σ β_i c_i ≤ room. Its LP relaxation is
+solved exactly by taking candidates in order of d_i / c_i; keeping the ones the LP takes whole
+(β = 1) is the paper's rounding. Here the cost of a candidate is read from the target's cost model:
+
+- the cost of ``k`` more channels in a group is ``KernelCostModel.marginal(producers, n + k)`` minus
+  that of ``n`` — the table is read at the new shapes, so the latency staircase shows; groups grow
+  in whole vector blocks of the target (``Target.channel_step``), bundling their best candidates;
+- with several budgets a candidate's cost is its largest share of any limit, max_m Δ_m / limit_m
+  (the usual scalarisation of a multi-dimensional knapsack), and every limit is checked;
+- a layer candidate's cost is priced by its method (``Candidate.layer_cost``).
+
+Channel groups are priced one at a time, so cross terms (a pointwise conv whose input and output
+groups both grow) are missed; ``fit_to_budget`` applies the selection to a copy, estimates the
+grown model exactly, and drops the last-chosen candidates until every limit holds.
+"""
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cost_models import CostReport, KernelCostModel
+
+from .budget import Budget, metric_value
+from .candidates import Candidate, apply_candidates
+from .channel_groups import find_channel_groups
+from .staged_edit import group_width
+
+
+@dataclass
+class Selection:
+    """The chosen candidates (in the order they were taken) and the predicted cost after applying them."""
+
+    chosen: list[Candidate]
+    report: CostReport | None = None
+    dropped_to_fit: int = 0
+
+
+def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates: list[Candidate],
+                      cost_model: KernelCostModel, budget: Budget, *, usage_cap: float = 1.0,
+                      allow_non_positive: bool = False, channel_step: int = 1) -> list[Candidate]:
+    """Greedy by decrease per cost under every limit × ``usage_cap`` (the step's share of the budget).
+
+    A group grows by bundles of candidates that bring its width to the next multiple of
+    ``channel_step`` (the target's vector width, ``Target.channel_step``): off-step widths are slow
+    on most runtimes, and pricing a whole step keeps the channels under a step of the latency
+    staircase from looking free. A bundle takes the group's best candidates; its gain is their sum.
+    Candidates with predicted decrease ≤ 0 complete a bundle, and are taken on their own only with
+    ``allow_non_positive`` (spending a budget when nothing is predicted to help), least harmful first.
+    """
+    if not 0 < usage_cap <= 1:
+        raise ValueError(f"usage_cap must be in (0, 1], got {usage_cap!r}")
+    if isinstance(channel_step, bool) or not isinstance(channel_step, int) or channel_step < 1:
+        raise ValueError(f"channel_step must be a positive integer, got {channel_step!r}")
+    metrics = list(budget.limits)
+    current = {m: metric_value(cost_model.report, m) for m in metrics}
+    caps = {m: usage_cap * limit for m, limit in budget.limits.items()}
+    groups = {g.name: g for g in find_channel_groups(model, example_input)}
+    cached: dict[tuple[str, int], dict[str, float]] = {}
+
+    def widened(group: str, channels: int) -> dict[str, float]:
+        if channels == 0:
+            return dict.fromkeys(metrics, 0.0)
+        if (group, channels) not in cached:
+            marginal = cost_model.marginal([s.layer for s in groups[group].producers], channels)
+            cached[group, channels] = {m: metric_value(marginal.after, m) - current[m] for m in metrics}
+        return cached[group, channels]
+
+    queues: dict[str, list[Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        key = candidate.group if candidate.kind != "layer" else f"layer:{id(candidate)}"
+        queues[key].append(candidate)
+    for queue in queues.values():
+        queue.sort(key=lambda c: c.predicted_decrease, reverse=True)
+    width = {name: group_width(model, groups[name]) for name in queues if name in groups}
+    taken = defaultdict(int)
+    spent = dict.fromkeys(metrics, 0.0)
+    chosen: list[Candidate] = []
+    while queues:
+        best = None
+        for key, queue in list(queues.items()):
+            if queue[0].kind == "layer":
+                bundle = queue[:1]
+                increase = {m: float(queue[0].layer_cost.get(m, 0.0)) for m in metrics}
+            else:
+                bundle, added = [], 0
+                goal = -(-(width[key] + taken[key] + 1) // channel_step) * channel_step - width[key] - taken[key]
+                for candidate in queue:
+                    if added >= goal:
+                        break
+                    bundle.append(candidate)
+                    added += candidate.channels_added
+                before, after = widened(key, taken[key]), widened(key, taken[key] + added)
+                increase = {m: after[m] - before[m] for m in metrics}
+            gain = sum(c.predicted_decrease for c in bundle)
+            if bundle[0].predicted_decrease <= 0 and not allow_non_positive:
+                del queues[key]
+                continue
+            if any(current[m] + spent[m] + increase[m] > caps[m] for m in metrics):
+                del queues[key]  # the group's next step does not fit in this growth step
+                continue
+            share = max(max(increase[m] / budget.limits[m] for m in metrics), 1e-9)
+            ratio = gain / share if gain > 0 else gain * share  # non-positive: least harm per cost first
+            if best is None or ratio > best[0]:
+                best = (ratio, key, bundle, increase)
+        if best is None:
+            break
+        _, key, bundle, increase = best
+        del queues[key][:len(bundle)]
+        if not queues[key]:
+            del queues[key]
+        chosen.extend(bundle)
+        taken[key] += sum(c.channels_added for c in bundle)
+        for m in metrics:
+            spent[m] += increase[m]
+    return chosen
+
+
+def fit_to_budget(model: nn.Module, example_batch: torch.Tensor, chosen: list[Candidate],
+                  estimate_grown: Callable[[nn.Module], CostReport], budget: Budget, *,
+                  usage_cap: float = 1.0, drop_fraction: float = 0.1) -> Selection:
+    """Apply ``chosen`` to a copy, estimate it, and drop the last-chosen ``drop_fraction`` until
+    every limit × ``usage_cap`` holds. ``example_batch`` calibrates inserted layers."""
+    chosen = list(chosen)
+    dropped = 0
+    while chosen:
+        trial = copy.deepcopy(model)
+        apply_candidates(trial, chosen, example_batch)
+        report = estimate_grown(trial)
+        if all(metric_value(report, m) <= usage_cap * limit for m, limit in budget.limits.items()):
+            return Selection(chosen, report, dropped)
+        cut = max(1, int(len(chosen) * drop_fraction))
+        chosen, dropped = chosen[:-cut], dropped + cut
+    return Selection([], None, dropped)
