@@ -218,8 +218,13 @@ class _Run:
             return [], len(candidates), "no candidate lowers the loss"
         # The step's room is spent: helpful candidates first (most decrease per cost), then the least
         # harmful (S2D's splitting-stable neurons: a near-copy that training then differentiates).
-        chosen = select_candidates(self.model, self.example, candidates, cost_model, self.budget, usage_cap=cap,
-                                   allow_non_positive=True, channel_step=self.target.channel_step)
+        chosen = []
+        # Whole vector blocks first; when no group's next block fits, single channels finish the budget.
+        for channel_step in dict.fromkeys((self.target.channel_step, 1)):
+            chosen = select_candidates(self.model, self.example, candidates, cost_model, self.budget, usage_cap=cap,
+                                       allow_non_positive=True, channel_step=channel_step)
+            if chosen:
+                break
         if not chosen:
             return [], len(candidates), "no candidate fits the remaining budget"
         selection = fit_to_budget(self.model, batches[0][0], chosen, lambda m: self.cost(m).report, self.budget,

@@ -1,0 +1,102 @@
+"""Budgets (parsing, usage, clear errors) and cost-aware selection (ratio order, vector blocks, fit check)."""
+import pytest
+import torch
+
+from cost_models import KernelCostModel, estimate, load_target
+from edgegrow.growth import find_channel_groups, group_width, growable_groups
+from edgegrow.growth.budget import Budget, metric_value
+from edgegrow.growth.candidates import Candidate, apply_candidates
+from edgegrow.growth.random_growth import random_candidates
+from edgegrow.growth.selection import fit_to_budget, select_candidates
+from edgegrow.models import ds_cnn_seed
+
+EXAMPLE = torch.zeros(1, 1, 49, 10)
+
+
+def test_budget_parse_and_usage():
+    budget = Budget.parse(["latency_ms=0.05", "sram_kb=64", "macs=1e6"])
+    assert dict(budget.limits) == {"latency_ms": 0.05, "sram_kb": 64.0, "macs": 1e6}
+    report = estimate(ds_cnn_seed(), EXAMPLE, "host")
+    usage = budget.usage(report)
+    assert usage["latency_ms"] == pytest.approx(report.latency_ms / 0.05)
+    assert usage["sram_kb"] == pytest.approx(report.sram_bytes / 1024 / 64)
+    assert budget.binding(report)[0] == max(usage, key=usage.get)
+    assert budget.violations(report) == []
+    assert Budget({"macs": 1000}).violations(report) == [f"macs {report.macs:.4g} > 1000"]
+
+
+@pytest.mark.parametrize("items,message", [
+    (["latency_ms"], "is not metric=value"),
+    (["latency=0.1"], "unknown budget metric 'latency'"),
+    (["latency_ms=fast"], "'fast' is not a number"),
+    (["latency_ms=-1"], "must be a positive number"),
+    (["latency_ms=nan"], "must be a positive number"),
+    (["macs=1", "macs=2"], "budget macs is given twice"),
+    ([], "no budget given"),
+])
+def test_bad_budgets_are_one_line_errors(items, message):
+    with pytest.raises(ValueError, match=message) as error:
+        Budget.parse(items)
+    assert "\n" not in str(error.value)
+
+
+def test_energy_budget_needs_a_power_figure():
+    report = estimate(ds_cnn_seed(), EXAMPLE, "host")
+    if report.energy_mj is not None:
+        pytest.skip("the host profile has a power figure")
+    with pytest.raises(ValueError, match="has no power figure"):
+        metric_value(report, "energy_mj")
+
+
+def _candidates(model, gains: dict[str, float]) -> list[Candidate]:
+    """Two new-neuron candidates per channel of each group, with the given gain per group."""
+    out = []
+    for group in growable_groups(find_channel_groups(model, EXAMPLE)):
+        for _ in range(2 * group_width(model, group)):
+            out.append(Candidate(kind="new", group=group.name, predicted_decrease=gains.get(group.name, 0.0)))
+    return out
+
+
+def test_selection_prefers_decrease_per_cost_and_respects_the_cap():
+    model = ds_cnn_seed()
+    cost_model = KernelCostModel(model, EXAMPLE, "host")
+    names = [g.name for g in growable_groups(find_channel_groups(model, EXAMPLE))]
+    budget = Budget({"latency_ms": cost_model.report.latency_ms * 1.3})
+    first, second = names[1], names[2]
+    chosen = select_candidates(model, EXAMPLE, _candidates(model, {first: 1.0, second: 0.001}), cost_model, budget,
+                               channel_step=8)
+    assert chosen and chosen[0].group == first
+    # the predicted cost of the grown model stays within the budget after the exact check
+    selection = fit_to_budget(model, EXAMPLE, chosen, lambda m: estimate(m, EXAMPLE, "host"), budget)
+    assert selection.report.latency_ms <= budget.limits["latency_ms"]
+    # non-positive candidates are left alone unless asked for
+    assert select_candidates(model, EXAMPLE, _candidates(model, {}), cost_model, budget) == []
+    assert select_candidates(model, EXAMPLE, _candidates(model, {}), cost_model, budget, allow_non_positive=True)
+
+
+def test_groups_grow_in_whole_vector_blocks():
+    model = ds_cnn_seed()
+    cost_model = KernelCostModel(model, EXAMPLE, "host")
+    budget = Budget({"macs": cost_model.report.macs * 3})
+    gains = {g.name: 1.0 for g in growable_groups(find_channel_groups(model, EXAMPLE))}
+    chosen = select_candidates(model, EXAMPLE, _candidates(model, gains), cost_model, budget, channel_step=8)
+    apply_candidates(model, chosen, EXAMPLE)
+    widths = [group_width(model, g) for g in growable_groups(find_channel_groups(model, EXAMPLE))]
+    assert any(width > 8 for width in widths)
+    assert all(width % 8 == 0 for width in widths), widths
+
+
+def test_fit_to_budget_drops_candidates_until_the_grown_model_fits():
+    model = ds_cnn_seed()
+    before = estimate(model, EXAMPLE, "host")
+    candidates = random_candidates(model, EXAMPLE, method="random-new", generator=torch.Generator().manual_seed(0))
+    budget = Budget({"macs": before.macs * 1.5})
+    selection = fit_to_budget(model, EXAMPLE, candidates, lambda m: estimate(m, EXAMPLE, "host"), budget)
+    assert selection.dropped_to_fit > 0
+    assert 0 < len(selection.chosen) < len(candidates)
+    assert selection.report.macs <= budget.limits["macs"]
+
+
+def test_channel_step_of_targets():
+    assert load_target("host").channel_step == 8
+    assert load_target("cortex-m4f-120mhz").channel_step == 4
