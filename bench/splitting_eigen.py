@@ -39,15 +39,22 @@ def model_and_batch(channels: int, size: int, batch: int) -> tuple[nn.Module, tu
     return model, (torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,)))
 
 
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    ranks_a, ranks_b = a.argsort().argsort().double(), b.argsort().argsort().double()
+    return float(torch.corrcoef(torch.stack([ranks_a, ranks_b]))[0, 1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--channels", type=int, nargs="+", default=[64, 128],
+                        help="widths of the test network (fan-in 9x): 64 -> 576, 128 -> 1152")
     parser.add_argument("--out", default="bench/results/splitting_eigen.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = []
-    for channels in (64, 128):
+    for channels in args.channels:
         model, batch = model_and_batch(channels, 16, 32)
         groups = growable_groups(find_channel_groups(model, batch[0][:1]))
         sites = {name: site for name, site in curvature_sites(model, groups).items()
@@ -66,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         scaled = torch.cat([(fast[n].values - exact[n].values.double()).abs()
                             / exact[n].values.double().abs().max() for n in sites])
         fan_ins = {n: model.get_submodule(s.producer).weight[0].numel() for n, s in sites.items()}
+        # what selection uses: the order of λ_min over all neurons, and the quarter picked to split
+        exact_all = torch.cat([exact[n].values.double() for n in sites])
+        fast_all = torch.cat([fast[n].values.double() for n in sites])
+        quarter = max(1, len(exact_all) // 4)
+        picked_exact = set(exact_all.argsort()[:quarter].tolist())
+        picked_fast = set(fast_all.argsort()[:quarter].tolist())
         row = {"channels": channels, "fan_in": fan_ins, "neurons": int(errors.numel()),
                "exact_s_median": statistics.median(exact_s), "exact_s_range": [min(exact_s), max(exact_s)],
                "fast_s_median": statistics.median(fast_s), "fast_s_range": [min(fast_s), max(fast_s)],
@@ -73,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                "lambda_min_within_1_percent": float((errors <= 0.01).double().mean()),
                "lambda_min_median_relative_error": float(errors.median()),
                "lambda_min_within_1_percent_of_layer_scale": float((scaled <= 0.01).double().mean()),
-               "lambda_min_worst_error_of_layer_scale": float(scaled.max())}
+               "lambda_min_worst_error_of_layer_scale": float(scaled.max()),
+               "rank_correlation_spearman": _spearman(exact_all, fast_all),
+               "most_negative_quarter_overlap": len(picked_exact & picked_fast) / quarter}
         results.append(row)
         print(json.dumps(row))
     out = Path(args.out)

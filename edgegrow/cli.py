@@ -9,7 +9,7 @@ import sys
 
 EXAMPLES = """\
 examples:
-  edgegrow demo                      train a seed DS-CNN on the default synthetic KWS set and grow it
+  edgegrow demo                      grow a seed DS-CNN to a latency budget on the default synthetic KWS set
   edgegrow data kws --out data/kws   synthesise a Speech Commands-style set with espeak-ng
   edgegrow models                    the model zoo with MACs and parameters
   edgegrow groups ds-cnn --seed      the channel groups of a seed DS-CNN, and which can grow
@@ -30,14 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", help="train a seed DS-CNN on the default KWS set and grow it by splitting",
-        description="Build (or reuse) the default synthetic KWS set, train a seed DS-CNN, grow it a few steps "
-                    "by simple splitting with fine-tuning, and print widths, MACs and accuracy before and after.")
+        "demo", help="grow a seed DS-CNN to a latency budget on the default KWS set",
+        description="Build (or reuse) the default synthetic KWS set, then grow a seed DS-CNN by fast energy-aware "
+                    "splitting to a latency budget on a target (default: host, to the predicted latency of "
+                    "DS-CNN-S x0.5), with short training; print the seed and the grown network side by side.")
     demo.add_argument("--data", metavar="DIR", help="a Speech Commands v2 folder (default: the synthetic set)")
     demo.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
-    demo.add_argument("--steps", type=int, default=3, help="growth steps (default 3)")
-    demo.add_argument("--fraction", type=float, default=0.5,
-                      help="share of each group's neurons split per step (default 0.5)")
+    demo.add_argument("--target", default="host", help="device profile (default host)")
+    demo.add_argument("--budget-ms", type=float, help="latency budget in ms (default: DS-CNN-S x0.5 on the target)")
+    demo.add_argument("--steps", type=int, default=4, help="at most this many growth steps (default 4)")
+    demo.add_argument("--out", metavar="RUN_DIR", help="run folder (default: CACHE/runs/demo-DATE-TIME)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -149,18 +151,21 @@ def _grow(args) -> None:
 def _demo(args) -> None:
     from .demo import run_demo
 
-    result = run_demo(data=args.data, cache_dir=args.cache_dir, steps=args.steps, fraction=args.fraction,
-                      seed=args.seed, progress=not args.quiet)
-    before, after = result.before, result.after
-    print(f"\nSeed DS-CNN grown {len(result.accuracy_right_after_each_split)} steps by splitting "
-          f"{args.fraction:.0%} of each group per step ({result.seconds:.0f} s)\n")
-    print(f"{'channel group':<18}{'before':>10}{'after':>12}")
-    for name, width in before.widths.items():
-        print(f"{name:<18}{width:>10}{after.widths[name]:>12}")
-    print(f"{'MACs':<18}{before.macs:>10,}{after.macs:>12,}")
-    print(f"{'parameters':<18}{before.parameters:>10,}{after.parameters:>12,}")
-    print(f"{'test accuracy':<18}{before.test_accuracy:>10.1%}{after.test_accuracy:>12.1%}")
-    print(f"\ndata: {result.data_folder}")
+    result = run_demo(data=args.data, cache_dir=args.cache_dir, target=args.target, budget_ms=args.budget_ms,
+                      steps=args.steps, out=args.out, seed=args.seed, progress=not args.quiet)
+    seed, final = result.seed, result.grown.history[-1]
+    print(f"\nSeed DS-CNN grown on {result.grown.report.target} to {result.budget.describe()} "
+          f"({result.grown.stopped_by}; {result.seconds:.0f} s)\n")
+    print(f"{'channel group':<18}{'seed':>10}{'grown':>12}")
+    for name, width in seed["widths"].items():
+        print(f"{name:<18}{width:>10}{final['widths'][name]:>12}")
+    print(f"{'depth':<18}{seed['depth']:>10}{final['depth']:>12}")
+    print(f"{'MACs':<18}{seed['predicted']['macs']:>10,}{final['predicted']['macs']:>12,}")
+    print(f"{'latency (ms)':<18}{seed['predicted']['latency_ms']:>10.4f}{final['predicted']['latency_ms']:>12.4f}")
+    print(f"{'val. accuracy':<18}{seed['validation_accuracy']:>10.1%}{final['validation_accuracy']:>12.1%}")
+    if result.grown.test_accuracy is not None:
+        print(f"{'test accuracy':<18}{'':>10}{result.grown.test_accuracy:>12.1%}")
+    print(f"\ndata: {result.data_folder}\nrun folder: {result.grown.out_dir}")
 
 
 def _data(args) -> None:

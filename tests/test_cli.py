@@ -58,10 +58,11 @@ def test_existing_non_dataset_folder_is_not_touched(tmp_path, capsys):
 def test_demo_trains_and_grows_on_a_given_dataset(tmp_path):
     root = write_speech_commands(tmp_path / "sc", clips_per_word=5)
     result = run_demo(data=root, cache_dir=tmp_path / "cache", steps=1, seed_epochs=1, epochs_per_step=1,
-                      progress=False, log=lambda line: None)
-    assert all(result.after.widths[g] == 12 for g in result.before.widths)  # 8 + ceil(0.5 · 8)
-    assert result.after.macs > result.before.macs and len(result.accuracy_right_after_each_split) == 1
-    assert 0 <= result.after.test_accuracy <= 1
+                      final_epochs=1, out=tmp_path / "run", progress=False, log=lambda line: None)
+    grown = result.grown.history[-1]
+    assert grown["predicted"]["macs"] > result.seed["predicted"]["macs"]
+    assert grown["predicted"]["latency_ms"] <= result.budget.limits["latency_ms"]
+    assert (tmp_path / "run" / "checkpoint.pt").is_file() and 0 <= result.grown.test_accuracy <= 1
 
 
 def test_a_folder_that_cannot_be_written_is_one_line_exit_1(tmp_path):
