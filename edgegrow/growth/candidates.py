@@ -68,10 +68,10 @@ class Candidate:
     def describe(self) -> str:
         if self.kind == "split":
             weights = ", ".join(f"{w:+.3g}" for w in self.weights)
-            return f"split {self.group}[{self.neuron}] into ({weights}), predicted −{self.predicted_decrease:.3g}"
+            return f"split {self.group}[{self.neuron}] into ({weights}), predicted loss change {-self.predicted_decrease:+.3g}"
         if self.kind == "new":
-            return f"new neuron in {self.group}, predicted −{self.predicted_decrease:.3g}"
-        return f"{self.layer_kind} layer after {self.group}, predicted −{self.predicted_decrease:.3g}"
+            return f"new neuron in {self.group}, predicted loss change {-self.predicted_decrease:+.3g}"
+        return f"{self.layer_kind} layer after {self.group}, predicted loss change {-self.predicted_decrease:+.3g}"
 
 
 def apply_candidates(model: nn.Module, candidates: list[Candidate], example_input: torch.Tensor, *,
@@ -98,8 +98,8 @@ def apply_candidates(model: nn.Module, candidates: list[Candidate], example_inpu
         else:
             by_group[candidate.group].append(candidate)
     edits = []
-    for name, members in by_group.items():
-        group = groups[name]
+    for name in [name for name in groups if name in by_group]:  # upstream groups first, as traced
+        group, members = groups[name], by_group[name]
         added = _apply_to_group(model, group, members, optimizer)
         edits.append({"op": "widen", "group": name, "channels": added})
     for candidate in layers:

@@ -169,6 +169,7 @@ def deepen(
         )
     block = _build_block(kind, output.cpu().float(), _activation(layer), kernel_size, batch_norm)
     block.to(device=output.device, dtype=output.dtype)
+    block.train(layer.training)
     reference = next(layer.parameters(), None)
 
     if isinstance(layer, nn.Sequential):
