@@ -130,9 +130,18 @@ class _Run:
         self.loss_fn = nn.CrossEntropyLoss()
         self.edits: list[dict] = []
         self.history: list[dict] = []
+        self.costs: dict[tuple, KernelCostModel] = {}
 
     def cost(self, model: nn.Module | None = None) -> KernelCostModel:
-        return KernelCostModel(model or self.model, self.example, self.target, self.latency_model)
+        """The cost model of ``model`` (default: the run's), reused while its layer shapes are the same:
+        tracing is most of a cost model's price, and weights do not change the cost."""
+        model = model or self.model
+        key = tuple((name, tuple(tensor.shape)) for name, tensor in model.state_dict().items())
+        if key not in self.costs:
+            if len(self.costs) >= 4:
+                self.costs.pop(next(iter(self.costs)))
+            self.costs[key] = KernelCostModel(model, self.example, self.target, self.latency_model)
+        return self.costs[key]
 
     def train_config(self, epochs: int, seed_offset: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,

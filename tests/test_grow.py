@@ -36,7 +36,7 @@ def seed_model():
     return ds_cnn_seed(num_classes=4)
 
 
-@pytest.mark.parametrize("method", ["fast-split", "signed-split", "split", "random-split", "random-new"])
+@pytest.mark.parametrize("method", ["fast-split", "signed-split", "split", "firefly", "random-split", "random-new"])
 def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, tmp_path):
     seed_cost = estimate(seed_model(), EXAMPLE, "host")
     budget = Budget({"latency_ms": 2.2 * seed_cost.latency_ms, "sram_kb": 4 * seed_cost.sram_bytes / 1024})
