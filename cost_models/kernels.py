@@ -30,6 +30,21 @@ _FREE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "dim"}
 _ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
 
 
+class _Tracer(torch.fx.Tracer):
+    """torch.fx's tracer, except that a module class with ``fx_leaf = True`` (a custom activation)
+    stays one ``call_module`` node instead of being traced through."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return getattr(type(module), "fx_leaf", False) or super().is_leaf_module(module, qualified_name)
+
+
+def symbolic_trace(model: nn.Module) -> torch.fx.GraphModule:
+    """``torch.fx.symbolic_trace`` with the leaves of ``_Tracer``."""
+    tracer = _Tracer()
+    graph = tracer.trace(model)
+    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
 def trace_with_shapes(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule:
     """torch.fx graph of ``model`` with every node's output shape in ``node.meta['tensor_meta']``.
 
@@ -39,7 +54,7 @@ def trace_with_shapes(model: nn.Module, example_input: torch.Tensor) -> torch.fx
         ValueError: the model cannot be traced, or the example input does not run through it.
     """
     try:
-        graph_module = torch.fx.symbolic_trace(model)
+        graph_module = symbolic_trace(model)
     except Exception as error:  # fx raises many types; all mean "cannot trace"
         message = str(error).splitlines()[0] if str(error) else "no message"
         raise ValueError(

@@ -15,9 +15,10 @@ The bound is reached by four offspring, (P/2, ±v_min) and (−N/2, ±v_max), wh
 in pairs; when only one end helps, three suffice (the other side's weight on δ = 0); with c = 1
 it is S2D's (½, ½, ±v_min). Reaching the bound needs both pairs because v_min ⟂ v_max.
 
-With fewer offspring than that, the best *pure* schemes (each offspring on one eigenvector) are:
-two offspring — S2D's λ_min, or (−N, v_max), (P, (N/P)·v_max) giving −(N/P)·λ_max; three — either
-end alone as above. ``signed_split_plan`` returns the plan with the largest decrease per added
+With fewer offspring: two — S2D's λ_min, or (−N, v_max), (P, (N/P)·v_max) giving −(N/P)·λ_max;
+three — either end alone as above, or both at once with (P/2, ±u + (N/P)·v_max), (−N, v_max),
+u ⟂ v_max of norm √(1 − (N/P)²), giving (c/P)·λ_min − (N/P)·λ_max (a numerical search over all
+three-offspring splits found nothing better; tests/growth/test_signed_split.py). ``signed_split_plan`` returns the plan with the largest decrease per added
 channel among 2, 3 and 4 offspring (at most ``max_offspring``), which is what a cost-aware
 selection compares.
 """
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors do not compare with ==
 class SplitPlan:
     """Offspring weights (k,), unit-or-shorter directions (k, D) and Q = Σ ω_j δ_jᵀ S δ_j (< 0 lowers the loss)."""
 
@@ -51,7 +52,10 @@ def signed_split_options(lambda_min: float, v_min: torch.Tensor, lambda_max: flo
                          weight_bound: float = 2.0) -> list[SplitPlan]:
     """Every plan of the derivation above that lowers the loss (Q < 0), with 2, 3 or 4 offspring."""
     positive, negative = _check_bound(weight_bound)
-    low, high = min(float(lambda_min), 0.0), max(float(lambda_max), 0.0)
+    # eigenvalues within rounding of zero (a semidefinite S from eigh) count as zero
+    tolerance = 1e-12 * max(abs(float(lambda_min)), abs(float(lambda_max)), 1e-300)
+    low = min(float(lambda_min), 0.0) if float(lambda_min) < -tolerance else 0.0
+    high = max(float(lambda_max), 0.0) if float(lambda_max) > tolerance else 0.0
     v_min, v_max = v_min / v_min.norm(), v_max / v_max.norm()
     zero = torch.zeros_like(v_min)
     plans = []
@@ -67,6 +71,14 @@ def signed_split_options(lambda_min: float, v_min: torch.Tensor, lambda_max: flo
         plans.append(SplitPlan((positive, -negative / 2, -negative / 2), torch.stack([zero, v_max, -v_max]),
                                -negative * high))
     if negative > 0 and low < 0 and high > 0:
+        # three offspring using both ends: (P/2, ±u + (N/P)·v_max) and (−N, v_max), u ⟂ v_max of norm
+        # √(1 − (N/P)²): Q = (c/P)·λ_min − (N/P)·λ_max
+        shift = (negative / positive) * v_max
+        across = v_min - (v_min @ v_max) * v_max
+        spread = (1 - (negative / positive) ** 2) ** 0.5 * across / across.norm()
+        plans.append(SplitPlan((positive / 2, positive / 2, -negative),
+                               torch.stack([spread + shift, -spread + shift, v_max]),
+                               weight_bound / positive * low - negative / positive * high))
         plans.append(SplitPlan((positive / 2, positive / 2, -negative / 2, -negative / 2),
                                torch.stack([v_min, -v_min, v_max, -v_max]), positive * low - negative * high))
     return plans

@@ -33,6 +33,8 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
+from cost_models.kernels import symbolic_trace
+
 from ..models.layers import Gaussian
 from .channel_groups import ChannelGroup
 
@@ -82,7 +84,7 @@ def curvature_sites(model: nn.Module, groups: Iterable[ChannelGroup]) -> dict[st
     """Sites of the groups whose single producer (a dense Conv2d or a Linear) feeds, through at most a
     BatchNorm, an activation module used once. Other groups (residual ties, linear bottlenecks,
     functional activations) have no site: their splitting matrices are not defined here."""
-    graph = torch.fx.symbolic_trace(model).graph
+    graph = symbolic_trace(model).graph
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}
     for node in graph.nodes:

@@ -105,5 +105,7 @@ class Gaussian(nn.Module):
     """The radial-basis activation exp(−h²/2): with a bias in the fan-in, neuron i computes the bump
     exp(−(w_i·x + b_i)²/2) (the 1-D RBF toy of the splitting papers)."""
 
+    fx_leaf = True  # one node for channel-group discovery and curvature sites, not mul/mul/exp
+
     def forward(self, h: Tensor) -> Tensor:
         return torch.exp(-0.5 * h * h)
