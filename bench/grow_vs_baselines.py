@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 
 from cost_models import estimate
-from edgegrow.checkpoint import load_checkpoint, save_checkpoint, Checkpoint
+from edgegrow.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgegrow.grow import GrowConfig, grow
 from edgegrow.growth.budget import Budget
 from edgegrow.models import ds_cnn
@@ -88,8 +89,6 @@ def train_all(args) -> None:
                     continue
                 run_dir = work / key.replace("|", "_")
                 if run_dir.exists():
-                    import shutil
-
                     shutil.rmtree(run_dir)
                 torch.manual_seed(seed)
                 started = time.perf_counter()
@@ -106,7 +105,7 @@ def train_all(args) -> None:
                     "test_accuracy": result.test_accuracy, "stopped_by": result.stopped_by,
                     "growth_seconds": sum(r.get("growth_seconds", 0.0) for r in result.history),
                     "training_seconds": sum(r.get("training_seconds") or 0.0 for r in result.history),
-                    "seconds": time.perf_counter() - started, "checkpoint": str(run_dir / "checkpoint.pt"),
+                    "seconds": time.perf_counter() - started, "checkpoint": f"{run_dir.name}/checkpoint.pt",
                 })
                 print(f"{key}: {result.test_accuracy:.1%} at {result.report.latency_ms:.4f} ms "
                       f"(budget {budget_ms:.4f}, {steps} steps, {time.perf_counter() - started:.0f} s)", flush=True)
@@ -127,18 +126,21 @@ def train_all(args) -> None:
                 "key": key, "target": target, "multiplier": multiplier, "method": "baseline", "seed": seed,
                 "budget_ms": budget_ms, "predicted_ms": report.latency_ms, "macs": report.macs,
                 "params": report.parameters, "usage": report.latency_ms / budget_ms, "steps": 0, "epochs": epochs,
-                "test_accuracy": accuracy, "seconds": time.perf_counter() - started, "checkpoint": str(path),
+                "test_accuracy": accuracy, "seconds": time.perf_counter() - started,
+                "checkpoint": f"{path.parent.name}/checkpoint.pt",
             })
             print(f"{key}: {accuracy:.1%} at {report.latency_ms:.4f} ms ({epochs} epochs)", flush=True)
 
 
-def _load(row: dict, num_classes: int) -> torch.nn.Module:
+def _load(row: dict, num_classes: int, work: Path) -> torch.nn.Module:
+    """A run's final model; ``checkpoint`` is relative to the work folder (absolute in older rows)."""
+    path = work / row["checkpoint"]
     if row["method"] == "baseline":
         model = ds_cnn("S", width_multiplier=row["multiplier"], num_classes=num_classes)
-        payload = torch.load(row["checkpoint"], map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(payload["state_dict"])
         return model.eval()
-    return load_checkpoint(row["checkpoint"])[0].eval()
+    return load_checkpoint(path)[0].eval()
 
 
 def measure_all(args) -> None:
@@ -151,7 +153,7 @@ def measure_all(args) -> None:
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(_load(row, 12), (EXAMPLE,), buffer, dynamo=False)
+            torch.onnx.export(_load(row, 12, work), (EXAMPLE,), buffer, dynamo=False)
         sessions.append(Session(buffer.getvalue(), threads=1))
     timings = time_interleaved(sessions, rounds=args.rounds)
     measured = {row["key"]: timing for row, timing in zip(rows, timings)}
@@ -184,8 +186,9 @@ def report_all(args) -> None:
                 for m in members) if method != "baseline" else None,
         })
     out = Path(args.out)
+    runs = [{key: value for key, value in row.items() if key != "checkpoint"} for row in rows]  # paths of this machine
     out.write_text(json.dumps({"benchmark": "grow_vs_baselines", "torch": torch.__version__, "config":
-                               GrowConfig().__dict__, "rows": summary, "runs": rows, "measured": measured}, indent=1))
+                               GrowConfig().__dict__, "rows": summary, "runs": runs, "measured": measured}, indent=1))
     print(f"{'target':<18}{'budget':<16}{'method':<14}{'acc med [min-max]':<22}{'pred ms':>9}{'meas ms':>9}{'MACs':>10}")
     for s in summary:
         meas = "" if s["measured_ms_median"] is None else f"{s['measured_ms_median']:.4f}"

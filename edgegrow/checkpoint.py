@@ -10,14 +10,13 @@ written to a temporary name and renamed, so a crash never leaves a half-written 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .data.cache import save_tensors
 from .growth import add_neurons, deepen, find_channel_groups, group_named
 from .models import build_seed, example_input
 
@@ -34,10 +33,15 @@ class Checkpoint:
     meta: dict = field(default_factory=dict)
 
 
+def build_seed_from_options(family: str, seed_options: dict) -> nn.Module:
+    """``build_seed(family, **seed_options)`` with JSON lists turned back into tuples (input shapes)."""
+    options = {key: tuple(value) if isinstance(value, list) else value for key, value in seed_options.items()}
+    return build_seed(family, **options)
+
+
 def rebuild(family: str, seed_options: dict, edits: list[dict]) -> nn.Module:
     """The architecture of a grown model (fresh weights): the seed with ``edits`` replayed."""
-    options = {key: tuple(value) if isinstance(value, list) else value for key, value in seed_options.items()}
-    model = build_seed(family, **options)
+    model = build_seed_from_options(family, seed_options)
     x = example_input(model, 2)
     model.eval()
     for number, edit in enumerate(edits):
@@ -54,8 +58,6 @@ def rebuild(family: str, seed_options: dict, edits: list[dict]) -> nn.Module:
 
 def save_checkpoint(path: str | Path, model: nn.Module, checkpoint: Checkpoint) -> None:
     """Write atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "family": checkpoint.family,
@@ -64,14 +66,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, checkpoint: Checkpoint) 
         "meta_json": json.dumps(checkpoint.meta),
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    save_tensors(Path(path), payload)
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, Checkpoint]:

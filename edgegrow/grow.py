@@ -18,13 +18,12 @@ every step fits every limit (``fit_to_budget`` checks the grown model's full est
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -244,14 +243,12 @@ class _Run:
         return selection.chosen, len(candidates), None
 
 
-def check_seed_fits(model: nn.Module, example: torch.Tensor, target: Target, budget: Budget) -> CostReport:
-    """The seed's cost; ValueError naming every exceeded limit (before any training)."""
-    report = KernelCostModel(model, example, target).report
+def check_seed_fits(report: CostReport, budget: Budget) -> None:
+    """ValueError naming every limit the seed's ``report`` exceeds (checked before any training)."""
     over = budget.violations(report)
     if over:
-        raise ValueError(f"the seed already exceeds the budget on {target.name} ({'; '.join(over)}): "
+        raise ValueError(f"the seed already exceeds the budget on {report.target} ({'; '.join(over)}): "
                          "raise the budget or start from a smaller seed")
-    return report
 
 
 def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget, config: GrowConfig = GrowConfig(),
@@ -264,9 +261,8 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     """
     target = load_target(target) if isinstance(target, str) else target
     out_dir = Path(out_dir) if out_dir is not None else None
-    example = torch.zeros(1, *task.input_shape)
-    check_seed_fits(model, example, target, budget)
     run = _Run(model, task, target, budget, config, out_dir, family, seed_options or {}, log)
+    check_seed_fits(run.cost().report, budget)
     start_step, phase = 0, None
     if out_dir is not None:
         start_step, phase = _prepare_run_dir(run, resume)

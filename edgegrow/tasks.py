@@ -12,8 +12,8 @@ from pathlib import Path
 
 from torch import nn
 
+from .checkpoint import build_seed_from_options
 from .data.task_data import TaskData
-from .models import build_seed
 
 TASKS = ("kws", "image")
 
@@ -25,8 +25,7 @@ class Task:
     seed_options: dict  # JSON-able keyword arguments of build_seed(family, ...)
 
     def seed(self) -> nn.Module:
-        options = {key: tuple(value) if isinstance(value, list) else value for key, value in self.seed_options.items()}
-        return build_seed(self.family, **options)
+        return build_seed_from_options(self.family, self.seed_options)
 
 
 def load_task(task: str, data: str | Path | None = None, *, cache_dir: str | Path | None = None,
