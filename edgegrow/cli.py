@@ -19,6 +19,10 @@ examples:
   edgegrow profile --target host     measure this machine's latency table (a few minutes)
   edgegrow grow --task kws --target host --budget latency_ms=0.05 --method fast-split --out runs/kws
                                      grow a seed DS-CNN to a latency budget on this machine
+  edgegrow export runs/kws --out exported/kws
+                                     ONNX, TFLite float and int8, C array; verified in their runtimes
+  edgegrow bench exported/kws/model_int8.tflite --runtime tflm --target cortex-m4f-120mhz
+                                     measure a file in a runtime beside the cost model's prediction
 """
 
 
@@ -118,12 +122,54 @@ def _parser() -> argparse.ArgumentParser:
                       help="split, fast-split (default), signed-split, firefly, random-split, random-new")
     grow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
                                                     "image: an image folder or CIFAR-10 (default: digits)")
-    grow.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for steps.jsonl, checkpoint.pt, summary.json")
+    grow.add_argument("--out", required=True, metavar="RUN_DIR",
+                      help="folder for steps.jsonl, checkpoint.pt, summary.json")
     grow.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     grow.add_argument("--quick", action="store_true", help="few epochs and steps (a smoke run)")
     grow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     grow.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
     grow.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    export = commands.add_parser(
+        "export", help="export a grown model to ONNX, TFLite (float, int8) and a C array, verified",
+        description="Write a grown model as ONNX (float, int8) and TFLite (float NHWC, full-integer int8) files and "
+                    "a C array of the int8 model for TFLite Micro, with labels.txt, model_card.json/.md and "
+                    "pipeline.py. Every file is checked in its runtime (onnxruntime, ai-edge-litert, TFLite Micro) "
+                    "against PyTorch before the folder appears; int8 files are calibrated on the task's training "
+                    "data and their accuracy is measured on its test split.",
+        epilog="formats: onnx, onnx-int8, tflite, tflite-int8, c (the C array of the int8 TFLite model), or all\n\n"
+               "examples:\n  edgegrow export runs/kws-host --out exported/kws-host\n"
+               "  edgegrow export runs/kws-m4/checkpoint.pt --format tflite-int8,c --out exported/kws-m4 --force",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT",
+                        help="a folder made by 'edgegrow grow', or its checkpoint.pt")
+    export.add_argument("--format", default="all", help="comma-separated formats (default all)")
+    export.add_argument("--out", metavar="DIR", help="output folder (default exported/RUN_NAME)")
+    export.add_argument("--force", action="store_true", help="replace an existing output folder")
+    export.add_argument("--data", metavar="DIR", help="the task data, if not where the run found it")
+    export.add_argument("--calibration", type=int, default=300, metavar="N",
+                        help="training examples that calibrate the int8 files (default 300)")
+    export.add_argument("--cache-dir", metavar="DIR",
+                        help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
+    export.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    bench = commands.add_parser(
+        "bench", help="time an exported file in its runtime beside the cost model's prediction",
+        description="Latency (median, p90 after warm-up), peak memory and, for TFLite Micro, the arena of an "
+                    "exported model, measured in a fresh process, beside the cost model's prediction for --target "
+                    "(read "
+                    "from model_card.json next to the file). The result is appended to that card's 'measured' list.",
+        epilog="examples:\n  edgegrow bench exported/kws/model.onnx --runtime onnxruntime\n"
+               "  edgegrow bench exported/kws/model.tflite --runtime litert --threads 4 --target cortex-a76\n"
+               "  edgegrow bench exported/kws/model_int8.tflite --runtime tflm --target cortex-m4f-120mhz",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_argument("file", metavar="FILE", help="a .onnx or .tflite file")
+    bench.add_argument("--runtime", required=True, choices=("onnxruntime", "litert", "tflm"))
+    bench.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    bench.add_argument("--target", default="host", help="target whose prediction to show (default host)")
+    bench.add_argument("--runs", type=int, default=200, help="timed runs (default 200)")
+    bench.add_argument("--warmup", type=int, default=20, help="untimed runs first (default 20)")
+    bench.add_argument("--no-record", action="store_true", help="do not append the result to model_card.json")
     return parser
 
 
@@ -141,11 +187,41 @@ def _grow(args) -> None:
     print(task.data.summary())
     print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {config.method}")
     result = grow(task.seed(), task.data, target, budget, config, args.out, family=task.family,
-                  seed_options=task.seed_options, resume=args.resume, progress=not args.quiet)
+                  seed_options=task.seed_options, resume=args.resume, progress=not args.quiet,
+                  task_source=task.source)
     usage = ", ".join(f"{metric} {share:.0%}" for metric, share in result.usage.items())
     accuracy = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.1%}"
     print(f"\nstopped: {result.stopped_by}; budget used: {usage}; test accuracy {accuracy}")
     print(f"run folder: {result.out_dir} (steps.jsonl, checkpoint.pt, summary.json)")
+
+
+def _export(args) -> None:
+    from .export import export_checkpoint
+
+    if args.calibration < 1:
+        raise ValueError(f"--calibration must be at least 1, got {args.calibration}")
+    result = export_checkpoint(args.source, args.out, formats=args.format, data=args.data, cache_dir=args.cache_dir,
+                               force=args.force, progress=not args.quiet, calibration_examples=args.calibration)
+    card = result.card
+    accuracy = ", ".join(f"{fmt} {value:.1%}" for fmt, value in card["accuracy"].items()
+                         if isinstance(value, float))
+    print(f"accuracy on {card['accuracy']['examples']} test examples: {accuracy}")
+    if card.get("tflm"):
+        print(f"TFLite Micro arena: {card['tflm']['arena_bytes']:,} bytes")
+    measured = card["targets"].get("host", {}).get("measured", {})
+    if measured.get("latency_ms_median"):
+        print(f"host latency: {measured['latency_ms_median']:.4f} ms measured, "
+              f"{card['targets']['host']['predicted']['latency_ms']:.4f} ms predicted")
+    names = ", ".join(sorted(path.name for path in result.out_dir.iterdir()))
+    print(f"wrote {result.out_dir} in {result.seconds:.0f} s ({names})")
+
+
+def _bench(args) -> None:
+    from .export.benchmark import benchmark
+
+    result = benchmark(args.file, args.runtime, threads=args.threads, target=args.target, warmup=args.warmup,
+                       runs=args.runs, record=not args.no_record)
+    print(result.table())
 
 
 def _demo(args) -> None:
@@ -248,9 +324,9 @@ def _profile(args) -> None:
         print(f"wrote {out}: {len(result['latency']['entries'])} kernels")
         return
     if args.runtime == "litert":
-        raise ValueError("measuring TFLite kernels here needs .tflite single-kernel models, which edgegrow cannot "
-                         "write yet (TFLite export is not built); use --runtime onnxruntime, or import a phone's "
-                         "benchmark_model op profile")
+        raise ValueError("measuring TFLite kernels here needs .tflite single-kernel models, which the profiler "
+                         "does not write yet; use --runtime onnxruntime, or import a phone's benchmark_model op "
+                         "profile (--from-op-profile)")
     from tqdm import tqdm
 
     bar = tqdm(desc="kernels", disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
@@ -270,14 +346,19 @@ def _advance(bar, done: int, total: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .export.exporter import ExportError
+
     args = _parser().parse_args(argv)
     handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
-                "cost": _cost, "profile": _profile, "grow": _grow}
+                "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench}
     try:
         handlers[args.command](args)
     except ValueError as error:
         print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except ExportError as error:  # a file failed verification in its runtime: nothing was written
+        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
+        return 1
     except OSError as error:  # disk full, permission denied: a failure of the environment, not of the input
         print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
         return 1

@@ -91,5 +91,5 @@ def run_demo(
     config = GrowConfig(method="fast-split", seed_epochs=seed_epochs, epochs_per_step=epochs_per_step,
                         final_epochs=final_epochs, max_steps=steps, seed=seed)
     grown = grow(task.seed(), task.data, profile, budget, config, out, family=task.family,
-                 seed_options=task.seed_options, progress=progress, log=log)
+                 seed_options=task.seed_options, progress=progress, log=log, task_source=task.source)
     return DemoResult(Path(data), reused, budget, grown.history[0], grown, time.perf_counter() - started)

@@ -130,6 +130,7 @@ class _Run:
         self.edits: list[dict] = []
         self.history: list[dict] = []
         self.costs: dict[tuple, KernelCostModel] = {}
+        self.task_source: dict = {}
 
     def cost(self, model: nn.Module | None = None) -> KernelCostModel:
         """The cost model of ``model`` (default: the run's), reused while its layer shapes are the same:
@@ -184,7 +185,7 @@ class _Run:
         meta = {"phase": phase, "step": step, "stopped_by": stopped_by, "config": asdict(self.config),
                 "budget": dict(self.budget.limits), "target": self.target.name, "task": self.task.name,
                 "class_names": self.task.class_names, "input_shape": list(self.task.input_shape),
-                "preprocessing": self.task.preprocessing, "history": self.history}
+                "preprocessing": self.task.preprocessing, "task_source": self.task_source, "history": self.history}
         save_checkpoint(self.out_dir / "checkpoint.pt", self.model,
                         Checkpoint(self.family, self.seed_options, self.edits, meta))
         _write_atomically(self.out_dir / "steps.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
@@ -253,15 +254,18 @@ def check_seed_fits(report: CostReport, budget: Budget) -> None:
 
 def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget, config: GrowConfig = GrowConfig(),
          out_dir: str | Path | None = None, *, family: str = "ds-cnn", seed_options: dict | None = None,
-         resume: bool = False, progress: bool = False, log: Callable[[str], None] = print) -> GrowResult:
+         resume: bool = False, progress: bool = False, log: Callable[[str], None] = print,
+         task_source: dict | None = None) -> GrowResult:
     """Grow ``model`` (a seed built by ``build_seed(family, **seed_options)``) on ``task`` to ``budget``.
 
-    With ``resume``, the run in ``out_dir`` continues from its checkpoint (which must be of the same
+    ``task_source`` (``Task.source``: the task name and data folder) is recorded in the checkpoint
+    so ``edgegrow export`` can reload the same data. With ``resume``, the run in ``out_dir`` continues from its checkpoint (which must be of the same
     method, target, budget and task); otherwise ``out_dir`` must not already hold a run.
     """
     target = load_target(target) if isinstance(target, str) else target
     out_dir = Path(out_dir) if out_dir is not None else None
     run = _Run(model, task, target, budget, config, out_dir, family, seed_options or {}, log)
+    run.task_source = task_source or {}
     check_seed_fits(run.cost().report, budget)
     start_step, phase = 0, None
     if out_dir is not None:

@@ -7,7 +7,8 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
@@ -18,11 +19,16 @@ from .data.task_data import TaskData
 TASKS = ("kws", "image")
 
 
+# The seed family each task grows; a checkpoint's family tells which task it was grown on.
+TASK_OF_FAMILY = {"ds-cnn": "kws", "mobilenet-v1": "image", "mobilenet-v2": "image", "resnet8": "image"}
+
+
 @dataclass
 class Task:
     data: TaskData
     family: str
     seed_options: dict  # JSON-able keyword arguments of build_seed(family, ...)
+    source: dict = field(default_factory=dict)  # {"task": "kws", "data": absolute folder or None (the default)}
 
     def seed(self) -> nn.Module:
         return build_seed_from_options(self.family, self.seed_options)
@@ -31,6 +37,7 @@ class Task:
 def load_task(task: str, data: str | Path | None = None, *, cache_dir: str | Path | None = None,
               progress: bool = True) -> Task:
     """The task's data and its seed family, sized for the data's input shape and classes."""
+    source = {"task": task, "data": None if data is None else str(Path(data).resolve())}
     if task == "kws":
         from .data.speech_commands import load_speech_commands
 
@@ -40,7 +47,7 @@ def load_task(task: str, data: str | Path | None = None, *, cache_dir: str | Pat
             data = ensure_default_kws_set(cache_dir, progress=progress).folder
         task_data = load_speech_commands(data, cache_dir=cache_dir, progress=progress)
         return Task(task_data, "ds-cnn", {"num_classes": task_data.num_classes,
-                                          "input_shape": list(task_data.input_shape)})
+                                          "input_shape": list(task_data.input_shape)}, source)
     if task == "image":
         from .data import images
 
@@ -54,5 +61,30 @@ def load_task(task: str, data: str | Path | None = None, *, cache_dir: str | Pat
         if height != width:
             raise ValueError(f"image task needs square images, got {height}×{width}")
         return Task(task_data, "mobilenet-v1", {"resolution": height, "num_classes": task_data.num_classes,
-                                                "in_channels": channels})
+                                                "in_channels": channels}, source)
     raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+
+
+def load_task_of_checkpoint(family: str, meta: dict, data: str | Path | None = None, *,
+                            cache_dir: str | Path | None = None, progress: bool = True) -> TaskData:
+    """The data a checkpoint was grown on: ``data`` if given, else the folder its run recorded (or the
+    task's default set). The loaded data must preprocess inputs exactly as the run's did.
+
+    Raises:
+        ValueError: unknown family, or data whose preprocessing (MFCC settings, normalisation
+            statistics, image size, classes) differs from the checkpoint's.
+    """
+    source = meta.get("task_source") or {}
+    task = source.get("task") or TASK_OF_FAMILY.get(family)
+    if task is None:
+        raise ValueError(f"cannot tell the task of a {family!r} checkpoint; it was not grown by 'edgegrow grow'")
+    folder = data if data is not None else source.get("data")
+    if folder is not None and not Path(folder).exists():
+        raise ValueError(f"the data the run used, {folder}, is not there; pass --data with its folder")
+    task_data = load_task(task, folder, cache_dir=cache_dir, progress=progress).data
+    expected = meta.get("preprocessing")
+    if expected is not None and json.loads(json.dumps(task_data.preprocessing)) != expected:
+        where = "--data" if data is not None else "the run's data"
+        raise ValueError(f"{where} preprocesses inputs differently from the checkpoint's run (other MFCC settings, "
+                         "normalisation statistics or classes); pass --data with the folder the run was grown on")
+    return task_data

@@ -1,0 +1,479 @@
+"""Export a model to ONNX and TFLite (float and int8) and a C array, verified in the real runtimes.
+
+Every file is written into a staging folder beside the output folder and checked in its runtime
+before anything becomes visible: the float files must match PyTorch to ``tolerance`` (1e-4
+absolute on the logits of task inputs) in onnxruntime and in ai-edge-litert; the int8 TFLite model
+must load in TFLite Micro, in an arena of exactly the size it reports, and give the same integers as
+ai-edge-litert. Accuracy on the task's test split is measured for PyTorch and for every file. Only
+then is the staging folder renamed to the output folder (an existing one is replaced only with
+``force``, and is kept until the new one is in place), so a failed or interrupted export never
+leaves files that look good.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.task_data import TaskData
+from . import c_array, model_card, onnx_format, runtimes, tflite_format
+
+FORMATS = ("onnx", "onnx-int8", "tflite", "tflite-int8", "c")
+FILE_NAMES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx", "tflite": "model.tflite",
+              "tflite-int8": "model_int8.tflite", "c": "model_int8.cc"}
+TFLITE_FORMATS = ("tflite", "tflite-int8", "c")
+PIPELINE_SOURCE = Path(__file__).with_name("pipeline.py")
+
+
+class ExportError(RuntimeError):
+    """A file was written but failed verification in its runtime (nothing is left behind)."""
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    card: dict
+    files: dict[str, Path] = field(default_factory=dict)  # format -> file
+    seconds: float = 0.0
+
+
+def parse_formats(formats: str | Iterable[str]) -> list[str]:
+    """``"onnx,tflite-int8"`` or a list → known formats in canonical order; ``all`` means every one."""
+    names = [part.strip() for part in (formats.split(",") if isinstance(formats, str) else formats) if part.strip()]
+    if not names:
+        raise ValueError(f"no export format given; choose from {', '.join(FORMATS)} (or all)")
+    if "all" in names:
+        return list(FORMATS)
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)} (or all)")
+    return [name for name in FORMATS if name in names]
+
+
+# -- the output folder ------------------------------------------------------------------------
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder; choose another --out")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ValueError(f"{out} already exists; pass --force to replace it, or choose another --out")
+
+
+class _Staging:
+    """A hidden folder beside ``out`` that becomes ``out`` on :meth:`commit`, or vanishes."""
+
+    def __init__(self, out: Path, force: bool):
+        _check_out(out, force)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.folder = out.parent / f".{out.name}.partial-{os.getpid()}"
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir()
+
+    def write(self, name: str, content: bytes | str) -> Path:
+        path = self.folder / name
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return path
+
+    def commit(self) -> None:
+        for path in self.folder.iterdir():  # data on disk before the folder becomes visible
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        old = None
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+            os.replace(self.out, old)
+        os.replace(self.folder, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+_PLAIN_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.Dropout, nn.Identity,
+                 nn.Flatten, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d)
+
+
+def _leaf_inputs(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """Each leaf layer of an unusual type with the input it sees for ``example``."""
+    seen: dict[str, tuple[nn.Module, torch.Tensor]] = {}
+
+    def keep(name: str, module: nn.Module, args: tuple) -> None:  # returns None: the output is left alone
+        seen.setdefault(name, (module, args[0].detach()))
+
+    hooks = []
+    for name, module in model.named_modules():
+        if next(module.children(), None) is None and not isinstance(module, _PLAIN_LAYERS):
+            hooks.append(module.register_forward_hook(lambda m, args, out, name=name: keep(name, m, args)))
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+class _Alone(nn.Module):
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+def _culprit(model: nn.Module, example: torch.Tensor, convert: Callable[[nn.Module, torch.Tensor], object]) -> str:
+    """The first layer that cannot be converted on its own, as "layer 'name' (Type)", or a note."""
+    for name, (layer, layer_input) in _leaf_inputs(model, example).items():
+        try:
+            convert(_Alone(layer).eval(), layer_input)
+        except ValueError:
+            return f"layer '{name}' ({type(layer).__name__})"
+    return "an operation in the model's forward (no single layer fails on its own)"
+
+
+def _convert_or_name_layer(fmt: str, model: nn.Module, example: torch.Tensor,
+                           convert: Callable[[nn.Module, torch.Tensor], bytes],
+                           probe: Callable[[nn.Module, torch.Tensor], object]) -> bytes:
+    try:
+        return convert(model, example)
+    except ValueError as error:
+        if "not installed" in str(error):
+            raise
+        raise ValueError(f"{_culprit(model, example, probe)} cannot be expressed in {fmt} ({error}); "
+                         f"export the other formats") from None
+
+
+def _tflm_ops_or_name_layer(model_int8: bytes) -> runtimes.Loaded:
+    """Load in TFLite Micro; an op it lacks is reported with the layer that produced it."""
+    try:
+        return runtimes.open_tflm(model_int8)
+    except ValueError as error:
+        text = str(error)
+        for op, layer in tflite_format.operator_layers(model_int8):
+            if f"'{op}'" in text or f" {op} " in text or text.rstrip(")").endswith(op):
+                raise ValueError(f"layer '{layer}' becomes the op {op}, which TFLite Micro cannot run ({text}); "
+                                 "leave c out of --format") from None
+        raise
+
+
+INT8_FORMATS = ("onnx-int8", "tflite-int8", "c")
+
+
+def check_trained_batchnorm(model: nn.Module) -> None:
+    """Refuse int8 export of a network with a BatchNorm layer that never saw a training batch: its
+    running statistics are still 0 and 1, so calibrated ranges and folded weights are meaningless."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats \
+                and module.num_batches_tracked is not None and int(module.num_batches_tracked) == 0:
+            raise ValueError(f"BatchNorm layer '{name}' was never trained (its running statistics are at their "
+                             "initial values), so int8 quantization cannot work; train the model (or run a few "
+                             "task batches through it in train mode) before exporting int8, or export only onnx "
+                             "and tflite")
+
+
+def _max_difference(loaded: runtimes.Loaded, inputs: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(loaded.run(inputs).astype(np.float64) - reference).max())
+
+
+def _accuracy(loaded: runtimes.Loaded, inputs: np.ndarray, labels: np.ndarray) -> float:
+    outputs = loaded.run(loaded.input.quantize(inputs))
+    return float((outputs.argmax(axis=1) == labels).mean())
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _predictions(model: nn.Module, example: torch.Tensor) -> dict[str, dict]:
+    """The cost model's figures for the model on every known target."""
+    from cost_models import estimate, known_targets, load_target
+
+    rows = {}
+    for name, path in known_targets().items():
+        try:
+            target = load_target(str(path))
+        except ValueError:
+            continue  # an unreadable user profile is reported by 'edgegrow targets', not here
+        report = estimate(model, example, target)
+        rows[name] = {"runtime": target.runtime, "dtype": target.dtype,
+                      "predicted": {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj,
+                                    "sram_kb": report.sram_bytes / 1024, "flash_kb": report.flash_bytes / 1024},
+                      "measured": {}}
+    return rows
+
+
+# -- export ---------------------------------------------------------------------------------------
+def export_model(model: nn.Module, task: TaskData, out: str | Path, *, formats: str | Iterable[str] = FORMATS,
+                 name: str | None = None, family: str = "custom", task_kind: str | None = None,
+                 source: dict | None = None, checkpoint: Path | None = None, force: bool = False,
+                 calibration_examples: int = 300, tolerance: float = 1e-4, max_test_examples: int | None = None,
+                 measure_host: bool = True, int8_ranges: str = "min-max", seed: int = 0,
+                 log: Callable[[str], None] = print) -> ExportResult:
+    """Write ``model`` (a trained network for ``task``) in ``formats`` to the folder ``out``.
+
+    Args:
+        calibration_examples: training examples used to calibrate the int8 files.
+        tolerance: largest absolute difference of a float file's logits from PyTorch's.
+        max_test_examples: evaluate accuracy on at most this many test examples (default all).
+        measure_host: time model.onnx with onnxruntime here and record it for the ``host`` target.
+        int8_ranges: how the TFLite int8 activation ranges are calibrated (see ``quantize_tflite_int8``).
+
+    Raises:
+        ValueError: a user mistake (unknown format, existing folder without ``force``, an op a
+            format cannot express, quantization that cannot work); nothing is written.
+        ExportError: a file failed verification; nothing is written.
+    """
+    started = time.perf_counter()
+    formats = parse_formats(formats)
+    out = Path(out)
+    name = name or out.name
+    model = model.eval()
+    example = torch.zeros(1, *task.input_shape)
+    if any(fmt in TFLITE_FORMATS for fmt in formats):
+        runtimes._require("litert_torch")
+    if any(fmt in INT8_FORMATS for fmt in formats):
+        check_trained_batchnorm(model)
+    staging = _Staging(out, force)
+    try:
+        card, files = _export(model, task, staging, formats, name, family, task_kind, source or {}, example,
+                              calibration_examples, tolerance, max_test_examples, int8_ranges, seed, log)
+        if checkpoint is not None:
+            shutil.copyfile(checkpoint, staging.folder / "checkpoint.pt")
+            copied = staging.folder / "checkpoint.pt"
+            card["files"]["checkpoint"] = {"path": copied.name, "bytes": copied.stat().st_size}
+        if measure_host and "onnx" in files and "host" in card["targets"]:
+            _measure_host(staging.folder / FILE_NAMES["onnx"], card)
+        staging.write("model_card.json", model_card.dumps(card))
+        staging.write("model_card.md", model_card.render_markdown(card))
+        staging.commit()
+    except BaseException:
+        staging.discard()
+        raise
+    return ExportResult(out, card, {fmt: out / Path(path).name for fmt, path in files.items()},
+                        time.perf_counter() - started)
+
+
+def _measure_host(path: Path, card: dict) -> None:
+    from .benchmark import benchmark
+
+    result = benchmark(path, "onnxruntime", threads=1, target=None, warmup=50, runs=300, record=False)
+    predicted = card["targets"]["host"]["predicted"]["latency_ms"]
+    card["targets"]["host"]["measured"] = {
+        "latency_ms_median": result.latency_ms_median, "latency_ms_p90": result.latency_ms_p90,
+        "measured_over_predicted": result.latency_ms_median / predicted if predicted else None,
+        "how": "model.onnx in onnxruntime, 1 thread, batch 1, median of 300 runs at export"}
+
+
+def _export(model, task, staging, formats, name, family, task_kind, source, example, calibration_examples,
+            tolerance, max_test_examples, int8_ranges, seed, log) -> tuple[dict, dict[str, Path]]:
+    generator = torch.Generator().manual_seed(seed)
+    train, test = task.train, task.test
+    calibration = train.inputs[torch.randperm(len(train), generator=generator)[:calibration_examples]].numpy()
+    test_count = len(test) if max_test_examples is None else min(len(test), max_test_examples)
+    test_inputs, test_labels = test.inputs[:test_count].numpy(), test.labels[:test_count].numpy()
+    verify_inputs = test_inputs[:64] if len(test_inputs) else calibration[:64]
+    with torch.no_grad():
+        reference = model(torch.from_numpy(verify_inputs)).double().numpy()
+        torch_accuracy = (float((model(torch.from_numpy(test_inputs)).argmax(1).numpy() == test_labels).mean())
+                          if test_count else None)
+
+    def nhwc(batch: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
+
+    files: dict[str, Path] = {}
+    card_files: dict[str, dict] = {}
+    notes: list[str] = []
+    tflm: dict | None = None
+    int8_spec: dict | None = None
+    output_int8: dict | None = None
+
+    def record(fmt: str, content: bytes, loaded: runtimes.Loaded | None, inputs: np.ndarray | None, **extra):
+        path = staging.write(FILE_NAMES[fmt], content)
+        files[fmt] = path
+        entry = {"path": path.name, "bytes": len(content), "sha256": _sha256(content)}
+        if loaded is not None:
+            entry["runtime"] = loaded.runtime
+            entry["accuracy"] = _accuracy(loaded, inputs, test_labels) if test_count else None
+        entry.update(extra)
+        card_files[fmt] = entry
+        accuracy = entry.get("accuracy")
+        log(f"  {path.name}: {len(content):,} bytes" + (f", accuracy {accuracy:.1%}" if accuracy is not None else ""))
+
+    onnx_float = None
+    if "onnx" in formats or "onnx-int8" in formats:
+        metadata = {"classes": task.class_names, "preprocessing": task.preprocessing, "producer": "edgegrow"}
+        onnx_float = _convert_or_name_layer(
+            "ONNX", model, example, lambda m, x: onnx_format.export_onnx_float(m, x, metadata),
+            lambda m, x: onnx_format.export_onnx_float(m, x))
+    if "onnx" in formats:
+        loaded = runtimes.open_onnx(onnx_float)
+        difference = _max_difference(loaded, verify_inputs, reference)
+        if difference > tolerance:
+            raise ExportError(f"model.onnx differs from PyTorch by {difference:.2g} > {tolerance:g} on task inputs")
+        record("onnx", onnx_float, loaded, test_inputs, max_abs_difference=difference,
+               ops=onnx_format.op_counts(onnx_float))
+    if "onnx-int8" in formats:
+        content = onnx_format.quantize_onnx_int8(onnx_float, calibration)
+        record("onnx-int8", content, runtimes.open_onnx(content), test_inputs)
+
+    tflite_float = tflite_int8 = None
+    if any(fmt in TFLITE_FORMATS for fmt in formats):
+        tflite_float = _convert_or_name_layer("TFLite", model, example, tflite_format.export_tflite_float,
+                                              _probe_tflite)
+    if "tflite" in formats:
+        builtin = runtimes.open_litert(tflite_float)
+        difference = _max_difference(builtin, nhwc(verify_inputs), reference)
+        xnnpack = _max_difference(runtimes.open_litert(tflite_float, xnnpack=True), nhwc(verify_inputs), reference)
+        worst = max(difference, xnnpack)
+        if worst > tolerance:
+            raise ExportError(f"model.tflite differs from PyTorch by {worst:.2g} > {tolerance:g} on task inputs "
+                              f"(builtin kernels {difference:.2g}, XNNPACK {xnnpack:.2g})")
+        record("tflite", tflite_float, builtin, nhwc(test_inputs), max_abs_difference=difference,
+               max_abs_difference_xnnpack=xnnpack, ops=_op_counts(runtimes.litert_ops(tflite_float)))
+    if "tflite-int8" in formats or "c" in formats:
+        tflite_int8 = tflite_format.quantize_tflite_int8(tflite_float, nhwc(calibration), int8_ranges)
+        litert = runtimes.open_litert(tflite_int8)
+        micro = _tflm_ops_or_name_layer(tflite_int8)
+        quantized = litert.input.quantize(nhwc(verify_inputs))
+        mismatch = int(np.abs(litert.run(quantized).astype(int) - micro.run(quantized).astype(int)).max())
+        if mismatch > 1:
+            raise ExportError(f"TFLite Micro and ai-edge-litert disagree on the int8 model by {mismatch} steps")
+        ops = runtimes.litert_ops(tflite_int8)
+        tflm = {"arena_bytes": micro.arena_bytes, "ops": sorted(set(ops)), "op_list": ops,
+                "arena_note": "measured by TFLite Micro's Python interpreter on a 64-bit host; a 32-bit "
+                              "microcontroller needs about the same or less"}
+        int8_spec = {"scale": litert.input.scale, "zero_point": litert.input.zero_point}
+        output_int8 = {"scale": litert.output.scale, "zero_point": litert.output.zero_point}
+        accuracy = _accuracy(micro, nhwc(test_inputs), test_labels) if test_count else None
+        if "tflite-int8" in formats:
+            record("tflite-int8", tflite_int8, litert, nhwc(test_inputs), accuracy_tflm=accuracy,
+                   max_step_difference_tflm=mismatch, ops=_op_counts(ops))
+        if "c" in formats:
+            facts = {"arena_bytes": micro.arena_bytes, "input_scale": int8_spec["scale"],
+                     "input_zero_point": int8_spec["zero_point"], "output_scale": output_int8["scale"],
+                     "output_zero_point": output_int8["zero_point"]}
+            header, source_text = c_array.c_files(tflite_int8, "model_int8.h", facts=facts)
+            staging.write("model_int8.h", header)
+            record("c", source_text.encode(), None, None, header="model_int8.h", model_bytes=len(tflite_int8),
+                   accuracy_tflm=accuracy, runtime="tflm")
+            card_files["c"]["accuracy"] = accuracy
+
+    with torch.no_grad():
+        from cost_models import count_macs
+
+        counted = count_macs(model, example)
+    float_accuracy = card_files.get("onnx", card_files.get("tflite", {})).get("accuracy", torch_accuracy)
+    for fmt in ("onnx-int8", "tflite-int8", "c"):
+        drop = None if fmt not in card_files or float_accuracy is None or card_files[fmt].get("accuracy") is None \
+            else float_accuracy - card_files[fmt]["accuracy"]
+        if drop is not None and drop > 0.01:
+            notes.append(f"{card_files[fmt]['path']} loses {drop:.1%} accuracy against float (more than 1 point)")
+    for note in notes:
+        log(f"  note: {note}")
+    shape = list(example.shape)
+    card = {
+        "format": model_card.FORMAT, "name": name, "task": task_kind or task.name, "family": family,
+        "edgegrow_version": _version(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(task.class_names),
+        "input": {"shape_nchw": shape, "shape_nhwc": [shape[0], *shape[2:], shape[1]], "dtype": "float32",
+                  "layout": {"onnx": "NCHW", "tflite": "NHWC"}, "preprocessing": task.preprocessing,
+                  "int8": int8_spec},
+        "output": {"shape": [1, len(task.class_names)], "kind": "logits", "int8": output_int8},
+        "macs": int(counted.total), "params": int(counted.parameters),
+        "accuracy": {"split": "test", "examples": test_count, "pytorch": torch_accuracy,
+                     **{fmt: entry.get("accuracy") for fmt, entry in card_files.items()}},
+        "verification": {"tolerance": tolerance, "examples": len(verify_inputs),
+                         "what": "float files: max |logit − PyTorch logit| on test inputs; int8 TFLite: TFLite "
+                                 "Micro against ai-edge-litert, in int8 steps"},
+        "files": card_files, "tflm": tflm, "targets": _predictions(model, example), "source": source,
+        "notes": notes, "measured": [],
+    }
+    staging.write("labels.txt", "\n".join(task.class_names) + "\n")
+    if PIPELINE_SOURCE.is_file() and any(fmt in TFLITE_FORMATS for fmt in formats):
+        shutil.copyfile(PIPELINE_SOURCE, staging.folder / "pipeline.py")
+    if tflm is not None:
+        for target in card["targets"].values():
+            if target["runtime"] == "tflite-micro":
+                target["measured"] = {"arena_kb": tflm["arena_bytes"] / 1024, "model_file_kb": len(tflite_int8) / 1024}
+    return card, files
+
+
+def _probe_tflite(module: nn.Module, layer_input: torch.Tensor) -> bytes:
+    litert_torch = runtimes._require("litert_torch")
+    import contextlib
+    import io
+    import warnings
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return litert_torch.convert(module, (layer_input,)).model_content()
+        except Exception as error:
+            raise ValueError(runtimes.first_line(error)) from None
+
+
+def _op_counts(ops: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op] = counts.get(op, 0) + 1
+    return counts
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------
+def find_checkpoint(source: str | Path) -> Path:
+    """The checkpoint of a run folder (``RUN_DIR/checkpoint.pt``) or a checkpoint file itself."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+        if not path.is_file():
+            raise ValueError(f"{source} has no checkpoint.pt; pass a run folder made by 'edgegrow grow' "
+                             "or a checkpoint file")
+    elif not path.is_file():
+        raise ValueError(f"no run folder or checkpoint at {source}")
+    return path
+
+
+def export_checkpoint(source: str | Path, out: str | Path | None = None, *, formats: str | Iterable[str] = FORMATS,
+                      data: str | Path | None = None, cache_dir: str | Path | None = None, force: bool = False,
+                      progress: bool = True, log: Callable[[str], None] = print, **options) -> ExportResult:
+    """Export a grown model from its run folder or checkpoint (see :func:`export_model`).
+
+    The task data (for calibration and accuracy) is the data the run recorded, or ``data``. The
+    output folder defaults to ``exported/NAME`` with NAME the run folder's name.
+    """
+    from ..checkpoint import load_checkpoint
+    from ..tasks import TASK_OF_FAMILY, load_task_of_checkpoint
+
+    formats = parse_formats(formats)
+    path = find_checkpoint(source)
+    name = path.parent.name if path.name == "checkpoint.pt" else path.stem
+    out = Path(out) if out is not None else Path("exported") / name
+    _check_out(out, force)  # before the slow part: loading the task data
+    model, checkpoint = load_checkpoint(path)
+    meta = checkpoint.meta
+    task = load_task_of_checkpoint(checkpoint.family, meta, data, cache_dir=cache_dir, progress=progress)
+    source_info = {"checkpoint": str(path.resolve()), "target": meta.get("target"), "budget": meta.get("budget"),
+                   "method": (meta.get("config") or {}).get("method"), "stopped_by": meta.get("stopped_by"),
+                   "steps": meta.get("step"), "edits": len(checkpoint.edits)}
+    task_kind = (meta.get("task_source") or {}).get("task") or TASK_OF_FAMILY.get(checkpoint.family)
+    log(f"exporting {path} ({checkpoint.family}, {task_kind}) to {out}: {', '.join(formats)}")
+    return export_model(model, task, out, formats=formats, name=out.name, family=checkpoint.family,
+                        task_kind=task_kind, source=source_info, checkpoint=path, force=force, log=log, **options)

@@ -1,0 +1,227 @@
+"""benchmark(): latency statistics, child-process memory, TFLM arena, the prediction beside the
+measurement, and the record appended to the model card. Files are a tiny DS-CNN exported here."""
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from cost_models import estimate, load_target
+from edgegrow.checkpoint import Checkpoint, save_checkpoint
+from edgegrow.export.benchmark import CARD_NAME, TFLM_NOTE, BenchResult, benchmark
+from edgegrow.models import build_seed
+
+FAST = {"warmup": 2, "runs": 10}
+INPUT_SHAPE = (1, 49, 10)
+
+
+@pytest.fixture(scope="module")
+def seed_model():
+    torch.manual_seed(0)
+    return build_seed("ds-cnn").eval()
+
+
+@pytest.fixture(scope="module")
+def onnx_file(seed_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation and constant-folding notices
+        warnings.simplefilter("ignore")
+        torch.onnx.export(seed_model, (torch.randn(1, *INPUT_SHAPE),), str(path), dynamo=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tflite_files(seed_model, tmp_path_factory):
+    """A float .tflite (NHWC) and its int8 version (static int8 weights and activations)."""
+    litert_torch = pytest.importorskip("litert_torch")
+    pytest.importorskip("ai_edge_quantizer")
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer, recipe
+
+    folder = tmp_path_factory.mktemp("tflite")
+    float_path, int8_path = folder / "model.tflite", folder / "model_int8.tflite"
+    example = torch.randn(1, *INPUT_SHAPE)
+    nhwc = litert_torch.to_channel_last_io(seed_model, args=[0])
+    litert_torch.convert(nhwc.eval(), (example.permute(0, 2, 3, 1),)).export(str(float_path))
+
+    signatures = Interpreter(model_path=str(float_path)).get_signature_list()
+    key = next(iter(signatures))
+    input_name = signatures[key]["inputs"][0]
+    rng = np.random.default_rng(0)
+    calibration_set = [{input_name: rng.standard_normal((1, 49, 10, 1)).astype(np.float32)} for _ in range(8)]
+    with warnings.catch_warnings():  # the quantizer's debug-interpreter notice
+        warnings.simplefilter("ignore")
+        quantize = quantizer.Quantizer(str(float_path))
+        quantize.load_quantization_recipe(recipe.static_wi8_ai8())
+        calibration = quantize.calibrate({key: calibration_set})
+        int8_path.write_bytes(quantize.quantize(calibration).quantized_model)
+    return float_path, int8_path
+
+
+def copy_into(tmp_path, *files):
+    """The files copied into a fresh folder (each test owns its model card); returns the copies."""
+    copies = [tmp_path / file.name for file in files]
+    for file, copy in zip(files, copies):
+        shutil.copy(file, copy)
+    return copies[0] if len(copies) == 1 else copies
+
+
+def write_card(folder, targets: dict, **extra) -> dict:
+    card = {"format": "test-card", "targets": {name: {"predicted": predicted} for name, predicted in targets.items()},
+            **extra}
+    (folder / CARD_NAME).write_text(json.dumps(card))
+    return card
+
+
+def predicted(latency_ms=0.02, sram_kb=6.0, flash_kb=4.0, energy_mj=None) -> dict:
+    return {"latency_ms": latency_ms, "energy_mj": energy_mj, "sram_kb": sram_kb, "flash_kb": flash_kb}
+
+
+def check_latency(result: BenchResult):
+    assert result.runs == FAST["runs"] and result.warmup == FAST["warmup"]
+    assert 0 < result.latency_ms_min <= result.latency_ms_median <= result.latency_ms_p90
+
+
+# --- latency and memory ---------------------------------------------------------------------------
+def test_onnx_latency_statistics_are_ordered_and_positive(onnx_file, tmp_path):
+    result = benchmark(copy_into(tmp_path, onnx_file), "onnxruntime", target=None, **FAST)
+    check_latency(result)
+    assert result.input_shape == (1, *INPUT_SHAPE) and result.input_dtype == "float32"
+    assert result.arena_bytes is None and result.prediction is None
+
+
+def test_model_share_is_peak_rss_above_a_torch_free_baseline(onnx_file, tmp_path):
+    result = benchmark(copy_into(tmp_path, onnx_file), "onnxruntime", target=None, **FAST)
+    assert result.peak_rss_bytes > result.baseline_rss_bytes > 0
+    assert result.model_rss_bytes == result.peak_rss_bytes - result.baseline_rss_bytes
+    assert not any("torch was imported" in note for note in result.notes)  # the measuring process is lean
+
+
+# --- the prediction beside the measurement ---------------------------------------------------------
+def test_latency_ratio_is_measured_median_over_the_cards_prediction(onnx_file, tmp_path):
+    path = copy_into(tmp_path, onnx_file)
+    write_card(tmp_path, {"host": predicted(latency_ms=0.0125, sram_kb=7.5, flash_kb=4.0, energy_mj=0.001)})
+    result = benchmark(path, "onnxruntime", target="host", record=False, **FAST)
+    assert result.prediction.source == CARD_NAME
+    assert result.prediction.latency_ms == 0.0125 and result.prediction.energy_mj == 0.001
+    assert result.prediction.sram_bytes == 7680 and result.prediction.flash_bytes == 4096  # KiB -> bytes
+    assert result.latency_ratio == pytest.approx(result.latency_ms_median / 0.0125)
+    assert not any("another runtime" in note for note in result.notes)  # host runs onnxruntime
+    assert "measured/predicted" in result.table()
+
+
+def test_prediction_comes_from_the_checkpoint_when_the_card_lacks_the_target(seed_model, onnx_file, tmp_path):
+    path = copy_into(tmp_path, onnx_file)
+    write_card(tmp_path, {"cortex-m4f-120mhz": predicted()})
+    save_checkpoint(tmp_path / "checkpoint.pt", seed_model,
+                    Checkpoint("ds-cnn", {}, [], {"input_shape": list(INPUT_SHAPE)}))
+    expected = estimate(seed_model, torch.zeros(1, *INPUT_SHAPE), load_target("host"))
+    result = benchmark(path, "onnxruntime", target="host", record=False, **FAST)
+    assert "checkpoint.pt" in result.prediction.source
+    assert result.prediction.latency_ms == pytest.approx(expected.latency_ms)
+    assert result.prediction.sram_bytes == expected.sram_bytes
+    assert result.prediction.flash_bytes == expected.flash_bytes
+    assert result.latency_ratio == pytest.approx(result.latency_ms_median / expected.latency_ms)
+
+
+def test_no_card_and_no_checkpoint_gives_no_prediction_and_says_so(onnx_file, tmp_path):
+    result = benchmark(copy_into(tmp_path, onnx_file), "onnxruntime", target="host", **FAST)
+    assert result.prediction is None and result.latency_ratio is None
+    assert any("no prediction for host" in note for note in result.notes)
+    assert "predicted  none for host" in result.table()
+    assert not (tmp_path / CARD_NAME).exists()  # nothing to record into, and none created
+
+
+def test_a_prediction_for_another_runtime_and_device_is_flagged(onnx_file, tmp_path):
+    path = copy_into(tmp_path, onnx_file)
+    write_card(tmp_path, {"cortex-m4f-120mhz": predicted(latency_ms=40.0)})
+    result = benchmark(path, "onnxruntime", target="cortex-m4f-120mhz", record=False, **FAST)
+    notes = " ".join(result.notes)
+    assert "another runtime" in notes and "tflite-micro" in notes
+    assert "another device" in notes
+    assert "predicted for int8 tensors" in notes
+    assert result.latency_ratio == pytest.approx(result.latency_ms_median / 40.0)
+
+
+# --- the record -------------------------------------------------------------------------------------
+def test_the_card_gains_a_measured_entry_and_keeps_its_content(onnx_file, tmp_path):
+    path = copy_into(tmp_path, onnx_file)
+    before = write_card(tmp_path, {"host": predicted()}, measured=[{"file": "earlier.onnx"}], notes="keep me")
+    result = benchmark(path, "onnxruntime", target="host", **FAST)
+    after = json.loads((tmp_path / CARD_NAME).read_text())
+    assert {key: after[key] for key in ("format", "targets", "notes")} == {
+        key: before[key] for key in ("format", "targets", "notes")}
+    assert after["measured"][0] == {"file": "earlier.onnx"}
+    assert len(after["measured"]) == 2
+    entry = after["measured"][1]
+    assert entry == json.loads(json.dumps(result.to_dict()))
+    assert entry["file"] == "model.onnx" and entry["runtime"] == "onnxruntime" and entry["threads"] == 1
+    assert entry["latency_ms_median"] == result.latency_ms_median and entry["runs"] == FAST["runs"]
+    assert entry["model_rss_bytes"] == entry["peak_rss_bytes"] - entry["baseline_rss_bytes"]
+    assert entry["predicted_latency_ms"] == 0.02 and entry["latency_ratio"] == pytest.approx(result.latency_ratio)
+    assert entry["date"] and entry["machine"]
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_record_false_leaves_the_card_untouched(onnx_file, tmp_path):
+    path = copy_into(tmp_path, onnx_file)
+    write_card(tmp_path, {"host": predicted()})
+    text = (tmp_path / CARD_NAME).read_text()
+    benchmark(path, "onnxruntime", target="host", record=False, **FAST)
+    assert (tmp_path / CARD_NAME).read_text() == text
+
+
+# --- mistakes ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    ({"path": "missing.onnx"}, "no model file"),
+    ({"runtime": "litert"}, "runs .tflite files"),
+    ({"runtime": "tensorrt"}, "unknown runtime 'tensorrt'"),
+    ({"threads": 0}, "--threads must be 1 or more"),
+    ({"runs": 0}, "runs >= 1"),
+    ({"target": "no-such-board"}, "unknown target 'no-such-board'; known targets: .*host"),
+    ({"card": "{not json"}, "model_card.json is not valid JSON .*fix or remove it"),
+    ({"card": '{"measured": 3}'}, "is not a model card"),
+])
+def test_mistakes_are_one_line_value_errors(onnx_file, tmp_path, change, message):
+    path = copy_into(tmp_path, onnx_file)
+    if "card" in change:
+        (tmp_path / CARD_NAME).write_text(change.pop("card"))
+    arguments = {"path": path, "runtime": "onnxruntime", "threads": 1, "target": "host", **FAST, **change}
+    if arguments["path"] == "missing.onnx":
+        arguments["path"] = tmp_path / "missing.onnx"
+    with pytest.raises(ValueError, match=message) as raised:
+        benchmark(arguments.pop("path"), arguments.pop("runtime"), **arguments)
+    assert "\n" not in str(raised.value)
+
+
+# --- TFLite -----------------------------------------------------------------------------------------
+def test_litert_runs_float_and_int8_files(tflite_files, tmp_path):
+    float_path, int8_path = copy_into(tmp_path, *tflite_files)
+    for path, dtype in ((float_path, "float32"), (int8_path, "int8")):
+        result = benchmark(path, "litert", target="host", **FAST)
+        check_latency(result)
+        assert result.input_shape == (1, 49, 10, 1) and result.input_dtype == dtype
+        assert result.peak_rss_bytes > result.baseline_rss_bytes
+        assert result.arena_bytes is None
+    assert any("no prediction for host" in note for note in result.notes)
+
+
+def test_tflm_reports_the_arena_beside_predicted_sram_and_never_compares_latency(tflite_files, tmp_path):
+    from edgegrow.export.runtimes import open_tflm
+
+    int8_path = copy_into(tmp_path, tflite_files[1])
+    write_card(tmp_path, {"cortex-m4f-120mhz": predicted(latency_ms=40.0, sram_kb=5.0)})
+    result = benchmark(int8_path, "tflm", threads=2, target="cortex-m4f-120mhz", **FAST)
+    check_latency(result)
+    assert result.arena_bytes == open_tflm(int8_path).arena_bytes > 0
+    assert result.arena_ratio == pytest.approx(result.arena_bytes / 5120)
+    assert result.latency_ratio is None  # the reference build's latency is not an MCU's
+    assert result.threads == 1 and any("single-threaded" in note for note in result.notes)
+    assert TFLM_NOTE in result.notes
+    table = result.table()
+    assert "arena" in table and "predicted SRAM on cortex-m4f-120mhz 5,120 B" in table
+    assert "not compared" in table and "reference build" in table
+    entry = json.loads((tmp_path / CARD_NAME).read_text())["measured"][-1]
+    assert entry["arena_bytes"] == result.arena_bytes and entry["runtime"] == "tflm"

@@ -1,0 +1,276 @@
+"""Export: every file loads in its real runtime and matches PyTorch, int8 files are fully integer and
+run in TFLite Micro, the C array holds the model's exact bytes, the card describes it, and bad input
+or a failure never leaves a half-written folder."""
+import hashlib
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from fake_speech_commands import write_speech_commands
+from torch import nn
+
+pytest.importorskip("litert_torch")
+
+from cost_models import estimate  # noqa: E402
+from edgegrow.checkpoint import load_checkpoint  # noqa: E402
+from edgegrow.cli import main  # noqa: E402
+from edgegrow.export import ExportError, export_checkpoint, export_model, parse_formats  # noqa: E402
+from edgegrow.export import exporter, runtimes, tflite_format  # noqa: E402
+from edgegrow.grow import GrowConfig, grow  # noqa: E402
+from edgegrow.growth.budget import Budget  # noqa: E402
+from edgegrow.tasks import load_task  # noqa: E402
+
+TINY = dict(seed_epochs=2, epochs_per_step=1, final_epochs=2, max_steps=2, score_batches=1, fast_steps=5, batch_size=32)
+FILES = {"model.onnx", "model_int8.onnx", "model.tflite", "model_int8.tflite", "model_int8.cc", "model_int8.h",
+         "labels.txt", "model_card.json", "model_card.md", "pipeline.py", "checkpoint.pt"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A real grow run on a small Speech Commands folder: the run folder and its task."""
+    root = tmp_path_factory.mktemp("kws")
+    write_speech_commands(root / "data", clips_per_word=12)
+    task = load_task("kws", root / "data", cache_dir=root / "cache", progress=False)
+    seed = task.seed()
+    budget = Budget({"latency_ms": 1.6 * estimate(seed, torch.zeros(1, *task.data.input_shape), "host").latency_ms})
+    grow(seed, task.data, "host", budget, GrowConfig(**TINY), root / "run", family=task.family,
+         seed_options=task.seed_options, log=lambda line: None, task_source=task.source)
+    return root / "run", task, root / "cache"
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+    folder, _, cache = run
+    out = tmp_path_factory.mktemp("exported") / "kws"
+    result = export_checkpoint(folder, out, cache_dir=cache, progress=False, log=lambda line: None)
+    return result
+
+
+def _tree(folder):
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
+
+
+def test_export_writes_every_file_and_nothing_else(exported):
+    assert {path.name for path in exported.out_dir.iterdir()} == FILES
+    assert not [path for path in exported.out_dir.parent.iterdir() if path.name.startswith(".")]
+
+
+def test_onnx_float_is_one_checker_clean_file_matching_pytorch(exported, run):
+    path = exported.out_dir / "model.onnx"
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert not any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer)
+    ops = {node.op_type for node in proto.graph.node}
+    assert "BatchNormalization" not in ops and "Conv" in ops  # folded and simplified
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    assert json.loads(metadata["classes"]) == run[1].data.class_names
+    model, _ = load_checkpoint(exported.out_dir / "checkpoint.pt")
+    inputs = run[1].data.test.inputs[:32]
+    with torch.no_grad():
+        expected = model(inputs).numpy()
+    loaded = runtimes.open_onnx(path)
+    assert np.abs(loaded.run(inputs.numpy()) - expected).max() <= 1e-4
+
+
+def test_tflite_float_takes_nhwc_and_matches_pytorch(exported, run):
+    model, _ = load_checkpoint(exported.out_dir / "checkpoint.pt")
+    inputs = run[1].data.test.inputs[:16]
+    with torch.no_grad():
+        expected = model(inputs).numpy()
+    loaded = runtimes.open_litert(exported.out_dir / "model.tflite")
+    assert loaded.input.shape == (1, 49, 10, 1)
+    assert np.abs(loaded.run(inputs.permute(0, 2, 3, 1).numpy()) - expected).max() <= 1e-4
+
+
+def test_tflite_int8_is_fully_integer_and_tflm_agrees_with_litert(exported, run):
+    content = (exported.out_dir / "model_int8.tflite").read_bytes()
+    litert = runtimes.open_litert(content)
+    assert litert.input.dtype == np.int8 and litert.output.dtype == np.int8
+    assert not {"QUANTIZE", "DEQUANTIZE"} & set(runtimes.litert_ops(content))
+    card = exported.card
+    micro = runtimes.open_tflm(content, arena_bytes=card["tflm"]["arena_bytes"])  # the card's arena suffices
+    batch = litert.input.quantize(run[1].data.test.inputs[:16].permute(0, 2, 3, 1).numpy())
+    assert np.abs(litert.run(batch).astype(int) - micro.run(batch).astype(int)).max() <= 1
+    assert card["input"]["int8"] == {"scale": litert.input.scale, "zero_point": litert.input.zero_point}
+    with pytest.raises(ValueError, match="arena"):
+        runtimes.open_tflm(content, arena_bytes=card["tflm"]["arena_bytes"] - 256)
+
+
+def test_int8_accuracy_is_reported_beside_float(exported):
+    accuracy = exported.card["accuracy"]
+    assert accuracy["examples"] > 0
+    for fmt in ("pytorch", "onnx", "onnx-int8", "tflite", "tflite-int8", "c"):
+        assert 0.0 <= accuracy[fmt] <= 1.0
+    assert accuracy["onnx"] == accuracy["pytorch"] == accuracy["tflite"]
+    assert exported.card["files"]["tflite-int8"]["accuracy_tflm"] == accuracy["c"]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler here")
+def test_c_array_compiles_and_holds_the_int8_model_aligned(exported, tmp_path):
+    main_source = tmp_path / "main.cc"
+    main_source.write_text(
+        '#include <cstdio>\n#include <cstdint>\n#include "model_int8.h"\n'
+        "int main() { std::fprintf(stderr, \"%d %d\", int(reinterpret_cast<std::uintptr_t>(g_model) % 16), "
+        "G_MODEL_ARENA_BYTES); std::fwrite(g_model, 1, g_model_len, stdout); return 0; }\n")
+    binary = tmp_path / "check"
+    subprocess.run(["g++", "-std=c++17", f"-I{exported.out_dir}", str(main_source),
+                    str(exported.out_dir / "model_int8.cc"), "-o", str(binary)], check=True)
+    done = subprocess.run([str(binary)], capture_output=True, check=True)
+    assert done.stdout == (exported.out_dir / "model_int8.tflite").read_bytes()
+    misalignment, arena = done.stderr.decode().split()
+    assert misalignment == "0" and int(arena) == exported.card["tflm"]["arena_bytes"]
+
+
+def test_card_has_input_spec_costs_and_files(exported, run):
+    card = json.loads((exported.out_dir / "model_card.json").read_text())
+    assert card["format"] == "edgegrow-model-card/1" and card["task"] == "kws" and card["family"] == "ds-cnn"
+    assert card["classes"] == (exported.out_dir / "labels.txt").read_text().split()
+    pre = card["input"]["preprocessing"]
+    assert pre == run[1].data.preprocessing and pre["kind"] == "mfcc" and "normalization" in pre
+    assert card["input"]["shape_nhwc"] == [1, 49, 10, 1]
+    assert {"host", "cortex-m4f-120mhz"} <= set(card["targets"])
+    model, _ = load_checkpoint(exported.out_dir / "checkpoint.pt")
+    report = estimate(model, torch.zeros(1, 1, 49, 10), "cortex-m4f-120mhz")
+    predicted = card["targets"]["cortex-m4f-120mhz"]["predicted"]
+    assert predicted["latency_ms"] == pytest.approx(report.latency_ms)
+    assert predicted["sram_kb"] == pytest.approx(report.sram_bytes / 1024)
+    assert card["targets"]["cortex-m4f-120mhz"]["measured"]["arena_kb"] == card["tflm"]["arena_bytes"] / 1024
+    host = card["targets"]["host"]["measured"]
+    assert host["latency_ms_median"] > 0 and host["measured_over_predicted"] == pytest.approx(
+        host["latency_ms_median"] / card["targets"]["host"]["predicted"]["latency_ms"])
+    for fmt, entry in card["files"].items():
+        content = (exported.out_dir / entry["path"]).read_bytes()
+        assert entry["bytes"] == len(content)
+        if "sha256" in entry:
+            assert entry["sha256"] == hashlib.sha256(content).hexdigest()
+    markdown = (exported.out_dir / "model_card.md").read_text()
+    assert "window 480" in markdown and "cortex-m4f-120mhz" in markdown and "arena" in markdown
+
+
+def test_tensor_names_are_short(exported):
+    content = (exported.out_dir / "model_int8.tflite").read_bytes()
+    names = [layer for _, layer in tflite_format.operator_layers(content)]
+    assert names and max(len(name) for name in names) < 64
+
+
+def test_existing_folder_is_refused_without_force_and_left_alone(exported, run, capsys):
+    before = _tree(exported.out_dir)
+    code = main(["export", str(run[0]), "--out", str(exported.out_dir), "--format", "onnx", "--cache-dir", str(run[2])])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "--force" in error and len(error.splitlines()) == 1
+    assert _tree(exported.out_dir) == before
+
+
+def test_a_crash_mid_export_leaves_the_previous_export_intact(exported, run, monkeypatch):
+    before = _tree(exported.out_dir)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tflite_format, "quantize_tflite_int8", crash)
+    with pytest.raises(KeyboardInterrupt):
+        export_checkpoint(run[0], exported.out_dir, force=True, cache_dir=run[2], progress=False,
+                          measure_host=False, log=lambda line: None)
+    assert _tree(exported.out_dir) == before
+    assert not [path for path in exported.out_dir.parent.iterdir() if path.name.startswith(".")]
+
+
+def test_a_file_failing_verification_is_not_written(run, tmp_path, monkeypatch, capsys):
+    from edgegrow.export import onnx_format
+
+    real = onnx_format.export_onnx_float
+
+    def wrong_weights(model, example, metadata=None):  # a file that does not compute what the model does
+        weight = next(model.parameters())
+        with torch.no_grad():
+            weight.add_(0.5)
+            try:
+                return real(model, example, metadata)
+            finally:
+                weight.sub_(0.5)
+
+    monkeypatch.setattr(onnx_format, "export_onnx_float", wrong_weights)
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_checkpoint(run[0], tmp_path / "bad", formats="onnx", cache_dir=run[2], progress=False,
+                          log=lambda line: None)
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.iterdir())
+    code = main(["export", str(run[0]), "--out", str(tmp_path / "bad"), "--format", "onnx",
+                 "--cache-dir", str(run[2]), "--quiet"])
+    assert code == 1 and "failed: model.onnx differs" in capsys.readouterr().err
+
+
+def test_force_replaces_the_folder(run, tmp_path):
+    out = tmp_path / "kws"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    result = export_checkpoint(run[0], out, formats="onnx", force=True, cache_dir=run[2], progress=False,
+                               measure_host=False, log=lambda line: None)
+    assert {path.name for path in out.iterdir()} == {"model.onnx", "labels.txt", "model_card.json", "model_card.md",
+                                                     "checkpoint.pt"}
+    assert result.card["accuracy"]["onnx"] == result.card["accuracy"]["pytorch"]
+
+
+class ErfInv(nn.Module):
+    """An op neither ONNX nor TFLite can express."""
+
+    def forward(self, x):
+        return torch.special.erfinv(torch.tanh(x) * 0.5)
+
+
+def _task(run):
+    return run[1].data
+
+
+def test_an_op_a_format_cannot_express_names_the_layer_and_format(run, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), ErfInv(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 12))
+    for fmt, name in (("onnx", "ONNX"), ("tflite", "TFLite")):
+        with pytest.raises(ValueError) as caught:
+            export_model(model, _task(run), tmp_path / fmt, formats=fmt, measure_host=False, log=lambda line: None)
+        message = str(caught.value)
+        assert "layer '2' (ErfInv)" in message and f"cannot be expressed in {name}" in message, message
+        assert "\n" not in message
+        assert not (tmp_path / fmt).exists()
+
+
+def test_untrained_batchnorm_is_refused_for_int8_with_the_fix(run, tmp_path):
+    model = run[1].seed().eval()  # fresh seed: BatchNorm statistics never updated
+    with pytest.raises(ValueError, match="never trained.*train the model"):
+        export_model(model, _task(run), tmp_path / "x", formats="tflite-int8", measure_host=False,
+                     log=lambda line: None)
+    export_model(model, _task(run), tmp_path / "y", formats="onnx", measure_host=False, log=lambda line: None)
+
+
+@pytest.mark.parametrize("formats, expected", [
+    ("onnx", ["onnx"]), ("c,onnx", ["onnx", "c"]), (["tflite-int8", "tflite"], ["tflite", "tflite-int8"]),
+    ("all", list(exporter.FORMATS)), ("onnx, tflite", ["onnx", "tflite"]),
+])
+def test_parse_formats(formats, expected):
+    assert parse_formats(formats) == expected
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["export", "RUN", "--format", "onnx,pdf"], "unknown export format 'pdf'"),
+    (["export", "RUN", "--format", ","], "no export format"),
+    (["export", "MISSING"], "no run folder or checkpoint"),
+    (["export", "RUN", "--calibration", "0"], "--calibration must be at least 1"),
+])
+def test_cli_bad_input_is_one_line_with_exit_code_2(argv, needle, run, capsys):
+    argv = [str(run[0]) if part == "RUN" else str(run[0].parent / "missing") if part == "MISSING" else part
+            for part in argv]
+    assert main(argv + ["--cache-dir", str(run[2]), "--out", str(run[0].parent / "never")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert needle in error and len(error.splitlines()) == 1, error
+    assert not (run[0].parent / "never").exists()
+
+
+def test_cli_bench_prints_latency_and_prediction(exported, capsys):
+    assert main(["bench", str(exported.out_dir / "model.onnx"), "--runtime", "onnxruntime", "--runs", "5",
+                 "--warmup", "1", "--no-record"]) == 0
+    out = capsys.readouterr().out
+    assert "median" in out and "measured/predicted" in out
