@@ -66,13 +66,14 @@ def main() -> None:
         for size, ranges in settings:
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
-                exported = export_model(model, task, Path(folder) / "model", formats="onnx,onnx-int8,tflite,tflite-int8",
-                                        family="ds-cnn", task_kind="kws", calibration_examples=size,
+                exported = export_model(model, task, Path(folder) / "model",
+                                        formats="onnx,onnx-int8,tflite,tflite-int8", family="ds-cnn", task_kind="kws", calibration_examples=size,
                                         int8_ranges=ranges, measure_host=False, log=lambda line: None)
                 micro = runtimes.open_tflm(exported.files["tflite-int8"].read_bytes())
             accuracy = exported.card["accuracy"]
             entry = {"run": f"{row['target']}_{row['multiplier']}_{row['method']}_{row['seed']}",
-                     "method": row["method"], "multiplier": row["multiplier"], "calibration_examples": size, "ranges": ranges,
+                     "method": row["method"], "multiplier": row["multiplier"], "calibration_examples": size,
+                     "ranges": ranges,
                      "examples": accuracy["examples"], "pytorch": accuracy["pytorch"], "onnx": accuracy["onnx"],
                      "onnx_int8": accuracy["onnx-int8"], "tflite": accuracy["tflite"],
                      "tflite_int8": accuracy["tflite-int8"],
@@ -81,8 +82,8 @@ def main() -> None:
             entry["tflite_int8_drop"] = entry["tflite"] - entry["tflite_int8"]
             entry["onnx_int8_drop"] = entry["onnx"] - entry["onnx_int8"]
             results.append(entry)
-            print(f"{entry['run']:<28} {ranges:<14} cal {size:>5}: float {entry['tflite']:.1%}  tflite int8 {entry['tflite_int8']:.1%} "
-                  f"(drop {entry['tflite_int8_drop']:+.1%})  onnx int8 {entry['onnx_int8']:.1%} "
+            print(f"{entry['run']:<28} {ranges:<14} cal {size:>5}: float {entry['tflite']:.1%}  "
+                  f"tflite int8 {entry['tflite_int8']:.1%} (drop {entry['tflite_int8_drop']:+.1%})  onnx int8 {entry['onnx_int8']:.1%} "
                   f"(drop {entry['onnx_int8_drop']:+.1%})  {entry['seconds']:.0f} s", flush=True)
     summary = {}
     for size, ranges in settings:
