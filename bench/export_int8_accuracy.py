@@ -67,8 +67,9 @@ def main() -> None:
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
                 exported = export_model(model, task, Path(folder) / "model",
-                                        formats="onnx,onnx-int8,tflite,tflite-int8", family="ds-cnn", task_kind="kws", calibration_examples=size,
-                                        int8_ranges=ranges, measure_host=False, log=lambda line: None)
+                                        formats="onnx,onnx-int8,tflite,tflite-int8", family="ds-cnn",
+                                        task_kind="kws", calibration_examples=size, int8_ranges=ranges,
+                                        measure_host=False, log=lambda line: None)
                 micro = runtimes.open_tflm(exported.files["tflite-int8"].read_bytes())
             accuracy = exported.card["accuracy"]
             entry = {"run": f"{row['target']}_{row['multiplier']}_{row['method']}_{row['seed']}",
@@ -83,8 +84,9 @@ def main() -> None:
             entry["onnx_int8_drop"] = entry["onnx"] - entry["onnx_int8"]
             results.append(entry)
             print(f"{entry['run']:<28} {ranges:<14} cal {size:>5}: float {entry['tflite']:.1%}  "
-                  f"tflite int8 {entry['tflite_int8']:.1%} (drop {entry['tflite_int8_drop']:+.1%})  onnx int8 {entry['onnx_int8']:.1%} "
-                  f"(drop {entry['onnx_int8_drop']:+.1%})  {entry['seconds']:.0f} s", flush=True)
+                  f"tflite int8 {entry['tflite_int8']:.1%} (drop {entry['tflite_int8_drop']:+.1%})  "
+                  f"onnx int8 {entry['onnx_int8']:.1%} (drop {entry['onnx_int8_drop']:+.1%})  "
+                  f"{entry['seconds']:.0f} s", flush=True)
     summary = {}
     for size, ranges in settings:
         chosen = [entry for entry in results if (entry["calibration_examples"], entry["ranges"]) == (size, ranges)]

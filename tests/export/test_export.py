@@ -18,8 +18,15 @@ pytest.importorskip("litert_torch")
 from cost_models import estimate  # noqa: E402
 from edgegrow.checkpoint import load_checkpoint  # noqa: E402
 from edgegrow.cli import main  # noqa: E402
-from edgegrow.export import ExportError, export_checkpoint, export_model, parse_formats  # noqa: E402
-from edgegrow.export import exporter, runtimes, tflite_format  # noqa: E402
+from edgegrow.export import (  # noqa: E402  # noqa: E402
+    ExportError,
+    export_checkpoint,
+    export_model,
+    exporter,
+    parse_formats,
+    runtimes,
+    tflite_format,
+)
 from edgegrow.grow import GrowConfig, grow  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.tasks import load_task  # noqa: E402
