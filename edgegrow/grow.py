@@ -18,8 +18,6 @@ every step fits every limit (``fit_to_budget`` checks the grown model's full est
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +29,7 @@ from torch import nn
 
 from cost_models import CostReport, KernelCostModel, LatencyModel, Target, load_target
 
+from .atomic import write_atomically
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data.task_data import TaskData
 from .growth import find_channel_groups, group_width, growable_groups
@@ -100,13 +99,6 @@ class GrowResult:
     test_accuracy: float | None
     stopped_by: str
     out_dir: Path | None
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-    os.replace(temporary, path)
 
 
 def model_widths(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
@@ -188,7 +180,7 @@ class _Run:
                 "preprocessing": self.task.preprocessing, "task_source": self.task_source, "history": self.history}
         save_checkpoint(self.out_dir / "checkpoint.pt", self.model,
                         Checkpoint(self.family, self.seed_options, self.edits, meta))
-        _write_atomically(self.out_dir / "steps.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+        write_atomically(self.out_dir / "steps.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
 
     # -- one growth step -----------------------------------------------------------------------
     def candidates(self, step: int, batches) -> list[Candidate]:
@@ -259,8 +251,9 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     """Grow ``model`` (a seed built by ``build_seed(family, **seed_options)``) on ``task`` to ``budget``.
 
     ``task_source`` (``Task.source``: the task name and data folder) is recorded in the checkpoint
-    so ``edgegrow export`` can reload the same data. With ``resume``, the run in ``out_dir`` continues from its checkpoint (which must be of the same
-    method, target, budget and task); otherwise ``out_dir`` must not already hold a run.
+    so ``edgegrow export`` can reload the same data. With ``resume``, the run in ``out_dir``
+    continues from its checkpoint (which must be of the same method, target, budget and task);
+    otherwise ``out_dir`` must not already hold a run.
     """
     target = load_target(target) if isinstance(target, str) else target
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -334,7 +327,7 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
                    "depth": run.history[-1]["depth"], "test_accuracy": test_accuracy,
                    "growth_seconds": sum(r.get("growth_seconds", 0.0) for r in run.history),
                    "training_seconds": sum(r.get("training_seconds", 0.0) or 0.0 for r in run.history)}
-        _write_atomically(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+        write_atomically(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     return GrowResult(model, run.history, report, budget.usage(report), test_accuracy, stopped_by, out_dir)
 
 

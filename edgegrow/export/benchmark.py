@@ -383,20 +383,13 @@ def _read_card(card_path: Path) -> dict | None:
 
 
 def _append_measurement(card_path: Path, row: dict) -> None:
-    """Append ``row`` to ``card["measured"]``, re-reading the card just before writing it atomically."""
-    from .model_card import dumps  # the card's own formatting
+    """Append ``row`` to ``card["measured"]``, re-reading the card just before writing it (and its
+    Markdown rendering) atomically."""
+    from .model_card import write_card
 
     card = _read_card(card_path) or {}
     card["measured"] = card.get("measured", []) + [row]
-    handle, temporary = tempfile.mkstemp(prefix=f".{card_path.name}.", suffix=".tmp", dir=card_path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(dumps(card))
-        os.chmod(temporary, card_path.stat().st_mode & 0o777)
-        os.replace(temporary, card_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_card(card_path.parent, card)
 
 
 def _runtime_version(runtime: str) -> str | None:

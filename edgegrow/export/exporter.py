@@ -255,8 +255,7 @@ def export_model(model: nn.Module, task: TaskData, out: str | Path, *, formats: 
             card["files"]["checkpoint"] = {"path": copied.name, "bytes": copied.stat().st_size}
         if measure_host and "onnx" in files and "host" in card["targets"]:
             _measure_host(staging.folder / FILE_NAMES["onnx"], card)
-        staging.write("model_card.json", model_card.dumps(card))
-        staging.write("model_card.md", model_card.render_markdown(card))
+        model_card.write_card(staging.folder, card)
         staging.commit()
     except BaseException:
         staging.discard()

@@ -11,6 +11,9 @@ same facts for a person.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from ..atomic import write_atomically
 
 FORMAT = "edgegrow-model-card/1"
 
@@ -80,6 +83,16 @@ def render_markdown(card: dict) -> str:
         lines.append(f"| {name} | {target['runtime']} | {target['dtype']} | {_number(predicted['latency_ms'])} | "
                      f"{_number(predicted['energy_mj'])} | {_number(predicted['sram_kb'], 3)} | "
                      f"{_number(predicted['flash_kb'], 3)} | {measured or '—'} |")
+    if card.get("measured"):
+        lines += ["", "## Benchmarks (edgegrow bench)", "",
+                  "| file | runtime | threads | median ms | p90 ms | target | predicted ms | ratio | arena B | date |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in card["measured"]:
+            lines.append(f"| {row.get('file')} | {row.get('runtime')} | {row.get('threads')} | "
+                         f"{_number(row.get('latency_ms_median'))} | {_number(row.get('latency_ms_p90'))} | "
+                         f"{row.get('target') or '—'} | {_number(row.get('predicted_latency_ms'))} | "
+                         f"{_number(row.get('latency_ratio'), 3)} | {_number(row.get('arena_bytes'))} | "
+                         f"{(row.get('date') or '')[:10]} |")
     lines += ["", "Predicted figures come from edgegrow's cost model (the target's profile); SRAM is the "
                   "activation arena, flash the weights plus model overhead.", ""]
     return "\n".join(lines)
@@ -87,3 +100,11 @@ def render_markdown(card: dict) -> str:
 
 def dumps(card: dict) -> str:
     return json.dumps(card, indent=1) + "\n"
+
+
+def write_card(folder: str | Path, card: dict) -> None:
+    """``model_card.json`` and, for a complete card, ``model_card.md`` in ``folder``, each written atomically."""
+    folder = Path(folder)
+    write_atomically(folder / "model_card.json", dumps(card))
+    if card.get("format") == FORMAT:
+        write_atomically(folder / "model_card.md", render_markdown(card))

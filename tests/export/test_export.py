@@ -276,8 +276,40 @@ def test_cli_bad_input_is_one_line_with_exit_code_2(argv, needle, run, capsys):
     assert not (run[0].parent / "never").exists()
 
 
-def test_cli_bench_prints_latency_and_prediction(exported, capsys):
+def test_cli_bench_prints_latency_and_prediction_and_records_them_in_the_card(exported, capsys):
     assert main(["bench", str(exported.out_dir / "model.onnx"), "--runtime", "onnxruntime", "--runs", "5",
-                 "--warmup", "1", "--no-record"]) == 0
+                 "--warmup", "1"]) == 0
     out = capsys.readouterr().out
     assert "median" in out and "measured/predicted" in out
+    card = json.loads((exported.out_dir / "model_card.json").read_text())
+    assert card["measured"][-1]["file"] == "model.onnx" and card["classes"] == exported.card["classes"]
+    assert "| model.onnx | onnxruntime | 1 |" in (exported.out_dir / "model_card.md").read_text()
+
+
+def test_the_exported_pipeline_gives_pytorchs_label_without_torch(exported, run):
+    """pipeline.py from the export folder, run as a device would (no torch importable), on real clips."""
+    import sys
+
+    from edgegrow.data.audio import read_wav
+    from edgegrow.data.mfcc import MfccConfig, mfcc
+
+    model, _ = load_checkpoint(exported.out_dir / "checkpoint.pt")
+    pre = exported.card["input"]["preprocessing"]
+    config = MfccConfig(**{key: pre[key] for key in MfccConfig.__dataclass_fields__})
+    mean, std = torch.tensor(pre["normalization"]["mean"]), torch.tensor(pre["normalization"]["std"])
+    clips = sorted((run[0].parent / "data").glob("*/spk*.wav"))[::11][:10]
+    expected = []
+    for clip in clips:
+        samples, _ = read_wav(clip, 16000)
+        with torch.no_grad():
+            logits = model((mfcc(torch.from_numpy(samples)[None].float(), config) - mean) / std)
+        expected.append(exported.card["classes"][int(logits.argmax())])
+    assert len(set(expected)) >= 2, expected  # a model that always says the same word would prove nothing
+    script = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['edgegrow'] = None; "
+              "path, clip, model = sys.argv[1:4]; sys.argv = [path, clip, '--model', model]; "
+              "runpy.run_path(path, run_name='__main__')")
+    for clip, label in zip(clips, expected):
+        done = subprocess.run([sys.executable, "-c", script, str(exported.out_dir / "pipeline.py"), str(clip),
+                               str(exported.out_dir / "model.tflite")], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[0].strip() == label
