@@ -60,7 +60,26 @@ def parse_formats(formats: str | Iterable[str]) -> list[str]:
 
 
 # -- the output folder ------------------------------------------------------------------------
+def _remove_stale(out: Path) -> None:
+    """Clear what a killed export left (its process is gone): staging folders are removed; a
+    previous export moved aside in the instant between ``_Staging.commit``'s two renames is put back."""
+    for folder in [*out.parent.glob(f".{out.name}.partial-*"), *out.parent.glob(f".{out.name}.old-*")]:
+        try:
+            os.kill(int(folder.name.rsplit("-", 1)[1]), 0)
+            continue  # that export is still running
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue
+        if ".old-" in folder.name and not out.exists():
+            os.replace(folder, out)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _check_out(out: Path, force: bool) -> None:
+    if out.parent.is_dir():
+        _remove_stale(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()) and not force:
@@ -71,8 +90,8 @@ class _Staging:
     """A hidden folder beside ``out`` that becomes ``out`` on :meth:`commit`, or vanishes."""
 
     def __init__(self, out: Path, force: bool):
-        _check_out(out, force)
         out.parent.mkdir(parents=True, exist_ok=True)
+        _check_out(out, force)
         self.out = out
         self.folder = out.parent / f".{out.name}.partial-{os.getpid()}"
         shutil.rmtree(self.folder, ignore_errors=True)

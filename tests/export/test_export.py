@@ -210,15 +210,19 @@ def test_a_file_failing_verification_is_not_written(run, tmp_path, monkeypatch, 
     assert code == 1 and "failed: model.onnx differs" in capsys.readouterr().err
 
 
-def test_force_replaces_the_folder(run, tmp_path):
+def test_force_replaces_the_folder_and_a_killed_exports_staging_is_cleared(run, tmp_path):
     out = tmp_path / "kws"
     out.mkdir()
     (out / "stale.txt").write_text("old")
+    killed = tmp_path / ".kws.partial-999999999"  # no such process
+    killed.mkdir()
+    (killed / "model.onnx").write_bytes(b"half")
     result = export_checkpoint(run[0], out, formats="onnx", force=True, cache_dir=run[2], progress=False,
                                measure_host=False, log=lambda line: None)
     assert {path.name for path in out.iterdir()} == {"model.onnx", "labels.txt", "model_card.json", "model_card.md",
                                                      "checkpoint.pt"}
     assert result.card["accuracy"]["onnx"] == result.card["accuracy"]["pytorch"]
+    assert [path.name for path in tmp_path.iterdir()] == ["kws"]
 
 
 class ErfInv(nn.Module):
@@ -230,6 +234,17 @@ class ErfInv(nn.Module):
 
 def _task(run):
     return run[1].data
+
+
+def test_a_previous_export_moved_aside_by_a_killed_export_is_put_back(run, tmp_path):
+    aside = tmp_path / ".kws.old-999999999"  # killed between moving the old folder aside and the new one in
+    aside.mkdir()
+    (aside / "model.onnx").write_bytes(b"previous")
+    code = main(["export", str(run[0]), "--out", str(tmp_path / "kws"), "--format", "onnx",
+                 "--cache-dir", str(run[2]), "--quiet"])
+    assert code == 2  # the restored folder exists, and --force was not given
+    assert (tmp_path / "kws" / "model.onnx").read_bytes() == b"previous"
+    assert [path.name for path in tmp_path.iterdir()] == ["kws"]
 
 
 def test_an_op_a_format_cannot_express_names_the_layer_and_format(run, tmp_path):
