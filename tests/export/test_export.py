@@ -31,7 +31,7 @@ from edgegrow.grow import GrowConfig, grow  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.tasks import load_task  # noqa: E402
 
-TINY = dict(seed_epochs=2, epochs_per_step=1, final_epochs=2, max_steps=2, score_batches=1, fast_steps=5, batch_size=32)
+TINY = dict(seed_epochs=8, epochs_per_step=1, final_epochs=8, max_steps=2, score_batches=1, fast_steps=5, batch_size=32)
 FILES = {"model.onnx", "model_int8.onnx", "model.tflite", "model_int8.tflite", "model_int8.cc", "model_int8.h",
          "labels.txt", "model_card.json", "model_card.md", "pipeline.py", "checkpoint.pt"}
 
@@ -42,6 +42,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("kws")
     write_speech_commands(root / "data", clips_per_word=12)
     task = load_task("kws", root / "data", cache_dir=root / "cache", progress=False)
+    torch.manual_seed(0)
     seed = task.seed()
     budget = Budget({"latency_ms": 1.6 * estimate(seed, torch.zeros(1, *task.data.input_shape), "host").latency_ms})
     grow(seed, task.data, "host", budget, GrowConfig(**TINY), root / "run", family=task.family,
@@ -109,7 +110,7 @@ def test_tflite_int8_is_fully_integer_and_tflm_agrees_with_litert(exported, run)
 
 def test_int8_accuracy_is_reported_beside_float(exported):
     accuracy = exported.card["accuracy"]
-    assert accuracy["examples"] > 0
+    assert accuracy["examples"] > 0 and accuracy["pytorch"] > 0.25  # a trained model (12 classes), not a constant
     for fmt in ("pytorch", "onnx", "onnx-int8", "tflite", "tflite-int8", "c"):
         assert 0.0 <= accuracy[fmt] <= 1.0
     assert accuracy["onnx"] == accuracy["pytorch"] == accuracy["tflite"]
@@ -312,18 +313,22 @@ def test_the_exported_pipeline_gives_pytorchs_label_without_torch(exported, run)
     pre = exported.card["input"]["preprocessing"]
     config = MfccConfig(**{key: pre[key] for key in MfccConfig.__dataclass_fields__})
     mean, std = torch.tensor(pre["normalization"]["mean"]), torch.tensor(pre["normalization"]["std"])
-    clips = sorted((run[0].parent / "data").glob("*/spk*.wav"))[::11][:10]
-    expected = []
-    for clip in clips:
+    chosen: dict[str, object] = {}  # PyTorch's label -> a clip it gives clearly (margin over the runner-up)
+    for clip in sorted((run[0].parent / "data").glob("*/spk*.wav")):
         samples, _ = read_wav(clip, 16000)
         with torch.no_grad():
-            logits = model((mfcc(torch.from_numpy(samples)[None].float(), config) - mean) / std)
-        expected.append(exported.card["classes"][int(logits.argmax())])
-    assert len(set(expected)) >= 2, expected  # a model that always says the same word would prove nothing
+            logits = model((mfcc(torch.from_numpy(samples)[None].float(), config) - mean) / std)[0]
+        top = torch.topk(logits, 2).values
+        label = exported.card["classes"][int(logits.argmax())]
+        if float(top[0] - top[1]) > 1e-3 and label not in chosen:
+            chosen[label] = clip
+        if len(chosen) == 6:
+            break
+    assert len(chosen) >= 2, chosen  # a model that always says the same word would prove nothing
     script = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['edgegrow'] = None; "
               "path, clip, model = sys.argv[1:4]; sys.argv = [path, clip, '--model', model]; "
               "runpy.run_path(path, run_name='__main__')")
-    for clip, label in zip(clips, expected):
+    for label, clip in chosen.items():
         done = subprocess.run([sys.executable, "-c", script, str(exported.out_dir / "pipeline.py"), str(clip),
                                str(exported.out_dir / "model.tflite")], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
