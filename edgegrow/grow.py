@@ -166,6 +166,7 @@ class _Run:
             "validation_loss": last.validation_loss if last else None,
             "validation_accuracy": last.validation_accuracy if last else None,
             "growth_seconds": growth_seconds, "training_seconds": training_seconds,
+            "epochs": training.as_dicts() if training is not None else [],
         }
         row.update(extra or {})
         self.history.append(row)

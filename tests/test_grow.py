@@ -17,7 +17,7 @@ EXAMPLE = torch.zeros(1, 1, 49, 10)
 TINY = dict(seed_epochs=1, epochs_per_step=1, final_epochs=1, max_steps=4, score_batches=1, fast_steps=5,
             firefly_steps=3, batch_size=64)
 ROW_FIELDS = {"phase", "step", "widths", "depth", "predicted", "usage", "train_loss", "train_accuracy",
-              "validation_loss", "validation_accuracy", "growth_seconds", "training_seconds"}
+              "validation_loss", "validation_accuracy", "growth_seconds", "training_seconds", "epochs"}
 
 
 def toy_task(examples: int = 192) -> TaskData:
@@ -57,6 +57,8 @@ def test_steps_log_checkpoint_and_summary(tmp_path):
     assert [row["phase"] for row in rows][0] == "seed" and rows[-1]["phase"] == "final"
     for row in rows:
         assert ROW_FIELDS <= set(row), ROW_FIELDS - set(row)
+    assert len(rows[0]["epochs"]) == TINY["seed_epochs"] and len(rows[-1]["epochs"]) == TINY["final_epochs"]
+    assert rows[0]["epochs"][-1]["validation_accuracy"] == rows[0]["validation_accuracy"]
     grow_rows = [row for row in rows if row["phase"] == "grow"]
     assert grow_rows and all(row["growth_seconds"] > 0 and row["training_seconds"] > 0 for row in grow_rows)
     model, checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
