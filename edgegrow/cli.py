@@ -23,6 +23,7 @@ examples:
                                      ONNX, TFLite float and int8, C array; verified in their runtimes
   edgegrow bench exported/kws/model_int8.tflite --runtime tflm --target cortex-m4f-120mhz
                                      measure a file in a runtime beside the cost model's prediction
+  edgegrow grow --config run.toml    any command's flags from a TOML file (keys = flag names)
 """
 
 
@@ -170,6 +171,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=200, help="timed runs (default 200)")
     bench.add_argument("--warmup", type=int, default=20, help="untimed runs first (default 20)")
     bench.add_argument("--no-record", action="store_true", help="do not append the result to model_card.json")
+
+    parser.commands = {name: sub for name, sub in commands.choices.items() if name != "data"}
+    parser.commands["data kws"] = kws
+    for sub in parser.commands.values():
+        sub.add_argument("--config", metavar="FILE.toml",
+                         help="read flags from a TOML file (keys = flag names, e.g. cache-dir = \"x\"); "
+                              "flags given here win")
     return parser
 
 
@@ -346,9 +354,17 @@ def _advance(bar, done: int, total: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli_config import expand_config
     from .export.exporter import ExportError
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = expand_config(argv, parser.commands)
+    except ValueError as error:
+        print(f"edgegrow: error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
                 "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench}
     try:

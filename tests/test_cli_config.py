@@ -1,0 +1,70 @@
+"""Config files: ``edgegrow COMMAND --config FILE.toml`` means the same as the flags it lists."""
+import pytest
+
+from edgegrow.cli import _parser, main
+from edgegrow.cli_config import expand_config
+
+
+@pytest.fixture
+def commands():
+    return _parser().commands
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_file_settings_become_flags_and_the_command_line_wins(tmp_path, commands):
+    path = _write(tmp_path, 'task = "kws"\ntarget = "host"\nbudget = { latency_ms = 0.05, sram_kb = 64 }\n'
+                            'quick = true\nquiet = false\ncache_dir = "c"\nseed = 3\nout = "r"\n')
+    args = _parser().parse_args(expand_config(["grow", "--config", path, "--target", "cortex-m4f-120mhz"], commands))
+    assert (args.task, args.target, args.quick, args.quiet, args.cache_dir, args.seed, args.out) == \
+        ("kws", "cortex-m4f-120mhz", True, False, "c", 3, "r")
+    assert args.budget == ["latency_ms=0.05", "sram_kb=64"]
+
+
+def test_a_repeatable_flag_takes_a_list_and_the_command_lines_values_replace_it(tmp_path, commands):
+    path = _write(tmp_path, 'task = "kws"\ntarget = "host"\nout = "r"\nbudget = ["latency_ms=1", "flash_kb=9"]\n')
+    assert _parser().parse_args(expand_config(["grow", f"--config={path}"], commands)).budget == \
+        ["latency_ms=1", "flash_kb=9"]
+    args = _parser().parse_args(expand_config(["grow", "--config", path, "--budget", "macs=5"], commands))
+    assert args.budget == ["macs=5"]
+
+
+def test_positional_arguments_and_nested_commands(tmp_path, commands):
+    path = _write(tmp_path, 'format = "onnx,tflite"\nforce = true\n')
+    args = _parser().parse_args(expand_config(["export", "runs/x", "--config", path], commands))
+    assert (args.source, args.format, args.force) == ("runs/x", "onnx,tflite", True)
+    path = _write(tmp_path, 'out = "data/kws"\nper-class = 40\n')
+    args = _parser().parse_args(expand_config(["data", "kws", "--config", path], commands))
+    assert (args.kind, args.out, args.per_class) == ("kws", "data/kws", 40)
+
+
+def test_no_config_leaves_argv_alone(commands):
+    assert expand_config(["cost", "ds-cnn", "--target", "host"], commands) == ["cost", "ds-cnn", "--target", "host"]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('tsk = "kws"\n', "unknown key 'tsk' for 'edgegrow grow'; keys are the command's flags: budget,"),
+    ('quick = "yes"\n', "'quick' is a switch; write quick = true or false"),
+    ('seed = [1, 2]\n', "'seed' takes one value, not a list"),
+    ('task = "kws\n', "is not valid TOML"),
+])
+def test_bad_files_are_one_line_errors_with_exit_code_2(text, needle, tmp_path, capsys):
+    assert main(["grow", "--config", _write(tmp_path, text)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert needle in error and len(error.splitlines()) == 1, error
+
+
+def test_missing_file_and_misplaced_flag(tmp_path, capsys):
+    assert main(["grow", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "no config file at" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "none.toml")]) == 2
+    assert "--config goes after a command" in capsys.readouterr().err
+
+
+def test_a_config_runs_a_command(tmp_path, capsys):
+    assert main(["cost", "ds-cnn", "--config", _write(tmp_path, 'target = "cortex-m4f-120mhz"\nseed = true\n')]) == 0
+    assert "cortex-m4f-120mhz" in capsys.readouterr().out
