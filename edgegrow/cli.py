@@ -5,6 +5,8 @@ Exit codes: 0 success, 2 bad input (a one-line message, no traceback), 1 failure
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 
 EXAMPLES = """\
@@ -175,13 +177,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.commands = {name: sub for name, sub in commands.choices.items() if name != "data"}
     parser.commands["data kws"] = kws
     for sub in parser.commands.values():
+        sub.add_argument("--json", action="store_true",
+                         help="print the result as one JSON document on stdout (messages go to stderr)")
         sub.add_argument("--config", metavar="FILE.toml",
                          help="read flags from a TOML file (keys = flag names, e.g. cache-dir = \"x\"); "
                               "flags given here win")
     return parser
 
 
-def _grow(args) -> None:
+def _grow(args):
     from cost_models import load_target
 
     from .grow import GrowConfig, grow
@@ -201,9 +205,11 @@ def _grow(args) -> None:
     accuracy = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.1%}"
     print(f"\nstopped: {result.stopped_by}; budget used: {usage}; test accuracy {accuracy}")
     print(f"run folder: {result.out_dir} (steps.jsonl, checkpoint.pt, summary.json)")
+    return {"run_dir": str(result.out_dir), "stopped_by": result.stopped_by, "usage": result.usage,
+            "test_accuracy": result.test_accuracy, "final": result.history[-1]}
 
 
-def _export(args) -> None:
+def _export(args):
     from .export import export_checkpoint
 
     if args.calibration < 1:
@@ -222,17 +228,19 @@ def _export(args) -> None:
               f"{card['targets']['host']['predicted']['latency_ms']:.4f} ms predicted")
     names = ", ".join(sorted(path.name for path in result.out_dir.iterdir()))
     print(f"wrote {result.out_dir} in {result.seconds:.0f} s ({names})")
+    return {"out_dir": str(result.out_dir), "seconds": result.seconds, "card": card}
 
 
-def _bench(args) -> None:
+def _bench(args):
     from .export.benchmark import benchmark
 
     result = benchmark(args.file, args.runtime, threads=args.threads, target=args.target, warmup=args.warmup,
                        runs=args.runs, record=not args.no_record)
     print(result.table())
+    return result.to_dict()
 
 
-def _demo(args) -> None:
+def _demo(args):
     from .demo import run_demo
 
     result = run_demo(data=args.data, cache_dir=args.cache_dir, target=args.target, budget_ms=args.budget_ms,
@@ -250,62 +258,81 @@ def _demo(args) -> None:
     if result.grown.test_accuracy is not None:
         print(f"{'test accuracy':<18}{'':>10}{result.grown.test_accuracy:>12.1%}")
     print(f"\ndata: {result.data_folder}\nrun folder: {result.grown.out_dir}")
+    return {"data": str(result.data_folder), "run_dir": str(result.grown.out_dir), "seed": seed, "grown": final,
+            "test_accuracy": result.grown.test_accuracy, "seconds": result.seconds}
 
 
-def _data(args) -> None:
+def _data(args):
     from .data.synthesize_kws import SynthesisConfig, synthesize_speech_commands
 
     config = SynthesisConfig(per_class=args.per_class, unknown_per_word=max(1, args.per_class // 5), seed=args.seed)
     report = synthesize_speech_commands(args.out, config, workers=args.workers, progress=not args.quiet)
     how = "reused (made earlier with the same settings)" if report.reused else f"made in {report.seconds:.0f} s"
     print(f"{report.folder}: {sum(report.clips.values())} clips, {how}")
+    return {"folder": str(report.folder), "clips": report.clips, "reused": report.reused, "seconds": report.seconds}
 
 
-def _models(args) -> None:
+def _models(args):
     from cost_models import count_macs
 
     from .models import MODELS, example_input
 
     print(f"{'family':<14}{'MACs':>14}{'parameters':>12}  input")
+    rows = []
     for family, build in MODELS.items():
         model = build()
         report = count_macs(model, example_input(model))
         print(f"{family:<14}{report.total:>14,}{report.parameters:>12,}  {model.input_shape}")
+        rows.append({"family": family, "macs": report.total, "params": report.parameters,
+                     "input_shape": list(model.input_shape)})
+    return rows
 
 
-def _groups(args) -> None:
+def _groups(args):
     from .growth import find_channel_groups
     from .models import build_model, build_seed, example_input
 
     model = (build_seed if args.seed else build_model)(args.family)
-    for group in find_channel_groups(model, example_input(model)):
+    groups = find_channel_groups(model, example_input(model))
+    for group in groups:
         print(group.describe())
+    return [group.describe() for group in groups]
 
 
-def _targets(args) -> None:
+def _targets(args):
     from cost_models import known_targets, load_target
 
+    rows = []
     for name, path in known_targets().items():
         try:
             target = load_target(str(path))
         except ValueError as error:
             print(f"{name:<22} unreadable: {error}")
+            rows.append({"name": name, "path": str(path), "error": str(error)})
             continue
         how = "measured" if target.measured else "analytic"
         print(f"{name:<22} {target.kind:<4} {target.runtime} {target.runtime_version} {target.dtype}, "
               f"{target.threads} thread(s), {how}  {path}")
+        rows.append({"name": name, "path": str(path), "kind": target.kind, "runtime": target.runtime,
+                     "runtime_version": target.runtime_version, "dtype": target.dtype, "threads": target.threads,
+                     "measured": target.measured})
+    return rows
 
 
-def _cost(args) -> None:
+def _cost(args) -> dict:
+    from dataclasses import asdict
+
     from cost_models import estimate, load_target
     from edgegrow.models import build_model, build_seed, example_input
 
     target = load_target(args.target)
     model = (build_seed if args.seed else build_model)(args.family).eval()
-    print(estimate(model, example_input(model), target).table())
+    report = estimate(model, example_input(model), target)
+    print(report.table())
+    return asdict(report)
 
 
-def _profile(args) -> None:
+def _profile(args):
     from cost_models import profiler
     from cost_models.target import user_targets_folder
 
@@ -316,12 +343,12 @@ def _profile(args) -> None:
         folder = profiler.write_suite(args.write_suite, shapes)
         print(f"wrote {len(shapes)} single-kernel models to {folder}; copy it and "
               f"cost_models/runner.py to the device and run: python runner.py {folder} --out {args.target}.jsonl")
-        return
+        return {"suite": str(folder), "kernels": len(shapes)}
     out = args.out or str(user_targets_folder() / f"{args.target}.json")
     if args.from_measurements:
         profiler.profile_from_measurements(args.target, args.from_measurements, out)
         print(f"wrote {out}")
-        return
+        return {"profile": out}
     if args.from_op_profile:
         from edgegrow.models import build_model, example_input
 
@@ -330,7 +357,7 @@ def _profile(args) -> None:
         model = build_model(args.model).eval()
         result = profiler.profile_from_op_profile(args.target, args.from_op_profile, model, example_input(model), out)
         print(f"wrote {out}: {len(result['latency']['entries'])} kernels")
-        return
+        return {"profile": out, "kernels": len(result["latency"]["entries"])}
     if args.runtime == "litert":
         raise ValueError("measuring TFLite kernels here needs .tflite single-kernel models, which the profiler "
                          "does not write yet; use --runtime onnxruntime, or import a phone's benchmark_model op "
@@ -345,6 +372,8 @@ def _profile(args) -> None:
         bar.close()
     print(f"wrote {out}: {len(result['latency']['entries'])} kernels, per-model overhead "
           f"{result['model_overhead_ms']['value']:.4f} ms")
+    return {"profile": out, "kernels": len(result["latency"]["entries"]),
+            "model_overhead_ms": result["model_overhead_ms"]["value"]}
 
 
 def _advance(bar, done: int, total: int) -> None:
@@ -368,7 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
                 "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench}
     try:
-        handlers[args.command](args)
+        if args.json:  # the human-readable lines go to stderr; stdout carries only the JSON document
+            with contextlib.redirect_stdout(sys.stderr):
+                result = handlers[args.command](args)
+            print(json.dumps(result, indent=1, default=str))
+        else:
+            handlers[args.command](args)
     except ValueError as error:
         print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
         return 2

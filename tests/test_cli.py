@@ -92,3 +92,30 @@ def test_profile_write_suite_makes_a_folder_for_the_device_runner(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "suite" / "suite.json").is_file() and (tmp_path / "suite" / "overhead.onnx").is_file()
     assert len(list((tmp_path / "suite").glob("*.onnx"))) > 100
+
+
+@pytest.mark.parametrize("args", [["targets"], ["models"], ["groups", "ds-cnn", "--seed"],
+                                  ["cost", "ds-cnn", "--seed", "--target", "cortex-m4f-120mhz"]])
+def test_json_mode_prints_one_document_on_stdout(args, capsys):
+    import json
+
+    assert main([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)  # nothing but the JSON document on stdout
+    assert document
+    if args[0] == "cost":
+        from cost_models import estimate
+        from edgegrow.models import build_seed, example_input
+
+        model = build_seed("ds-cnn").eval()
+        expected = estimate(model, example_input(model), "cortex-m4f-120mhz")
+        assert document["latency_ms"] == pytest.approx(expected.latency_ms)
+        assert "kernel" in captured.err  # the human-readable table went to stderr
+    if args[0] == "targets":
+        assert {"host", "cortex-m4f-120mhz"} <= {row["name"] for row in document}
+
+
+def test_json_mode_errors_stay_one_line_on_stderr(capsys):
+    assert main(["groups", "vgg", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1

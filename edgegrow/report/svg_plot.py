@@ -57,6 +57,8 @@ def log_ticks(low: float, high: float) -> list[float]:
     if not (low > 0 and high > 0 and math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"log ticks need finite positive bounds, got {low!r} and {high!r}")
     low, high = min(low, high), max(low, high)
+    if high <= low * (1 + 1e-9):  # one value: a factor of two either side
+        low, high = low / 2, high * 2
     first, last = math.floor(math.log10(low) + 1e-9), math.ceil(math.log10(high) - 1e-9)
     if last == first:
         last += 1
@@ -73,9 +75,9 @@ def format_number(value: float, step: float | None = None) -> str:
     if value == 0:
         return "0"
     magnitude = abs(value)
-    for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+    for threshold, unit, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
         if magnitude >= threshold:
-            return f"{value / threshold:.3g}{suffix}"
+            return f"{value / unit:.3g}{suffix}"
     if step is None:
         return f"{value:.3g}"
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
