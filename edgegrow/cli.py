@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 EXAMPLES = """\
 examples:
@@ -25,6 +26,7 @@ examples:
                                      ONNX, TFLite float and int8, C array; verified in their runtimes
   edgegrow bench exported/kws/model_int8.tflite --runtime tflm --target cortex-m4f-120mhz
                                      measure a file in a runtime beside the cost model's prediction
+  edgegrow report runs/kws           the run's HTML report: training, widths, accuracy vs cost, costs
   edgegrow grow --config run.toml    any command's flags from a TOML file (keys = flag names)
 """
 
@@ -174,6 +176,21 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=20, help="untimed runs first (default 20)")
     bench.add_argument("--no-record", action="store_true", help="do not append the result to model_card.json")
 
+    report = commands.add_parser(
+        "report", help="write a grow run's HTML report (grow writes one too)",
+        description="Write RUN_DIR/report.html: training curves with growth events, width per layer over the steps, "
+                    "accuracy against cost with the budget (and baselines, if given), predicted against measured "
+                    "latency (from an export's model card, if given), and the final model's cost on every target.",
+        epilog="examples:\n  edgegrow report runs/kws-host\n"
+               "  edgegrow report runs/kws-host --export exported/kws-host --baselines baselines.json\n\n"
+               "baselines.json: [{\"name\": \"ds-cnn x0.5\", \"latency_ms\": 0.039, \"accuracy\": 0.87}, ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a folder made by 'edgegrow grow'")
+    report.add_argument("--export", metavar="DIR",
+                        help="the run's export folder (model_card.json), for measured latency")
+    report.add_argument("--baselines", metavar="FILE.json",
+                        help="other networks to compare with: a JSON list of {name, latency_ms, accuracy}")
+
     parser.commands = {name: sub for name, sub in commands.choices.items() if name != "data"}
     parser.commands["data kws"] = kws
     for sub in parser.commands.values():
@@ -204,7 +221,7 @@ def _grow(args):
     usage = ", ".join(f"{metric} {share:.0%}" for metric, share in result.usage.items())
     accuracy = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.1%}"
     print(f"\nstopped: {result.stopped_by}; budget used: {usage}; test accuracy {accuracy}")
-    print(f"run folder: {result.out_dir} (steps.jsonl, checkpoint.pt, summary.json)")
+    print(f"run folder: {result.out_dir} (steps.jsonl, checkpoint.pt, summary.json, report.html)")
     return {"run_dir": str(result.out_dir), "stopped_by": result.stopped_by, "usage": result.usage,
             "test_accuracy": result.test_accuracy, "final": result.history[-1]}
 
@@ -238,6 +255,25 @@ def _bench(args):
                        runs=args.runs, record=not args.no_record)
     print(result.table())
     return result.to_dict()
+
+
+def _report(args):
+    from .report import write_report
+
+    baselines = None
+    if args.baselines:
+        path = Path(args.baselines)
+        if not path.is_file():
+            raise ValueError(f"no baselines file at {path}")
+        try:
+            baselines = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+        if not isinstance(baselines, list):
+            raise ValueError(f"{path} must hold a JSON list of {{name, latency_ms, accuracy}} objects")
+    written = write_report(args.run_dir, export_dir=args.export, baselines=baselines)
+    print(f"wrote {written}")
+    return {"report": str(written)}
 
 
 def _demo(args):
@@ -395,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
-                "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench}
+                "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench,
+                "report": _report}
     try:
         if args.json:  # the human-readable lines go to stderr; stdout carries only the JSON document
             with contextlib.redirect_stdout(sys.stderr):

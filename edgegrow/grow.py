@@ -329,7 +329,19 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
                    "growth_seconds": sum(r.get("growth_seconds", 0.0) for r in run.history),
                    "training_seconds": sum(r.get("training_seconds", 0.0) or 0.0 for r in run.history)}
         write_atomically(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+        _write_report(out_dir, log)
     return GrowResult(model, run.history, report, budget.usage(report), test_accuracy, stopped_by, out_dir)
+
+
+def _write_report(out_dir: Path, log: Callable[[str], None]) -> None:
+    """The run's report.html. The run itself is done and saved by now, so a report that cannot be
+    drawn is said, not raised: the model and its logs must not be lost to a plotting problem."""
+    from .report import write_report
+
+    try:
+        write_report(out_dir)
+    except Exception as error:  # noqa: BLE001 — see the docstring; 'edgegrow report' retries and raises
+        log(f"note: report.html not written ({type(error).__name__}: {error}); run 'edgegrow report {out_dir}'")
 
 
 def _last_stop(history: list[dict]) -> str | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 FONT_PX = 12
+FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', Arial, sans-serif"
 CHAR_WIDTH_PX = 6.6  # rough width of one character at FONT_PX, for laying out legends
 LEFT_MARGIN_PX, RIGHT_MARGIN_PX = 70, 20
 TITLE_HEIGHT_PX, LEGEND_ROW_PX, PANEL_GAP_PX, X_AXIS_HEIGHT_PX = 30, 18, 14, 44
@@ -37,15 +38,18 @@ def widen_degenerate(low: float, high: float) -> tuple[float, float]:
     return low, high
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False) -> list[float]:
     """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering ``[low, high]`` in
-    about ``count`` intervals; the first tick is at or below ``low`` and the last at or above ``high``."""
+    about ``count`` intervals; the first tick is at or below ``low`` and the last at or above ``high``.
+    ``integer``: steps of at least 1 (and never 2.5), for counts such as layers or channels."""
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"ticks need finite bounds, got {low!r} and {high!r}")
     low, high = widen_degenerate(low, high)
     raw_step = (high - low) / max(count, 1)
     magnitude = 10.0 ** math.floor(math.log10(raw_step))
-    step = next(m * magnitude for m in NICE_MULTIPLIERS if m * magnitude >= raw_step * (1 - 1e-9))
+    multipliers = [m for m in NICE_MULTIPLIERS if not (integer and m == 2.5)]
+    step = next(m * magnitude for m in multipliers if m * magnitude >= raw_step * (1 - 1e-9))
+    step = max(step, 1.0) if integer else step
     first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
     digits = max(0, 2 - math.floor(math.log10(step)))
     return [round(i * step, digits) for i in range(first, last + 1)]
@@ -105,6 +109,7 @@ class Series:
     point_labels: list[str] | None = None
     point_attributes: list[dict[str, str]] | None = None
     marker_radius_px: float = 3.0
+    show_points: bool = True  # False: the line only (no circles, so no data points to count)
     in_legend: bool = True
 
     def __post_init__(self):
@@ -143,6 +148,7 @@ class Panel:
     height_px: int = 200
     y_scale: str = "linear"  # or "log"
     identity_line: bool = False  # draw y = x over the range both axes share
+    integer_ticks: bool = False  # y ticks at whole numbers only (counts)
     series: list[Series] = field(default_factory=list)
 
     def add(self, series: Series) -> Series:
@@ -204,7 +210,7 @@ class _Axis:
     """Data ↔ pixel mapping of one axis, with its ticks."""
 
     def __init__(self, values: list[float], scale: str, pixel_low: float, pixel_high: float,
-                 fixed_ticks: list[tuple[float, str]] | None = None):
+                 fixed_ticks: list[tuple[float, str]] | None = None, integer: bool = False):
         self.log = scale == "log" and any(v > 0 for v in values)
         values = [v for v in values if v > 0] if self.log else values
         if fixed_ticks:
@@ -221,7 +227,7 @@ class _Axis:
             low, high = ticks[0], ticks[-1]
             self.ticks = [(t, format_number(t)) for t in ticks]
         else:
-            ticks = nice_ticks(min(values), max(values)) if values else nice_ticks(0.0, 1.0)
+            ticks = nice_ticks(min(values), max(values), integer=integer) if values else nice_ticks(0.0, 1.0)
             low, high = ticks[0], ticks[-1]
             step = ticks[1] - ticks[0] if len(ticks) > 1 else None
             self.ticks = [(t, format_number(t, step)) for t in ticks]
@@ -256,6 +262,8 @@ class _Renderer:
         panels = figure.panels or [Panel("")]
         x_values = [x for p in panels for x, _ in p.finite_points()]
         has_data = bool(x_values)
+        # a y = x panel shares one range on both axes, so the line crosses the data
+        x_values += [y for p in panels if p.identity_line for _, y in p.finite_points()]
         x_values += [m.x for m in figure.markers if _finite(m.x)]
         x_values += [v for s in figure.spans for v in (s.start, s.end) if _finite(v)]
         x_axis = _Axis(x_values, figure.x_scale, plot_left, plot_right, figure.x_ticks)
@@ -274,7 +282,7 @@ class _Renderer:
         self.parts.append(
             f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-plot="{html.escape(figure.plot_id)}" '
             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-            f'font-family="system-ui, sans-serif" font-size="{FONT_PX}">'
+            f'font-family="{FONT_FAMILY}" font-size="{FONT_PX}">'
             f"<title>{title}</title>"
             f'<text class="plot-title" x="{plot_left}" y="20" font-size="15" font-weight="600">{title}</text>')
         first_top = layout[0][2]
@@ -299,7 +307,7 @@ class _Renderer:
         """(label, color, dashed, kind) for each series, and for the figure's markers on the first panel."""
         entries = [(s.label, self.color(s, i), s.dashed, s.style) for i, s in enumerate(panel.series)
                    if s.in_legend and s.label]
-        if panel.identity_line:
+        if panel.identity_line and panel.finite_points():
             entries.append(("y = x (prediction exact)", "#999999", True, "line"))
         if first:
             seen = set()
@@ -346,8 +354,8 @@ class _Renderer:
     def draw_panel(self, panel: Panel, rows, x_axis: _Axis, top: float, bottom: float, left: float, right: float,
                    has_data: bool, show_x_labels: bool) -> None:
         self.draw_legend(rows, left, top - len(rows) * LEGEND_ROW_PX - 6)
-        y_values = [y for _, y in panel.finite_points()]
-        y_axis = _Axis(y_values, panel.y_scale, bottom, top)
+        y_values = [v for point in panel.finite_points() for v in (point if panel.identity_line else point[1:])]
+        y_axis = _Axis(y_values, panel.y_scale, bottom, top, integer=panel.integer_ticks)
         self.parts.append(f'<g class="panel" data-y-label="{html.escape(panel.y_label)}">')
         self.parts.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" '
                           'fill="none" stroke="#bbbbbb"/>')
@@ -358,10 +366,10 @@ class _Renderer:
                                   'stroke="#eeeeee"/>')
                 self.parts.append(f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
                                   f"{html.escape(label)}</text>")
-        for value, label in x_axis.ticks:
+        for value, label in x_axis.ticks if has_data else []:
             x = x_axis.pixel(value)
             self.parts.append(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#888888"/>')
-            if show_x_labels and has_data:
+            if show_x_labels:
                 self.parts.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 17}" text-anchor="middle">'
                                   f"{html.escape(label)}</text>")
         middle = (top + bottom) / 2
@@ -405,7 +413,7 @@ class _Renderer:
         radius = series.marker_radius_px * (2.2 if series.style == "ring" else 1.0)
         fill = "none" if series.style == "ring" else color
         stroke_width = 2 if series.style == "ring" else 1
-        for i, x, y in drawable:
+        for i, x, y in drawable if series.show_points else []:
             attributes = "".join(f' {html.escape(k)}="{html.escape(str(v))}"'
                                  for k, v in ((series.point_attributes or [{}] * len(series.points))[i] or {}).items())
             label = series.point_labels[i] if series.point_labels and i < len(series.point_labels) else ""
@@ -414,9 +422,11 @@ class _Renderer:
             self.parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{radius:.1f}" fill="{fill}" stroke="{color}" '
                               f'stroke-width="{stroke_width}" data-series="{key}" data-x="{x!r}" data-y="{y!r}"'
                               f"{attributes}>{tooltip}</circle>")
-            if label:
-                self.parts.append(f'<text class="point-label" x="{px + radius + 3:.1f}" y="{py - radius - 2:.1f}" '
-                                  f'font-size="11" fill="{color}">{html.escape(label)}</text>')
+            if label:  # right of the point, or left of it near the right edge
+                room = x_axis.pixel_high - px > CHAR_WIDTH_PX * len(label) + radius + 3
+                anchor, text_x = ("start", px + radius + 3) if room else ("end", px - radius - 3)
+                self.parts.append(f'<text class="point-label" x="{text_x:.1f}" y="{py - radius - 2:.1f}" '
+                                  f'text-anchor="{anchor}" font-size="11" fill="{color}">{html.escape(label)}</text>')
         self.parts.append("</g>")
 
     def draw_marker(self, marker: VerticalMarker, x_axis: _Axis, top: float, bottom: float) -> None:
@@ -428,8 +438,11 @@ class _Renderer:
                           f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{marker.color}" '
                           f'stroke-width="1.5"{dash}/>')
         if marker.label:
-            self.parts.append(f'<text x="{x + 3:.1f}" y="{top + 12}" font-size="11" fill="{marker.color}">'
-                              f"{html.escape(marker.label)}</text>")
+            # labels near the right edge go on the line's left, so they stay inside the picture
+            room = x_axis.pixel_high - x > CHAR_WIDTH_PX * len(marker.label) + 6
+            anchor, text_x = ("start", x + 3) if room else ("end", x - 3)
+            self.parts.append(f'<text x="{text_x:.1f}" y="{top + 12}" text-anchor="{anchor}" font-size="11" '
+                              f'fill="{marker.color}">{html.escape(marker.label)}</text>')
         self.parts.append("</g>")
 
     def draw_span(self, span: Span, x_axis: _Axis, top: float, bottom: float) -> None:
