@@ -163,3 +163,18 @@ def test_grow_cli_errors_are_one_line(args, message, tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith(message), error
     assert error.count("\n") == 1
+
+
+def test_run_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        seed_cost = estimate(seed_model(), EXAMPLE, "host")
+        grow(seed_model(), toy_task(), "host", Budget({"latency_ms": 1.5 * seed_cost.latency_ms}),
+             GrowConfig(**{**TINY, "max_steps": 1}), tmp_path / "run", family="ds-cnn",
+             seed_options={"num_classes": 4}, log=lambda line: None)
+    finally:
+        os.umask(umask)
+    for name in ("checkpoint.pt", "steps.jsonl", "summary.json", "report.html"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name

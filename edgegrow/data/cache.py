@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import new_file_mode
+
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
     if cache_dir is not None:
@@ -36,6 +38,7 @@ def save_tensors(path: Path, tensors: dict) -> None:
     os.close(handle)
     try:
         torch.save(tensors, temporary)
+        os.chmod(temporary, new_file_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
