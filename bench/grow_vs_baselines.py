@@ -189,7 +189,8 @@ def report_all(args) -> None:
     runs = [{key: value for key, value in row.items() if key != "checkpoint"} for row in rows]  # paths of this machine
     out.write_text(json.dumps({"benchmark": "grow_vs_baselines", "torch": torch.__version__, "config":
                                GrowConfig().__dict__, "rows": summary, "runs": runs, "measured": measured}, indent=1))
-    print(f"{'target':<18}{'budget':<16}{'method':<14}{'acc med [min-max]':<22}{'pred ms':>9}{'meas ms':>9}{'MACs':>10}")
+    print(f"{'target':<18}{'budget':<16}{'method':<14}{'acc med [min-max]':<22}"
+          f"{'pred ms':>9}{'meas ms':>9}{'MACs':>10}")
     for s in summary:
         meas = "" if s["measured_ms_median"] is None else f"{s['measured_ms_median']:.4f}"
         print(f"{s['target']:<18}{s['budget']:<16}{s['method']:<14}"

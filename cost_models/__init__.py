@@ -10,7 +10,7 @@ needs onnx and onnxruntime).
   interpolation, fitted fallback, roofline floor).
 - ``count_macs``, ``fused_kernels``, ``plan_arena``: the analytic pieces underneath.
 """
-from .estimate import CostReport, KernelCost, estimate, estimate_kernels
+from .estimate import CostReport, KernelCost, estimate, estimate_kernels, estimate_targets
 from .kernel_shape import KernelShape
 from .kernels import Kernel, fused_kernels, trace_with_shapes
 from .latency import KernelLatency, LatencyModel
@@ -22,6 +22,7 @@ from .target import Target, known_targets, load_target, parse_target
 __all__ = [
     "ArenaPlan", "Buffer", "CostReport", "Kernel", "KernelCost", "KernelCostModel", "KernelLatency", "KernelShape",
     "LatencyModel", "MacReport", "MarginalCost", "Target", "activation_buffers", "conv2d_macs", "count_macs",
-    "estimate", "estimate_kernels", "fused_kernels", "known_targets", "linear_macs", "load_target", "marginal_cost",
+    "estimate", "estimate_kernels", "estimate_targets", "fused_kernels", "known_targets", "linear_macs", "load_target",
+    "marginal_cost",
     "parse_target", "plan_arena", "trace_with_shapes",
 ]

@@ -109,6 +109,16 @@ def estimate(model: nn.Module, example_input: torch.Tensor, target: Target | str
                             sum(p.numel() for p in model.parameters()))
 
 
+def estimate_targets(model: nn.Module, example_input: torch.Tensor,
+                     targets: dict[str, Target]) -> dict[str, CostReport]:
+    """``estimate`` on each of ``targets`` (name → Target), tracing the model once."""
+    kernels = fused_kernels(model, example_input)
+    shapes = [KernelShape.from_kernel(kernel) for kernel in kernels]
+    parameters = sum(p.numel() for p in model.parameters())
+    return {name: estimate_kernels(kernels, shapes, target, tuple(example_input.shape), parameters)
+            for name, target in targets.items()}
+
+
 def estimate_kernels(kernels: list[Kernel], shapes: list[KernelShape], target: Target,
                      input_shape: tuple[int, ...], parameters: int,
                      latency_model: LatencyModel | None = None) -> CostReport:

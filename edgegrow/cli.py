@@ -8,7 +8,6 @@ import argparse
 import contextlib
 import json
 import sys
-from pathlib import Path
 
 EXAMPLES = """\
 examples:
@@ -259,18 +258,9 @@ def _bench(args):
 
 def _report(args):
     from .report import write_report
+    from .report.run_report import read_baselines
 
-    baselines = None
-    if args.baselines:
-        path = Path(args.baselines)
-        if not path.is_file():
-            raise ValueError(f"no baselines file at {path}")
-        try:
-            baselines = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
-        if not isinstance(baselines, list):
-            raise ValueError(f"{path} must hold a JSON list of {{name, latency_ms, accuracy}} objects")
+    baselines = read_baselines(args.baselines) if args.baselines else None
     written = write_report(args.run_dir, export_dir=args.export, baselines=baselines)
     print(f"wrote {written}")
     return {"report": str(written)}

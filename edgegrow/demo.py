@@ -85,7 +85,9 @@ def run_demo(
                            input_shape=task.data.input_shape)
         budget_ms = estimate(reference, torch.zeros(1, *task.data.input_shape), profile).latency_ms
     budget = Budget({"latency_ms": budget_ms})
-    out = Path(out) if out is not None else cache_root(cache_dir) / "runs" / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
+    if out is None:
+        out = cache_root(cache_dir) / "runs" / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
+    out = Path(out)
     log(f"growing a seed DS-CNN on {profile.name} to {budget.describe()} by fast splitting; run folder {out}")
     torch.manual_seed(seed)
     config = GrowConfig(method="fast-split", seed_epochs=seed_epochs, epochs_per_step=epochs_per_step,

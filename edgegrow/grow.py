@@ -203,7 +203,8 @@ class _Run:
 
         return firefly_candidates(self.model, batches[0][0], batches, self.loss_fn,
                                   new_fraction=config.firefly_new_fraction, layers=config.firefly_layers,
-                                  steps=config.firefly_steps, generator=torch.Generator().manual_seed(config.seed + step),
+                                  steps=config.firefly_steps,
+                                  generator=torch.Generator().manual_seed(config.seed + step),
                                   cost_of_layer=cost_of_layer)
 
     def grow_step(self, step: int) -> tuple[list[Candidate], int, str | None]:

@@ -377,17 +377,9 @@ def _comparison_notes(runtime: str, spec: TensorSpec, profile) -> list[str]:
 
 
 def _read_card(card_path: Path) -> dict | None:
-    if not card_path.is_file():
-        return None
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{card_path} is not valid JSON ({error.msg} at line {error.lineno}); "
-                         "fix or remove it") from None
-    if not isinstance(card, dict) or not isinstance(card.get("measured", []), list):
-        raise ValueError(f"{card_path} is not a model card (a JSON object whose 'measured' is a list); "
-                         "fix or remove it")
-    return card
+    from .model_card import read_card
+
+    return read_card(card_path) if card_path.is_file() else None
 
 
 def _append_measurement(card_path: Path, row: dict) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -217,20 +218,19 @@ def _sha256(content: bytes) -> str:
 
 def _predictions(model: nn.Module, example: torch.Tensor) -> dict[str, dict]:
     """The cost model's figures for the model on every known target."""
-    from cost_models import estimate, known_targets, load_target
+    from cost_models import estimate_targets, known_targets, load_target
 
-    rows = {}
+    targets = {}
     for name, path in known_targets().items():
         try:
-            target = load_target(str(path))
+            targets[name] = load_target(str(path))
         except ValueError:
             continue  # an unreadable user profile is reported by 'edgegrow targets', not here
-        report = estimate(model, example, target)
-        rows[name] = {"runtime": target.runtime, "dtype": target.dtype,
-                      "predicted": {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj,
-                                    "sram_kb": report.sram_bytes / 1024, "flash_kb": report.flash_bytes / 1024},
-                      "measured": {}}
-    return rows
+    return {name: {"runtime": targets[name].runtime, "dtype": targets[name].dtype,
+                   "predicted": {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj,
+                                 "sram_kb": report.sram_bytes / 1024, "flash_kb": report.flash_bytes / 1024},
+                   "measured": {}}
+            for name, report in estimate_targets(model, example, targets).items()}
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def export_model(model: nn.Module, task: TaskData, out: str | Path, *, formats: 
     model = model.eval()
     example = torch.zeros(1, *task.input_shape)
     if any(fmt in TFLITE_FORMATS for fmt in formats):
-        runtimes._require("litert_torch")
+        runtimes.require("litert_torch")
     if any(fmt in INT8_FORMATS for fmt in formats):
         check_trained_batchnorm(model)
     staging = _Staging(out, force)
@@ -349,7 +349,7 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
     tflite_float = tflite_int8 = None
     if any(fmt in TFLITE_FORMATS for fmt in formats):
         tflite_float = _convert_or_name_layer("TFLite", model, example, tflite_format.export_tflite_float,
-                                              _probe_tflite)
+                                              tflite_format.convert)
     if "tflite" in formats:
         builtin = runtimes.open_litert(tflite_float)
         difference = _max_difference(builtin, nhwc(verify_inputs), reference)
@@ -359,7 +359,7 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
             raise ExportError(f"model.tflite differs from PyTorch by {worst:.2g} > {tolerance:g} on task inputs "
                               f"(builtin kernels {difference:.2g}, XNNPACK {xnnpack:.2g})")
         record("tflite", tflite_float, builtin, nhwc(test_inputs), max_abs_difference=difference,
-               max_abs_difference_xnnpack=xnnpack, ops=_op_counts(runtimes.litert_ops(tflite_float)))
+               max_abs_difference_xnnpack=xnnpack, ops=dict(Counter(runtimes.litert_ops(tflite_float))))
     if "tflite-int8" in formats or "c" in formats:
         tflite_int8 = tflite_format.quantize_tflite_int8(tflite_float, nhwc(calibration), int8_ranges)
         litert = runtimes.open_litert(tflite_int8)
@@ -377,7 +377,7 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
         accuracy = _accuracy(micro, nhwc(test_inputs), test_labels) if test_count else None
         if "tflite-int8" in formats:
             record("tflite-int8", tflite_int8, litert, nhwc(test_inputs), accuracy_tflm=accuracy,
-                   max_step_difference_tflm=mismatch, ops=_op_counts(ops))
+                   max_step_difference_tflm=mismatch, ops=dict(Counter(ops)))
         if "c" in formats:
             facts = {"arena_bytes": micro.arena_bytes, "input_scale": int8_spec["scale"],
                      "input_zero_point": int8_spec["zero_point"], "output_scale": output_int8["scale"],
@@ -426,27 +426,6 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
             if target["runtime"] == "tflite-micro":
                 target["measured"] = {"arena_kb": tflm["arena_bytes"] / 1024, "model_file_kb": len(tflite_int8) / 1024}
     return card, files
-
-
-def _probe_tflite(module: nn.Module, layer_input: torch.Tensor) -> bytes:
-    litert_torch = runtimes._require("litert_torch")
-    import contextlib
-    import io
-    import warnings
-
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return litert_torch.convert(module, (layer_input,)).model_content()
-        except Exception as error:
-            raise ValueError(runtimes.first_line(error)) from None
-
-
-def _op_counts(ops: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for op in ops:
-        counts[op] = counts.get(op, 0) + 1
-    return counts
 
 
 def _version() -> str:

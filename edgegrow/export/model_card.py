@@ -98,6 +98,30 @@ def render_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
+def read_json(path: str | Path, kind: type = dict, what: str = "a JSON object") -> object:
+    """The JSON document in ``path``, which must be a ``kind`` (dict or list).
+
+    Raises:
+        ValueError: unreadable JSON or another kind of document, in one line that says to fix the file.
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}); fix or remove it") from None
+    if not isinstance(document, kind):
+        raise ValueError(f"{path} is not {what}; fix or remove it")
+    return document
+
+
+def read_card(path: str | Path) -> dict:
+    """A ``model_card.json`` (one-line ValueError for a damaged one)."""
+    card = read_json(path, dict, "a model card (a JSON object whose 'measured' is a list)")
+    if not isinstance(card.get("measured", []), list):
+        raise ValueError(f"{path} is not a model card (a JSON object whose 'measured' is a list); fix or remove it")
+    return card
+
+
 def dumps(card: dict) -> str:
     return json.dumps(card, indent=1) + "\n"
 

@@ -62,7 +62,8 @@ class Loaded:
         return self.invoke(batch)
 
 
-def _require(module: str):
+def require(module: str):
+    """Import ``module``, or a ValueError saying which extra installs it."""
     import importlib
 
     try:
@@ -103,7 +104,7 @@ def _litert_spec(detail: dict) -> TensorSpec:
 def open_litert(model: bytes | str | Path, threads: int = 1, *, xnnpack: bool = False) -> Loaded:
     """ai-edge-litert's Interpreter. ``xnnpack`` False uses the builtin kernels only (the real op
     list, as TFLite Micro and a phone's plain CPU path see it); True applies the default delegate."""
-    interpreter_module = _require("ai_edge_litert.interpreter")
+    interpreter_module = require("ai_edge_litert.interpreter")
     content = model if isinstance(model, bytes) else Path(model).read_bytes()
     resolver = (interpreter_module.OpResolverType.AUTO if xnnpack
                 else interpreter_module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
@@ -125,7 +126,7 @@ def open_litert(model: bytes | str | Path, threads: int = 1, *, xnnpack: bool = 
 
 def litert_ops(model: bytes) -> list[str]:
     """The builtin op names of a .tflite model, in execution order."""
-    interpreter_module = _require("ai_edge_litert.interpreter")
+    interpreter_module = require("ai_edge_litert.interpreter")
     builtin = interpreter_module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreter = interpreter_module.Interpreter(model_content=model, experimental_op_resolver_type=builtin)
     return [op["op_name"] for op in interpreter._get_ops_details()]
@@ -154,7 +155,7 @@ def open_tflm(model: bytes | str | Path, arena_bytes: int | None = None) -> Load
     """TFLite Micro's reference interpreter. With no ``arena_bytes`` the model is first loaded in a
     1 MiB arena to measure what it needs, then loaded again in exactly that arena, so a model that
     runs here is known to fit the reported size."""
-    runtime = _require("tflite_micro.python.tflite_micro.runtime")
+    runtime = require("tflite_micro.python.tflite_micro.runtime")
     content = model if isinstance(model, bytes) else Path(model).read_bytes()
 
     def load(size: int):

@@ -19,28 +19,40 @@ import numpy as np
 import torch
 from torch import nn
 
-from .runtimes import _require
 from .runtimes import first_line as _first_line
+from .runtimes import require
+
+
+def convert(module: nn.Module, example: torch.Tensor, *, channel_last: bool = False) -> bytes:
+    """litert-torch's float32 .tflite of ``module`` (eval mode) for inputs like ``example``; with
+    ``channel_last`` the 4-D input is taken NHWC (``example`` stays NCHW). Tensor names as litert-torch
+    writes them.
+
+    Raises:
+        ValueError: litert-torch cannot convert an op of the module, or it is not installed.
+    """
+    litert_torch = require("litert_torch")
+    module = module.eval()
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            if channel_last:
+                module = litert_torch.to_channel_last_io(module, args=[0]).eval()
+                example = example.permute(0, 2, 3, 1).contiguous()
+            return bytes(litert_torch.convert(module, (example,)).model_content())
+        except Exception as error:  # the converter raises many types; all mean "cannot express"
+            raise ValueError(f"TFLite conversion failed: {_first_line(error)}") from None
 
 
 def export_tflite_float(model: nn.Module, example: torch.Tensor) -> bytes:
-    """A float32 .tflite of ``model`` taking NHWC input (``example`` is NCHW, batch 1).
+    """A float32 .tflite of ``model`` taking NHWC input (``example`` is NCHW, batch 1), with short
+    tensor names.
 
     Raises:
         ValueError: litert-torch cannot convert an op of the model (the message names it), or it
             is not installed.
     """
-    litert_torch = _require("litert_torch")
-    model = model.eval()
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        try:
-            channel_last = litert_torch.to_channel_last_io(model, args=[0]).eval()
-            converted = litert_torch.convert(channel_last, (example.permute(0, 2, 3, 1).contiguous(),))
-            content = bytes(converted.model_content())
-        except Exception as error:  # the converter raises many types; all mean "cannot express"
-            raise ValueError(f"TFLite conversion failed: {_first_line(error)}") from None
-    return shorten_tensor_names(content)
+    return shorten_tensor_names(convert(model, example, channel_last=True))
 
 
 RANGE_STATISTICS = ("min-max", "moving-average")
@@ -57,11 +69,11 @@ def quantize_tflite_int8(float_model: bytes, calibration_inputs: np.ndarray, ran
         ValueError: calibration or quantization failed; an input or activation whose calibrated
             range is empty (a network whose BatchNorm statistics were never trained) is named.
     """
-    quantizer_module = _require("ai_edge_quantizer.quantizer")
-    calibrator_module = _require("ai_edge_quantizer.calibrator")
-    qsv_utils = _require("ai_edge_quantizer.utils.qsv_utils")
-    recipe = _require("ai_edge_quantizer.recipe")
-    interpreter_module = _require("ai_edge_litert.interpreter")
+    quantizer_module = require("ai_edge_quantizer.quantizer")
+    calibrator_module = require("ai_edge_quantizer.calibrator")
+    qsv_utils = require("ai_edge_quantizer.utils.qsv_utils")
+    recipe = require("ai_edge_quantizer.recipe")
+    interpreter_module = require("ai_edge_litert.interpreter")
     if len(calibration_inputs) == 0:
         raise ValueError("int8 quantization needs calibration inputs; the task's training split is empty")
     if ranges not in RANGE_STATISTICS:
@@ -125,7 +137,7 @@ def short_name(name: str | bytes) -> str:
 
 def shorten_tensor_names(model: bytes) -> bytes:
     """The same model with each tensor named by :func:`short_name` (made unique with a suffix)."""
-    flatbuffer_utils = _require("ai_edge_litert.tools.flatbuffer_utils")
+    flatbuffer_utils = require("ai_edge_litert.tools.flatbuffer_utils")
     parsed = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
     for subgraph in parsed.subgraphs:
         seen: dict[str, int] = {}
@@ -139,8 +151,8 @@ def shorten_tensor_names(model: bytes) -> bytes:
 
 def operator_layers(model: bytes) -> list[tuple[str, str]]:
     """(op name, the layer that made it) for each operator: the short name of its output tensor."""
-    flatbuffer_utils = _require("ai_edge_litert.tools.flatbuffer_utils")
-    schema = _require("ai_edge_litert.schema_py_generated")
+    flatbuffer_utils = require("ai_edge_litert.tools.flatbuffer_utils")
+    schema = require("ai_edge_litert.schema_py_generated")
     parsed = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
     names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
     result = []

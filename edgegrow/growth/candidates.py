@@ -68,7 +68,8 @@ class Candidate:
     def describe(self) -> str:
         if self.kind == "split":
             weights = ", ".join(f"{w:+.3g}" for w in self.weights)
-            return f"split {self.group}[{self.neuron}] into ({weights}), predicted loss change {-self.predicted_decrease:+.3g}"
+            return (f"split {self.group}[{self.neuron}] into ({weights}), "
+                    f"predicted loss change {-self.predicted_decrease:+.3g}")
         if self.kind == "new":
             return f"new neuron in {self.group}, predicted loss change {-self.predicted_decrease:+.3g}"
         return f"{self.layer_kind} layer after {self.group}, predicted loss change {-self.predicted_decrease:+.3g}"

@@ -18,9 +18,9 @@ it is S2D's (½, ½, ±v_min). Reaching the bound needs both pairs because v_min
 With fewer offspring: two — S2D's λ_min, or (−N, v_max), (P, (N/P)·v_max) giving −(N/P)·λ_max;
 three — either end alone as above, or both at once with (P/2, ±u + (N/P)·v_max), (−N, v_max),
 u ⟂ v_max of norm √(1 − (N/P)²), giving (c/P)·λ_min − (N/P)·λ_max (a numerical search over all
-three-offspring splits found nothing better; tests/growth/test_signed_split.py). ``signed_split_plan`` returns the plan with the largest decrease per added
-channel among 2, 3 and 4 offspring (at most ``max_offspring``), which is what a cost-aware
-selection compares.
+three-offspring splits found nothing better; tests/growth/test_signed_split.py).
+``signed_split_plan`` returns the plan with the largest decrease per added channel among 2, 3 and
+4 offspring (at most ``max_offspring``), which is what a cost-aware selection compares.
 """
 from __future__ import annotations
 

@@ -68,7 +68,8 @@ def splitting_candidates(model: nn.Module, example_input: torch.Tensor, batches:
             scale = float(norms[neuron])
             v_min = lowest[name].vectors[neuron].double()
             if highest is None:
-                weights, directions, quadratic = (0.5, 0.5), torch.stack([v_min, -v_min]), float(lowest[name].values[neuron])
+                weights, directions = (0.5, 0.5), torch.stack([v_min, -v_min])
+                quadratic = float(lowest[name].values[neuron])
             else:
                 plan = signed_split_plan(float(lowest[name].values[neuron]), v_min,
                                          float(highest[name].values[neuron]), highest[name].vectors[neuron].double(),

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import torch
 
-from cost_models import estimate, known_targets, load_target
+from cost_models import estimate_targets, known_targets, load_target
 
 from ..atomic import write_atomically
 from ..checkpoint import load_checkpoint
+from ..export import model_card
 from .svg_plot import Figure, Series, Span, VerticalMarker, figure_html, format_number, slug
 
 REPORT_NAME = "report.html"
@@ -137,13 +138,15 @@ def read_card(export_dir: Path) -> dict:
     path = export_dir / "model_card.json"
     if not path.is_file():
         raise ValueError(f"no model_card.json in {export_dir}; pass the folder `edgegrow export` wrote")
-    try:
-        card = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error})") from None
-    if not isinstance(card, dict):
-        raise ValueError(f"{path} is not a model card (a JSON object)")
-    return card
+    return model_card.read_card(path)
+
+
+def read_baselines(path: str | Path) -> list[dict]:
+    """A baselines file: a JSON list of ``{name, latency_ms (or the plot's metric), accuracy}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no baselines file at {path}")
+    return model_card.read_json(path, list, "a JSON list of {name, latency_ms, accuracy} objects")
 
 
 def cost_metric(summary: dict) -> str:
@@ -175,14 +178,14 @@ def check_baselines(baselines: list[dict] | None, metric: str) -> list[dict] | N
 
 def target_costs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, object]]:
     """``(target name, CostReport or the error text)`` for every known target, in name order."""
-    example = torch.zeros(1, *input_shape)
-    costs = []
+    targets, unreadable = {}, {}
     for name in known_targets():
         try:
-            costs.append((name, estimate(model, example, load_target(name))))
-        except ValueError as error:  # a profile that cannot cost this model: say so in its row
-            costs.append((name, str(error)))
-    return costs
+            targets[name] = load_target(name)
+        except ValueError as error:  # a profile that cannot be read: say so in its row
+            unreadable[name] = str(error)
+    reports = estimate_targets(model, torch.zeros(1, *input_shape), targets)
+    return [(name, reports.get(name, unreadable.get(name))) for name in known_targets()]
 
 
 # -- figures -----------------------------------------------------------------------------------------
