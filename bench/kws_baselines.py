@@ -20,7 +20,7 @@ import torch
 
 from cost_models import count_macs
 from edgegrow.data.speech_commands import load_speech_commands
-from edgegrow.demo import ensure_default_kws_set
+from edgegrow.data.synthesize_kws import ensure_default_kws_set
 from edgegrow.models import ds_cnn, example_input
 from edgegrow.training import TrainConfig, evaluate, train
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from edgegrow.data.speech_commands import KwsConfig, load_speech_commands
-from edgegrow.demo import ensure_default_kws_set
+from edgegrow.data.synthesize_kws import ensure_default_kws_set
 from edgegrow.models import ds_cnn_seed
 from edgegrow.training import TrainConfig, evaluate, train
 

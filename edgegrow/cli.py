@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 
 EXAMPLES = """\
 examples:
-  edgegrow demo                      grow a seed DS-CNN to a latency budget on the default synthetic KWS set
+  edgegrow workflow                  data, profile host, grow to a host and a Cortex-M budget, export, bench, report
   edgegrow data kws --out data/kws   synthesise a Speech Commands-style set with espeak-ng
   edgegrow models                    the model zoo with MACs and parameters
   edgegrow groups ds-cnn --seed      the channel groups of a seed DS-CNN, and which can grow
@@ -37,19 +38,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo", help="grow a seed DS-CNN to a latency budget on the default KWS set",
-        description="Build (or reuse) the default synthetic KWS set, then grow a seed DS-CNN by fast energy-aware "
-                    "splitting to a latency budget on a target (default: host, to the predicted latency of "
-                    "DS-CNN-S x0.5), with short training; print the seed and the grown network side by side.")
-    demo.add_argument("--data", metavar="DIR", help="a Speech Commands v2 folder (default: the synthetic set)")
-    demo.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
-    demo.add_argument("--target", default="host", help="device profile (default host)")
-    demo.add_argument("--budget-ms", type=float, help="latency budget in ms (default: DS-CNN-S x0.5 on the target)")
-    demo.add_argument("--steps", type=int, default=4, help="at most this many growth steps (default 4)")
-    demo.add_argument("--out", metavar="RUN_DIR", help="run folder (default: CACHE/runs/demo-DATE-TIME)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    workflow = commands.add_parser(
+        "workflow", help="the whole path: data, profile, grow for host and a microcontroller, export, bench, report",
+        description="From device budgets to deployable, benchmarked models and a report in one command: make (or "
+                    "reuse) the task's data, measure this machine as the 'host' target (quick grid; reused once "
+                    "measured), grow a seed to a latency budget on host and to a latency + SRAM + flash budget on a "
+                    "microcontroller, train the family's uniform baselines, export both grown networks (ONNX, TFLite "
+                    "float and int8, C array; verified in their runtimes), benchmark the exports and write "
+                    "report.html per run and index.html over everything. Budgets not given are the reference "
+                    "network's predicted cost on each target (DS-CNN-S x0.5 for kws, MobileNetV2 x0.35 for image).",
+        epilog="examples:\n  edgegrow workflow                                   keyword spotting on the default "
+               "synthetic set (~10 min)\n"
+               "  edgegrow workflow --task image                      MobileNetV2 on the digits set\n"
+               "  edgegrow workflow --data data/speech_commands_v2 --host-budget latency_ms=0.05 \\\n"
+               "      --mcu-target cortex-m7-216mhz --mcu-budget latency_ms=20 --mcu-budget sram_kb=64 "
+               "--mcu-budget flash_kb=256\n"
+               "  edgegrow workflow --quick --out runs/smoke            a few minutes, fewer epochs and runs",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    workflow.add_argument("--task", default="kws", choices=("kws", "image"), help="kws (default) or image")
+    workflow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
+                                                        "image: an image folder or CIFAR-10 (default: digits)")
+    workflow.add_argument("--family", help="the seed family (default: ds-cnn for kws, mobilenet-v2 for image)")
+    workflow.add_argument("--out", metavar="DIR", help="results folder (default runs/TASK-DATE-TIME)")
+    workflow.add_argument("--host-budget", action="append", metavar="METRIC=VALUE",
+                          help="budget on host; repeat for several (default: the reference's latency)")
+    workflow.add_argument("--mcu-target", default="cortex-m4f-120mhz",
+                          help="the microcontroller profile (default cortex-m4f-120mhz)")
+    workflow.add_argument("--mcu-budget", action="append", metavar="METRIC=VALUE",
+                          help="budget on the microcontroller; repeat (default: the reference's latency, SRAM, flash)")
+    workflow.add_argument("--method", default="fast-split", help="growth method (default fast-split)")
+    workflow.add_argument("--format", default="all", help="export formats (default all)")
+    workflow.add_argument("--quick", action="store_true", help="fewer epochs, steps and timed runs (a smoke run)")
+    workflow.add_argument("--reprofile", action="store_true", help="measure host again even if a profile exists")
+    workflow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    workflow.add_argument("--cache-dir", metavar="DIR",
+                          help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
 
     data = commands.add_parser("data", help="make datasets",
                                description="Make datasets in the layouts edgegrow's loaders read.")
@@ -65,7 +88,6 @@ def _parser() -> argparse.ArgumentParser:
     kws.add_argument("--per-class", type=int, default=300, help="clips per keyword (default 300)")
     kws.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     kws.add_argument("--workers", type=int, default=2, help="parallel espeak-ng processes (default 2)")
-    kws.add_argument("--quiet", action="store_true", help="no progress bar")
 
     commands.add_parser("models", help="list the model zoo with MACs and parameters")
 
@@ -126,13 +148,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="split, fast-split (default), signed-split, firefly, random-split, random-new")
     grow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
                                                     "image: an image folder or CIFAR-10 (default: digits)")
+    grow.add_argument("--family", help="the seed family: ds-cnn (kws, default); mobilenet-v1 (image, default), "
+                                       "mobilenet-v2 or resnet8")
     grow.add_argument("--out", required=True, metavar="RUN_DIR",
                       help="folder for steps.jsonl, checkpoint.pt, summary.json")
     grow.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     grow.add_argument("--quick", action="store_true", help="few epochs and steps (a smoke run)")
     grow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     grow.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
-    grow.add_argument("--quiet", action="store_true", help="no progress bars")
 
     export = commands.add_parser(
         "export", help="export a grown model to ONNX, TFLite (float, int8) and a C array, verified",
@@ -155,7 +178,6 @@ def _parser() -> argparse.ArgumentParser:
                         help="training examples that calibrate the int8 files (default 300)")
     export.add_argument("--cache-dir", metavar="DIR",
                         help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
-    export.add_argument("--quiet", action="store_true", help="no progress bars")
 
     bench = commands.add_parser(
         "bench", help="time an exported file in its runtime beside the cost model's prediction",
@@ -193,6 +215,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.commands = {name: sub for name, sub in commands.choices.items() if name != "data"}
     parser.commands["data kws"] = kws
     for sub in parser.commands.values():
+        sub.add_argument("--quiet", action="store_true",
+                         help="no progress bars and no messages (errors still go to stderr; the exit code tells)")
         sub.add_argument("--json", action="store_true",
                          help="print the result as one JSON document on stdout (messages go to stderr)")
         sub.add_argument("--config", metavar="FILE.toml",
@@ -211,7 +235,7 @@ def _grow(args):
     budget = Budget.parse(args.budget)
     config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed)
     target = load_target(args.target)
-    task = load_task(args.task, args.data, cache_dir=args.cache_dir, progress=not args.quiet)
+    task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
     print(task.data.summary())
     print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {config.method}")
     result = grow(task.seed(), task.data, target, budget, config, args.out, family=task.family,
@@ -266,26 +290,48 @@ def _report(args):
     return {"report": str(written)}
 
 
-def _demo(args):
-    from .demo import run_demo
+def _workflow(args):
+    from .growth.budget import Budget
+    from .workflow import WorkflowConfig, run_workflow
 
-    result = run_demo(data=args.data, cache_dir=args.cache_dir, target=args.target, budget_ms=args.budget_ms,
-                      steps=args.steps, out=args.out, seed=args.seed, progress=not args.quiet)
-    seed, final = result.seed, result.grown.history[-1]
-    print(f"\nSeed DS-CNN grown on {result.grown.report.target} to {result.budget.describe()} "
-          f"({result.grown.stopped_by}; {result.seconds:.0f} s)\n")
-    print(f"{'channel group':<18}{'seed':>10}{'grown':>12}")
-    for name, width in seed["widths"].items():
-        print(f"{name:<18}{width:>10}{final['widths'][name]:>12}")
-    print(f"{'depth':<18}{seed['depth']:>10}{final['depth']:>12}")
-    print(f"{'MACs':<18}{seed['predicted']['macs']:>10,}{final['predicted']['macs']:>12,}")
-    print(f"{'latency (ms)':<18}{seed['predicted']['latency_ms']:>10.4f}{final['predicted']['latency_ms']:>12.4f}")
-    print(f"{'val. accuracy':<18}{seed['validation_accuracy']:>10.1%}{final['validation_accuracy']:>12.1%}")
-    if result.grown.test_accuracy is not None:
-        print(f"{'test accuracy':<18}{'':>10}{result.grown.test_accuracy:>12.1%}")
-    print(f"\ndata: {result.data_folder}\nrun folder: {result.grown.out_dir}")
-    return {"data": str(result.data_folder), "run_dir": str(result.grown.out_dir), "seed": seed, "grown": final,
-            "test_accuracy": result.grown.test_accuracy, "seconds": result.seconds}
+    config = (WorkflowConfig.quick if args.quick else WorkflowConfig)(method=args.method, formats=args.format,
+                                                                     seed=args.seed)
+    result = run_workflow(
+        args.task, data=args.data, family=args.family, out=args.out, cache_dir=args.cache_dir,
+        host_budget=Budget.parse(args.host_budget).limits if args.host_budget else None,
+        mcu_target=args.mcu_target, mcu_budget=Budget.parse(args.mcu_budget).limits if args.mcu_budget else None,
+        config=config, reprofile=args.reprofile, progress=not args.quiet)
+    for deployment in result.deployments:
+        grown, export = deployment.grown, deployment.export
+        predicted, accuracy = grown["predicted"], export.get("accuracy", {})
+        used = ", ".join(f"{metric} {share:.0%}" for metric, share in grown["usage"].items())
+        print(f"\n{deployment.target.name}: {deployment.budget.describe()} (used: {used}; {grown['stopped_by']})")
+        print(f"  grown: widths {'/'.join(str(w) for w in grown['widths'].values())}, depth {grown['depth']}, "
+              f"{predicted['macs']:,} MACs; test accuracy {_percent(grown.get('test_accuracy'))}, "
+              f"int8 {_percent(accuracy.get('tflite-int8'))}")
+        host_bench = next((b for b in deployment.benchmarks if b["runtime"] == "onnxruntime"), None)
+        if deployment.target.kind == "mcu":
+            arena = (export.get("tflm") or {}).get("arena_bytes")
+            int8_bytes = export.get("files", {}).get("tflite-int8", {}).get("bytes")
+            print(f"  predicted: {predicted['latency_ms']:.4g} ms, SRAM {predicted['sram_kb']:.1f} KiB, flash "
+                  f"{predicted['flash_kb']:.1f} KiB; measured: TFLite Micro arena {_kib(arena)}, "
+                  f"int8 file {_kib(int8_bytes)}")
+        elif host_bench is not None:
+            print(f"  latency: {predicted['latency_ms']:.4f} ms predicted, {host_bench['latency_ms_median']:.4f} ms "
+                  "measured (onnxruntime, median)")
+    steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in result.seconds.items() if step != "total")
+    print(f"\n{result.seconds['total']:.0f} s in all ({steps})")
+    print(f"results: {result.out_dir}\n  open {result.index}\n  runs, reports: {result.out_dir / 'runs'}\n"
+          f"  deployable files: {result.out_dir / 'exported'}")
+    return json.loads((result.out_dir / "workflow.json").read_text())
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _kib(size_bytes) -> str:
+    return "n/a" if size_bytes is None else f"{size_bytes / 1024:.1f} KiB"
 
 
 def _data(args):
@@ -388,24 +434,14 @@ def _profile(args):
         raise ValueError("measuring TFLite kernels here needs .tflite single-kernel models, which the profiler "
                          "does not write yet; use --runtime onnxruntime, or import a phone's benchmark_model op "
                          "profile (--from-op-profile)")
-    from tqdm import tqdm
+    from .progress import counter_bar
 
-    bar = tqdm(desc="kernels", disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
-    try:
-        result = profiler.profile_here(args.target, out, args.threads, args.quick,
-                                       progress=lambda done, total: _advance(bar, done, total))
-    finally:
-        bar.close()
+    with counter_bar("kernels", enabled=not args.quiet) as advance:
+        result = profiler.profile_here(args.target, out, args.threads, args.quick, progress=advance)
     print(f"wrote {out}: {len(result['latency']['entries'])} kernels, per-model overhead "
           f"{result['model_overhead_ms']['value']:.4f} ms")
     return {"profile": out, "kernels": len(result["latency"]["entries"]),
             "model_overhead_ms": result["model_overhead_ms"]["value"]}
-
-
-def _advance(bar, done: int, total: int) -> None:
-    bar.total = total
-    bar.n = done
-    bar.refresh()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -420,16 +456,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgegrow: error: {error}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    handlers = {"demo": _demo, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
+    handlers = {"workflow": _workflow, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
                 "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench,
                 "report": _report}
     try:
-        if args.json:  # the human-readable lines go to stderr; stdout carries only the JSON document
-            with contextlib.redirect_stdout(sys.stderr):
-                result = handlers[args.command](args)
+        # --json: the human-readable lines go to stderr and stdout carries only the JSON document;
+        # --quiet: they go nowhere (errors are still printed below)
+        messages = open(os.devnull, "w") if args.quiet else sys.stderr if args.json else sys.stdout
+        with messages if args.quiet else contextlib.nullcontext(), contextlib.redirect_stdout(messages):
+            result = handlers[args.command](args)
+        if args.json:
             print(json.dumps(result, indent=1, default=str))
-        else:
-            handlers[args.command](args)
     except ValueError as error:
         print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -2,8 +2,9 @@
 
 - ``kws``: keyword spotting on MFCCs, DS-CNN seed. Data: a Speech Commands v2 folder, or by
   default the synthetic set made with espeak-ng (``edgegrow data kws``), made or reused in the cache.
-- ``image``: image classification, MobileNetV1 seed. Data: an image folder (``ROOT/CLASS/*`` or
-  ``ROOT/{train,val,test}/CLASS/*``), a CIFAR-10 python folder, or by default scikit-learn's digits.
+- ``image``: image classification, a MobileNetV1 seed (or MobileNetV2 or ResNet-8: ``family=``). Data:
+  an image folder (``ROOT/CLASS/*`` or ``ROOT/{train,val,test}/CLASS/*``), a CIFAR-10 python folder, or
+  by default scikit-learn's digits.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ TASKS = ("kws", "image")
 
 # The seed family each task grows; a checkpoint's family tells which task it was grown on.
 TASK_OF_FAMILY = {"ds-cnn": "kws", "mobilenet-v1": "image", "mobilenet-v2": "image", "resnet8": "image"}
+DEFAULT_FAMILY = {"kws": "ds-cnn", "image": "mobilenet-v1"}
 
 
 @dataclass
@@ -34,15 +36,22 @@ class Task:
         return build_seed_from_options(self.family, self.seed_options)
 
 
-def load_task(task: str, data: str | Path | None = None, *, cache_dir: str | Path | None = None,
-              progress: bool = True) -> Task:
-    """The task's data and its seed family, sized for the data's input shape and classes."""
-    source = {"task": task, "data": None if data is None else str(Path(data).resolve())}
+def load_task(task: str, data: str | Path | None = None, *, family: str | None = None,
+              cache_dir: str | Path | None = None, progress: bool = True) -> Task:
+    """The task's data and its seed family (default ``DEFAULT_FAMILY[task]``), sized for the data's input
+    shape and classes."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    family = family or DEFAULT_FAMILY[task]
+    if TASK_OF_FAMILY.get(family) != task:
+        fits = ", ".join(name for name, of in TASK_OF_FAMILY.items() if of == task)
+        raise ValueError(f"family {family!r} does not grow on the {task} task; choose one of {fits}")
+    source = {"task": task, "data": None if data is None else str(Path(data).resolve()), "family": family}
     if task == "kws":
         from .data.speech_commands import load_speech_commands
 
         if data is None:
-            from .demo import ensure_default_kws_set
+            from .data.synthesize_kws import ensure_default_kws_set
 
             data = ensure_default_kws_set(cache_dir, progress=progress).folder
         task_data = load_speech_commands(data, cache_dir=cache_dir, progress=progress)
@@ -60,9 +69,11 @@ def load_task(task: str, data: str | Path | None = None, *, cache_dir: str | Pat
         channels, height, width = task_data.input_shape
         if height != width:
             raise ValueError(f"image task needs square images, got {height}×{width}")
-        return Task(task_data, "mobilenet-v1", {"resolution": height, "num_classes": task_data.num_classes,
-                                                "in_channels": channels}, source)
-    raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        if family == "resnet8":
+            options = {"num_classes": task_data.num_classes, "input_shape": list(task_data.input_shape)}
+        else:
+            options = {"resolution": height, "num_classes": task_data.num_classes, "in_channels": channels}
+        return Task(task_data, family, options, source)
 
 
 def load_task_of_checkpoint(family: str, meta: dict, data: str | Path | None = None, *,

@@ -1,13 +1,12 @@
 """The command line: help, exit codes, one-line errors without tracebacks."""
+import json
 import shutil
 import subprocess
 import sys
 
 import pytest
-from fake_speech_commands import write_speech_commands
 
 from edgegrow.cli import main
-from edgegrow.demo import run_demo
 
 
 def run(*args):
@@ -17,7 +16,7 @@ def run(*args):
 def test_help_lists_commands_with_examples():
     result = run("--help")
     assert result.returncode == 0
-    for command in ("demo", "data", "models", "groups", "targets", "cost", "profile", "examples:"):
+    for command in ("workflow", "data", "models", "groups", "targets", "cost", "profile", "examples:"):
         assert command in result.stdout
 
 
@@ -30,8 +29,13 @@ def test_console_script_is_installed():
     (["groups", "vgg"], "edgegrow groups: error: unknown model family 'vgg'"),
     (["data", "kws", "--out", "{tmp}/x", "--per-class", "0"],
      "edgegrow data: error: per_class must be a positive integer"),
-    (["demo", "--data", "{tmp}/missing"], "edgegrow demo: error: no dataset folder at"),
-    (["demo", "--steps", "0"], "edgegrow demo: error: steps must be a positive integer"),
+    (["workflow", "--data", "{tmp}/missing", "--out", "{tmp}/w"], "edgegrow workflow: error: no dataset folder at"),
+    (["workflow", "--mcu-target", "host", "--out", "{tmp}/w"],
+     "edgegrow workflow: error: --mcu-target 'host' is a cpu profile, not a microcontroller"),
+    (["workflow", "--host-budget", "latency_ms=-1", "--out", "{tmp}/w"], "edgegrow workflow: error: budget"),
+    (["workflow", "--format", "png", "--out", "{tmp}/w"], "edgegrow workflow: error: unknown export format 'png'"),
+    (["grow", "--task", "kws", "--family", "mobilenet-v2", "--target", "host", "--budget", "latency_ms=1",
+      "--out", "{tmp}/r"], "edgegrow grow: error: family 'mobilenet-v2' does not grow on the kws task; choose one of"),
     (["cost", "ds-cnn", "--target", "pixel99"], "edgegrow cost: error: unknown target 'pixel99'; known targets:"),
     (["cost", "ds-cnn", "--target", "{tmp}/none.json"], "edgegrow cost: error: target profile"),
     (["profile", "--target", "x", "--threads", "0"], "edgegrow profile: error: --threads must be at least 1"),
@@ -55,14 +59,16 @@ def test_existing_non_dataset_folder_is_not_touched(tmp_path, capsys):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
-def test_demo_trains_and_grows_on_a_given_dataset(tmp_path):
-    root = write_speech_commands(tmp_path / "sc", clips_per_word=5)
-    result = run_demo(data=root, cache_dir=tmp_path / "cache", steps=1, seed_epochs=1, epochs_per_step=1,
-                      final_epochs=1, out=tmp_path / "run", progress=False, log=lambda line: None)
-    grown = result.grown.history[-1]
-    assert grown["predicted"]["macs"] > result.seed["predicted"]["macs"]
-    assert grown["predicted"]["latency_ms"] <= result.budget.limits["latency_ms"]
-    assert (tmp_path / "run" / "checkpoint.pt").is_file() and 0 <= result.grown.test_accuracy <= 1
+def test_quiet_prints_nothing_and_with_json_only_the_document():
+    plain = run("targets")
+    assert plain.returncode == 0 and "cortex-m4f-120mhz" in plain.stdout
+    quiet = run("targets", "--quiet")
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+    both = run("targets", "--quiet", "--json")
+    assert both.returncode == 0 and both.stderr == ""
+    assert "cortex-m4f-120mhz" in {row["name"] for row in json.loads(both.stdout)}
+    failing = run("cost", "ds-cnn", "--target", "pixel99", "--quiet")  # errors still say what went wrong
+    assert failing.returncode == 2 and failing.stderr.startswith("edgegrow cost: error: unknown target")
 
 
 def test_a_folder_that_cannot_be_written_is_one_line_exit_1(tmp_path):

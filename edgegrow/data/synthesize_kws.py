@@ -310,3 +310,18 @@ def synthesize_speech_commands(
         shutil.rmtree(building, ignore_errors=True)
         raise
     return SynthesisReport(out, False, counts, time.perf_counter() - started)
+
+
+DEFAULT_KWS_FOLDER = "kws-synthetic-v1"
+
+
+def default_kws_folder(cache_dir: str | Path | None = None) -> Path:
+    """Where the default synthetic KWS set lives: CACHE/kws-synthetic-v1."""
+    from .cache import cache_root
+
+    return cache_root(cache_dir) / DEFAULT_KWS_FOLDER
+
+
+def ensure_default_kws_set(cache_dir: str | Path | None = None, *, progress: bool = False) -> SynthesisReport:
+    """Synthesise the default KWS set (``SynthesisConfig()``) into the cache folder, or reuse it."""
+    return synthesize_speech_commands(default_kws_folder(cache_dir), SynthesisConfig(), progress=progress)

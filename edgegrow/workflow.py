@@ -1,0 +1,369 @@
+"""The end-to-end workflow: from device budgets to deployable, benchmarked models and a report, in one call.
+
+``run_workflow`` does what a user would do by hand with the six commands, in order:
+
+1. **data**: the task's data; for ``kws`` by default the synthetic set, made with espeak-ng on the
+   first run and reused from the cache afterwards (``edgegrow data kws``);
+2. **profile**: this machine's latency table as the ``host`` target, measured with the quick grid
+   (``edgegrow profile --target host --quick``) into the user's targets folder, or reused from
+   there when it was measured before, so every later command sees the same ``host``;
+3. **grow**, once per deployment: a seed to a budget on ``host`` (latency) and on a microcontroller
+   target (latency, SRAM and flash); a budget not given is the reference network's predicted cost
+   on that target (DS-CNN-S ×0.5 for keyword spotting, MobileNetV2 ×0.35 for images);
+4. **baselines**: the family's uniformly scaled networks trained for as many epochs as a grow run
+   trains, for the accuracy-against-cost plot;
+5. **export** each grown network to ONNX, TFLite float and int8 and a C array, verified in
+   onnxruntime, ai-edge-litert and TFLite Micro (``edgegrow export``);
+6. **bench** the exports: ONNX and TFLite on this machine against the host prediction, and the int8
+   file in TFLite Micro against the microcontroller's predicted SRAM (``edgegrow bench``);
+7. **report**: each run's ``report.html`` with baselines and measurements, and ``index.html`` with
+   ``workflow.json`` over both.
+
+Output layout (``out``)::
+
+    index.html  workflow.json  baselines.json
+    runs/host/ runs/<mcu>/           steps.jsonl, checkpoint.pt, summary.json, report.html
+    exported/host/ exported/<mcu>/   model.onnx, model_int8.onnx, model.tflite, model_int8.tflite,
+                                     model_int8.cc/.h, labels.txt, model_card.json/.md, pipeline.py
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from cost_models import estimate, load_target
+from cost_models.target import Target, user_targets_folder
+
+from .atomic import write_atomically
+from .grow import GrowConfig, grow
+from .growth.budget import Budget
+from .models import build_model
+from .tasks import Task, load_task
+
+HOST = "host"
+DEFAULT_MCU_TARGET = "cortex-m4f-120mhz"
+# Per task: the reference network whose predicted cost is a default budget, and the uniform
+# baselines (the family at these width multipliers) the grown networks are compared with.
+REFERENCES = {
+    "kws": {"family": "ds-cnn", "options": {"size": "S"}, "width_multiplier": 0.5,
+            "baseline_widths": (0.25, 0.5, 1.0)},
+    "image": {"family": "mobilenet-v2", "options": {}, "width_multiplier": 0.35,
+              "baseline_widths": (0.35, 0.5, 0.75)},
+}
+MCU_METRICS = ("latency_ms", "sram_kb", "flash_kb")
+HOST_METRICS = ("latency_ms",)
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """How much work each step does. The defaults finish the keyword-spotting workflow in about
+    ten minutes on two cores; ``quick()`` is a smoke run of the same path."""
+
+    method: str = "fast-split"
+    seed_epochs: int = 4
+    epochs_per_step: int = 2
+    final_epochs: int = 4
+    max_steps: int = 4
+    baseline_widths: tuple[float, ...] | None = None  # None: the task's REFERENCES entry; () for none
+    formats: str = "all"
+    calibration_examples: int = 300
+    bench_runs: int = 200
+    bench_warmup: int = 20
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, **overrides) -> WorkflowConfig:
+        settings = dict(seed_epochs=2, epochs_per_step=1, final_epochs=2, max_steps=2, calibration_examples=100,
+                        bench_runs=50, bench_warmup=5)
+        settings.update(overrides)
+        return cls(**settings)
+
+    def grow_config(self) -> GrowConfig:
+        return GrowConfig(method=self.method, seed_epochs=self.seed_epochs, epochs_per_step=self.epochs_per_step,
+                          final_epochs=self.final_epochs, max_steps=self.max_steps, seed=self.seed)
+
+    @property
+    def training_epochs(self) -> int:
+        """Epochs a grow run trains at most: seed + steps + final (the baselines' share)."""
+        return self.seed_epochs + self.max_steps * self.epochs_per_step + self.final_epochs
+
+
+@dataclass
+class Deployment:
+    """One device and the budget a network is grown to for it, with what each step made of it."""
+
+    name: str  # "host" or the microcontroller target's name: the run and export folder names
+    target: Target
+    budget: Budget
+    run_dir: Path | None = None
+    export_dir: Path | None = None
+    grown: dict = field(default_factory=dict)  # summary.json of the run
+    export: dict = field(default_factory=dict)  # accuracy, files, arena from the model card
+    benchmarks: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class WorkflowResult:
+    out_dir: Path
+    index: Path  # index.html
+    deployments: list[Deployment]
+    baselines: list[dict]
+    seconds: dict[str, float]  # per step
+
+
+def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: str | None = None,
+                 out: str | Path | None = None, cache_dir: str | Path | None = None,
+                 host_budget: dict[str, float] | None = None, mcu_target: str = DEFAULT_MCU_TARGET,
+                 mcu_budget: dict[str, float] | None = None, config: WorkflowConfig = WorkflowConfig(),
+                 reprofile: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> WorkflowResult:
+    """Run the whole workflow (see the module docstring) into ``out`` and return where everything is.
+
+    ``host_budget`` / ``mcu_budget``: ``{metric: limit}`` (metrics as ``edgegrow grow --budget``);
+    a budget not given is the reference network's predicted latency on host, and its latency, SRAM
+    and flash on the microcontroller. ``reprofile`` measures ``host`` again even when a profile exists.
+
+    Raises:
+        ValueError: bad input (unknown task, family or target, a malformed budget, a budget the seed
+            already exceeds, an ``out`` folder that already holds results), before anything slow runs
+            where it can be checked early.
+    """
+    from .export import export_checkpoint
+    from .export.exporter import parse_formats
+
+    if task not in REFERENCES:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(REFERENCES)}")
+    parse_formats(config.formats)
+    mcu = load_target(mcu_target)
+    if mcu.kind != "mcu":
+        raise ValueError(f"--mcu-target {mcu_target!r} is a {mcu.kind} profile, not a microcontroller; "
+                         "choose one from 'edgegrow targets' whose kind is mcu")
+    host_limits = Budget(dict(host_budget)) if host_budget else None
+    mcu_limits = Budget(dict(mcu_budget)) if mcu_budget else None
+    out = Path(out) if out is not None else Path("runs") / datetime.now().strftime(f"{task}-%Y%m%d-%H%M%S")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} already holds results; choose another --out (or delete it)")
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+
+    step = time.perf_counter()
+    loaded = _load_data(task, data, family, cache_dir, progress, log)
+    seconds["data"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    host = ensure_host_profile(reprofile=reprofile, progress=progress, log=log)
+    seconds["profile"] = time.perf_counter() - step
+
+    example = torch.zeros(1, *loaded.data.input_shape)
+    reference = reference_model(task, loaded)
+    deployments = [
+        Deployment(HOST, host, host_limits or reference_budget(reference, example, host, HOST_METRICS)),
+        Deployment(mcu.name, mcu, mcu_limits or reference_budget(reference, example, mcu, MCU_METRICS)),
+    ]
+    seed_model = loaded.seed()
+    for deployment in deployments:  # a seed over a budget is bad input: say so before any training
+        from .grow import check_seed_fits
+
+        check_seed_fits(estimate(seed_model.eval(), example, deployment.target), deployment.budget)
+    out.mkdir(parents=True, exist_ok=True)
+
+    step = time.perf_counter()
+    for deployment in deployments:
+        deployment.run_dir = out / "runs" / deployment.name
+        log(f"\n[grow] a {loaded.family} seed on {deployment.target.name} to {deployment.budget.describe()} "
+            f"by {config.method} → {deployment.run_dir}")
+        torch.manual_seed(config.seed)
+        grow(loaded.seed(), loaded.data, deployment.target, deployment.budget, config.grow_config(),
+             deployment.run_dir, family=loaded.family, seed_options=loaded.seed_options, progress=progress,
+             log=log, task_source=loaded.source)
+        deployment.grown = json.loads((deployment.run_dir / "summary.json").read_text())
+    seconds["grow"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    widths = REFERENCES[task]["baseline_widths"] if config.baseline_widths is None else config.baseline_widths
+    baselines = train_baselines(task, loaded, widths, [d.target for d in deployments], config, progress, log)
+    write_atomically(out / "baselines.json", json.dumps(baselines, indent=1) + "\n")
+    seconds["baselines"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    for deployment in deployments:
+        deployment.export_dir = out / "exported" / deployment.name
+        log(f"\n[export] {deployment.run_dir} → {deployment.export_dir}")
+        result = export_checkpoint(deployment.run_dir, deployment.export_dir, formats=config.formats,
+                                   cache_dir=cache_dir, progress=progress, log=log,
+                                   calibration_examples=config.calibration_examples)
+        deployment.export = {"accuracy": result.card["accuracy"], "files": result.card["files"],
+                             "tflm": result.card.get("tflm"), "seconds": result.seconds}
+    seconds["export"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    for deployment in deployments:
+        deployment.benchmarks = bench_export(deployment, host, config, log)
+    seconds["bench"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    from .report import write_report
+    from .report.workflow_report import write_index
+
+    for deployment in deployments:
+        report = write_report(deployment.run_dir, export_dir=deployment.export_dir,
+                              baselines=baselines_for(baselines, deployment.target.name))
+        log(f"[report] {report}")
+    seconds["report"] = time.perf_counter() - step
+    seconds["total"] = time.perf_counter() - started
+    summary = workflow_summary(task, loaded, out, deployments, baselines, seconds, config)
+    write_atomically(out / "workflow.json", json.dumps(summary, indent=1, default=str) + "\n")
+    index = write_index(out, summary)
+    return WorkflowResult(out, index, deployments, baselines, seconds)
+
+
+# -- steps -------------------------------------------------------------------------------------------
+def _load_data(task: str, data, family, cache_dir, progress: bool, log) -> Task:
+    if task == "kws" and data is None:
+        from .data.synthesize_kws import default_kws_folder, ensure_default_kws_set
+
+        log(f"[data] the default KWS set: {default_kws_folder(cache_dir)}")
+        report = ensure_default_kws_set(cache_dir, progress=progress)
+        log(f"  {'reused' if report.reused else f'synthesised in {report.seconds:.0f} s'}: "
+            f"{sum(report.clips.values())} clips")
+    family = family or REFERENCES[task]["family"]
+    loaded = load_task(task, data, family=family, cache_dir=cache_dir, progress=progress)
+    log(f"[data] {loaded.data.summary()}")
+    return loaded
+
+
+def ensure_host_profile(*, reprofile: bool = False, progress: bool = True,
+                        log: Callable[[str], None] = print) -> Target:
+    """The ``host`` target measured on this machine: the profile in the user's targets folder (where
+    ``edgegrow profile --target host`` writes) if there is one, else a new one measured on the quick
+    grid (about half a minute) and written there, where every later command finds it."""
+    from cost_models import profiler
+
+    path = user_targets_folder() / f"{HOST}.json"
+    if path.is_file() and not reprofile:
+        target = load_target(str(path))
+        log(f"[profile] reusing this machine's host profile {path} ({target.description}); "
+            "--reprofile measures it again")
+        return target
+    log(f"[profile] measuring this machine's latency table (quick grid) → {path}")
+    measurements = path.with_name(path.name + ".measurements.jsonl")
+    if reprofile and measurements.exists():
+        measurements.unlink()  # the profiler rebuilds from old measurements otherwise
+    from .progress import counter_bar
+
+    with counter_bar("kernels", enabled=progress) as advance:
+        profiler.profile_here(HOST, path, threads=1, quick=True, progress=advance)
+    return load_target(str(path))
+
+
+def reference_model(task: str, loaded: Task) -> torch.nn.Module:
+    """The task's reference network (REFERENCES) sized for the loaded data."""
+    return uniform_model(task, loaded, REFERENCES[task]["width_multiplier"])
+
+
+def uniform_model(task: str, loaded: Task, width_multiplier: float) -> torch.nn.Module:
+    """The task's family at a width multiplier, built for the data's input shape and classes."""
+    reference = REFERENCES[task]
+    options = dict(reference["options"])
+    shape = tuple(loaded.data.input_shape)
+    if loaded.family == "ds-cnn":
+        options.update(num_classes=loaded.data.num_classes, input_shape=shape)
+    elif loaded.family == "resnet8":
+        options.update(num_classes=loaded.data.num_classes, input_shape=shape)
+    else:
+        options.update(resolution=shape[1], num_classes=loaded.data.num_classes, in_channels=shape[0])
+    return build_model(loaded.family, width_multiplier=width_multiplier, **options)
+
+
+def reference_budget(reference: torch.nn.Module, example: torch.Tensor, target: Target,
+                     metrics: tuple[str, ...]) -> Budget:
+    """A budget of ``metrics`` at the reference network's predicted cost on ``target``."""
+    report = estimate(reference.eval(), example, target)
+    costs = {"latency_ms": report.latency_ms, "sram_kb": report.sram_bytes / 1024,
+             "flash_kb": report.flash_bytes / 1024}
+    return Budget({metric: costs[metric] for metric in metrics})
+
+
+def train_baselines(task: str, loaded: Task, widths, targets: list[Target], config: WorkflowConfig,
+                    progress: bool, log: Callable[[str], None]) -> list[dict]:
+    """The family at each width multiplier, trained as many epochs as a grow run (on the same data,
+    with the same optimiser and schedule), with validation and test accuracy and predicted cost per target."""
+    from .training import TrainConfig, evaluate, train
+
+    baselines = []
+    example = torch.zeros(1, *loaded.data.input_shape)
+    grow_config = config.grow_config()
+    for width in widths:
+        torch.manual_seed(config.seed)
+        model = uniform_model(task, loaded, width)
+        name = f"{loaded.family} ×{width:g}"
+        started = time.perf_counter()
+        train(model, loaded.data, TrainConfig(epochs=config.training_epochs, batch_size=grow_config.batch_size,
+                                              learning_rate=grow_config.learning_rate, seed=config.seed),
+              progress=progress)
+        validation = evaluate(model, loaded.data.validation, loaded.data.class_names).accuracy
+        test = evaluate(model, loaded.data.test, loaded.data.class_names).accuracy if len(loaded.data.test) else None
+        costs = {}
+        for target in targets:
+            report = estimate(model.eval(), example, target)
+            costs[target.name] = {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj,
+                                  "macs": report.macs, "params": report.parameters,
+                                  "sram_kb": report.sram_bytes / 1024, "flash_kb": report.flash_bytes / 1024}
+        baselines.append({"name": name, "width_multiplier": width, "epochs": config.training_epochs,
+                          "accuracy": validation, "validation_accuracy": validation, "test_accuracy": test,
+                          "costs": costs, "seconds": time.perf_counter() - started})
+        log(f"[baseline] {name}: validation {validation:.1%}, {config.training_epochs} epochs, "
+            f"{time.perf_counter() - started:.0f} s")
+    return baselines
+
+
+def baselines_for(baselines: list[dict], target: str) -> list[dict]:
+    """The baselines in the report's form for one target: name, accuracy and that target's costs."""
+    return [{"name": b["name"], "accuracy": b["accuracy"], **b["costs"][target]} for b in baselines]
+
+
+def bench_export(deployment: Deployment, host: Target, config: WorkflowConfig,
+                 log: Callable[[str], None]) -> list[dict]:
+    """Benchmark the deployment's export: float ONNX and TFLite and int8 TFLite on this machine against
+    the host prediction; for a microcontroller also the int8 file in TFLite Micro against its SRAM."""
+    from .export.benchmark import benchmark
+
+    files = deployment.export.get("files", {})
+    plan = [(fmt, runtime, host.name) for fmt, runtime in
+            (("onnx", "onnxruntime"), ("tflite", "litert"), ("tflite-int8", "litert")) if fmt in files]
+    if deployment.target.kind == "mcu" and "tflite-int8" in files:
+        plan.append(("tflite-int8", "tflm", deployment.target.name))
+    results = []
+    for fmt, runtime, target in plan:
+        path = deployment.export_dir / files[fmt]["path"]
+        result = benchmark(path, runtime, target=target, warmup=config.bench_warmup, runs=config.bench_runs)
+        log(f"[bench] {path.name} in {runtime}: median {result.latency_ms_median:.4f} ms"
+            + (f", arena {result.arena_bytes:,} B" if result.arena_bytes else "")
+            + (f" (predicted on {target}: {result.prediction.latency_ms:.4f} ms)"
+               if result.prediction is not None and result.prediction.latency_ms and runtime != "tflm" else ""))
+        results.append({"format": fmt, **result.to_dict()})
+    return results
+
+
+def workflow_summary(task: str, loaded: Task, out: Path, deployments: list[Deployment], baselines: list[dict],
+                     seconds: dict[str, float], config: WorkflowConfig) -> dict:
+    """What ``workflow.json`` holds and ``index.html`` shows."""
+    from dataclasses import asdict
+
+    return {
+        "task": task, "family": loaded.family, "data": loaded.data.summary(), "source": loaded.source,
+        "created": datetime.now().isoformat(timespec="seconds"), "out_dir": str(out.resolve()),
+        "config": asdict(config), "seconds": seconds, "baselines": baselines,
+        "deployments": [{
+            "name": d.name, "target": d.target.name, "target_kind": d.target.kind,
+            "target_description": d.target.description, "budget": dict(d.budget.limits),
+            "run_dir": str(d.run_dir.relative_to(out)), "export_dir": str(d.export_dir.relative_to(out)),
+            "report": str((d.run_dir / "report.html").relative_to(out)), "grown": d.grown, "export": d.export,
+            "benchmarks": d.benchmarks,
+        } for d in deployments],
+    }

@@ -1,0 +1,171 @@
+"""The whole workflow (``edgegrow workflow``) in quick mode on a tiny Speech Commands folder: this
+machine profiled as host, a seed grown to a host and a Cortex-M budget, baselines trained, both
+networks exported and benchmarked, the reports and the index written; and every file it names loads
+in its runtime."""
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+from fake_speech_commands import write_speech_commands
+
+from cost_models import estimate, load_target
+from edgegrow.checkpoint import load_checkpoint
+from edgegrow.export import runtimes
+from edgegrow.models import ds_cnn
+from edgegrow.workflow import WorkflowConfig, ensure_host_profile, run_workflow
+
+MCU = "cortex-m4f-120mhz"
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workflow")
+    data = write_speech_commands(root / "data", clips_per_word=12)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("EDGEGROW_TARGETS", str(root / "targets"))  # the host profile goes here, not to ~/.edgegrow
+    lines = []
+    result = run_workflow("kws", data=data, out=root / "out", cache_dir=root / "cache",
+                          config=WorkflowConfig.quick(baseline_widths=(0.25, 0.5)), progress=False, log=lines.append)
+    yield result, root, lines
+    patch.undo()
+
+
+def test_host_is_profiled_here_and_reused_afterwards(workflow):
+    result, root, lines = workflow
+    profile = root / "targets" / "host.json"
+    assert any("measuring this machine's latency table" in line for line in lines)
+    host = load_target(str(profile))
+    assert host.name == "host" and host.measured
+    assert result.deployments[0].target.name == "host"
+    before = profile.stat().st_mtime_ns
+    again = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGEGROW_TARGETS", str(root / "targets"))
+        ensure_host_profile(progress=False, log=again.append)
+    assert "reusing" in again[0] and profile.stat().st_mtime_ns == before
+
+
+def test_both_networks_grow_within_their_budgets_and_default_budgets_are_the_reference_cost(workflow):
+    result, _, _ = workflow
+    host, mcu = result.deployments
+    assert mcu.name == MCU and set(mcu.budget.limits) == {"latency_ms", "sram_kb", "flash_kb"}
+    assert set(host.budget.limits) == {"latency_ms"}
+    reference = ds_cnn("S", width_multiplier=0.5, num_classes=12, input_shape=(1, 49, 10)).eval()
+    expected = estimate(reference, torch.zeros(1, 1, 49, 10), load_target(MCU))
+    assert mcu.budget.limits["sram_kb"] == pytest.approx(expected.sram_bytes / 1024)
+    assert mcu.budget.limits["flash_kb"] == pytest.approx(expected.flash_bytes / 1024)
+    for deployment in result.deployments:
+        summary = json.loads((deployment.run_dir / "summary.json").read_text())
+        assert summary["target"] == deployment.target.name
+        assert all(0 < share <= 1 for share in summary["usage"].values())
+        model, _ = load_checkpoint(deployment.run_dir / "checkpoint.pt")
+        cost = estimate(model.eval(), torch.zeros(1, 1, 49, 10), deployment.target)
+        assert not deployment.budget.violations(cost)
+        assert summary["predicted"]["macs"] > estimate(ds_cnn_seed_of(deployment), torch.zeros(1, 1, 49, 10),
+                                                       deployment.target).macs  # it grew
+
+
+def ds_cnn_seed_of(deployment):
+    from edgegrow.checkpoint import build_seed_from_options
+
+    _, checkpoint = load_checkpoint(deployment.run_dir / "checkpoint.pt")
+    return build_seed_from_options(checkpoint.family, checkpoint.seed_options).eval()
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_exported_files_load_and_agree_in_their_runtimes(workflow, index):
+    result, _, _ = workflow
+    deployment = result.deployments[index]
+    folder = deployment.export_dir
+    card = json.loads((folder / "model_card.json").read_text())
+    model, _ = load_checkpoint(deployment.run_dir / "checkpoint.pt")
+    x = torch.randn(4, 1, 49, 10)
+    with torch.no_grad():
+        expected = model.eval()(x).numpy()
+    onnx = runtimes.open_onnx(folder / "model.onnx")
+    assert np.abs(onnx.run(x.numpy()) - expected).max() < 1e-4
+    tflite = runtimes.open_litert(folder / "model.tflite")
+    assert np.abs(tflite.run(x.permute(0, 2, 3, 1).numpy()) - expected).max() < 1e-4
+    assert runtimes.open_onnx(folder / "model_int8.onnx").run(x.numpy()).shape == expected.shape
+    int8 = (folder / "model_int8.tflite").read_bytes()
+    litert = runtimes.open_litert(int8)
+    micro = runtimes.open_tflm(int8, arena_bytes=card["tflm"]["arena_bytes"])
+    batch = litert.input.quantize(x.permute(0, 2, 3, 1).numpy())
+    assert np.abs(litert.run(batch).astype(int) - micro.run(batch).astype(int)).max() <= 1
+    array = (folder / "model_int8.cc").read_text()
+    assert len(re.findall(r"0x[0-9a-f]{2}", array)) == len(int8)
+
+
+def test_benchmarks_are_recorded_in_each_card(workflow):
+    result, _, _ = workflow
+    host, mcu = result.deployments
+    for deployment, runtimes_expected in ((host, ["onnxruntime", "litert", "litert"]),
+                                          (mcu, ["onnxruntime", "litert", "litert", "tflm"])):
+        card = json.loads((deployment.export_dir / "model_card.json").read_text())
+        assert [m["runtime"] for m in card["measured"]] == runtimes_expected
+        assert [b["runtime"] for b in deployment.benchmarks] == runtimes_expected
+        assert all(m["latency_ms_median"] > 0 for m in card["measured"])
+    tflm = json.loads((mcu.export_dir / "model_card.json").read_text())["measured"][-1]
+    assert tflm["target"] == MCU and tflm["arena_bytes"] == mcu.export["tflm"]["arena_bytes"]
+
+
+class Links(HTMLParser):
+    def __init__(self, text):
+        super().__init__()
+        self.hrefs, self.plots = [], []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "a":
+            self.hrefs.append(attributes["href"])
+        if tag == "circle" and attributes.get("data-series") == "baselines":
+            self.plots.append(attributes.get("data-name"))
+
+
+def test_reports_and_index_exist_and_link_to_real_files(workflow):
+    result, _, _ = workflow
+    out = result.out_dir
+    index = Links(result.index.read_text())
+    assert index.hrefs and all((out / href).exists() for href in index.hrefs)
+    for deployment in result.deployments:
+        assert f"runs/{deployment.name}/report.html" in index.hrefs
+        report = Links((deployment.run_dir / "report.html").read_text())
+        assert sorted(report.plots) == sorted(b["name"] for b in result.baselines)
+    summary = json.loads((out / "workflow.json").read_text())
+    assert [d["target"] for d in summary["deployments"]] == ["host", MCU]
+    assert set(summary["seconds"]) == {"data", "profile", "grow", "baselines", "export", "bench", "report", "total"}
+    baselines = json.loads((out / "baselines.json").read_text())
+    assert [b["width_multiplier"] for b in baselines] == [0.25, 0.5]
+    assert all(set(b["costs"]) == {"host", MCU} and 0 <= b["accuracy"] <= 1 for b in baselines)
+
+
+def test_a_folder_with_results_is_refused_and_left_alone(workflow):
+    result, root, _ = workflow
+    before = sorted(path.name for path in result.out_dir.iterdir())
+    with pytest.raises(ValueError, match="already holds results; choose another --out"):
+        run_workflow("kws", data=root / "data", out=result.out_dir, progress=False, log=lambda line: None)
+    assert sorted(path.name for path in result.out_dir.iterdir()) == before
+
+
+def test_a_seed_over_a_budget_is_refused_before_training(workflow, tmp_path):
+    _, root, _ = workflow
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGEGROW_TARGETS", str(root / "targets"))
+        with pytest.raises(ValueError, match="seed"):
+            run_workflow("kws", data=root / "data", out=tmp_path / "out", cache_dir=root / "cache",
+                         mcu_budget={"sram_kb": 0.5}, progress=False, log=lambda line: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_image_task_grows_the_family_asked_for():
+    from edgegrow.tasks import load_task
+
+    task = load_task("image", family="mobilenet-v2")
+    assert task.family == "mobilenet-v2" and task.seed_options["resolution"] == task.data.input_shape[1]
+    assert type(task.seed()).__name__ == "MobileNetV2"
+    assert task.source["family"] == "mobilenet-v2"
+    assert load_task("image").family == "mobilenet-v1"  # the grow command's default is unchanged
