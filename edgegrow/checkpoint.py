@@ -3,12 +3,15 @@
 A grown network is a plain ``nn.Module`` whose layer sizes differ from any zoo model, so a
 checkpoint records how to rebuild it: the seed family and its options, then every structural edit
 in order (``widen`` a channel group by n channels, ``deepen`` after a layer), then the state dict.
-Loading replays the edits on a fresh seed and loads the weights strictly. The file is read with
+Loading replays the edits on a fresh seed and loads the weights strictly. A network of the user's
+own (family ``custom``) cannot be rebuilt from a name, and no code is ever read from the file: its
+seed is passed to ``load_checkpoint(path, seed=MyNet())``. The file is read with
 ``torch.load(weights_only=True)`` — tensors and plain containers only, no code from the file — and
 written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +21,10 @@ from torch import nn
 
 from .data.cache import save_tensors
 from .growth import add_neurons, deepen, find_channel_groups, group_named
-from .models import build_seed, example_input
+from .models import build_seed
 
 FORMAT = "edgegrow-checkpoint/1"
+CUSTOM_FAMILY = "custom"  # a user's own network: its seed is given when loading
 
 
 @dataclass
@@ -39,10 +43,23 @@ def build_seed_from_options(family: str, seed_options: dict) -> nn.Module:
     return build_seed(family, **options)
 
 
-def rebuild(family: str, seed_options: dict, edits: list[dict]) -> nn.Module:
-    """The architecture of a grown model (fresh weights): the seed with ``edits`` replayed."""
-    model = build_seed_from_options(family, seed_options)
-    x = example_input(model, 2)
+def rebuild(family: str, seed_options: dict, edits: list[dict], seed: nn.Module | None = None) -> nn.Module:
+    """The architecture of a grown model (fresh weights): the seed with ``edits`` replayed.
+
+    ``seed``: the seed network itself (a copy is edited), needed for family ``custom``; zoo families
+    are built from ``seed_options``.
+    """
+    if seed is not None:
+        model = copy.deepcopy(seed)
+    elif family == CUSTOM_FAMILY:
+        raise ValueError("this checkpoint was grown from a network of your own, which cannot be rebuilt from the "
+                         "file: pass its seed, built as before growth, e.g. load_checkpoint(path, seed=MyNet())")
+    else:
+        model = build_seed_from_options(family, seed_options)
+    shape = seed_options.get("input_shape") or getattr(model, "input_shape", None)
+    if shape is None:
+        raise ValueError("cannot tell the seed's input shape: it has no input_shape and the checkpoint records none")
+    x = torch.randn(2, *shape)
     model.eval()
     for number, edit in enumerate(edits):
         op = edit.get("op")
@@ -69,9 +86,29 @@ def save_checkpoint(path: str | Path, model: nn.Module, checkpoint: Checkpoint) 
     save_tensors(Path(path), payload)
 
 
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, Checkpoint]:
-    """The grown model (in eval mode) and its record; ValueError with the reason for a bad file."""
+def load_checkpoint(path: str | Path, seed: nn.Module | None = None) -> tuple[nn.Module, Checkpoint]:
+    """The grown model (in eval mode) and its record; ValueError with the reason for a bad file.
+
+    ``seed``: for a network of your own (family ``custom``), the seed as it was before growth.
+    """
     path = Path(path)
+    payload, checkpoint = _read(path)
+    try:
+        model = rebuild(checkpoint.family, checkpoint.seed_options, checkpoint.edits, seed)
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(f"{path}: damaged checkpoint, or not grown from this seed ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:200]})") from None
+    model.eval()
+    return model, checkpoint
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """The record of a checkpoint (family, seed options, edits, meta) without building the model."""
+    return _read(Path(path))[1]
+
+
+def _read(path: Path) -> tuple[dict, Checkpoint]:
     if not path.is_file():
         raise ValueError(f"no checkpoint at {path}")
     try:
@@ -84,10 +121,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, Checkpoint]:
     try:
         checkpoint = Checkpoint(payload["family"], json.loads(payload["seed_options_json"]),
                                 json.loads(payload["edits_json"]), json.loads(payload["meta_json"]))
-        model = rebuild(checkpoint.family, checkpoint.seed_options, checkpoint.edits)
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except (KeyError, TypeError, json.JSONDecodeError, RuntimeError) as error:
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: damaged checkpoint ({type(error).__name__}: "
                          f"{str(error).splitlines()[0][:200]})") from None
-    model.eval()
-    return model, checkpoint
+    return payload, checkpoint

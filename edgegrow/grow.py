@@ -30,7 +30,7 @@ from torch import nn
 from cost_models import CostReport, KernelCostModel, LatencyModel, Target, load_target
 
 from .atomic import write_atomically
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import CUSTOM_FAMILY, Checkpoint, load_checkpoint, save_checkpoint
 from .data.task_data import TaskData
 from .growth import find_channel_groups, group_width, growable_groups
 from .growth.budget import Budget, metric_value
@@ -247,10 +247,14 @@ def check_seed_fits(report: CostReport, budget: Budget) -> None:
 
 
 def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget, config: GrowConfig = GrowConfig(),
-         out_dir: str | Path | None = None, *, family: str = "ds-cnn", seed_options: dict | None = None,
+         out_dir: str | Path | None = None, *, family: str | None = None, seed_options: dict | None = None,
          resume: bool = False, progress: bool = False, log: Callable[[str], None] = print,
          task_source: dict | None = None) -> GrowResult:
-    """Grow ``model`` (a seed built by ``build_seed(family, **seed_options)``) on ``task`` to ``budget``.
+    """Grow ``model`` (a seed built by ``build_seed(family, **seed_options)``, or with ``family`` None a
+    network of your own) on ``task`` to ``budget``.
+
+    A network of your own is recorded as family ``custom``: its checkpoint loads with
+    ``load_checkpoint(path, seed=...)`` and ``resume`` needs the same seed passed again as ``model``.
 
     ``task_source`` (``Task.source``: the task name and data folder) is recorded in the checkpoint
     so ``edgegrow export`` can reload the same data. With ``resume``, the run in ``out_dir``
@@ -259,6 +263,8 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     """
     target = load_target(target) if isinstance(target, str) else target
     out_dir = Path(out_dir) if out_dir is not None else None
+    if family is None:
+        family, seed_options = CUSTOM_FAMILY, {"input_shape": list(task.input_shape), **(seed_options or {})}
     run = _Run(model, task, target, budget, config, out_dir, family, seed_options or {}, log)
     run.task_source = task_source or {}
     check_seed_fits(run.cost().report, budget)
@@ -330,17 +336,17 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
                    "growth_seconds": sum(r.get("growth_seconds", 0.0) for r in run.history),
                    "training_seconds": sum(r.get("training_seconds", 0.0) or 0.0 for r in run.history)}
         write_atomically(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
-        _write_report(out_dir, log)
+        _write_report(out_dir, model, log)
     return GrowResult(model, run.history, report, budget.usage(report), test_accuracy, stopped_by, out_dir)
 
 
-def _write_report(out_dir: Path, log: Callable[[str], None]) -> None:
+def _write_report(out_dir: Path, model: nn.Module, log: Callable[[str], None]) -> None:
     """The run's report.html. The run itself is done and saved by now, so a report that cannot be
     drawn is said, not raised: the model and its logs must not be lost to a plotting problem."""
     from .report import write_report
 
     try:
-        write_report(out_dir)
+        write_report(out_dir, model=model)
     except Exception as error:  # noqa: BLE001 — see the docstring; 'edgegrow report' retries and raises
         log(f"note: report.html not written ({type(error).__name__}: {error}); run 'edgegrow report {out_dir}'")
 
@@ -359,7 +365,7 @@ def _prepare_run_dir(run: _Run, resume: bool) -> tuple[int, str | None]:
         return 0, None
     if not checkpoint_path.exists():
         raise ValueError(f"nothing to resume: {checkpoint_path} does not exist (run without --resume to start)")
-    model, checkpoint = load_checkpoint(checkpoint_path)
+    model, checkpoint = load_checkpoint(checkpoint_path, seed=run.model if run.family == CUSTOM_FAMILY else None)
     meta = checkpoint.meta
     expected = {"method": run.config.method, "target": run.target.name, "budget": dict(run.budget.limits),
                 "task": run.task.name}

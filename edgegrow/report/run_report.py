@@ -27,7 +27,7 @@ import torch
 from cost_models import estimate_targets, known_targets, load_target
 
 from ..atomic import write_atomically
-from ..checkpoint import load_checkpoint
+from ..checkpoint import CUSTOM_FAMILY, load_checkpoint, read_checkpoint
 from ..export import model_card
 from .svg_plot import Figure, Series, Span, VerticalMarker, figure_html, format_number, slug
 
@@ -61,31 +61,38 @@ svg.plot { max-width: 100%; height: auto; }
 
 
 def write_report(run_dir: str | Path, *, export_dir: str | Path | None = None,
-                 baselines: list[dict] | None = None) -> Path:
+                 baselines: list[dict] | None = None, model: torch.nn.Module | None = None) -> Path:
     """Write ``run_dir/report.html`` (atomically) and return its path.
 
     ``export_dir``: a folder ``edgegrow export`` wrote (holding ``model_card.json``), for the
     predicted-against-measured latency plot. ``baselines``: other networks to compare with, each
     ``{"name": str, "latency_ms": float, "accuracy": float}`` (accuracy a fraction; the cost key is
     the plot's metric: ``latency_ms``, or the binding budget metric when the budget has no latency).
+    ``model``: the grown network, if at hand (default: rebuilt from the checkpoint; a network of your
+    own, family ``custom``, cannot be rebuilt from the file and must be given).
 
     Raises:
         ValueError: a run file is missing (the run may not have finished), the export folder has no
             model card, or a baseline is malformed.
     """
     run_dir = Path(run_dir)
-    page = render_report(run_dir, export_dir=export_dir, baselines=baselines)
+    page = render_report(run_dir, export_dir=export_dir, baselines=baselines, model=model)
     path = run_dir / REPORT_NAME
     write_atomically(path, page)
     return path
 
 
 def render_report(run_dir: str | Path, *, export_dir: str | Path | None = None,
-                  baselines: list[dict] | None = None) -> str:
+                  baselines: list[dict] | None = None, model: torch.nn.Module | None = None) -> str:
     """The report page as an HTML string (what ``write_report`` writes)."""
     run_dir = Path(run_dir)
     rows, summary = read_run(run_dir)
-    model, checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    checkpoint = read_checkpoint(run_dir / "checkpoint.pt")
+    if model is None:
+        if checkpoint.family == CUSTOM_FAMILY:
+            raise ValueError(f"{run_dir} grew a network of your own, which cannot be rebuilt from its checkpoint: "
+                             "write the report from Python, write_report(run_dir, model=grown_model)")
+        model, checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
     metric = cost_metric(summary)
     baselines = check_baselines(baselines, metric)
     card = read_card(Path(export_dir)) if export_dir is not None else None
