@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..data.task_data import TaskData
-from . import c_array, model_card, onnx_format, runtimes, tflite_format
+from . import c_array, library_output, model_card, onnx_format, runtimes, tflite_format
 
 FORMATS = ("onnx", "onnx-int8", "tflite", "tflite-int8", "c")
 FILE_NAMES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx", "tflite": "model.tflite",
@@ -260,25 +260,26 @@ def export_model(model: nn.Module, task: TaskData, out: str | Path, *, formats: 
     name = name or out.name
     model = model.eval()
     example = torch.zeros(1, *task.input_shape)
-    if any(fmt in TFLITE_FORMATS for fmt in formats):
-        runtimes.require("litert_torch")
-    if any(fmt in INT8_FORMATS for fmt in formats):
-        check_trained_batchnorm(model)
-    staging = _Staging(out, force)
-    try:
-        card, files = _export(model, task, staging, formats, name, family, task_kind, source or {}, example,
-                              calibration_examples, tolerance, max_test_examples, int8_ranges, seed, log)
-        if checkpoint is not None:
-            shutil.copyfile(checkpoint, staging.folder / "checkpoint.pt")
-            copied = staging.folder / "checkpoint.pt"
-            card["files"]["checkpoint"] = {"path": copied.name, "bytes": copied.stat().st_size}
-        if measure_host and "onnx" in files and "host" in card["targets"]:
-            _measure_host(staging.folder / FILE_NAMES["onnx"], card)
-        model_card.write_card(staging.folder, card)
-        staging.commit()
-    except BaseException:
-        staging.discard()
-        raise
+    with library_output.captured(replay_unless=(ValueError, ExportError, KeyboardInterrupt)):
+        if any(fmt in TFLITE_FORMATS for fmt in formats):
+            runtimes.require("litert_torch")
+        if any(fmt in INT8_FORMATS for fmt in formats):
+            check_trained_batchnorm(model)
+        staging = _Staging(out, force)
+        try:
+            card, files = _export(model, task, staging, formats, name, family, task_kind, source or {}, example,
+                                  calibration_examples, tolerance, max_test_examples, int8_ranges, seed, log)
+            if checkpoint is not None:
+                shutil.copyfile(checkpoint, staging.folder / "checkpoint.pt")
+                copied = staging.folder / "checkpoint.pt"
+                card["files"]["checkpoint"] = {"path": copied.name, "bytes": copied.stat().st_size}
+            if measure_host and "onnx" in files and "host" in card["targets"]:
+                _measure_host(staging.folder / FILE_NAMES["onnx"], card)
+            model_card.write_card(staging.folder, card)
+            staging.commit()
+        except BaseException:
+            staging.discard()
+            raise
     return ExportResult(out, card, {fmt: out / Path(path).name for fmt, path in files.items()},
                         time.perf_counter() - started)
 
@@ -456,7 +457,7 @@ def export_checkpoint(source: str | Path, out: str | Path | None = None, *, form
     The task data (for calibration and accuracy) is the data the run recorded, or ``data``. The
     output folder defaults to ``exported/NAME`` with NAME the run folder's name.
     """
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import CUSTOM_FAMILY, load_checkpoint, read_checkpoint
     from ..tasks import TASK_OF_FAMILY, load_task_of_checkpoint
 
     formats = parse_formats(formats)
@@ -464,6 +465,9 @@ def export_checkpoint(source: str | Path, out: str | Path | None = None, *, form
     name = path.parent.name if path.name == "checkpoint.pt" else path.stem
     out = Path(out) if out is not None else Path("exported") / name
     _check_out(out, force)  # before the slow part: loading the task data
+    if read_checkpoint(path).family == CUSTOM_FAMILY:
+        raise ValueError(f"{path} grew a network of your own, which cannot be rebuilt from the file: export it from "
+                         "Python, export_model(load_checkpoint(path, seed=your_seed)[0], data, out)")
     model, checkpoint = load_checkpoint(path)
     meta = checkpoint.meta
     task = load_task_of_checkpoint(checkpoint.family, meta, data, cache_dir=cache_dir, progress=progress)
