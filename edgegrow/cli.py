@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                "synthetic set (~10 min)\n"
                "  edgegrow workflow --task image                      MobileNetV2 on the digits set\n"
                "  edgegrow workflow --data data/speech_commands_v2 --host-budget latency_ms=0.05 \\\n"
-               "      --mcu-target cortex-m7-216mhz --mcu-budget latency_ms=20 --mcu-budget sram_kb=64 "
+               "      --mcu-target cortex-m7-480mhz --mcu-budget latency_ms=20 --mcu-budget sram_kb=64 "
                "--mcu-budget flash_kb=256\n"
                "  edgegrow workflow --quick --out runs/smoke            a few minutes, fewer epochs and runs",
         formatter_class=argparse.RawDescriptionHelpFormatter)

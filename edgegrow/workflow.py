@@ -10,8 +10,8 @@
 3. **grow**, once per deployment: a seed to a budget on ``host`` (latency) and on a microcontroller
    target (latency, SRAM and flash); a budget not given is the reference network's predicted cost
    on that target (DS-CNN-S ×0.5 for keyword spotting, MobileNetV2 ×0.35 for images);
-4. **baselines**: the family's uniformly scaled networks trained for as many epochs as a grow run
-   trains, for the accuracy-against-cost plot;
+4. **baselines**: the family's uniformly scaled networks trained from scratch for as many epochs as
+   the longer grow run trained, for the accuracy-against-cost plot;
 5. **export** each grown network to ONNX, TFLite float and int8 and a C array, verified in
    onnxruntime, ai-edge-litert and TFLite Micro (``edgegrow export``);
 6. **bench** the exports: ONNX and TFLite on this machine against the host prediction, and the int8
@@ -62,14 +62,14 @@ HOST_METRICS = ("latency_ms",)
 
 @dataclass(frozen=True)
 class WorkflowConfig:
-    """How much work each step does. The defaults finish the keyword-spotting workflow in about
-    ten minutes on two cores; ``quick()`` is a smoke run of the same path."""
+    """How much work each step does. The training defaults are ``edgegrow grow``'s (``GrowConfig``);
+    ``quick()`` is a smoke run of the same path."""
 
     method: str = "fast-split"
-    seed_epochs: int = 4
-    epochs_per_step: int = 2
-    final_epochs: int = 4
-    max_steps: int = 4
+    seed_epochs: int = GrowConfig.seed_epochs
+    epochs_per_step: int = GrowConfig.epochs_per_step
+    final_epochs: int = GrowConfig.final_epochs
+    max_steps: int = GrowConfig.max_steps
     baseline_widths: tuple[float, ...] | None = None  # None: the task's REFERENCES entry; () for none
     formats: str = "all"
     calibration_examples: int = 300
@@ -87,11 +87,6 @@ class WorkflowConfig:
     def grow_config(self) -> GrowConfig:
         return GrowConfig(method=self.method, seed_epochs=self.seed_epochs, epochs_per_step=self.epochs_per_step,
                           final_epochs=self.final_epochs, max_steps=self.max_steps, seed=self.seed)
-
-    @property
-    def training_epochs(self) -> int:
-        """Epochs a grow run trains at most: seed + steps + final (the baselines' share)."""
-        return self.seed_epochs + self.max_steps * self.epochs_per_step + self.final_epochs
 
 
 @dataclass
@@ -186,7 +181,8 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
 
     step = time.perf_counter()
     widths = REFERENCES[task]["baseline_widths"] if config.baseline_widths is None else config.baseline_widths
-    baselines = train_baselines(task, loaded, widths, [d.target for d in deployments], config, progress, log)
+    epochs = max(trained_epochs(d.run_dir) for d in deployments)
+    baselines = train_baselines(task, loaded, widths, [d.target for d in deployments], epochs, config, progress, log)
     write_atomically(out / "baselines.json", json.dumps(baselines, indent=1) + "\n")
     seconds["baselines"] = time.perf_counter() - step
 
@@ -289,10 +285,17 @@ def reference_budget(reference: torch.nn.Module, example: torch.Tensor, target: 
     return Budget({metric: costs[metric] for metric in metrics})
 
 
-def train_baselines(task: str, loaded: Task, widths, targets: list[Target], config: WorkflowConfig,
+def trained_epochs(run_dir: Path) -> int:
+    """Epochs a grow run trained, over all its phases (from steps.jsonl)."""
+    rows = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines() if line.strip()]
+    return sum(len(row.get("epochs") or []) for row in rows)
+
+
+def train_baselines(task: str, loaded: Task, widths, targets: list[Target], epochs: int, config: WorkflowConfig,
                     progress: bool, log: Callable[[str], None]) -> list[dict]:
-    """The family at each width multiplier, trained as many epochs as a grow run (on the same data,
-    with the same optimiser and schedule), with validation and test accuracy and predicted cost per target."""
+    """The family at each width multiplier, trained from scratch for ``epochs`` (as many as the longer grow
+    run trained) on the same data with the same optimiser, batch size and learning rate, with validation
+    and test accuracy and predicted cost per target."""
     from .training import TrainConfig, evaluate, train
 
     baselines = []
@@ -303,7 +306,7 @@ def train_baselines(task: str, loaded: Task, widths, targets: list[Target], conf
         model = uniform_model(task, loaded, width)
         name = f"{loaded.family} ×{width:g}"
         started = time.perf_counter()
-        train(model, loaded.data, TrainConfig(epochs=config.training_epochs, batch_size=grow_config.batch_size,
+        train(model, loaded.data, TrainConfig(epochs=max(1, epochs), batch_size=grow_config.batch_size,
                                               learning_rate=grow_config.learning_rate, seed=config.seed),
               progress=progress)
         validation = evaluate(model, loaded.data.validation, loaded.data.class_names).accuracy
@@ -314,10 +317,10 @@ def train_baselines(task: str, loaded: Task, widths, targets: list[Target], conf
             costs[target.name] = {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj,
                                   "macs": report.macs, "params": report.parameters,
                                   "sram_kb": report.sram_bytes / 1024, "flash_kb": report.flash_bytes / 1024}
-        baselines.append({"name": name, "width_multiplier": width, "epochs": config.training_epochs,
+        baselines.append({"name": name, "width_multiplier": width, "epochs": max(1, epochs),
                           "accuracy": validation, "validation_accuracy": validation, "test_accuracy": test,
                           "costs": costs, "seconds": time.perf_counter() - started})
-        log(f"[baseline] {name}: validation {validation:.1%}, {config.training_epochs} epochs, "
+        log(f"[baseline] {name}: validation {validation:.1%}, {max(1, epochs)} epochs, "
             f"{time.perf_counter() - started:.0f} s")
     return baselines
 
