@@ -354,7 +354,7 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
     if "tflite" in formats:
         builtin = runtimes.open_litert(tflite_float)
         difference = _max_difference(builtin, nhwc(verify_inputs), reference)
-        xnnpack = _max_difference(runtimes.open_litert(tflite_float, xnnpack=True), nhwc(verify_inputs), reference)
+        xnnpack = _max_difference(runtimes.open_litert(tflite_float, kernels="xnnpack"), nhwc(verify_inputs), reference)
         worst = max(difference, xnnpack)
         if worst > tolerance:
             raise ExportError(f"model.tflite differs from PyTorch by {worst:.2g} > {tolerance:g} on task inputs "
@@ -366,9 +366,17 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
         litert = runtimes.open_litert(tflite_int8)
         micro = _tflm_ops_or_name_layer(tflite_int8)
         quantized = litert.input.quantize(nhwc(verify_inputs))
-        mismatch = int(np.abs(litert.run(quantized).astype(int) - micro.run(quantized).astype(int)).max())
+        micro_outputs = micro.run(quantized).astype(int)
+        # TFLite Micro's kernels are ports of TFLite's reference kernels: the same arithmetic, so the
+        # same int8 outputs up to a rounding step. The optimized builtin kernels round differently in
+        # places, which adds up over a deep network (3 steps on a 53-layer MobileNetV2): recorded only.
+        reference_outputs = runtimes.open_litert(tflite_int8, kernels="reference").run(quantized).astype(int)
+        mismatch = int(np.abs(reference_outputs - micro_outputs).max())
         if mismatch > 1:
-            raise ExportError(f"TFLite Micro and ai-edge-litert disagree on the int8 model by {mismatch} steps")
+            raise ExportError(f"TFLite Micro and ai-edge-litert's reference kernels disagree on model_int8.tflite "
+                              f"by {mismatch} int8 steps (at most 1 expected): a TFLite Micro kernel bug, or an "
+                              "op it implements differently")
+        optimized_mismatch = int(np.abs(litert.run(quantized).astype(int) - micro_outputs).max())
         ops = runtimes.litert_ops(tflite_int8)
         tflm = {"arena_bytes": micro.arena_bytes, "ops": sorted(set(ops)), "op_list": ops,
                 "arena_note": "measured by TFLite Micro's Python interpreter on a 64-bit host; a 32-bit "
@@ -378,7 +386,8 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
         accuracy = _accuracy(micro, nhwc(test_inputs), test_labels) if test_count else None
         if "tflite-int8" in formats:
             record("tflite-int8", tflite_int8, litert, nhwc(test_inputs), accuracy_tflm=accuracy,
-                   max_step_difference_tflm=mismatch, ops=dict(Counter(ops)))
+                   max_step_difference_tflm=mismatch, max_step_difference_tflm_optimized=optimized_mismatch,
+                   ops=dict(Counter(ops)))
         if "c" in formats:
             facts = {"arena_bytes": micro.arena_bytes, "input_scale": int8_spec["scale"],
                      "input_zero_point": int8_spec["zero_point"], "output_scale": output_int8["scale"],

@@ -101,13 +101,23 @@ def _litert_spec(detail: dict) -> TensorSpec:
                       float(scale) if quantized else None, int(zero_point) if quantized else None)
 
 
-def open_litert(model: bytes | str | Path, threads: int = 1, *, xnnpack: bool = False) -> Loaded:
-    """ai-edge-litert's Interpreter. ``xnnpack`` False uses the builtin kernels only (the real op
-    list, as TFLite Micro and a phone's plain CPU path see it); True applies the default delegate."""
+def open_litert(model: bytes | str | Path, threads: int = 1, *, kernels: str = "builtin") -> Loaded:
+    """ai-edge-litert's Interpreter with one of its kernel sets:
+
+    - ``builtin``: the optimized builtin kernels only (the real op list, as a phone's plain CPU path
+      runs it);
+    - ``reference``: the reference kernels, the arithmetic TFLite Micro's kernels are ported from (an
+      int8 model gives the same outputs, step for step; the optimized kernels may round differently);
+    - ``xnnpack``: the default delegate applied, as an app gets by default.
+    """
     interpreter_module = require("ai_edge_litert.interpreter")
     content = model if isinstance(model, bytes) else Path(model).read_bytes()
-    resolver = (interpreter_module.OpResolverType.AUTO if xnnpack
-                else interpreter_module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    resolvers = {"builtin": interpreter_module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                 "reference": interpreter_module.OpResolverType.BUILTIN_REF,
+                 "xnnpack": interpreter_module.OpResolverType.AUTO}
+    if kernels not in resolvers:
+        raise ValueError(f"unknown litert kernel set {kernels!r}; choose from {', '.join(resolvers)}")
+    resolver = resolvers[kernels]
     try:
         interpreter = interpreter_module.Interpreter(model_content=content, num_threads=threads,
                                                      experimental_op_resolver_type=resolver)
@@ -209,7 +219,7 @@ def open_model(path: str | Path, runtime: str, threads: int = 1) -> Loaded:
     if runtime == "onnxruntime":
         return open_onnx(path, threads)
     if runtime == "litert":
-        return open_litert(path, threads, xnnpack=True)
+        return open_litert(path, threads, kernels="xnnpack")
     return open_tflm(path)
 
 

@@ -103,6 +103,11 @@ def test_tflite_int8_is_fully_integer_and_tflm_agrees_with_litert(exported, run)
     micro = runtimes.open_tflm(content, arena_bytes=card["tflm"]["arena_bytes"])  # the card's arena suffices
     batch = litert.input.quantize(run[1].data.test.inputs[:16].permute(0, 2, 3, 1).numpy())
     assert np.abs(litert.run(batch).astype(int) - micro.run(batch).astype(int)).max() <= 1
+    reference = runtimes.open_litert(content, kernels="reference")  # TFLM's kernels are ports of these
+    assert np.abs(reference.run(batch).astype(int) - micro.run(batch).astype(int)).max() <= 1
+    assert card["files"]["tflite-int8"]["max_step_difference_tflm"] <= 1
+    with pytest.raises(ValueError, match="unknown litert kernel set 'fast'; choose from builtin, reference"):
+        runtimes.open_litert(content, kernels="fast")
     assert card["input"]["int8"] == {"scale": litert.input.scale, "zero_point": litert.input.zero_point}
     with pytest.raises(ValueError, match="arena"):
         runtimes.open_tflm(content, arena_bytes=card["tflm"]["arena_bytes"] - 256)
