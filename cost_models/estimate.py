@@ -1,8 +1,9 @@
 """What a model costs on a target: ``estimate(model, example_input, target)``.
 
 The report has totals and one row per fused kernel: MACs, parameters, weight bytes (float32 and
-int8), latency (ms) and energy (mJ), plus the model's peak activation memory (the TFLite Micro
-arena for the target's dtype) and flash (weights in the target's dtype plus the model overhead).
+int8), latency (ms) and energy (mJ), plus the model's SRAM (the TFLite Micro arena: peak activations
+in the target's dtype, with the converter's PAD ops and, on TFLite Micro, the interpreter's own
+allocations) and flash (weights in the target's dtype plus the model overhead).
 Anything the profile could not cost from measurements is listed in ``uncosted`` with how it was
 covered; nothing is silently zero.
 """
@@ -16,7 +17,7 @@ from torch import nn
 from .kernel_shape import WEIGHTED_KINDS, KernelShape
 from .kernels import Kernel, fused_kernels
 from .latency import LatencyModel
-from .memory import activation_buffers, plan_arena
+from .memory import activation_buffers, plan_arena, runtime_arena
 from .target import Target, load_target
 
 INT8_BYTES_PER_OUTPUT_CHANNEL = 4 + 4 + 8  # int32 bias, float32 scale, int64 zero point (TFLite per-channel)
@@ -45,7 +46,7 @@ class CostReport:
     parameters: int
     weight_bytes_fp32: int
     weight_bytes_int8: int
-    sram_bytes: int  # peak activation arena in the target's dtype
+    sram_bytes: int  # the arena: peak activations in the target's dtype, plus the runtime's own (sram_runtime_bytes)
     flash_bytes: int  # weights in the target's dtype plus the model overhead
     latency_ms: float
     layout_change_ms: float
@@ -53,6 +54,7 @@ class CostReport:
     energy_mj: float | None  # None: the profile gives no power or per-operation energy
     uncosted: list[str] = field(default_factory=list)
     limits: dict[str, int | None] = field(default_factory=dict)
+    sram_runtime_bytes: int = 0  # of sram_bytes, what the runtime keeps besides activations (TFLite Micro's structs)
 
     @property
     def over_limits(self) -> list[str]:
@@ -76,7 +78,8 @@ class CostReport:
             f"latency {self.latency_ms:.4f} ms (kernels + {self.layout_change_ms:.4f} ms layout changes + "
             f"{self.overhead_ms:.4f} ms overhead), energy {energy}",
             f"weights {self.weight_bytes_fp32:,} B float32 / {self.weight_bytes_int8:,} B int8; "
-            f"peak activations (SRAM) {self.sram_bytes:,} B; flash {self.flash_bytes:,} B",
+            f"SRAM (arena) {self.sram_bytes:,} B, of it {self.sram_runtime_bytes:,} B the runtime's own; "
+            f"flash {self.flash_bytes:,} B",
         ]
         lines += [f"uncosted: {item}" for item in self.uncosted]
         lines += [f"over the limit: {item}" for item in self.over_limits]
@@ -141,7 +144,15 @@ def estimate_kernels(kernels: list[Kernel], shapes: list[KernelShape], target: T
         rows.append(KernelCost(kernel.name, kernel.kind, tuple(kernel.layers), shape, shape.macs, kernel.parameters,
                                weight_bytes(shape, "float32"), weight_bytes(shape, "int8"),
                                timing.latency_ms, timing.method, energy))
-    arena = plan_arena(activation_buffers(kernels, input_shape, target.bytes_per_element)).arena_bytes
+    runtime = runtime_arena(target.runtime)
+    buffers = activation_buffers(kernels, input_shape, target.bytes_per_element,
+                                 converter_pads=runtime is not None and runtime.converter_pads)
+    runtime_bytes = 0
+    if runtime is not None:
+        operators = sum(buffer.tensor != "input" for buffer in buffers)  # kernels, less folded pads, plus PADs
+        channels = sum(shape.output[0] for shape in shapes if shape.kind in WEIGHTED_KINDS)
+        runtime_bytes = runtime.overhead_bytes(operators, channels)
+    arena = plan_arena(buffers).arena_bytes + runtime_bytes
     weights_on_target = sum(weight_bytes(shape, target.dtype) for shape in shapes)
     if energy_per_op:
         energy_total = sum(row.energy_mj for row in rows)
@@ -155,6 +166,7 @@ def estimate_kernels(kernels: list[Kernel], shapes: list[KernelShape], target: T
         latency_ms=total_ms, layout_change_ms=layout_ms, overhead_ms=target.model_overhead_ms.value,
         energy_mj=energy_total, uncosted=uncosted,
         limits={"sram_bytes": _limit(target.sram_bytes.value), "flash_bytes": _limit(target.flash_bytes.value)},
+        sram_runtime_bytes=runtime_bytes,
     )
 
 

@@ -103,6 +103,7 @@ class Kernel:
     stride: tuple[int, int] = (1, 1)
     activation: str | None = None
     inputs: list[str] = field(default_factory=list)  # names of the kernels (or "input") it reads
+    padding: tuple[int, int] = (0, 0)  # zero padding (height, width): a convolution's on each side, a pad's before
 
 
 def _per_example(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -183,7 +184,8 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
         return Kernel(name, _conv_kind(module), [name], input_shapes, out,
                       macs=conv2d_macs(module, out[2], out[3]),
                       parameters=sum(p.numel() for p in module.parameters()),
-                      kernel_size=tuple(module.kernel_size), stride=tuple(module.stride))
+                      kernel_size=tuple(module.kernel_size), stride=tuple(module.stride),
+                      padding=tuple(module.padding) if not isinstance(module.padding, str) else (0, 0))
     if isinstance(module, nn.Linear):
         positions = max(1, _numel(out) // module.out_features)
         return Kernel(name, "fully_connected", [name], input_shapes, out,
@@ -196,7 +198,8 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
         size = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
         return Kernel(name, "pool", [name], input_shapes, out, kernel_size=size)
     if isinstance(module, (nn.ZeroPad2d, nn.ConstantPad2d)):
-        return Kernel(name, "pad", [name], input_shapes, out)
+        left, _, top, _ = module.padding  # (left, right, top, bottom)
+        return Kernel(name, "pad", [name], input_shapes, out, padding=(top, left))
     if node.op == "call_function" and node.target in _ADD_FUNCTIONS or (
             node.op == "call_method" and node.target in ("add", "add_")):
         return Kernel(name, "add" if len(tensor_inputs) == 2 else "activation", [name], input_shapes, out)

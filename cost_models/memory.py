@@ -1,15 +1,25 @@
 """Peak activation memory (SRAM) as TFLite Micro's arena would lay the tensors out.
 
 Each tensor (the model input and every kernel's output; reshapes alias their input) lives from the
-kernel that writes it to the last kernel that reads it; the model output lives to the end. Buffers
-are placed like TFLite Micro's GreedyMemoryPlanner: largest first, each at the lowest 16-byte
-aligned offset where it overlaps no placed buffer that is alive at the same time. The arena size is
-the highest end offset. The plain sum of live sizes at the worst kernel is a lower bound on it.
+step that writes it to the last step that reads it; the model output lives to the end. Kernel ``i``
+runs at step ``2i + 1``. With ``converter_pads``, a convolution whose padding TFLite's SAME or VALID
+cannot express (PyTorch's symmetric padding 1 on a stride-2 3×3 convolution over an even size:
+SAME pads 0 before and 1 after) gets the PAD op the converter puts before it, at step ``2i``, and
+its zero-padded copy of the input. Buffers are placed like TFLite Micro's GreedyMemoryPlanner:
+largest first, each at the lowest 16-byte aligned offset where it overlaps no placed buffer that is
+alive at the same time. The arena size is the highest end offset. The plain sum of live sizes at
+the worst step is a lower bound on it.
+
+TFLite Micro's arena holds more than activations: per-tensor and per-operator structs and each
+convolution's per-channel requantisation (an int32 multiplier and shift per output channel).
+``RuntimeArena`` (``runtime_memory.json``, measured on the TFLite Micro interpreter) adds them.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from .kernels import Kernel
 
@@ -18,10 +28,10 @@ ALIGNMENT_BYTES = 16
 
 @dataclass(frozen=True)
 class Buffer:
-    tensor: str  # "input" or the kernel whose output it is
+    tensor: str  # "input", the kernel whose output it is, or "KERNEL/pad" (a converter's PAD before it)
     size_bytes: int
-    first_kernel: int  # index of the kernel that writes it (-1: the model input, written before kernel 0)
-    last_kernel: int  # index of the last kernel that reads it
+    first_step: int  # the step that writes it (-1: the model input, written before step 0)
+    last_step: int  # the last step that reads it
     offset_bytes: int = 0
 
 
@@ -36,36 +46,133 @@ def _align(size: int) -> int:
     return -(-size // ALIGNMENT_BYTES) * ALIGNMENT_BYTES
 
 
-def activation_buffers(kernels: list[Kernel], input_shape: tuple[int, ...], bytes_per_element: int) -> list[Buffer]:
-    """One buffer per tensor with its lifetime in kernel indices (batch 1)."""
+def converter_padding(kernel: Kernel) -> tuple[int, int] | None:
+    """The padding (height, width) of the PAD op TFLite's converter puts before ``kernel``, or None
+    when the convolution's own SAME or VALID padding expresses it."""
+    if kernel.kind not in ("conv", "depthwise", "pointwise") or kernel.padding == (0, 0) or not kernel.input_shapes:
+        return None
+    sizes = kernel.input_shapes[0][2:4]
+    if len(sizes) != 2:
+        return None
+    for size, pad, k, stride in zip(sizes, kernel.padding, kernel.kernel_size, kernel.stride):
+        same_total = max((-(-size // stride) - 1) * stride + k - size, 0)
+        if same_total != 2 * pad or (size + 2 * pad - k) // stride + 1 != -(-size // stride):
+            return tuple(kernel.padding)
+    return None
+
+
+def folded_pads(kernels: list[Kernel]) -> set[int]:
+    """Indices of pad kernels TFLite's converter folds into the convolution that reads them: zero
+    padding exactly SAME's before and after, in front of a convolution without padding of its own."""
+    readers: dict[str, list[Kernel]] = {}
+    for kernel in kernels:
+        for source in kernel.inputs:
+            readers.setdefault(source, []).append(kernel)
+    folded = set()
+    for index, pad in enumerate(kernels):
+        following = readers.get(pad.name, [])
+        if pad.kind != "pad" or len(following) != 1 or not pad.input_shapes:
+            continue
+        conv = following[0]
+        if conv.kind not in ("conv", "depthwise", "pointwise") or conv.padding != (0, 0):
+            continue
+        fits = True
+        for size, padded, before, k, stride in zip(pad.input_shapes[0][2:4], pad.output_shape[2:4], pad.padding,
+                                                   conv.kernel_size, conv.stride):
+            same_total = max((-(-size // stride) - 1) * stride + k - size, 0)
+            fits &= padded - size == same_total and before == same_total // 2
+        if fits:
+            folded.add(index)
+    return folded
+
+
+def activation_buffers(kernels: list[Kernel], input_shape: tuple[int, ...], bytes_per_element: int, *,
+                       converter_pads: bool = False) -> list[Buffer]:
+    """One buffer per tensor with its lifetime in steps (batch 1; kernel ``i`` runs at step ``2i + 1``).
+
+    ``converter_pads``: the model as TFLite's converter leaves it: the PAD ops it inserts (see
+    ``converter_padding``) are added, and the pad kernels it folds into SAME padding (``folded_pads``)
+    are gone, their reader reading their input.
+    """
+    pads = {index: converter_padding(kernel) for index, kernel in enumerate(kernels)} if converter_pads else {}
+    pads = {index: padding for index, padding in pads.items() if padding is not None}
+    folded = folded_pads(kernels) if converter_pads else set()
+    alias = {kernels[index].name: (kernels[index].inputs or ["input"])[0] for index in folded}
     last_read = {"input": 0}
     for index, kernel in enumerate(kernels):
-        for source in kernel.inputs:
-            last_read[source] = index
-    final = len(kernels) - 1
-    buffers = [Buffer("input", math.prod(input_shape[1:]) * bytes_per_element, -1, last_read["input"])]
+        if index in folded:
+            continue
+        for position, source in enumerate(kernel.inputs):
+            read_by_pad = index in pads and position == 0
+            last_read[alias.get(source, source)] = 2 * index + (0 if read_by_pad else 1)
+    final = 2 * (len(kernels) - 1) + 1
+    sizes = {"input": math.prod(input_shape[1:]) * bytes_per_element}
+    buffers = [Buffer("input", sizes["input"], -1, last_read["input"])]
     for index, kernel in enumerate(kernels):
-        buffers.append(Buffer(kernel.name, math.prod(kernel.output_shape) * bytes_per_element, index,
-                              final if index == final else last_read.get(kernel.name, index)))
+        step = 2 * index + 1
+        if index in folded:
+            continue
+        if index in pads:  # the zero-padded copy of the input, written by the PAD op just before
+            height, width = kernel.input_shapes[0][2:4]
+            (pad_h, pad_w), source = pads[index], (kernel.inputs or ["input"])[0]
+            source = alias.get(source, source)
+            padded = sizes.get(source, 0) * (height + 2 * pad_h) * (width + 2 * pad_w) // (height * width)
+            buffers.append(Buffer(f"{kernel.name}/pad", padded, step - 1, step))
+        sizes[kernel.name] = math.prod(kernel.output_shape) * bytes_per_element
+        buffers.append(Buffer(kernel.name, sizes[kernel.name], step,
+                              final if step == final else last_read.get(kernel.name, step)))
     return buffers
 
 
+@dataclass(frozen=True)
+class RuntimeArena:
+    """What a runtime's arena holds besides the activations, and whether its converter adds PAD ops."""
+
+    runtime: str
+    converter_pads: bool
+    fixed_bytes: int = 0
+    bytes_per_operator: int = 0
+    bytes_per_output_channel: int = 0  # of each convolution and fully connected layer
+    source: str = ""
+
+    def overhead_bytes(self, operators: int, output_channels: int) -> int:
+        return self.fixed_bytes + self.bytes_per_operator * operators + self.bytes_per_output_channel * output_channels
+
+
+def runtime_arena(runtime: str) -> RuntimeArena | None:
+    """The arena facts of ``runtime`` from ``runtime_memory.json``; None for a runtime it does not list."""
+    return _RUNTIME_ARENAS.get(runtime)
+
+
+def _read_runtime_arenas() -> dict[str, RuntimeArena]:
+    data = json.loads((Path(__file__).with_name("runtime_memory.json")).read_text())
+    return {name: RuntimeArena(name, bool(entry["converter_pads"]), int(entry.get("fixed_bytes", 0)),
+                               int(entry.get("bytes_per_operator", 0)), int(entry.get("bytes_per_output_channel", 0)),
+                               entry.get("source", ""))
+            for name, entry in data["runtimes"].items()}
+
+
+_RUNTIME_ARENAS = _read_runtime_arenas()
+
+
 def plan_arena(buffers: list[Buffer]) -> ArenaPlan:
-    """Greedy placement, largest buffer first (TFLite Micro's GreedyMemoryPlanner)."""
+    """Greedy placement, largest buffer first (TFLite Micro's GreedyMemoryPlanner). Equal sizes go
+    in TFLite Micro's order: it lists tensors from the last to the first and sorts stably, so of
+    two equal buffers the later-written one is placed first."""
     placed: list[Buffer] = []
-    for buffer in sorted(buffers, key=lambda b: (-b.size_bytes, b.first_kernel)):
+    for buffer in sorted(buffers, key=lambda b: (-_align(b.size_bytes), -b.first_step)):
         size = _align(buffer.size_bytes)
-        alive = sorted((b for b in placed if b.first_kernel <= buffer.last_kernel
-                        and buffer.first_kernel <= b.last_kernel), key=lambda b: b.offset_bytes)
+        alive = sorted((b for b in placed if b.first_step <= buffer.last_step
+                        and buffer.first_step <= b.last_step), key=lambda b: b.offset_bytes)
         offset = 0
         for other in alive:
             if offset + size <= other.offset_bytes:
                 break
             offset = max(offset, other.offset_bytes + _align(other.size_bytes))
-        placed.append(Buffer(buffer.tensor, buffer.size_bytes, buffer.first_kernel, buffer.last_kernel, offset))
+        placed.append(Buffer(buffer.tensor, buffer.size_bytes, buffer.first_step, buffer.last_step, offset))
     arena = max((b.offset_bytes + _align(b.size_bytes) for b in placed), default=0)
-    first = min((b.first_kernel for b in buffers), default=0)
-    last = max((b.last_kernel for b in buffers), default=0)
-    lower = max((sum(_align(b.size_bytes) for b in buffers if b.first_kernel <= t <= b.last_kernel)
+    first = min((b.first_step for b in buffers), default=0)
+    last = max((b.last_step for b in buffers), default=0)
+    lower = max((sum(_align(b.size_bytes) for b in buffers if b.first_step <= t <= b.last_step)
                  for t in range(first, last + 1)), default=0)
-    return ArenaPlan(tuple(sorted(placed, key=lambda b: b.first_kernel)), arena, lower)
+    return ArenaPlan(tuple(sorted(placed, key=lambda b: b.first_step)), arena, lower)

@@ -94,7 +94,7 @@ def render_markdown(card: dict) -> str:
                          f"{_number(row.get('latency_ratio'), 3)} | {_number(row.get('arena_bytes'))} | "
                          f"{(row.get('date') or '')[:10]} |")
     lines += ["", "Predicted figures come from edgegrow's cost model (the target's profile); SRAM is the "
-                  "activation arena, flash the weights plus model overhead.", ""]
+                  "arena (activations plus the runtime's own allocations), flash the weights plus model overhead.", ""]
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@ Metrics and where their value comes from (``cost_models.CostReport``):
 
 - ``latency_ms``: predicted latency (ms); ``energy_mj``: predicted energy per inference (mJ);
 - ``macs``: multiply-accumulates per inference; ``params``: parameter count;
-- ``sram_kb``: peak activation arena (KiB, 1024 B); ``flash_kb``: weights plus model overhead (KiB).
+- ``sram_kb``: the runtime's arena, peak activations plus TFLite Micro's own allocations (KiB, 1024 B);
+  ``flash_kb``: weights plus model overhead (KiB).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ BUDGET_METRICS = {
     "energy_mj": "predicted energy per inference (mJ)",
     "macs": "multiply-accumulates per inference",
     "params": "parameters",
-    "sram_kb": "peak activation memory (KiB)",
+    "sram_kb": "arena: peak activations plus the runtime's own (KiB)",
     "flash_kb": "weights plus model overhead (KiB)",
 }
 

@@ -38,7 +38,7 @@ METRIC_AXIS_LABELS = {
     "energy_mj": "predicted energy per inference on {target} (mJ)",
     "macs": "multiply-accumulates per inference (MACs)",
     "params": "parameters",
-    "sram_kb": "peak activation memory on {target} (KiB)",
+    "sram_kb": "SRAM (arena) on {target} (KiB)",
     "flash_kb": "weights plus overhead on {target} (KiB)",
 }
 GROWTH_COLOR, BUDGET_COLOR, BASELINE_COLOR = "#1f77b4", "#d62728", "#7f7f7f"
@@ -113,7 +113,8 @@ def render_report(run_dir: str | Path, *, export_dir: str | Path | None = None,
         "<h2>Final model on every known target</h2>", costs_table_html(costs, target),
         f'<p class="note">Generated {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")} from '
         f"{_text(run_dir.resolve())}. Predicted figures come from edgegrow's cost model (the target's "
-        "profile); SRAM is the peak activation arena, flash the weights plus model overhead.</p>",
+        "profile); SRAM is the arena (peak activations plus the runtime's own allocations), flash the weights "
+        "plus model overhead.</p>",
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>edgegrow run {_text(run_dir.name)}</title><style>{CSS}</style></head>\n<body>\n"

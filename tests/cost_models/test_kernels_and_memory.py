@@ -6,7 +6,7 @@ from torch import nn
 
 from cost_models import count_macs
 from cost_models.kernels import fused_kernels
-from cost_models.memory import Buffer, activation_buffers, plan_arena
+from cost_models.memory import Buffer, activation_buffers, converter_padding, folded_pads, plan_arena, runtime_arena
 from edgegrow.models import ds_cnn, example_input, mobilenet_v1, mobilenet_v2, resnet8
 
 ZOO = {
@@ -72,13 +72,57 @@ def test_residual_keeps_three_tensors_alive():
     assert plan.lower_bound_bytes == 3 * 16 * 32 * 32 and plan.arena_bytes == 3 * 16 * 32 * 32
 
 
+@pytest.mark.parametrize("size, stride, padding, expected", [
+    (32, 2, 1, (1, 1)),   # SAME would pad 0 before, 1 after: the converter adds a PAD op
+    (31, 2, 1, None),     # odd size: SAME pads 1 and 1, as PyTorch does
+    (32, 1, 1, None),     # stride 1, 3×3: SAME is symmetric
+    (32, 2, 0, None),     # VALID
+])
+def test_converter_padding_follows_what_same_and_valid_can_express(size, stride, padding, expected):
+    conv = nn.Sequential(nn.Conv2d(4, 4, 3, stride=stride, padding=padding))
+    (kernel,) = fused_kernels(conv, torch.zeros(1, 4, size, size))
+    assert converter_padding(kernel) == expected
+
+
+def test_a_converter_pad_adds_the_padded_copy_between_its_source_and_the_convolution():
+    chain = nn.Sequential(nn.Conv2d(1, 4, 1), nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4))
+    kernels = fused_kernels(chain, torch.zeros(1, 1, 8, 8))
+    plain = activation_buffers(kernels, (1, 1, 8, 8), 1)
+    padded = activation_buffers(kernels, (1, 1, 8, 8), 1, converter_pads=True)
+    (pad,) = [b for b in padded if b.tensor.endswith("/pad")]
+    assert pad.size_bytes == 4 * 10 * 10 and (pad.first_step, pad.last_step) == (2, 3)
+    source = next(b for b in padded if b.tensor == kernels[0].name)
+    assert source.last_step == 2  # read by the PAD op, not by the convolution
+    # input 64 B, 256 B, padded 400 B, output 64 B: the PAD step holds 256 + 400, the conv 400 + 64
+    assert plan_arena(padded).arena_bytes == 656 and plan_arena(plain).arena_bytes == 256 + 64
+
+
+def test_same_padding_written_as_a_pad_layer_is_folded_into_the_convolution():
+    model = ds_cnn("M").eval()  # ZeroPad2d to SAME before the stem and each stride-2 depthwise
+    kernels = fused_kernels(model, example_input(model))
+    pads = [i for i, kernel in enumerate(kernels) if kernel.kind == "pad"]
+    assert pads and folded_pads(kernels) == set(pads)
+    names = {b.tensor for b in activation_buffers(kernels, (1, *model.input_shape), 1, converter_pads=True)}
+    assert not names & {kernels[i].name for i in pads}
+    other = nn.Sequential(nn.ZeroPad2d((2, 2, 2, 2)), nn.Conv2d(1, 4, 3, stride=2))  # more than SAME: kept
+    assert folded_pads(fused_kernels(other, torch.zeros(1, 1, 8, 8))) == set()
+
+
+def test_tflite_micro_targets_count_the_interpreters_own_allocations():
+    arena = runtime_arena("tflite-micro")
+    assert arena is not None and arena.converter_pads and arena.bytes_per_output_channel == 8
+    assert runtime_arena("onnxruntime") is None
+    assert arena.overhead_bytes(operators=10, output_channels=100) == (
+        arena.fixed_bytes + 10 * arena.bytes_per_operator + 800)
+
+
 def test_greedy_placement_never_overlaps_live_buffers():
     buffers = [Buffer("a", 100, -1, 1), Buffer("b", 300, 0, 2), Buffer("c", 50, 1, 3), Buffer("d", 300, 2, 3),
                Buffer("e", 20, 3, 3)]
     plan = plan_arena(buffers)
     for x in plan.buffers:
         for y in plan.buffers:
-            if x is not y and x.first_kernel <= y.last_kernel and y.first_kernel <= x.last_kernel:
+            if x is not y and x.first_step <= y.last_step and y.first_step <= x.last_step:
                 x_end, y_end = x.offset_bytes + x.size_bytes, y.offset_bytes + y.size_bytes
                 assert x_end <= y.offset_bytes or y_end <= x.offset_bytes
     assert plan.lower_bound_bytes <= plan.arena_bytes

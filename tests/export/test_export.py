@@ -152,6 +152,8 @@ def test_card_has_input_spec_costs_and_files(exported, run):
     assert predicted["latency_ms"] == pytest.approx(report.latency_ms)
     assert predicted["sram_kb"] == pytest.approx(report.sram_bytes / 1024)
     assert card["targets"]["cortex-m4f-120mhz"]["measured"]["arena_kb"] == card["tflm"]["arena_bytes"] / 1024
+    # the predicted SRAM is the arena TFLite Micro asked for (bench/tflm_arena.py: the zoo within 1 %)
+    assert report.sram_bytes == pytest.approx(card["tflm"]["arena_bytes"], rel=0.02)
     host = card["targets"]["host"]["measured"]
     assert host["latency_ms_median"] > 0 and host["measured_over_predicted"] == pytest.approx(
         host["latency_ms_median"] / card["targets"]["host"]["predicted"]["latency_ms"])

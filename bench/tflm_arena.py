@@ -1,0 +1,101 @@
+"""Predicted SRAM against the arena TFLite Micro asks for, over the model zoo's shapes.
+
+Each model (untrained, its BatchNorm statistics set on random inputs: the arena does not depend on
+the weights) goes through the export's path,
+litert-torch → ai-edge-quantizer's full-integer int8 (calibrated on a few random inputs), then is
+loaded in TFLite Micro's Python interpreter, whose arena is what a microcontroller must reserve.
+The prediction is ``estimate(model, x, "cortex-m4f-120mhz").sram_bytes``: activations as TFLite
+Micro's planner lays them out, with the converter's PAD ops, plus ``cost_models/runtime_memory.json``'s
+interpreter allocations; the activation part alone is compared with the arena's non-persistent
+("head") part.
+
+    python bench/tflm_arena.py
+
+Writes bench/results/tflm_arena.json: per model the predicted and measured bytes and their ratio,
+and the median and range of the ratios.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cost_models import estimate, load_target
+from edgegrow.export import library_output, runtimes, tflite_format
+from edgegrow.models import build_seed, ds_cnn, mobilenet_v1, mobilenet_v2, resnet8
+
+RESULTS = Path(__file__).resolve().parent / "results" / "tflm_arena.json"
+TARGET = "cortex-m4f-120mhz"
+
+
+def models() -> dict[str, torch.nn.Module]:
+    return {
+        "ds-cnn seed": build_seed("ds-cnn"),
+        "ds-cnn S x0.5": ds_cnn("S", width_multiplier=0.5),
+        "ds-cnn S": ds_cnn("S"),
+        "ds-cnn M": ds_cnn("M"),
+        "mobilenet-v1 0.25/96, 2 classes": mobilenet_v1(0.25, 96, 2),
+        "mobilenet-v2 seed 32, 10 classes": build_seed("mobilenet-v2", resolution=32, num_classes=10),
+        "mobilenet-v2 0.35/32, 10 classes": mobilenet_v2(0.35, 32, 10),
+        "mobilenet-v2 0.35/96, 2 classes": mobilenet_v2(0.35, 96, 2),
+        "resnet-8": resnet8(1.0, 10),
+    }
+
+
+def tflm_allocations(content: bytes) -> dict[str, int]:
+    """Total, head (non-persistent: activations) and tail (persistent) bytes of TFLite Micro's arena."""
+    runtime = runtimes.require("tflite_micro.python.tflite_micro.runtime")
+    interpreter = runtime.Interpreter.from_bytes(content, arena_size=4 << 20)
+    with library_output.captured() as output:
+        interpreter.print_allocations()
+    found = {}
+    for key in ("total", "head", "tail"):
+        line = next(line for line in output.text.splitlines() if f"Arena allocation {key}" in line)
+        found[key] = int(line.split()[-2])
+    return found
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    target = load_target(TARGET)
+    rows = []
+    for name, model in models().items():
+        with torch.no_grad():  # BatchNorm statistics of random inputs: sane int8 scales, which TFLM checks
+            model.train()
+            for _ in range(4):
+                model(torch.randn(16, *model.input_shape))
+        model.eval()
+        example = torch.zeros(1, *model.input_shape)
+        started = time.perf_counter()
+        with library_output.captured():
+            float_model = tflite_format.export_tflite_float(model, example)
+            calibration = np.random.default_rng(0).standard_normal((8, *model.input_shape), dtype=np.float32)
+            int8_model = tflite_format.quantize_tflite_int8(float_model, calibration.transpose(0, 2, 3, 1).copy())
+        measured = tflm_allocations(int8_model)
+        report = estimate(model, example, target)
+        predicted_activations = report.sram_bytes - report.sram_runtime_bytes
+        row = {"model": name, "predicted_bytes": report.sram_bytes, "measured_arena_bytes": measured["total"],
+               "ratio": report.sram_bytes / measured["total"],
+               "predicted_activation_bytes": predicted_activations, "measured_head_bytes": measured["head"],
+               "activation_ratio": predicted_activations / measured["head"],
+               "predicted_runtime_bytes": report.sram_runtime_bytes, "measured_tail_bytes": measured["tail"],
+               "operators": len(runtimes.litert_ops(int8_model)), "seconds": time.perf_counter() - started}
+        rows.append(row)
+        print(f"{name:34s} predicted {report.sram_bytes:>8,} B  TFLM arena {measured['total']:>8,} B  "
+              f"ratio {row['ratio']:.3f}  (activations {row['activation_ratio']:.3f})", flush=True)
+    ratios = [row["ratio"] for row in rows]
+    summary = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    print(f"predicted / measured: median {summary['median']:.3f}, range {summary['min']:.3f}–{summary['max']:.3f}")
+    RESULTS.write_text(json.dumps({"benchmark": "tflm_arena", "target": TARGET, "python": sys.version.split()[0],
+                                   "machine": platform.machine(), "torch": torch.__version__,
+                                   "rows": rows, "ratio": summary}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
