@@ -7,11 +7,14 @@ Loading replays the edits on a fresh seed and loads the weights strictly. A netw
 own (family ``custom``) cannot be rebuilt from a name, and no code is ever read from the file: its
 seed is passed to ``load_checkpoint(path, seed=MyNet())``. The file is read with
 ``torch.load(weights_only=True)`` — tensors and plain containers only, no code from the file — and
-written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+written to a temporary name and renamed, so a crash never leaves a half-written checkpoint. A SHA-256
+of the record and the weights is stored with them and checked on load, so a file damaged after it was
+written (a bad disk, a partial copy) is refused rather than loaded with wrong weights.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,7 @@ class Checkpoint:
     seed_options: dict
     edits: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    tensors: dict = field(default_factory=dict)  # more state of tensors and plain values (optimizer, RNG)
 
 
 def build_seed_from_options(family: str, seed_options: dict) -> nn.Module:
@@ -82,8 +86,22 @@ def save_checkpoint(path: str | Path, model: nn.Module, checkpoint: Checkpoint) 
         "edits_json": json.dumps(checkpoint.edits),
         "meta_json": json.dumps(checkpoint.meta),
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "tensors": checkpoint.tensors,
     }
+    payload["sha256"] = _digest(payload)
     save_tensors(Path(path), payload)
+
+
+def _digest(payload: dict) -> str:
+    """SHA-256 of a checkpoint's record (the JSON fields) and weights (names, dtypes, shapes, bytes)."""
+    digest = hashlib.sha256()
+    for key in ("family", "seed_options_json", "edits_json", "meta_json"):
+        digest.update(f"{key}={payload[key]}\n".encode())
+    for name in sorted(payload["state_dict"]):
+        tensor = payload["state_dict"][name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | Path, seed: nn.Module | None = None) -> tuple[nn.Module, Checkpoint]:
@@ -120,8 +138,13 @@ def _read(path: Path) -> tuple[dict, Checkpoint]:
         raise ValueError(f"{path} is not an edgegrow checkpoint (expected format {FORMAT})")
     try:
         checkpoint = Checkpoint(payload["family"], json.loads(payload["seed_options_json"]),
-                                json.loads(payload["edits_json"]), json.loads(payload["meta_json"]))
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
+                                json.loads(payload["edits_json"]), json.loads(payload["meta_json"]),
+                                payload.get("tensors") or {})
+        expected = payload.get("sha256")  # absent in checkpoints written before checksums
+        if expected is not None and _digest(payload) != expected:
+            raise ValueError(f"{path}: damaged checkpoint: its contents do not match the SHA-256 stored when it "
+                             "was written (a bad disk or a partial copy?); use another copy or grow again")
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: damaged checkpoint ({type(error).__name__}: "
                          f"{str(error).splitlines()[0][:200]})") from None
     return payload, checkpoint

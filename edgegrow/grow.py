@@ -10,18 +10,32 @@ holds:
   cost and budget usage, train and validation loss and accuracy, seconds spent choosing growth and
   seconds spent training, candidates scored and chosen;
 - ``checkpoint.pt``: the model after the last finished phase (``load_checkpoint``; ``--resume``);
-- ``summary.json``: the final model's cost, usage, test accuracy and why growth stopped.
+- ``epoch.pt``: while a phase trains, the model, optimizer and random state after its last finished
+  epoch, so ``--resume`` after a kill (Ctrl-C or SIGKILL) loses at most one epoch and continues as
+  the uninterrupted run would have;
+- ``summary.json``: the final model's cost, usage, test accuracy and why growth stopped;
+- ``run.json``: what reproduces the run: the versions of Python, torch, numpy and edgegrow, the seed,
+  the whole config, the budget, the task and its data, and the SHA-256 of the target profile. The same
+  command with the same seed gives the same architecture and metrics on CPU (same thread count).
 
 Guarantees: a seed that already exceeds a budget is an error before any training; the model after
-every step fits every limit (``fit_to_budget`` checks the grown model's full estimate).
+every step fits every limit (``fit_to_budget`` checks the grown model's full estimate). A growth step
+after which the loss turns NaN or infinite is rolled back and tried again with ε quartered and the
+learning rate halved (said in the log, kept in ``checkpoint.pt`` and ``summary.json`` as
+``numerical_faults``); after ``NUMERICAL_RETRIES`` such retries growth stops and the run finishes
+with the last good model. A final fine-tune that diverges keeps the model from before it.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import platform
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -38,9 +52,16 @@ from .growth.candidates import Candidate, apply_candidates
 from .growth.random_growth import RANDOM_METHODS, random_candidates
 from .growth.selection import fit_to_budget, select_candidates
 from .growth.splitting_candidates import SPLIT_METHODS, splitting_candidates
-from .training import TrainConfig, evaluate, train
+from .training import TrainConfig, TrainProgress, evaluate, make_optimizer, train
+from .training.train import NON_FINITE
 
 METHODS = (*SPLIT_METHODS, "firefly", *RANDOM_METHODS)
+EPOCH_CHECKPOINT = "epoch.pt"
+NUMERICAL_RETRIES = 2  # growth steps rolled back for a NaN or infinite loss before growth stops
+
+
+class NumericalFault(RuntimeError):
+    """Training diverged (NaN or infinite loss) where no rollback can help: the seed's own training."""
 METHOD_ALIASES = {"random": "random-split"}
 
 
@@ -123,6 +144,9 @@ class _Run:
         self.history: list[dict] = []
         self.costs: dict[tuple, KernelCostModel] = {}
         self.task_source: dict = {}
+        self.numerical_faults: list[dict] = []  # growth steps rolled back, and the settings lowered after each
+        # a network of the user's own is rebuilt from its seed (checkpoint.rebuild): keep it as given
+        self.seed = copy.deepcopy(model) if family == CUSTOM_FAMILY else None
 
     def cost(self, model: nn.Module | None = None) -> KernelCostModel:
         """The cost model of ``model`` (default: the run's), reused while its layer shapes are the same:
@@ -138,6 +162,32 @@ class _Run:
     def train_config(self, epochs: int, seed_offset: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=self.config.batch_size, learning_rate=self.config.learning_rate,
                            seed=self.config.seed * 1009 + seed_offset)
+
+    def train_phase(self, phase: str, step: int, epochs: int, seed_offset: int, progress: bool,
+                    resumed: Checkpoint | None = None, phase_meta: dict | None = None):
+        """Train one phase, saving ``epoch.pt`` (with ``phase_meta``: what a resumed phase needs to
+        know of its growth step) after each epoch; with ``resumed`` (an ``epoch.pt`` of this phase)
+        continue after its last epoch."""
+        config = self.train_config(epochs, seed_offset)
+        optimizer = make_optimizer(self.model, config)
+        progress_state = None
+        if resumed is not None:
+            optimizer.load_state_dict(resumed.tensors["optimizer"])
+            progress_state = TrainProgress.from_dict(resumed.tensors["progress"])
+        rows_before = len(self.history)
+
+        def save_epoch(state: TrainProgress) -> None:
+            if self.out_dir is None:
+                return
+            meta = {"phase": phase, "step": step, "rows_before": rows_before, "epochs_done": len(state.history),
+                    "epochs": epochs, "numerical_faults": self.numerical_faults, **_run_settings(self),
+                    **(phase_meta or {})}
+            save_checkpoint(self.out_dir / EPOCH_CHECKPOINT, self.model,
+                            Checkpoint(self.family, self.seed_options, self.edits, meta,
+                                       {"optimizer": optimizer.state_dict(), "progress": state.to_dict()}))
+
+        return train(self.model, self.task, config, optimizer=optimizer, progress=progress,
+                     on_epoch_state=save_epoch, resume=progress_state)
 
     def score_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.config.seed * 7919 + step)
@@ -178,10 +228,33 @@ class _Run:
         meta = {"phase": phase, "step": step, "stopped_by": stopped_by, "config": asdict(self.config),
                 "budget": dict(self.budget.limits), "target": self.target.name, "task": self.task.name,
                 "class_names": self.task.class_names, "input_shape": list(self.task.input_shape),
-                "preprocessing": self.task.preprocessing, "task_source": self.task_source, "history": self.history}
+                "preprocessing": self.task.preprocessing, "task_source": self.task_source, "history": self.history,
+                "numerical_faults": self.numerical_faults}
         save_checkpoint(self.out_dir / "checkpoint.pt", self.model,
                         Checkpoint(self.family, self.seed_options, self.edits, meta))
         write_atomically(self.out_dir / "steps.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+        (self.out_dir / EPOCH_CHECKPOINT).unlink(missing_ok=True)  # that phase is in checkpoint.pt now
+
+    def roll_back(self, step: int, before: tuple[nn.Module, list[dict]], epoch: int) -> str | None:
+        """Undo growth step ``step`` after its loss diverged in ``epoch``; lower ε and the learning
+        rate for the retry, or return why growth stops after ``NUMERICAL_RETRIES`` retries."""
+        self.model, self.edits = before
+        self.model.train()
+        if self.out_dir is not None:
+            (self.out_dir / EPOCH_CHECKPOINT).unlink(missing_ok=True)
+        fault = {"phase": "grow", "step": step, "epoch": epoch, "epsilon": self.config.epsilon,
+                 "learning_rate": self.config.learning_rate}
+        if sum(f["phase"] == "grow" for f in self.numerical_faults) >= NUMERICAL_RETRIES:
+            self.numerical_faults.append(fault)
+            self.log(f"  step {step}: the loss became NaN or infinite in epoch {epoch} after growth again; rolled "
+                     f"the step back and stopped growing ({NUMERICAL_RETRIES} retries spent)")
+            return "numerical fault: the loss diverged after growth"
+        self.config = replace(self.config, epsilon=self.config.epsilon / 4, learning_rate=self.config.learning_rate / 2)
+        fault.update(retry_epsilon=self.config.epsilon, retry_learning_rate=self.config.learning_rate)
+        self.numerical_faults.append(fault)
+        self.log(f"  step {step}: the loss became NaN or infinite in epoch {epoch} after growth; rolled the step "
+                 f"back, trying again with ε {self.config.epsilon:g} and learning rate {self.config.learning_rate:g}")
+        return None
 
     # -- one growth step -----------------------------------------------------------------------
     def candidates(self, step: int, batches) -> list[Candidate]:
@@ -268,15 +341,25 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     run = _Run(model, task, target, budget, config, out_dir, family, seed_options or {}, log)
     run.task_source = task_source or {}
     check_seed_fits(run.cost().report, budget)
-    start_step, phase = 0, None
+    start_step, phase, in_phase = 0, None, None
     if out_dir is not None:
-        start_step, phase = _prepare_run_dir(run, resume)
+        start_step, phase, in_phase = _prepare_run_dir(run, resume)
     model = run.model
     stopped_by = None
 
+    def resumed(name: str, at: int) -> Checkpoint | None:
+        """The ``epoch.pt`` of phase (name, at), if the run was killed while training it."""
+        if in_phase is not None and (in_phase.meta["phase"], in_phase.meta["step"]) == (name, at):
+            return in_phase
+        return None
+
     if phase is None:  # train the seed
         started = time.perf_counter()
-        training = train(model, task, run.train_config(config.seed_epochs, 0), progress=progress)
+        training = run.train_phase("seed", 0, config.seed_epochs, 0, progress, resumed=resumed("seed", 0))
+        if training.stopped_by == NON_FINITE:
+            raise NumericalFault(f"the seed's training loss became NaN or infinite in epoch {len(training.history)} "
+                                 f"at learning rate {run.config.learning_rate:g}: lower learning_rate (in a --config "
+                                 "file) or check the data for NaN or huge values")
         row = run.record("seed", 0, training, 0.0, time.perf_counter() - started)
         log(_describe_row(row))
         run.save("seed", 0)
@@ -294,8 +377,16 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
             break
         step += 1
         started = time.perf_counter()
-        applied, scored, reason = run.grow_step(step)
-        growth_seconds = time.perf_counter() - started
+        partial = resumed("grow", step)
+        if partial is not None:  # grown already, and trained some epochs: go on training
+            growth, reason, growth_seconds = partial.meta["growth"], None, partial.meta["growth_seconds"]
+            scored = growth["candidates"]
+        else:
+            before = copy.deepcopy(run.model), list(run.edits)  # to roll back to if the loss diverges
+            applied, scored, reason = run.grow_step(step)
+            growth_seconds = time.perf_counter() - started
+            growth = {"candidates": scored, "chosen": dict(Counter(c.kind for c in applied)),
+                      "predicted_decrease": sum(c.predicted_decrease for c in applied)}
         if reason is not None:
             stopped_by = reason
             run.history.append({"phase": "stop", "step": step, "stopped_by": reason, "growth_seconds": growth_seconds,
@@ -303,11 +394,19 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
             run.save("grow", step, reason)
             break
         started = time.perf_counter()
-        training = train(model, task, run.train_config(config.epochs_per_step, step), progress=progress)
-        kinds = Counter(c.kind for c in applied)
-        row = run.record("grow", step, training, growth_seconds, time.perf_counter() - started,
-                         {"candidates": scored, "chosen": dict(kinds),
-                          "predicted_decrease": sum(c.predicted_decrease for c in applied)})
+        training = run.train_phase("grow", step, config.epochs_per_step, step, progress, partial,
+                                   {"growth_seconds": growth_seconds, "growth": growth})
+        if training.stopped_by == NON_FINITE:
+            if partial is not None:  # resumed mid-phase: the model from before this growth step is checkpoint.pt's
+                previous, record = load_checkpoint(out_dir / "checkpoint.pt", seed=run.seed)
+                before = previous, list(record.edits)
+            stopped_by = run.roll_back(step, before, len(training.history))
+            model = run.model
+            if stopped_by is not None:
+                break
+            step -= 1
+            continue
+        row = run.record("grow", step, training, growth_seconds, time.perf_counter() - started, growth)
         log(_describe_row(row))
         run.save("grow", step)
     if stopped_by is None:
@@ -315,8 +414,14 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
 
     if phase != "final":
         started = time.perf_counter()
-        training = train(model, task, run.train_config(config.final_epochs, 10_000), progress=progress) \
-            if config.final_epochs else None
+        before = copy.deepcopy(run.model)
+        training = run.train_phase("final", step, config.final_epochs, 10_000, progress,
+                                   resumed=resumed("final", step)) if config.final_epochs else None
+        if training is not None and training.stopped_by == NON_FINITE:
+            run.model = model = before
+            log(f"note: the final fine-tune's loss became NaN or infinite in epoch {len(training.history)}; "
+                "kept the model from before it")
+            run.numerical_faults.append({"phase": "final", "step": step, "epoch": len(training.history)})
         row = run.record("final", step, training, 0.0, time.perf_counter() - started, {"stopped_by": stopped_by})
         log(_describe_row(row))
     report = run.cost().report
@@ -333,6 +438,7 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
                    "stopped_by": stopped_by, "steps": step, "usage": budget.usage(report), "binding": binding,
                    "predicted": run.history[-1]["predicted"], "widths": run.history[-1]["widths"],
                    "depth": run.history[-1]["depth"], "test_accuracy": test_accuracy,
+                   "numerical_faults": run.numerical_faults,
                    "growth_seconds": sum(r.get("growth_seconds", 0.0) for r in run.history),
                    "training_seconds": sum(r.get("training_seconds", 0.0) or 0.0 for r in run.history)}
         write_atomically(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
@@ -355,32 +461,95 @@ def _last_stop(history: list[dict]) -> str | None:
     return history[-1].get("stopped_by") if history and history[-1].get("phase") == "stop" else None
 
 
-def _prepare_run_dir(run: _Run, resume: bool) -> tuple[int, str | None]:
-    checkpoint_path = run.out_dir / "checkpoint.pt"
+def _prepare_run_dir(run: _Run, resume: bool) -> tuple[int, str | None, Checkpoint | None]:
+    """Check the run folder and, with ``resume``, load its state: (step, phase) of the last finished
+    phase (0, None: none finished) and the ``epoch.pt`` of the phase that was training, if any."""
+    checkpoint_path, epoch_path = run.out_dir / "checkpoint.pt", run.out_dir / EPOCH_CHECKPOINT
     if not resume:
-        if checkpoint_path.exists():
+        if checkpoint_path.exists() or epoch_path.exists():
             raise ValueError(f"{run.out_dir} already holds a grow run; pass --resume to continue it "
                              "or choose another --out")
         run.out_dir.mkdir(parents=True, exist_ok=True)
-        return 0, None
-    if not checkpoint_path.exists():
+        write_atomically(run.out_dir / "run.json", json.dumps(_run_record(run), indent=1) + "\n")
+        return 0, None, None
+    if not checkpoint_path.exists() and not epoch_path.exists():
         raise ValueError(f"nothing to resume: {checkpoint_path} does not exist (run without --resume to start)")
-    model, checkpoint = load_checkpoint(checkpoint_path, seed=run.model if run.family == CUSTOM_FAMILY else None)
-    meta = checkpoint.meta
-    expected = {"method": run.config.method, "target": run.target.name, "budget": dict(run.budget.limits),
-                "task": run.task.name}
-    found = {"method": meta.get("config", {}).get("method"), "target": meta.get("target"),
+    seed = run.seed
+    step, phase, finished_meta = 0, None, {}
+    if checkpoint_path.exists():
+        model, checkpoint = load_checkpoint(checkpoint_path, seed=seed)
+        finished_meta = checkpoint.meta
+        _check_same_run(run, checkpoint.meta)
+        run.model, run.edits = model, list(checkpoint.edits)
+        run.history = list(checkpoint.meta.get("history", []))
+        step, phase = int(checkpoint.meta.get("step", 0)), checkpoint.meta.get("phase")
+    in_phase = None
+    if epoch_path.exists() and phase != "final":
+        model, partial = load_checkpoint(epoch_path, seed=seed)
+        if partial.meta.get("rows_before") == len(run.history):  # the phase after the last finished one
+            _check_same_run(run, partial.meta)
+            run.model, run.edits, in_phase = model, list(partial.edits), partial
+    run.model.train()
+    faults = (in_phase.meta if in_phase is not None else finished_meta).get("numerical_faults")
+    if faults:  # steps rolled back before the kill: go on with the lowered settings
+        run.numerical_faults = list(faults)
+        retries = [fault for fault in faults if "retry_epsilon" in fault]
+        if retries:
+            run.config = replace(run.config, epsilon=retries[-1]["retry_epsilon"],
+                                 learning_rate=retries[-1]["retry_learning_rate"])
+    recorded = _read_json(run.out_dir / "run.json")
+    profile = _profile_sha256(run.target)
+    if recorded and recorded.get("target_profile_sha256") not in (None, profile):
+        run.log(f"note: the {run.target.name} profile changed since this run started ({run.target.path}): "
+                "costs from here on come from the new one, so the run is no longer reproducible from run.json")
+    where = f"after {phase} step {step}" if phase is not None else "from the start"
+    if in_phase is not None:
+        where += (f", in {in_phase.meta['phase']} step {in_phase.meta['step']} after epoch "
+                  f"{in_phase.meta['epochs_done']} of {in_phase.meta['epochs']}")
+    run.log(f"resuming {run.out_dir} {where}")
+    return step, phase, in_phase
+
+
+def _profile_sha256(target: Target) -> str | None:
+    path = Path(target.path) if target.path else None
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.is_file() else None
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _run_record(run: _Run) -> dict:
+    """run.json: what it takes to run this again and get the same network."""
+    import numpy
+
+    from . import __version__
+
+    return {"edgegrow": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform(), "machine": platform.machine(),
+            "torch_threads": torch.get_num_threads(), "command": sys.argv, "seed": run.config.seed,
+            "config": asdict(run.config), "family": run.family, "seed_options": run.seed_options,
+            "target": run.target.name, "target_profile": run.target.path,
+            "target_profile_sha256": _profile_sha256(run.target), "budget": dict(run.budget.limits),
+            "task": run.task.name, "task_source": run.task_source}
+
+
+def _run_settings(run: _Run) -> dict:
+    return {"method": run.config.method, "target": run.target.name, "budget": dict(run.budget.limits),
+            "task": run.task.name}
+
+
+def _check_same_run(run: _Run, meta: dict) -> None:
+    expected = _run_settings(run)
+    found = {"method": meta.get("config", {}).get("method", meta.get("method")), "target": meta.get("target"),
              "budget": meta.get("budget"), "task": meta.get("task")}
     differing = [f"{key} {found[key]!r} (now {expected[key]!r})" for key in expected if found[key] != expected[key]]
     if differing:
         raise ValueError(f"{run.out_dir} holds a run with another {', '.join(differing)}; resume with the same "
                          "settings or choose another --out")
-    run.model = model
-    run.model.train()
-    run.edits = list(checkpoint.edits)
-    run.history = list(meta.get("history", []))
-    run.log(f"resuming {run.out_dir} after {meta.get('phase')} step {meta.get('step')}")
-    return int(meta.get("step", 0)), meta.get("phase")
 
 
 def _describe_row(row: dict) -> str:

@@ -62,10 +62,29 @@ class EpochRecord:
     seconds: float
 
 
+NON_FINITE = "non-finite loss"  # TrainResult.stopped_by when a batch's loss was NaN or infinite
+
+
+@dataclass
+class TrainProgress:
+    """Where an interrupted ``train`` call stood after its last finished epoch: with the optimizer's
+    state (passed as ``optimizer``), enough to continue exactly as if it had not stopped."""
+
+    history: list[EpochRecord]
+    rng_state: torch.Tensor  # torch's global generator (dropout) at the end of that epoch
+
+    def to_dict(self) -> dict:
+        return {"history": [asdict(record) for record in self.history], "rng_state": self.rng_state}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainProgress:
+        return cls([EpochRecord(**record) for record in data["history"]], data["rng_state"])
+
+
 @dataclass
 class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
-    stopped_by: str = "epochs"  # or "max_seconds", "max_samples"
+    stopped_by: str = "epochs"  # or "max_seconds", "max_samples", NON_FINITE
     seconds: float = 0.0
     samples_seen: int = 0
 
@@ -102,13 +121,19 @@ def train(
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool = True,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_epoch_state: Callable[[TrainProgress], None] | None = None,
+    resume: TrainProgress | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data.train``, evaluating on ``data.validation`` after every epoch.
 
     Args:
         optimizer: continue with this optimizer (its state is kept; every param group's learning
             rate follows ``config``'s schedule); default: a new one from ``config``.
-        on_epoch: called with each epoch's record (for logs and checkpoints).
+        on_epoch: called with each epoch's record (for logs).
+        on_epoch_state: called after each epoch with what ``resume`` needs (for checkpoints).
+        resume: continue an interrupted call of the same config after its last finished epoch
+            (with the model and ``optimizer`` as they were then): the epochs, learning rates,
+            batches and random numbers are those of an uninterrupted call.
     """
     torch.manual_seed(config.seed)
     if optimizer is None:
@@ -118,8 +143,17 @@ def train(
     started = time.perf_counter()
     batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
     total_steps = config.epochs * batches_per_epoch
-    step = 0
-    for epoch in range(config.epochs):
+    first_epoch = 0
+    if resume is not None and resume.history:
+        if len(resume.history) > config.epochs:
+            raise ValueError(f"cannot resume after epoch {len(resume.history)} of a {config.epochs}-epoch run")
+        torch.set_rng_state(resume.rng_state)
+        result.history = list(resume.history)
+        result.samples_seen = resume.history[-1].samples_seen
+        started -= resume.history[-1].seconds
+        first_epoch = len(resume.history)
+    step = first_epoch * batches_per_epoch
+    for epoch in range(first_epoch, config.epochs):
         model.train()
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         inputs = data.train.inputs_for_epoch(epoch)
@@ -136,6 +170,9 @@ def train(
                 x = data.train.augment_batch(x, generator)
             logits = model(x)
             loss = loss_function(logits, y)
+            if not torch.isfinite(loss):  # the weights are ruined from here on: say so, do not go on
+                result.stopped_by = NON_FINITE
+                break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -164,6 +201,8 @@ def train(
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
+        if on_epoch_state is not None and result.stopped_by == "epochs":
+            on_epoch_state(TrainProgress(list(result.history), torch.get_rng_state()))
         if result.stopped_by != "epochs":
             break
     result.seconds = time.perf_counter() - started
