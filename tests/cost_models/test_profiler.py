@@ -128,3 +128,43 @@ def test_profile_here_resumes_after_an_interruption_and_writes_a_calibrated_prof
     here = load_target(str(out))
     assert here.measured and len(here.entries) == len(grid) and here.runtime == "onnxruntime"
     assert "random multi-kernel networks" in json.loads(out.read_text())["latency"]["calibration"]["source"]
+
+
+KILLED_PROFILE = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from cost_models import profiler
+from test_profiler import SHAPES
+profiler.kernel_grid = lambda quick: SHAPES[:4]
+real_append, appended = profiler.append_line, []
+
+def append_then_maybe_die(path, record):
+    real_append(path, record)
+    appended.append(record)
+    if len(appended) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+profiler.append_line = append_then_maybe_die
+profiler.profile_here("here", {out!r}, quick=True)
+"""
+
+
+def test_profile_here_killed_with_sigkill_resumes_from_the_last_measured_row(tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "here.json"
+    tests = str(Path(__file__).resolve().parent)
+    child = subprocess.run([sys.executable, "-c", KILLED_PROFILE.format(tests=tests, out=str(out))],
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    assert not out.exists()  # nothing that looks whole
+    measurements = out.with_name("here.json.measurements.jsonl")
+    assert len(measurements.read_text().splitlines()) == 3  # every row measured before the kill is kept
+    monkeypatch.setattr(profiler, "kernel_grid", lambda quick: SHAPES[:4])
+    remaining = []
+    profiler.profile_here("here", out, quick=True, progress=lambda done, total: remaining.append(total))
+    assert remaining[0] == 2 * 4 - 3
+    assert len(load_target(str(out)).entries) == 4
