@@ -10,7 +10,10 @@ unfused ops.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import operator
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -63,14 +66,19 @@ def trace_with_shapes(model: nn.Module, example_input: torch.Tensor) -> torch.fx
         ) from None
     modes = {module: module.training for module in model.modules()}
     graph_module.eval()
+    printed = io.StringIO()  # ShapeProp prints a traceback to stderr before it raises
     try:
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.redirect_stderr(printed):
             ShapeProp(graph_module).propagate(example_input)
     except Exception as error:
+        cause = error.__cause__ or error  # ShapeProp's own error only names the node; the cause says why
+        message = (str(cause).strip().splitlines() or ["no message"])[0]
         raise ValueError(
             f"the example input of shape {tuple(example_input.shape)} does not run through "
-            f"{type(model).__name__}: {type(error).__name__}: {str(error).splitlines()[0]}"
+            f"{type(model).__name__}: {type(cause).__name__}: {message}"
         ) from None
+    else:
+        sys.stderr.write(printed.getvalue())  # warnings of a forward that ran
     finally:
         for module, training in modes.items():
             module.train(training)

@@ -280,6 +280,8 @@ def load_target(name_or_path: str | Path) -> Target:
             data = json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text)") from None
     target = parse_target(data, str(path))
     if target.name != path.stem:
         raise ValueError(f"{path}: field 'name' is {target.name!r} but the file is named {path.stem!r}; "

@@ -114,9 +114,11 @@ def load_checkpoint(path: str | Path, seed: nn.Module | None = None) -> tuple[nn
     try:
         model = rebuild(checkpoint.family, checkpoint.seed_options, checkpoint.edits, seed)
         model.load_state_dict(payload["state_dict"], strict=True)
+    except ValueError as error:  # rebuild's own, already one line: say which file
+        raise ValueError(f"{path}: {error}") from None
     except (KeyError, TypeError, RuntimeError) as error:
         raise ValueError(f"{path}: damaged checkpoint, or not grown from this seed ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:200]})") from None
+                         f"{_first_line(error)})") from None
     model.eval()
     return model, checkpoint
 
@@ -129,11 +131,14 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 def _read(path: Path) -> tuple[dict, Checkpoint]:
     if not path.is_file():
         raise ValueError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is not a readable edgegrow checkpoint: the file is empty (a copy or write that "
+                         "never finished); use another copy or grow again")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path} is not a readable edgegrow checkpoint ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:200]})") from None
+    except Exception as error:  # torch raises many types; all mean "not a checkpoint it can read"
+        raise ValueError(f"{path} is not a readable edgegrow checkpoint: not a PyTorch file, or truncated or "
+                         f"damaged ({type(error).__name__}); use another copy or grow again") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an edgegrow checkpoint (expected format {FORMAT})")
     try:
@@ -145,6 +150,9 @@ def _read(path: Path) -> tuple[dict, Checkpoint]:
             raise ValueError(f"{path}: damaged checkpoint: its contents do not match the SHA-256 stored when it "
                              "was written (a bad disk or a partial copy?); use another copy or grow again")
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: damaged checkpoint ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:200]})") from None
+        raise ValueError(f"{path}: damaged checkpoint ({type(error).__name__}: {_first_line(error)})") from None
     return payload, checkpoint
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or ["no message"])[0][:200]

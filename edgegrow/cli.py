@@ -31,8 +31,20 @@ examples:
 """
 
 
+class _UsageError(Exception):
+    """A command line argparse refuses (unknown option, missing or malformed argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a usage error is one line (no usage block) and ``main`` returns 2
+    instead of argparse exiting; the subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edgegrow", description="Grow tiny neural networks into the most accurate network a device can afford.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -447,6 +459,7 @@ def _profile(args):
 def main(argv: list[str] | None = None) -> int:
     from .cli_config import expand_config
     from .export.exporter import ExportError
+    from .grow import NumericalFault
 
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -455,7 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"edgegrow: error: {error}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
     handlers = {"workflow": _workflow, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
                 "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench,
                 "report": _report}
@@ -470,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except NumericalFault as error:  # training diverged where no rollback helps: a failure, with the fix
+        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
+        return 1
     except ExportError as error:  # a file failed verification in its runtime: nothing was written
         print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
         return 1
@@ -478,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         resume = {"profile": "; run the same command again to resume",
-                  "grow": "; add --resume to continue from the last finished step"}.get(args.command, "")
+                  "grow": "; add --resume to continue after the last finished epoch"}.get(args.command, "")
         print(f"edgegrow {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
     return 0

@@ -57,6 +57,7 @@ from .training.train import NON_FINITE
 
 METHODS = (*SPLIT_METHODS, "firefly", *RANDOM_METHODS)
 EPOCH_CHECKPOINT = "epoch.pt"
+UNREACHABLE_USAGE = 0.01  # a budget the run cannot fill to this share is refused as a mistake
 NUMERICAL_RETRIES = 2  # growth steps rolled back for a NaN or infinite loss before growth stops
 
 
@@ -311,6 +312,42 @@ class _Run:
         return selection.chosen, len(candidates), None
 
 
+def check_seed_suits_task(model: nn.Module, task: TaskData, example: torch.Tensor) -> None:
+    """ValueError, before any training, for a seed growth cannot use on ``task``: its input shape
+    does not run, its outputs are not one per class, or no channel group can grow."""
+    groups = find_channel_groups(model, example)  # ValueError naming the shape if the input does not run
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    with torch.no_grad():
+        outputs = model(example)
+    for module, training in modes.items():
+        module.train(training)
+    classes = len(task.class_names)
+    if outputs.dim() != 2 or outputs.shape[1] != classes:
+        raise ValueError(f"the seed outputs shape {tuple(outputs.shape[1:])} per example but task {task.name!r} has "
+                         f"{classes} classes: build the seed with {classes} outputs (num_classes={classes})")
+    if not growable_groups(groups):
+        reasons = sorted({reason for group in groups for reason in group.reasons})
+        raise ValueError("the seed has no growable channel group, so growth has nothing to widen ("
+                         + ("; ".join(reasons[:3]) or "no channel groups") + "): see `edgegrow groups` or "
+                         "find_channel_groups(model, x) and each group's reasons")
+
+
+def check_budget_reachable(report: CostReport, budget: Budget, config: GrowConfig) -> None:
+    """ValueError for a budget so far above the seed's cost that no run of ``config`` comes near it
+    (1 %): each step multiplies the binding usage by at most 1 + growth_rate, so max_steps steps
+    reach at most (1 + growth_rate) ** max_steps times the seed's usage. A budget merely out of
+    reach is allowed: growth stops at max_steps and the log says how much was used."""
+    reach = (1 + config.growth_rate) ** config.max_steps
+    usage = budget.usage(report)
+    if usage and max(usage.values()) * reach < UNREACHABLE_USAGE:
+        metric = max(usage, key=usage.get)
+        raise ValueError(f"budget {metric}={budget.limits[metric]:g} is {1 / usage[metric]:.3g}x the seed's cost "
+                         f"({metric_value(report, metric):.4g}), beyond the {reach:,.0f}x that {config.max_steps} "
+                         f"steps at growth_rate {config.growth_rate:g} can reach: lower the budget, or raise "
+                         "max_steps or growth_rate")
+
+
 def check_seed_fits(report: CostReport, budget: Budget) -> None:
     """ValueError naming every limit the seed's ``report`` exceeds (checked before any training)."""
     over = budget.violations(report)
@@ -340,7 +377,9 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
         family, seed_options = CUSTOM_FAMILY, {"input_shape": list(task.input_shape), **(seed_options or {})}
     run = _Run(model, task, target, budget, config, out_dir, family, seed_options or {}, log)
     run.task_source = task_source or {}
+    check_seed_suits_task(model, task, run.example)
     check_seed_fits(run.cost().report, budget)
+    check_budget_reachable(run.cost().report, budget, config)
     start_step, phase, in_phase = 0, None, None
     if out_dir is not None:
         start_step, phase, in_phase = _prepare_run_dir(run, resume)
