@@ -50,7 +50,9 @@ def examples_per_second(model: nn.Module, repeats: int = 5, steps: int = 10) -> 
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_function = nn.CrossEntropyLoss()
     x = torch.randn(BATCH, *model.input_shape)
-    classes = model(x[:1]).shape[1]
+    model.eval()
+    with torch.no_grad():
+        classes = model(x[:1]).shape[1]
     y = torch.randint(0, classes, (BATCH,))
     model.train()
 

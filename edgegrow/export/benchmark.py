@@ -25,6 +25,7 @@ result is appended to ``card["measured"]`` (the card is rewritten atomically).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -178,6 +179,7 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
         raise ValueError(f"--threads must be 1 or more, not {threads}")
     if warmup < 0 or runs < 1:
         raise ValueError(f"need warmup >= 0 and runs >= 1 (got warmup {warmup}, runs {runs})")
+    check_against_card(path)
     loaded = open_model(path, runtime, threads)  # checks the runtime, the file and its suffix, and loads it
     spec, arena_bytes = loaded.input, loaded.arena_bytes
     del loaded
@@ -374,6 +376,18 @@ def _comparison_notes(runtime: str, spec: TensorSpec, profile) -> list[str]:
     if profile.dtype != file_dtype:
         notes.append(f"{profile.name} is predicted for {profile.dtype} tensors; this file takes {file_dtype}")
     return notes
+
+
+def check_against_card(path: Path) -> None:
+    """ValueError if the ``model_card.json`` beside ``path`` lists it with another SHA-256: the file
+    changed or was damaged after the export verified it."""
+    card = _read_card(path.parent / CARD_NAME) if path.is_file() else None
+    files = card.get("files") if isinstance(card, dict) else None
+    entries = [entry for entry in (files or {}).values() if isinstance(entry, dict) and entry.get("path") == path.name]
+    expected = entries[0].get("sha256") if entries else None
+    if expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        raise ValueError(f"{path} does not match the SHA-256 its model_card.json recorded at export (damaged, cut "
+                         "short or replaced since): export it again, or move it away from the card to time it as it is")
 
 
 def _read_card(card_path: Path) -> dict | None:

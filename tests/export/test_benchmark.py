@@ -1,5 +1,6 @@
 """benchmark(): latency statistics, child-process memory, TFLM arena, the prediction beside the
 measurement, and the record appended to the model card. Files are a tiny DS-CNN exported here."""
+import hashlib
 import json
 import shutil
 import warnings
@@ -227,3 +228,15 @@ def test_tflm_reports_the_arena_beside_predicted_sram_and_never_compares_latency
     assert "not compared" in table and "reference build" in table
     entry = json.loads((tmp_path / CARD_NAME).read_text())["measured"][-1]
     assert entry["arena_bytes"] == result.arena_bytes and entry["runtime"] == "tflm"
+
+
+def test_a_file_that_changed_since_its_export_is_refused(onnx_file, tmp_path):
+    path = copy_into(tmp_path, onnx_file)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_card(tmp_path, {"host": predicted()}, files={"onnx": {"path": path.name, "sha256": digest}})
+    assert benchmark(path, "onnxruntime", target="host", **FAST).latency_ms_median > 0  # as exported: fine
+    card_before = (tmp_path / CARD_NAME).read_text()
+    path.write_bytes(path.read_bytes()[:-10])  # cut short after the export
+    with pytest.raises(ValueError, match=r"model.onnx does not match the SHA-256 its model_card.json recorded"):
+        benchmark(path, "onnxruntime", target="host", **FAST)
+    assert (tmp_path / CARD_NAME).read_text() == card_before  # nothing recorded for a refused file
