@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_grow import EXAMPLE, seed_model, toy_task
 
-from cost_models import estimate
+from cost_models import estimate, load_target
 from edgegrow.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
 from edgegrow.grow import EPOCH_CHECKPOINT, GrowConfig, grow
 from edgegrow.growth.budget import Budget
@@ -161,3 +161,24 @@ def test_the_same_run_twice_gives_the_same_network_and_metrics_and_records_how(u
     assert record["torch"] == torch.__version__ and record["torch_threads"] == 1
     profile = Path(record["target_profile"])
     assert record["target_profile_sha256"] == hashlib.sha256(profile.read_bytes()).hexdigest()
+
+
+def test_a_resume_says_when_the_target_profile_changed(tmp_path):
+    profile = tmp_path / "profiles" / "host.json"
+    profile.parent.mkdir()
+    profile.write_bytes(Path(load_target("host").path).read_bytes())
+    config = GrowConfig(**{**CONFIG, "max_steps": 1, "seed_epochs": 1, "epochs_per_step": 1, "final_epochs": 0})
+    folder = tmp_path / "run"
+    grow(seed_model(), toy_task(), str(profile), budget(), config, folder, family="ds-cnn",
+         seed_options={"num_classes": 4}, log=lambda line: None)
+    lines = []
+    grow(seed_model(), toy_task(), str(profile), budget(), config, folder, family="ds-cnn",
+         seed_options={"num_classes": 4}, resume=True, log=lines.append)
+    assert not any("profile changed" in line for line in lines)
+    data = json.loads(profile.read_text())
+    data["description"] += " (edited)"
+    profile.write_text(json.dumps(data))
+    lines = []
+    grow(seed_model(), toy_task(), str(profile), budget(), config, folder, family="ds-cnn",
+         seed_options={"num_classes": 4}, resume=True, log=lines.append)
+    assert any("the host profile changed since this run started" in line for line in lines), lines
