@@ -1,4 +1,5 @@
-"""Predicted SRAM against the arena TFLite Micro asks for, over the model zoo's shapes.
+"""Predicted SRAM against the arena TFLite Micro asks for, and predicted flash against the int8
+.tflite file, over the model zoo's shapes.
 
 Each model (untrained, its BatchNorm statistics set on random inputs: the arena does not depend on
 the weights) goes through the export's path,
@@ -11,8 +12,9 @@ interpreter allocations; the activation part alone is compared with the arena's 
 
     python bench/tflm_arena.py
 
-Writes bench/results/tflm_arena.json: per model the predicted and measured bytes and their ratio,
-and the median and range of the ratios.
+Writes bench/results/tflm_arena.json: per model the predicted and measured bytes (arena, file) and
+their ratios, and the median and range of the ratios. The file's size is what
+``cost_models/runtime_memory.json``'s per-operator and per-tensor bytes were fitted on.
 """
 from __future__ import annotations
 
@@ -61,6 +63,11 @@ def tflm_allocations(content: bytes) -> dict[str, int]:
     return found
 
 
+def tensor_count(content: bytes) -> int:
+    interpreter_module = runtimes.require("ai_edge_litert.interpreter")
+    return len(interpreter_module.Interpreter(model_content=content).get_tensor_details())
+
+
 def main() -> None:
     torch.manual_seed(0)
     target = load_target(TARGET)
@@ -85,16 +92,25 @@ def main() -> None:
                "predicted_activation_bytes": predicted_activations, "measured_head_bytes": measured["head"],
                "activation_ratio": predicted_activations / measured["head"],
                "predicted_runtime_bytes": report.sram_runtime_bytes, "measured_tail_bytes": measured["tail"],
-               "operators": len(runtimes.litert_ops(int8_model)), "seconds": time.perf_counter() - started}
+               "operators": len(runtimes.litert_ops(int8_model)), "tensors": tensor_count(int8_model),
+               "output_channels": sum(k.shape.output[0] for k in report.kernels if k.weight_bytes_int8),
+               "weight_bytes_int8": report.weight_bytes_int8, "predicted_flash_bytes": report.flash_bytes,
+               "int8_file_bytes": len(int8_model), "flash_ratio": report.flash_bytes / len(int8_model),
+               "seconds": time.perf_counter() - started}
         rows.append(row)
         print(f"{name:34s} predicted {report.sram_bytes:>8,} B  TFLM arena {measured['total']:>8,} B  "
-              f"ratio {row['ratio']:.3f}  (activations {row['activation_ratio']:.3f})", flush=True)
+              f"ratio {row['ratio']:.3f}  (activations {row['activation_ratio']:.3f}); flash predicted "
+              f"{report.flash_bytes:>9,} B, int8 file {len(int8_model):>9,} B", flush=True)
     ratios = [row["ratio"] for row in rows]
     summary = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
-    print(f"predicted / measured: median {summary['median']:.3f}, range {summary['min']:.3f}–{summary['max']:.3f}")
+    print(f"SRAM predicted / measured: median {summary['median']:.3f}, range {summary['min']:.3f}–{summary['max']:.3f}")
+    flash = [row["flash_ratio"] for row in rows]
+    flash_summary = {"median": statistics.median(flash), "min": min(flash), "max": max(flash)}
+    print(f"flash predicted / int8 file: median {flash_summary['median']:.3f}, "
+          f"range {flash_summary['min']:.3f}–{flash_summary['max']:.3f}")
     RESULTS.write_text(json.dumps({"benchmark": "tflm_arena", "target": TARGET, "python": sys.version.split()[0],
                                    "machine": platform.machine(), "torch": torch.__version__,
-                                   "rows": rows, "ratio": summary}, indent=1) + "\n")
+                                   "rows": rows, "ratio": summary, "flash_ratio": flash_summary}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

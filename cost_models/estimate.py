@@ -17,10 +17,11 @@ from torch import nn
 from .kernel_shape import WEIGHTED_KINDS, KernelShape
 from .kernels import Kernel, fused_kernels
 from .latency import LatencyModel
-from .memory import activation_buffers, plan_arena, runtime_arena
+from .memory import activation_buffers, plan_arena, runtime_memory, tflite_tensors
 from .target import Target, load_target
 
-INT8_BYTES_PER_OUTPUT_CHANNEL = 4 + 4 + 8  # int32 bias, float32 scale, int64 zero point (TFLite per-channel)
+# int32 bias, and a float32 scale and an int64 zero point per channel for the weights and again for the bias (TFLite)
+INT8_BYTES_PER_OUTPUT_CHANNEL = 4 + 2 * (4 + 8)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class CostReport:
     weight_bytes_fp32: int
     weight_bytes_int8: int
     sram_bytes: int  # the arena: peak activations in the target's dtype, plus the runtime's own (sram_runtime_bytes)
-    flash_bytes: int  # weights in the target's dtype plus the model overhead
+    flash_bytes: int  # the model file: weights in the target's dtype, operators and tensors, and the model overhead
     latency_ms: float
     layout_change_ms: float
     overhead_ms: float
@@ -144,16 +145,17 @@ def estimate_kernels(kernels: list[Kernel], shapes: list[KernelShape], target: T
         rows.append(KernelCost(kernel.name, kernel.kind, tuple(kernel.layers), shape, shape.macs, kernel.parameters,
                                weight_bytes(shape, "float32"), weight_bytes(shape, "int8"),
                                timing.latency_ms, timing.method, energy))
-    runtime = runtime_arena(target.runtime)
+    runtime = runtime_memory(target.runtime)
     buffers = activation_buffers(kernels, input_shape, target.bytes_per_element,
                                  converter_pads=runtime is not None and runtime.converter_pads)
-    runtime_bytes = 0
+    runtime_bytes = file_bytes = 0
     if runtime is not None:
         operators = sum(buffer.tensor != "input" for buffer in buffers)  # kernels, less folded pads, plus PADs
         channels = sum(shape.output[0] for shape in shapes if shape.kind in WEIGHTED_KINDS)
         runtime_bytes = runtime.overhead_bytes(operators, channels)
+        file_bytes = runtime.file_overhead_bytes(operators, tflite_tensors(kernels, buffers))
     arena = plan_arena(buffers).arena_bytes + runtime_bytes
-    weights_on_target = sum(weight_bytes(shape, target.dtype) for shape in shapes)
+    weights_on_target = sum(weight_bytes(shape, target.dtype) for shape in shapes) + file_bytes
     if energy_per_op:
         energy_total = sum(row.energy_mj for row in rows)
     else:

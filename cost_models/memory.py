@@ -12,7 +12,7 @@ the worst step is a lower bound on it.
 
 TFLite Micro's arena holds more than activations: per-tensor and per-operator structs and each
 convolution's per-channel requantisation (an int32 multiplier and shift per output channel).
-``RuntimeArena`` (``runtime_memory.json``, measured on the TFLite Micro interpreter) adds them.
+``RuntimeMemory`` (``runtime_memory.json``, measured on the TFLite Micro interpreter) adds them.
 """
 from __future__ import annotations
 
@@ -125,34 +125,55 @@ def activation_buffers(kernels: list[Kernel], input_shape: tuple[int, ...], byte
 
 
 @dataclass(frozen=True)
-class RuntimeArena:
-    """What a runtime's arena holds besides the activations, and whether its converter adds PAD ops."""
+class RuntimeMemory:
+    """What a runtime keeps besides the activations and the weights (``runtime_memory.json``): in its
+    arena (TFLite Micro's structs and requantisation), in its model file (the flatbuffer's operators
+    and tensors), and whether its converter adds PAD ops."""
 
     runtime: str
     converter_pads: bool
     fixed_bytes: int = 0
     bytes_per_operator: int = 0
     bytes_per_output_channel: int = 0  # of each convolution and fully connected layer
+    file_bytes_per_operator: int = 0
+    file_bytes_per_tensor: int = 0
     source: str = ""
 
     def overhead_bytes(self, operators: int, output_channels: int) -> int:
+        """Arena bytes besides the activations."""
         return self.fixed_bytes + self.bytes_per_operator * operators + self.bytes_per_output_channel * output_channels
 
+    def file_overhead_bytes(self, operators: int, tensors: int) -> int:
+        """Model-file bytes for the operators and tensors themselves (the weights counted apart)."""
+        return self.file_bytes_per_operator * operators + self.file_bytes_per_tensor * tensors
 
-def runtime_arena(runtime: str) -> RuntimeArena | None:
-    """The arena facts of ``runtime`` from ``runtime_memory.json``; None for a runtime it does not list."""
-    return _RUNTIME_ARENAS.get(runtime)
+
+def runtime_memory(runtime: str) -> RuntimeMemory | None:
+    """The memory facts of ``runtime`` from ``runtime_memory.json``; None for a runtime it does not list."""
+    return _RUNTIME_MEMORY.get(runtime)
 
 
-def _read_runtime_arenas() -> dict[str, RuntimeArena]:
+def tflite_tensors(kernels: list[Kernel], buffers: list[Buffer]) -> int:
+    """Tensors of the converted TFLite model: the input, each operator's output, each weighted
+    kernel's weights and bias, and one shared constant for all PAD paddings and one for MEAN's axes."""
+    operators = sum(buffer.tensor != "input" for buffer in buffers)
+    weighted = sum(kernel.kind in ("conv", "depthwise", "pointwise", "fully_connected") for kernel in kernels)
+    pads = any(buffer.tensor.endswith("/pad") for buffer in buffers) or any(
+        kernel.kind == "pad" and any(b.tensor == kernel.name for b in buffers) for kernel in kernels)
+    means = any(kernel.kind == "global_pool" for kernel in kernels)
+    return 1 + operators + 2 * weighted + int(pads) + int(means)
+
+
+def _read_runtime_memory() -> dict[str, RuntimeMemory]:
     data = json.loads((Path(__file__).with_name("runtime_memory.json")).read_text())
-    return {name: RuntimeArena(name, bool(entry["converter_pads"]), int(entry.get("fixed_bytes", 0)),
-                               int(entry.get("bytes_per_operator", 0)), int(entry.get("bytes_per_output_channel", 0)),
-                               entry.get("source", ""))
+    fields = ("fixed_bytes", "bytes_per_operator", "bytes_per_output_channel", "file_bytes_per_operator",
+              "file_bytes_per_tensor")
+    return {name: RuntimeMemory(name, bool(entry["converter_pads"]), *(int(entry.get(key, 0)) for key in fields),
+                                source=entry.get("source", ""))
             for name, entry in data["runtimes"].items()}
 
 
-_RUNTIME_ARENAS = _read_runtime_arenas()
+_RUNTIME_MEMORY = _read_runtime_memory()
 
 
 def plan_arena(buffers: list[Buffer]) -> ArenaPlan:

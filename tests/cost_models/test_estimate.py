@@ -22,7 +22,8 @@ def test_totals_agree_with_the_analytic_counts_and_the_arena_plan():
     assert report.flash_bytes == report.weight_bytes_int8 + 100
     stem = report.kernels[1]  # 10×4 conv, 1 → 64 channels: 2,560 weights and 64 biases
     assert stem.weight_bytes_fp32 == (2560 + 64) * 4
-    assert stem.weight_bytes_int8 == 2560 + 64 * (4 + 4 + 8)  # int32 bias, float scale, int64 zero point
+    # int32 bias; a float32 scale and an int64 zero point per channel for the weights, and again for the bias
+    assert stem.weight_bytes_int8 == 2560 + 64 * (4 + 2 * (4 + 8))
     assert report.latency_ms == pytest.approx(sum(row.latency_ms for row in report.kernels) + 0.01)
     assert report.energy_mj == pytest.approx(2000.0 * report.latency_ms * 1e-3)  # power × time
 

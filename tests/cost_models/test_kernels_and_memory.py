@@ -6,7 +6,7 @@ from torch import nn
 
 from cost_models import count_macs
 from cost_models.kernels import fused_kernels
-from cost_models.memory import Buffer, activation_buffers, converter_padding, folded_pads, plan_arena, runtime_arena
+from cost_models.memory import Buffer, activation_buffers, converter_padding, folded_pads, plan_arena, runtime_memory
 from edgegrow.models import ds_cnn, example_input, mobilenet_v1, mobilenet_v2, resnet8
 
 ZOO = {
@@ -109,9 +109,9 @@ def test_same_padding_written_as_a_pad_layer_is_folded_into_the_convolution():
 
 
 def test_tflite_micro_targets_count_the_interpreters_own_allocations():
-    arena = runtime_arena("tflite-micro")
+    arena = runtime_memory("tflite-micro")
     assert arena is not None and arena.converter_pads and arena.bytes_per_output_channel == 8
-    assert runtime_arena("onnxruntime") is None
+    assert runtime_memory("onnxruntime") is None
     assert arena.overhead_bytes(operators=10, output_channels=100) == (
         arena.fixed_bytes + 10 * arena.bytes_per_operator + 800)
 

@@ -154,6 +154,9 @@ def test_card_has_input_spec_costs_and_files(exported, run):
     assert card["targets"]["cortex-m4f-120mhz"]["measured"]["arena_kb"] == card["tflm"]["arena_bytes"] / 1024
     # the predicted SRAM is the arena TFLite Micro asked for (bench/tflm_arena.py: the zoo within 1 %)
     assert report.sram_bytes == pytest.approx(card["tflm"]["arena_bytes"], rel=0.02)
+    # and the predicted flash is the int8 file (bench/tflm_arena.py: the zoo within 0.5 %)
+    int8_bytes = (exported.out_dir / "model_int8.tflite").stat().st_size
+    assert report.flash_bytes == pytest.approx(int8_bytes, rel=0.02)
     host = card["targets"]["host"]["measured"]
     assert host["latency_ms_median"] > 0 and host["measured_over_predicted"] == pytest.approx(
         host["latency_ms_median"] / card["targets"]["host"]["predicted"]["latency_ms"])
