@@ -387,9 +387,12 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     stopped_by = None
 
     def resumed(name: str, at: int) -> Checkpoint | None:
-        """The ``epoch.pt`` of phase (name, at), if the run was killed while training it."""
+        """The ``epoch.pt`` of phase (name, at), if the run was killed while training it (once: a
+        phase rolled back and tried again starts afresh)."""
+        nonlocal in_phase
         if in_phase is not None and (in_phase.meta["phase"], in_phase.meta["step"]) == (name, at):
-            return in_phase
+            found, in_phase = in_phase, None
+            return found
         return None
 
     if phase is None:  # train the seed
@@ -461,6 +464,7 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
             log(f"note: the final fine-tune's loss became NaN or infinite in epoch {len(training.history)}; "
                 "kept the model from before it")
             run.numerical_faults.append({"phase": "final", "step": step, "epoch": len(training.history)})
+            training = None  # the diverged epochs describe no model the run keeps
         row = run.record("final", step, training, 0.0, time.perf_counter() - started, {"stopped_by": stopped_by})
         log(_describe_row(row))
     report = run.cost().report

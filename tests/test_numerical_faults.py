@@ -71,3 +71,24 @@ def test_a_seed_that_diverges_is_a_clear_error(tmp_path):
                                              r"lower learning_rate .* check the data"):
         grow(seed_model(), task, "host", budget(), CONFIG, tmp_path / "run", family="ds-cnn",
              seed_options={"num_classes": 4}, log=lambda line: None)
+
+
+def test_a_diverging_final_fine_tune_keeps_the_model_from_before_it(monkeypatch, tmp_path):
+    real_train_phase = grow_module._Run.train_phase
+
+    def poison_final(self, phase, *args, **kwargs):
+        if phase == "final":
+            with torch.no_grad():
+                next(p for p in self.model.parameters() if p.dim() == 4).view(-1)[0] = float("inf")
+        return real_train_phase(self, phase, *args, **kwargs)
+
+    monkeypatch.setattr(grow_module._Run, "train_phase", poison_final)
+    lines = []
+    result = grow(seed_model(), toy_task(), "host", budget(), CONFIG, tmp_path / "run", family="ds-cnn",
+                  seed_options={"num_classes": 4}, log=lines.append)
+    assert any("final fine-tune's loss became NaN or infinite in epoch 1; kept the model" in line for line in lines)
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    final = result.history[-1]
+    assert final["phase"] == "final" and final["epochs"] == [] and final["validation_loss"] is None
+    (fault,) = json.loads((tmp_path / "run" / "summary.json").read_text())["numerical_faults"]
+    assert fault["phase"] == "final"

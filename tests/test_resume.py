@@ -182,3 +182,32 @@ def test_a_resume_says_when_the_target_profile_changed(tmp_path):
     grow(seed_model(), toy_task(), str(profile), budget(), config, folder, family="ds-cnn",
          seed_options={"num_classes": 4}, resume=True, log=lines.append)
     assert any("the host profile changed since this run started" in line for line in lines), lines
+
+
+def test_a_resumed_step_that_diverges_rolls_back_to_the_checkpoint_and_grows_afresh(tmp_path, monkeypatch):
+    import edgegrow.grow as grow_module
+
+    folder = tmp_path / "run"
+    child = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(TESTS), kill_after=5, out=str(folder))],
+                           capture_output=True, text=True, timeout=600, cwd=TESTS.parent)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    real_train_phase, poisoned = grow_module._Run.train_phase, []
+
+    def poison_the_resumed_phase(self, phase, step, *args, **kwargs):
+        resumed = args[3] if len(args) > 3 else kwargs.get("resumed")
+        if resumed is not None and phase == "grow":
+            poisoned.append(step)
+            with torch.no_grad():
+                next(p for p in self.model.parameters() if p.dim() == 4).view(-1)[0] = float("nan")
+        return real_train_phase(self, phase, step, *args, **kwargs)
+
+    monkeypatch.setattr(grow_module._Run, "train_phase", poison_the_resumed_phase)
+    lines = []
+    result = grow(seed_model(), toy_task(), "host", budget(), GrowConfig(**CONFIG), folder, family="ds-cnn",
+                  seed_options={"num_classes": 4}, resume=True, log=lines.append)
+    assert poisoned == [2]  # the retry of step 2 starts from checkpoint.pt, not from the stale epoch.pt
+    assert any("step 2: the loss became NaN or infinite in epoch 2 after growth; rolled the step back" in line
+               for line in lines), lines
+    steps = [row["step"] for row in result.history if row["phase"] == "grow"]
+    assert steps[:2] == [1, 2] and len(steps) == len(set(steps))
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
