@@ -21,7 +21,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .kernel_shape import WEIGHTED_KINDS
 from .kernels import Kernel
+
+CONVOLUTION_KINDS = ("conv", "depthwise", "pointwise")
 
 ALIGNMENT_BYTES = 16
 
@@ -46,17 +49,21 @@ def _align(size: int) -> int:
     return -(-size // ALIGNMENT_BYTES) * ALIGNMENT_BYTES
 
 
+def _same_padding_total(size: int, kernel_size: int, stride: int) -> int:
+    """Zero padding TFLite's SAME adds along one axis (it puts the odd one after)."""
+    return max((-(-size // stride) - 1) * stride + kernel_size - size, 0)
+
+
 def converter_padding(kernel: Kernel) -> tuple[int, int] | None:
     """The padding (height, width) of the PAD op TFLite's converter puts before ``kernel``, or None
     when the convolution's own SAME or VALID padding expresses it."""
-    if kernel.kind not in ("conv", "depthwise", "pointwise") or kernel.padding == (0, 0) or not kernel.input_shapes:
+    if kernel.kind not in CONVOLUTION_KINDS or kernel.padding == (0, 0) or not kernel.input_shapes:
         return None
     sizes = kernel.input_shapes[0][2:4]
     if len(sizes) != 2:
         return None
     for size, pad, k, stride in zip(sizes, kernel.padding, kernel.kernel_size, kernel.stride):
-        same_total = max((-(-size // stride) - 1) * stride + k - size, 0)
-        if same_total != 2 * pad or (size + 2 * pad - k) // stride + 1 != -(-size // stride):
+        if _same_padding_total(size, k, stride) != 2 * pad or (size + 2 * pad - k) // stride + 1 != -(-size // stride):
             return tuple(kernel.padding)
     return None
 
@@ -74,12 +81,12 @@ def folded_pads(kernels: list[Kernel]) -> set[int]:
         if pad.kind != "pad" or len(following) != 1 or not pad.input_shapes:
             continue
         conv = following[0]
-        if conv.kind not in ("conv", "depthwise", "pointwise") or conv.padding != (0, 0):
+        if conv.kind not in CONVOLUTION_KINDS or conv.padding != (0, 0):
             continue
         fits = True
         for size, padded, before, k, stride in zip(pad.input_shapes[0][2:4], pad.output_shape[2:4], pad.padding,
                                                    conv.kernel_size, conv.stride):
-            same_total = max((-(-size // stride) - 1) * stride + k - size, 0)
+            same_total = _same_padding_total(size, k, stride)
             fits &= padded - size == same_total and before == same_total // 2
         if fits:
             folded.add(index)
@@ -156,10 +163,11 @@ def runtime_memory(runtime: str) -> RuntimeMemory | None:
 def tflite_tensors(kernels: list[Kernel], buffers: list[Buffer]) -> int:
     """Tensors of the converted TFLite model: the input, each operator's output, each weighted
     kernel's weights and bias, and one shared constant for all PAD paddings and one for MEAN's axes."""
-    operators = sum(buffer.tensor != "input" for buffer in buffers)
-    weighted = sum(kernel.kind in ("conv", "depthwise", "pointwise", "fully_connected") for kernel in kernels)
-    pads = any(buffer.tensor.endswith("/pad") for buffer in buffers) or any(
-        kernel.kind == "pad" and any(b.tensor == kernel.name for b in buffers) for kernel in kernels)
+    names = {buffer.tensor for buffer in buffers}
+    operators = len(names) - 1  # every buffer but the input is an operator's output
+    weighted = sum(kernel.kind in WEIGHTED_KINDS for kernel in kernels)
+    pads = any(name.endswith("/pad") for name in names) or any(
+        kernel.kind == "pad" and kernel.name in names for kernel in kernels)
     means = any(kernel.kind == "global_pool" for kernel in kernels)
     return 1 + operators + 2 * weighted + int(pads) + int(means)
 

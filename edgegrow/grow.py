@@ -59,11 +59,11 @@ METHODS = (*SPLIT_METHODS, "firefly", *RANDOM_METHODS)
 EPOCH_CHECKPOINT = "epoch.pt"
 UNREACHABLE_USAGE = 0.01  # a budget the run cannot fill to this share is refused as a mistake
 NUMERICAL_RETRIES = 2  # growth steps rolled back for a NaN or infinite loss before growth stops
+METHOD_ALIASES = {"random": "random-split"}
 
 
 class NumericalFault(RuntimeError):
     """Training diverged (NaN or infinite loss) where no rollback can help: the seed's own training."""
-METHOD_ALIASES = {"random": "random-split"}
 
 
 @dataclass(frozen=True)
@@ -378,8 +378,9 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     run = _Run(model, task, target, budget, config, out_dir, family, seed_options or {}, log)
     run.task_source = task_source or {}
     check_seed_suits_task(model, task, run.example)
-    check_seed_fits(run.cost().report, budget)
-    check_budget_reachable(run.cost().report, budget, config)
+    seed_report = run.cost().report
+    check_seed_fits(seed_report, budget)
+    check_budget_reachable(seed_report, budget, config)
     start_step, phase, in_phase = 0, None, None
     if out_dir is not None:
         start_step, phase, in_phase = _prepare_run_dir(run, resume)

@@ -287,7 +287,9 @@ def reference_budget(reference: torch.nn.Module, example: torch.Tensor, target: 
 
 def trained_epochs(run_dir: Path) -> int:
     """Epochs a grow run trained, over all its phases (from steps.jsonl)."""
-    rows = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines() if line.strip()]
+    from .report.run_report import read_run
+
+    rows, _ = read_run(run_dir)
     return sum(len(row.get("epochs") or []) for row in rows)
 
 

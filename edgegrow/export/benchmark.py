@@ -179,7 +179,9 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
         raise ValueError(f"--threads must be 1 or more, not {threads}")
     if warmup < 0 or runs < 1:
         raise ValueError(f"need warmup >= 0 and runs >= 1 (got warmup {warmup}, runs {runs})")
-    check_against_card(path)
+    card_path = path.parent / CARD_NAME
+    card = _read_card(card_path) if path.is_file() else None
+    check_against_card(path, card)
     loaded = open_model(path, runtime, threads)  # checks the runtime, the file and its suffix, and loads it
     spec, arena_bytes = loaded.input, loaded.arena_bytes
     del loaded
@@ -194,8 +196,6 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
         from cost_models import load_target  # imports torch: only when a prediction is wanted
 
         profile = load_target(target)
-    card_path = path.parent / CARD_NAME
-    card = _read_card(card_path)
 
     child = _measure_in_child_process(path, runtime, threads, spec, arena_bytes, warmup, runs)
     times_ms = np.asarray(child["times_ns"], dtype=np.float64) / 1e6
@@ -378,10 +378,9 @@ def _comparison_notes(runtime: str, spec: TensorSpec, profile) -> list[str]:
     return notes
 
 
-def check_against_card(path: Path) -> None:
-    """ValueError if the ``model_card.json`` beside ``path`` lists it with another SHA-256: the file
-    changed or was damaged after the export verified it."""
-    card = _read_card(path.parent / CARD_NAME) if path.is_file() else None
+def check_against_card(path: Path, card: dict | None) -> None:
+    """ValueError if ``card`` (the ``model_card.json`` beside ``path``) lists it with another
+    SHA-256: the file changed or was damaged after the export verified it."""
     files = card.get("files") if isinstance(card, dict) else None
     entries = [entry for entry in (files or {}).values() if isinstance(entry, dict) and entry.get("path") == path.name]
     expected = entries[0].get("sha256") if entries else None
