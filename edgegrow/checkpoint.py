@@ -63,13 +63,14 @@ def rebuild(family: str, seed_options: dict, edits: list[dict], seed: nn.Module 
     shape = seed_options.get("input_shape") or getattr(model, "input_shape", None)
     if shape is None:
         raise ValueError("cannot tell the seed's input shape: it has no input_shape and the checkpoint records none")
-    x = torch.randn(2, *shape)
+    generator = torch.Generator().manual_seed(0)  # loading must not draw from torch's global generator
+    x = torch.randn(2, *shape, generator=generator)
     model.eval()
     for number, edit in enumerate(edits):
         op = edit.get("op")
         if op == "widen":
             group = group_named(find_channel_groups(model, x), edit["group"])
-            add_neurons(model, group, int(edit["channels"]))
+            add_neurons(model, group, int(edit["channels"]), generator=generator)
         elif op == "deepen":
             deepen(model, edit["after"], x, kind=edit["kind"])
         else:

@@ -31,6 +31,10 @@ examples:
 """
 
 
+OPTIMIZER_CHOICES = ("adam", "adamw", "sgd")
+SCHEDULE_CHOICES = ("cosine", "one-cycle", "constant", "step")
+
+
 class _UsageError(Exception):
     """A command line argparse refuses (unknown option, missing or malformed argument)."""
 
@@ -41,6 +45,58 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def _add_training_arguments(parser) -> None:
+    """The flags of a grow run's training and growth schedule (``GrowConfig``), shared by grow and workflow.
+    Each defaults to GrowConfig's value (``--quick``: GrowConfig.quick's)."""
+    from .grow import GrowConfig
+
+    defaults = GrowConfig()
+    group = parser.add_argument_group("training (one run, one schedule, growth inside it)")
+    group.add_argument("--epochs", type=int, metavar="N", help=f"epochs of the whole run (default {defaults.epochs})")
+    group.add_argument("--lr", type=float, metavar="RATE",
+                       help=f"peak learning rate (default {defaults.learning_rate:g})")
+    group.add_argument("--batch-size", type=int, metavar="N",
+                       help=f"examples per batch (default {defaults.batch_size})")
+    group.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, help=f"default {defaults.optimizer}")
+    group.add_argument("--weight-decay", type=float, metavar="DECAY", help=f"default {defaults.weight_decay:g}")
+    group.add_argument("--schedule", choices=SCHEDULE_CHOICES, help=f"learning-rate schedule after the warm-up "
+                                                                    f"(default {defaults.schedule})")
+    group.add_argument("--warmup", type=float, metavar="EPOCHS",
+                       help=f"epochs of linear warm-up (default {defaults.warmup_epochs:g})")
+    group.add_argument("--label-smoothing", type=float, metavar="SHARE", help=f"default {defaults.label_smoothing:g}")
+    group.add_argument("--growth-start", type=float, metavar="SHARE",
+                       help=f"share of the run before the first growth event (default {defaults.growth_start:g})")
+    group.add_argument("--growth-end", type=float, metavar="SHARE",
+                       help=f"share of the run by which growth ends (default {defaults.growth_end:g})")
+    group.add_argument("--growth-every", type=float, metavar="EPOCHS",
+                       help=f"epochs between growth events, fractions allowed (default {defaults.growth_every:g})")
+    group.add_argument("--shrink", type=float, metavar="FACTOR",
+                       help=f"scale old convolutions by this at each event (default {defaults.shrink:g}; 1: off)")
+    group.add_argument("--new-units", choices=("fresh", "method"),
+                       help=f"how new units start: fresh (default fan-in, zero fan-out) or as the method proposes "
+                            f"(split twins) (default {defaults.new_units})")
+    group.add_argument("--seed-width", type=float, metavar="MULTIPLIER",
+                       help="start from the family's reference network at this width multiplier (e.g. 0.25 of "
+                            "DS-CNN-S) instead of its seed of a few channels per layer")
+    group.add_argument("--retrain", action="store_true",
+                       help="also train the found architecture from scratch with the same schedule and keep the "
+                            "better of the two by validation accuracy")
+
+
+TRAINING_FLAGS = {"epochs": "epochs", "lr": "learning_rate", "batch_size": "batch_size", "optimizer": "optimizer",
+                  "weight_decay": "weight_decay", "schedule": "schedule", "warmup": "warmup_epochs",
+                  "label_smoothing": "label_smoothing", "growth_start": "growth_start", "growth_end": "growth_end",
+                  "growth_every": "growth_every", "shrink": "shrink", "new_units": "new_units"}
+
+
+def _training_settings(args) -> dict:
+    """The GrowConfig fields the command line sets (flags given), by GrowConfig name."""
+    settings = {field: getattr(args, flag) for flag, field in TRAINING_FLAGS.items() if getattr(args, flag) is not None}
+    if args.retrain:
+        settings["retrain"] = True
+    return settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     workflow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     workflow.add_argument("--cache-dir", metavar="DIR",
                           help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
+    _add_training_arguments(workflow)
 
     data = commands.add_parser("data", help="make datasets",
                                description="Make datasets in the layouts edgegrow's loaders read.")
@@ -100,6 +157,21 @@ def _parser() -> argparse.ArgumentParser:
     kws.add_argument("--per-class", type=int, default=300, help="clips per keyword (default 300)")
     kws.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     kws.add_argument("--workers", type=int, default=2, help="parallel espeak-ng processes (default 2)")
+
+    fonts = kinds.add_parser(
+        "fonts", help="render the 62 characters 0-9, A-Z, a-z from this machine's fonts (an image-folder set)",
+        description="Render 0-9, A-Z and a-z from every installed font that draws them all, into ROOT/{train,val,"
+                    "test}/CLASS/*.png, with whole font families held out for the test split (an image task "
+                    "harder than digits: read shapes of fonts never seen). An existing folder made with the same "
+                    "settings and fonts is reused.",
+        epilog="example:\n  sh scripts/install-fonts.sh && edgegrow data fonts --out data/fonts\n"
+               "  edgegrow grow --task image --data data/fonts --family mobilenet-v2 --target host "
+               "--budget latency_ms=0.2 --out runs/fonts",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    fonts.add_argument("--out", required=True, metavar="DIR", help="folder to create")
+    fonts.add_argument("--renders", type=int, default=2, help="images per font and character (default 2)")
+    fonts.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    fonts.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
     commands.add_parser("models", help="list the model zoo with MACs and parameters")
 
@@ -141,16 +213,20 @@ def _parser() -> argparse.ArgumentParser:
     profile.add_argument("--model", metavar="FAMILY", help="with --from-op-profile: the zoo family profiled")
     grow = commands.add_parser(
         "grow", help="grow a seed network to a device budget",
-        description="Train a seed network, then repeatedly score growth candidates, keep the ones with the most "
-                    "predicted loss decrease per unit of the target's cost under the budget, apply them and "
-                    "fine-tune, until the budget is spent or nothing lowers the loss. Writes steps.jsonl, "
-                    "checkpoint.pt and summary.json to --out.",
+        description="Train a seed network in one run with one learning-rate schedule; at growth events inside "
+                    "it (every --growth-every epochs until --growth-end of the run) score growth candidates, keep "
+                    "the ones with the most predicted loss decrease per unit of the target's cost under the event's "
+                    "share of the budget and apply them, carrying the optimizer's state. With --retrain, also train "
+                    "the found architecture from scratch and keep the better by validation accuracy. Writes "
+                    "log.jsonl, checkpoint.pt and summary.json to --out.",
         epilog="budget metrics: latency_ms, energy_mj, macs, params, sram_kb, flash_kb (repeat --budget for several)\n"
                "methods: split (S2D, exact), fast-split, signed-split, firefly, random-split (alias random), "
                "random-new\n\nexamples:\n"
                "  edgegrow grow --task kws --target host --budget latency_ms=0.05 --out runs/kws-host\n"
                "  edgegrow grow --task kws --target cortex-m4f-120mhz --budget latency_ms=40 --budget sram_kb=64 "
-               "--method firefly --out runs/kws-m4",
+               "--method firefly --out runs/kws-m4\n"
+               "  edgegrow grow --task kws --target host --budget latency_ms=0.05 --seed-width 0.25 --epochs 40 "
+               "--growth-end 0.3 --retrain --out runs/kws-search",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     grow.add_argument("--task", required=True, choices=("kws", "image"))
     grow.add_argument("--target", required=True, help="a name from 'edgegrow targets' or a profile .json")
@@ -163,11 +239,12 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument("--family", help="the seed family: ds-cnn (kws, default); mobilenet-v1 (image, default), "
                                        "mobilenet-v2 or resnet8")
     grow.add_argument("--out", required=True, metavar="RUN_DIR",
-                      help="folder for steps.jsonl, checkpoint.pt, summary.json")
+                      help="folder for log.jsonl, checkpoint.pt, summary.json")
     grow.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     grow.add_argument("--quick", action="store_true", help="few epochs and steps (a smoke run)")
     grow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     grow.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
+    _add_training_arguments(grow)
 
     export = commands.add_parser(
         "export", help="export a grown model to ONNX, TFLite (float, int8) and a C array, verified",
@@ -226,6 +303,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser.commands = {name: sub for name, sub in commands.choices.items() if name != "data"}
     parser.commands["data kws"] = kws
+    parser.commands["data fonts"] = fonts
     for sub in parser.commands.values():
         sub.add_argument("--quiet", action="store_true",
                          help="no progress bars and no messages (errors still go to stderr; the exit code tells)")
@@ -245,20 +323,26 @@ def _grow(args):
     from .tasks import load_task
 
     budget = Budget.parse(args.budget)
-    config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed)
+    config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed,
+                                                              **_training_settings(args))
     target = load_target(args.target)
     task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
+    task = task.with_seed_width(args.seed_width)
     print(task.data.summary())
-    print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {config.method}")
+    print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {config.method}: "
+          f"{config.epochs} epochs, growth by {config.growth_end:.0%} of the run")
     result = grow(task.seed(), task.data, target, budget, config, args.out, family=task.family,
                   seed_options=task.seed_options, resume=args.resume, progress=not args.quiet,
                   task_source=task.source)
-    usage = ", ".join(f"{metric} {share:.0%}" for metric, share in result.usage.items())
-    accuracy = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.1%}"
-    print(f"\nstopped: {result.stopped_by}; budget used: {usage}; test accuracy {accuracy}")
-    print(f"run folder: {result.out_dir} (steps.jsonl, checkpoint.pt, summary.json, report.html)")
-    return {"run_dir": str(result.out_dir), "stopped_by": result.stopped_by, "usage": result.usage,
-            "test_accuracy": result.test_accuracy, "final": result.history[-1]}
+    summary = result.summary
+    usage = ", ".join(f"{metric} {share:.0%}" for metric, share in summary.usage.items())
+    accuracy = "n/a" if summary.test_accuracy is None else f"{summary.test_accuracy:.1%}"
+    kept = f"; kept the {summary.kept} network (validation)" if summary.retrained is not None else ""
+    print(f"\ngrowth: {summary.stopped_by}; budget used: {usage}; test accuracy {accuracy}{kept}")
+    print(f"run folder: {result.out_dir} (log.jsonl, checkpoint.pt, summary.json, report.html)")
+    from dataclasses import asdict
+
+    return {"run_dir": str(result.out_dir), **asdict(summary)}
 
 
 def _export(args):
@@ -303,11 +387,14 @@ def _report(args):
 
 
 def _workflow(args):
+    from .grow import GrowConfig
     from .growth.budget import Budget
     from .workflow import WorkflowConfig, run_workflow
 
-    config = (WorkflowConfig.quick if args.quick else WorkflowConfig)(method=args.method, formats=args.format,
-                                                                     seed=args.seed)
+    grow_config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed,
+                                                                   **_training_settings(args))
+    config = (WorkflowConfig.quick if args.quick else WorkflowConfig)(grow=grow_config, formats=args.format,
+                                                                     seed_width=args.seed_width)
     result = run_workflow(
         args.task, data=args.data, family=args.family, out=args.out, cache_dir=args.cache_dir,
         host_budget=Budget.parse(args.host_budget).limits if args.host_budget else None,
@@ -331,6 +418,11 @@ def _workflow(args):
         elif host_bench is not None:
             print(f"  latency: {predicted['latency_ms']:.4f} ms predicted, {host_bench['latency_ms_median']:.4f} ms "
                   "measured (onnxruntime, median)")
+        fair = deployment.fair
+        if fair:
+            print(f"  against {fair['name']}, the largest uniform network within the budget, trained with the same "
+                  f"compute ({fair['epochs']:.1f} epochs): test {_percent(fair.get('test_accuracy'))}, grown "
+                  f"{_points(fair.get('test_difference'))} (1 seed; bench/grow_vs_uniform.py has the spread)")
     steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in result.seconds.items() if step != "total")
     print(f"\n{result.seconds['total']:.0f} s in all ({steps})")
     print(f"results: {result.out_dir}\n  open {result.index}\n  runs, reports: {result.out_dir / 'runs'}\n"
@@ -342,11 +434,17 @@ def _percent(value) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _points(difference) -> str:
+    return "n/a" if difference is None else f"{100 * difference:+.1f} points"
+
+
 def _kib(size_bytes) -> str:
     return "n/a" if size_bytes is None else f"{size_bytes / 1024:.1f} KiB"
 
 
 def _data(args):
+    if args.kind == "fonts":
+        return _data_fonts(args)
     from .data.synthesize_kws import SynthesisConfig, synthesize_speech_commands
 
     config = SynthesisConfig(per_class=args.per_class, unknown_per_word=max(1, args.per_class // 5), seed=args.seed)
@@ -354,6 +452,18 @@ def _data(args):
     how = "reused (made earlier with the same settings)" if report.reused else f"made in {report.seconds:.0f} s"
     print(f"{report.folder}: {sum(report.clips.values())} clips, {how}")
     return {"folder": str(report.folder), "clips": report.clips, "reused": report.reused, "seconds": report.seconds}
+
+
+def _data_fonts(args):
+    from .data.font_characters import FontSetConfig, render_font_characters
+
+    report = render_font_characters(args.out, FontSetConfig(renders_per_font=args.renders, image_size=args.size,
+                                                            seed=args.seed))
+    how = "reused (made earlier with the same settings and fonts)" if report.reused else "made"
+    counts = ", ".join(f"{split} {count:,}" for split, count in report.images.items())
+    print(f"{report.folder}: {counts} images, {how}; test fonts: {', '.join(report.families['test'])}")
+    return {"folder": str(report.folder), "images": report.images, "families": report.families,
+            "reused": report.reused}
 
 
 def _models(args):

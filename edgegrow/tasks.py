@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from .checkpoint import build_seed_from_options
 from .data.task_data import TaskData
+
+if TYPE_CHECKING:
+    from .grow.run_folder import RunMeta
 
 TASKS = ("kws", "image")
 
@@ -23,6 +27,8 @@ TASKS = ("kws", "image")
 # The seed family each task grows; a checkpoint's family tells which task it was grown on.
 TASK_OF_FAMILY = {"ds-cnn": "kws", "mobilenet-v1": "image", "mobilenet-v2": "image", "resnet8": "image"}
 DEFAULT_FAMILY = {"kws": "ds-cnn", "image": "mobilenet-v1"}
+# The family network that width multipliers scale (a seed's --seed-width, the uniform baselines).
+REFERENCE_OPTIONS = {"ds-cnn": {"size": "S"}, "mobilenet-v1": {}, "mobilenet-v2": {}, "resnet8": {}}
 
 
 @dataclass
@@ -34,6 +40,30 @@ class Task:
 
     def seed(self) -> nn.Module:
         return build_seed_from_options(self.family, self.seed_options)
+
+    def with_seed_width(self, width_multiplier: float | None) -> Task:
+        """This task with its seed the family's reference network at ``width_multiplier`` (None: the
+        family's seed shape, a few channels per layer)."""
+        options = {key: value for key, value in self.seed_options.items() if key != "width_multiplier"}
+        if width_multiplier is not None:
+            if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) \
+                    or not 0 < width_multiplier <= 8:
+                raise ValueError(f"seed width must be a width multiplier in (0, 8], got {width_multiplier!r}")
+            options["width_multiplier"] = float(width_multiplier)
+        return Task(self.data, self.family, options, self.source)
+
+    def uniform(self, width_multiplier: float) -> nn.Module:
+        """The family's reference network (REFERENCE_OPTIONS) at ``width_multiplier``, built for this
+        task's input shape and classes: a uniform baseline."""
+        from .models import build_model
+
+        options = dict(REFERENCE_OPTIONS[self.family])
+        shape = tuple(self.data.input_shape)
+        if self.family in ("ds-cnn", "resnet8"):
+            options.update(num_classes=self.data.num_classes, input_shape=shape)
+        else:
+            options.update(resolution=shape[1], num_classes=self.data.num_classes, in_channels=shape[0])
+        return build_model(self.family, width_multiplier=width_multiplier, **options)
 
 
 def load_task(task: str, data: str | Path | None = None, *, family: str | None = None,
@@ -76,7 +106,7 @@ def load_task(task: str, data: str | Path | None = None, *, family: str | None =
         return Task(task_data, family, options, source)
 
 
-def load_task_of_checkpoint(family: str, meta: dict, data: str | Path | None = None, *,
+def load_task_of_checkpoint(family: str, meta: RunMeta, data: str | Path | None = None, *,
                             cache_dir: str | Path | None = None, progress: bool = True) -> TaskData:
     """The data a checkpoint was grown on: ``data`` if given, else the folder its run recorded (or the
     task's default set). The loaded data must preprocess inputs exactly as the run's did.
@@ -85,7 +115,7 @@ def load_task_of_checkpoint(family: str, meta: dict, data: str | Path | None = N
         ValueError: unknown family, or data whose preprocessing (MFCC settings, normalisation
             statistics, image size, classes) differs from the checkpoint's.
     """
-    source = meta.get("task_source") or {}
+    source = meta.task_source or {}
     task = source.get("task") or TASK_OF_FAMILY.get(family)
     if task is None:
         raise ValueError(f"cannot tell the task of a {family!r} checkpoint; it was not grown by 'edgegrow grow'")
@@ -93,7 +123,7 @@ def load_task_of_checkpoint(family: str, meta: dict, data: str | Path | None = N
     if folder is not None and not Path(folder).exists():
         raise ValueError(f"the data the run used, {folder}, is not there; pass --data with its folder")
     task_data = load_task(task, folder, cache_dir=cache_dir, progress=progress).data
-    expected = meta.get("preprocessing")
+    expected = meta.preprocessing
     if expected is not None and json.loads(json.dumps(task_data.preprocessing)) != expected:
         where = "--data" if data is not None else "the run's data"
         raise ValueError(f"{where} preprocesses inputs differently from the checkpoint's run (other MFCC settings, "

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -41,9 +41,10 @@ from cost_models import estimate, load_target
 from cost_models.target import Target, user_targets_folder
 
 from .atomic import write_atomically
-from .grow import GrowConfig, grow
+from .baseline import UniformBaseline, largest_fitting_uniform, train_baseline
+from .grow import GrowConfig, check_seed_fits, grow
+from .grow.growth_step import predicted_costs
 from .growth.budget import Budget
-from .models import build_model
 from .tasks import Task, load_task
 
 HOST = "host"
@@ -62,31 +63,29 @@ HOST_METRICS = ("latency_ms",)
 
 @dataclass(frozen=True)
 class WorkflowConfig:
-    """How much work each step does. The training defaults are ``edgegrow grow``'s (``GrowConfig``);
-    ``quick()`` is a smoke run of the same path."""
+    """How much work each step does. ``grow`` is every grow run's config (``edgegrow grow``'s defaults);
+    ``seed_width`` starts growth from the family's reference network at that width multiplier instead of
+    its few-channel seed; ``fair_baseline`` trains, per deployment, the largest uniform network that fits
+    its budget with the grown run's training compute. ``quick()`` is a smoke run of the same path."""
 
-    method: str = "fast-split"
-    seed_epochs: int = GrowConfig.seed_epochs
-    epochs_per_step: int = GrowConfig.epochs_per_step
-    final_epochs: int = GrowConfig.final_epochs
-    max_steps: int = GrowConfig.max_steps
+    grow: GrowConfig = GrowConfig()
+    seed_width: float | None = None
     baseline_widths: tuple[float, ...] | None = None  # None: the task's REFERENCES entry; () for none
+    fair_baseline: bool = True
     formats: str = "all"
     calibration_examples: int = 300
     bench_runs: int = 200
     bench_warmup: int = 20
-    seed: int = 0
 
     @classmethod
-    def quick(cls, **overrides) -> WorkflowConfig:
-        settings = dict(seed_epochs=2, epochs_per_step=1, final_epochs=2, max_steps=2, calibration_examples=100,
-                        bench_runs=50, bench_warmup=5)
+    def quick(cls, grow: GrowConfig | None = None, **overrides) -> WorkflowConfig:
+        settings = dict(grow=grow or GrowConfig.quick(), calibration_examples=100, bench_runs=50, bench_warmup=5)
         settings.update(overrides)
         return cls(**settings)
 
-    def grow_config(self) -> GrowConfig:
-        return GrowConfig(method=self.method, seed_epochs=self.seed_epochs, epochs_per_step=self.epochs_per_step,
-                          final_epochs=self.final_epochs, max_steps=self.max_steps, seed=self.seed)
+    @property
+    def seed(self) -> int:
+        return self.grow.seed
 
 
 @dataclass
@@ -99,6 +98,7 @@ class Deployment:
     run_dir: Path | None = None
     export_dir: Path | None = None
     grown: dict = field(default_factory=dict)  # summary.json of the run
+    fair: dict = field(default_factory=dict)  # the largest fitting uniform network at equal training compute
     export: dict = field(default_factory=dict)  # accuracy, files, arena from the model card
     benchmarks: list[dict] = field(default_factory=list)
 
@@ -160,10 +160,9 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
         Deployment(HOST, host, host_limits or reference_budget(reference, example, host, HOST_METRICS)),
         Deployment(mcu.name, mcu, mcu_limits or reference_budget(reference, example, mcu, MCU_METRICS)),
     ]
+    loaded = loaded.with_seed_width(config.seed_width)
     seed_model = loaded.seed()
     for deployment in deployments:  # a seed over a budget is bad input: say so before any training
-        from .grow import check_seed_fits
-
         check_seed_fits(estimate(seed_model.eval(), example, deployment.target), deployment.budget)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -171,18 +170,21 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     for deployment in deployments:
         deployment.run_dir = out / "runs" / deployment.name
         log(f"\n[grow] a {loaded.family} seed on {deployment.target.name} to {deployment.budget.describe()} "
-            f"by {config.method} → {deployment.run_dir}")
+            f"by {config.grow.method} → {deployment.run_dir}")
         torch.manual_seed(config.seed)
-        grow(loaded.seed(), loaded.data, deployment.target, deployment.budget, config.grow_config(),
-             deployment.run_dir, family=loaded.family, seed_options=loaded.seed_options, progress=progress,
-             log=log, task_source=loaded.source)
-        deployment.grown = json.loads((deployment.run_dir / "summary.json").read_text())
+        result = grow(loaded.seed(), loaded.data, deployment.target, deployment.budget, config.grow,
+                      deployment.run_dir, family=loaded.family, seed_options=loaded.seed_options, progress=progress,
+                      log=log, task_source=loaded.source)
+        deployment.grown = asdict(result.summary)
     seconds["grow"] = time.perf_counter() - step
 
     step = time.perf_counter()
     widths = REFERENCES[task]["baseline_widths"] if config.baseline_widths is None else config.baseline_widths
-    epochs = max(trained_epochs(d.run_dir) for d in deployments)
-    baselines = train_baselines(task, loaded, widths, [d.target for d in deployments], epochs, config, progress, log)
+    baselines = train_baselines(loaded, widths, [d.target for d in deployments], config, progress, log)
+    if config.fair_baseline:
+        for deployment in deployments:
+            deployment.fair = train_fair_baseline(loaded, deployment, config, progress, log)
+            baselines.append({**deployment.fair, "name": f"{deployment.fair['name']} (fits {deployment.name})"})
     write_atomically(out / "baselines.json", json.dumps(baselines, indent=1) + "\n")
     seconds["baselines"] = time.perf_counter() - step
 
@@ -259,21 +261,7 @@ def ensure_host_profile(*, reprofile: bool = False, progress: bool = True,
 
 def reference_model(task: str, loaded: Task) -> torch.nn.Module:
     """The task's reference network (REFERENCES) sized for the loaded data."""
-    return uniform_model(task, loaded, REFERENCES[task]["width_multiplier"])
-
-
-def uniform_model(task: str, loaded: Task, width_multiplier: float) -> torch.nn.Module:
-    """The task's family at a width multiplier, built for the data's input shape and classes."""
-    reference = REFERENCES[task]
-    options = dict(reference["options"])
-    shape = tuple(loaded.data.input_shape)
-    if loaded.family == "ds-cnn":
-        options.update(num_classes=loaded.data.num_classes, input_shape=shape)
-    elif loaded.family == "resnet8":
-        options.update(num_classes=loaded.data.num_classes, input_shape=shape)
-    else:
-        options.update(resolution=shape[1], num_classes=loaded.data.num_classes, in_channels=shape[0])
-    return build_model(loaded.family, width_multiplier=width_multiplier, **options)
+    return loaded.uniform(REFERENCES[task]["width_multiplier"])
 
 
 def reference_budget(reference: torch.nn.Module, example: torch.Tensor, target: Target,
@@ -285,51 +273,67 @@ def reference_budget(reference: torch.nn.Module, example: torch.Tensor, target: 
     return Budget({metric: costs[metric] for metric in metrics})
 
 
-def trained_epochs(run_dir: Path) -> int:
-    """Epochs a grow run trained, over all its phases (from steps.jsonl)."""
-    from .report.run_report import read_run
-
-    rows, _ = read_run(run_dir)
-    return sum(len(row.get("epochs") or []) for row in rows)
+def baseline_costs(model: torch.nn.Module, example: torch.Tensor, targets: list[Target]) -> dict[str, dict]:
+    """A baseline's predicted cost on each target, by target name."""
+    return {target.name: predicted_costs(estimate(model.eval(), example, target)) for target in targets}
 
 
-def train_baselines(task: str, loaded: Task, widths, targets: list[Target], epochs: int, config: WorkflowConfig,
-                    progress: bool, log: Callable[[str], None]) -> list[dict]:
-    """The family at each width multiplier, trained from scratch for ``epochs`` (as many as the longer grow
-    run trained) on the same data with the same optimiser, batch size and learning rate, with validation
-    and test accuracy and predicted cost per target."""
-    from .training import TrainConfig, evaluate, train
-
+def train_baselines(loaded: Task, widths, targets: list[Target], config: WorkflowConfig, progress: bool,
+                    log: Callable[[str], None]) -> list[dict]:
+    """The family at each width multiplier, trained from scratch with the grow runs' schedule for as many
+    epochs (``config.grow.train_config()``) on the same data, with validation and test accuracy and
+    predicted cost per target: the points of the accuracy-against-cost plot."""
     baselines = []
     example = torch.zeros(1, *loaded.data.input_shape)
-    grow_config = config.grow_config()
     for width in widths:
         torch.manual_seed(config.seed)
-        model = uniform_model(task, loaded, width)
-        name = f"{loaded.family} ×{width:g}"
+        model = loaded.uniform(width)
         started = time.perf_counter()
-        train(model, loaded.data, TrainConfig(epochs=max(1, epochs), batch_size=grow_config.batch_size,
-                                              learning_rate=grow_config.learning_rate, seed=config.seed),
-              progress=progress)
-        validation = evaluate(model, loaded.data.validation, loaded.data.class_names).accuracy
-        test = evaluate(model, loaded.data.test, loaded.data.class_names).accuracy if len(loaded.data.test) else None
-        costs = {}
-        for target in targets:
-            report = estimate(model.eval(), example, target)
-            costs[target.name] = {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj,
-                                  "macs": report.macs, "params": report.parameters,
-                                  "sram_kb": report.sram_bytes / 1024, "flash_kb": report.flash_bytes / 1024}
-        baselines.append({"name": name, "width_multiplier": width, "epochs": max(1, epochs),
-                          "accuracy": validation, "validation_accuracy": validation, "test_accuracy": test,
-                          "costs": costs, "seconds": time.perf_counter() - started})
-        log(f"[baseline] {name}: validation {validation:.1%}, {max(1, epochs)} epochs, "
+        trained = train_baseline(UniformBaseline(width, model), loaded, config.grow.train_config(),
+                                 progress=progress)
+        name = f"{loaded.family} ×{width:g}"
+        baselines.append({"name": name, "width_multiplier": width, "epochs": trained.epochs,
+                          "accuracy": trained.validation_accuracy, "validation_accuracy": trained.validation_accuracy,
+                          "test_accuracy": trained.test_accuracy, "costs": baseline_costs(model, example, targets),
+                          "seconds": time.perf_counter() - started})
+        log(f"[baseline] {name}: validation {trained.validation_accuracy:.1%}, {trained.epochs:g} epochs, "
             f"{time.perf_counter() - started:.0f} s")
     return baselines
 
 
+def train_fair_baseline(loaded: Task, deployment: Deployment, config: WorkflowConfig, progress: bool,
+                        log: Callable[[str], None]) -> dict:
+    """The largest uniform network that fits the deployment's budget, trained with the grown run's schedule and
+    training compute (MAC-epochs), against the grown network: the differences are grown minus baseline."""
+    fair = largest_fitting_uniform(loaded, deployment.target, deployment.budget)
+    grown = deployment.grown
+    torch.manual_seed(config.seed)
+    started = time.perf_counter()
+    trained = train_baseline(fair, loaded, config.grow.train_config(), mac_epochs=grown["mac_epochs"],
+                             progress=progress)
+    example = torch.zeros(1, *loaded.data.input_shape)
+    result = {"name": fair.name, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
+              "mac_epochs": trained.mac_epochs, "usage": fair.usage, "accuracy": trained.validation_accuracy,
+              "validation_accuracy": trained.validation_accuracy, "test_accuracy": trained.test_accuracy,
+              "costs": baseline_costs(fair.model, example, [deployment.target]),
+              "seconds": time.perf_counter() - started}
+    for split in ("validation", "test"):
+        ours, theirs = grown.get(f"{split}_accuracy"), result[f"{split}_accuracy"]
+        result[f"{split}_difference"] = None if ours is None or theirs is None else ours - theirs
+    log(f"[baseline] {fair.name}, the largest uniform network within {deployment.name}'s budget, at the grown run's "
+        f"training compute ({trained.epochs:.1f} epochs): test {_percent(trained.test_accuracy)}; grown "
+        f"{_percent(grown.get('test_accuracy'))}")
+    return result
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
 def baselines_for(baselines: list[dict], target: str) -> list[dict]:
     """The baselines in the report's form for one target: name, accuracy and that target's costs."""
-    return [{"name": b["name"], "accuracy": b["accuracy"], **b["costs"][target]} for b in baselines]
+    return [{"name": b["name"], "accuracy": b["accuracy"], **b["costs"][target]} for b in baselines
+            if target in b["costs"]]
 
 
 def bench_export(deployment: Deployment, host: Target, config: WorkflowConfig,
@@ -358,8 +362,6 @@ def bench_export(deployment: Deployment, host: Target, config: WorkflowConfig,
 def workflow_summary(task: str, loaded: Task, out: Path, deployments: list[Deployment], baselines: list[dict],
                      seconds: dict[str, float], config: WorkflowConfig) -> dict:
     """What ``workflow.json`` holds and ``index.html`` shows."""
-    from dataclasses import asdict
-
     return {
         "task": task, "family": loaded.family, "data": loaded.data.summary(), "source": loaded.source,
         "created": datetime.now().isoformat(timespec="seconds"), "out_dir": str(out.resolve()),
@@ -368,7 +370,8 @@ def workflow_summary(task: str, loaded: Task, out: Path, deployments: list[Deplo
             "name": d.name, "target": d.target.name, "target_kind": d.target.kind,
             "target_description": d.target.description, "budget": dict(d.budget.limits),
             "run_dir": str(d.run_dir.relative_to(out)), "export_dir": str(d.export_dir.relative_to(out)),
-            "report": str((d.run_dir / "report.html").relative_to(out)), "grown": d.grown, "export": d.export,
+            "report": str((d.run_dir / "report.html").relative_to(out)), "grown": d.grown, "fair": d.fair,
+            "export": d.export,
             "benchmarks": d.benchmarks,
         } for d in deployments],
     }

@@ -39,8 +39,7 @@ from edgegrow.growth.budget import Budget
 from edgegrow.models import ds_cnn_seed
 from edgegrow.tasks import load_task
 
-TINY = GrowConfig(seed_epochs=1, epochs_per_step=1, final_epochs=1, max_steps=1, score_batches=1, fast_steps=2,
-                  batch_size=16)
+TINY = GrowConfig(epochs=2, warmup_epochs=0.5, growth_every=1.0, score_batches=1, fast_steps=2, batch_size=16)
 GROW = ["grow", "--task", "kws", "--target", "host", "--out", "{tmp}/run"]  # + --budget (and --data)
 GROW_KWS = [*GROW, "--budget", "latency_ms=1"]
 GROW_IMAGE = ["grow", "--task", "image", "--target", "host", "--out", "{tmp}/run", "--budget", "latency_ms=1"]
@@ -233,7 +232,7 @@ CASES = [
                  "budget latency_ms=1e+300 is", id="budget: far above any reachable cost"),
     pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=4), s.task, "host",
                                              Budget({"macs": 1e15}), TINY, t / "run", log=print),
-                 "beyond the 2x that 1 steps at growth_rate 1 can reach",
+                 "growth event(s) can reach: lower the budget, start from a wider seed (--seed-width)",
                  id="budget: far above any reachable cost, api"),
     pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=4), s.task, "host",
                                              Budget({"energy_mj": 1.0}), TINY, t / "run", log=print),
@@ -372,7 +371,7 @@ CASES = [
                  "{tmp}/exported exists and is not a folder", id="export: output is a file"),
     pytest.param("cli", lambda t, s: ["export", "{tmp}/run", "--out", "{tmp}/exported"],
                  "no run folder or checkpoint at {tmp}/run", id="export: missing run"),
-    pytest.param("cli", lambda t, s: ["export", str(write(t / "run" / "steps.jsonl", "").parent), "--out",
+    pytest.param("cli", lambda t, s: ["export", str(write(t / "run" / "log.jsonl", "").parent), "--out",
                                       "{tmp}/exported"],
                  "{tmp}/run has no checkpoint.pt", id="export: run folder without a checkpoint"),
     pytest.param("cli", lambda t, s: ["export", str(write(t / "run" / "checkpoint.pt", NOISE)),
@@ -400,6 +399,18 @@ CASES = [
                  "argument --threads: invalid int value: 'many'", id="cli: not an integer"),
     pytest.param("cli", lambda t, s: [*GROW_KWS, "--method", "magic"],
                  "unknown growth method 'magic'", id="cli: unknown method"),
+    pytest.param("cli", lambda t, s: [*GROW_IMAGE, "--growth-end", "1.5"],
+                 "growth_end must be a share in [0, 1], got 1.5", id="cli: growth end past the run"),
+    pytest.param("cli", lambda t, s: [*GROW_IMAGE, "--warmup", "40", "--epochs", "30"],
+                 "warmup_epochs (40) must be fewer than epochs (30)", id="cli: warm-up longer than the run"),
+    pytest.param("cli", lambda t, s: [*GROW_IMAGE, "--lr", "nan"],
+                 "learning_rate must be a finite number > 0, got nan", id="cli: learning rate NaN"),
+    pytest.param("cli", lambda t, s: [*GROW_IMAGE, "--seed-width", "0"],
+                 "seed width must be a width multiplier in (0, 8], got 0.0", id="cli: zero seed width"),
+    pytest.param("cli", lambda t, s: [*GROW_IMAGE, "--growth-every", "-1"],
+                 "growth_every must be a finite number > 0, got -1.0", id="cli: negative growth interval"),
+    pytest.param("cli", lambda t, s: [*GROW_IMAGE, "--resume"],
+                 "nothing to resume in {tmp}/run: it has no state.pt", id="cli: resume with nothing to resume"),
     pytest.param("cli", lambda t, s: ["workflow", "--mcu-target", "host", "--out", "{tmp}/results"],
                  "--mcu-target 'host' is a cpu profile, not a microcontroller", id="cli: workflow on a cpu target"),
     pytest.param("cli", lambda t, s: ["workflow", "--out", str(write(t / "results" / "mine.txt", "keep").parent)],
@@ -421,7 +432,7 @@ CASES = [
     pytest.param("cli", lambda t, s: ["report", "{tmp}/run"], "run folder {tmp}/run does not exist",
                  id="report: missing folder"),
     pytest.param("cli", lambda t, s: ["report", str(write(t / "run" / "notes.txt", "").parent)],
-                 "{tmp}/run has no steps.jsonl or summary.json or checkpoint.pt", id="report: not a run folder"),
+                 "{tmp}/run has no log.jsonl or summary.json or checkpoint.pt", id="report: not a run folder"),
     pytest.param("cli", lambda t, s: ["report", str(s.run), "--baselines", str(write(t / "b.json", '{"name": 1}'))],
                  "b.json is not a JSON list of {name, latency_ms, accuracy} objects",
                  id="report: baselines not a list"),

@@ -47,7 +47,7 @@ def test_no_config_leaves_argv_alone(commands):
 
 
 @pytest.mark.parametrize("text, needle", [
-    ('tsk = "kws"\n', "unknown key 'tsk' for 'edgegrow grow'; keys are the command's flags: budget,"),
+    ('tsk = "kws"\n', "unknown key 'tsk' for 'edgegrow grow'; keys are the command's flags: batch-size, budget,"),
     ('quick = "yes"\n', "'quick' is a switch; write quick = true or false"),
     ('seed = [1, 2]\n', "'seed' takes one value, not a list"),
     ('task = "kws\n', "is not valid TOML"),
@@ -68,3 +68,17 @@ def test_missing_file_and_misplaced_flag(tmp_path, capsys):
 def test_a_config_runs_a_command(tmp_path, capsys):
     assert main(["cost", "ds-cnn", "--config", _write(tmp_path, 'target = "cortex-m4f-120mhz"\nseed = true\n')]) == 0
     assert "cortex-m4f-120mhz" in capsys.readouterr().out
+
+
+def test_training_settings_in_a_file_reach_the_grow_config(tmp_path, commands):
+    from edgegrow.cli import _training_settings
+    from edgegrow.grow import GrowConfig
+
+    path = _write(tmp_path, 'task = "kws"\ntarget = "host"\nout = "r"\nbudget = "latency_ms=1"\nepochs = 12\n'
+                            'lr = 0.005\ngrowth-end = 0.3\ngrowth-every = 0.5\nseed-width = 0.25\nretrain = true\n'
+                            'optimizer = "sgd"\nwarmup = 2\n')
+    args = _parser().parse_args(expand_config(["grow", "--config", path, "--epochs", "20"], commands))
+    config = GrowConfig(**_training_settings(args))
+    assert (config.epochs, config.learning_rate, config.growth_end, config.growth_every, config.retrain,
+            config.optimizer, config.warmup_epochs) == (20, 0.005, 0.3, 0.5, True, "sgd", 2.0)
+    assert args.seed_width == 0.25

@@ -1,23 +1,37 @@
-"""The grow loop: budgets are never exceeded and are used, logs and checkpoints are complete, runs resume,
-and a seed over budget is refused before any training."""
+"""The grow loop: one training run with growth events inside it. Budgets are never exceeded and are used
+by growth_end, one optimizer and one schedule run from the first step to the last, the run folder's log,
+checkpoints and summary are complete, a retrained architecture is compared on validation, and a seed
+over budget is refused before any training."""
 import json
+import math
 
 import pytest
 import torch
 
+import edgegrow.grow.loop as loop_module
 from cost_models import estimate
 from edgegrow.checkpoint import load_checkpoint
 from edgegrow.cli import main
 from edgegrow.data.task_data import Split, TaskData
-from edgegrow.grow import GrowConfig, grow
+from edgegrow.grow import (
+    GrowConfig,
+    GrowthEvent,
+    RunFolder,
+    grow,
+    growth_events,
+    growth_method,
+    read_run,
+    register_method,
+)
 from edgegrow.growth.budget import Budget
+from edgegrow.growth.candidates import Candidate
 from edgegrow.models import ds_cnn_seed
+from edgegrow.training import learning_rate_factor
 
 EXAMPLE = torch.zeros(1, 1, 49, 10)
-TINY = dict(seed_epochs=1, epochs_per_step=1, final_epochs=1, max_steps=4, score_batches=1, fast_steps=5,
-            firefly_steps=3, batch_size=64)
-ROW_FIELDS = {"phase", "step", "widths", "depth", "predicted", "usage", "train_loss", "train_accuracy",
-              "validation_loss", "validation_accuracy", "growth_seconds", "training_seconds", "epochs"}
+# 192 training examples at batch 64: 3 steps per epoch, 12 in the run; events at steps 1, 3, 5 and 7
+TINY = dict(epochs=4, warmup_epochs=0.5, growth_start=0.1, growth_end=0.6, growth_every=0.5, score_batches=1,
+            fast_steps=5, firefly_steps=3, batch_size=64)
 
 
 def toy_task(examples: int = 192) -> TaskData:
@@ -36,95 +50,189 @@ def seed_model():
     return ds_cnn_seed(num_classes=4)
 
 
+def latency_budget(factor: float) -> Budget:
+    return Budget({"latency_ms": factor * estimate(seed_model(), EXAMPLE, "host").latency_ms})
+
+
+def run(tmp_path, budget=None, name="run", **settings):
+    return grow(seed_model(), toy_task(), "host", budget or latency_budget(2.2), GrowConfig(**{**TINY, **settings}),
+                tmp_path / name, family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None)
+
+
 @pytest.mark.parametrize("method", ["fast-split", "signed-split", "split", "firefly", "random-split", "random-new"])
 def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, tmp_path):
     seed_cost = estimate(seed_model(), EXAMPLE, "host")
     budget = Budget({"latency_ms": 2.2 * seed_cost.latency_ms, "sram_kb": 4 * seed_cost.sram_bytes / 1024})
-    result = grow(seed_model(), toy_task(), "host", budget, GrowConfig(method=method, **TINY), tmp_path / "run",
-                  family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None)
+    result = run(tmp_path, budget, method=method)
     report = estimate(result.model, EXAMPLE, "host")
     assert budget.violations(report) == []
     assert max(budget.usage(report).values()) >= 0.85, (result.stopped_by, budget.usage(report))
     assert report.macs > seed_cost.macs
 
 
-def test_steps_log_checkpoint_and_summary(tmp_path):
-    seed_cost = estimate(seed_model(), EXAMPLE, "host")
-    budget = Budget({"latency_ms": 2.2 * seed_cost.latency_ms})
-    result = grow(seed_model(), toy_task(), "host", budget, GrowConfig(**TINY), tmp_path / "run",
-                  family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
-    assert [row["phase"] for row in rows][0] == "seed" and rows[-1]["phase"] == "final"
-    for row in rows:
-        assert ROW_FIELDS <= set(row), ROW_FIELDS - set(row)
-    assert len(rows[0]["epochs"]) == TINY["seed_epochs"] and len(rows[-1]["epochs"]) == TINY["final_epochs"]
-    assert rows[0]["epochs"][-1]["validation_accuracy"] == rows[0]["validation_accuracy"]
-    grow_rows = [row for row in rows if row["phase"] == "grow"]
-    assert grow_rows and all(row["growth_seconds"] > 0 and row["training_seconds"] > 0 for row in grow_rows)
-    model, checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    assert checkpoint.meta["phase"] == "final"
+def test_events_follow_the_schedule_and_reach_the_budget_by_growth_end(tmp_path):
+    result = run(tmp_path)
+    events = growth_events(GrowConfig(**TINY), steps_per_epoch=3)
+    assert [e.step for e in events] == [1, 3, 5, 7] and all(e.count == 4 for e in events)
+    rows = result.log.growth
+    assert rows[0].event == 0 and rows[0].step == 0  # the seed
+    assert [row.step for row in rows[1:]] == [e.step for e in events][:len(rows) - 1]
+    assert all(row.step <= 0.6 * 12 for row in rows)
+    for row in rows[1:]:  # each event stays within its share of the budget
+        assert max(row.usage.values()) <= row.usage_cap + 1e-9
+    usage = max(result.usage.values())
+    assert usage >= 0.85 and result.summary.events >= 2
+
+
+def test_usage_caps_rise_in_equal_steps_to_the_whole_budget():
+    caps = [GrowthEvent(k, 4, 10 * k).usage_cap(0.2) for k in range(1, 5)]
+    assert caps == pytest.approx([0.4, 0.6, 0.8, 1.0])
+    config = GrowConfig(**{**TINY, "growth_every": 10.0})  # longer than the run: one event
+    assert len(growth_events(config, 3)) == 1
+
+
+def test_one_optimizer_and_one_learning_rate_schedule_span_the_whole_run(tmp_path, monkeypatch):
+    made = []
+    real = loop_module.make_optimizer
+
+    def counting(model, config):
+        made.append(config)
+        return real(model, config)
+
+    monkeypatch.setattr(loop_module, "make_optimizer", counting)
+    result = run(tmp_path)
+    assert len(made) == 1, "a growth event built a new optimizer"
+    config = GrowConfig(**TINY).train_config()
+    for row in result.log.epochs:  # the learning rate of each epoch's last step, on the one schedule
+        expected = config.learning_rate * learning_rate_factor(config, (row.step - 1) / 12, 0.5 * 3 / 12)
+        assert row.learning_rate == pytest.approx(expected)
+    assert [row.epoch for row in result.log.epochs] == [1, 2, 3, 4] and result.log.epochs[-1].step == 12
+
+
+def test_log_checkpoint_and_summary(tmp_path):
+    result = run(tmp_path)
+    folder = RunFolder(tmp_path / "run")
+    log, summary = read_run(folder.path)
+    assert [row.row for row in log.rows][0] == "growth" and len(log.epochs) == TINY["epochs"]
+    assert log.to_dicts() == result.log.to_dicts()
+    mac_epochs = [row.mac_epochs for row in log.epochs]
+    assert mac_epochs == sorted(mac_epochs) and summary.mac_epochs == pytest.approx(mac_epochs[-1])
+    # compute is Σ MACs × examples / N: between the seed's and the final network's MACs per epoch
+    assert log.growth[0].predicted["macs"] * 4 < summary.mac_epochs < log.epochs[-1].macs * 4
+    assert all(row.growth_seconds > 0 for row in log.growth[1:])
+    model, checkpoint = load_checkpoint(folder.file("checkpoint.pt"))
+    assert checkpoint.meta["model"] == "grown" and checkpoint.meta["method"] == "fast-split"
     x = torch.randn(5, 1, 49, 10)
     result.model.eval()
     torch.testing.assert_close(model(x), result.model(x))
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["widths"] == rows[-1]["widths"] and summary["usage"]["latency_ms"] <= 1.0
+    assert summary.widths == log.growth[-1].widths and summary.usage["latency_ms"] <= 1.0
+    assert summary.kept == "grown" and summary.retrained is None
+    assert summary.validation_accuracy == pytest.approx(log.epochs[-1].validation_accuracy)
+    assert not folder.file("state.pt").exists() and not folder.file("before_growth.pt").exists()
 
 
-def test_resume_continues_after_the_last_finished_step(tmp_path):
-    seed_cost = estimate(seed_model(), EXAMPLE, "host")
-    budget = Budget({"latency_ms": 3 * seed_cost.latency_ms})
-    task = toy_task()
-    first = grow(seed_model(), task, "host", budget, GrowConfig(**{**TINY, "max_steps": 1, "final_epochs": 0}),
-                 tmp_path / "run", family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None)
-    assert [row["phase"] for row in first.history] == ["seed", "grow", "final"]
+def test_retrain_trains_the_found_architecture_afresh_and_keeps_the_better_on_validation(tmp_path):
+    result = run(tmp_path, retrain=True)
+    summary = result.summary
+    grown, retrained = summary.grown, summary.retrained
+    assert grown is not None and retrained is not None
+    assert summary.kept == ("retrained" if retrained.validation_accuracy > grown.validation_accuracy else "grown")
+    assert summary.validation_accuracy == getattr(summary, summary.kept).validation_accuracy
+    assert len(result.log.phase("retrain")) == TINY["epochs"] and len(result.log.phase("grow")) == TINY["epochs"]
+    folder = tmp_path / "run"
+    grown_model, _ = load_checkpoint(folder / "grown.pt")
+    retrained_model, meta = load_checkpoint(folder / "retrained.pt")
+    assert meta.meta["model"] == "retrained"
+    shapes = [p.shape for p in grown_model.parameters()]
+    assert [p.shape for p in retrained_model.parameters()] == shapes  # the same architecture
+    assert any(not torch.equal(a, b) for a, b in zip(grown_model.parameters(), retrained_model.parameters()))
+    # retraining starts from fresh weights: its first epoch's loss is the untrained network's, not the grown one's
+    first_retrain = result.log.phase("retrain")[0]
+    assert first_retrain.train_loss > result.log.phase("grow")[-1].train_loss
+    assert retrained.mac_epochs == pytest.approx(result.log.phase("retrain")[-1].macs * TINY["epochs"], rel=1e-6)
+    kept, _ = load_checkpoint(folder / "checkpoint.pt")
+    x = torch.randn(3, 1, 49, 10)
+    torch.testing.assert_close(kept(x), (retrained_model if summary.kept == "retrained" else grown_model)(x))
+
+
+def test_resume_of_a_finished_run_returns_it_and_other_settings_are_refused(tmp_path):
+    first = run(tmp_path)
     with pytest.raises(ValueError, match="already holds a grow run; pass --resume"):
-        grow(seed_model(), task, "host", budget, GrowConfig(**TINY), tmp_path / "run", family="ds-cnn",
-             seed_options={"num_classes": 4}, log=lambda line: None)
+        run(tmp_path)
     with pytest.raises(ValueError, match="another method 'fast-split'"):
-        grow(seed_model(), task, "host", budget, GrowConfig(method="split", **TINY), tmp_path / "run",
-             family="ds-cnn", seed_options={"num_classes": 4}, resume=True, log=lambda line: None)
-    # a finished run resumed is returned as it is
-    again = grow(seed_model(), task, "host", budget, GrowConfig(**TINY), tmp_path / "run", family="ds-cnn",
-                 seed_options={"num_classes": 4}, resume=True, log=lambda line: None)
-    assert [row["phase"] for row in again.history] == ["seed", "grow", "final"]
-
-
-def test_resume_after_an_interrupted_step(tmp_path, monkeypatch):
-    seed_cost = estimate(seed_model(), EXAMPLE, "host")
-    budget = Budget({"latency_ms": 3 * seed_cost.latency_ms})
-    task = toy_task()
-    import edgegrow.grow as grow_module
-
-    calls = {"count": 0}
-    real_train = grow_module.train
-
-    def interrupted_train(*args, **kwargs):
-        calls["count"] += 1
-        if calls["count"] == 3:  # seed, step 1, then Ctrl-C during step 2's fine-tuning
-            raise KeyboardInterrupt
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(grow_module, "train", interrupted_train)
-    with pytest.raises(KeyboardInterrupt):
-        grow(seed_model(), task, "host", budget, GrowConfig(**TINY), tmp_path / "run", family="ds-cnn",
-             seed_options={"num_classes": 4}, log=lambda line: None)
-    monkeypatch.setattr(grow_module, "train", real_train)
-    _, checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    assert (checkpoint.meta["phase"], checkpoint.meta["step"]) == ("grow", 1)
-    result = grow(seed_model(), task, "host", budget, GrowConfig(**TINY), tmp_path / "run", family="ds-cnn",
-                  seed_options={"num_classes": 4}, resume=True, log=lambda line: None)
-    steps = [row["step"] for row in result.history if row["phase"] == "grow"]
-    assert steps[:2] == [1, 2] and len(steps) == len(set(steps))
-    assert budget.violations(estimate(result.model, EXAMPLE, "host")) == []
+        grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(method="split", **TINY),
+             tmp_path / "run", family="ds-cnn", seed_options={"num_classes": 4}, resume=True, log=lambda line: None)
+    again = grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**TINY), tmp_path / "run",
+                 family="ds-cnn", seed_options={"num_classes": 4}, resume=True, log=lambda line: None)
+    assert again.log.to_dicts() == first.log.to_dicts() and again.summary == first.summary
 
 
 def test_seed_over_budget_is_refused_before_training(tmp_path, monkeypatch):
-    import edgegrow.grow as grow_module
-
-    monkeypatch.setattr(grow_module, "train", lambda *a, **k: pytest.fail("trained despite an impossible budget"))
+    monkeypatch.setattr(loop_module.Training, "run",
+                        lambda *a, **k: pytest.fail("trained despite an impossible budget"))
     with pytest.raises(ValueError, match=r"the seed already exceeds the budget on host \(macs .* > 1000\)"):
         grow(seed_model(), toy_task(), "host", Budget({"macs": 1000}), GrowConfig(**TINY), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_seed_of_a_given_width_grows_and_its_checkpoint_rebuilds(tmp_path):
+    from edgegrow.models import build_seed
+    from edgegrow.tasks import Task
+
+    task = Task(toy_task(), "ds-cnn", {"num_classes": 4}).with_seed_width(0.25)
+    seed = task.seed()
+    assert seed.features[0][1].out_channels == 16  # DS-CNN-S (64 channels) × 0.25
+    budget = Budget({"latency_ms": 1.8 * estimate(seed, EXAMPLE, "host").latency_ms})
+    result = grow(seed, task.data, "host", budget, GrowConfig(**TINY), tmp_path / "run", family=task.family,
+                  seed_options=task.seed_options, log=lambda line: None)
+    model, checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert checkpoint.seed_options["width_multiplier"] == 0.25
+    assert [p.shape for p in model.parameters()] == [p.shape for p in result.model.parameters()]
+    assert build_seed("ds-cnn", num_classes=4, width_multiplier=0.5).features[0][1].out_channels == 32
+    with pytest.raises(ValueError, match="seed width must be a width multiplier"):
+        task.with_seed_width(-1)
+
+
+def test_a_registered_method_is_used_by_name(tmp_path):
+    class FirstGroupOnly:
+        name = "first-group-only"
+
+        def propose(self, model, context):
+            from edgegrow.growth import find_channel_groups, growable_groups
+
+            group = growable_groups(find_channel_groups(model, context.example_input))[0]
+            return [Candidate("new", group.name, 1.0) for _ in range(8)]
+
+    register_method(FirstGroupOnly())
+    try:
+        result = run(tmp_path, method="first-group-only")
+        widths = result.summary.widths
+        first, *others = widths.values()
+        assert first > 8 and all(width == 8 for width in others)
+    finally:
+        from edgegrow.grow import methods
+
+        methods._REGISTRY.pop("first-group-only")
+        methods.METHODS.remove("first-group-only")
+    with pytest.raises(ValueError, match="unknown growth method 'first-group-only'"):
+        growth_method("first-group-only")
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"growth_end": 1.5}, r"growth_end must be a share in \[0, 1\]"),
+    ({"growth_start": 0.5, "growth_end": 0.4}, r"growth_start \(0.5\) must not be after growth_end \(0.4\)"),
+    ({"growth_every": 0}, "growth_every must be a finite number > 0"),
+    ({"shrink": 0}, r"shrink must be a share in \(0, 1\]"),
+    ({"newborn_state": "fresh"}, "unknown newborn_state 'fresh'"),
+    ({"optimizer": "lion"}, "unknown optimizer 'lion'"),
+    ({"warmup_epochs": 4}, r"warmup_epochs \(4\) must be fewer than epochs \(4\)"),
+    ({"learning_rate": math.inf}, "learning_rate must be a finite number > 0"),
+    ({"label_smoothing": 1.0}, r"label_smoothing must be a share in \[0, 1\)"),
+])
+def test_bad_grow_settings_are_clear_errors(settings, message):
+    with pytest.raises(ValueError, match=message):
+        GrowConfig(**{**TINY, **settings})
 
 
 def test_damaged_checkpoint_is_a_clear_error(tmp_path):
@@ -153,6 +261,9 @@ def test_checkpoint_refuses_code(tmp_path):
     (["--budget", "latency_ms=0.1", "--method", "magic"], "edgegrow grow: error: unknown growth method 'magic'"),
     (["--budget", "latency_ms=0.1", "--target", "pixel99"], "edgegrow grow: error: unknown target 'pixel99'"),
     (["--budget", "macs=10", "--task", "image"], "edgegrow grow: error: the seed already exceeds the budget"),
+    (["--budget", "latency_ms=0.1", "--growth-end", "2"], "edgegrow grow: error: growth_end must be a share"),
+    (["--budget", "latency_ms=0.1", "--epochs", "0"], "edgegrow grow: error: epochs must be a positive integer"),
+    (["--budget", "latency_ms=0.1", "--optimizer", "lion"], "edgegrow grow: error: argument --optimizer: invalid"),
 ])
 def test_grow_cli_errors_are_one_line(args, message, tmp_path, capsys):
     base = {"--task": "kws", "--target": "host", "--out": str(tmp_path / "run")}
@@ -165,16 +276,40 @@ def test_grow_cli_errors_are_one_line(args, message, tmp_path, capsys):
     assert error.count("\n") == 1
 
 
+def test_training_flags_reach_the_config(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_grow(model, data, target, budget, config, out, **kwargs):
+        seen["config"] = config
+        raise ValueError("stop here")
+
+    monkeypatch.setattr("edgegrow.grow.grow", fake_grow)
+    monkeypatch.setattr("edgegrow.tasks.load_task", lambda *a, **k: _fake_task())
+    argv = ["grow", "--task", "kws", "--target", "host", "--budget", "latency_ms=1", "--out", str(tmp_path / "r"),
+            "--epochs", "7", "--lr", "0.003", "--batch-size", "32", "--optimizer", "adamw", "--weight-decay", "0.01",
+            "--warmup", "2", "--label-smoothing", "0.1", "--growth-end", "0.3", "--growth-every", "0.5",
+            "--shrink", "0.7", "--retrain", "--quiet"]
+    assert main(argv) == 2
+    config = seen["config"]
+    assert (config.epochs, config.learning_rate, config.batch_size, config.optimizer, config.weight_decay,
+            config.warmup_epochs, config.label_smoothing, config.growth_end, config.growth_every, config.shrink,
+            config.retrain) == (7, 0.003, 32, "adamw", 0.01, 2.0, 0.1, 0.3, 0.5, 0.7, True)
+
+
+def _fake_task():
+    from edgegrow.tasks import Task
+
+    return Task(toy_task(), "ds-cnn", {"num_classes": 4})
+
+
 def test_run_files_get_the_usual_permissions(tmp_path):
     import os
 
     umask = os.umask(0o022)
     try:
-        seed_cost = estimate(seed_model(), EXAMPLE, "host")
-        grow(seed_model(), toy_task(), "host", Budget({"latency_ms": 1.5 * seed_cost.latency_ms}),
-             GrowConfig(**{**TINY, "max_steps": 1}), tmp_path / "run", family="ds-cnn",
-             seed_options={"num_classes": 4}, log=lambda line: None)
+        run(tmp_path, latency_budget(1.5))
     finally:
         os.umask(umask)
-    for name in ("checkpoint.pt", "steps.jsonl", "summary.json", "report.html"):
+    for name in ("checkpoint.pt", "grown.pt", "log.jsonl", "summary.json", "run.json", "report.html"):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["format"] == "edgegrow-run/2"

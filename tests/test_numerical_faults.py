@@ -1,55 +1,72 @@
-"""A growth step after which the loss turns NaN is rolled back and retried with a smaller ε and
-learning rate, said in the log and kept in the run; a seed that diverges stops with a clear error."""
-import json
+"""A growth event after which the loss turns NaN is rolled back and retried with a smaller ε and learning
+rate, said in the log and kept in the run; after the retries run out growth stops and training goes on
+with the network from before the event; a loss that diverges long after growth keeps the last finished
+epoch; a seed that diverges stops with a clear error."""
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
 from test_grow import EXAMPLE, TINY, seed_model, toy_task
+from test_resume import CHILD, TESTS
 
-import edgegrow.grow as grow_module
+import edgegrow.grow.growth_step as step_module
+import edgegrow.grow.loop as loop_module
 from cost_models import estimate
-from edgegrow.grow import GrowConfig, NumericalFault, grow
+from edgegrow.grow import NUMERICAL_RETRIES, GrowConfig, NumericalFault, grow
 from edgegrow.growth.budget import Budget
+from edgegrow.training import learning_rate_factor
 
-CONFIG = GrowConfig(**{**TINY, "max_steps": 3})
+CONFIG = GrowConfig(**TINY)
 
 
 def budget() -> Budget:
     return Budget({"latency_ms": 3 * estimate(seed_model(), EXAMPLE, "host").latency_ms})
 
 
-def poison_growth(monkeypatch, steps_to_poison: int) -> dict:
-    """The first ``steps_to_poison`` growth steps leave a NaN weight behind (as an exploding step would)."""
-    calls = {"count": 0}
-    real_apply = grow_module.apply_candidates
+def poison(model) -> None:
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.dim() == 4).view(-1)[0] = float("nan")
 
-    def apply_then_poison(model, chosen, batch):
-        edits = real_apply(model, chosen, batch)
+
+def poison_growth(monkeypatch, events_to_poison: int) -> dict:
+    """The first ``events_to_poison`` growth events leave a NaN weight behind (as an exploding step would)."""
+    calls = {"count": 0}
+    real_apply = step_module.apply_candidates
+
+    def apply_then_poison(model, chosen, batch, **kwargs):
+        edits = real_apply(model, chosen, batch, **kwargs)
         calls["count"] += 1
-        if calls["count"] <= steps_to_poison:
-            with torch.no_grad():
-                next(p for p in model.parameters() if p.dim() == 4).view(-1)[0] = float("nan")
+        if calls["count"] <= events_to_poison:
+            poison(model)
         return edits
 
-    monkeypatch.setattr(grow_module, "apply_candidates", apply_then_poison)
+    monkeypatch.setattr(step_module, "apply_candidates", apply_then_poison)
     return calls
 
 
-def test_a_diverging_step_is_rolled_back_and_retried_with_smaller_settings(monkeypatch, tmp_path):
+def finite(model) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_diverging_event_is_rolled_back_and_retried_with_smaller_settings(monkeypatch, tmp_path):
     poison_growth(monkeypatch, 1)
     lines = []
     result = grow(seed_model(), toy_task(), "host", budget(), CONFIG, tmp_path / "run", family="ds-cnn",
                   seed_options={"num_classes": 4}, log=lines.append)
-    said = [line for line in lines if "rolled the step back" in line]
-    assert len(said) == 1 and "step 1" in said[0]
-    assert f"ε {CONFIG.epsilon / 4:g} and learning rate {CONFIG.learning_rate / 2:g}" in said[0]
-    steps = [row["step"] for row in result.history if row["phase"] == "grow"]
-    assert steps and steps[0] == 1 and len(steps) == len(set(steps))  # step 1 recorded once, after the retry
-    assert all(torch.isfinite(p).all() for p in result.model.parameters())
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    (fault,) = summary["numerical_faults"]
-    assert fault["step"] == 1 and fault["retry_learning_rate"] == CONFIG.learning_rate / 2
-    assert all(row["train_loss"] == row["train_loss"] for row in result.history if row["train_loss"] is not None)
+    said = [line for line in lines if "rolled the event back" in line]
+    assert len(said) == 1 and "trying again with ε 0.025 and the learning rate halved" in said[0]
+    events = [row.event for row in result.log.growth]
+    assert events[:2] == [0, 1] and len(events) == len(set(events))  # event 1 recorded once, after the retry
+    assert finite(result.model)
+    (fault,) = result.summary.numerical_faults
+    assert fault["retry"] and fault["retry_epsilon"] == CONFIG.epsilon / 4 and fault["retry_learning_rate_scale"] == 0.5
+    assert all(row.train_loss == row.train_loss for row in result.log.epochs)
+    config = CONFIG.train_config()
+    for row in result.log.epochs:  # from the retry on (event 1 is at step 1), the schedule at half height
+        scheduled = config.learning_rate * learning_rate_factor(config, (row.step - 1) / 12, 0.5 * 3 / 12)
+        assert row.learning_rate == pytest.approx(scheduled / 2)
 
 
 def test_growth_stops_cleanly_when_every_retry_diverges(monkeypatch, tmp_path):
@@ -58,10 +75,30 @@ def test_growth_stops_cleanly_when_every_retry_diverges(monkeypatch, tmp_path):
     result = grow(seed_model(), toy_task(), "host", budget(), CONFIG, tmp_path / "run", family="ds-cnn",
                   seed_options={"num_classes": 4}, log=lines.append)
     assert result.stopped_by == "numerical fault: the loss diverged after growth"
-    assert sum("rolled the step back" in line for line in lines) == grow_module.NUMERICAL_RETRIES + 1
-    assert [row["phase"] for row in result.history] == ["seed", "final"]  # the seed, fine-tuned: a usable model
-    assert all(torch.isfinite(p).all() for p in result.model.parameters())
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["stopped_by"] == result.stopped_by
+    assert sum("rolled the event back" in line for line in lines) == NUMERICAL_RETRIES + 1
+    assert result.summary.events == 0 and result.summary.widths == {name: 8 for name in result.summary.widths}
+    assert len(result.log.epochs) == TINY["epochs"]  # the seed trained to the end of the schedule: a usable model
+    assert finite(result.model)
+
+
+def test_a_late_divergence_keeps_the_model_of_the_last_finished_epoch(monkeypatch, tmp_path):
+    real_end = loop_module.Training._end_epoch
+
+    def end_then_poison(self):
+        real_end(self)
+        if len(self.history) == 5:  # long after the last event (step 6): not growth's fault
+            poison(self.model)
+
+    monkeypatch.setattr(loop_module.Training, "_end_epoch", end_then_poison)
+    lines = []
+    config = GrowConfig(**{**TINY, "epochs": 7, "growth_end": 0.3})
+    result = grow(seed_model(), toy_task(), "host", budget(), config, tmp_path / "run", family="ds-cnn",
+                  seed_options={"num_classes": 4}, log=lines.append)
+    assert any("loss became NaN or infinite in grow epoch 6; kept the model from the end of the epoch before" in line
+               for line in lines), lines
+    assert finite(result.model) and len(result.log.epochs) == 5
+    (fault,) = result.summary.numerical_faults
+    assert fault["phase"] == "grow" and fault["epoch"] == 6
 
 
 def test_a_seed_that_diverges_is_a_clear_error(tmp_path):
@@ -73,22 +110,31 @@ def test_a_seed_that_diverges_is_a_clear_error(tmp_path):
              seed_options={"num_classes": 4}, log=lambda line: None)
 
 
-def test_a_diverging_final_fine_tune_keeps_the_model_from_before_it(monkeypatch, tmp_path):
-    real_train_phase = grow_module._Run.train_phase
+def test_a_resumed_run_rolls_back_to_the_saved_state_from_before_the_event(tmp_path, monkeypatch):
+    """Killed after the epoch in which growth event 2 happened, then resumed with that epoch's next step
+    poisoned: the rollback comes from before_growth.pt on disk and the event is retried."""
+    from test_resume import CONFIG as RESUME_CONFIG
+    from test_resume import budget as resume_budget
 
-    def poison_final(self, phase, *args, **kwargs):
-        if phase == "final":
-            with torch.no_grad():
-                next(p for p in self.model.parameters() if p.dim() == 4).view(-1)[0] = float("inf")
-        return real_train_phase(self, phase, *args, **kwargs)
+    folder = tmp_path / "run"
+    child = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(TESTS), kill_after=2, out=str(folder))],
+                           capture_output=True, text=True, timeout=600, cwd=TESTS.parent)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    assert (folder / "before_growth.pt").exists()
+    real_run, poisoned = loop_module.Training.run, []
 
-    monkeypatch.setattr(grow_module._Run, "train_phase", poison_final)
+    def poison_once(self, until_step=None):
+        if not poisoned and self.step == 6:  # the first step after resuming, one step after event 2 (step 5)
+            poisoned.append(self.step)
+            poison(self.model)
+        return real_run(self, until_step)
+
+    monkeypatch.setattr(loop_module.Training, "run", poison_once)
     lines = []
-    result = grow(seed_model(), toy_task(), "host", budget(), CONFIG, tmp_path / "run", family="ds-cnn",
-                  seed_options={"num_classes": 4}, log=lines.append)
-    assert any("final fine-tune's loss became NaN or infinite in epoch 1; kept the model" in line for line in lines)
-    assert all(torch.isfinite(p).all() for p in result.model.parameters())
-    final = result.history[-1]
-    assert final["phase"] == "final" and final["epochs"] == [] and final["validation_loss"] is None
-    (fault,) = json.loads((tmp_path / "run" / "summary.json").read_text())["numerical_faults"]
-    assert fault["phase"] == "final"
+    result = grow(seed_model(), toy_task(), "host", resume_budget(), GrowConfig(**RESUME_CONFIG), folder,
+                  family="ds-cnn", seed_options={"num_classes": 4}, resume=True, log=lines.append)
+    assert poisoned == [6]
+    assert any("rolled the event back" in line for line in lines), lines
+    events = [row.event for row in result.log.growth]
+    assert len(events) == len(set(events)) and 2 in events
+    assert finite(result.model)

@@ -60,9 +60,8 @@ def test_a_custom_networks_checkpoint_needs_its_seed(tmp_path):
     x, y = torch.randn(90, 1, 8, 8), torch.arange(90) % 3
     data = TaskData("toy", ["a", "b", "c"], Split(x[:60], y[:60]), Split(x[60:75], y[60:75]), Split(x[75:], y[75:]))
     result = grow(seed(), data, "host", Budget({"macs": 4000}),
-                  GrowConfig(seed_epochs=1, epochs_per_step=1, final_epochs=1, max_steps=2), tmp_path / "run",
-                  log=lambda line: None)
-    assert result.history[-1]["predicted"]["macs"] > result.history[0]["predicted"]["macs"]
+                  GrowConfig(epochs=3, warmup_epochs=0.5, growth_every=0.5), tmp_path / "run", log=lambda line: None)
+    assert result.log.growth[-1].predicted["macs"] > result.log.growth[0].predicted["macs"]
     with pytest.raises(ValueError, match="network of your own.*seed="):
         load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     model, checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt", seed=seed())

@@ -134,13 +134,34 @@ def test_reports_and_index_exist_and_link_to_real_files(workflow):
     for deployment in result.deployments:
         assert f"runs/{deployment.name}/report.html" in index.hrefs
         report = Links((deployment.run_dir / "report.html").read_text())
-        assert sorted(report.plots) == sorted(b["name"] for b in result.baselines)
+        assert sorted(report.plots) == sorted(b["name"] for b in result.baselines
+                                              if deployment.target.name in b["costs"])
     summary = json.loads((out / "workflow.json").read_text())
     assert [d["target"] for d in summary["deployments"]] == ["host", MCU]
     assert set(summary["seconds"]) == {"data", "profile", "grow", "baselines", "export", "bench", "report", "total"}
     baselines = json.loads((out / "baselines.json").read_text())
-    assert [b["width_multiplier"] for b in baselines] == [0.25, 0.5]
-    assert all(set(b["costs"]) == {"host", MCU} and 0 <= b["accuracy"] <= 1 for b in baselines)
+    fixed, fair = baselines[:2], baselines[2:]
+    assert [b["width_multiplier"] for b in fixed] == [0.25, 0.5]
+    assert all(set(b["costs"]) == {"host", MCU} and 0 <= b["accuracy"] <= 1 for b in fixed)
+    assert [b["name"].endswith(f"(fits {d.name})") for b, d in zip(fair, result.deployments)] == [True, True]
+
+
+def test_each_grown_network_is_compared_with_the_largest_uniform_network_at_equal_compute(workflow):
+    result, _, _ = workflow
+    from edgegrow.growth.budget import Budget
+
+    for deployment in result.deployments:
+        fair, grown = deployment.fair, deployment.grown
+        assert all(share <= 1 for share in fair["usage"].values())
+        wider = ds_cnn("S", width_multiplier=fair["width_multiplier"] * 1.25, num_classes=12).eval()
+        assert Budget(deployment.budget.limits).violations(
+            estimate(wider, torch.zeros(1, 1, 49, 10), deployment.target)), "a wider uniform network fits too"
+        # the same training compute, to the optimizer step (this tiny set has few steps per epoch)
+        assert fair["mac_epochs"] == pytest.approx(grown["mac_epochs"], rel=0.15)
+        assert fair["epochs"] < grown["grown"]["epochs"]  # the grown run spent part of its run smaller
+        assert fair["test_difference"] == pytest.approx(grown["test_accuracy"] - fair["test_accuracy"])
+    index = result.index.read_text()
+    assert "Grown against the largest uniform network that fits" in index and "points" in index
 
 
 def test_a_folder_with_results_is_refused_and_left_alone(workflow):

@@ -467,6 +467,7 @@ def export_checkpoint(source: str | Path, out: str | Path | None = None, *, form
     output folder defaults to ``exported/NAME`` with NAME the run folder's name.
     """
     from ..checkpoint import CUSTOM_FAMILY, load_checkpoint, read_checkpoint
+    from ..grow.run_folder import RunMeta
     from ..tasks import TASK_OF_FAMILY, load_task_of_checkpoint
 
     formats = parse_formats(formats)
@@ -478,12 +479,12 @@ def export_checkpoint(source: str | Path, out: str | Path | None = None, *, form
         raise ValueError(f"{path} grew a network of your own, which cannot be rebuilt from the file: export it from "
                          "Python, export_model(load_checkpoint(path, seed=your_seed)[0], data, out)")
     model, checkpoint = load_checkpoint(path)
-    meta = checkpoint.meta
+    meta = RunMeta.from_dict(checkpoint.meta, str(path))
     task = load_task_of_checkpoint(checkpoint.family, meta, data, cache_dir=cache_dir, progress=progress)
-    source_info = {"checkpoint": str(path.resolve()), "target": meta.get("target"), "budget": meta.get("budget"),
-                   "method": (meta.get("config") or {}).get("method"), "stopped_by": meta.get("stopped_by"),
-                   "steps": meta.get("step"), "edits": len(checkpoint.edits)}
-    task_kind = (meta.get("task_source") or {}).get("task") or TASK_OF_FAMILY.get(checkpoint.family)
+    source_info = {"checkpoint": str(path.resolve()), "target": meta.target, "budget": meta.budget,
+                   "method": meta.method, "model": meta.model, "stopped_by": meta.stopped_by,
+                   "growth_events": meta.events, "edits": len(checkpoint.edits)}
+    task_kind = meta.task_source.get("task") or TASK_OF_FAMILY.get(checkpoint.family)
     log(f"exporting {path} ({checkpoint.family}, {task_kind}) to {out}: {', '.join(formats)}")
     return export_model(model, task, out, formats=formats, name=out.name, family=checkpoint.family,
                         task_kind=task_kind, source=source_info, checkpoint=path, force=force, log=log, **options)

@@ -107,14 +107,16 @@ def ds_cnn(
 
 def ds_cnn_seed(
     *, channels: int | None = None, num_classes: int | None = None,
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, int, int] | None = None, width_multiplier: float | None = None,
 ) -> DSCNN:
-    """The starting point of growth: DS-CNN-S's topology with a few channels per layer."""
+    """The starting point of growth: DS-CNN-S's topology with a few channels per layer (the seed's
+    shape), ``channels`` per layer, or DS-CNN-S at ``width_multiplier``."""
     shapes = load_shapes("ds_cnn")
     seed = shapes["seed"]
-    channels = seed["channels"] if channels is None else channels
     spec = shapes["sizes"][seed["size"]]
-    return ds_cnn(
-        seed["size"], num_classes=num_classes, input_shape=input_shape,
-        width_multiplier=channels / spec["stem"]["channels"],
-    )
+    if width_multiplier is None:
+        channels = seed["channels"] if channels is None else channels
+        width_multiplier = channels / spec["stem"]["channels"]
+    elif channels is not None:
+        raise ValueError("give a DS-CNN seed channels or width_multiplier, not both")
+    return ds_cnn(seed["size"], num_classes=num_classes, input_shape=input_shape, width_multiplier=width_multiplier)

@@ -77,8 +77,12 @@ def mobilenet_v1(
     )
 
 
-def mobilenet_v1_seed(resolution: int = 224, num_classes: int | None = None, *, in_channels: int = 3) -> MobileNetV1:
-    """The starting point of growth: MobileNetV1's topology with a few channels per layer."""
+def mobilenet_v1_seed(resolution: int = 224, num_classes: int | None = None, *, in_channels: int = 3,
+                      width_multiplier: float | None = None) -> MobileNetV1:
+    """The starting point of growth: MobileNetV1's topology with a few channels per layer, or the
+    family's network at ``width_multiplier`` (a seed of ``--seed-width``)."""
+    if width_multiplier is not None:  # the family's own network at that width
+        return mobilenet_v1(width_multiplier, resolution, num_classes, in_channels=in_channels)
     seed = load_shapes("mobilenet_v1")["seed"]
     return mobilenet_v1(
         seed["width_multiplier"], resolution, num_classes,

@@ -67,6 +67,10 @@ def resnet8(width_multiplier: float = 1.0, num_classes: int | None = None, *,
     )
 
 
-def resnet8_seed(num_classes: int | None = None, *, input_shape: tuple[int, int, int] | None = None) -> ResNet8:
-    """The starting point of growth: ResNet-8's topology with a few channels per layer."""
-    return resnet8(load_shapes("resnet8")["seed"]["width_multiplier"], num_classes, input_shape=input_shape)
+def resnet8_seed(num_classes: int | None = None, *, input_shape: tuple[int, int, int] | None = None,
+                 width_multiplier: float | None = None) -> ResNet8:
+    """The starting point of growth: ResNet-8's topology with a few channels per layer, or ResNet-8 at
+    ``width_multiplier`` (a seed of ``--seed-width``)."""
+    if width_multiplier is None:
+        width_multiplier = load_shapes("resnet8")["seed"]["width_multiplier"]
+    return resnet8(width_multiplier, num_classes, input_shape=input_shape)

@@ -1,23 +1,25 @@
 """The run report: one self-contained HTML page (inline CSS and SVG, no JavaScript, no network) that
 shows what a grow run did and what the grown network costs.
 
-``write_report(run_dir)`` reads the run folder ``edgegrow.grow.grow`` wrote (``steps.jsonl``,
-``summary.json``, ``checkpoint.pt``) and writes ``run_dir/report.html`` atomically. The page holds:
+``write_report(run_dir)`` reads the run folder ``edgegrow.grow.grow`` wrote (through
+``edgegrow.grow.read_run``: ``log.jsonl``, ``summary.json``, ``checkpoint.pt``) and writes
+``run_dir/report.html`` atomically. The page holds:
 
-- the run at a glance: task, family, method, target, budget and its usage, why growth stopped, test
-  accuracy, widths, depth, MACs, parameters, seconds spent choosing growth against seconds training;
+- the run at a glance: task, family, method, target, budget and its usage, why growth stopped, which
+  network was kept (grown, or retrained from scratch) with both accuracies, widths, depth, MACs,
+  parameters, training compute, seconds spent choosing growth against seconds training;
 - "Training": validation accuracy and train/validation loss per epoch over the whole run, growth
-  steps as numbered vertical lines, the seed and final phases shaded;
-- "Width per layer": every channel group's width and the depth after each phase;
-- "Accuracy against cost": the growth trajectory against the budget's metric (latency when the
-  budget limits it), the budget line, and optional uniform baselines with the Pareto front;
+  events as numbered vertical lines where they happened, a retraining shaded;
+- "Width per layer": every channel group's width and the depth after each growth event;
+- "Accuracy against cost": the growth trajectory (one point per epoch) against the budget's metric
+  (latency when the budget limits it), the kept model, the budget line, and optional uniform
+  baselines with the Pareto front;
 - "Predicted against measured latency": from an export folder's ``model_card.json`` when given;
-- tables: each phase of the run, widths per phase, and the final model's cost on every known target.
+- tables: each growth event, widths per event, and the final model's cost on every known target.
 """
 from __future__ import annotations
 
 import html
-import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,10 +31,10 @@ from cost_models import estimate_targets, known_targets, load_target
 from ..atomic import write_atomically
 from ..checkpoint import CUSTOM_FAMILY, load_checkpoint, read_checkpoint
 from ..export import model_card
+from ..grow.run_folder import CHECKPOINT, GrowthRow, RunLog, RunMeta, Summary, read_run
 from .svg_plot import Figure, Series, Span, VerticalMarker, figure_html, format_number, slug
 
 REPORT_NAME = "report.html"
-RUN_FILES = ("steps.jsonl", "summary.json", "checkpoint.pt")
 METRIC_AXIS_LABELS = {
     "latency_ms": "predicted latency on {target} (ms)",
     "energy_mj": "predicted energy per inference on {target} (mJ)",
@@ -86,31 +88,30 @@ def render_report(run_dir: str | Path, *, export_dir: str | Path | None = None,
                   baselines: list[dict] | None = None, model: torch.nn.Module | None = None) -> str:
     """The report page as an HTML string (what ``write_report`` writes)."""
     run_dir = Path(run_dir)
-    rows, summary = read_run(run_dir)
-    checkpoint = read_checkpoint(run_dir / "checkpoint.pt")
+    log, summary = read_run(run_dir)
+    checkpoint = read_checkpoint(run_dir / CHECKPOINT)
     if model is None:
         if checkpoint.family == CUSTOM_FAMILY:
             raise ValueError(f"{run_dir} grew a network of your own, which cannot be rebuilt from its checkpoint: "
                              "write the report from Python, write_report(run_dir, model=grown_model)")
-        model, checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+        model, checkpoint = load_checkpoint(run_dir / CHECKPOINT)
+    meta = RunMeta.from_dict(checkpoint.meta, str(run_dir / CHECKPOINT))
     metric = cost_metric(summary)
     baselines = check_baselines(baselines, metric)
     card = read_card(Path(export_dir)) if export_dir is not None else None
-    input_shape = tuple(checkpoint.meta.get("input_shape") or ())
-    costs = target_costs(model, input_shape)
-    target = summary.get("target", "?")
+    costs = target_costs(model, tuple(meta.input_shape))
     sections = [
         f"<h1>edgegrow run: {_text(run_dir.name)}</h1>",
-        f'<p class="subtitle">{_text(summary.get("method"))} growth of a {_text(checkpoint.family)} seed on '
-        f"{_text(checkpoint.meta.get('task'))}, for {_text(target)}</p>",
-        facts_html(summary, rows, checkpoint),
-        "<h2>Training</h2>", figure_html(training_figure(rows)),
-        "<h2>Width per layer</h2>", figure_html(widths_figure(rows)), widths_table_html(rows),
-        "<h2>Accuracy against cost</h2>", figure_html(pareto_figure(rows, summary, metric, baselines)),
+        f'<p class="subtitle">{_text(summary.method)} growth of a {_text(checkpoint.family)} seed on '
+        f"{_text(meta.task)}, for {_text(summary.target)}</p>",
+        facts_html(summary, log, meta, checkpoint.family),
+        "<h2>Training</h2>", figure_html(training_figure(log)),
+        "<h2>Width per layer</h2>", figure_html(widths_figure(log)), widths_table_html(log),
+        "<h2>Accuracy against cost</h2>", figure_html(pareto_figure(log, summary, metric, baselines)),
         "<h2>Predicted against measured latency</h2>",
         figure_html(latency_figure(card, Path(export_dir) if export_dir is not None else None)),
-        "<h2>Phases</h2>", steps_table_html(rows, summary, metric),
-        "<h2>Final model on every known target</h2>", costs_table_html(costs, target),
+        "<h2>Growth events</h2>", events_table_html(log, summary, metric),
+        "<h2>Final model on every known target</h2>", costs_table_html(costs, summary.target),
         f'<p class="note">Generated {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")} from '
         f"{_text(run_dir.resolve())}. Predicted figures come from edgegrow's cost model (the target's "
         "profile); SRAM is the arena (peak activations plus the runtime's own allocations), flash the weights "
@@ -122,25 +123,6 @@ def render_report(run_dir: str | Path, *, export_dir: str | Path | None = None,
 
 
 # -- reading -----------------------------------------------------------------------------------------
-def read_run(run_dir: Path) -> tuple[list[dict], dict]:
-    """The plotted rows of ``steps.jsonl`` (seed, grow and final; not "stop") and ``summary.json``."""
-    if not run_dir.is_dir():
-        raise ValueError(f"run folder {run_dir} does not exist")
-    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
-    if missing:
-        raise ValueError(f"{run_dir} has no {' or '.join(missing)}; the run may not have finished "
-                         "(continue it with `edgegrow grow … --resume`)")
-    try:
-        rows = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines() if line.strip()]
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{run_dir} holds a damaged steps.jsonl or summary.json ({error})") from None
-    rows = [row for row in rows if row.get("phase") in ("seed", "grow", "final")]
-    if not rows:
-        raise ValueError(f"{run_dir / 'steps.jsonl'} has no seed, grow or final row; the run may not have finished")
-    return rows, summary
-
-
 def read_card(export_dir: Path) -> dict:
     """``model_card.json`` of an export folder."""
     path = export_dir / "model_card.json"
@@ -157,12 +139,12 @@ def read_baselines(path: str | Path) -> list[dict]:
     return model_card.read_json(path, list, "a JSON list of {name, latency_ms, accuracy} objects")
 
 
-def cost_metric(summary: dict) -> str:
+def cost_metric(summary: Summary) -> str:
     """The x axis of the accuracy-against-cost plot: latency when the budget limits it, else the binding metric."""
-    budget = summary.get("budget") or {}
+    budget = summary.budget or {}
     if "latency_ms" in budget or not budget:
         return "latency_ms"
-    return summary.get("binding") if summary.get("binding") in budget else next(iter(budget))
+    return summary.binding if summary.binding in budget else next(iter(budget))
 
 
 def check_baselines(baselines: list[dict] | None, metric: str) -> list[dict] | None:
@@ -197,44 +179,35 @@ def target_costs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[t
 
 
 # -- figures -----------------------------------------------------------------------------------------
-def phase_label(row: dict) -> str:
-    return "seed" if row["phase"] == "seed" else "final" if row["phase"] == "final" else str(row["step"])
+def applied_events(log: RunLog) -> list[GrowthRow]:
+    """The seed (event 0) and every growth event that changed the network."""
+    return [row for row in log.growth if row.event == 0 or row.chosen]
 
 
-def training_figure(rows: list[dict]) -> Figure:
+def event_label(row: GrowthRow) -> str:
+    return "seed" if row.event == 0 else str(row.event)
+
+
+def training_figure(log: RunLog) -> Figure:
     """Validation accuracy (%) above train and validation loss, per epoch over the whole run."""
-    per_epoch = any(row.get("epochs") for row in rows)
-    figure = Figure("Training", "training", "epoch (counted over the whole run)" if per_epoch
-                    else "phase (one point each: this run's log has no per-epoch history)")
+    figure = Figure("Training", "training", "epoch (counted over the whole run)")
     accuracy = figure.panel("accuracy (%)", height_px=200)
     loss = figure.panel("loss (cross-entropy)", height_px=170)
     series = {key: [] for key in ("validation_accuracy", "train_accuracy", "train_loss", "validation_loss")}
-    if per_epoch:
-        done = 0
-        for row in rows:
-            epochs = row.get("epochs") or []
-            start = done
-            for epoch in epochs:
-                done += 1
-                for key, values in series.items():
-                    values.append((float(done), _scaled(epoch.get(key), 100 if "accuracy" in key else 1)))
-            if row["phase"] == "grow":
-                figure.markers.append(VerticalMarker(float(start), str(row["step"]), kind="grow",
-                                                     legend="growth step (numbered)"))
-            elif row["phase"] in ("seed", "final") and done > start:
-                figure.spans.append(Span(float(start), float(done), row["phase"],
-                                         "#e3eefa" if row["phase"] == "seed" else "#e6f4e3"))
-        figure.caption = ("Each point is one epoch. Vertical lines: growth steps, drawn where the grown network's "
-                          "fine-tuning began; shaded: training the seed and the final fine-tune.")
-    else:
-        figure.x_ticks = [(float(i), phase_label(row)) for i, row in enumerate(rows)]
-        for i, row in enumerate(rows):
-            for key, values in series.items():
-                values.append((float(i), _scaled(row.get(key), 100 if "accuracy" in key else 1)))
-            if row["phase"] == "grow":
-                figure.markers.append(VerticalMarker(i - 0.5, str(row["step"]), kind="grow",
-                                                     legend="growth step (numbered)"))
-        figure.caption = "This run's steps.jsonl has no per-epoch history: one point per phase, after its training."
+    grow_epochs = len(log.phase("grow"))
+    for number, row in enumerate(log.epochs, start=1):
+        for key, values in series.items():
+            values.append((float(number), _scaled(getattr(row, key), 100 if "accuracy" in key else 1)))
+    for row in applied_events(log):
+        if row.event:
+            figure.markers.append(VerticalMarker(float(row.epoch), str(row.event), kind="grow",
+                                                 legend="growth event (numbered)"))
+    retrained = len(log.epochs) - grow_epochs
+    if retrained:
+        figure.spans.append(Span(float(grow_epochs), float(len(log.epochs)), "retrain from scratch", "#e6f4e3"))
+    figure.caption = ("Each point is one epoch of the run's one schedule. Vertical lines: growth events, drawn where "
+                      "in the run they happened" + ("; shaded: the found architecture retrained from scratch with "
+                                                    "the same schedule." if retrained else "."))
     accuracy.add(Series("validation accuracy", series["validation_accuracy"], color=GROWTH_COLOR,
                         marker_radius_px=_radius(series["validation_accuracy"])))
     accuracy.add(Series("train accuracy", series["train_accuracy"], color="#9ecae1", dashed=True,
@@ -246,26 +219,27 @@ def training_figure(rows: list[dict]) -> Figure:
     return figure
 
 
-def channel_groups(rows: list[dict]) -> list[str]:
-    """Every channel group of the run in model order (the last row's), then any that only earlier rows had."""
-    return list(dict.fromkeys([*rows[-1].get("widths", {}), *(g for row in rows for g in row.get("widths", {}))]))
+def channel_groups(log: RunLog) -> list[str]:
+    """Every channel group of the run in model order (the last event's), then any that only earlier ones had."""
+    rows = log.growth
+    return list(dict.fromkeys([*rows[-1].widths, *(g for row in rows for g in row.widths)])) if rows else []
 
 
-def widths_figure(rows: list[dict]) -> Figure:
-    """Each channel group's width (channels) and the depth (weighted layers) after each phase."""
-    figure = Figure("Width per layer", "widths", "after phase (seed, growth step, final)",
-                    x_ticks=[(float(i), phase_label(row)) for i, row in enumerate(rows)])
+def widths_figure(log: RunLog) -> Figure:
+    """Each channel group's width (channels) and the depth (weighted layers) after each growth event."""
+    rows = applied_events(log)
+    figure = Figure("Width per layer", "widths", "after growth event (seed, then each event that grew)",
+                    x_ticks=[(float(i), event_label(row)) for i, row in enumerate(rows)])
     widths = figure.panel("width (channels)", height_px=240, integer_ticks=True)
-    groups = channel_groups(rows)
-    for group in groups:
-        widths.add(Series(group, [(float(i), row.get("widths", {}).get(group)) for i, row in enumerate(rows)],
+    for group in channel_groups(log):
+        widths.add(Series(group, [(float(i), row.widths.get(group)) for i, row in enumerate(rows)],
                           style="step", key=f"width-{slug(group)}"))
     depth = figure.panel("depth (layers)", height_px=90, integer_ticks=True)
     depth.add(Series("depth (convolutions and fully connected layers)",
-                     [(float(i), row.get("depth")) for i, row in enumerate(rows)], style="step", color="#333333",
+                     [(float(i), row.depth) for i, row in enumerate(rows)], style="step", color="#333333",
                      key="depth"))
     figure.caption = ("Width of every growable channel group (a set of channels that must grow together) after each "
-                      "phase. Groups with equal widths overlap; the table below lists every value. Groups that "
+                      "growth event. Groups with equal widths overlap; the table below lists every value. Groups that "
                       "appear later were created by a new layer.")
     return figure
 
@@ -282,22 +256,24 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i])
 
 
-def pareto_figure(rows: list[dict], summary: dict, metric: str, baselines: list[dict] | None) -> Figure:
+def pareto_figure(log: RunLog, summary: Summary, metric: str, baselines: list[dict] | None) -> Figure:
     """Validation accuracy against the cost metric: the growth trajectory, the budget, baselines and the front."""
-    target = summary.get("target", "the target")
-    figure = Figure("Accuracy against cost", "pareto", METRIC_AXIS_LABELS[metric].format(target=target))
+    figure = Figure("Accuracy against cost", "pareto", METRIC_AXIS_LABELS[metric].format(target=summary.target))
     panel = figure.panel("accuracy (%)", height_px=300)
-    trajectory = [(_number_or_none(row.get("predicted", {}).get(metric)), _scaled(row.get("validation_accuracy"), 100))
-                  for row in rows]
-    panel.add(Series("growth trajectory (validation accuracy)", trajectory, color=GROWTH_COLOR, key="trajectory",
-                     point_labels=[phase_label(row) for row in rows],
-                     point_attributes=[{"data-phase": row["phase"], "data-step": str(row["step"])} for row in rows]))
-    limit = (summary.get("budget") or {}).get(metric)
+    epochs = log.phase("grow")
+    trajectory = [(_number_or_none(row.predicted.get(metric)), _scaled(row.validation_accuracy, 100)) for row in epochs]
+    panel.add(Series("growth trajectory (validation accuracy after each epoch)", trajectory, color=GROWTH_COLOR,
+                     key="trajectory", point_labels=[f"epoch {row.epoch}" for row in epochs],
+                     point_attributes=[{"data-epoch": str(row.epoch)} for row in epochs]))
+    final = (_number_or_none(summary.predicted.get(metric)), _scaled(summary.validation_accuracy, 100))
+    panel.add(Series(f"kept model ({summary.kept})", [final], style="ring", color=GROWTH_COLOR, key="kept",
+                     point_labels=[summary.kept], point_attributes=[{"data-kept": summary.kept}]))
+    limit = summary.budget.get(metric)
     if _is_number(limit):
         figure.markers.append(VerticalMarker(float(limit), f"budget {format_number(limit)}", kind="budget",
                                              color=BUDGET_COLOR, legend=f"budget ({metric})"))
-    caption = ["Each growth point is the network after that phase (its validation accuracy); the dashed red line is "
-               "the budget."]
+    caption = ["Each growth point is the network after an epoch (its validation accuracy); the ring is the kept "
+               "model; the dashed red line is the budget."]
     if baselines is None:
         caption.append(f"Uniform baselines not given: pass baselines=[{{'name': …, '{metric}': …, 'accuracy': …}}] "
                        "to write_report to compare with uniformly scaled networks and mark the Pareto front.")
@@ -305,18 +281,17 @@ def pareto_figure(rows: list[dict], summary: dict, metric: str, baselines: list[
         panel.add(Series("baselines", [(float(b[metric]), 100 * float(b["accuracy"])) for b in baselines],
                          style="scatter", color=BASELINE_COLOR, point_labels=[b["name"] for b in baselines],
                          point_attributes=[{"data-name": b["name"]} for b in baselines]))
-        final = trajectory[-1]
         candidates = [(float(b[metric]), 100 * float(b["accuracy"]), b["name"]) for b in baselines]
         if final[0] is not None and final[1] is not None:
-            candidates.append((final[0], final[1], "grown (final)"))
+            candidates.append((final[0], final[1], f"{summary.kept} (final)"))
         front = [candidates[i] for i in pareto_front([(c, a) for c, a, _ in candidates])]
         panel.add(Series("Pareto front", [(c, a) for c, a, _ in front], style="step", color="#2ca02c", dashed=True,
                          key="pareto-line", show_points=False, in_legend=False))
         panel.add(Series("Pareto front (baselines + final)", [(c, a) for c, a, _ in front], style="ring",
                          color="#2ca02c", key="pareto-front",
                          point_attributes=[{"data-pareto": "true", "data-name": name} for _, _, name in front]))
-        caption.append("Baselines' accuracy is as given. Ringed: the Pareto front of the baselines and the final "
-                       "grown network (nothing else is both cheaper and more accurate).")
+        caption.append("Baselines' accuracy is as given. Ringed green: the Pareto front of the baselines and the "
+                       "kept network (nothing else is both cheaper and more accurate).")
     figure.caption = " ".join(caption)
     return figure
 
@@ -364,76 +339,80 @@ def latency_figure(card: dict | None, export_dir: Path | None) -> Figure:
 
 
 # -- tables and facts --------------------------------------------------------------------------------
-def facts_html(summary: dict, rows: list[dict], checkpoint) -> str:
+def facts_html(summary: Summary, log: RunLog, meta: RunMeta, family: str) -> str:
     """The run at a glance, as a definition list."""
-    predicted = summary.get("predicted") or rows[-1].get("predicted", {})
-    budget, usage = summary.get("budget") or {}, summary.get("usage") or {}
-    binding = summary.get("binding")
+    predicted, budget, usage = summary.predicted, summary.budget, summary.usage
     budget_lines = []
     for metric, limit in budget.items():
         share = usage.get(metric)
         used = f"{_fmt(share * limit)} used ({share:.0%})" if _is_number(share) else "usage unknown"
-        budget_lines.append(f"{metric} ≤ {_fmt(limit)}: {used}" + (" — binding" if metric == binding else ""))
-    growth, training = summary.get("growth_seconds") or 0.0, summary.get("training_seconds") or 0.0
+        budget_lines.append(f"{metric} ≤ {_fmt(limit)}: {used}" + (" — binding" if metric == summary.binding else ""))
+    growth, training = summary.growth_seconds, summary.training_seconds
     total = growth + training
     share = growth / total if total > 0 else 0.0
     time_bar = (f'<span class="bar" style="width:{200 * share:.0f}px;background:#ff7f0e"></span>'
                 f'<span class="bar" style="width:{200 * (1 - share):.0f}px;background:#1f77b4"></span> '
                 f"{growth:.1f} s choosing growth, {training:.1f} s training ({share:.0%} growth)")
-    meta = checkpoint.meta
-    test = summary.get("test_accuracy")
-    validation = rows[-1].get("validation_accuracy")
-    widths = summary.get("widths") or rows[-1].get("widths", {})
+    outcomes = []
+    for name, outcome in (("grown", summary.grown), ("retrained from scratch", summary.retrained)):
+        if outcome is not None:
+            outcomes.append(f"{name}: validation {_percent(outcome.validation_accuracy)}, test "
+                            f"{_percent(outcome.test_accuracy)} ({outcome.epochs} epochs, "
+                            f"{outcome.mac_epochs / 1e6:,.1f} M MAC-epochs)")
     facts = [
-        ("task", f"{meta.get('task')} ({len(meta.get('class_names') or [])} classes, input "
-                 f"{'×'.join(str(d) for d in meta.get('input_shape') or [])})"),
-        ("family", checkpoint.family), ("method", summary.get("method")), ("target", summary.get("target")),
+        ("task", f"{meta.task} ({len(meta.class_names)} classes, input {'×'.join(str(d) for d in meta.input_shape)})"),
+        ("family", family), ("method", summary.method), ("target", summary.target),
         ("budget", "; ".join(budget_lines) or "none recorded"),
-        ("stopped", f"{summary.get('stopped_by')} after {summary.get('steps')} growth step(s)"),
-        ("test accuracy", f"{test:.2%}" if _is_number(test) else "not measured (no test split)"),
-        ("validation accuracy", f"{validation:.2%}" if _is_number(validation) else "not measured"),
-        ("widths", ", ".join(f"{group} {width}" for group, width in widths.items())),
-        ("depth", f"{summary.get('depth', rows[-1].get('depth'))} layers (convolutions and fully connected)"),
+        ("growth", f"{summary.events} growth event(s); stopped: {summary.stopped_by}"),
+        ("kept", f"the {summary.kept} network (better on the validation split)" if summary.retrained is not None
+         else "the grown network"),
+        ("test accuracy", _percent(summary.test_accuracy) if _is_number(summary.test_accuracy)
+         else "not measured (no test split)"),
+        ("validation accuracy", _percent(summary.validation_accuracy)),
+        ("candidates", "; ".join(outcomes) or "—"),
+        ("widths", ", ".join(f"{group} {width}" for group, width in summary.widths.items())),
+        ("depth", f"{summary.depth} layers (convolutions and fully connected)"),
         ("MACs", _count(predicted.get("macs"))), ("parameters", _count(predicted.get("params"))),
+        ("training compute", f"{summary.mac_epochs / 1e6:,.1f} M MAC-epochs (MACs per example × epochs, summed "
+                             "over the run)"),
         ("predicted cost", f"{_fmt(predicted.get('latency_ms'))} ms, "
                            + (f"{_fmt(predicted.get('energy_mj'))} mJ, " if _is_number(predicted.get("energy_mj"))
                               else "energy n/a (no power figure), ")
                            + f"SRAM {_fmt(predicted.get('sram_kb'))} KiB, flash {_fmt(predicted.get('flash_kb'))} KiB "
-                           f"on {summary.get('target')}"),
+                           f"on {summary.target}"),
     ]
     items = "".join(f"<dt>{_text(name)}</dt><dd>{_text(value)}</dd>" for name, value in facts)
     items += f"<dt>time</dt><dd>{time_bar}</dd>"
     return f'<dl class="facts">{items}</dl>'
 
 
-def widths_table_html(rows: list[dict]) -> str:
-    groups = channel_groups(rows)
-    head = "".join(f"<th>{_text(phase_label(row))}</th>" for row in rows)
+def widths_table_html(log: RunLog) -> str:
+    rows = applied_events(log)
+    groups = channel_groups(log)
+    head = "".join(f"<th>{_text(event_label(row))}</th>" for row in rows)
     body = "".join(f"<tr><td>{_text(group)}</td>"
-                   + "".join(f"<td>{_text(row.get('widths', {}).get(group, '—'))}</td>" for row in rows) + "</tr>"
+                   + "".join(f"<td>{_text(row.widths.get(group, '—'))}</td>" for row in rows) + "</tr>"
                    for group in groups)
-    depth = "".join(f"<td>{_text(row.get('depth', '—'))}</td>" for row in rows)
+    depth = "".join(f"<td>{_text(row.depth)}</td>" for row in rows)
     return (f'<table class="widths"><thead><tr><th>channel group</th>{head}</tr></thead>'
             f"<tbody>{body}<tr><td>depth (layers)</td>{depth}</tr></tbody></table>")
 
 
-def steps_table_html(rows: list[dict], summary: dict, metric: str) -> str:
-    binding = summary.get("binding") or metric
-    head = ("<tr><th>phase</th><th>epochs</th><th>total width</th><th>depth</th><th>" + _text(metric) + "</th>"
-            f"<th>{_text(binding)} used</th><th>val. accuracy</th><th>train loss</th><th>val. loss</th>"
-            "<th>chosen</th><th>growth s</th><th>training s</th></tr>")
+def events_table_html(log: RunLog, summary: Summary, metric: str) -> str:
+    binding = summary.binding or metric
+    head = ("<tr><th>event</th><th>epoch</th><th>total width</th><th>depth</th><th>" + _text(metric) + "</th>"
+            f"<th>{_text(binding)} used</th><th>cap</th><th>candidates</th><th>chosen</th><th>growth s</th>"
+            "<th>note</th></tr>")
     body = []
-    for row in rows:
-        usage = (row.get("usage") or {}).get(binding)
-        accuracy = row.get("validation_accuracy")
-        chosen = ", ".join(f"{count} {kind}" for kind, count in (row.get("chosen") or {}).items())
-        cells = [phase_label(row), len(row.get("epochs") or []), sum((row.get("widths") or {}).values()),
-                 row.get("depth"), _fmt((row.get("predicted") or {}).get(metric)),
-                 f"{usage:.0%}" if _is_number(usage) else "—", f"{accuracy:.1%}" if _is_number(accuracy) else "—",
-                 _fmt(row.get("train_loss")), _fmt(row.get("validation_loss")), chosen or "—",
-                 _seconds(row.get("growth_seconds")), _seconds(row.get("training_seconds"))]
+    for row in log.growth:
+        usage = row.usage.get(binding)
+        chosen = ", ".join(f"{count} {kind}" for kind, count in row.chosen.items())
+        cells = [event_label(row), f"{row.epoch:.2f}", sum(row.widths.values()), row.depth,
+                 _fmt(row.predicted.get(metric)), f"{usage:.0%}" if _is_number(usage) else "—",
+                 f"{row.usage_cap:.0%}" if _is_number(row.usage_cap) else "—", row.candidates, chosen or "—",
+                 _seconds(row.growth_seconds), row.stopped_by or ""]
         body.append("<tr>" + "".join(f"<td>{_text(cell)}</td>" for cell in cells) + "</tr>")
-    return f'<table class="steps"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+    return f'<table class="events"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def costs_table_html(costs: list[tuple[str, object]], run_target: str) -> str:
@@ -479,6 +458,10 @@ def _radius(points: list) -> float:
 def _fmt(value) -> str:
     """A number for the page: 4 significant digits; "—" for None."""
     return f"{value:.4g}" if _is_number(value) else "—"
+
+
+def _percent(value) -> str:
+    return f"{value:.2%}" if _is_number(value) else "not measured"
 
 
 def _seconds(value) -> str:

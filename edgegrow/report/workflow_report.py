@@ -38,6 +38,7 @@ def render_index(summary: dict) -> str:
         "TFLite Micro. Measured latency is the median of batch-1 runs on this machine; a microcontroller's "
         "latency is predicted only (TFLite Micro here runs reference kernels on a PC). SRAM is compared with "
         "the arena TFLite Micro asks for, flash with the int8 file.</p>",
+        "<h2>Grown against the largest uniform network that fits</h2>", fair_table(deployments),
         "<h2>Benchmarks</h2>", benchmarks_table(deployments),
         "<h2>Uniform baselines</h2>", baselines_table(summary.get("baselines", []), deployments),
         "<h2>Time per step</h2>", steps_table(seconds),
@@ -82,6 +83,33 @@ def deployments_table(deployments: list[dict]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def fair_table(deployments: list[dict]) -> str:
+    """Per deployment: the largest uniform network within its budget, trained with the grown run's schedule
+    and training compute, and the grown network's accuracy minus it."""
+    head = ("<tr><th>target</th><th>uniform network</th><th>budget used</th><th>epochs (equal compute)</th>"
+            "<th>its test acc.</th><th>grown test acc.</th><th>grown − uniform, test</th>"
+            "<th>grown − uniform, validation</th></tr>")
+    rows = []
+    for deployment in deployments:
+        fair, grown = deployment.get("fair") or {}, deployment.get("grown") or {}
+        if not fair:
+            continue
+        used = max((fair.get("usage") or {}).values(), default=None)
+        rows.append(f"<tr><td>{_text(deployment.get('target'))}</td><td>{_text(fair.get('name'))}</td>"
+                    f"<td>{_share(used)}</td><td>{_number(fair.get('epochs'))}</td>"
+                    f"<td>{_percent(fair.get('test_accuracy'))}</td><td>{_percent(grown.get('test_accuracy'))}</td>"
+                    f"<td>{_points(fair.get('test_difference'))}</td>"
+                    f"<td>{_points(fair.get('validation_difference'))}</td></tr>")
+    if not rows:
+        return '<p class="note">No fair baseline was trained.</p>'
+    return (f"<table>{head}{''.join(rows)}</table>"
+            '<p class="note">The uniform network is the family at the largest width multiplier whose predicted cost '
+            "fits every limit of the budget, trained from scratch with the grow run's schedule for as many optimizer "
+            "steps as the grow run's training compute (MACs × examples, summed over the run) buys at its MACs. One "
+            "seed: differences of a point or two are within run-to-run spread on small test sets; "
+            "bench/grow_vs_uniform.py reports the spread over seeds.</p>")
+
+
 def benchmarks_table(deployments: list[dict]) -> str:
     head = ("<tr><th>network</th><th>file</th><th>runtime</th><th>median ms</th><th>p10 ms</th><th>p90 ms</th>"
             "<th>predicted ms (target)</th><th>measured / predicted</th><th>arena B</th><th>model RSS MiB</th></tr>")
@@ -117,9 +145,9 @@ def baselines_table(baselines: list[dict], deployments: list[dict]) -> str:
                     f"<td>{_percent(baseline.get('test_accuracy'))}</td>"
                     + "".join(f"<td>{_number(costs.get(t, {}).get('latency_ms'))}</td>" for t in targets) + "</tr>")
     return (f"<table>{head}{''.join(rows)}</table>"
-            '<p class="note">Each baseline is the family at that width multiplier, trained from scratch for as many '
-            "epochs as a grow run trains, on the same data; each run's report places them on its accuracy-against-"
-            "cost plot.</p>")
+            '<p class="note">Each baseline is the family at that width multiplier, trained from scratch with the grow '
+            "runs' schedule (as many epochs, or for the ones that fit a budget, the same training compute) on the same "
+            "data; each run's report places them on its accuracy-against-cost plot.</p>")
 
 
 def steps_table(seconds: dict) -> str:
@@ -144,6 +172,10 @@ def _count(value) -> str:
 
 def _percent(value) -> str:
     return f"{100 * value:.1f} %" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
+
+
+def _points(value) -> str:
+    return f"{100 * value:+.1f} points" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
 
 
 def _share(value) -> str:

@@ -1,5 +1,14 @@
-"""Training a classifier on a TaskData: optimizer and schedule choices, a time and sample budget,
-a reproducible seed, a progress bar, and a per-epoch history."""
+"""Training a classifier on a TaskData: one optimizer and one learning-rate schedule over the whole run,
+advanced step by step, with a reproducible seed, a progress bar, and a per-epoch history.
+
+``Training`` is the run itself. It can stop at any optimizer step and go on from there, which is what
+growth needs: a grow run is one ``Training`` whose model is edited between two steps (the edit carries
+the optimizer's state, see ``edgegrow.growth.optimizer_state``), never a new optimizer or a restarted
+schedule. ``state_dict()`` holds everything besides the model that continuing needs (optimizer, step,
+random state, the epoch's running sums, the history), so a run saved at any step and loaded again
+goes on exactly as if it had not stopped: the batch order and augmentation of step ``s`` depend only
+on the seed and ``s``. ``train()`` is the one-call form for a fixed network.
+"""
 from __future__ import annotations
 
 import math
@@ -11,14 +20,25 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..argument_checks import check_finite, check_positive_integer, check_share
 from ..data.task_data import TaskData
 from ..progress import progress_bar
 from .metrics import Evaluation, evaluate
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "one-cycle", "constant", "step")
+NON_FINITE = "non-finite loss"  # why Training.run stopped when a batch's loss was NaN or infinite
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. ``max_seconds`` and ``max_samples`` stop early (quick runs); None means no limit."""
+    """How to train. ``epochs`` are full passes over the training split; ``warmup_epochs`` of them ramp
+    the learning rate up linearly before the schedule (``cosine``: to zero at the end; ``one-cycle``:
+    linear up over the warm-up, then cosine down to 1/25 of the peak; ``step``: ×0.1 at 50 % and 75 %).
+    ``steps``, when given, is the run's length in optimizer steps instead (a baseline trained with a
+    given training compute); the schedule then spans those steps. ``max_seconds`` and ``max_samples``
+    stop early (quick runs); None means no limit."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -26,24 +46,30 @@ class TrainConfig:
     learning_rate: float = 1e-2
     weight_decay: float = 0.0
     momentum: float = 0.9  # SGD only
-    schedule: Literal["cosine", "constant", "step"] = "cosine"
+    schedule: Literal["cosine", "one-cycle", "constant", "step"] = "cosine"
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     seed: int = 0
+    steps: int | None = None
     max_seconds: float | None = None
     max_samples: int | None = None
 
     def __post_init__(self):
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose adam, adamw or sgd")
-        if self.schedule not in ("cosine", "constant", "step"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose cosine, constant or step")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+        check_positive_integer("epochs", self.epochs)
+        check_positive_integer("batch_size", self.batch_size)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose {', '.join(SCHEDULES)}")
+        check_finite("learning_rate", self.learning_rate, above=0)
+        check_finite("weight_decay", self.weight_decay, at_least=0)
+        check_finite("momentum", self.momentum, at_least=0)
+        check_finite("warmup_epochs", self.warmup_epochs, at_least=0)
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs:g}) must be fewer than epochs ({self.epochs})")
+        check_share("label_smoothing", self.label_smoothing, allow_zero=True, allow_one=False)
+        if self.steps is not None:
+            check_positive_integer("steps", self.steps)
         for name in ("max_seconds", "max_samples"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -60,25 +86,6 @@ class EpochRecord:
     learning_rate: float
     samples_seen: int
     seconds: float
-
-
-NON_FINITE = "non-finite loss"  # TrainResult.stopped_by when a batch's loss was NaN or infinite
-
-
-@dataclass
-class TrainProgress:
-    """Where an interrupted ``train`` call stood after its last finished epoch: with the optimizer's
-    state (passed as ``optimizer``), enough to continue exactly as if it had not stopped."""
-
-    history: list[EpochRecord]
-    rng_state: torch.Tensor  # torch's global generator (dropout) at the end of that epoch
-
-    def to_dict(self) -> dict:
-        return {"history": [asdict(record) for record in self.history], "rng_state": self.rng_state}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainProgress:
-        return cls([EpochRecord(**record) for record in data["history"]], data["rng_state"])
 
 
 @dataclass
@@ -100,9 +107,10 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return cls(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def learning_rate_factor(config: TrainConfig, progress: float) -> float:
-    """Multiplier of the base learning rate at ``progress`` ∈ [0, 1] of training."""
-    warmup = config.warmup_epochs / config.epochs
+def learning_rate_factor(config: TrainConfig, progress: float, warmup: float | None = None) -> float:
+    """Multiplier of the base learning rate at ``progress`` ∈ [0, 1] of training; ``warmup`` is the
+    warm-up's share of the run (default ``warmup_epochs / epochs``)."""
+    warmup = config.warmup_epochs / config.epochs if warmup is None else warmup
     if warmup > 0 and progress < warmup:
         return (progress + 1e-3) / warmup
     if config.schedule == "constant":
@@ -110,7 +118,164 @@ def learning_rate_factor(config: TrainConfig, progress: float) -> float:
     if config.schedule == "step":
         return 0.1 ** sum(progress >= milestone for milestone in (0.5, 0.75))
     span = max(1e-9, 1 - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / span)))
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / span)))
+    if config.schedule == "one-cycle":
+        floor = 1 / 25
+        return floor + (1 - floor) * cosine
+    return cosine
+
+
+def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    """The generator of one training batch's augmentation: it depends on nothing but its position, so a
+    run continued from any step sees the same augmented batches as one that never stopped."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 100_003 + batch + 1)
+
+
+class Training:
+    """One training run of ``config`` on ``data``, advanced with ``run(until_step)``.
+
+    Args:
+        optimizer: continue with this optimizer (its state is kept; every param group's learning
+            rate follows the schedule); default: a new one from ``config``.
+        loss_function: ``(logits, labels) -> loss``; default cross-entropy with ``config``'s label smoothing.
+        progress: a progress bar per epoch on a terminal.
+        on_epoch: called with each finished epoch's record.
+    """
+
+    def __init__(self, model: nn.Module, data: TaskData, config: TrainConfig, *,
+                 optimizer: torch.optim.Optimizer | None = None, loss_function: LossFunction | None = None,
+                 progress: bool = False, on_epoch: Callable[[EpochRecord], None] | None = None):
+        if len(data.train) == 0:
+            raise ValueError("cannot train on an empty training split")
+        self.model, self.data, self.config = model, data, config
+        self.optimizer = optimizer if optimizer is not None else make_optimizer(model, config)
+        self.loss_function = loss_function or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.progress, self.on_epoch = progress, on_epoch
+        self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+        self.warmup_share = min(0.999, config.warmup_epochs * self.steps_per_epoch / self.total_steps)
+        self.step = 0
+        self.learning_rate_scale = 1.0  # lowered after a numerical fault
+        self.history: list[EpochRecord] = []
+        self.samples_seen = 0
+        self.seconds = 0.0
+        self._sums = [0.0, 0, 0]  # the current epoch's loss sum, correct and seen
+        self._order: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (epoch, permutation, inputs)
+        torch.manual_seed(config.seed)
+
+    @property
+    def epoch(self) -> int:
+        """Finished epochs (the one in progress is ``epoch + 1``)."""
+        return self.step // self.steps_per_epoch
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.total_steps
+
+    def learning_rate(self, step: int | None = None) -> float:
+        step = self.step if step is None else step
+        return self.config.learning_rate * self.learning_rate_scale * learning_rate_factor(
+            self.config, step / self.total_steps, self.warmup_share)
+
+    def run(self, until_step: int | None = None) -> str:
+        """Train up to optimizer step ``until_step`` (default: the end of the run). Returns why it
+        stopped: ``"until"`` (reached ``until_step`` before the end), ``"epochs"`` (the run is done),
+        ``NON_FINITE`` (the batch at ``self.step`` gave a NaN or infinite loss; nothing was applied),
+        ``"max_seconds"`` or ``"max_samples"``."""
+        config = self.config
+        until = self.total_steps if until_step is None else min(until_step, self.total_steps)
+        started = time.perf_counter()
+        bar = None
+        try:
+            while self.step < until:
+                epoch, batch = divmod(self.step, self.steps_per_epoch)
+                if bar is None:
+                    bar = progress_bar(range(batch, self.steps_per_epoch), enabled=self.progress,
+                                       description=f"epoch {epoch + 1}/{config.epochs}")
+                order, inputs = self._epoch_order(epoch)
+                index = order[batch * config.batch_size: (batch + 1) * config.batch_size]
+                x, y = inputs[index], self.data.train.labels[index]
+                if self.data.train.augment_batch is not None:
+                    x = self.data.train.augment_batch(x, batch_generator(config.seed, epoch, batch))
+                self.model.train()
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.learning_rate() * group.get("lr_scale", 1.0)
+                logits = self.model(x)
+                loss = self.loss_function(logits, y)
+                if not torch.isfinite(loss):  # the weights would be ruined from here on: say so, do not go on
+                    return NON_FINITE
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                self._sums[0] += loss.item() * len(y)
+                self._sums[1] += (logits.argmax(dim=1) == y).sum().item()
+                self._sums[2] += len(y)
+                self.samples_seen += len(y)
+                next(bar, None)
+                if self.step % self.steps_per_epoch == 0 or self.step == self.total_steps:
+                    self.seconds += time.perf_counter() - started
+                    started = time.perf_counter()
+                    self._end_epoch()
+                    bar = None
+                elapsed = self.seconds + time.perf_counter() - started
+                if config.max_samples is not None and self.samples_seen >= config.max_samples:
+                    return self._stop_early("max_samples")
+                if config.max_seconds is not None and elapsed >= config.max_seconds:
+                    return self._stop_early("max_seconds")
+        finally:
+            self.seconds += time.perf_counter() - started
+        return "epochs" if self.finished else "until"
+
+    def _stop_early(self, reason: str) -> str:
+        if self._sums[2]:  # record the partial epoch, so the history says what was trained
+            self._end_epoch()
+        return reason
+
+    def _epoch_order(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._order is None or self._order[0] != epoch:
+            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+            inputs = self.data.train.inputs_for_epoch(epoch)
+            self._order = (epoch, torch.randperm(len(self.data.train), generator=generator), inputs)
+        return self._order[1], self._order[2]
+
+    def _end_epoch(self) -> None:
+        loss_sum, correct, seen = self._sums
+        self._sums = [0.0, 0, 0]
+        validation: Evaluation | None = None
+        if len(self.data.validation):
+            validation = evaluate(self.model, self.data.validation, self.data.class_names)
+        record = EpochRecord(
+            epoch=len(self.history) + 1, train_loss=loss_sum / max(1, seen), train_accuracy=correct / max(1, seen),
+            validation_loss=validation.loss if validation else None,
+            validation_accuracy=validation.accuracy if validation else None,
+            learning_rate=self.learning_rate(self.step - 1), samples_seen=self.samples_seen, seconds=self.seconds,
+        )
+        self.history.append(record)
+        if self.on_epoch is not None:
+            self.on_epoch(record)
+
+    def state_dict(self) -> dict:
+        """What continuing needs besides the model: tensors and plain values only (for ``torch.save``
+        with ``weights_only`` loading)."""
+        return {"optimizer": self.optimizer.state_dict(), "step": self.step, "samples_seen": self.samples_seen,
+                "seconds": self.seconds, "sums": list(self._sums), "learning_rate_scale": self.learning_rate_scale,
+                "history": [asdict(record) for record in self.history], "rng_state": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state`` (``state_dict()`` of a run of the same config, with the model as it was
+        then and this run's optimizer built over it in the same parameter order)."""
+        if state["step"] > self.total_steps:
+            raise ValueError(f"cannot continue after step {state['step']} of a {self.total_steps}-step run")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.samples_seen, self.seconds = int(state["step"]), int(state["samples_seen"]), state["seconds"]
+        self._sums = list(state["sums"])
+        self.learning_rate_scale = float(state["learning_rate_scale"])
+        self.history = [EpochRecord(**record) for record in state["history"]]
+        torch.set_rng_state(state["rng_state"])
+
+    def result(self, stopped_by: str) -> TrainResult:
+        return TrainResult(list(self.history), stopped_by, self.seconds, self.samples_seen)
 
 
 def train(
@@ -119,91 +284,12 @@ def train(
     config: TrainConfig = TrainConfig(),
     *,
     optimizer: torch.optim.Optimizer | None = None,
+    loss_function: LossFunction | None = None,
     progress: bool = True,
     on_epoch: Callable[[EpochRecord], None] | None = None,
-    on_epoch_state: Callable[[TrainProgress], None] | None = None,
-    resume: TrainProgress | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``data.train``, evaluating on ``data.validation`` after every epoch.
-
-    Args:
-        optimizer: continue with this optimizer (its state is kept; every param group's learning
-            rate follows ``config``'s schedule); default: a new one from ``config``.
-        on_epoch: called with each epoch's record (for logs).
-        on_epoch_state: called after each epoch with what ``resume`` needs (for checkpoints).
-        resume: continue an interrupted call of the same config after its last finished epoch
-            (with the model and ``optimizer`` as they were then): the epochs, learning rates,
-            batches and random numbers are those of an uninterrupted call.
-    """
-    torch.manual_seed(config.seed)
-    if optimizer is None:
-        optimizer = make_optimizer(model, config)
-    loss_function = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    result = TrainResult()
-    started = time.perf_counter()
-    batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    total_steps = config.epochs * batches_per_epoch
-    first_epoch = 0
-    if resume is not None and resume.history:
-        if len(resume.history) > config.epochs:
-            raise ValueError(f"cannot resume after epoch {len(resume.history)} of a {config.epochs}-epoch run")
-        torch.set_rng_state(resume.rng_state)
-        result.history = list(resume.history)
-        result.samples_seen = resume.history[-1].samples_seen
-        started -= resume.history[-1].seconds
-        first_epoch = len(resume.history)
-    step = first_epoch * batches_per_epoch
-    for epoch in range(first_epoch, config.epochs):
-        model.train()
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        inputs = data.train.inputs_for_epoch(epoch)
-        order = torch.randperm(len(data.train), generator=generator)
-        loss_sum, correct, seen = 0.0, 0, 0
-        batches = progress_bar(range(batches_per_epoch), description=f"epoch {epoch + 1}/{config.epochs}",
-                               enabled=progress)
-        for batch in batches:
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate * learning_rate_factor(config, step / total_steps)
-            index = order[batch * config.batch_size: (batch + 1) * config.batch_size]
-            x, y = inputs[index], data.train.labels[index]
-            if data.train.augment_batch is not None:
-                x = data.train.augment_batch(x, generator)
-            logits = model(x)
-            loss = loss_function(logits, y)
-            if not torch.isfinite(loss):  # the weights are ruined from here on: say so, do not go on
-                result.stopped_by = NON_FINITE
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(dim=1) == y).sum().item()
-            seen += len(y)
-            result.samples_seen += len(y)
-            elapsed = time.perf_counter() - started
-            if config.max_samples is not None and result.samples_seen >= config.max_samples:
-                result.stopped_by = "max_samples"
-            elif config.max_seconds is not None and elapsed >= config.max_seconds:
-                result.stopped_by = "max_seconds"
-            if result.stopped_by != "epochs":
-                break
-        validation: Evaluation | None = None
-        if len(data.validation):
-            validation = evaluate(model, data.validation, data.class_names)
-        record = EpochRecord(
-            epoch=epoch + 1, train_loss=loss_sum / max(1, seen), train_accuracy=correct / max(1, seen),
-            validation_loss=validation.loss if validation else None,
-            validation_accuracy=validation.accuracy if validation else None,
-            learning_rate=optimizer.param_groups[0]["lr"], samples_seen=result.samples_seen,
-            seconds=time.perf_counter() - started,
-        )
-        result.history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if on_epoch_state is not None and result.stopped_by == "epochs":
-            on_epoch_state(TrainProgress(list(result.history), torch.get_rng_state()))
-        if result.stopped_by != "epochs":
-            break
-    result.seconds = time.perf_counter() - started
-    return result
+    """Train ``model`` on ``data.train`` for ``config.epochs``, evaluating on ``data.validation`` after
+    every epoch (see ``Training`` for the arguments)."""
+    training = Training(model, data, config, optimizer=optimizer, loss_function=loss_function, progress=progress,
+                        on_epoch=on_epoch)
+    return training.result(training.run())

@@ -31,7 +31,7 @@ from edgegrow.grow import GrowConfig, grow  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.tasks import load_task  # noqa: E402
 
-TINY = dict(seed_epochs=8, epochs_per_step=1, final_epochs=8, max_steps=2, score_batches=1, fast_steps=5, batch_size=32)
+TINY = dict(epochs=18, growth_every=2.0, growth_end=0.3, score_batches=1, fast_steps=5, batch_size=32)
 FILES = {"model.onnx", "model_int8.onnx", "model.tflite", "model_int8.tflite", "model_int8.cc", "model_int8.h",
          "labels.txt", "model_card.json", "model_card.md", "pipeline.py", "checkpoint.pt"}
 

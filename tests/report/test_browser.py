@@ -76,7 +76,7 @@ def rendered(run, tmp_path_factory):
 
     folder = shutil.copytree(run[0], tmp_path_factory.mktemp("browser") / "run",
                              ignore=shutil.ignore_patterns("report.html"))
-    limit = run[2]["budget"]["latency_ms"]
+    limit = run[2].budget["latency_ms"]
     baselines = [{"name": "ds-cnn x0.25", "latency_ms": 0.4 * limit, "accuracy": 0.3},
                  {"name": "ds-cnn x1.0", "latency_ms": 3 * limit, "accuracy": 0.9}]
     export_dir = folder / "export"

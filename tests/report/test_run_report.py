@@ -73,59 +73,70 @@ def test_report_has_the_four_plots_each_titled(page):
         assert page.find("text", name, **{"class": "plot-title"}), name
 
 
-def test_training_plot_has_a_point_per_epoch_and_a_line_per_growth_step(page, run):
-    _, rows, _ = run
-    total_epochs = sum(len(row["epochs"]) for row in rows)
+def test_training_plot_has_a_point_per_epoch_and_a_line_per_growth_event(page, run):
+    _, log, _ = run
+    total_epochs = len(log.epochs)
+    assert total_epochs == 2 * TINY["epochs"]  # grown, then retrained
     points = page.find("circle", "training", data_series="validation-accuracy")
     assert len(points) == total_epochs
     assert [float(p["data-x"]) for p in points] == [float(i) for i in range(1, total_epochs + 1)]
-    expected = [100 * epoch["validation_accuracy"] for row in rows for epoch in row["epochs"]]
+    expected = [100 * row.validation_accuracy for row in log.epochs]
     assert [float(p["data-y"]) for p in points] == pytest.approx(expected)
     assert len(page.find("circle", "training", data_series="train-loss")) == total_epochs
-    grow_rows = [row for row in rows if row["phase"] == "grow"]
+    events = [row for row in log.growth if row.event and row.chosen]
     markers = page.find("g", "training", data_marker="grow")
-    assert grow_rows and len(markers) == len(grow_rows)
-    starts, done = [], 0
-    for row in rows:  # a growth line sits where that step's fine-tuning began
-        if row["phase"] == "grow":
-            starts.append(float(done))
-        done += len(row["epochs"])
-    assert [float(m["data-x"]) for m in markers] == starts
-    assert {s["data-span"] for s in page.find("g", "training", **{"class": "span"})} == {"seed", "final"}
+    assert events and len(markers) == len(events)
+    # a growth line sits where in the run the event happened (its step, in epochs)
+    assert [float(m["data-x"]) for m in markers] == pytest.approx([row.step / 3 for row in events])
+    (span,) = page.find("g", "training", **{"class": "span"})
+    assert span["data-span"] == "retrain-from-scratch"
 
 
-def test_widths_plot_has_a_series_per_group_with_a_point_per_phase(page, run):
-    _, rows, _ = run
-    groups = list(rows[-1]["widths"])
+def test_widths_plot_has_a_series_per_group_with_a_point_per_event(page, run):
+    _, log, _ = run
+    rows = [row for row in log.growth if row.event == 0 or row.chosen]
+    groups = list(rows[-1].widths)
     series = [a for a in page.find("g", "widths", **{"class": "series"}) if a["data-series"].startswith("width-")]
     assert [s["data-label"] for s in series] == groups
     for group, attributes in zip(groups, series):
         points = page.find("circle", "widths", data_series=attributes["data-series"])
-        assert [float(p["data-y"]) for p in points] == [row["widths"][group] for row in rows]
+        assert [float(p["data-y"]) for p in points] == [row.widths[group] for row in rows]
     depth = page.find("circle", "widths", data_series="depth")
-    assert [float(p["data-y"]) for p in depth] == [row["depth"] for row in rows]
+    assert [float(p["data-y"]) for p in depth] == [row.depth for row in rows]
 
 
 def test_budget_line_sits_at_the_budget_on_the_latency_axis(page, run):
-    _, rows, summary = run
-    limit = summary["budget"]["latency_ms"]
+    _, log, summary = run
+    limit = summary.budget["latency_ms"]
     (marker,) = page.find("g", "pareto", data_marker="budget")
     assert float(marker["data-x"]) == limit
     trajectory = page.find("circle", "pareto", data_series="trajectory")
-    assert [float(p["data-x"]) for p in trajectory] == [row["predicted"]["latency_ms"] for row in rows]
+    assert [float(p["data-x"]) for p in trajectory] == [row.predicted["latency_ms"] for row in log.phase("grow")]
+    (kept,) = page.find("circle", "pareto", data_series="kept")
+    assert kept["data-kept"] == summary.kept
     # the line's pixel position follows the same data→pixel map as the points
-    first, last = trajectory[0], trajectory[-1]
-    scale = (float(last["cx"]) - float(first["cx"])) / (float(last["data-x"]) - float(first["data-x"]))
-    expected_px = float(first["cx"]) + scale * (limit - float(first["data-x"]))
+    xs = sorted({(float(p["data-x"]), float(p["cx"])) for p in trajectory})
+    (x0, px0), (x1, px1) = xs[0], xs[-1]
+    scale = (px1 - px0) / (x1 - x0)
+    expected_px = px0 + scale * (limit - x0)
     lines = [a for t, a, p in page.elements if t == "line" and p == "pareto" and a.get("x1") == a.get("x2")
              and abs(float(a["x1"]) - expected_px) < 0.2]
     assert lines, f"no vertical line at x≈{expected_px:.1f}"
     assert "baselines not given" in page.text(None).lower()
 
 
+def test_facts_say_which_network_was_kept_and_both_accuracies(page, run):
+    _, _, summary = run
+    text = page.text(None)
+    assert f"the {summary.kept} network (better on the validation split)" in text
+    assert f"validation {summary.grown.validation_accuracy:.2%}" in text
+    assert f"validation {summary.retrained.validation_accuracy:.2%}" in text
+    assert "M MAC-epochs" in text
+
+
 def test_baselines_are_labelled_and_the_pareto_front_marked(run, tmp_path):
     folder = copy_run(run, tmp_path)
-    limit = run[2]["budget"]["latency_ms"]
+    limit = run[2].budget["latency_ms"]
     baselines = [{"name": "tiny-uniform", "latency_ms": 0.1 * limit, "accuracy": 0.01},
                  {"name": "dominated-uniform", "latency_ms": 3 * limit, "accuracy": 0.0}]
     page = Page(write_report(folder, baselines=baselines).read_text())
@@ -133,7 +144,7 @@ def test_baselines_are_labelled_and_the_pareto_front_marked(run, tmp_path):
     assert "tiny-uniform" in text and "dominated-uniform" in text
     assert len(page.find("circle", "pareto", data_series="baselines")) == 2
     front = page.find("circle", "pareto", data_pareto="true")
-    assert sorted(p["data-name"] for p in front) == ["grown (final)", "tiny-uniform"]
+    assert sorted(p["data-name"] for p in front) == [f"{run[2].kept} (final)", "tiny-uniform"]
     assert "baselines not given" not in page.text(None).lower()
 
 
@@ -149,7 +160,7 @@ def test_cost_table_has_every_known_target_at_its_estimate(page, run):
     rows = page.find("tr", None)
     rows = [r for r in rows if "data-target" in r]
     assert [r["data-target"] for r in rows] == list(known_targets())
-    example = torch.zeros(1, *checkpoint.meta["input_shape"])
+    example = torch.zeros(1, *checkpoint.meta["input_shape"])  # RunMeta.input_shape
     for row in rows:
         report = estimate(model, example, load_target(row["data-target"]))
         assert float(row["data-latency-ms"]) == report.latency_ms
@@ -166,10 +177,10 @@ def test_page_is_self_contained(run):
     assert not re.search(r"\b(nan|inf)\b", " ".join(re.findall(r'(?:cx|cy|x1|x2|y1|y2|points)="([^"]*)"', text)))
 
 
-def test_missing_steps_log_is_a_clear_error(run, tmp_path):
+def test_missing_log_is_a_clear_error(run, tmp_path):
     folder = copy_run(run, tmp_path)
-    (folder / "steps.jsonl").unlink()
-    with pytest.raises(ValueError, match=r"has no steps\.jsonl; the run may not have finished .*--resume"):
+    (folder / "log.jsonl").unlink()
+    with pytest.raises(ValueError, match=r"has no log\.jsonl; the run may not have finished .*--resume"):
         write_report(folder)
     assert not (folder / "report.html").exists()
 
@@ -221,18 +232,15 @@ def test_latency_plot_without_measurements_says_how_to_get_one(page):
     assert "edgegrow export RUN_DIR" in caption and "edgegrow bench" in caption
 
 
-def test_old_rows_without_epochs_give_one_point_per_phase(run, tmp_path):
+def test_a_damaged_log_is_a_clear_error(run, tmp_path):
     folder = copy_run(run, tmp_path)
-    rows = [json.loads(line) for line in (folder / "steps.jsonl").read_text().splitlines()]
-    for row in rows:
-        row.pop("epochs", None)
-    (folder / "steps.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    page = Page(write_report(folder).read_text())
-    plotted = [row for row in rows if row["phase"] != "stop"]
-    points = page.find("circle", "training", data_series="validation-accuracy")
-    assert [float(p["data-y"]) for p in points] == pytest.approx([100 * r["validation_accuracy"] for r in plotted])
-    assert len(page.find("g", "training", data_marker="grow")) == sum(r["phase"] == "grow" for r in plotted)
-    assert "no per-epoch history" in page.text("training")
+    with (folder / "log.jsonl").open("a") as file:
+        file.write('{"row": "phase", "step": 1}\n')
+    with pytest.raises(ValueError, match="a row of unknown kind 'phase'"):
+        write_report(folder)
+    (folder / "log.jsonl").write_text('{"row": "epoch", "epoch": 1}\n')
+    with pytest.raises(ValueError, match="a EpochRow record is missing a field"):
+        write_report(folder)
 
 
 # -- svg_plot -----------------------------------------------------------------------------------------
@@ -349,7 +357,7 @@ def test_pareto_front_keeps_points_nothing_beats():
 def test_grow_writes_the_report_itself(tmp_path):
     seed_cost = estimate(seed_model(), EXAMPLE, "host")
     grow(seed_model(), toy_task(), "host", Budget({"latency_ms": 1.5 * seed_cost.latency_ms}),
-         GrowConfig(**{**TINY, "max_steps": 1}), tmp_path / "run", family="ds-cnn", seed_options={"num_classes": 4},
+         GrowConfig(**TINY), tmp_path / "run", family="ds-cnn", seed_options={"num_classes": 4},
          log=lambda line: None)
     assert 'data-plot="training"' in (tmp_path / "run" / "report.html").read_text()
 

@@ -95,3 +95,39 @@ def test_continuing_with_a_given_optimizer_keeps_its_state():
 def test_bad_training_config_is_a_clear_error(options, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**options)
+
+
+def test_a_run_stopped_at_any_step_and_continued_equals_one_that_never_stopped():
+    from edgegrow.training import Training
+
+    config = TrainConfig(epochs=3, batch_size=16, warmup_epochs=0.5, seed=2)
+    whole = Training(tiny_model(), blobs(), config)
+    whole.run()
+    first = Training(tiny_model(), blobs(), config)
+    assert first.run(7) == "until" and first.step == 7
+    state = {key: value for key, value in first.state_dict().items()}
+    model = first.model
+    second = Training(model, blobs(), config)
+    second.load_state_dict(state)
+    assert second.run() == "epochs" and second.finished
+    assert [(r.train_loss, r.validation_loss, r.learning_rate) for r in second.history] == \
+        [(r.train_loss, r.validation_loss, r.learning_rate) for r in whole.history]
+    for a, b in zip(whole.model.parameters(), second.model.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_run_of_a_given_length_in_steps_spans_its_schedule_over_them():
+    from edgegrow.training import Training
+
+    training = Training(tiny_model(), blobs(), TrainConfig(epochs=2, batch_size=16, steps=15))
+    assert training.total_steps == 15 and training.run() == "epochs"
+    assert [r.epoch for r in training.history] == [1, 2] and training.samples_seen == 15 * 16
+    peak = training.config.learning_rate
+    assert training.learning_rate(14) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * 14 / 15)))
+    assert training.learning_rate(14) < 0.02 * peak
+
+
+def test_one_cycle_ends_at_a_25th_of_the_peak():
+    config = TrainConfig(epochs=10, schedule="one-cycle", warmup_epochs=3)
+    assert learning_rate_factor(config, 0.1) < 1 and learning_rate_factor(config, 0.3) == pytest.approx(1.0)
+    assert learning_rate_factor(config, 1.0) == pytest.approx(1 / 25)

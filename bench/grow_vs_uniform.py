@@ -1,0 +1,304 @@
+"""Grown networks against the largest uniformly scaled network that fits the same budget, at equal epochs,
+at equal training compute, and with the found architecture retrained from scratch.
+
+Settings (bench/growth_data.py makes the data; one point of test accuracy is ≥ 17 test examples):
+
+- ``kws-host-{a,b,c}``: DS-CNN on the large synthetic KWS set to three host latency budgets that fall
+  between the steps of the host's latency staircase, so no uniform width fills them;
+- ``kws-m4f``: the same task to a Cortex-M4F latency + SRAM + flash budget;
+- ``image-m4f``: MobileNetV2 on 62 characters rendered from held-out font families (32×32 grey) under
+  a Cortex-M4F SRAM (and latency) limit.
+
+Per setting and seed:
+
+1. ``uniform``: the family's reference network at the largest width multiplier whose predicted cost
+   fits every limit (``edgegrow.baseline.largest_fitting_uniform``), trained from scratch with the
+   run's schedule for ``EPOCHS`` epochs;
+2. ``grown``: ``edgegrow.grow.grow`` with the default GrowConfig (``--method``) and ``retrain=True``, from
+   a seed at half the uniform network's width multiplier, for the same ``EPOCHS`` in one schedule;
+   its summary holds the grown network and the found architecture retrained from scratch;
+3. ``uniform-compute``: the uniform network trained with the grown run's training compute (Σ MACs ×
+   examples over the run), for as many optimizer steps as that buys at its own MACs.
+
+Comparisons (median over seeds of the per-seed difference, in points of test accuracy): equal epochs
+(grown − uniform), equal training compute (grown − uniform-compute), found architecture retrained
+(retrained − uniform). The run also reports which of grown and retrained the validation split kept.
+Growth overhead per method: ``--methods`` on ``--overhead-setting`` (seconds choosing growth over the
+run's wall time). Settings were chosen on the validation split; the test split is reported.
+
+    python bench/grow_vs_uniform.py run [--settings kws-host-a kws-m4f] [--seeds 0 1 2] [--jobs 2]
+    python bench/grow_vs_uniform.py overhead [--methods fast-split firefly]
+    python bench/grow_vs_uniform.py report     # table, JSON and the Pareto plot (SVG)
+
+One result file per run under --work, so the benchmark resumes where it stopped and can run in parts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from growth_data import fonts_folder, kws_folder  # noqa: E402
+
+from edgegrow.baseline import largest_fitting_uniform, train_baseline  # noqa: E402
+from edgegrow.grow import GrowConfig, grow  # noqa: E402
+from edgegrow.growth.budget import Budget  # noqa: E402
+from edgegrow.tasks import Task  # noqa: E402
+
+EPOCHS = 20
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    task: str  # "kws" or "image"
+    target: str
+    budget: dict[str, float]
+    about: str
+
+
+SETTINGS = {s.name: s for s in (
+    Setting("kws-host-a", "kws", "host", {"latency_ms": 0.034}, "DS-CNN, host latency between 24 and 28 channels"),
+    Setting("kws-host-b", "kws", "host", {"latency_ms": 0.046}, "DS-CNN, host latency between 32 and 36 channels"),
+    Setting("kws-host-c", "kws", "host", {"latency_ms": 0.058}, "DS-CNN, host latency between 40 and 44 channels"),
+    Setting("kws-m4f", "kws", "cortex-m4f-120mhz", {"latency_ms": 60.0, "sram_kb": 13.0, "flash_kb": 19.0},
+            "DS-CNN, Cortex-M4F latency + SRAM + flash"),
+    Setting("image-m4f", "image", "cortex-m4f-120mhz", {"sram_kb": 90.0, "latency_ms": 80.0},
+            "MobileNetV2 on font characters, Cortex-M4F SRAM (and latency)"),
+)}
+
+
+def load(setting: Setting) -> Task:
+    """The setting's task with its data (cached after the first load)."""
+    if setting.task == "kws":
+        from edgegrow.tasks import load_task
+
+        return load_task("kws", kws_folder(), progress=False)
+    from edgegrow.data.images import ImageTaskConfig, load_image_folder
+
+    data = load_image_folder(fonts_folder(), ImageTaskConfig(resolution=32, channels=1, flips=False, max_shift=2))
+    options = {"resolution": 32, "num_classes": data.num_classes, "in_channels": 1}
+    return Task(data, "mobilenet-v2", options, {"task": "image", "data": str(fonts_folder()), "family": "mobilenet-v2"})
+
+
+def config_for(seed: int, method: str) -> GrowConfig:
+    return GrowConfig(method=method, epochs=EPOCHS, seed=seed, retrain=True)
+
+
+def result_path(work: Path, setting: str, seed: int, kind: str) -> Path:
+    return work / f"{setting}-{seed}-{kind}.json"
+
+
+def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, method: str) -> dict:
+    path = result_path(work, setting.name, seed, kind)
+    budget = Budget(setting.budget)
+    fair = largest_fitting_uniform(task, setting.target, budget)
+    config = config_for(seed, method)
+    started = time.perf_counter()
+    if kind.startswith("grown"):
+        seed_width = fair.width_multiplier / 2
+        grown_task = task.with_seed_width(seed_width)
+        run_dir = work / f"{setting.name}-{seed}-{kind}-run"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        torch.manual_seed(seed)
+        result = grow(grown_task.seed(), task.data, setting.target, budget, config, run_dir, family=task.family,
+                      seed_options=grown_task.seed_options, log=lambda line: None, task_source=task.source)
+        summary = result.summary
+        row = {"kind": kind, "method": config.method, "seed_width": seed_width, "summary": asdict(summary),
+               "predicted": summary.predicted, "usage": summary.usage, "widths": summary.widths,
+               "depth": summary.depth, "growth_seconds": summary.growth_seconds,
+               "wall_seconds": time.perf_counter() - started}
+    else:
+        torch.manual_seed(seed)
+        mac_epochs = None
+        if kind == "uniform-compute":
+            grown = json.loads(result_path(work, setting.name, seed, "grown").read_text())
+            mac_epochs = grown["summary"]["grown"]["mac_epochs"]
+        trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs)
+        row = {"kind": kind, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
+               "mac_epochs": trained.mac_epochs, "validation_accuracy": trained.validation_accuracy,
+               "test_accuracy": trained.test_accuracy, "usage": fair.usage,
+               "predicted": {"latency_ms": fair.report.latency_ms, "macs": fair.report.macs,
+                             "sram_kb": fair.report.sram_bytes / 1024, "flash_kb": fair.report.flash_bytes / 1024},
+               "wall_seconds": time.perf_counter() - started}
+    row.update(setting=setting.name, seed=seed, torch_threads=torch.get_num_threads())
+    path.write_text(json.dumps(row, indent=1))
+    accuracy = row.get("test_accuracy", row.get("summary", {}).get("test_accuracy"))
+    print(f"{setting.name} seed {seed} {kind}: test {accuracy:.1%}, {row['wall_seconds']:.0f} s", flush=True)
+    return row
+
+
+def plan(args) -> list[tuple[str, int, str]]:
+    work = Path(args.work)
+    todo = []
+    for seed in args.seeds:
+        for name in args.settings:
+            for kind in ("uniform", "grown", "uniform-compute"):  # equal compute needs the grown run first
+                if not result_path(work, name, seed, kind).exists():
+                    todo.append((name, seed, kind))
+    return todo
+
+
+def run_all(args) -> None:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.jobs > 1 and not args.pairs:  # one process per (setting, seed), a job per core
+        pairs = sorted({(name, seed) for name, seed, _ in plan(args)}, key=lambda p: (p[0].startswith("image"), p))
+        queues = [pairs[job::args.jobs] for job in range(args.jobs)]
+        processes = [subprocess.Popen([sys.executable, __file__, "run", "--work", str(work), "--jobs", "1",
+                                       "--method", args.method, "--pairs", *[f"{n}@{s}" for n, s in queue]])
+                     for queue in queues if queue]
+        for process in processes:
+            process.wait()
+        return
+    torch.set_num_threads(args.threads)
+    pairs = [(name, int(seed)) for name, seed in (p.rsplit("@", 1) for p in args.pairs)] if args.pairs else \
+        sorted({(name, seed) for name, seed, _ in plan(args)})
+    tasks: dict[str, Task] = {}
+    for name, seed in pairs:
+        setting = SETTINGS[name]
+        task = tasks.setdefault(setting.task, load(setting))
+        for kind in ("uniform", "grown", "uniform-compute"):
+            if not result_path(work, name, seed, kind).exists():
+                run_one(setting, seed, kind, work, task, args.method)
+
+
+def overhead(args) -> None:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    setting = SETTINGS[args.overhead_setting]
+    task = load(setting)
+    for method in args.methods:
+        kind = f"grown-{method}"
+        if not result_path(work, setting.name, 0, kind).exists():
+            run_one(setting, 0, kind, work, task, method)
+
+
+def report(args) -> None:
+    work = Path(args.work)
+    rows = [json.loads(path.read_text()) for path in sorted(work.glob("*.json"))]
+    runs = {(r["setting"], r["seed"], r["kind"]): r for r in rows}
+    table = []
+    for name, setting in SETTINGS.items():
+        seeds = sorted({s for (n, s, k) in runs if n == name and k == "uniform-compute"
+                        and (n, s, "grown") in runs and (n, s, "uniform") in runs})
+        if not seeds:
+            continue
+        per_seed = []
+        for seed in seeds:
+            grown = runs[(name, seed, "grown")]["summary"]
+            uniform, compute = runs[(name, seed, "uniform")], runs[(name, seed, "uniform-compute")]
+            per_seed.append({
+                "seed": seed, "grown_test": grown["grown"]["test_accuracy"],
+                "retrained_test": grown["retrained"]["test_accuracy"], "kept": grown["kept"],
+                "kept_test": grown["test_accuracy"], "uniform_test": uniform["test_accuracy"],
+                "uniform_compute_test": compute["test_accuracy"], "uniform_compute_epochs": compute["epochs"],
+                "equal_epochs": grown["grown"]["test_accuracy"] - uniform["test_accuracy"],
+                "equal_compute": grown["grown"]["test_accuracy"] - compute["test_accuracy"],
+                "retrained": grown["retrained"]["test_accuracy"] - uniform["test_accuracy"],
+                "kept_equal_epochs": grown["test_accuracy"] - uniform["test_accuracy"],
+                "grown_validation": grown["grown"]["validation_accuracy"],
+                "uniform_validation": uniform["validation_accuracy"],
+                "grown_usage": max(grown["usage"].values()), "uniform_usage": max(uniform["usage"].values()),
+                "grown_widths": runs[(name, seed, "grown")]["widths"], "uniform_width": uniform["width_multiplier"],
+                "grown_mac_epochs": grown["grown"]["mac_epochs"], "uniform_mac_epochs": uniform["mac_epochs"],
+                "growth_share": grown["growth_seconds"] / runs[(name, seed, "grown")]["wall_seconds"],
+            })
+
+        def median(key):
+            return statistics.median(p[key] for p in per_seed)
+
+        def spread(key):
+            return [min(p[key] for p in per_seed), max(p[key] for p in per_seed)]
+
+        table.append({"setting": name, "about": setting.about, "target": setting.target, "budget": setting.budget,
+                      "seeds": seeds, **{f"{key}_median": median(key) for key in (
+                          "grown_test", "retrained_test", "uniform_test", "uniform_compute_test", "equal_epochs",
+                          "equal_compute", "retrained", "kept_equal_epochs", "grown_usage", "uniform_usage",
+                          "growth_share", "uniform_compute_epochs")},
+                      **{f"{key}_range": spread(key) for key in ("equal_epochs", "equal_compute", "retrained")},
+                      "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
+    overheads = [{"method": r["method"], "setting": r["setting"],
+                  "growth_share": r["growth_seconds"] / r["wall_seconds"],
+                  "test_accuracy": r["summary"]["grown"]["test_accuracy"]}
+                 for r in rows if r["kind"].startswith("grown-")]
+    print(f"{'setting':<12}{'uniform':>9}{'grown':>8}{'retrain':>9}  {'Δ epochs':>10}{'Δ compute':>11}"
+          f"{'Δ retrain':>11}   usage grown/uniform   kept")
+    for t in table:
+        print(f"{t['setting']:<12}{100 * t['uniform_test_median']:>8.1f}%{100 * t['grown_test_median']:>7.1f}%"
+              f"{100 * t['retrained_test_median']:>8.1f}%  {100 * t['equal_epochs_median']:>+9.1f} "
+              f"{100 * t['equal_compute_median']:>+10.1f} {100 * t['retrained_median']:>+10.1f}   "
+              f"{t['grown_usage_median']:.0%}/{t['uniform_usage_median']:.0%}   {','.join(t['kept'])}")
+    for o in overheads:
+        print(f"overhead {o['method']} on {o['setting']}: {o['growth_share']:.1%} of wall time choosing growth")
+    out = Path(args.out)
+    out.write_text(json.dumps({"benchmark": "grow_vs_uniform", "torch": torch.__version__, "epochs": EPOCHS,
+                               "config": config_for(0, args.method).to_dict(),
+                               "settings": {n: asdict(s) for n, s in SETTINGS.items()}, "table": table,
+                               "overhead": overheads}, indent=1) + "\n")
+    write_pareto_svg(table, runs, Path(args.plot))
+    print(f"wrote {out} and {args.plot}")
+
+
+def write_pareto_svg(table: list[dict], runs: dict, path: Path) -> None:
+    """Per setting: test accuracy (median over seeds) against the budget's binding metric, grown,
+    retrained and uniform (equal epochs, equal compute), with the budget line."""
+    from edgegrow.report.svg_plot import Figure, Series, VerticalMarker, figure_html
+
+    panels = []
+    for t in table:
+        metric = "latency_ms" if "latency_ms" in t["budget"] and t["target"] == "host" else next(iter(t["budget"]))
+        figure = Figure(f"{t['setting']}: {t['about']}", f"pareto-{t['setting']}", f"predicted {metric}")
+        panel = figure.panel("test accuracy (%)", height_px=220)
+        for kind, label, colour in (("grown", "grown (one run)", "#1f77b4"),
+                                    ("retrained", "found architecture, retrained", "#2ca02c"),
+                                    ("uniform", "largest fitting uniform, equal epochs", "#7f7f7f"),
+                                    ("uniform-compute", "uniform, equal training compute", "#d62728")):
+            points = []
+            for seed in t["seeds"]:
+                if kind in ("grown", "retrained"):
+                    run = runs[(t["setting"], seed, "grown")]
+                    points.append((run["predicted"][metric], 100 * run["summary"][kind]["test_accuracy"]))
+                else:
+                    run = runs[(t["setting"], seed, kind)]
+                    points.append((run["predicted"][metric], 100 * run["test_accuracy"]))
+            panel.add(Series(label, points, style="scatter", color=colour))
+        figure.markers.append(VerticalMarker(t["budget"][metric], "budget", kind="budget", color="#d62728",
+                                             legend="budget"))
+        panels.append(figure_html(figure))
+    path.write_text("<!DOCTYPE html>\n<html><body>\n" + "\n".join(panels) + "\n</body></html>\n"
+                    if path.suffix == ".html" else "\n".join(panels) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("phase", choices=("run", "overhead", "report"))
+    parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgegrow" / "bench-grow-vs-uniform"))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--method", default=GrowConfig().method, help="the growth method of the grown runs")
+    parser.add_argument("--methods", nargs="+", default=["fast-split", "firefly", "random-new"],
+                        help="overhead: methods to time")
+    parser.add_argument("--overhead-setting", default="kws-host-b", choices=list(SETTINGS))
+    parser.add_argument("--pairs", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1 thread each)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="bench/results/grow_vs_uniform.json")
+    parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
+    args = parser.parse_args(argv)
+    {"run": run_all, "overhead": overhead, "report": report}[args.phase](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

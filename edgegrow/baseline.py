@@ -1,0 +1,113 @@
+"""The fair baseline of a grown network: the family's reference network uniformly scaled to the largest
+width multiplier whose predicted cost fits every limit of the budget, trained with the same schedule
+for the same epochs or the same training compute.
+
+The predicted cost is not monotone in the width: a latency table is a staircase in channels, and
+onnxruntime's blocked layout makes some widths faster than narrower ones (on this machine a 1-channel
+DS-CNN is predicted slower than an 8-channel one). So the search walks a geometric grid of multipliers
+from ×1/64 to ×8, bisects between the widest grid point that fits and the next, and then tries a few
+multipliers above the boundary as well.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cost_models import CostReport, Target, count_macs, estimate, load_target
+
+from .growth.budget import Budget
+from .tasks import Task
+from .training import TrainConfig, TrainResult, evaluate, train
+
+LOWEST, HIGHEST, GRID = 1 / 64, 8.0, 48  # the multipliers searched: a geometric grid, then bisection
+
+
+@dataclass
+class UniformBaseline:
+    """A uniform network: its multiplier, the (untrained) model and, for the largest fitting one, its
+    predicted cost and budget usage."""
+
+    width_multiplier: float
+    model: nn.Module
+    report: CostReport | None = None
+    usage: dict[str, float] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"uniform ×{self.width_multiplier:.3g}"
+
+
+def _architecture(model: nn.Module) -> tuple:
+    return tuple(tuple(p.shape) for p in model.state_dict().values())
+
+
+def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget, *, probes: int = 8) -> UniformBaseline:
+    """The largest width multiplier of ``task``'s family (``Task.uniform``) whose predicted cost on
+    ``target`` fits every limit of ``budget``. ValueError if not even ×1/64 fits."""
+    target = load_target(target) if isinstance(target, str) else target
+    example = torch.zeros(1, *task.data.input_shape)
+    reports: dict[tuple, tuple[float, nn.Module, CostReport]] = {}
+
+    def fits(multiplier: float) -> bool:
+        model = task.uniform(multiplier)
+        key = _architecture(model)
+        if key not in reports:
+            reports[key] = (multiplier, model, estimate(model.eval(), example, target))
+        return not budget.violations(reports[key][2])
+
+    grid = [LOWEST * (HIGHEST / LOWEST) ** (i / (GRID - 1)) for i in range(GRID)]
+    fitting = [i for i, multiplier in enumerate(grid) if fits(multiplier)]
+    if not fitting:
+        raise ValueError(f"no uniform {task.family} fits the budget {budget.describe()} on {target.name} at any width "
+                         f"from ×{LOWEST:g} to ×{HIGHEST:g}")
+    low = grid[fitting[-1]]
+    if fitting[-1] + 1 < GRID:  # bisection between the widest fitting grid point and the next one
+        high = grid[fitting[-1] + 1]
+        while high / low > 1.001:
+            middle = math.sqrt(low * high)
+            low, high = (middle, high) if fits(middle) else (low, middle)
+    best = low
+    for step in range(1, probes + 1):  # the staircase: a wider network may fit where a narrower one did not
+        candidate = low * (1 + 0.02 * step)
+        if candidate <= HIGHEST and fits(candidate):
+            best = candidate
+    model = task.uniform(best)
+    multiplier, _, report = reports[_architecture(model)]
+    return UniformBaseline(best, model, report, budget.usage(report))
+
+
+@dataclass
+class TrainedBaseline:
+    """A uniform baseline after training: how long, how much compute, how accurate."""
+
+    name: str
+    width_multiplier: float
+    epochs: float  # optimizer steps / steps per epoch (fractional at equal compute)
+    mac_epochs: float
+    validation_accuracy: float | None
+    test_accuracy: float | None
+    training: TrainResult
+
+
+def train_baseline(baseline: UniformBaseline, task: Task, config: TrainConfig, *, mac_epochs: float | None = None,
+                   progress: bool = False) -> TrainedBaseline:
+    """Train ``baseline.model`` with ``config``'s schedule: for ``config.epochs`` epochs, or with
+    ``mac_epochs`` for as many optimizer steps as that training compute buys at the baseline's MACs
+    (Σ MACs × examples / training-set size, the measure ``EpochRow.mac_epochs`` uses)."""
+    data = task.data
+    macs = count_macs(baseline.model.eval(), torch.zeros(1, *data.input_shape)).total
+    steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    if mac_epochs is not None:
+        epochs = mac_epochs / macs
+        steps = max(1, round(epochs * steps_per_epoch))
+        config = TrainConfig(**{**config.__dict__, "epochs": max(1, math.ceil(steps / steps_per_epoch)),
+                                "steps": steps})
+    result = train(baseline.model, data, config, progress=progress)
+    epochs_trained = result.samples_seen / len(data.train)
+    validation = evaluate(baseline.model, data.validation, data.class_names).accuracy if len(data.validation) else None
+    test = evaluate(baseline.model, data.test, data.class_names).accuracy if len(data.test) else None
+    return TrainedBaseline(baseline.name, baseline.width_multiplier, epochs_trained, macs * epochs_trained,
+                           validation, test, result)

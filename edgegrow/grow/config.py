@@ -1,0 +1,146 @@
+"""How to grow: the training run (one optimizer, one schedule), when growth happens, how new units
+start, and the growth method's own settings. One frozen record, the same keys as ``edgegrow grow``'s
+flags and its ``--config`` TOML file."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..argument_checks import check_finite, check_positive_integer, check_share
+from ..training import TrainConfig
+from ..training.train import OPTIMIZERS, SCHEDULES
+
+METHOD_ALIASES = {"random": "random-split"}
+NEWBORN_STATES = ("zero", "mean")
+NEW_UNITS = ("fresh", "method")
+
+
+@dataclass(frozen=True)
+class GrowConfig:
+    """A grow run: ``epochs`` of training in one schedule, with growth events inside it.
+
+    Training (the whole run, never restarted at a growth event): ``epochs``, ``batch_size``,
+    ``optimizer``, ``learning_rate``, ``weight_decay``, ``schedule``, ``warmup_epochs``,
+    ``label_smoothing``.
+
+    When: growth events every ``growth_every`` epochs (a fraction of an epoch is allowed), the first
+    after ``growth_start`` of the run and the last by ``growth_end`` (shares of all optimizer steps).
+    Event k of n may bring the binding budget's usage to u₀ + (1 − u₀)·k/n (u₀: the seed's), so the
+    budget is reached by ``growth_end`` in equal steps; growth stops once usage reaches ``stop_usage``.
+
+    How new units start: ``new_units`` is ``method`` (what the method proposes: split twins of a
+    neuron, Firefly's trained new neurons) or ``fresh`` (each split the method chooses becomes a new
+    neuron of the same channel group with PyTorch's default fan-in and a zero fan-out, so the function
+    is kept: the method's scores decide where the network grows, the unit starts as in a network
+    trained from scratch; split twins start as near-copies that train like one neuron).
+    ``newborn_state`` is the optimizer state of entries a growth event creates —
+    ``zero`` (Adam's moments at zero, so its normalised step is several times the learning rate for
+    hundreds of steps) or ``mean`` (the second moment of the tensor's existing entries, first moment
+    zero, so a newborn entry steps like its neighbours); ``shrink`` multiplies every existing
+    convolution's weights at each event (θ ← shrink·θ; 1 keeps them): behind a BatchNorm a
+    convolution computes the same function at any scale, but its effective learning rate grows as
+    its norm shrinks, so old units re-learn alongside the new ones (shrink-and-perturb without the
+    perturbation).
+
+    Method settings: ``score_batches`` training batches score the candidates; ``epsilon`` is the
+    split perturbation relative to a neuron's fan-in norm; ``firefly_epsilon`` Firefly's ε-ball radius
+    (weight units); ``fast_steps`` the fast eigen-solver's steps; ``weight_bound`` Σ|ω| of signed
+    splitting; ``firefly_*`` Firefly's direction training and candidate counts. A NaN retry quarters
+    both ε.
+
+    ``retrain``: after growing, train the found architecture from freshly initialised weights with the
+    same schedule, and keep whichever of the two is better on the validation split.
+    """
+
+    method: str = "fast-split"
+    # the training run
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 1e-2
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    # when growth happens
+    growth_start: float = 0.05
+    growth_end: float = 0.4
+    growth_every: float = 2.0
+    min_usage: float = 0.85  # below this share of the binding budget growth goes on even if nothing helps
+    stop_usage: float = 0.97  # at or above this share growth stops
+    # how new units start
+    new_units: str = "fresh"
+    newborn_state: str = "mean"
+    shrink: float = 0.5
+    # the method's own settings
+    score_batches: int = 4
+    epsilon: float = 0.1
+    firefly_epsilon: float = 1e-2
+    fast_steps: int = 30
+    weight_bound: float = 2.0
+    firefly_steps: int = 30
+    firefly_new_fraction: float = 0.5
+    firefly_layers: bool = True
+    retrain: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        from .methods import METHODS
+
+        method = METHOD_ALIASES.get(self.method, self.method)
+        if method not in METHODS:
+            raise ValueError(f"unknown growth method {self.method!r}; choose one of {', '.join(METHODS)}")
+        object.__setattr__(self, "method", method)
+        for name in ("epochs", "batch_size", "score_batches", "fast_steps"):
+            check_positive_integer(name, getattr(self, name))
+        check_positive_integer("firefly_steps", self.firefly_steps, allow_zero=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose {', '.join(SCHEDULES)}")
+        if self.new_units not in NEW_UNITS:
+            raise ValueError(f"unknown new_units {self.new_units!r}; choose {', '.join(NEW_UNITS)}")
+        if self.newborn_state not in NEWBORN_STATES:
+            raise ValueError(f"unknown newborn_state {self.newborn_state!r}; choose {', '.join(NEWBORN_STATES)}")
+        for name in ("learning_rate", "epsilon", "firefly_epsilon", "weight_bound", "growth_every"):
+            check_finite(name, getattr(self, name), above=0)
+        check_finite("weight_decay", self.weight_decay, at_least=0)
+        check_finite("firefly_new_fraction", self.firefly_new_fraction, at_least=0)
+        check_share("shrink", self.shrink)
+        check_share("growth_start", self.growth_start, allow_zero=True)
+        check_share("growth_end", self.growth_end, allow_zero=True)
+        if self.growth_start > self.growth_end:
+            raise ValueError(f"growth_start ({self.growth_start:g}) must not be after growth_end ({self.growth_end:g})")
+        if not 0 < self.min_usage <= self.stop_usage <= 1:
+            raise ValueError("need 0 < min_usage <= stop_usage <= 1")
+        self.train_config()  # warm-up, label smoothing and the rest checked where they are used
+
+    @classmethod
+    def quick(cls, **overrides) -> GrowConfig:
+        """A short run (a minute or two on a laptop core): few epochs, events and scoring batches."""
+        settings = dict(epochs=6, warmup_epochs=0.5, growth_every=1.0, score_batches=2, fast_steps=10,
+                        firefly_steps=10)
+        settings.update(overrides)
+        return cls(**settings)
+
+    def train_config(self, seed_offset: int = 0) -> TrainConfig:
+        """The one schedule of the run (``seed_offset`` separates a retraining's random draws)."""
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
+                           learning_rate=self.learning_rate, weight_decay=self.weight_decay, schedule=self.schedule,
+                           warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
+                           seed=self.seed * 1009 + seed_offset)
+
+    def lowered(self) -> GrowConfig:
+        """The settings a growth event is retried with after the loss diverged: both ε quartered."""
+        return replace(self, epsilon=self.epsilon / 4, firefly_epsilon=self.firefly_epsilon / 4)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GrowConfig:
+        """From ``to_dict()`` output; keys this version does not know are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown grow setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)

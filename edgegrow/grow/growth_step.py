@@ -1,0 +1,157 @@
+"""One growth event: the method proposes candidates on scoring batches, selection keeps the most loss
+decrease per unit of the target's cost under the event's share of the budget, and the kept ones are
+applied to the model in place, carrying the optimizer's state. Before applying, existing convolutions
+are shrunk by ``GrowConfig.shrink`` (see there)."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from cost_models import CostReport, KernelCostModel, LatencyModel, Target
+
+from ..data.task_data import TaskData
+from ..growth import find_channel_groups, group_width, growable_groups
+from ..growth.budget import Budget, metric_value
+from ..growth.candidates import Candidate, apply_candidates
+from ..growth.optimizer_state import match_parameter_order
+from ..growth.selection import fit_to_budget, select_candidates
+from .config import GrowConfig
+from .methods import ProposalContext, growth_method
+
+
+def model_widths(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Channels of every growable channel group, in model order."""
+    return {g.name: group_width(model, g) for g in growable_groups(find_channel_groups(model, example))}
+
+
+def model_depth(model: nn.Module) -> int:
+    """Weighted layers: convolutions (dense and depthwise) and fully connected layers."""
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+
+
+def predicted_costs(report: CostReport) -> dict[str, float | None]:
+    return {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj, "macs": report.macs,
+            "params": report.parameters, "sram_kb": report.sram_bytes / 1024, "flash_kb": report.flash_bytes / 1024}
+
+
+class CostCache:
+    """Cost models of the run's model as it changes, reused while its layer shapes are the same:
+    tracing is most of a cost model's price, and weights do not change the cost."""
+
+    def __init__(self, target: Target, example: torch.Tensor, size: int = 4):
+        self.target, self.example, self.size = target, example, size
+        self.latency_model = LatencyModel(target)
+        self.models: dict[tuple, KernelCostModel] = {}
+
+    def __call__(self, model: nn.Module) -> KernelCostModel:
+        key = tuple((name, tuple(tensor.shape)) for name, tensor in model.state_dict().items())
+        if key not in self.models:
+            if len(self.models) >= self.size:
+                self.models.pop(next(iter(self.models)))
+            self.models[key] = KernelCostModel(model, self.example, self.target, self.latency_model)
+        return self.models[key]
+
+    def report(self, model: nn.Module) -> CostReport:
+        return self(model).report
+
+
+@dataclass
+class StepResult:
+    """What one event did: the candidates applied (empty if none), how many were scored, the
+    structural edits (for the checkpoint) and, if growth ends here, why."""
+
+    applied: list[Candidate] = field(default_factory=list)
+    scored: int = 0
+    edits: list[dict] = field(default_factory=list)
+    stopped_by: str | None = None
+
+    @property
+    def chosen(self) -> dict[str, int]:
+        return dict(Counter(c.kind for c in self.applied))
+
+    @property
+    def predicted_decrease(self) -> float:
+        return sum(c.predicted_decrease for c in self.applied)
+
+
+def scoring_batches(task: TaskData, config: GrowConfig, event: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``config.score_batches`` training batches, drawn by the run's seed and the event number."""
+    generator = torch.Generator().manual_seed(config.seed * 7919 + event)
+    order = torch.randperm(len(task.train), generator=generator)
+    size = min(config.batch_size, len(order))
+    batches = []
+    for index in range(config.score_batches):
+        chosen = order[index * size:(index + 1) * size]
+        if len(chosen) == 0:
+            break
+        batches.append((task.train.inputs[chosen], task.train.labels[chosen]))
+    return batches
+
+
+def shrink_convolutions(model: nn.Module, factor: float) -> None:
+    """θ ← factor·θ for every convolution's weight (see ``GrowConfig.shrink``)."""
+    if factor == 1.0:
+        return
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.mul_(factor)
+
+
+def as_fresh_units(candidates: list[Candidate]) -> list[Candidate]:
+    """``GrowConfig.new_units = "fresh"``: each split becomes as many new neurons of its group as it adds
+    channels, with the default fan-in and a zero fan-out (and the split's score); the rest stay."""
+    fresh = []
+    for candidate in candidates:
+        if candidate.kind != "split":
+            fresh.append(candidate)
+            continue
+        share = candidate.predicted_decrease / candidate.channels_added
+        fresh.extend(Candidate("new", candidate.group, share) for _ in range(candidate.channels_added))
+    return fresh
+
+
+def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: Budget, costs: CostCache,
+              config: GrowConfig, event: int, events: int, usage_cap: float, loss_fn,
+              optimizer: torch.optim.Optimizer) -> StepResult:
+    """Growth event ``event`` of ``events``: propose, select under ``usage_cap`` of the budget, shrink, apply."""
+    cost_model = costs(model)
+    _, usage = budget.binding(cost_model.report)
+    batches = scoring_batches(task, config, event)
+    now = cost_model.report
+
+    def cost_of_layer(grown: nn.Module) -> dict[str, float]:
+        after = costs.report(grown)
+        return {m: metric_value(after, m) - metric_value(now, m) for m in budget.limits}
+
+    seed = config.seed * 1_000_003 + event
+    context = ProposalContext(config, example, batches, loss_fn, torch.Generator().manual_seed(seed), seed, event,
+                              events, cost_of_layer)
+    candidates = growth_method(config.method).propose(model, context)
+    if not candidates:
+        return StepResult(stopped_by="no growable channel group has candidates")
+    helpful = any(c.predicted_decrease > 0 for c in candidates)
+    if not helpful and usage >= config.min_usage:
+        return StepResult(scored=len(candidates), stopped_by="no candidate lowers the loss")
+    # Helpful candidates first (most decrease per cost), then the least harmful (S2D's splitting-stable
+    # neurons: a near-copy that training then differentiates). Whole vector blocks first; when no
+    # group's next block fits, single channels finish the event's share.
+    chosen = []
+    for channel_step in dict.fromkeys((costs.target.channel_step, 1)):
+        chosen = select_candidates(model, example, candidates, cost_model, budget, usage_cap=usage_cap,
+                                   allow_non_positive=True, channel_step=channel_step)
+        if chosen:
+            break
+    if not chosen:
+        return StepResult(scored=len(candidates))  # nothing fits this event's share; a later event may
+    selection = fit_to_budget(model, batches[0][0], chosen, costs.report, budget, usage_cap=usage_cap)
+    if not selection.chosen:
+        return StepResult(scored=len(candidates))
+    applied = as_fresh_units(selection.chosen) if config.new_units == "fresh" else selection.chosen
+    shrink_convolutions(model, config.shrink)
+    edits = apply_candidates(model, applied, batches[0][0], optimizer=optimizer)
+    match_parameter_order(optimizer, model)
+    return StepResult(applied, len(candidates), edits)

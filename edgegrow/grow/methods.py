@@ -1,0 +1,116 @@
+"""Growth methods behind one interface: given the model and scoring batches, propose candidates.
+
+A method answers *where and how* to grow at one event (``propose``); the grow loop decides *when*
+(the schedule) and *how much* (selection under the event's share of the budget). Every method gets
+the same ``GrowConfig`` (so a NaN retry's lowered ε reaches each of them) and the same context: the
+example input, the scoring batches, the loss, a generator seeded per event, and the cost of an
+inserted layer. ``register_method`` adds one of your own::
+
+    class Widest:
+        name = "widest"
+        def propose(self, model, context):
+            return [Candidate("new", group.name, 1.0) for group in ...]
+    register_method(Widest())
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+from torch import nn
+
+from ..growth.candidates import Candidate
+from ..growth.random_growth import random_candidates
+from ..growth.splitting_candidates import splitting_candidates
+from ..growth.splitting_matrix import Batch, LossFn
+
+if TYPE_CHECKING:
+    from .config import GrowConfig
+
+
+@dataclass
+class ProposalContext:
+    """What a method may read at one growth event."""
+
+    config: GrowConfig
+    example_input: torch.Tensor  # one example, for tracing channel groups
+    batches: list[Batch]  # training batches to score on
+    loss_fn: LossFn
+    generator: torch.Generator  # seeded by the run's seed and the event number
+    seed: int  # the same, as an integer, for methods that seed their own generators
+    event: int  # this event's number (1-based) of ``events`` in the run's schedule
+    events: int
+    cost_of_layer: Callable[[nn.Module], dict[str, float]]  # a grown copy → its cost increase per budget metric
+
+
+class GrowthMethod(Protocol):
+    name: str
+
+    def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
+        """Candidates for ``model`` as it is now (left unchanged), with predicted loss decreases."""
+
+
+@dataclass(frozen=True)
+class Splitting:
+    """S2D (``split``, exact), fast splitting (``fast-split``) and signed splitting (``signed-split``)."""
+
+    name: str
+
+    def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
+        config = context.config
+        return splitting_candidates(model, context.example_input, context.batches, context.loss_fn, method=self.name,
+                                    epsilon=config.epsilon, fast_steps=config.fast_steps,
+                                    weight_bound=config.weight_bound, seed=context.seed)
+
+
+@dataclass(frozen=True)
+class Firefly:
+    """Firefly: splits, new neurons and new layers scored after a short training of their directions."""
+
+    name: str = "firefly"
+
+    def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
+        from ..growth.firefly import firefly_candidates
+
+        config = context.config
+        return firefly_candidates(model, context.batches[0][0], context.batches, context.loss_fn,
+                                  new_fraction=config.firefly_new_fraction, layers=config.firefly_layers,
+                                  epsilon=config.firefly_epsilon, steps=config.firefly_steps,
+                                  generator=context.generator, cost_of_layer=context.cost_of_layer)
+
+
+@dataclass(frozen=True)
+class Random:
+    """The seeds' random baselines: ``random-split`` and ``random-new``, at equal budget."""
+
+    name: str
+
+    def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
+        return random_candidates(model, context.example_input, method=self.name, epsilon=context.config.epsilon,
+                                 generator=context.generator)
+
+
+_REGISTRY: dict[str, GrowthMethod] = {}
+
+
+def register_method(method: GrowthMethod) -> GrowthMethod:
+    """Make ``method`` available by its ``name`` to ``GrowConfig(method=...)`` and ``edgegrow grow --method``."""
+    if not isinstance(getattr(method, "name", None), str) or not callable(getattr(method, "propose", None)):
+        raise ValueError("a growth method needs a string `name` and a `propose(model, context)` method")
+    _REGISTRY[method.name] = method
+    METHODS[:] = list(_REGISTRY)
+    return method
+
+
+def growth_method(name: str) -> GrowthMethod:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown growth method {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+METHODS: list[str] = []
+for _method in (Splitting("split"), Splitting("fast-split"), Splitting("signed-split"), Firefly(),
+                Random("random-split"), Random("random-new")):
+    register_method(_method)
