@@ -54,29 +54,15 @@ from edgegrow.growth.staged_edit import group_width  # noqa: E402
 from edgegrow.models import ds_cnn  # noqa: E402
 from edgegrow.training import Training, evaluate  # noqa: E402
 
-EPOCHS = 20
-SEED_WIDTH, FINAL_WIDTH = 0.25, 0.5
-BASE = GrowConfig(method="uniform-widen", epochs=EPOCHS, growth_start=0.05, growth_end=0.4, growth_every=2.0,
-                  new_units="fresh", newborn_state="mean", shrink=0.5, epsilon=0.1)
-VARIANTS = {
-    "twins": dict(new_units="method", newborn_state="zero", shrink=1.0),
-    "fresh": dict(newborn_state="zero", shrink=1.0),
-    "fresh+mean": dict(shrink=1.0),
-    "fresh+mean+shrink": {},
-    "fresh+mean+shrink, 8 events": dict(growth_every=1.0),
-    "fresh+mean+shrink, by 25 %": dict(growth_start=0.025, growth_end=0.25, growth_every=1.25),
-}
-SCRATCH = ("scratch", "scratch, equal compute", "scratch+shrink")
-DEFAULT = "fresh+mean+shrink"
-
 
 class UniformWiden:
     """At event k of n, every growable group to round(w₀ + (w₁ − w₀)·k/n) channels, as random splits."""
 
     name = "uniform-widen"
 
-    def __init__(self, seed_widths: dict[str, int], final_widths: dict[str, int]):
-        self.seed_widths, self.final_widths = seed_widths, final_widths
+    def __init__(self):
+        self.seed_widths: dict[str, int] = {}  # set for the task at hand before a run (run_one)
+        self.final_widths: dict[str, int] = {}
 
     def propose(self, model, context):
         candidates = []
@@ -95,6 +81,24 @@ class UniformWiden:
                 candidates.append(Candidate("split", group.name, 1.0, neuron=neuron, directions=directions,
                                             epsilon=context.config.epsilon))
         return candidates
+
+
+WIDEN = register_method(UniformWiden())
+
+EPOCHS = 20
+SEED_WIDTH, FINAL_WIDTH = 0.25, 0.5
+BASE = GrowConfig(method="uniform-widen", epochs=EPOCHS, growth_start=0.05, growth_end=0.4, growth_every=2.0,
+                  new_units="fresh", newborn_state="mean", shrink=0.5, epsilon=0.1)
+VARIANTS = {
+    "twins": dict(new_units="method", newborn_state="zero", shrink=1.0),
+    "fresh": dict(newborn_state="zero", shrink=1.0),
+    "fresh+mean": dict(shrink=1.0),
+    "fresh+mean+shrink": {},
+    "fresh+mean+shrink, 8 events": dict(growth_every=1.0),
+    "fresh+mean+shrink, by 25 %": dict(growth_start=0.025, growth_end=0.25, growth_every=1.25),
+}
+SCRATCH = ("scratch", "scratch, equal compute", "scratch+shrink")
+DEFAULT = "fresh+mean+shrink"
 
 
 def widths(model, example) -> dict[str, int]:
@@ -128,7 +132,7 @@ def run_one(name: str, seed: int, work: Path, task) -> dict:
         epochs = training.samples_seen / len(task.train)
     else:
         seed_model, final = build(task, SEED_WIDTH), build(task, FINAL_WIDTH)
-        register_method(UniformWiden(widths(seed_model, example), widths(final, example)))
+        WIDEN.seed_widths, WIDEN.final_widths = widths(seed_model, example), widths(final, example)
         budget = Budget({"macs": 4 * count_macs(final.eval(), example).total})
         torch.manual_seed(seed)
         model = build(task, SEED_WIDTH)
@@ -219,6 +223,11 @@ def report(args) -> None:
     print(f"wrote {out}")
 
 
+def set_epochs(epochs: int) -> None:
+    global BASE, EPOCHS
+    EPOCHS, BASE = epochs, replace(BASE, epochs=epochs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("phase", choices=("run", "report"))
@@ -232,9 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every run (default {EPOCHS})")
     parser.add_argument("--out", default="bench/results/growth_ablation.json")
     args = parser.parse_args(argv)
-    global BASE, EPOCHS
     if args.epochs != EPOCHS:  # a quick look; the recorded results are at the default
-        EPOCHS, BASE = args.epochs, replace(BASE, epochs=args.epochs)
+        set_epochs(args.epochs)
     {"run": run_all, "report": report}[args.phase](args)
     return 0
 
