@@ -18,11 +18,15 @@ Per setting and seed:
    a seed at half the uniform network's width multiplier, for the same ``EPOCHS`` in one schedule;
    its summary holds the grown network and the found architecture retrained from scratch;
 3. ``uniform-compute``: the uniform network trained with the grown run's training compute (Σ MACs ×
-   examples over the run), for as many optimizer steps as that buys at its own MACs.
+   examples over the run, growing and retraining), for as many optimizer steps as that buys at its MACs;
+4. ``uniform-shrink``: the uniform network for ``EPOCHS`` with the grown run's shrink events (its
+   convolutions scaled by ``GrowConfig.shrink`` at every growth event's step) and nothing else: the
+   grow protocol without growth, which tells what shrinking alone does for any network.
 
 Comparisons (median over seeds of the per-seed difference, in points of test accuracy): equal epochs
-(grown − uniform), equal training compute (grown − uniform-compute), found architecture retrained
-(retrained − uniform). The run also reports which of grown and retrained the validation split kept.
+(grown − uniform), equal training compute (grown − uniform-compute, and kept − uniform-compute with the
+compute of growing and retraining), found architecture retrained (retrained − uniform), and grown −
+uniform-shrink. The run also reports which of grown and retrained the validation split kept.
 Growth overhead per method: ``--methods`` on ``--overhead-setting`` (seconds choosing growth over the
 run's wall time). Settings were chosen on the validation split; the test split is reported.
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -50,11 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from growth_data import fonts_folder, kws_folder  # noqa: E402
 
 from edgegrow.baseline import largest_fitting_uniform, train_baseline  # noqa: E402
-from edgegrow.grow import GrowConfig, grow  # noqa: E402
+from edgegrow.grow import GrowConfig, grow, growth_events  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.tasks import Task  # noqa: E402
 
 EPOCHS = 20
+KINDS = ("uniform", "grown", "uniform-compute", "uniform-shrink")
 
 
 @dataclass(frozen=True)
@@ -119,11 +125,15 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
                "wall_seconds": time.perf_counter() - started}
     else:
         torch.manual_seed(seed)
-        mac_epochs = None
+        mac_epochs, shrink_steps = None, ()
         if kind == "uniform-compute":
             grown = json.loads(result_path(work, setting.name, seed, "grown").read_text())
             mac_epochs = grown["summary"]["grown"]["mac_epochs"]
-        trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs)
+        if kind == "uniform-shrink":
+            steps_per_epoch = math.ceil(len(task.data.train) / config.batch_size)
+            shrink_steps = [event.step for event in growth_events(config, steps_per_epoch)]
+        trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs,
+                                 shrink=(shrink_steps, config.shrink))
         row = {"kind": kind, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
                "mac_epochs": trained.mac_epochs, "validation_accuracy": trained.validation_accuracy,
                "test_accuracy": trained.test_accuracy, "usage": fair.usage,
@@ -142,7 +152,7 @@ def plan(args) -> list[tuple[str, int, str]]:
     todo = []
     for seed in args.seeds:
         for name in args.settings:
-            for kind in ("uniform", "grown", "uniform-compute"):  # equal compute needs the grown run first
+            for kind in KINDS:  # equal compute needs the grown run first
                 if not result_path(work, name, seed, kind).exists():
                     todo.append((name, seed, kind))
     return todo
@@ -167,7 +177,7 @@ def run_all(args) -> None:
     for name, seed in pairs:
         setting = SETTINGS[name]
         task = tasks.setdefault(setting.task, load(setting))
-        for kind in ("uniform", "grown", "uniform-compute"):
+        for kind in KINDS:
             if not result_path(work, name, seed, kind).exists():
                 run_one(setting, seed, kind, work, task, args.method)
 
@@ -191,18 +201,21 @@ def report(args) -> None:
     table = []
     for name, setting in SETTINGS.items():
         seeds = sorted({s for (n, s, k) in runs if n == name and k == "uniform-compute"
-                        and (n, s, "grown") in runs and (n, s, "uniform") in runs})
+                        and all((n, s, kind) in runs for kind in KINDS)})
         if not seeds:
             continue
         per_seed = []
         for seed in seeds:
             grown = runs[(name, seed, "grown")]["summary"]
             uniform, compute = runs[(name, seed, "uniform")], runs[(name, seed, "uniform-compute")]
+            shrunk = runs[(name, seed, "uniform-shrink")]
             per_seed.append({
                 "seed": seed, "grown_test": grown["grown"]["test_accuracy"],
                 "retrained_test": grown["retrained"]["test_accuracy"], "kept": grown["kept"],
                 "kept_test": grown["test_accuracy"], "uniform_test": uniform["test_accuracy"],
                 "uniform_compute_test": compute["test_accuracy"], "uniform_compute_epochs": compute["epochs"],
+                "uniform_shrink_test": shrunk["test_accuracy"],
+                "minus_uniform_shrink": grown["grown"]["test_accuracy"] - shrunk["test_accuracy"],
                 "equal_epochs": grown["grown"]["test_accuracy"] - uniform["test_accuracy"],
                 "equal_compute": grown["grown"]["test_accuracy"] - compute["test_accuracy"],
                 "retrained": grown["retrained"]["test_accuracy"] - uniform["test_accuracy"],
@@ -223,21 +236,24 @@ def report(args) -> None:
 
         table.append({"setting": name, "about": setting.about, "target": setting.target, "budget": setting.budget,
                       "seeds": seeds, **{f"{key}_median": median(key) for key in (
-                          "grown_test", "retrained_test", "uniform_test", "uniform_compute_test", "equal_epochs",
-                          "equal_compute", "retrained", "kept_equal_epochs", "grown_usage", "uniform_usage",
-                          "growth_share", "uniform_compute_epochs")},
-                      **{f"{key}_range": spread(key) for key in ("equal_epochs", "equal_compute", "retrained")},
+                          "grown_test", "retrained_test", "uniform_test", "uniform_compute_test",
+                          "uniform_shrink_test", "equal_epochs", "equal_compute", "retrained", "kept_equal_epochs",
+                          "minus_uniform_shrink", "grown_usage", "uniform_usage", "growth_share",
+                          "uniform_compute_epochs")},
+                      **{f"{key}_range": spread(key)
+                         for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink")},
                       "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
     overheads = [{"method": r["method"], "setting": r["setting"],
                   "growth_share": r["growth_seconds"] / r["wall_seconds"],
                   "test_accuracy": r["summary"]["grown"]["test_accuracy"]}
                  for r in rows if r["kind"].startswith("grown-")]
     print(f"{'setting':<12}{'uniform':>9}{'grown':>8}{'retrain':>9}  {'Δ epochs':>10}{'Δ compute':>11}"
-          f"{'Δ retrain':>11}   usage grown/uniform   kept")
+          f"{'Δ retrain':>11}{'Δ u+shrink':>12}   usage grown/uniform   kept")
     for t in table:
         print(f"{t['setting']:<12}{100 * t['uniform_test_median']:>8.1f}%{100 * t['grown_test_median']:>7.1f}%"
               f"{100 * t['retrained_test_median']:>8.1f}%  {100 * t['equal_epochs_median']:>+9.1f} "
-              f"{100 * t['equal_compute_median']:>+10.1f} {100 * t['retrained_median']:>+10.1f}   "
+              f"{100 * t['equal_compute_median']:>+10.1f} {100 * t['retrained_median']:>+10.1f}"
+              f"{100 * t['minus_uniform_shrink_median']:>+11.1f}   "
               f"{t['grown_usage_median']:.0%}/{t['uniform_usage_median']:.0%}   {','.join(t['kept'])}")
     for o in overheads:
         print(f"overhead {o['method']} on {o['setting']}: {o['growth_share']:.1%} of wall time choosing growth")

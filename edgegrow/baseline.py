@@ -18,9 +18,10 @@ from torch import nn
 
 from cost_models import CostReport, Target, count_macs, estimate, load_target
 
+from .grow.growth_step import shrink_convolutions
 from .growth.budget import Budget
 from .tasks import Task
-from .training import TrainConfig, TrainResult, evaluate, train
+from .training import TrainConfig, Training, TrainResult, evaluate
 
 LOWEST, HIGHEST, GRID = 1 / 64, 8.0, 48  # the multipliers searched: a geometric grid, then bisection
 
@@ -79,6 +80,29 @@ def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget, *,
     return UniformBaseline(best, model, report, budget.usage(report))
 
 
+SEED_WIDTHS = ("auto", "seed")  # --seed-width's words: half the fitting uniform width; the family's seed shape
+
+
+def seed_width_for(task: Task, target: Target | str, budget: Budget, seed_width: float | str | None) -> float | None:
+    """The width multiplier of the seed to grow from (None: the family's few-channel seed shape).
+
+    ``"auto"`` is half the largest fitting uniform network's multiplier: growth then starts at a quarter
+    or so of the budget's cost and at least doubles every layer, the range in which growing trains as
+    well as training from scratch (bench/growth_ablation.py; a 1/8-width seed pays a warm-start penalty).
+    When no uniform network fits, ``"auto"`` falls back to the family's seed. ``"seed"`` or None: the
+    family's seed shape; a number: that multiplier."""
+    if seed_width == "auto":
+        try:
+            return largest_fitting_uniform(task, target, budget).width_multiplier / 2
+        except ValueError:  # not even the narrowest uniform network fits: the family's seed is smaller still
+            return None
+    if seed_width in (None, "seed"):
+        return None
+    if isinstance(seed_width, str):
+        raise ValueError(f"seed width must be a width multiplier, 'auto' or 'seed', got {seed_width!r}")
+    return seed_width
+
+
 @dataclass
 class TrainedBaseline:
     """A uniform baseline after training: how long, how much compute, how accurate."""
@@ -93,10 +117,12 @@ class TrainedBaseline:
 
 
 def train_baseline(baseline: UniformBaseline, task: Task, config: TrainConfig, *, mac_epochs: float | None = None,
-                   progress: bool = False) -> TrainedBaseline:
+                   shrink: tuple[list[int], float] = ((), 1.0), progress: bool = False) -> TrainedBaseline:
     """Train ``baseline.model`` with ``config``'s schedule: for ``config.epochs`` epochs, or with
     ``mac_epochs`` for as many optimizer steps as that training compute buys at the baseline's MACs
-    (Σ MACs × examples / training-set size, the measure ``EpochRow.mac_epochs`` uses)."""
+    (Σ MACs × examples / training-set size, the measure ``EpochRow.mac_epochs`` uses). ``shrink``:
+    (optimizer steps, factor) at which to scale the convolutions as a grow run's events do
+    (``GrowConfig.shrink``), for the control that is the grow protocol without growth."""
     data = task.data
     macs = count_macs(baseline.model.eval(), torch.zeros(1, *data.input_shape)).total
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
@@ -105,7 +131,12 @@ def train_baseline(baseline: UniformBaseline, task: Task, config: TrainConfig, *
         steps = max(1, round(epochs * steps_per_epoch))
         config = TrainConfig(**{**config.__dict__, "epochs": max(1, math.ceil(steps / steps_per_epoch)),
                                 "steps": steps})
-    result = train(baseline.model, data, config, progress=progress)
+    training = Training(baseline.model, data, config, progress=progress)
+    steps, factor = shrink
+    for step in steps:
+        training.run(step)
+        shrink_convolutions(baseline.model, factor)
+    result = training.result(training.run())
     epochs_trained = result.samples_seen / len(data.train)
     validation = evaluate(baseline.model, data.validation, data.class_names).accuracy if len(data.validation) else None
     test = evaluate(baseline.model, data.test, data.class_names).accuracy if len(data.test) else None

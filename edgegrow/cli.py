@@ -77,12 +77,23 @@ def _add_training_arguments(parser) -> None:
     group.add_argument("--new-units", choices=("fresh", "method"),
                        help=f"how new units start: fresh (default fan-in, zero fan-out) or as the method proposes "
                             f"(split twins) (default {defaults.new_units})")
-    group.add_argument("--seed-width", type=float, metavar="MULTIPLIER",
-                       help="start from the family's reference network at this width multiplier (e.g. 0.25 of "
-                            "DS-CNN-S) instead of its seed of a few channels per layer")
+    group.add_argument("--seed-width", type=_seed_width, default="auto", metavar="auto|seed|MULTIPLIER",
+                       help="the seed: auto (default) is the family's reference network at half the width of the "
+                            "largest uniform network that fits the budget; seed, the family's seed of a few "
+                            "channels per layer; a number, the reference network at that width multiplier "
+                            "(e.g. 0.25 of DS-CNN-S)")
     group.add_argument("--retrain", action="store_true",
                        help="also train the found architecture from scratch with the same schedule and keep the "
                             "better of the two by validation accuracy")
+
+
+def _seed_width(text: str) -> float | str:
+    if text in ("auto", "seed"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, seed or a width multiplier, got {text!r}") from None
 
 
 TRAINING_FLAGS = {"epochs": "epochs", "lr": "learning_rate", "batch_size": "batch_size", "optimizer": "optimizer",
@@ -318,6 +329,7 @@ def _parser() -> argparse.ArgumentParser:
 def _grow(args):
     from cost_models import load_target
 
+    from .baseline import seed_width_for
     from .grow import GrowConfig, grow
     from .growth.budget import Budget
     from .tasks import load_task
@@ -327,7 +339,7 @@ def _grow(args):
                                                               **_training_settings(args))
     target = load_target(args.target)
     task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
-    task = task.with_seed_width(args.seed_width)
+    task = task.with_seed_width(seed_width_for(task, target, budget, args.seed_width))
     print(task.data.summary())
     print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {config.method}: "
           f"{config.epochs} epochs, growth by {config.growth_end:.0%} of the run")
@@ -402,11 +414,11 @@ def _workflow(args):
         config=config, reprofile=args.reprofile, progress=not args.quiet)
     for deployment in result.deployments:
         grown, export = deployment.grown, deployment.export
-        predicted, accuracy = grown["predicted"], export.get("accuracy", {})
-        used = ", ".join(f"{metric} {share:.0%}" for metric, share in grown["usage"].items())
-        print(f"\n{deployment.target.name}: {deployment.budget.describe()} (used: {used}; {grown['stopped_by']})")
-        print(f"  grown: widths {'/'.join(str(w) for w in grown['widths'].values())}, depth {grown['depth']}, "
-              f"{predicted['macs']:,} MACs; test accuracy {_percent(grown.get('test_accuracy'))}, "
+        predicted, accuracy = grown.predicted, export.get("accuracy", {})
+        used = ", ".join(f"{metric} {share:.0%}" for metric, share in grown.usage.items())
+        print(f"\n{deployment.target.name}: {deployment.budget.describe()} (used: {used}; growth: {grown.stopped_by})")
+        print(f"  {grown.kept}: widths {'/'.join(str(w) for w in grown.widths.values())}, depth {grown.depth}, "
+              f"{predicted['macs']:,} MACs; test accuracy {_percent(grown.test_accuracy)}, "
               f"int8 {_percent(accuracy.get('tflite-int8'))}")
         host_bench = next((b for b in deployment.benchmarks if b["runtime"] == "onnxruntime"), None)
         if deployment.target.kind == "mcu":

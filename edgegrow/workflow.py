@@ -41,8 +41,8 @@ from cost_models import estimate, load_target
 from cost_models.target import Target, user_targets_folder
 
 from .atomic import write_atomically
-from .baseline import UniformBaseline, largest_fitting_uniform, train_baseline
-from .grow import GrowConfig, check_seed_fits, grow
+from .baseline import UniformBaseline, largest_fitting_uniform, seed_width_for, train_baseline
+from .grow import GrowConfig, Summary, check_seed_fits, grow
 from .grow.growth_step import predicted_costs
 from .growth.budget import Budget
 from .tasks import Task, load_task
@@ -64,12 +64,14 @@ HOST_METRICS = ("latency_ms",)
 @dataclass(frozen=True)
 class WorkflowConfig:
     """How much work each step does. ``grow`` is every grow run's config (``edgegrow grow``'s defaults);
-    ``seed_width`` starts growth from the family's reference network at that width multiplier instead of
-    its few-channel seed; ``fair_baseline`` trains, per deployment, the largest uniform network that fits
-    its budget with the grown run's training compute. ``quick()`` is a smoke run of the same path."""
+    ``seed_width`` is the seed each run grows from (``edgegrow.baseline.seed_width_for``: ``"auto"``,
+    half the width of the largest uniform network that fits that run's budget; ``"seed"``, the
+    family's few-channel seed; or a width multiplier); ``fair_baseline`` trains, per deployment, the
+    largest uniform network that fits its budget with the grow run's training compute. ``quick()`` is a
+    smoke run of the same path."""
 
     grow: GrowConfig = GrowConfig()
-    seed_width: float | None = None
+    seed_width: float | str | None = "auto"
     baseline_widths: tuple[float, ...] | None = None  # None: the task's REFERENCES entry; () for none
     fair_baseline: bool = True
     formats: str = "all"
@@ -97,7 +99,7 @@ class Deployment:
     budget: Budget
     run_dir: Path | None = None
     export_dir: Path | None = None
-    grown: dict = field(default_factory=dict)  # summary.json of the run
+    grown: Summary | None = None  # the run's summary
     fair: dict = field(default_factory=dict)  # the largest fitting uniform network at equal training compute
     export: dict = field(default_factory=dict)  # accuracy, files, arena from the model card
     benchmarks: list[dict] = field(default_factory=list)
@@ -160,10 +162,11 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
         Deployment(HOST, host, host_limits or reference_budget(reference, example, host, HOST_METRICS)),
         Deployment(mcu.name, mcu, mcu_limits or reference_budget(reference, example, mcu, MCU_METRICS)),
     ]
-    loaded = loaded.with_seed_width(config.seed_width)
-    seed_model = loaded.seed()
+    seeds = {}
     for deployment in deployments:  # a seed over a budget is bad input: say so before any training
-        check_seed_fits(estimate(seed_model.eval(), example, deployment.target), deployment.budget)
+        seeds[deployment.name] = loaded.with_seed_width(
+            seed_width_for(loaded, deployment.target, deployment.budget, config.seed_width))
+        check_seed_fits(estimate(seeds[deployment.name].seed().eval(), example, deployment.target), deployment.budget)
     out.mkdir(parents=True, exist_ok=True)
 
     step = time.perf_counter()
@@ -172,10 +175,11 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
         log(f"\n[grow] a {loaded.family} seed on {deployment.target.name} to {deployment.budget.describe()} "
             f"by {config.grow.method} → {deployment.run_dir}")
         torch.manual_seed(config.seed)
-        result = grow(loaded.seed(), loaded.data, deployment.target, deployment.budget, config.grow,
-                      deployment.run_dir, family=loaded.family, seed_options=loaded.seed_options, progress=progress,
+        seeded = seeds[deployment.name]
+        result = grow(seeded.seed(), loaded.data, deployment.target, deployment.budget, config.grow,
+                      deployment.run_dir, family=loaded.family, seed_options=seeded.seed_options, progress=progress,
                       log=log, task_source=loaded.source)
-        deployment.grown = asdict(result.summary)
+        deployment.grown = result.summary
     seconds["grow"] = time.perf_counter() - step
 
     step = time.perf_counter()
@@ -303,14 +307,14 @@ def train_baselines(loaded: Task, widths, targets: list[Target], config: Workflo
 
 def train_fair_baseline(loaded: Task, deployment: Deployment, config: WorkflowConfig, progress: bool,
                         log: Callable[[str], None]) -> dict:
-    """The largest uniform network that fits the deployment's budget, trained with the grown run's schedule and
-    training compute (MAC-epochs), against the grown network: the differences are grown minus baseline."""
+    """The largest uniform network that fits the deployment's budget, trained with the grow run's schedule and
+    training compute (its MAC-epochs: growing, and retraining when it retrained), against the network the run
+    kept: the differences are kept minus baseline."""
     fair = largest_fitting_uniform(loaded, deployment.target, deployment.budget)
     grown = deployment.grown
     torch.manual_seed(config.seed)
     started = time.perf_counter()
-    trained = train_baseline(fair, loaded, config.grow.train_config(), mac_epochs=grown["mac_epochs"],
-                             progress=progress)
+    trained = train_baseline(fair, loaded, config.grow.train_config(), mac_epochs=grown.mac_epochs, progress=progress)
     example = torch.zeros(1, *loaded.data.input_shape)
     result = {"name": fair.name, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
               "mac_epochs": trained.mac_epochs, "usage": fair.usage, "accuracy": trained.validation_accuracy,
@@ -318,11 +322,11 @@ def train_fair_baseline(loaded: Task, deployment: Deployment, config: WorkflowCo
               "costs": baseline_costs(fair.model, example, [deployment.target]),
               "seconds": time.perf_counter() - started}
     for split in ("validation", "test"):
-        ours, theirs = grown.get(f"{split}_accuracy"), result[f"{split}_accuracy"]
+        ours, theirs = getattr(grown, f"{split}_accuracy"), result[f"{split}_accuracy"]
         result[f"{split}_difference"] = None if ours is None or theirs is None else ours - theirs
     log(f"[baseline] {fair.name}, the largest uniform network within {deployment.name}'s budget, at the grown run's "
         f"training compute ({trained.epochs:.1f} epochs): test {_percent(trained.test_accuracy)}; grown "
-        f"{_percent(grown.get('test_accuracy'))}")
+        f"{_percent(grown.test_accuracy)}")
     return result
 
 
@@ -370,7 +374,7 @@ def workflow_summary(task: str, loaded: Task, out: Path, deployments: list[Deplo
             "name": d.name, "target": d.target.name, "target_kind": d.target.kind,
             "target_description": d.target.description, "budget": dict(d.budget.limits),
             "run_dir": str(d.run_dir.relative_to(out)), "export_dir": str(d.export_dir.relative_to(out)),
-            "report": str((d.run_dir / "report.html").relative_to(out)), "grown": d.grown, "fair": d.fair,
+            "report": str((d.run_dir / "report.html").relative_to(out)), "grown": asdict(d.grown), "fair": d.fair,
             "export": d.export,
             "benchmarks": d.benchmarks,
         } for d in deployments],

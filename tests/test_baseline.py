@@ -52,3 +52,26 @@ def test_equal_compute_buys_steps_at_the_baseline_macs():
     assert trained.epochs == pytest.approx(8 * 64 / 192)
     equal_epochs = train_baseline(largest_fitting_uniform(task(), "host", Budget({"macs": 300_000})), task(), config)
     assert equal_epochs.epochs == 4 and len(equal_epochs.training.history) == 4
+
+
+def test_the_auto_seed_is_half_the_width_of_the_largest_fitting_uniform_network():
+    from edgegrow.baseline import seed_width_for
+
+    budget = Budget({"macs": 300_000})
+    fair = largest_fitting_uniform(task(), "host", budget)
+    assert seed_width_for(task(), "host", budget, "auto") == pytest.approx(fair.width_multiplier / 2)
+    assert seed_width_for(task(), "host", budget, "seed") is None and seed_width_for(task(), "host", budget, 0.3) == 0.3
+    seeded = task().with_seed_width(seed_width_for(task(), "host", budget, "auto"))
+    assert count_macs(seeded.seed().eval(), EXAMPLE).total < 0.4 * count_macs(fair.model.eval(), EXAMPLE).total
+    with pytest.raises(ValueError, match="'auto' or 'seed'"):
+        seed_width_for(task(), "host", budget, "half")
+
+
+def test_the_shrink_control_scales_the_convolutions_at_the_given_steps():
+    found = largest_fitting_uniform(task(), "host", Budget({"macs": 300_000}))
+    before = {name: p.detach().clone() for name, p in found.model.named_parameters()}
+    config = TrainConfig(epochs=2, batch_size=64, learning_rate=1e-12)  # training itself changes nothing visible
+    train_baseline(found, task(), config, shrink=([2, 4], 0.5))
+    for name, parameter in found.model.named_parameters():
+        conv = parameter.dim() == 4
+        torch.testing.assert_close(parameter.detach(), before[name] * (0.25 if conv else 1.0), atol=1e-6, rtol=1e-4)

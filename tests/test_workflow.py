@@ -4,6 +4,7 @@ networks exported and benchmarked, the reports and the index written; and every 
 in its runtime."""
 import json
 import re
+from dataclasses import asdict
 from html.parser import HTMLParser
 
 import numpy as np
@@ -59,6 +60,7 @@ def test_both_networks_grow_within_their_budgets_and_default_budgets_are_the_ref
     assert mcu.budget.limits["flash_kb"] == pytest.approx(expected.flash_bytes / 1024)
     for deployment in result.deployments:
         summary = json.loads((deployment.run_dir / "summary.json").read_text())
+        assert summary == json.loads(json.dumps(asdict(deployment.grown)))
         assert summary["target"] == deployment.target.name
         assert all(0 < share <= 1 for share in summary["usage"].values())
         model, _ = load_checkpoint(deployment.run_dir / "checkpoint.pt")
@@ -157,9 +159,9 @@ def test_each_grown_network_is_compared_with_the_largest_uniform_network_at_equa
         assert Budget(deployment.budget.limits).violations(
             estimate(wider, torch.zeros(1, 1, 49, 10), deployment.target)), "a wider uniform network fits too"
         # the same training compute, to the optimizer step (this tiny set has few steps per epoch)
-        assert fair["mac_epochs"] == pytest.approx(grown["mac_epochs"], rel=0.15)
-        assert fair["epochs"] < grown["grown"]["epochs"]  # the grown run spent part of its run smaller
-        assert fair["test_difference"] == pytest.approx(grown["test_accuracy"] - fair["test_accuracy"])
+        assert fair["mac_epochs"] == pytest.approx(grown.mac_epochs, rel=0.15)
+        assert fair["epochs"] < grown.grown.epochs  # the grown run spent part of its run smaller
+        assert fair["test_difference"] == pytest.approx(grown.test_accuracy - fair["test_accuracy"])
     index = result.index.read_text()
     assert "Grown against the largest uniform network that fits" in index and "points" in index
 

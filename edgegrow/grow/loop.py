@@ -415,7 +415,8 @@ def _finish(run: _Run) -> GrowResult:
         validation_accuracy=outcome.validation_accuracy, numerical_faults=run.state.faults,
         growth_seconds=sum(row.growth_seconds for row in growth_rows),
         training_seconds=grown.training_seconds + (retrained.training_seconds if retrained else 0.0),
-        mac_epochs=outcome.mac_epochs, kept=kept, grown=grown, retrained=retrained)
+        mac_epochs=grown.mac_epochs + (retrained.mac_epochs if retrained else 0.0), kept=kept, grown=grown,
+        retrained=retrained)
     if usage < run.base_config.min_usage:
         run.log(f"note: the grown model uses {usage:.0%} of the {binding} budget (growth: {summary.stopped_by})")
     if run.folder is not None:

@@ -146,7 +146,7 @@ class Summary:
     numerical_faults: list
     growth_seconds: float
     training_seconds: float
-    mac_epochs: float  # training compute of the kept model's run (see EpochRow)
+    mac_epochs: float  # training compute of the whole run: growing, plus retraining if it retrained (EpochRow)
     kept: str = "grown"  # or "retrained"
     grown: Outcome | None = None
     retrained: Outcome | None = None
