@@ -109,6 +109,8 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
     budget = Budget(setting.budget)
     fair = largest_fitting_uniform(task, setting.target, budget)
     config = config_for(seed, method)
+    if kind != "grown":  # the overhead runs time growth alone
+        config = replace(config, retrain=False)
     started = time.perf_counter()
     if kind.startswith("grown"):
         seed_width = fair.width_multiplier / 2
@@ -245,7 +247,8 @@ def report(args) -> None:
                       "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
     overheads = [{"method": r["method"], "setting": r["setting"],
                   "growth_share": r["growth_seconds"] / r["wall_seconds"],
-                  "test_accuracy": r["summary"]["grown"]["test_accuracy"]}
+                  "test_accuracy": r["summary"]["grown"]["test_accuracy"], "widths": r["widths"],
+                  "depth": r["depth"]}
                  for r in rows if r["kind"].startswith("grown-")]
     print(f"{'setting':<12}{'uniform':>9}{'grown':>8}{'retrain':>9}  {'Δ epochs':>10}{'Δ compute':>11}"
           f"{'Δ retrain':>11}{'Δ u+shrink':>12}   usage grown/uniform   kept")
