@@ -1,11 +1,11 @@
 """int8 accuracy against float for exported KWS models, and what the calibration set size changes.
 
-For each trained DS-CNN of the grow-vs-baselines work folder (grown runs and uniformly scaled
-baselines; ``python bench/grow_vs_baselines.py train`` makes them), export float and int8 ONNX and
-TFLite through ``edgegrow.export.export_model`` — the same path as ``edgegrow export`` — with
-``--calibration`` training examples, then measure accuracy of every file in its runtime on the
-validation and test splits together (the test split alone is 305 clips of the default set: one
-clip is 0.33 points). TFLite Micro must agree with ai-edge-litert, which the export checks.
+For each trained DS-CNN of the grow-vs-uniform work folder (every host run's grown network and its
+architecture retrained; ``python bench/grow_vs_uniform.py run`` makes them), export float and int8
+ONNX and TFLite through ``edgegrow.export.export_model`` — the same path as ``edgegrow export`` —
+with ``--calibration`` training examples, then measure accuracy of every file in its runtime on the
+validation and test splits together of the large synthetic KWS set (bench/growth_data.py). TFLite
+Micro must agree with ai-edge-litert, which the export checks.
 
     python bench/export_int8_accuracy.py [--work DIR] [--calibration 300,1000] [--ranges min-max,moving-average]
         [--limit N]
@@ -30,7 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grow_vs_baselines import _done, _load  # noqa: E402
+from grown_models import DEFAULT_WORK, grown_models  # noqa: E402
+from growth_data import kws_folder  # noqa: E402
 
 from edgegrow.data.task_data import Split  # noqa: E402
 from edgegrow.export import (
@@ -44,25 +45,23 @@ RESULTS = Path(__file__).resolve().parent / "results" / "export_int8_accuracy.js
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgegrow" / "bench-grow"))
+    parser.add_argument("--work", default=str(DEFAULT_WORK))
     parser.add_argument("--calibration", default="300,1000", help="calibration set sizes to compare")
     parser.add_argument("--ranges", default="min-max,moving-average", help="TFLite int8 range statistics to compare")
     parser.add_argument("--limit", type=int, help="at most this many models")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
-    rows = [row for row in _done(work / "runs.jsonl").values() if row["target"] == "host"]
-    rows.sort(key=lambda row: (row["multiplier"], row["method"], row["seed"]))
-    rows = rows[:args.limit] if args.limit else rows
-    task = load_task("kws", progress=False).data
+    models = list(grown_models(work, "host"))
+    models = models[:args.limit] if args.limit else models
+    task = load_task("kws", kws_folder(), progress=False).data
     # accuracy on validation + test: export_model evaluates its "test" split, so give it both
     evaluation = Split(torch.cat([task.validation.inputs, task.test.inputs]),
                        torch.cat([task.validation.labels, task.test.labels]))
     task.test = evaluation
     settings = [(int(size), ranges) for ranges in args.ranges.split(",") for size in args.calibration.split(",")]
     results = []
-    for row in rows:
-        model = _load(row, task.num_classes, work)
+    for row, model in models:
         for size, ranges in settings:
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
@@ -72,8 +71,8 @@ def main() -> None:
                                         measure_host=False, log=lambda line: None)
                 micro = runtimes.open_tflm(exported.files["tflite-int8"].read_bytes())
             accuracy = exported.card["accuracy"]
-            entry = {"run": f"{row['target']}_{row['multiplier']}_{row['method']}_{row['seed']}",
-                     "method": row["method"], "multiplier": row["multiplier"], "calibration_examples": size,
+            entry = {"run": row["run"], "method": row["method"], "setting": row["setting"],
+                     "calibration_examples": size,
                      "ranges": ranges,
                      "examples": accuracy["examples"], "pytorch": accuracy["pytorch"], "onnx": accuracy["onnx"],
                      "onnx_int8": accuracy["onnx-int8"], "tflite": accuracy["tflite"],
@@ -98,7 +97,7 @@ def main() -> None:
         summary[key_name]["models"] = len(chosen)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"command": "python bench/export_int8_accuracy.py " + " ".join(sys.argv[1:]),
-                                   "evaluation": "validation + test splits of the default synthetic KWS set",
+                                   "evaluation": "validation + test splits of the large synthetic KWS set",
                                    "summary": summary, "models": results}, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
 

@@ -1,7 +1,7 @@
 """Predicted against measured cost of exported models: host latency, TFLite Micro arena, flash.
 
-For the host runs of the grow-vs-baselines work folder (grown by fast splitting and Firefly, and the
-uniformly scaled DS-CNN-S baselines; ``python bench/grow_vs_baselines.py train`` makes them), export
+For the host runs of the grow-vs-uniform work folder (each grown network and its architecture
+retrained; ``python bench/grow_vs_uniform.py run`` makes them), export
 ``model.onnx`` and ``model_int8.tflite`` with ``edgegrow.export.export_model`` and measure them with
 ``edgegrow.export.benchmark`` — the code behind ``edgegrow export`` and ``edgegrow bench``:
 
@@ -31,14 +31,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grow_vs_baselines import _done, _load  # noqa: E402
+from grown_models import DEFAULT_WORK, grown_models  # noqa: E402
+from growth_data import kws_folder  # noqa: E402
 
 from edgegrow.export import export_model  # noqa: E402
 from edgegrow.export.benchmark import benchmark  # noqa: E402
 from edgegrow.tasks import load_task  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "export_predicted_vs_measured.json"
-METHODS = ("baseline", "fast-split", "firefly")
+METHODS = ("grown", "retrained", "uniform")
 
 
 def _spread(values: list[float]) -> dict:
@@ -47,26 +48,24 @@ def _spread(values: list[float]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgegrow" / "bench-grow"))
+    parser.add_argument("--work", default=str(DEFAULT_WORK))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
-    rows = [row for row in _done(work / "runs.jsonl").values() if row["target"] == "host" and row["method"] in METHODS]
-    rows.sort(key=lambda row: (row["multiplier"], row["method"], row["seed"]))
-    task = load_task("kws", progress=False).data
+    task = load_task("kws", kws_folder(), progress=False).data
     exports = work / "exports"
     models = []
-    for row in rows:
-        name = f"{row['target']}_{row['multiplier']}_{row['method']}_{row['seed']}"
+    for row, model in grown_models(work, "host"):
+        name = row["run"]
         out = exports / name
         if not (out / "model_card.json").is_file():
-            export_model(_load(row, task.num_classes, work), task, out, formats="onnx,tflite-int8", family="ds-cnn",
+            export_model(model, task, out, formats="onnx,tflite-int8", family="ds-cnn",
                          task_kind="kws", force=True, measure_host=False, max_test_examples=64,
                          log=lambda line: None)
         card = json.loads((out / "model_card.json").read_text())
-        models.append({"run": name, "method": row["method"], "multiplier": row["multiplier"], "folder": out,
+        models.append({"run": name, "method": row["method"], "setting": row["setting"], "folder": out,
                        "card": card, "medians": [], "p10s": []})
         print(f"exported {name}", flush=True)
     for round_number in range(args.rounds):
@@ -84,7 +83,7 @@ def main() -> None:
         micro = card["targets"]["cortex-m4f-120mhz"]["predicted"]
         measured = min(model["medians"])
         fast = min(model["p10s"])
-        entry = {"run": model["run"], "method": model["method"], "multiplier": model["multiplier"],
+        entry = {"run": model["run"], "method": model["method"], "setting": model["setting"],
                  "depth": sum(count for op, count in card["files"]["onnx"]["ops"].items() if op in ("Conv", "Gemm")),
                  "host_predicted_ms": host["latency_ms"], "host_measured_ms": measured,
                  "host_round_medians_ms": model["medians"], "host_ratio": measured / host["latency_ms"],

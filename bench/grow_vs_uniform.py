@@ -46,7 +46,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from growth_data import fonts_folder, kws_folder  # noqa: E402
 
 from edgegrow.baseline import largest_fitting_uniform, train_baseline  # noqa: E402
+from edgegrow.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from edgegrow.grow import GrowConfig, grow, growth_events  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.tasks import Task  # noqa: E402
@@ -100,6 +101,12 @@ def config_for(seed: int, method: str) -> GrowConfig:
     return GrowConfig(method=method, epochs=EPOCHS, seed=seed, retrain=True)
 
 
+def set_epochs(epochs: int) -> None:
+    """A quick look at fewer epochs (the recorded results are at ``EPOCHS``)."""
+    global EPOCHS
+    EPOCHS = epochs
+
+
 def result_path(work: Path, setting: str, seed: int, kind: str) -> Path:
     return work / f"{setting}-{seed}-{kind}.json"
 
@@ -136,6 +143,9 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
             shrink_steps = [event.step for event in growth_events(config, steps_per_epoch)]
         trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs,
                                  shrink=(shrink_steps, config.shrink))
+        seed_options = {**task.seed_options, "width_multiplier": fair.width_multiplier}
+        save_checkpoint(work / f"{setting.name}-{seed}-{kind}.pt", fair.model,
+                        Checkpoint(task.family, seed_options, [], {"kind": kind}))
         row = {"kind": kind, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
                "mac_epochs": trained.mac_epochs, "validation_accuracy": trained.validation_accuracy,
                "test_accuracy": trained.test_accuracy, "usage": fair.usage,
@@ -167,7 +177,8 @@ def run_all(args) -> None:
         pairs = sorted({(name, seed) for name, seed, _ in plan(args)}, key=lambda p: (p[0].startswith("image"), p))
         queues = [pairs[job::args.jobs] for job in range(args.jobs)]
         processes = [subprocess.Popen([sys.executable, __file__, "run", "--work", str(work), "--jobs", "1",
-                                       "--method", args.method, "--pairs", *[f"{n}@{s}" for n, s in queue]])
+                                       "--epochs", str(args.epochs), "--method", args.method,
+                                       "--pairs", *[f"{n}@{s}" for n, s in queue]])
                      for queue in queues if queue]
         for process in processes:
             process.wait()
@@ -312,9 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1 thread each)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every run (default {EPOCHS})")
     parser.add_argument("--out", default="bench/results/grow_vs_uniform.json")
     parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
     args = parser.parse_args(argv)
+    set_epochs(args.epochs)
     {"run": run_all, "overhead": overhead, "report": report}[args.phase](args)
     return 0
 
