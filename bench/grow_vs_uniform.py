@@ -53,6 +53,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from growth_data import fonts_folder, kws_folder  # noqa: E402
+from provenance import commit  # noqa: E402
 
 from edgegrow.baseline import largest_fitting_uniform, train_baseline  # noqa: E402
 from edgegrow.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
@@ -152,7 +153,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
                "predicted": {"latency_ms": fair.report.latency_ms, "macs": fair.report.macs,
                              "sram_kb": fair.report.sram_bytes / 1024, "flash_kb": fair.report.flash_bytes / 1024},
                "wall_seconds": time.perf_counter() - started}
-    row.update(setting=setting.name, seed=seed, torch_threads=torch.get_num_threads())
+    row.update(setting=setting.name, seed=seed, torch_threads=torch.get_num_threads(), commit=commit())
     path.write_text(json.dumps(row, indent=1))
     accuracy = row.get("test_accuracy", row.get("summary", {}).get("test_accuracy"))
     print(f"{setting.name} seed {seed} {kind}: test {accuracy:.1%}, {row['wall_seconds']:.0f} s", flush=True)
@@ -272,7 +273,9 @@ def report(args) -> None:
     for o in overheads:
         print(f"overhead {o['method']} on {o['setting']}: {o['growth_share']:.1%} of wall time choosing growth")
     out = Path(args.out)
-    out.write_text(json.dumps({"benchmark": "grow_vs_uniform", "torch": torch.__version__, "epochs": EPOCHS,
+    out.write_text(json.dumps({"benchmark": "grow_vs_uniform", "commit": commit(),
+                               "runs_made_at": sorted({str(r.get("commit")) for r in rows}),
+                               "torch": torch.__version__, "epochs": EPOCHS,
                                "config": config_for(0, args.method).to_dict(),
                                "settings": {n: asdict(s) for n, s in SETTINGS.items()}, "table": table,
                                "overhead": overheads}, indent=1) + "\n")

@@ -42,6 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from growth_data import kws_folder  # noqa: E402
+from provenance import commit  # noqa: E402
 
 from cost_models import count_macs  # noqa: E402
 from edgegrow.data.speech_commands import load_speech_commands  # noqa: E402
@@ -146,7 +147,7 @@ def run_one(name: str, seed: int, work: Path, task) -> dict:
     row = {"variant": name, "seed": seed, "epochs": epochs, "mac_epochs": mac_epochs,
            "validation_accuracy": evaluate(model, task.validation, task.class_names).accuracy,
            "test_accuracy": evaluate(model, task.test, task.class_names).accuracy,
-           "seconds": time.perf_counter() - started, "torch_threads": torch.get_num_threads()}
+           "seconds": time.perf_counter() - started, "torch_threads": torch.get_num_threads(), "commit": commit()}
     (work / f"{name}-{seed}.json").write_text(json.dumps(row, indent=1))
     print(f"{name} seed {seed}: validation {row['validation_accuracy']:.1%}, test {row['test_accuracy']:.1%}, "
           f"{mac_epochs / 1e6:.1f} M MAC-epochs, {row['seconds']:.0f} s", flush=True)
@@ -217,7 +218,9 @@ def report(args) -> None:
               f"{'':<10}{100 * t['validation_median']:>10.1f}{minus:>11}{t['epochs']:>8.1f}"
               f"{t['mac_epochs_median'] / 1e6:>11.1f}M")
     out = Path(args.out)
-    out.write_text(json.dumps({"benchmark": "growth_ablation", "torch": torch.__version__, "epochs": EPOCHS,
+    out.write_text(json.dumps({"benchmark": "growth_ablation", "commit": commit(),
+                               "runs_made_at": sorted({str(r.get("commit")) for r in rows}),
+                               "torch": torch.__version__, "epochs": EPOCHS,
                                "seed_width": SEED_WIDTH, "final_width": FINAL_WIDTH, "base": BASE.to_dict(),
                                "variants": VARIANTS, "table": table, "runs": rows}, indent=1) + "\n")
     print(f"wrote {out}")

@@ -133,7 +133,7 @@ class _Run:
         self.state = _State(settings=config.to_dict())
         self.events: list[GrowthEvent] = []
         self.grown_model: nn.Module | None = None
-        self.training = self._training(model, self.state.phase)
+        self.training = self._training(model)
         self.before_growth: _Snapshot | None = None
         self.last_epoch: _Snapshot | None = None
         self._segment = (0, 0)  # (samples_seen, mac_epochs) where the current constant-MACs stretch began
@@ -147,7 +147,7 @@ class _Run:
     def model(self) -> nn.Module:
         return self.training.model
 
-    def _training(self, model: nn.Module, phase: str) -> Training:
+    def _training(self, model: nn.Module) -> Training:
         config = self.base_config.train_config()
         optimizer = make_optimizer(model, config)
         for group in optimizer.param_groups:
@@ -163,7 +163,7 @@ class _Run:
     def restore(self, snapshot: _Snapshot) -> None:
         model = copy.deepcopy(snapshot.model)
         self.state = copy.deepcopy(snapshot.state)
-        self.training = self._training(model, self.state.phase)
+        self.training = self._training(model)
         self.training.load_state_dict(copy.deepcopy(snapshot.training))
         self._start_segment()
 
@@ -206,11 +206,9 @@ class _Run:
         self.state.mac_epochs = self._mac_epochs_now()
         self._start_segment()
         report = self.costs.report(self.model)
-        self.state.log.rows.append(EpochRow(self.state.phase, record.epoch, self.training.step, record.train_loss,
-                                            record.train_accuracy, record.validation_loss,
-                                            record.validation_accuracy, record.learning_rate, record.samples_seen,
-                                            record.seconds, report.macs, self.state.mac_epochs,
-                                            predicted_costs(report)))
+        self.state.log.rows.append(EpochRow(**asdict(record), phase=self.state.phase, step=self.training.step,
+                                            macs=report.macs, mac_epochs=self.state.mac_epochs,
+                                            predicted=predicted_costs(report)))
         accuracy = "n/a" if record.validation_accuracy is None else f"{record.validation_accuracy:.1%}"
         self.log(f"  {self.state.phase} epoch {record.epoch}/{self.training.config.epochs}: train loss "
                  f"{record.train_loss:.4f}, validation {accuracy}, lr {record.learning_rate:.3g}")
@@ -329,7 +327,7 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
         _save_model(run, files.GROWN, "grown")
         if config.retrain:
             run.state.phase = "retrain"
-            run.training = run._training(_fresh(run), "retrain")
+            run.training = run._training(_fresh(run))
             run.last_epoch = run.before_growth = None
             run.state.mac_epochs = 0.0
             run._start_segment()

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..atomic import write_atomically
+from ..training import EpochRecord
 
 FORMAT = "edgegrow-run/2"
 RUN, LOG, SUMMARY = "run.json", "log.jsonl", "summary.json"
@@ -42,21 +43,14 @@ def _from_dict(cls, values: dict, where: str):
 
 
 @dataclass
-class EpochRow:
-    """One finished epoch. ``phase``: ``grow`` (the run with growth inside it) or ``retrain`` (the found
-    architecture from scratch). ``macs``: the model's MACs per example at the epoch's end; ``mac_epochs``:
-    the run's training compute so far, Σ over optimizer steps of MACs × examples / training-set size."""
+class EpochRow(EpochRecord):
+    """One finished epoch (the training's ``EpochRecord``) of a phase: ``grow`` (the run with growth
+    inside it) or ``retrain`` (the found architecture from scratch); ``step``: optimizer steps done;
+    ``macs``: the model's MACs per example at the epoch's end; ``mac_epochs``: the run's training
+    compute so far, Σ over optimizer steps of MACs × examples / training-set size."""
 
     phase: str
-    epoch: int
     step: int
-    train_loss: float
-    train_accuracy: float
-    validation_loss: float | None
-    validation_accuracy: float | None
-    learning_rate: float
-    samples_seen: int
-    seconds: float
     macs: int
     mac_epochs: float
     predicted: dict = field(default_factory=dict)  # the model's cost at the epoch's end, PREDICTED_METRICS

@@ -33,13 +33,19 @@ def _reindex(value, old: nn.Parameter, dim: int, sources: list[int], fill_mean: 
     return result
 
 
+def check_newborn_states(optimizer: torch.optim.Optimizer) -> None:
+    """ValueError for a param group whose ``newborn_state`` is not one of NEWBORN_STATES (checked
+    before an edit touches the model)."""
+    for group in optimizer.param_groups:
+        state = group.get("newborn_state", "zero")
+        if state not in NEWBORN_STATES:
+            raise ValueError(f"unknown newborn_state {state!r}; choose {', '.join(NEWBORN_STATES)}")
+
+
 def _newborn_state(optimizer: torch.optim.Optimizer, parameter: nn.Parameter) -> str:
     for group in optimizer.param_groups:
         if any(p is parameter for p in group["params"]):
-            state = group.get("newborn_state", "zero")
-            if state not in NEWBORN_STATES:
-                raise ValueError(f"unknown newborn_state {state!r}; choose {', '.join(NEWBORN_STATES)}")
-            return state
+            return group.get("newborn_state", "zero")
     return "zero"
 
 

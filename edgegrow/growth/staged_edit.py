@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .channel_groups import ChannelGroup, Slot, structure_fingerprint
-from .optimizer_state import replace_parameters
+from .optimizer_state import check_newborn_states, replace_parameters
 
 
 @dataclass
@@ -145,6 +145,8 @@ class StagedEdit:
 
     def commit(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Compute every new tensor, then install them, fix layer attributes, remap optimizer state."""
+        if optimizer is not None:
+            check_newborn_states(optimizer)
         new_tensors = {}
         with torch.no_grad():
             for (layer, name), (dim, edit) in self.edits.items():

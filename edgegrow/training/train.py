@@ -112,7 +112,7 @@ def learning_rate_factor(config: TrainConfig, progress: float, warmup: float | N
     warm-up's share of the run (default ``warmup_epochs / epochs``)."""
     warmup = config.warmup_epochs / config.epochs if warmup is None else warmup
     if warmup > 0 and progress < warmup:
-        return (progress + 1e-3) / warmup
+        return min(1.0, (progress + 1e-3) / warmup)
     if config.schedule == "constant":
         return 1.0
     if config.schedule == "step":

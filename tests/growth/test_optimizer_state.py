@@ -67,3 +67,41 @@ def test_deepen_registers_new_parameters_with_empty_state():
     torch.nn.functional.cross_entropy(model.train()(x), y).backward()
     optimizer.step()
     assert any(not torch.equal(a, b) for a, b in zip(before, new_parameters))
+
+
+def test_newborn_second_moments_at_the_tensors_mean_when_the_group_asks():
+    model, optimizer, x, y = trained_one_step(torch.optim.Adam, lr=0.001)
+    for group in optimizer.param_groups:
+        group["newborn_state"] = "mean"
+    group = growable_groups(find_channel_groups(model, x))[1]
+    producer = model.get_submodule("features.1.1.0")
+    old = state_of(optimizer, producer.weight)
+    add_neurons(model, group, 3, optimizer=optimizer)
+    new = optimizer.state[producer.weight]
+    torch.testing.assert_close(new["exp_avg_sq"][:8], old["exp_avg_sq"])
+    torch.testing.assert_close(new["exp_avg_sq"][8:], torch.full_like(new["exp_avg_sq"][8:],
+                                                                      old["exp_avg_sq"].mean().item()))
+    assert torch.count_nonzero(new["exp_avg"][8:]) == 0  # first moments of newborn entries still start at zero
+    for group in optimizer.param_groups:
+        group["newborn_state"] = "random"
+    before = {name: p.clone() for name, p in model.state_dict().items()}
+    with pytest.raises(ValueError, match="unknown newborn_state 'random'"):
+        add_neurons(model, growable_groups(find_channel_groups(model, x))[1], 1, optimizer=optimizer)
+    assert {name: p.shape for name, p in model.state_dict().items()} == {n: p.shape for n, p in before.items()}
+
+
+def test_after_deepening_the_optimizer_lists_parameters_as_the_model_does():
+    from edgegrow.growth.optimizer_state import match_parameter_order
+
+    model, optimizer, x, y = trained_one_step(torch.optim.Adam, lr=0.01)
+    deepen(model, "features.2", x, kind="ds-block", optimizer=optimizer)
+    assert [id(p) for p in optimizer.param_groups[0]["params"]] != [id(p) for p in model.parameters()]
+    match_parameter_order(optimizer, model)
+    assert [id(p) for p in optimizer.param_groups[0]["params"]] == [id(p) for p in model.parameters()]
+    optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    fresh = torch.optim.Adam(model.parameters(), lr=0.01)  # as a resumed run builds it
+    fresh.load_state_dict(optimizer.state_dict())
+    for parameter in model.parameters():
+        torch.testing.assert_close(fresh.state[parameter]["exp_avg_sq"], optimizer.state[parameter]["exp_avg_sq"])
