@@ -98,14 +98,18 @@ def load(setting: Setting) -> Task:
     return Task(data, "mobilenet-v2", options, {"task": "image", "data": str(fonts_folder()), "family": "mobilenet-v2"})
 
 
+SHRINK = GrowConfig().shrink
+
+
 def config_for(seed: int, method: str) -> GrowConfig:
-    return GrowConfig(method=method, epochs=EPOCHS, seed=seed, retrain=True)
+    return GrowConfig(method=method, epochs=EPOCHS, seed=seed, retrain=True, shrink=SHRINK)
 
 
-def set_epochs(epochs: int) -> None:
-    """A quick look at fewer epochs (the recorded results are at ``EPOCHS``)."""
-    global EPOCHS
-    EPOCHS = epochs
+def set_epochs(epochs: int, shrink: float = GrowConfig().shrink) -> None:
+    """A quick look at fewer epochs, or another ``--shrink`` (the recorded results are at ``EPOCHS``
+    and the default shrink; use another --work folder for another shrink)."""
+    global EPOCHS, SHRINK
+    EPOCHS, SHRINK = epochs, shrink
 
 
 def result_path(work: Path, setting: str, seed: int, kind: str) -> Path:
@@ -179,6 +183,7 @@ def run_all(args) -> None:
         queues = [pairs[job::args.jobs] for job in range(args.jobs)]
         processes = [subprocess.Popen([sys.executable, __file__, "run", "--work", str(work), "--jobs", "1",
                                        "--epochs", str(args.epochs), "--method", args.method,
+                                       "--shrink", str(args.shrink),
                                        "--pairs", *[f"{n}@{s}" for n, s in queue]])
                      for queue in queues if queue]
         for process in processes:
@@ -327,10 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1 thread each)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every run (default {EPOCHS})")
+    parser.add_argument("--shrink", type=float, default=GrowConfig().shrink,
+                        help="GrowConfig.shrink of the grown runs and the shrink control (default "
+                             f"{GrowConfig().shrink}; results go in --work, so give each shrink its own)")
     parser.add_argument("--out", default="bench/results/grow_vs_uniform.json")
     parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
     args = parser.parse_args(argv)
-    set_epochs(args.epochs)
+    set_epochs(args.epochs, args.shrink)
     {"run": run_all, "overhead": overhead, "report": report}[args.phase](args)
     return 0
 
