@@ -98,14 +98,14 @@ def load(setting: Setting) -> Task:
     return Task(data, "mobilenet-v2", options, {"task": "image", "data": str(fonts_folder()), "family": "mobilenet-v2"})
 
 
-SHRINK = GrowConfig().shrink
+SHRINK = GrowConfig.shrink  # the dataclass default
 
 
 def config_for(seed: int, method: str) -> GrowConfig:
     return GrowConfig(method=method, epochs=EPOCHS, seed=seed, retrain=True, shrink=SHRINK)
 
 
-def set_epochs(epochs: int, shrink: float = GrowConfig().shrink) -> None:
+def set_run_settings(epochs: int, shrink: float) -> None:
     """A quick look at fewer epochs, or another ``--shrink`` (the recorded results are at ``EPOCHS``
     and the default shrink; use another --work folder for another shrink)."""
     global EPOCHS, SHRINK
@@ -332,13 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1 thread each)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every run (default {EPOCHS})")
-    parser.add_argument("--shrink", type=float, default=GrowConfig().shrink,
-                        help="GrowConfig.shrink of the grown runs and the shrink control (default "
-                             f"{GrowConfig().shrink}; results go in --work, so give each shrink its own)")
+    parser.add_argument("--shrink", type=float, default=GrowConfig.shrink,
+                        help="GrowConfig.shrink of the grown runs and the shrink control "
+                             f"(default {GrowConfig.shrink}; results go in --work, so give each shrink its own)")
     parser.add_argument("--out", default="bench/results/grow_vs_uniform.json")
     parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
     args = parser.parse_args(argv)
-    set_epochs(args.epochs, args.shrink)
+    set_run_settings(args.epochs, args.shrink)
     {"run": run_all, "overhead": overhead, "report": report}[args.phase](args)
     return 0
 
