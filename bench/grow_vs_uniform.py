@@ -98,16 +98,16 @@ def load(setting: Setting) -> Task:
     return Task(data, "mobilenet-v2", options, {"task": "image", "data": str(fonts_folder()), "family": "mobilenet-v2"})
 
 
-SHRINK = GrowConfig.shrink  # the dataclass default
+SHRINK = GrowConfig.shrink  # the dataclass default: None, the family's (GrowConfig.for_family)
 
 
 def config_for(seed: int, method: str) -> GrowConfig:
     return GrowConfig(method=method, epochs=EPOCHS, seed=seed, retrain=True, shrink=SHRINK)
 
 
-def set_run_settings(epochs: int, shrink: float) -> None:
+def set_run_settings(epochs: int, shrink: float | None) -> None:
     """A quick look at fewer epochs, or another ``--shrink`` (the recorded results are at ``EPOCHS``
-    and the default shrink; use another --work folder for another shrink)."""
+    and each family's shrink; use another --work folder for another shrink)."""
     global EPOCHS, SHRINK
     EPOCHS, SHRINK = epochs, shrink
 
@@ -119,8 +119,9 @@ def result_path(work: Path, setting: str, seed: int, kind: str) -> Path:
 def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, method: str) -> dict:
     path = result_path(work, setting.name, seed, kind)
     budget = Budget(setting.budget)
+    torch.manual_seed(seed)  # the uniform network's initial weights are drawn here: from the seed, not the process
     fair = largest_fitting_uniform(task, setting.target, budget)
-    config = config_for(seed, method)
+    config = config_for(seed, method).for_family(task.family)
     if kind != "grown":  # the overhead runs time growth alone
         config = replace(config, retrain=False)
     started = time.perf_counter()
@@ -133,7 +134,8 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
         result = grow(grown_task.seed(), task.data, setting.target, budget, config, run_dir, family=task.family,
                       seed_options=grown_task.seed_options, log=lambda line: None, task_source=task.source)
         summary = result.summary
-        row = {"kind": kind, "method": config.method, "seed_width": seed_width, "summary": asdict(summary),
+        row = {"kind": kind, "method": config.method, "shrink": config.shrink, "seed_width": seed_width,
+               "summary": asdict(summary),
                "predicted": summary.predicted, "usage": summary.usage, "widths": summary.widths,
                "depth": summary.depth, "growth_seconds": summary.growth_seconds,
                "wall_seconds": time.perf_counter() - started}
@@ -143,6 +145,12 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
         if kind == "uniform-compute":
             grown = json.loads(result_path(work, setting.name, seed, "grown").read_text())
             mac_epochs = grown["summary"]["grown"]["mac_epochs"]
+        if kind == "uniform-shrink" and config.shrink == 1.0:  # the control is the uniform run itself
+            row = {**json.loads(result_path(work, setting.name, seed, "uniform").read_text()), "kind": kind,
+                   "same_as": "uniform (shrink 1)"}
+            path.write_text(json.dumps(row, indent=1))
+            print(f"{setting.name} seed {seed} {kind}: shrink 1, the uniform run", flush=True)
+            return row
         if kind == "uniform-shrink":
             steps_per_epoch = math.ceil(len(task.data.train) / config.batch_size)
             shrink_steps = [event.step for event in growth_events(config, steps_per_epoch)]
@@ -183,7 +191,7 @@ def run_all(args) -> None:
         queues = [pairs[job::args.jobs] for job in range(args.jobs)]
         processes = [subprocess.Popen([sys.executable, __file__, "run", "--work", str(work), "--jobs", "1",
                                        "--epochs", str(args.epochs), "--method", args.method,
-                                       "--shrink", str(args.shrink),
+                                       *(["--shrink", str(args.shrink)] if args.shrink is not None else []),
                                        "--pairs", *[f"{n}@{s}" for n, s in queue]])
                      for queue in queues if queue]
         for process in processes:
@@ -261,6 +269,7 @@ def report(args) -> None:
                           "uniform_compute_epochs")},
                       **{f"{key}_range": spread(key)
                          for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink")},
+                      "shrink": sorted({runs[(name, seed, "grown")].get("shrink") for seed in seeds}, key=str),
                       "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
     overheads = [{"method": r["method"], "setting": r["setting"],
                   "growth_share": r["growth_seconds"] / r["wall_seconds"],
@@ -333,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every run (default {EPOCHS})")
     parser.add_argument("--shrink", type=float, default=GrowConfig.shrink,
-                        help="GrowConfig.shrink of the grown runs and the shrink control "
-                             f"(default {GrowConfig.shrink}; results go in --work, so give each shrink its own)")
+                        help="GrowConfig.shrink of the grown runs and the shrink control (default: each family's, "
+                             "0.5 for DS-CNN, 1 for MobileNetV2; results go in --work, so give each shrink its own)")
     parser.add_argument("--out", default="bench/results/grow_vs_uniform.json")
     parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
     args = parser.parse_args(argv)

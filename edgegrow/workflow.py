@@ -310,9 +310,9 @@ def train_fair_baseline(loaded: Task, deployment: Deployment, config: WorkflowCo
     """The largest uniform network that fits the deployment's budget, trained with the grow run's schedule and
     training compute (its MAC-epochs: growing, and retraining when it retrained), against the network the run
     kept: the differences are kept minus baseline."""
+    torch.manual_seed(config.seed)  # before the network is built, so its initial weights come from the seed
     fair = largest_fitting_uniform(loaded, deployment.target, deployment.budget)
     grown = deployment.grown
-    torch.manual_seed(config.seed)
     started = time.perf_counter()
     trained = train_baseline(fair, loaded, config.grow.train_config(), mac_epochs=grown.mac_epochs, progress=progress)
     example = torch.zeros(1, *loaded.data.input_shape)

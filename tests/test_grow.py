@@ -193,6 +193,30 @@ def test_a_seed_of_a_given_width_grows_and_its_checkpoint_rebuilds(tmp_path):
         task.with_seed_width(-1)
 
 
+def test_shrink_left_unset_is_the_familys_measured_value():
+    assert GrowConfig().shrink is None
+    assert GrowConfig().for_family("ds-cnn").shrink == 0.5  # models/shapes/ds_cnn.json "growth"
+    assert GrowConfig().for_family("mobilenet-v2").shrink == 1.0  # no measured value: off
+    assert GrowConfig().for_family("custom").shrink == 1.0
+    assert GrowConfig(shrink=0.7).for_family("ds-cnn").shrink == 0.7  # a given value is kept
+
+
+def test_a_run_shrinks_by_its_familys_value_and_records_it(tmp_path, monkeypatch):
+    import edgegrow.grow.growth_step as growth_step
+
+    factors = []
+    original = growth_step.shrink_convolutions
+    monkeypatch.setattr(growth_step, "shrink_convolutions", lambda model, f: (factors.append(f), original(model, f)))
+    run(tmp_path, name="zoo")
+    zoo = json.loads((tmp_path / "zoo" / "run.json").read_text())["config"]["shrink"]
+    zoo_factors, factors[:] = list(factors), []
+    grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**TINY), tmp_path / "own",
+         log=lambda line: None)  # a network of your own
+    own = json.loads((tmp_path / "own" / "run.json").read_text())["config"]["shrink"]
+    assert zoo == 0.5 and zoo_factors and set(zoo_factors) == {0.5}
+    assert own == 1.0 and factors and set(factors) == {1.0}
+
+
 def test_a_registered_method_is_used_by_name(tmp_path):
     class FirstGroupOnly:
         name = "first-group-only"

@@ -12,6 +12,8 @@ from ..training.train import OPTIMIZERS, SCHEDULES
 METHOD_ALIASES = {"random": "random-split"}
 NEWBORN_STATES = ("zero", "mean")
 NEW_UNITS = ("fresh", "method")
+# The value of a setting left None when its family has measured none (GrowConfig.for_family).
+FALLBACKS = {"shrink": 1.0}
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,12 @@ class GrowConfig:
     hundreds of steps) or ``mean`` (the second moment of the tensor's existing entries, first moment
     zero, so a newborn entry steps like its neighbours); ``shrink`` multiplies every existing
     convolution's weights at each event (θ ← shrink·θ; 1 keeps them): behind a BatchNorm a
-    convolution computes the same function at any scale, but its effective learning rate grows as
-    its norm shrinks, so old units re-learn alongside the new ones (shrink-and-perturb without the
-    perturbation).
+    convolution computes nearly the same function at any scale, but its effective learning rate
+    grows as its norm shrinks, so old units re-learn alongside the new ones (shrink-and-perturb
+    without the perturbation). ``None`` (the default) takes the family's measured value, the
+    ``growth`` entry of edgegrow/models/shapes/FAMILY.json (0.5 for DS-CNN), and 1 for families
+    without one and for networks of your own: four halvings raise the effective learning rate
+    about 16×, which helped DS-CNN and made MobileNetV2's training unstable.
 
     Method settings: ``score_batches`` training batches score the candidates; ``epsilon`` is the
     split perturbation relative to a neuron's fan-in norm; ``firefly_epsilon`` Firefly's ε-ball radius
@@ -72,7 +77,7 @@ class GrowConfig:
     # how new units start
     new_units: str = "fresh"
     newborn_state: str = "mean"
-    shrink: float = 0.5
+    shrink: float | None = None  # None: the family's (see for_family)
     # the method's own settings
     score_batches: int = 4
     epsilon: float = 0.1
@@ -107,7 +112,8 @@ class GrowConfig:
             check_finite(name, getattr(self, name), above=0)
         check_finite("weight_decay", self.weight_decay, at_least=0)
         check_finite("firefly_new_fraction", self.firefly_new_fraction, at_least=0)
-        check_share("shrink", self.shrink)
+        if self.shrink is not None:
+            check_share("shrink", self.shrink)
         check_share("growth_start", self.growth_start, allow_zero=True)
         check_share("growth_end", self.growth_end, allow_zero=True)
         if self.growth_start > self.growth_end:
@@ -123,6 +129,15 @@ class GrowConfig:
                         firefly_steps=10)
         settings.update(overrides)
         return cls(**settings)
+
+    def for_family(self, family: str) -> GrowConfig:
+        """These settings with every ``None`` filled in for ``family`` (``family_growth_settings``;
+        ``shrink`` 1 where the family has no measured value): what a run of that family uses."""
+        from ..models import family_growth_settings
+
+        measured = family_growth_settings(family)
+        unset = {name: measured.get(name, FALLBACKS[name]) for name in FALLBACKS if getattr(self, name) is None}
+        return replace(self, **unset) if unset else self
 
     def train_config(self, seed_offset: int = 0) -> TrainConfig:
         """The one schedule of the run (``seed_offset`` separates a retraining's random draws)."""

@@ -307,6 +307,7 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     target = load_target(target) if isinstance(target, str) else target
     if family is None:
         family, seed_options = CUSTOM_FAMILY, {"input_shape": list(task.input_shape), **(seed_options or {})}
+    config = config.for_family(family)  # the family's measured settings where config leaves them None
     folder = RunFolder(out_dir) if out_dir is not None else None
     run = _Run(model, task, target, budget, config, folder, family, seed_options or {}, log, progress,
                task_source or {})

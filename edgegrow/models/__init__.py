@@ -14,6 +14,7 @@ from torch import nn
 from .ds_cnn import DSCNN, ds_cnn, ds_cnn_seed
 from .mobilenet_v1 import MobileNetV1, mobilenet_v1, mobilenet_v1_seed
 from .mobilenet_v2 import InvertedResidual, MobileNetV2, mobilenet_v2, mobilenet_v2_seed
+from .layers import load_shapes
 from .resnet8 import ResidualBlock, ResNet8, resnet8, resnet8_seed
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -46,6 +47,17 @@ def build_seed(name: str, **options) -> nn.Module:
     return _lookup(SEEDS, name)(**options)
 
 
+def family_growth_settings(name: str) -> dict:
+    """The ``GrowConfig`` settings measured for a family (the ``growth`` entry of its shape table,
+    edgegrow/models/shapes/NAME.json, without its ``about``); empty for a family without one and for
+    a name outside the zoo (a network of your own)."""
+    if name not in MODELS:
+        return {}
+    settings = dict(load_shapes(name.replace("-", "_")).get("growth", {}))
+    settings.pop("about", None)
+    return settings
+
+
 def example_input(model: nn.Module, batch_size: int = 1) -> torch.Tensor:
     """A random input of the shape the model was built for (needs ``model.input_shape``)."""
     shape = getattr(model, "input_shape", None)
@@ -58,6 +70,6 @@ def example_input(model: nn.Module, batch_size: int = 1) -> torch.Tensor:
 
 __all__ = [
     "DSCNN", "InvertedResidual", "MODELS", "MobileNetV1", "MobileNetV2", "ResNet8", "ResidualBlock",
-    "SEEDS", "build_model", "build_seed", "ds_cnn", "ds_cnn_seed", "example_input", "mobilenet_v1",
+    "SEEDS", "build_model", "build_seed", "ds_cnn", "ds_cnn_seed", "example_input", "family_growth_settings", "mobilenet_v1",
     "mobilenet_v1_seed", "mobilenet_v2", "mobilenet_v2_seed", "resnet8", "resnet8_seed",
 ]
