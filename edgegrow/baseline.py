@@ -53,10 +53,11 @@ def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget, *,
     reports: dict[tuple, tuple[float, nn.Module, CostReport]] = {}
 
     def fits(multiplier: float) -> bool:
-        model = task.uniform(multiplier)
+        with torch.device("meta"):  # shapes alone: no memory and no initialisation, the same predicted cost
+            model = task.uniform(multiplier)
         key = _architecture(model)
         if key not in reports:
-            reports[key] = (multiplier, model, estimate(model.eval(), example, target))
+            reports[key] = (multiplier, model, estimate(model.eval(), example.to("meta"), target))
         return not budget.violations(reports[key][2])
 
     grid = [LOWEST * (HIGHEST / LOWEST) ** (i / (GRID - 1)) for i in range(GRID)]
@@ -75,7 +76,7 @@ def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget, *,
         candidate = low * (1 + 0.02 * step)
         if candidate <= HIGHEST and fits(candidate):
             best = candidate
-    model = task.uniform(best)
+    model = task.uniform(best)  # the one network built with weights
     multiplier, _, report = reports[_architecture(model)]
     return UniformBaseline(best, model, report, budget.usage(report))
 
