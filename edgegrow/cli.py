@@ -73,8 +73,8 @@ def _add_training_arguments(parser) -> None:
     group.add_argument("--growth-every", type=float, metavar="EPOCHS",
                        help=f"epochs between growth events, fractions allowed (default {defaults.growth_every:g})")
     group.add_argument("--shrink", type=float, metavar="FACTOR",
-                       help="scale old convolutions by this at each event (1: off; default: the family's, 0.5 for DS-CNN, "
-                            "1 for the others)")
+                       help="scale old convolutions by this at each event (1: off; default: the family's, "
+                            "0.5 for DS-CNN, 1 for the others)")
     group.add_argument("--new-units", choices=("fresh", "method"),
                        help=f"how new units start: fresh (default fan-in, zero fan-out) or as the method proposes "
                             f"(split twins) (default {defaults.new_units})")

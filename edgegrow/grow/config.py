@@ -49,7 +49,8 @@ class GrowConfig:
     Method settings: ``score_batches`` training batches score the candidates; ``epsilon`` is the
     split perturbation relative to a neuron's fan-in norm; ``firefly_epsilon`` Firefly's ε-ball radius
     (weight units); ``fast_steps`` the fast eigen-solver's steps; ``weight_bound`` Σ|ω| of signed
-    splitting; ``firefly_*`` Firefly's direction training and candidate counts. A NaN retry quarters
+    splitting; ``firefly_*`` Firefly's direction training and candidate counts; ``tiny_neurons``
+    TINY's new neurons per group and event (at most the rank of its bottleneck). A NaN retry quarters
     both ε.
 
     ``retrain``: after growing, train the found architecture from freshly initialised weights with the
@@ -87,6 +88,7 @@ class GrowConfig:
     firefly_steps: int = 30
     firefly_new_fraction: float = 0.5
     firefly_layers: bool = True
+    tiny_neurons: int = 16
     retrain: bool = False
     seed: int = 0
 
@@ -97,7 +99,7 @@ class GrowConfig:
         if method not in METHODS:
             raise ValueError(f"unknown growth method {self.method!r}; choose one of {', '.join(METHODS)}")
         object.__setattr__(self, "method", method)
-        for name in ("epochs", "batch_size", "score_batches", "fast_steps"):
+        for name in ("epochs", "batch_size", "score_batches", "fast_steps", "tiny_neurons"):
             check_positive_integer(name, getattr(self, name))
         check_positive_integer("firefly_steps", self.firefly_steps, allow_zero=True)
         if self.optimizer not in OPTIMIZERS:

@@ -92,6 +92,20 @@ class Random:
                                  generator=context.generator)
 
 
+@dataclass(frozen=True)
+class Tiny:
+    """TINY: new neurons from the expressivity bottleneck of the groups with a pointwise path
+    (``edgegrow.growth.tiny``), up to ``GrowConfig.tiny_neurons`` per group."""
+
+    name: str = "tiny"
+
+    def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
+        from ..growth.tiny import tiny_candidates
+
+        return tiny_candidates(model, context.example_input, context.batches, context.loss_fn,
+                               count=context.config.tiny_neurons)
+
+
 _REGISTRY: dict[str, GrowthMethod] = {}
 
 
@@ -112,5 +126,5 @@ def growth_method(name: str) -> GrowthMethod:
 
 METHODS: list[str] = []
 for _method in (Splitting("split"), Splitting("fast-split"), Splitting("signed-split"), Firefly(),
-                Random("random-split"), Random("random-new")):
+                Tiny(), Random("random-split"), Random("random-new")):
     register_method(_method)

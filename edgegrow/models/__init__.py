@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from .ds_cnn import DSCNN, ds_cnn, ds_cnn_seed
+from .layers import load_shapes
 from .mobilenet_v1 import MobileNetV1, mobilenet_v1, mobilenet_v1_seed
 from .mobilenet_v2 import InvertedResidual, MobileNetV2, mobilenet_v2, mobilenet_v2_seed
-from .layers import load_shapes
 from .resnet8 import ResidualBlock, ResNet8, resnet8, resnet8_seed
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -70,6 +70,6 @@ def example_input(model: nn.Module, batch_size: int = 1) -> torch.Tensor:
 
 __all__ = [
     "DSCNN", "InvertedResidual", "MODELS", "MobileNetV1", "MobileNetV2", "ResNet8", "ResidualBlock",
-    "SEEDS", "build_model", "build_seed", "ds_cnn", "ds_cnn_seed", "example_input", "family_growth_settings", "mobilenet_v1",
-    "mobilenet_v1_seed", "mobilenet_v2", "mobilenet_v2_seed", "resnet8", "resnet8_seed",
+    "SEEDS", "build_model", "build_seed", "ds_cnn", "ds_cnn_seed", "example_input", "family_growth_settings",
+    "mobilenet_v1", "mobilenet_v1_seed", "mobilenet_v2", "mobilenet_v2_seed", "resnet8", "resnet8_seed",
 ]
