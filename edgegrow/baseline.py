@@ -50,15 +50,15 @@ def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget, *,
     ``target`` fits every limit of ``budget``. ValueError if not even ×1/64 fits."""
     target = load_target(target) if isinstance(target, str) else target
     example = torch.zeros(1, *task.data.input_shape)
-    reports: dict[tuple, tuple[float, nn.Module, CostReport]] = {}
+    reports: dict[tuple, CostReport] = {}  # by architecture: several multipliers round to the same widths
 
     def fits(multiplier: float) -> bool:
         with torch.device("meta"):  # shapes alone: no memory and no initialisation, the same predicted cost
             model = task.uniform(multiplier)
         key = _architecture(model)
         if key not in reports:
-            reports[key] = (multiplier, model, estimate(model.eval(), example.to("meta"), target))
-        return not budget.violations(reports[key][2])
+            reports[key] = estimate(model.eval(), example.to("meta"), target)
+        return not budget.violations(reports[key])
 
     grid = [LOWEST * (HIGHEST / LOWEST) ** (i / (GRID - 1)) for i in range(GRID)]
     fitting = [i for i, multiplier in enumerate(grid) if fits(multiplier)]
@@ -77,7 +77,7 @@ def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget, *,
         if candidate <= HIGHEST and fits(candidate):
             best = candidate
     model = task.uniform(best)  # the one network built with weights
-    multiplier, _, report = reports[_architecture(model)]
+    report = reports[_architecture(model)]
     return UniformBaseline(best, model, report, budget.usage(report))
 
 

@@ -78,7 +78,10 @@ class TinyStatistics:
 
 
 def _is_dense_producer(module: nn.Module) -> bool:
-    return isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1)
+    """A Linear, or a dense Conv2d whose patches ``F.unfold`` reads as the conv does (numeric zero padding)."""
+    return isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1
+                                             and not isinstance(module.padding, str)
+                                             and (module.padding_mode == "zeros" or not any(module.padding)))
 
 
 def _is_pointwise_consumer(module: nn.Module) -> bool:
@@ -151,7 +154,7 @@ def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def tiny_sites(model: nn.Module, groups: list[ChannelGroup], example_input: torch.Tensor) -> dict[str, TinySite]:
+def tiny_sites(model: nn.Module, groups: list[ChannelGroup]) -> dict[str, TinySite]:
     """The groups of ``groups`` TINY can grow (see the module docstring), by group name."""
     modules = dict(model.named_modules())
     graph = None
@@ -185,17 +188,17 @@ def tiny_sites(model: nn.Module, groups: list[ChannelGroup], example_input: torc
     return sites
 
 
-def _patches(module: nn.Module, inputs: torch.Tensor, site: TinySite, carried: tuple[int, int] | None) -> torch.Tensor:
-    """The producer's input as (samples, D), one row per position the consumer reads (``carried``: the
-    depthwise conv's output size): rows of a Linear; a conv's unfolded patch at the position the depthwise
-    centre tap carries there (zero where it reads padding); their mean when the consumer reads a pooled map."""
+def _patches(module: nn.Module, inputs: torch.Tensor, produced: tuple[int, ...], site: TinySite,
+             carried: tuple[int, int] | None) -> torch.Tensor:
+    """The producer's input as (samples, D), one row per position the consumer reads (``produced``: the
+    producer's output shape; ``carried``: the depthwise conv's output size): rows of a Linear; a conv's
+    unfolded patch at the position the depthwise centre tap carries there (zero where it reads padding);
+    their mean when the consumer reads a pooled map."""
     if isinstance(module, nn.Linear):
         return inputs.reshape(-1, inputs.shape[-1])
-    padding = module.padding
-    if isinstance(padding, str) or (module.padding_mode != "zeros" and any(padding)):
-        raise ValueError("TINY reads patches of convs with numeric zero padding only")
-    patches = F.unfold(inputs, module.kernel_size, dilation=module.dilation, padding=padding, stride=module.stride)
-    height, width = _conv_output_size(module, inputs.shape[2:])
+    patches = F.unfold(inputs, module.kernel_size, dilation=module.dilation, padding=module.padding,
+                       stride=module.stride)
+    height, width = produced[2:]
     patches = patches.reshape(inputs.shape[0], -1, height, width)
     if site.depthwise is not None:
         out_h, out_w = carried
@@ -207,15 +210,6 @@ def _patches(module: nn.Module, inputs: torch.Tensor, site: TinySite, carried: t
     if site.pooled:
         return patches.mean(dim=(2, 3))
     return patches.permute(0, 2, 3, 1).reshape(-1, patches.shape[1])
-
-
-def _conv_output_size(module: nn.Conv2d, size) -> tuple[int, int]:
-    out = []
-    for axis in range(2):
-        k, s, p, d = (_pair(module.kernel_size)[axis], _pair(module.stride)[axis], _pair(module.padding)[axis],
-                      _pair(module.dilation)[axis])
-        out.append((size[axis] + 2 * p - d * (k - 1) - 1) // s + 1)
-    return out[0], out[1]
 
 
 def _positions(tensor: torch.Tensor) -> torch.Tensor:
@@ -238,8 +232,8 @@ def tiny_statistics(model: nn.Module, site: TinySite, batches: list[Batch], loss
     xs, bs, vs = [], [], []
     captured: dict[str, torch.Tensor] = {}
 
-    def read_producer(module, inputs):
-        captured["x"] = inputs[0].detach()
+    def read_producer(module, inputs, output):
+        captured["x"], captured["produced"] = inputs[0].detach(), tuple(output.shape)
 
     def read_consumer(module, inputs, output):
         captured["b"] = inputs[0].detach()
@@ -249,7 +243,7 @@ def tiny_statistics(model: nn.Module, site: TinySite, batches: list[Batch], loss
     def read_depthwise(module, inputs, output):
         captured["carried"] = tuple(output.shape[2:])
 
-    hooks = [producer.register_forward_pre_hook(read_producer), consumer.register_forward_hook(read_consumer)]
+    hooks = [producer.register_forward_hook(read_producer), consumer.register_forward_hook(read_consumer)]
     if site.depthwise is not None:
         hooks.append(model.get_submodule(site.depthwise).register_forward_hook(read_depthwise))
     was_training = model.training
@@ -260,7 +254,7 @@ def tiny_statistics(model: nn.Module, site: TinySite, batches: list[Batch], loss
             loss = loss_fn(model(inputs), labels)
             loss.backward()
             examples = inputs.shape[0]
-            xs.append(_patches(producer, captured["x"], site, captured.get("carried")).double())
+            xs.append(_patches(producer, captured["x"], captured["produced"], site, captured.get("carried")).double())
             bs.append(_positions(captured["b"]).double())
             vs.append(-_positions(captured["a"].grad).double() * examples)
     finally:
@@ -317,26 +311,21 @@ def _mean_loss(model: nn.Module, batches: list[Batch], loss_fn: LossFn) -> torch
     return torch.stack([loss_fn(model(inputs), labels) for inputs, labels in batches]).mean()
 
 
-def _consumer_columns(model: nn.Module, site: TinySite) -> torch.Tensor:
-    weight = model.get_submodule(site.consumer).weight
-    return weight.transpose(0, 1)  # (in, out[, 1, 1]): one column per input channel
-
-
-def tiny_neurons(model: nn.Module, site: TinySite, batches: list[Batch], loss_fn: LossFn,
+def tiny_neurons(model: nn.Module, site: TinySite, group: ChannelGroup, batches: list[Batch], loss_fn: LossFn,
                  count: int) -> list[Candidate]:
-    """Up to ``count`` new neurons for ``site``'s group, each a ``new`` candidate with its fan-in, its
+    """Up to ``count`` new neurons for ``site``'s group (``group``), each a ``new`` candidate with its fan-in, its
     fan-out at the line-searched amplitude and its measured first-order loss decrease there."""
     stats = tiny_statistics(model, site, batches, loss_fn)
     fan_in_dirs, fan_out_dirs, singular = bottleneck_directions(stats, count)
-    keep = singular > singular[:1].clamp_min(1e-30) * 1e-6 if singular.numel() else singular.bool()
+    keep = singular > singular[:1].clamp_min(1e-30) * 1e-6  # directions with a bottleneck to fill
     fan_in_dirs, fan_out_dirs = fan_in_dirs[keep], fan_out_dirs[keep]
     if fan_in_dirs.shape[0] == 0:
         return []
     producer, consumer = model.get_submodule(site.producer), model.get_submodule(site.consumer)
     fan_in = _fan_in_rows(producer, fan_in_dirs)
     directions = _fan_out_columns(consumer, fan_out_dirs)
-    group = {g.name: g for g in find_channel_groups(model, batches[0][0][:1])}[site.group]
-    reference = _consumer_columns(model, site).detach().flatten(1).norm(dim=1).mean().clamp_min(1e-8).item()
+    columns_now = consumer.weight.detach().transpose(0, 1)  # one column per input channel
+    reference = columns_now.flatten(1).norm(dim=1).mean().clamp_min(1e-8).item()
 
     passthrough = {}
     if site.depthwise is not None:  # the new neuron's depthwise filter: a centre tap, which carries it unchanged
@@ -347,8 +336,7 @@ def tiny_neurons(model: nn.Module, site: TinySite, batches: list[Batch], loss_fn
     probe = copy.deepcopy(model)
     filters = {layer: tap.expand(fan_in.shape[0], *tap.shape) for layer, tap in passthrough.items()}
     added = add_neurons(probe, group, fan_in.shape[0], fan_in=fan_in, passthrough=filters)  # zero fan-out: kept
-    was_training = probe.training
-    probe.eval()
+    probe.eval()  # a throwaway copy
     probe.zero_grad(set_to_none=True)
     _mean_loss(probe, batches, loss_fn).backward()
     gradient = probe.get_submodule(site.consumer).weight.grad
@@ -371,11 +359,8 @@ def tiny_neurons(model: nn.Module, site: TinySite, batches: list[Batch], loss_fn
             loss = _mean_loss(probe, batches[:1], loss_fn).item()
             if math.isfinite(loss) and loss < best_loss:
                 best_amplitude, best_loss = amplitude, loss
-    probe.train(was_training)
-    fan_out_shape = tuple(directions.shape[1:])
     return [Candidate("new", site.group, float(slope[k]) * best_amplitude,
-                      fan_in={site.producer: fan_in[k]},
-                      fan_out={site.consumer: (best_amplitude * directions[k]).reshape(fan_out_shape)},
+                      fan_in={site.producer: fan_in[k]}, fan_out={site.consumer: best_amplitude * directions[k]},
                       passthrough=dict(passthrough))
             for k in range(fan_in.shape[0])]
 
@@ -387,8 +372,8 @@ def tiny_candidates(model: nn.Module, example_input: torch.Tensor, batches: list
         raise ValueError("no batches given to score the new neurons on")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
-    sites = tiny_sites(model, growable_groups(find_channel_groups(model, example_input)), example_input)
+    groups = {group.name: group for group in growable_groups(find_channel_groups(model, example_input))}
     candidates = []
-    for site in sites.values():
-        candidates.extend(tiny_neurons(model, site, batches, loss_fn, count))
+    for site in tiny_sites(model, list(groups.values())).values():
+        candidates.extend(tiny_neurons(model, site, groups[site.group], batches, loss_fn, count))
     return candidates

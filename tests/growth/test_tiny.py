@@ -26,7 +26,7 @@ def conv_net():
 
 
 def site_of(model, example):
-    sites = tiny_sites(model, growable_groups(find_channel_groups(model, example)), example)
+    sites = tiny_sites(model, growable_groups(find_channel_groups(model, example)))
     assert len(sites) == 1
     return next(iter(sites.values()))
 
@@ -111,7 +111,7 @@ def test_the_function_is_kept_at_amplitude_zero_and_the_predicted_decrease_is_me
 def test_sites_are_the_pointwise_and_depthwise_separable_paths_of_the_zoo_and_of_an_mlp():
     seed = build_seed("ds-cnn", num_classes=4)
     example = torch.zeros(1, 1, 49, 10)
-    sites = tiny_sites(seed, growable_groups(find_channel_groups(seed, example)), example)
+    sites = tiny_sites(seed, growable_groups(find_channel_groups(seed, example)))
     # DS-CNN: every group, through the next block's depthwise conv, and the last one into the classifier
     assert [(s.producer, s.depthwise, s.consumer, s.pooled) for s in sites.values()] == [
         ("features.0.1", "features.1.0.0", "features.1.1.0", False),
@@ -122,16 +122,16 @@ def test_sites_are_the_pointwise_and_depthwise_separable_paths_of_the_zoo_and_of
     mobilenet = build_seed("mobilenet-v2", num_classes=10, resolution=32, in_channels=1)
     example = torch.zeros(1, 1, 32, 32)
     groups = growable_groups(find_channel_groups(mobilenet, example))
-    sites = tiny_sites(mobilenet, groups, example)
+    sites = tiny_sites(mobilenet, groups)
     tied = {g.name for g in groups if len(g.producers) > 1}  # residual streams: not yet
     assert tied and not tied & set(sites) and len(sites) == len(groups) - len(tied)
     assert sites["features.2.block.0.0"].stride == (2, 2)  # an expansion, through a stride-2 depthwise conv
     deep = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 5), nn.GELU(), nn.Linear(5, 2))
-    sites = tiny_sites(deep, growable_groups(find_channel_groups(deep, torch.zeros(1, 3))), torch.zeros(1, 3))
+    sites = tiny_sites(deep, growable_groups(find_channel_groups(deep, torch.zeros(1, 3))))
     assert [(s.producer, s.consumer) for s in sites.values()] == [("0", "2"), ("2", "4")]
     pooled_max = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 2, 1))
     example = torch.zeros(1, 1, 8, 8)
-    assert tiny_sites(pooled_max, growable_groups(find_channel_groups(pooled_max, example)), example) == {}
+    assert tiny_sites(pooled_max, growable_groups(find_channel_groups(pooled_max, example))) == {}
 
 
 @pytest.mark.parametrize("stride,padding", [(1, nn.Identity()), (2, nn.ZeroPad2d((0, 1, 0, 1))),
