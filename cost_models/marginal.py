@@ -9,6 +9,7 @@ shows: going from 64 to 65 channels costs a step, 63 to 64 nearly nothing.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import torch
@@ -59,14 +60,31 @@ class KernelCostModel:
 
     def widened(self, producers: list[str] | set[str], channels: int) -> tuple[list[Kernel], list[KernelShape]]:
         """Kernels and shapes after adding ``channels`` output channels to the ``producers`` layers."""
+        return self.widened_groups({tuple(producers): channels})
+
+    def widened_groups(self, growth: Mapping[tuple[str, ...], int]) -> tuple[list[Kernel], list[KernelShape]]:
+        """Kernels and shapes after widening several channel groups at once: ``growth`` maps each group's
+        producer layers to the channels it gains (0 leaves it). A kernel between two grown groups (a
+        pointwise conv whose input and output both grow) is priced at both new widths: the cross term a
+        sum of one-group marginals misses."""
         by_layer = {kernel.layers[0]: index for index, kernel in enumerate(self.kernels)}
-        missing = sorted(set(producers) - set(by_layer))
-        if missing:
-            raise ValueError(f"no kernel runs layer(s) {', '.join(missing)}; known layers: "
-                             f"{', '.join(sorted(by_layer))}")
         shapes = list(self.shapes)
+        for producers, channels in growth.items():
+            missing = sorted(set(producers) - set(by_layer))
+            if missing:
+                raise ValueError(f"no kernel runs layer(s) {', '.join(missing)}; known layers: "
+                                 f"{', '.join(sorted(by_layer))}")
+            if channels:
+                self._widen(shapes, sorted(by_layer[layer] for layer in producers), channels)
+        kernels = [replace(kernel, output_shape=_output_shape(kernel, shape))
+                   for kernel, shape in zip(self.kernels, shapes)]
+        return kernels, shapes
+
+    def _widen(self, shapes: list[KernelShape], producers: list[int], channels: int) -> None:
+        """Add ``channels`` to the outputs of the kernels ``producers`` in ``shapes`` (in place), and to
+        every kernel the new channels flow through or into."""
         grown = set()
-        for index in sorted(by_layer[layer] for layer in producers):
+        for index in producers:
             shapes[index] = shapes[index].with_channels(output_channels=shapes[index].output[0] + channels)
             grown.add(index)
         for index, shape in enumerate(shapes):
@@ -82,12 +100,13 @@ class KernelCostModel:
                 shapes[index] = shape.with_channels(input_channels=shape.input[0] + channels)
                 grown.add(index)
             else:  # a consumer: its fan-in grows (by H·W per channel after a flatten), its output does not
-                per_channel = max(1, shape.input[0] // self.shapes[sources[0]].output[0]) \
+                per_channel = max(1, self.shapes[index].input[0] // self.shapes[sources[0]].output[0]) \
                     if shape.kind == "fully_connected" else 1
                 shapes[index] = shape.with_channels(input_channels=shape.input[0] + channels * per_channel)
-        kernels = [replace(kernel, output_shape=_output_shape(kernel, shape))
-                   for kernel, shape in zip(self.kernels, shapes)]
-        return kernels, shapes
+
+    def widened_report(self, growth: Mapping[tuple[str, ...], int]) -> CostReport:
+        """The predicted cost after widening several groups at once (``widened_groups``), without tracing."""
+        return self._report(*self.widened_groups(growth))
 
     def marginal(self, producers: list[str] | set[str], channels: int) -> MarginalCost:
         """Cost before and after adding ``channels`` to the group produced by ``producers``."""

@@ -5,16 +5,20 @@ maximise Σ β_i d_i (d_i: predicted decrease) subject to Σ β_i c_i ≤ room. 
 solved exactly by taking candidates in order of d_i / c_i; keeping the ones the LP takes whole
 (β = 1) is the paper's rounding. Here the cost of a candidate is read from the target's cost model:
 
-- the cost of ``k`` more channels in a group is ``KernelCostModel.marginal(producers, n + k)`` minus
-  that of ``n`` — the table is read at the new shapes, so the latency staircase shows; groups grow
-  in whole vector blocks of the target (``Target.channel_step``), bundling their best candidates;
+- the cost of ``k`` more channels in a group is read from the target's cost model at the joint widths
+  of every group chosen so far (``KernelCostModel.widened_report``: the latency table at the new
+  shapes, so the staircase shows; a pointwise conv between two grown groups at both widths; the
+  arena planned again, since a peak is not a sum — on TFLite Micro's greedy planner, uneven widths
+  fragment the arena and one more channel can cost more SRAM than the sum of two groups' steps, or
+  less); groups grow in whole vector blocks of the target (``Target.channel_step``), bundling their
+  best candidates;
 - with several budgets a candidate's cost is its largest share of any limit, max_m Δ_m / limit_m
   (the usual scalarisation of a multi-dimensional knapsack), and every limit is checked;
 - a layer candidate's cost is priced by its method (``Candidate.layer_cost``).
 
-Channel groups are priced one at a time, so cross terms (a pointwise conv whose input and output
-groups both grow) are missed; ``fit_to_budget`` applies the selection to a copy, estimates the
-grown model exactly, and drops the last-chosen candidates until every limit holds.
+``fit_to_budget`` applies the selection to a copy, estimates the grown model by tracing it again, and
+drops the last-chosen candidates until every limit holds (inserted layers and new-layer shapes are
+priced by their method, so only they can make it drop).
 """
 from __future__ import annotations
 
@@ -63,15 +67,19 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
     current = {m: metric_value(cost_model.report, m) for m in metrics}
     caps = {m: usage_cap * limit for m, limit in budget.limits.items()}
     groups = {g.name: g for g in find_channel_groups(model, example_input)}
-    cached: dict[tuple[str, int], dict[str, float]] = {}
+    cached: dict[frozenset, dict[str, float]] = {}
 
-    def widened(group: str, channels: int) -> dict[str, float]:
-        if channels == 0:
-            return dict.fromkeys(metrics, 0.0)
-        if (group, channels) not in cached:
-            marginal = cost_model.marginal([s.layer for s in groups[group].producers], channels)
-            cached[group, channels] = {m: metric_value(marginal.after, m) - current[m] for m in metrics}
-        return cached[group, channels]
+    def widened(growth: dict[str, int]) -> dict[str, float]:
+        """Every metric after adding growth[group] channels to each group at once, exactly: the kernels
+        between two grown groups and a peak (SRAM) that is not a sum are priced at the joint widths."""
+        key = frozenset((group, channels) for group, channels in growth.items() if channels)
+        if not key:
+            return current
+        if key not in cached:
+            report = cost_model.widened_report({tuple(s.layer for s in groups[group].producers): channels
+                                                for group, channels in key})
+            cached[key] = {m: metric_value(report, m) for m in metrics}
+        return cached[key]
 
     queues: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in candidates:
@@ -80,11 +88,12 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
     for queue in queues.values():
         queue.sort(key=lambda c: c.predicted_decrease, reverse=True)
     width = {name: group_width(model, groups[name]) for name in queues if name in groups}
-    taken = defaultdict(int)
-    spent = dict.fromkeys(metrics, 0.0)
+    taken: dict[str, int] = defaultdict(int)  # channels chosen per group so far
+    layers_spent = dict.fromkeys(metrics, 0.0)  # inserted layers, priced by their method, add up
     chosen: list[Candidate] = []
     while queues:
         best = None
+        now = widened(taken)
         for key, queue in list(queues.items()):
             if queue[0].kind == "layer":
                 bundle = queue[:1]
@@ -97,13 +106,13 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
                         break
                     bundle.append(candidate)
                     added += candidate.channels_added
-                before, after = widened(key, taken[key]), widened(key, taken[key] + added)
-                increase = {m: after[m] - before[m] for m in metrics}
+                after = widened({**taken, key: taken[key] + added})
+                increase = {m: after[m] - now[m] for m in metrics}
             gain = sum(c.predicted_decrease for c in bundle)
             if bundle[0].predicted_decrease <= 0 and not allow_non_positive:
                 del queues[key]
                 continue
-            if any(current[m] + spent[m] + increase[m] > caps[m] for m in metrics):
+            if any(now[m] + layers_spent[m] + increase[m] > caps[m] for m in metrics):
                 del queues[key]  # the group's next step does not fit in this growth step
                 continue
             share = max(max(increase[m] / budget.limits[m] for m in metrics), 1e-9)
@@ -117,9 +126,11 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
         if not queues[key]:
             del queues[key]
         chosen.extend(bundle)
-        taken[key] += sum(c.channels_added for c in bundle)
-        for m in metrics:
-            spent[m] += increase[m]
+        if bundle[0].kind == "layer":
+            for m in metrics:
+                layers_spent[m] += increase[m]
+        else:
+            taken[key] += sum(c.channels_added for c in bundle)
     return chosen
 
 

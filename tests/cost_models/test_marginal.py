@@ -54,3 +54,27 @@ def test_unknown_producer_and_bad_count_are_clear_errors():
         costs.marginal(["features.99"], 2)
     with pytest.raises(ValueError, match="channels must be at least 1"):
         costs.marginal(["features.0.1"], 0)
+
+
+@pytest.mark.parametrize("family", SEEDS)
+@pytest.mark.parametrize("profile", [table_profile, analytic_profile])
+def test_widening_several_groups_at_once_equals_the_cost_of_the_grown_model(family, profile):
+    device = target(profile())
+    model = SEEDS[family]().eval()
+    x = example_input(model)
+    costs = KernelCostModel(model, x, device)
+    groups = growable_groups(find_channel_groups(model, x))
+    for first, second in zip(groups, groups[1:]):  # neighbours: the kernel between them sees both widths
+        grown = copy.deepcopy(model)
+        add_neurons(grown, first, 3)
+        add_neurons(grown, second, 5)
+        actual = estimate(grown, x, device)
+        predicted = costs.widened_report({tuple(s.layer for s in first.producers): 3,
+                                          tuple(s.layer for s in second.producers): 5})
+        for metric in METRICS:
+            if metric == "energy_mj" and actual.energy_mj is None:
+                continue
+            assert getattr(predicted, metric) == pytest.approx(getattr(actual, metric), rel=1e-9), \
+                (family, first.name, second.name, metric)
+    one = tuple(s.layer for s in groups[0].producers)
+    assert costs.widened_report({one: 0}).macs == costs.report.macs  # 0 channels leave a group as it is

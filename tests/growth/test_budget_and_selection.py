@@ -1,9 +1,11 @@
 """Budgets (parsing, usage, clear errors) and cost-aware selection (ratio order, vector blocks, fit check)."""
+import copy
+
 import pytest
 import torch
 
 from cost_models import KernelCostModel, estimate, load_target
-from edgegrow.growth import find_channel_groups, group_width, growable_groups
+from edgegrow.growth import add_neurons, find_channel_groups, group_width, growable_groups
 from edgegrow.growth.budget import Budget, metric_value
 from edgegrow.growth.candidates import Candidate, apply_candidates
 from edgegrow.growth.random_growth import random_candidates
@@ -100,3 +102,31 @@ def test_fit_to_budget_drops_candidates_until_the_grown_model_fits():
 def test_channel_step_of_targets():
     assert load_target("host").channel_step == 8
     assert load_target("cortex-m4f-120mhz").channel_step == 4
+
+
+def test_selection_under_a_peak_sram_limit_leaves_no_group_step_that_still_fits():
+    """SRAM is the arena's peak, not a sum over groups: uneven widths fragment TFLite Micro's greedy plan.
+    Priced at the joint widths, selection stops only when no group's next vector block fits any more
+    (summing one-group increases, it took only the last group's 16 channels from this DS-CNN, a state a
+    grow run to this budget passed through, and left three groups a 4-channel block that still fit)."""
+    from edgegrow.models.ds_cnn import DSCNN
+
+    model = DSCNN(24, [16, 16, 24, 24], [(1, 1)] * 4).eval()
+    device = load_target("cortex-m4f-120mhz")
+    budget = Budget({"latency_ms": 60.0, "sram_kb": 13.0, "flash_kb": 19.0})
+    groups = growable_groups(find_channel_groups(model, EXAMPLE))
+    candidates = [Candidate("new", g.name, 1.0 + index) for index, g in enumerate(groups) for _ in range(16)]
+    chosen = select_candidates(model, EXAMPLE, candidates, KernelCostModel(model, EXAMPLE, device), budget,
+                               channel_step=device.channel_step)
+    assert len(chosen) > 16
+    grown = copy.deepcopy(model)
+    apply_candidates(grown, chosen, EXAMPLE)
+    assert budget.violations(estimate(grown, EXAMPLE, device)) == []
+    taken = {g.name: sum(c.group == g.name for c in chosen) for g in groups}
+    for group in groups:
+        if taken[group.name] + device.channel_step > 16:
+            continue  # no candidates left for another block
+        probe = copy.deepcopy(grown)
+        add_neurons(probe, next(g for g in growable_groups(find_channel_groups(probe, EXAMPLE))
+                                if g.name == group.name), device.channel_step)
+        assert budget.violations(estimate(probe, EXAMPLE, device)), f"{group.name} could still grow by a block"
