@@ -190,7 +190,8 @@ def run_all(args) -> None:
         pairs = sorted({(name, seed) for name, seed, _ in plan(args)}, key=lambda p: (p[0].startswith("image"), p))
         queues = [pairs[job::args.jobs] for job in range(args.jobs)]
         processes = [subprocess.Popen([sys.executable, __file__, "run", "--work", str(work), "--jobs", "1",
-                                       "--epochs", str(args.epochs), "--method", args.method,
+                                       "--epochs", str(args.epochs),
+                                       *(["--method", args.method] if args.method is not None else []),
                                        *(["--shrink", str(args.shrink)] if args.shrink is not None else []),
                                        "--pairs", *[f"{n}@{s}" for n, s in queue]])
                      for queue in queues if queue]
@@ -270,6 +271,7 @@ def report(args) -> None:
                       **{f"{key}_range": spread(key)
                          for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink")},
                       "shrink": sorted({runs[(name, seed, "grown")].get("shrink") for seed in seeds}, key=str),
+                      "method": sorted({runs[(name, seed, "grown")]["method"] for seed in seeds}),
                       "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
     overheads = [{"method": r["method"], "setting": r["setting"],
                   "growth_share": r["growth_seconds"] / r["wall_seconds"],
@@ -333,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgegrow" / "bench-grow-vs-uniform"))
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--method", default=GrowConfig().method, help="the growth method of the grown runs")
+    parser.add_argument("--method", default=GrowConfig.method,
+                        help="the growth method of the grown runs (default: each family's, GrowConfig.for_family)")
     parser.add_argument("--methods", nargs="+", default=["fast-split", "firefly", "random-new"],
                         help="overhead: methods to time")
     parser.add_argument("--overhead-setting", default="kws-host-b", choices=list(SETTINGS))

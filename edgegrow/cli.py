@@ -47,6 +47,13 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
+def _method_help() -> str:
+    from .grow.methods import METHODS
+
+    return (f"growth method: {', '.join(METHODS)} (default: the family's measured one, tiny for ds-cnn; "
+            "fast-split for other families and networks of your own)")
+
+
 def _add_training_arguments(parser) -> None:
     """The flags of a grow run's training and growth schedule (``GrowConfig``), shared by grow and workflow.
     Each defaults to GrowConfig's value (``--quick``: GrowConfig.quick's)."""
@@ -146,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="the microcontroller profile (default cortex-m4f-120mhz)")
     workflow.add_argument("--mcu-budget", action="append", metavar="METRIC=VALUE",
                           help="budget on the microcontroller; repeat (default: the reference's latency, SRAM, flash)")
-    workflow.add_argument("--method", default="fast-split", help="growth method (default fast-split)")
+    workflow.add_argument("--method", help=_method_help())
     workflow.add_argument("--format", default="all", help="export formats (default all)")
     workflow.add_argument("--quick", action="store_true", help="fewer epochs, steps and timed runs (a smoke run)")
     workflow.add_argument("--reprofile", action="store_true", help="measure host again even if a profile exists")
@@ -232,7 +239,7 @@ def _parser() -> argparse.ArgumentParser:
                     "the found architecture from scratch and keep the better by validation accuracy. Writes "
                     "log.jsonl, checkpoint.pt and summary.json to --out.",
         epilog="budget metrics: latency_ms, energy_mj, macs, params, sram_kb, flash_kb (repeat --budget for several)\n"
-               "methods: split (S2D, exact), fast-split, signed-split, firefly, random-split (alias random), "
+               "methods: split (S2D, exact), fast-split, signed-split, firefly, tiny, random-split (alias random), "
                "random-new\n\nexamples:\n"
                "  edgegrow grow --task kws --target host --budget latency_ms=0.05 --out runs/kws-host\n"
                "  edgegrow grow --task kws --target cortex-m4f-120mhz --budget latency_ms=40 --budget sram_kb=64 "
@@ -244,8 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument("--target", required=True, help="a name from 'edgegrow targets' or a profile .json")
     grow.add_argument("--budget", required=True, action="append", metavar="METRIC=VALUE",
                       help="an upper limit, e.g. latency_ms=0.05; repeat for several")
-    grow.add_argument("--method", default="fast-split",
-                      help="split, fast-split (default), signed-split, firefly, random-split, random-new")
+    grow.add_argument("--method", help=_method_help())
     grow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
                                                     "image: an image folder or CIFAR-10 (default: digits)")
     grow.add_argument("--family", help="the seed family: ds-cnn (kws, default); mobilenet-v1 (image, default), "
@@ -342,7 +348,8 @@ def _grow(args):
     task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
     task = task.with_seed_width(seed_width_for(task, target, budget, args.seed_width))
     print(task.data.summary())
-    print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {config.method}: "
+    print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with "
+          f"{config.for_family(task.family).method}: "
           f"{config.epochs} epochs, growth by {config.growth_end:.0%} of the run")
     result = grow(task.seed(), task.data, target, budget, config, args.out, family=task.family,
                   seed_options=task.seed_options, resume=args.resume, progress=not args.quiet,

@@ -122,7 +122,7 @@ def test_log_checkpoint_and_summary(tmp_path):
     assert log.growth[0].predicted["macs"] * 4 < summary.mac_epochs < log.epochs[-1].macs * 4
     assert all(row.growth_seconds > 0 for row in log.growth[1:])
     model, checkpoint = load_checkpoint(folder.file("checkpoint.pt"))
-    assert checkpoint.meta["model"] == "grown" and checkpoint.meta["method"] == "fast-split"
+    assert checkpoint.meta["model"] == "grown" and checkpoint.meta["method"] == "tiny"  # DS-CNN's measured method
     x = torch.randn(5, 1, 49, 10)
     result.model.eval()
     torch.testing.assert_close(model(x), result.model(x))
@@ -160,7 +160,7 @@ def test_resume_of_a_finished_run_returns_it_and_other_settings_are_refused(tmp_
     first = run(tmp_path)
     with pytest.raises(ValueError, match="already holds a grow run; pass --resume"):
         run(tmp_path)
-    with pytest.raises(ValueError, match="another method 'fast-split'"):
+    with pytest.raises(ValueError, match="another method 'tiny'"):  # DS-CNN's measured method
         grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(method="split", **TINY),
              tmp_path / "run", family="ds-cnn", seed_options={"num_classes": 4}, resume=True, log=lambda line: None)
     again = grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**TINY), tmp_path / "run",
@@ -194,12 +194,17 @@ def test_a_seed_of_a_given_width_grows_and_its_checkpoint_rebuilds(tmp_path):
         task.with_seed_width(-1)
 
 
-def test_shrink_left_unset_is_the_familys_measured_value():
-    assert GrowConfig().shrink is None
+def test_shrink_and_method_left_unset_are_the_familys_measured_values():
+    assert GrowConfig().shrink is None and GrowConfig().method is None
     assert GrowConfig().for_family("ds-cnn").shrink == 0.5  # models/shapes/ds_cnn.json "growth"
     assert GrowConfig().for_family("mobilenet-v2").shrink == 1.0  # no measured value: off
     assert GrowConfig().for_family("custom").shrink == 1.0
     assert GrowConfig(shrink=0.7).for_family("ds-cnn").shrink == 0.7  # a given value is kept
+    assert GrowConfig().for_family("ds-cnn").method == "tiny"
+    assert GrowConfig().for_family("mobilenet-v2").method == "fast-split"  # no measured method: the fallback
+    assert GrowConfig().for_family("custom").method == "fast-split"
+    assert GrowConfig(method="firefly").for_family("ds-cnn").method == "firefly"
+    assert GrowConfig(method="random").method == "random-split"  # aliases resolve when given
 
 
 def test_a_run_shrinks_by_its_familys_value_and_records_it(tmp_path, monkeypatch):
@@ -338,3 +343,27 @@ def test_run_files_get_the_usual_permissions(tmp_path):
     for name in ("checkpoint.pt", "grown.pt", "log.jsonl", "summary.json", "run.json", "report.html"):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
     assert json.loads((tmp_path / "run" / "run.json").read_text())["format"] == "edgegrow-run/2"
+
+
+def test_tiny_fills_each_group_with_fresh_neurons_after_its_own():
+    """TINY finds at most as many neurons as the bottleneck's rank (4 for the classifier's group of a
+    4-class task); the method completes each group to tiny_neurons with fresh, zero-scored neurons."""
+    from edgegrow.grow.methods import ProposalContext
+
+    model = seed_model()
+    task = toy_task()
+    config = GrowConfig(**TINY, tiny_neurons=12)
+    batches = [(task.train.inputs[:64], task.train.labels[:64])]
+    context = ProposalContext(config, EXAMPLE, batches, torch.nn.functional.cross_entropy,
+                              torch.Generator().manual_seed(0), 0, 1, 1, lambda grown: {})
+    candidates = growth_method("tiny").propose(model, context)
+    by_group = {}
+    for candidate in candidates:
+        by_group.setdefault(candidate.group, []).append(candidate)
+    assert len(by_group) == 5 and all(len(group) == 12 for group in by_group.values())
+    last = list(by_group.values())[-1]  # read by the 4-output classifier: TINY's rank is at most 4
+    assert 1 <= sum(bool(c.fan_in) for c in last) <= 4
+    for group in by_group.values():
+        own = [bool(c.fan_in) for c in group]
+        assert own == sorted(own, reverse=True)  # TINY's neurons first, then the fresh ones
+        assert all(c.predicted_decrease == 0.0 and not c.fan_out for c in group if not c.fan_in)

@@ -13,12 +13,16 @@ METHOD_ALIASES = {"random": "random-split"}
 NEWBORN_STATES = ("zero", "mean")
 NEW_UNITS = ("fresh", "method")
 # The value of a setting left None when its family has measured none (GrowConfig.for_family).
-FALLBACKS = {"shrink": 1.0}
+FALLBACKS = {"method": "fast-split", "shrink": 1.0}
 
 
 @dataclass(frozen=True)
 class GrowConfig:
     """A grow run: ``epochs`` of training in one schedule, with growth events inside it.
+
+    ``method``: the growth method (``methods.METHODS``); ``None`` (the default) takes the family's
+    measured one, the ``growth`` entry of edgegrow/models/shapes/FAMILY.json (``tiny`` for DS-CNN),
+    and ``fast-split`` for families without one and for networks of your own.
 
     Training (the whole run, never restarted at a growth event): ``epochs``, ``batch_size``,
     ``optimizer``, ``learning_rate``, ``weight_decay``, ``schedule``, ``warmup_epochs``,
@@ -57,7 +61,7 @@ class GrowConfig:
     same schedule, and keep whichever of the two is better on the validation split.
     """
 
-    method: str = "fast-split"
+    method: str | None = None  # None: the family's (see for_family)
     # the training run
     epochs: int = 20
     batch_size: int = 64
@@ -95,10 +99,11 @@ class GrowConfig:
     def __post_init__(self):
         from .methods import METHODS
 
-        method = METHOD_ALIASES.get(self.method, self.method)
-        if method not in METHODS:
-            raise ValueError(f"unknown growth method {self.method!r}; choose one of {', '.join(METHODS)}")
-        object.__setattr__(self, "method", method)
+        if self.method is not None:
+            method = METHOD_ALIASES.get(self.method, self.method)
+            if method not in METHODS:
+                raise ValueError(f"unknown growth method {self.method!r}; choose one of {', '.join(METHODS)}")
+            object.__setattr__(self, "method", method)
         for name in ("epochs", "batch_size", "score_batches", "fast_steps", "tiny_neurons"):
             check_positive_integer(name, getattr(self, name))
         check_positive_integer("firefly_steps", self.firefly_steps, allow_zero=True)
@@ -134,7 +139,7 @@ class GrowConfig:
 
     def for_family(self, family: str) -> GrowConfig:
         """These settings with every ``None`` filled in for ``family`` (``family_growth_settings``;
-        ``shrink`` 1 where the family has no measured value): what a run of that family uses."""
+        ``FALLBACKS`` where the family has no measured value): what a run of that family uses."""
         from ..models import family_growth_settings
 
         measured = family_growth_settings(family)
