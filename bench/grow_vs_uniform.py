@@ -26,7 +26,8 @@ Per setting and seed:
 Comparisons (median over seeds of the per-seed difference, in points of test accuracy): equal epochs
 (grown − uniform), equal training compute (grown − uniform-compute, and kept − uniform-compute with the
 compute of growing and retraining), found architecture retrained (retrained − uniform), and grown −
-uniform-shrink. The run also reports which of grown and retrained the validation split kept.
+uniform-shrink (when ``--kinds`` includes it). The run also reports which of grown and retrained the
+validation split kept.
 Growth overhead per method: ``--methods`` on ``--overhead-setting`` (seconds choosing growth over the
 run's wall time). Settings were chosen on the validation split; the test split is reported.
 
@@ -63,6 +64,7 @@ from edgegrow.tasks import Task  # noqa: E402
 
 EPOCHS = 20
 KINDS = ("uniform", "grown", "uniform-compute", "uniform-shrink")
+REQUIRED = KINDS[:3]  # the three comparisons; uniform-shrink is a control that --kinds may leave out
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ def plan(args) -> list[tuple[str, int, str]]:
     todo = []
     for seed in args.seeds:
         for name in args.settings:
-            for kind in KINDS:  # equal compute needs the grown run first
+            for kind in (k for k in KINDS if k in args.kinds):  # equal compute needs the grown run first
                 if not result_path(work, name, seed, kind).exists():
                     todo.append((name, seed, kind))
     return todo
@@ -193,7 +195,7 @@ def run_all(args) -> None:
                                        "--epochs", str(args.epochs),
                                        *(["--method", args.method] if args.method is not None else []),
                                        *(["--shrink", str(args.shrink)] if args.shrink is not None else []),
-                                       "--pairs", *[f"{n}@{s}" for n, s in queue]])
+                                       "--kinds", *args.kinds, "--pairs", *[f"{n}@{s}" for n, s in queue]])
                      for queue in queues if queue]
         for process in processes:
             process.wait()
@@ -205,7 +207,7 @@ def run_all(args) -> None:
     for name, seed in pairs:
         setting = SETTINGS[name]
         task = tasks.setdefault(setting.task, load(setting))
-        for kind in KINDS:
+        for kind in (k for k in KINDS if k in args.kinds):
             if not result_path(work, name, seed, kind).exists():
                 run_one(setting, seed, kind, work, task, args.method)
 
@@ -229,14 +231,14 @@ def report(args) -> None:
     table = []
     for name, setting in SETTINGS.items():
         seeds = sorted({s for (n, s, k) in runs if n == name and k == "uniform-compute"
-                        and all((n, s, kind) in runs for kind in KINDS)})
+                        and all((n, s, kind) in runs for kind in REQUIRED)})
         if not seeds:
             continue
         per_seed = []
         for seed in seeds:
             grown = runs[(name, seed, "grown")]["summary"]
             uniform, compute = runs[(name, seed, "uniform")], runs[(name, seed, "uniform-compute")]
-            shrunk = runs[(name, seed, "uniform-shrink")]
+            shrunk = runs.get((name, seed, "uniform-shrink"), {"test_accuracy": math.nan})
             per_seed.append({
                 "seed": seed, "grown_test": grown["grown"]["test_accuracy"],
                 "retrained_test": grown["retrained"]["test_accuracy"], "kept": grown["kept"],
@@ -340,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["fast-split", "firefly", "random-new"],
                         help="overhead: methods to time")
     parser.add_argument("--overhead-setting", default="kws-host-b", choices=list(SETTINGS))
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS,
+                        help="the runs to make per setting and seed (default all; uniform-shrink is a control)")
     parser.add_argument("--pairs", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1 thread each)")
     parser.add_argument("--threads", type=int, default=1)

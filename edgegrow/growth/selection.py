@@ -5,13 +5,15 @@ maximise Σ β_i d_i (d_i: predicted decrease) subject to Σ β_i c_i ≤ room. 
 solved exactly by taking candidates in order of d_i / c_i; keeping the ones the LP takes whole
 (β = 1) is the paper's rounding. Here the cost of a candidate is read from the target's cost model:
 
-- the cost of ``k`` more channels in a group is read from the target's cost model at the joint widths
-  of every group chosen so far (``KernelCostModel.widened_report``: the latency table at the new
-  shapes, so the staircase shows; a pointwise conv between two grown groups at both widths; the
-  arena planned again, since a peak is not a sum — on TFLite Micro's greedy planner, uneven widths
-  fragment the arena and one more channel can cost more SRAM than the sum of two groups' steps, or
-  less); groups grow in whole vector blocks of the target (``Target.channel_step``), bundling their
-  best candidates;
+- the cost of ``k`` more channels in a group, for the ratio, is ``KernelCostModel`` read at the new
+  shapes (the latency table at the new width, so the staircase shows) minus that of the group as it
+  is; groups grow in whole vector blocks of the target (``Target.channel_step``), bundling their best
+  candidates;
+- whether a bundle fits is read at the joint widths of every group chosen so far
+  (``KernelCostModel.widened_report``, no tracing): a pointwise conv between two grown groups costs
+  more than the sum of the two groups' steps, and the SRAM arena is a peak, not a sum — on TFLite
+  Micro's greedy planner uneven widths fragment it, so two groups' steps together can cost less
+  than each alone says (summing them stopped a DS-CNN at 91 % of a Cortex-M4F arena);
 - with several budgets a candidate's cost is its largest share of any limit, max_m Δ_m / limit_m
   (the usual scalarisation of a multi-dimensional knapsack), and every limit is checked;
 - a layer candidate's cost is priced by its method (``Candidate.layer_cost``).
@@ -92,11 +94,10 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
     layers_spent = dict.fromkeys(metrics, 0.0)  # inserted layers, priced by their method, add up
     chosen: list[Candidate] = []
     while queues:
-        best = None
-        now = widened(taken)
+        options = []  # (ratio, key, bundle, increase, channels) of each queue's next bundle
         for key, queue in list(queues.items()):
             if queue[0].kind == "layer":
-                bundle = queue[:1]
+                bundle, added = queue[:1], 0
                 increase = {m: float(queue[0].layer_cost.get(m, 0.0)) for m in metrics}
             else:
                 bundle, added = [], 0
@@ -106,31 +107,36 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
                         break
                     bundle.append(candidate)
                     added += candidate.channels_added
-                after = widened({**taken, key: taken[key] + added})
-                increase = {m: after[m] - now[m] for m in metrics}
-            gain = sum(c.predicted_decrease for c in bundle)
+                # the ratio's price: the group's own step (cached per group, so a round prices one new step)
+                before, after = widened({key: taken[key]}), widened({key: taken[key] + added})
+                increase = {m: after[m] - before[m] for m in metrics}
             if bundle[0].predicted_decrease <= 0 and not allow_non_positive:
                 del queues[key]
                 continue
-            if any(now[m] + layers_spent[m] + increase[m] > caps[m] for m in metrics):
-                del queues[key]  # the group's next step does not fit in this growth step
-                continue
+            gain = sum(c.predicted_decrease for c in bundle)
             share = max(max(increase[m] / budget.limits[m] for m in metrics), 1e-9)
             ratio = gain / share if gain > 0 else gain * share  # non-positive: least harm per cost first
-            if best is None or ratio > best[0]:
-                best = (ratio, key, bundle, increase)
-        if best is None:
+            options.append((ratio, key, bundle, increase, added))
+        now = widened(taken)
+        for _, key, bundle, increase, added in sorted(options, key=lambda option: option[0], reverse=True):
+            # the fit: every limit at the joint widths (and the inserted layers' own prices)
+            joint = {m: now[m] + increase[m] for m in metrics} if bundle[0].kind == "layer" else \
+                widened({**taken, key: taken[key] + added})
+            if any(joint[m] + layers_spent[m] > caps[m] for m in metrics):
+                del queues[key]  # the group's next step does not fit in this growth step
+                continue
+            del queues[key][:len(bundle)]
+            if not queues[key]:
+                del queues[key]
+            chosen.extend(bundle)
+            if bundle[0].kind == "layer":
+                for m in metrics:
+                    layers_spent[m] += increase[m]
+            else:
+                taken[key] += added
             break
-        _, key, bundle, increase = best
-        del queues[key][:len(bundle)]
-        if not queues[key]:
-            del queues[key]
-        chosen.extend(bundle)
-        if bundle[0].kind == "layer":
-            for m in metrics:
-                layers_spent[m] += increase[m]
         else:
-            taken[key] += sum(c.channels_added for c in bundle)
+            break  # no queue's next step fits
     return chosen
 
 
