@@ -173,7 +173,7 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     for deployment in deployments:
         deployment.run_dir = out / "runs" / deployment.name
         log(f"\n[grow] a {loaded.family} seed on {deployment.target.name} to {deployment.budget.describe()} "
-            f"by {config.grow.method} → {deployment.run_dir}")
+            f"by {config.grow.for_family(loaded.family).method} → {deployment.run_dir}")
         torch.manual_seed(config.seed)
         seeded = seeds[deployment.name]
         result = grow(seeded.seed(), loaded.data, deployment.target, deployment.budget, config.grow,

@@ -19,8 +19,8 @@ solved exactly by taking candidates in order of d_i / c_i; keeping the ones the 
 - a layer candidate's cost is priced by its method (``Candidate.layer_cost``).
 
 ``fit_to_budget`` applies the selection to a copy, estimates the grown model by tracing it again, and
-drops the last-chosen candidates until every limit holds (inserted layers and new-layer shapes are
-priced by their method, so only they can make it drop).
+drops the last-chosen candidates until every limit holds: the guarantee, whatever a method's own
+prices of inserted layers said.
 """
 from __future__ import annotations
 
