@@ -91,6 +91,18 @@ def scoring_batches(task: TaskData, config: GrowConfig, event: int) -> list[tupl
     return batches
 
 
+def loss_is_finite(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], loss_fn) -> bool:
+    """Whether ``model``'s loss on ``batches`` is finite, read in eval mode (BatchNorm's running statistics
+    untouched) and the mode restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return all(bool(torch.isfinite(loss_fn(model(inputs), labels))) for inputs, labels in batches)
+    finally:
+        model.train(was_training)
+
+
 def shrink_convolutions(model: nn.Module, factor: float) -> None:
     """θ ← factor·θ for every convolution's weight (see ``GrowConfig.shrink``)."""
     if factor == 1.0:
@@ -121,6 +133,8 @@ def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: B
     cost_model = costs(model)
     _, usage = budget.binding(cost_model.report)
     batches = scoring_batches(task, config, event)
+    if not loss_is_finite(model, batches, loss_fn):  # NaN statistics would break a method's solver (TINY's SVD)
+        return StepResult(stopped_by="the loss on the scoring batches is NaN or infinite")
     now = cost_model.report
 
     def cost_of_layer(grown: nn.Module) -> dict[str, float]:

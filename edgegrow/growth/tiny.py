@@ -316,6 +316,8 @@ def tiny_neurons(model: nn.Module, site: TinySite, group: ChannelGroup, batches:
     """Up to ``count`` new neurons for ``site``'s group (``group``), each a ``new`` candidate with its fan-in, its
     fan-out at the line-searched amplitude and its measured first-order loss decrease there."""
     stats = tiny_statistics(model, site, batches, loss_fn)
+    if not (torch.isfinite(stats.S).all() and torch.isfinite(stats.N).all()):
+        return []  # a NaN or infinite loss or input: no direction to trust (the SVD would fail)
     fan_in_dirs, fan_out_dirs, singular = bottleneck_directions(stats, count)
     keep = singular > singular[:1].clamp_min(1e-30) * 1e-6  # directions with a bottleneck to fill
     fan_in_dirs, fan_out_dirs = fan_in_dirs[keep], fan_out_dirs[keep]

@@ -201,3 +201,10 @@ def test_tiny_neurons_beat_random_new_neurons_on_a_regression_toy():
     # measured: 0.048 / 0.065 / 0.075 against 0.057 / 0.086 / 0.094 (no growth: 0.080 / 0.142 / 0.139)
     assert all(t < r for t, r in zip(tiny_losses, random_losses)), (tiny_losses, random_losses)
     assert statistics.median(tiny_losses) < 0.9 * statistics.median(random_losses), (tiny_losses, random_losses)
+
+
+def test_a_non_finite_batch_gives_no_neurons_instead_of_a_failed_svd():
+    torch.manual_seed(3)
+    model, x, y = conv_net(), torch.randn(16, 2, 6, 5), torch.randint(0, 4, (16,))
+    x[3, 0, 0, 0] = float("inf")
+    assert tiny_candidates(model, x[:1], [(x, y)], F.cross_entropy, count=2) == []
