@@ -14,7 +14,6 @@ inserted layer. ``register_method`` adds one of your own::
 """
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -107,16 +106,10 @@ class Tiny:
     name: str = "tiny"
 
     def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
-        from ..growth.channel_groups import find_channel_groups, growable_groups
-        from ..growth.tiny import tiny_candidates, tiny_sites
+        from ..growth.tiny import tiny_candidates
 
-        count = context.config.tiny_neurons
-        candidates = tiny_candidates(model, context.example_input, context.batches, context.loss_fn, count=count)
-        found = Counter(candidate.group for candidate in candidates)
-        groups = growable_groups(find_channel_groups(model, context.example_input))
-        for site in tiny_sites(model, groups).values():
-            candidates.extend(Candidate("new", site.group, 0.0) for _ in range(count - found[site.group]))
-        return candidates
+        return tiny_candidates(model, context.example_input, context.batches, context.loss_fn,
+                               count=context.config.tiny_neurons, fill=True)
 
 
 _REGISTRY: dict[str, GrowthMethod] = {}

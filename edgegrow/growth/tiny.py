@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -368,14 +369,22 @@ def tiny_neurons(model: nn.Module, site: TinySite, group: ChannelGroup, batches:
 
 
 def tiny_candidates(model: nn.Module, example_input: torch.Tensor, batches: list[Batch], loss_fn: LossFn, *,
-                    count: int = 16) -> list[Candidate]:
-    """TINY's new neurons for every group with a site (``tiny_sites``), up to ``count`` per group."""
+                    count: int = 16, fill: bool = False) -> list[Candidate]:
+    """TINY's new neurons for every group with a site (``tiny_sites``), up to ``count`` per group. With
+    ``fill``, each such group is then completed to ``count`` with fresh neurons (PyTorch's default fan-in,
+    zero fan-out) at zero predicted decrease, after every group's own: the bottleneck's rank bounds how
+    many TINY finds, and the ``tiny`` growth method fills an event's budget share with the rest."""
     if not batches:
         raise ValueError("no batches given to score the new neurons on")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
     groups = {group.name: group for group in growable_groups(find_channel_groups(model, example_input))}
+    sites = tiny_sites(model, list(groups.values())).values()
     candidates = []
-    for site in tiny_sites(model, list(groups.values())).values():
+    for site in sites:
         candidates.extend(tiny_neurons(model, site, groups[site.group], batches, loss_fn, count))
+    if fill:
+        found = Counter(candidate.group for candidate in candidates)
+        for site in sites:
+            candidates.extend(Candidate("new", site.group, 0.0) for _ in range(count - found[site.group]))
     return candidates

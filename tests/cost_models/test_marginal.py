@@ -15,6 +15,14 @@ SEEDS = {"ds-cnn": lambda: ds_cnn_seed(), "resnet8": lambda: resnet8_seed(),
          "mobilenet-v2": lambda: mobilenet_v2_seed(resolution=64, num_classes=10)}
 
 
+def assert_same_costs(predicted, actual, where) -> None:
+    """Every metric of two cost reports equal (energy where the target predicts it)."""
+    for metric in METRICS:
+        if metric == "energy_mj" and actual.energy_mj is None:
+            continue
+        assert getattr(predicted, metric) == pytest.approx(getattr(actual, metric), rel=1e-9), (*where, metric)
+
+
 @pytest.mark.parametrize("family", SEEDS)
 @pytest.mark.parametrize("profile", [table_profile, analytic_profile])
 def test_marginal_cost_equals_the_cost_of_the_grown_model(family, profile):
@@ -27,11 +35,7 @@ def test_marginal_cost_equals_the_cost_of_the_grown_model(family, profile):
         add_neurons(grown, group, 3)
         actual = estimate(grown, x, device)
         predicted = costs.marginal([slot.layer for slot in group.producers], 3)
-        for metric in METRICS:
-            if metric == "energy_mj" and actual.energy_mj is None:
-                continue
-            assert getattr(predicted.after, metric) == pytest.approx(getattr(actual, metric), rel=1e-9), \
-                (family, group.name, metric)
+        assert_same_costs(predicted.after, actual, (family, group.name))
         assert predicted.delta("macs") > 0 and predicted.delta("weight_bytes_int8") > 0
         if profile is analytic_profile:  # no layout switches: more channels never cost less
             assert predicted.delta("latency_ms") >= 0
@@ -71,10 +75,6 @@ def test_widening_several_groups_at_once_equals_the_cost_of_the_grown_model(fami
         actual = estimate(grown, x, device)
         predicted = costs.widened_report({tuple(s.layer for s in first.producers): 3,
                                           tuple(s.layer for s in second.producers): 5})
-        for metric in METRICS:
-            if metric == "energy_mj" and actual.energy_mj is None:
-                continue
-            assert getattr(predicted, metric) == pytest.approx(getattr(actual, metric), rel=1e-9), \
-                (family, first.name, second.name, metric)
+        assert_same_costs(predicted, actual, (family, first.name, second.name))
     one = tuple(s.layer for s in groups[0].producers)
     assert costs.widened_report({one: 0}).macs == costs.report.macs  # 0 channels leave a group as it is
