@@ -3,8 +3,11 @@ at equal training compute, and with the found architecture retrained from scratc
 
 Settings (bench/growth_data.py makes the data; one point of test accuracy is ≥ 17 test examples):
 
-- ``kws-host-{a,b,c}``: DS-CNN on the large synthetic KWS set to three host latency budgets that fall
-  between the steps of the host's latency staircase, so no uniform width fills them;
+- ``kws-host-{a,b,c}``: DS-CNN on the large synthetic KWS set to three CPU latency budgets that fall
+  between the steps of the latency staircase, so no uniform width fills them. They are priced with a
+  pinned, measured onnxruntime profile (bench/targets/x86-vm-onnxruntime.json), not this machine's
+  ``host`` profile, which ``edgegrow profile`` and the workflow re-measure: the settings' widths would
+  move with it (they did: a re-profile moved kws-host-a's uniform network from 24 to 32 channels);
 - ``kws-m4f``: the same task to a Cortex-M4F latency + SRAM + flash budget;
 - ``image-m4f``: MobileNetV2 on 62 characters rendered from held-out font families (32×32 grey) under
   a Cortex-M4F SRAM (and latency) limit.
@@ -40,6 +43,7 @@ One result file per run under --work, so the benchmark resumes where it stopped 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
@@ -56,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from growth_data import fonts_folder, kws_folder  # noqa: E402
 from provenance import commit  # noqa: E402
 
+from cost_models import Target, load_target  # noqa: E402
 from edgegrow.baseline import largest_fitting_uniform, train_baseline  # noqa: E402
 from edgegrow.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from edgegrow.grow import GrowConfig, grow, growth_events  # noqa: E402
@@ -76,15 +81,36 @@ class Setting:
     about: str
 
 
+BENCH = Path(__file__).resolve().parent
+CPU_PROFILE = "targets/x86-vm-onnxruntime.json"  # relative to bench/; see the module docstring
 SETTINGS = {s.name: s for s in (
-    Setting("kws-host-a", "kws", "host", {"latency_ms": 0.034}, "DS-CNN, host latency between 24 and 28 channels"),
-    Setting("kws-host-b", "kws", "host", {"latency_ms": 0.046}, "DS-CNN, host latency between 32 and 36 channels"),
-    Setting("kws-host-c", "kws", "host", {"latency_ms": 0.058}, "DS-CNN, host latency between 40 and 44 channels"),
+    Setting("kws-host-a", "kws", CPU_PROFILE, {"latency_ms": 0.036}, "DS-CNN, CPU latency between 32 and 36 channels"),
+    Setting("kws-host-b", "kws", CPU_PROFILE, {"latency_ms": 0.046}, "DS-CNN, CPU latency between 40 and 44 channels"),
+    Setting("kws-host-c", "kws", CPU_PROFILE, {"latency_ms": 0.060}, "DS-CNN, CPU latency between 48 and 52 channels"),
     Setting("kws-m4f", "kws", "cortex-m4f-120mhz", {"latency_ms": 60.0, "sram_kb": 13.0, "flash_kb": 19.0},
             "DS-CNN, Cortex-M4F latency + SRAM + flash"),
     Setting("image-m4f", "image", "cortex-m4f-120mhz", {"sram_kb": 90.0, "latency_ms": 80.0},
             "MobileNetV2 on font characters, Cortex-M4F SRAM (and latency)"),
 )}
+
+
+def target_of(setting: Setting) -> Target:
+    """The setting's cost profile: a shipped target by name, or a profile file under bench/."""
+    return load_target(str(BENCH / setting.target) if setting.target.endswith(".json") else setting.target)
+
+
+def profile_sha256(target: Target) -> str:
+    return hashlib.sha256(Path(target.path).read_bytes()).hexdigest()
+
+
+def check_same_profile(work: Path, setting: Setting) -> None:
+    """Refuse to add runs priced with another profile to a setting's results in ``work``."""
+    current = profile_sha256(target_of(setting))
+    for path in sorted(work.glob(f"{setting.name}-*.json")):
+        recorded = json.loads(path.read_text()).get("target_profile_sha256")
+        if recorded != current:
+            raise SystemExit(f"{path} was priced with another {setting.target} profile than the one here "
+                             f"(sha256 {str(recorded)[:12]} vs {current[:12]}); use another --work folder")
 
 
 def load(setting: Setting) -> Task:
@@ -121,8 +147,9 @@ def result_path(work: Path, setting: str, seed: int, kind: str) -> Path:
 def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, method: str) -> dict:
     path = result_path(work, setting.name, seed, kind)
     budget = Budget(setting.budget)
+    target = target_of(setting)
     torch.manual_seed(seed)  # the uniform network's initial weights are drawn here: from the seed, not the process
-    fair = largest_fitting_uniform(task, setting.target, budget)
+    fair = largest_fitting_uniform(task, target, budget)
     config = config_for(seed, method).for_family(task.family)
     if kind != "grown":  # the overhead runs time growth alone
         config = replace(config, retrain=False)
@@ -133,7 +160,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
         run_dir = work / f"{setting.name}-{seed}-{kind}-run"
         shutil.rmtree(run_dir, ignore_errors=True)
         torch.manual_seed(seed)
-        result = grow(grown_task.seed(), task.data, setting.target, budget, config, run_dir, family=task.family,
+        result = grow(grown_task.seed(), task.data, target, budget, config, run_dir, family=task.family,
                       seed_options=grown_task.seed_options, log=lambda line: None, task_source=task.source)
         summary = result.summary
         row = {"kind": kind, "method": config.method, "shrink": config.shrink, "seed_width": seed_width,
@@ -167,7 +194,8 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
                "predicted": {"latency_ms": fair.report.latency_ms, "macs": fair.report.macs,
                              "sram_kb": fair.report.sram_bytes / 1024, "flash_kb": fair.report.flash_bytes / 1024},
                "wall_seconds": time.perf_counter() - started}
-    row.update(setting=setting.name, seed=seed, torch_threads=torch.get_num_threads(), commit=commit())
+    row.update(setting=setting.name, seed=seed, torch_threads=torch.get_num_threads(), commit=commit(),
+               target_profile_sha256=profile_sha256(target))
     path.write_text(json.dumps(row, indent=1))
     accuracy = row.get("test_accuracy", row.get("summary", {}).get("test_accuracy"))
     print(f"{setting.name} seed {seed} {kind}: test {accuracy:.1%}, {row['wall_seconds']:.0f} s", flush=True)
@@ -177,6 +205,8 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
 def plan(args) -> list[tuple[str, int, str]]:
     work = Path(args.work)
     todo = []
+    for name in args.settings:
+        check_same_profile(work, SETTINGS[name])
     for seed in args.seeds:
         for name in args.settings:
             for kind in (k for k in KINDS if k in args.kinds):  # equal compute needs the grown run first
@@ -264,7 +294,9 @@ def report(args) -> None:
         def spread(key):
             return [min(p[key] for p in per_seed), max(p[key] for p in per_seed)]
 
-        table.append({"setting": name, "about": setting.about, "target": setting.target, "budget": setting.budget,
+        table.append({"setting": name, "about": setting.about, "target": setting.target,
+                      "target_profile_sha256": runs[(name, seeds[0], "uniform")].get("target_profile_sha256"),
+                      "budget": setting.budget,
                       "seeds": seeds, **{f"{key}_median": median(key) for key in (
                           "grown_test", "retrained_test", "uniform_test", "uniform_compute_test",
                           "uniform_shrink_test", "equal_epochs", "equal_compute", "retrained", "kept_equal_epochs",
@@ -308,7 +340,7 @@ def write_pareto_svg(table: list[dict], runs: dict, path: Path) -> None:
 
     panels = []
     for t in table:
-        metric = "latency_ms" if "latency_ms" in t["budget"] and t["target"] == "host" else next(iter(t["budget"]))
+        metric = next(iter(t["budget"]))
         figure = Figure(f"{t['setting']}: {t['about']}", f"pareto-{t['setting']}", f"predicted {metric}")
         panel = figure.panel("test accuracy (%)", height_px=220)
         for kind, label, colour in (("grown", "grown (one run)", "#1f77b4"),
