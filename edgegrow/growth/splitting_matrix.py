@@ -7,8 +7,11 @@ follows, else 1), activation ``σ`` and ``g = ∂L/∂σ(h)``:
     S = E[ g · σ''(h) · c² · x xᵀ ]      (summed over a conv's output positions)
 
 Splitting the neuron into offspring ``w + εδ_j`` with weights ``ω_j`` (Σω = 1, Σωδ = 0) changes the
-loss by ``ε²/2 · Σ_j ω_j δ_jᵀ S δ_j`` to second order. ReLU-like activations have σ'' = 0 almost
-everywhere, so a smooth surrogate's second derivative stands in (``second_derivative``).
+loss by ``ε²/2 · Σ_j ω_j δ_jᵀ S δ_j`` to second order. Kinked activations (ReLU, ReLU6, LeakyReLU,
+Hardswish, Hardsigmoid, ELU with α ≠ 1) have a σ'' that is zero or bounded almost everywhere plus
+Dirac spikes at their kinks, so a smooth surrogate's second derivative stands in
+(``second_derivative``): each kink of slope jump j at k becomes j·δ_β(h − k), the second derivative
+of j·softplus_β(h − k), as S2D's reference code does for ReLU.
 
 - ``curvature_sites``: for each channel group with one producer followed (through an optional
   BatchNorm) by an activation, where ``x``, ``h`` and ``g`` are read.
@@ -25,6 +28,7 @@ The loss is the batch mean of ``loss_fn(model(x), y)``; the model is evaluated i
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -42,7 +46,18 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 SURROGATE_BETA = 3.0  # sharpness of the softplus surrogate of ReLU / ReLU6 (the reference code's choice)
 _ACTIVATION_KINDS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu",
-                     Gaussian: "gaussian"}
+                     Gaussian: "gaussian", nn.GELU: "gelu", nn.Hardswish: "hardswish",
+                     nn.Hardsigmoid: "hardsigmoid", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu"}
+ACTIVATION_KINDS = tuple(_ACTIVATION_KINDS.values())
+
+
+def _activation_parameter(module: nn.Module) -> float:
+    """The parameter σ'' depends on: LeakyReLU's negative slope, ELU's α (0 for the others)."""
+    if isinstance(module, nn.LeakyReLU):
+        return float(module.negative_slope)
+    if isinstance(module, nn.ELU):
+        return float(module.alpha)
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -54,18 +69,38 @@ class CurvatureSite:
     producer: str
     batch_norm: str | None
     activation: str
-    kind: str  # relu, relu6, sigmoid, tanh, silu
+    kind: str  # one of ACTIVATION_KINDS
+    parameter: float = 0.0  # LeakyReLU's negative slope, ELU's α
 
 
-def second_derivative(kind: str, h: torch.Tensor, beta: float = SURROGATE_BETA) -> torch.Tensor:
-    """σ''(h); for ReLU and ReLU6 that of the softplus surrogate log(1 + e^{βh})/β (and its
-    clipped form for ReLU6)."""
+def _kink(h: torch.Tensor, beta: float) -> torch.Tensor:
+    """δ_β(h): the second derivative of softplus_β(h) = log(1 + e^{βh})/β, a unit spike of width ~1/β."""
+    s = torch.sigmoid(beta * h)
+    return beta * s * (1 - s)
+
+
+def second_derivative(kind: str, h: torch.Tensor, beta: float = SURROGATE_BETA, parameter: float = 0.0) -> torch.Tensor:
+    """σ''(h). Where σ has kinks, that of its surrogate with each kink softened by softplus_β (a slope
+    jump j at k contributes j·δ_β(h − k)): ReLU = softplus; ReLU6 = softplus(h) − softplus(h − 6);
+    LeakyReLU(a) = a·h + (1 − a)·softplus(h); Hardsigmoid = (softplus(h + 3) − softplus(h − 3))/6;
+    Hardswish = h · Hardsigmoid's surrogate; ELU(α): α·eʰ below 0 and 0 above (exact) plus (1 − α)·δ_β(h).
+    ``parameter``: LeakyReLU's negative slope, ELU's α. GELU is the exact (erf) one's."""
     if kind == "relu":
-        s = torch.sigmoid(beta * h)
-        return beta * s * (1 - s)
+        return _kink(h, beta)
     if kind == "relu6":
-        low, high = torch.sigmoid(beta * h), torch.sigmoid(beta * (h - 6.0))
-        return beta * (low * (1 - low) - high * (1 - high))
+        return _kink(h, beta) - _kink(h - 6.0, beta)
+    if kind == "leaky_relu":
+        return (1 - parameter) * _kink(h, beta)
+    if kind == "hardsigmoid":
+        return (_kink(h + 3.0, beta) - _kink(h - 3.0, beta)) / 6
+    if kind == "hardswish":  # (h·g(h))'' = 2g'(h) + h·g''(h), g the smooth Hardsigmoid
+        window = torch.sigmoid(beta * (h + 3.0)) - torch.sigmoid(beta * (h - 3.0))
+        return (2 * window + h * (_kink(h + 3.0, beta) - _kink(h - 3.0, beta))) / 6
+    if kind == "elu":
+        return torch.where(h < 0, parameter * torch.exp(torch.clamp(h, max=0.0)), torch.zeros_like(h)) + \
+            (1 - parameter) * _kink(h, beta)
+    if kind == "gelu":  # σ = h·Φ(h): σ'' = φ(h)·(2 − h²)
+        return torch.exp(-0.5 * h * h) / math.sqrt(2 * math.pi) * (2 - h * h)
     if kind == "sigmoid":
         s = torch.sigmoid(h)
         return s * (1 - s) * (1 - 2 * s)
@@ -77,7 +112,7 @@ def second_derivative(kind: str, h: torch.Tensor, beta: float = SURROGATE_BETA) 
     if kind == "silu":
         s = torch.sigmoid(h)
         return s * (1 - s) * (2 + h * (1 - 2 * s))
-    raise ValueError(f"no second derivative for activation {kind!r}")
+    raise ValueError(f"no second derivative for activation {kind!r}; known: {', '.join(ACTIVATION_KINDS)}")
 
 
 def curvature_sites(model: nn.Module, groups: Iterable[ChannelGroup]) -> dict[str, CurvatureSite]:
@@ -108,7 +143,8 @@ def curvature_sites(model: nn.Module, groups: Iterable[ChannelGroup]) -> dict[st
                 continue
             kind = _ACTIVATION_KINDS.get(type(target))
             if kind is not None and calls[node.target] == 1:
-                sites[group.name] = CurvatureSite(group.name, producer, batch_norm, node.target, kind)
+                sites[group.name] = CurvatureSite(group.name, producer, batch_norm, node.target, kind,
+                                                  _activation_parameter(target))
             break
     return sites
 
@@ -177,7 +213,7 @@ def _scale(model: nn.Module, site: CurvatureSite) -> torch.Tensor | None:
 
 def _curvature_weight(model: nn.Module, site: CurvatureSite, h: torch.Tensor) -> torch.Tensor:
     """σ''(h)·c², shaped like h."""
-    weight = second_derivative(site.kind, h)
+    weight = second_derivative(site.kind, h, parameter=site.parameter)
     scale = _scale(model, site)
     if scale is not None:
         shape = [1, -1] + [1] * (h.dim() - 2)

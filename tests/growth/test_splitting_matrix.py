@@ -37,7 +37,10 @@ def mlp(activation=nn.Tanh):
 
 
 MODELS = {"conv-silu": conv_net, "conv-relu": lambda: conv_net(nn.ReLU), "mlp-tanh": mlp,
-          "mlp-relu6": lambda: mlp(nn.ReLU6)}
+          "mlp-relu6": lambda: mlp(nn.ReLU6), "conv-hardswish": lambda: conv_net(nn.Hardswish),
+          "conv-gelu": lambda: conv_net(nn.GELU), "mlp-hardsigmoid": lambda: mlp(nn.Hardsigmoid),
+          "mlp-leaky-relu": lambda: mlp(lambda: nn.LeakyReLU(0.1)), "mlp-elu": lambda: mlp(lambda: nn.ELU(0.5)),
+          "mlp-gelu": lambda: mlp(nn.GELU)}
 
 
 def sites_of(model, batch):
@@ -74,7 +77,7 @@ def _loss(model, batch):
         return float(F.cross_entropy(model(batch[0]), batch[1]))
 
 
-@pytest.mark.parametrize("name", ["conv-silu", "mlp-tanh"])
+@pytest.mark.parametrize("name", ["conv-silu", "mlp-tanh", "conv-gelu", "mlp-gelu"])
 @pytest.mark.parametrize("signed", [False, True])
 def test_loss_change_of_a_small_split_matches_the_second_order_prediction(name, signed):
     model, batch = MODELS[name]()
@@ -111,6 +114,50 @@ def test_relu_surrogate_is_the_second_derivative_of_softplus():
     (first,) = torch.autograd.grad(clipped.sum(), h, create_graph=True)
     (second,) = torch.autograd.grad(first.sum(), h)
     torch.testing.assert_close(second_derivative("relu6", h.detach(), beta), second)
+
+
+# activation, its kinks (where the surrogate's spikes sit), the parameter σ'' reads
+KINKED = {"relu": (nn.ReLU(), (0.0,), 0.0), "relu6": (nn.ReLU6(), (0.0, 6.0), 0.0),
+          "leaky_relu": (nn.LeakyReLU(0.1), (0.0,), 0.1), "hardsigmoid": (nn.Hardsigmoid(), (-3.0, 3.0), 0.0),
+          "hardswish": (nn.Hardswish(), (-3.0, 3.0), 0.0), "elu": (nn.ELU(0.5), (0.0,), 0.5),
+          "gelu": (nn.GELU(), (), 0.0), "silu": (nn.SiLU(), (), 0.0), "tanh": (nn.Tanh(), (), 0.0)}
+
+
+def _derivatives(activation, h):
+    """σ' by autograd, σ'' by central differences of σ' (Hardswish has no double backward)."""
+    h = h.clone().requires_grad_(True)
+    (first,) = torch.autograd.grad(activation(h).sum(), h)
+    (second,) = torch.gradient(first, spacing=(h.detach(),))
+    return first, second
+
+
+@pytest.mark.parametrize("kind", KINKED)
+def test_second_derivative_is_exact_away_from_kinks_and_its_spikes_carry_the_slope_jumps(kind):
+    """Away from kinks σ'' is the activation's own (autograd); across them ∫σ'' = σ'(b) − σ'(a), so
+    every kink's spike has the slope jump it stands for (S2D's softplus surrogate for ReLU, generalised)."""
+    activation, kinks, parameter = KINKED[kind]
+    h = torch.linspace(-10, 14, 48_001, dtype=torch.float64)
+    surrogate = second_derivative(kind, h, parameter=parameter)
+    first, exact = _derivatives(activation, h)
+    far = torch.ones_like(h, dtype=torch.bool)
+    for k in kinks:
+        far &= (h - k).abs() > 3.0
+    torch.testing.assert_close(surrogate[far], exact[far], atol=1e-3, rtol=1e-6)
+    integral = torch.cumulative_trapezoid(surrogate, h)
+    for a, b in ((-10.0, 14.0), (-10.0, 1.5), (-1.5, 14.0)):
+        i, j = int(torch.argmin((h - a).abs())), int(torch.argmin((h - b).abs()))
+        if any(abs(x - k) < 3.0 for x in (a, b) for k in kinks):
+            continue  # an end inside a spike: its slope is the surrogate's, not σ's
+        change = (integral[j - 1] - (integral[i - 1] if i > 0 else 0.0))
+        assert float(change) == pytest.approx(float(first[j] - first[i]), abs=2e-3), (a, b)
+
+
+def test_every_supported_activation_gives_a_site_with_its_parameter():
+    for kind, (activation, _, parameter) in KINKED.items():
+        model = nn.Sequential(nn.Linear(4, 6), activation, nn.Linear(6, 3)).double()
+        (site,) = curvature_sites(model, growable_groups(find_channel_groups(model, torch.zeros(1, 4,
+                                                                                                   dtype=torch.float64)))).values()
+        assert (site.kind, site.parameter) == (kind, parameter)
 
 
 def test_groups_without_an_activation_after_their_producer_have_no_site():
