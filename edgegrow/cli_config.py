@@ -16,7 +16,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import tomllib
+NO_TOML = "reading --config needs Python 3.11 or later, or the tomli package on 3.10 (pip install tomli)"
+
+
+def _toml():
+    """The TOML reader: the standard library's tomllib (3.11+), else tomli (the same API, 3.10).
+    Imported only when a --config is read, so every other command runs without either."""
+    try:
+        import tomllib
+    except ImportError:
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ValueError(NO_TOML) from None
+    return tomllib
 
 
 def _options(subparser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -73,6 +86,7 @@ def expand_config(argv: list[str], subparsers: dict[str, argparse.ArgumentParser
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no config file at {path}")
+    tomllib = _toml()
     try:
         settings = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:

@@ -82,3 +82,31 @@ def test_training_settings_in_a_file_reach_the_grow_config(tmp_path, commands):
     assert (config.epochs, config.learning_rate, config.growth_end, config.growth_every, config.retrain,
             config.optimizer, config.warmup_epochs) == (20, 0.005, 0.3, 0.5, True, "sgd", 2.0)
     assert args.seed_width == 0.25
+
+
+def test_without_tomllib_the_cli_runs_and_a_config_file_names_what_to_install(tmp_path):
+    """Python 3.10 has no tomllib: the package imports and every command runs; only --config needs a
+    TOML reader, and says which (here tomllib and tomli are both made unimportable)."""
+    import subprocess
+    import sys
+
+    blocked = "import sys; sys.modules['tomllib'] = None; sys.modules['tomli'] = None; from edgegrow.cli import main; "
+    help_run = subprocess.run([sys.executable, "-c", blocked + "raise SystemExit(main(['--help']))"],
+                              capture_output=True, text=True)
+    assert help_run.returncode == 0 and "usage" in help_run.stdout, help_run.stderr
+    path = _write(tmp_path, 'task = "kws"\n')
+    config_run = subprocess.run([sys.executable, "-c", blocked + f"raise SystemExit(main(['grow', '--config', {path!r}]))"],
+                                capture_output=True, text=True)
+    assert config_run.returncode == 2 and config_run.stderr.count("\n") == 1 and "pip install tomli" in config_run.stderr
+
+
+def test_tomli_reads_the_config_where_tomllib_is_missing(tmp_path, commands, monkeypatch):
+    import sys
+    import tomllib
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)
+    with pytest.raises(ImportError):
+        import tomllib  # noqa: F401, F811  (the block works)
+    monkeypatch.setitem(sys.modules, "tomli", tomllib)  # tomli has tomllib's API (tomllib is tomli, vendored)
+    path = _write(tmp_path, 'task = "kws"\ntarget = "host"\nbudget = ["latency_ms=1"]\nout = "r"\nseed = 4\n')
+    assert _parser().parse_args(expand_config(["grow", "--config", path], commands)).seed == 4
