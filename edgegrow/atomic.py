@@ -1,5 +1,6 @@
 """Whole-file writes that never leave a half-written file: a temporary file in the same folder,
-flushed to disk, then renamed over the target (a rename within one file system is atomic)."""
+flushed to disk, then renamed over the target (a rename within one file system is atomic), then the
+folder flushed too, so that a power cut after the write returns cannot undo the rename."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,33 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def fsync_folder(folder: str | Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to disk. Where a folder cannot be opened for that
+    (Windows), the rename is already durable and this does nothing."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:  # some file systems refuse fsync on a folder; nothing more can be done there
+        pass
+    finally:
+        os.close(handle)
+
+
+def fsync_file(path: str | Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
+def replace_durably(temporary: str | Path, path: str | Path) -> None:
+    """Rename a finished ``temporary`` (file or folder, already on disk) over ``path``, and flush the
+    folder that holds them."""
+    os.replace(temporary, path)
+    fsync_folder(Path(path).parent)
+
+
 def write_atomically(path: str | Path, content: str | bytes) -> None:
     """Replace ``path`` with ``content``; an existing file keeps its permission bits, a new one gets
     the usual ones (:func:`new_file_mode`)."""
@@ -27,7 +55,7 @@ def write_atomically(path: str | Path, content: str | bytes) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else new_file_mode())
-        os.replace(temporary, path)
+        replace_durably(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import new_file_mode
+from ..atomic import fsync_file, new_file_mode, replace_durably
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
@@ -38,8 +38,9 @@ def save_tensors(path: Path, tensors: dict) -> None:
     os.close(handle)
     try:
         torch.save(tensors, temporary)
+        fsync_file(temporary)
         os.chmod(temporary, new_file_mode())
-        os.replace(temporary, path)
+        replace_durably(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import fsync_file, fsync_folder, replace_durably
 from ..data.task_data import TaskData
 from . import c_array, library_output, model_card, onnx_format, runtimes, tflite_format
 
@@ -105,13 +106,13 @@ class _Staging:
 
     def commit(self) -> None:
         for path in self.folder.iterdir():  # data on disk before the folder becomes visible
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_file(path)
+        fsync_folder(self.folder)
         old = None
         if self.out.exists():
             old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
             os.replace(self.out, old)
-        os.replace(self.folder, self.out)
+        replace_durably(self.folder, self.out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
