@@ -85,7 +85,7 @@ def _add_training_arguments(parser) -> None:
     group.add_argument("--new-units", choices=("fresh", "method"),
                        help=f"how new units start: fresh (default fan-in, zero fan-out) or as the method proposes "
                             f"(split twins) (default {defaults.new_units})")
-    group.add_argument("--seed-width", type=_seed_width, default="auto", metavar="auto|seed|MULTIPLIER",
+    group.add_argument("--seed-width", type=_seed_width, metavar="auto|seed|MULTIPLIER",
                        help="the seed: auto (default) is the family's reference network at half the width of the "
                             "largest uniform network that fits the budget; seed, the family's seed of a few "
                             "channels per layer; a number, the reference network at that width multiplier "
@@ -247,20 +247,24 @@ def _parser() -> argparse.ArgumentParser:
                "  edgegrow grow --task kws --target host --budget latency_ms=0.05 --seed-width 0.25 --epochs 40 "
                "--growth-end 0.3 --retrain --out runs/kws-search",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    grow.add_argument("--task", required=True, choices=("kws", "image"))
-    grow.add_argument("--target", required=True, help="a name from 'edgegrow targets' or a profile .json")
-    grow.add_argument("--budget", required=True, action="append", metavar="METRIC=VALUE",
-                      help="an upper limit, e.g. latency_ms=0.05; repeat for several")
+    grow.add_argument("--task", choices=("kws", "image"), help="required unless --resume RUN_DIR")
+    grow.add_argument("--target", help="a name from 'edgegrow targets' or a profile .json (required unless "
+                                       "--resume RUN_DIR)")
+    grow.add_argument("--budget", action="append", metavar="METRIC=VALUE",
+                      help="an upper limit, e.g. latency_ms=0.05; repeat for several (required unless --resume RUN_DIR)")
     grow.add_argument("--method", help=_method_help())
     grow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
                                                     "image: an image folder or CIFAR-10 (default: digits)")
     grow.add_argument("--family", help="the seed family: ds-cnn (kws, default); mobilenet-v1 (image, default), "
                                        "mobilenet-v2 or resnet8")
-    grow.add_argument("--out", required=True, metavar="RUN_DIR",
-                      help="folder for log.jsonl, checkpoint.pt, summary.json")
-    grow.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    grow.add_argument("--out", metavar="RUN_DIR",
+                      help="folder for log.jsonl, checkpoint.pt, summary.json (required unless --resume RUN_DIR)")
+    grow.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
+                      help="continue a run after its last finished epoch: --resume RUN_DIR alone takes every setting "
+                           "from RUN_DIR/run.json (a flag that says otherwise is an error); --resume with the run's "
+                           "flags continues the run in --out")
     grow.add_argument("--quick", action="store_true", help="few epochs and steps (a smoke run)")
-    grow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    grow.add_argument("--seed", type=int, help="random seed (default 0)")
     grow.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
     _add_training_arguments(grow)
 
@@ -341,18 +345,27 @@ def _grow(args):
     from .growth.budget import Budget
     from .tasks import load_task
 
+    if isinstance(args.resume, str):
+        config, recorded_seed_options = _resume_settings(args)
+    else:
+        missing = [f"--{name}" for name in ("task", "target", "budget", "out") if getattr(args, name) is None]
+        if missing:
+            raise ValueError(f"grow needs {', '.join(missing)} (or --resume RUN_DIR to continue a run)")
+        config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed or 0,
+                                                                  **_training_settings(args))
     budget = Budget.parse(args.budget)
-    config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed,
-                                                              **_training_settings(args))
     target = load_target(args.target)
     task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
-    task = task.with_seed_width(seed_width_for(task, target, budget, args.seed_width))
+    if isinstance(args.resume, str):
+        task = task.with_seed_width(recorded_seed_options.get("width_multiplier"))
+    else:
+        task = task.with_seed_width(seed_width_for(task, target, budget, args.seed_width or "auto"))
     print(task.data.summary())
     print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with "
           f"{config.for_family(task.family).method}: "
           f"{config.epochs} epochs, growth by {config.growth_end:.0%} of the run")
     result = grow(task.seed(), task.data, target, budget, config, args.out, family=task.family,
-                  seed_options=task.seed_options, resume=args.resume, progress=not args.quiet,
+                  seed_options=task.seed_options, resume=bool(args.resume), progress=not args.quiet,
                   task_source=task.source)
     summary = result.summary
     usage = ", ".join(f"{metric} {share:.0%}" for metric, share in summary.usage.items())
@@ -363,6 +376,66 @@ def _grow(args):
     from dataclasses import asdict
 
     return {"run_dir": str(result.out_dir), **asdict(summary)}
+
+
+def _resume_settings(args):
+    """``--resume RUN_DIR`` alone: the run's task, data, family, target, budget, seed and settings from its
+    run.json, written into ``args``; a flag given that says otherwise is a ValueError naming both values.
+    Returns the run's GrowConfig and its seed options."""
+    from dataclasses import fields
+
+    from .grow import GrowConfig
+    from .grow.run_folder import RUN, RunFolder
+    from .growth.budget import Budget
+
+    from pathlib import Path
+
+    folder = Path(args.resume)
+    if args.out is not None and Path(args.out).resolve() != folder.resolve():
+        raise ValueError(f"--resume {folder} and --out {args.out} name two runs; give one of them")
+    record = RunFolder(folder).read_record() if folder.is_dir() else None
+    if not record or "config" not in record:
+        raise ValueError(f"{folder} has no readable {RUN}: not a grow run folder, or one that never started "
+                         "(start it with --task, --target, --budget and --out)")
+    source = record.get("task_source") or {}
+    if not source.get("task"):
+        raise ValueError(f"the run in {folder} was started from the Python API on data of its own, which the command "
+                         "line cannot load; continue it with edgegrow.grow.grow(..., resume=True)")
+    recorded = {"task": source.get("task"), "data": source.get("data"), "family": record.get("family"),
+                # the profile file it was priced with; where that is gone, the target's name (resume notes a change)
+                "target": record.get("target_profile") if record.get("target_profile") and
+                Path(record["target_profile"]).is_file() else record.get("target"),
+                "budget": Budget(record["budget"]).limits}
+    given = {"task": args.task, "data": args.data, "family": args.family, "target": args.target,
+             "budget": Budget.parse(args.budget).limits if args.budget else None}
+    for name, value in given.items():
+        if value is None:
+            continue
+        same = value == recorded[name]
+        if name in ("data", "target") and not same and recorded[name] is not None:
+            same = Path(value).resolve() == Path(recorded[name]).resolve() or value == record.get("target")
+        if not same:
+            raise ValueError(f"--{name} {value} contradicts the run in {folder} ({recorded[name]}); drop it to resume, "
+                             "or start a new run with another --out")
+    config = GrowConfig.from_dict(record["config"])
+    wanted = {"method": args.method, "seed": args.seed, **_training_settings(args)}
+    if args.quick:
+        quick = GrowConfig.quick()
+        wanted.update({f.name: getattr(quick, f.name) for f in fields(GrowConfig)
+                       if getattr(quick, f.name) != getattr(GrowConfig(), f.name)})
+    for name, value in wanted.items():
+        if value is not None and value != getattr(config, name):
+            flag = {v: k for k, v in TRAINING_FLAGS.items()}.get(name, name).replace("_", "-")
+            raise ValueError(f"--{'quick' if args.quick and name not in ('method', 'seed') else flag} asks for "
+                             f"{name} {value!r} but the run in {folder} has {getattr(config, name)!r}; drop it to "
+                             "resume, or start a new run with another --out")
+    if args.seed_width is not None:
+        raise ValueError(f"--seed-width has no effect when resuming: the run in {folder} keeps its seed; drop it")
+    args.task, args.data, args.family, args.target = (recorded["task"], recorded["data"], recorded["family"],
+                                                      recorded["target"])
+    args.budget = [f"{metric}={value!r}" for metric, value in recorded["budget"].items()]
+    args.out = str(folder)
+    return config, record.get("seed_options") or {}
 
 
 def _export(args):
@@ -414,7 +487,7 @@ def _workflow(args):
     grow_config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed,
                                                                    **_training_settings(args))
     config = (WorkflowConfig.quick if args.quick else WorkflowConfig)(grow=grow_config, formats=args.format,
-                                                                     seed_width=args.seed_width)
+                                                                     seed_width=args.seed_width or "auto")
     result = run_workflow(
         args.task, data=args.data, family=args.family, out=args.out, cache_dir=args.cache_dir,
         host_budget=Budget.parse(args.host_budget).limits if args.host_budget else None,
@@ -628,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         resume = {"profile": "; run the same command again to resume",
-                  "grow": "; add --resume to continue after the last finished epoch"}.get(args.command, "")
+                  "grow": f"; 'edgegrow grow --resume {getattr(args, 'out', None) or 'RUN_DIR'}' continues after the last "
+                          "finished epoch"}.get(args.command, "")
         print(f"edgegrow {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
     return 0

@@ -108,6 +108,15 @@ def torch_file(path: Path, payload) -> Path:
     return path
 
 
+def run_record(folder: Path, source: dict | None = {"task": "kws", "data": None, "family": "ds-cnn"}) -> Path:
+    """A grow run folder's run.json (edgegrow-run/2), as a run on the default KWS set to host writes it."""
+    write(folder / "run.json", json.dumps({
+        "format": "edgegrow-run/2", "seed": 0, "config": TINY.to_dict(), "family": "ds-cnn",
+        "seed_options": {"num_classes": 12}, "target": "host", "target_profile": None,
+        "budget": {"latency_ms": 1.0}, "task": "kws", "task_source": source}))
+    return folder
+
+
 def checkpoint_file(path: Path, family: str = "ds-cnn", edits: list | None = None) -> Path:
     """A checkpoint of a 4-class seed DS-CNN's weights, recorded as grown from ``family`` by ``edits``."""
     save_checkpoint(path, ds_cnn_seed(num_classes=4), Checkpoint(family, {"num_classes": 4}, edits or [], {}))
@@ -393,8 +402,19 @@ CASES = [
                  "unrecognized arguments: --colour", id="cli: unknown option"),
     pytest.param("cli", lambda t, s: ["shrink", "ds-cnn"], "invalid choice: 'shrink'", id="cli: unknown command"),
     pytest.param("cli", lambda t, s: ["grow", "--task", "kws"],
-                 "edgegrow grow: error: the following arguments are required: --target, --budget, --out",
+                 "edgegrow grow: error: grow needs --target, --budget, --out (or --resume RUN_DIR to continue a run)",
                  id="cli: missing arguments"),
+    pytest.param("cli", lambda t, s: ["grow", "--resume", str(t / "none")],
+                 "{tmp}/none has no readable run.json: not a grow run folder", id="cli: resume a folder that is no run"),
+    pytest.param("cli", lambda t, s: ["grow", "--resume", str(run_record(t / "run")), "--budget", "latency_ms=2"],
+                 "--budget {'latency_ms': 2.0} contradicts the run in {tmp}/run ({'latency_ms': 1.0})",
+                 id="cli: resume with another budget"),
+    pytest.param("cli", lambda t, s: ["grow", "--resume", str(run_record(t / "run")), "--epochs", "3"],
+                 "--epochs asks for epochs 3 but the run in {tmp}/run has 2", id="cli: resume with other epochs"),
+    pytest.param("cli", lambda t, s: ["grow", "--resume", str(run_record(t / "run")), "--out", str(t / "other")],
+                 "--resume {tmp}/run and --out {tmp}/other name two runs", id="cli: resume and another out"),
+    pytest.param("cli", lambda t, s: ["grow", "--resume", str(run_record(t / "run", source=None))],
+                 "was started from the Python API on data of its own", id="cli: resume an API run"),
     pytest.param("cli", lambda t, s: ["profile", "--target", "x", "--threads", "many"],
                  "argument --threads: invalid int value: 'many'", id="cli: not an integer"),
     pytest.param("cli", lambda t, s: [*GROW_KWS, "--method", "magic"],

@@ -125,3 +125,27 @@ def test_json_mode_errors_stay_one_line_on_stderr(capsys):
     assert main(["groups", "vgg", "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+
+
+def test_resume_alone_takes_every_setting_from_the_run_record(tmp_path):
+    """``edgegrow grow --resume RUN_DIR``: task, data, family, target, budget, seed and the training
+    settings come from RUN_DIR/run.json; flags that agree with it are allowed."""
+    import json
+
+    from edgegrow.cli import _parser, _resume_settings
+    from edgegrow.grow import GrowConfig
+
+    recorded = GrowConfig(method="tiny", epochs=7, learning_rate=0.02, seed=3, shrink=0.5)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({
+        "format": "edgegrow-run/2", "seed": 3, "config": recorded.to_dict(), "family": "ds-cnn",
+        "seed_options": {"num_classes": 12, "width_multiplier": 0.25}, "target": "cortex-m4f-120mhz",
+        "target_profile": "/somewhere/cortex-m4f-120mhz.json", "budget": {"latency_ms": 40.0, "sram_kb": 64.0},
+        "task": "kws", "task_source": {"task": "kws", "data": str(tmp_path / "speech"), "family": "ds-cnn"}}))
+    args = _parser().parse_args(["grow", "--resume", str(run), "--epochs", "7", "--target", "cortex-m4f-120mhz"])
+    config, seed_options = _resume_settings(args)
+    assert config == recorded and seed_options["width_multiplier"] == 0.25
+    assert (args.task, args.data, args.family, args.out) == ("kws", str(tmp_path / "speech"), "ds-cnn", str(run))
+    assert args.target == "cortex-m4f-120mhz"  # the recorded profile file is gone: the target's name
+    assert sorted(args.budget) == ["latency_ms=40.0", "sram_kb=64.0"]

@@ -68,3 +68,24 @@ def test_a_custom_networks_checkpoint_needs_its_seed(tmp_path):
     assert checkpoint.family == "custom"
     with torch.no_grad():
         assert torch.allclose(model(x), result.model.eval()(x), atol=1e-6)
+
+
+def test_the_architecture_page_names_files_and_functions_that_exist():
+    """docs/ARCHITECTURE.md's links resolve, and each `name(` or `name` it quotes from a linked Python
+    module is defined somewhere in the code (a def, a class or an assignment)."""
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "ARCHITECTURE.md").read_text()
+    links = re.findall(r"\]\((\.\./[^)#]+)\)", page)
+    assert links and all((root / "docs" / link).resolve().exists() for link in links), \
+        [link for link in links if not (root / "docs" / link).resolve().exists()]
+    code = "\n".join(path.read_text() for folder in ("edgegrow", "cost_models")
+                     for path in (root / folder).rglob("*.py"))
+    quoted = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]{3,})`", page))
+    modules = {path.stem for folder in ("edgegrow", "cost_models") for path in (root / folder).rglob("*.py")} | \
+        {path.name for path in root.iterdir() if path.is_dir()}
+    identifiers = {name for name in quoted if ("_" in name or re.fullmatch(r"[A-Z][a-z]+[A-Z]\w*", name))
+                   and name not in modules}
+    missing = sorted(name for name in identifiers
+                     if not re.search(rf"(def |class |^\s*){re.escape(name)}\b", code, re.MULTILINE)
+                     and not re.search(rf"\b{re.escape(name)}\s*[:=]", code))
+    assert not missing, f"docs/ARCHITECTURE.md names what the code does not define: {missing}"
