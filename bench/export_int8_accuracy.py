@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
-    models = list(grown_models(work, "host"))
+    models = list(grown_models(work, "cpu"))
     models = models[:args.limit] if args.limit else models
     task = load_task("kws", kws_folder(), progress=False).data
     # accuracy on validation + test: export_model evaluates its "test" split, so give it both

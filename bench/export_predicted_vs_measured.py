@@ -57,7 +57,7 @@ def main() -> None:
     task = load_task("kws", kws_folder(), progress=False).data
     exports = work / "exports"
     models = []
-    for row, model in grown_models(work, "host"):
+    for row, model in grown_models(work, "cpu"):
         name = row["run"]
         out = exports / name
         if not (out / "model_card.json").is_file():

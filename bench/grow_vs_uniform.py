@@ -104,7 +104,8 @@ def profile_sha256(target: Target) -> str:
 
 
 def check_same_profile(work: Path, setting: Setting) -> None:
-    """Refuse to add runs priced with another profile to a setting's results in ``work``."""
+    """Refuse to add runs priced with another profile to a setting's results in ``work`` (results
+    from before profiles were recorded count as another profile: start another --work folder)."""
     current = profile_sha256(target_of(setting))
     for path in sorted(work.glob(f"{setting.name}-*.json")):
         recorded = json.loads(path.read_text()).get("target_profile_sha256")

@@ -14,15 +14,17 @@ from edgegrow.checkpoint import load_checkpoint
 DEFAULT_WORK = Path.home() / ".cache" / "edgegrow" / "bench-grow-vs-uniform"
 
 
-def grown_models(work: str | Path = DEFAULT_WORK, target: str = "host") -> Iterator[tuple[dict, nn.Module]]:
-    """(row, model) for each grown run on ``target`` in ``work``: row names the run (``run``), which
+def grown_models(work: str | Path = DEFAULT_WORK, kind: str = "cpu") -> Iterator[tuple[dict, nn.Module]]:
+    """(row, model) for each KWS run in ``work`` grown for a target of ``kind`` (``cpu``: the host
+    settings, priced with a CPU profile; ``mcu``: the Cortex-M4F one): row names the run (``run``), which
     network it is (``method``: ``grown``, ``retrained`` or ``uniform``) and its ``setting``."""
-    from grow_vs_uniform import SETTINGS
+    from grow_vs_uniform import SETTINGS, target_of
 
     work = Path(work)
     for path in sorted(work.glob("*-grown.json")):
         row = json.loads(path.read_text())
-        if SETTINGS[row["setting"]].target != target or SETTINGS[row["setting"]].task != "kws":
+        setting = SETTINGS[row["setting"]]
+        if setting.task != "kws" or target_of(setting).kind != kind:
             continue
         folder = work / f"{row['setting']}-{row['seed']}-grown-run"
         files = {"grown": folder / "grown.pt", "retrained": folder / "retrained.pt",

@@ -32,7 +32,7 @@ def fsync_folder(folder: str | Path) -> None:
 
 
 def fsync_file(path: str | Path) -> None:
-    with open(path, "rb") as file:
+    with open(path, "r+b") as file:  # write access: Windows' FlushFileBuffers needs it
         os.fsync(file.fileno())
 
 

@@ -26,7 +26,8 @@ from .tasks import Task
 from .training import TrainConfig, Training, TrainResult, evaluate
 
 LOWEST, HIGHEST, GRID = 1 / 64, 8.0, 48  # the multipliers searched: a geometric grid (a step of ×1.14), then
-SCAN_STEP, SCAN_RANGE = 0.01, 2.0  # every 1 % above the widest fitting grid point, up to twice it
+SCAN_STEP, SCAN_RANGE = 0.01, 2.0  # every 1 % (or every channel) above the widest fitting grid point, up to twice it
+MAX_SCAN_STEPS = 1024
 
 
 @dataclass
@@ -42,6 +43,12 @@ class UniformBaseline:
     @property
     def name(self) -> str:
         return f"uniform ×{self.width_multiplier:.3g}"
+
+
+def _widths(model: nn.Module) -> list[int]:
+    """Output channels / features of every convolution and linear layer, in order."""
+    return [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+            for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
 def _architecture(model: nn.Module) -> tuple:
@@ -70,8 +77,14 @@ def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget) ->
                          f"from ×{LOWEST:g} to ×{HIGHEST:g}")
     low = grid[fitting[-1]]
     best = low
-    for step in range(1, round((SCAN_RANGE - 1) / SCAN_STEP) + 1):  # the staircase's dips: a wider one may fit
-        candidate = low * (1 + SCAN_STEP * step)
+    # The staircase's dips: scan from the widest fitting grid point up to twice it, in steps small enough
+    # to reach every width of the layer that grows fastest (one step per channel it gains), at least 1 %.
+    with torch.device("meta"):
+        gained = max((after - before for before, after in zip(_widths(task.uniform(low)),
+                                                               _widths(task.uniform(low * SCAN_RANGE)))), default=0)
+    steps = min(MAX_SCAN_STEPS, max(round((SCAN_RANGE - 1) / SCAN_STEP), gained))
+    for step in range(1, steps + 1):
+        candidate = low * (1 + (SCAN_RANGE - 1) * step / steps)
         if candidate > HIGHEST:
             break
         if fits(candidate):

@@ -345,9 +345,14 @@ def _grow(args):
     from .growth.budget import Budget
     from .tasks import load_task
 
+    recorded_seed_options = None
     if isinstance(args.resume, str):
         config, recorded_seed_options = _resume_settings(args)
     else:
+        if args.resume and args.out is not None:  # the run's own seed, not one the width search finds today
+            from .grow.run_folder import RunFolder
+
+            recorded_seed_options = (RunFolder(args.out).read_record() or {}).get("seed_options")
         missing = [f"--{name}" for name in ("task", "target", "budget", "out") if getattr(args, name) is None]
         if missing:
             raise ValueError(f"grow needs {', '.join(missing)} (or --resume RUN_DIR to continue a run)")
@@ -356,7 +361,7 @@ def _grow(args):
     budget = Budget.parse(args.budget)
     target = load_target(args.target)
     task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
-    if isinstance(args.resume, str):
+    if recorded_seed_options is not None:
         task = task.with_seed_width(recorded_seed_options.get("width_multiplier"))
     else:
         task = task.with_seed_width(seed_width_for(task, target, budget, args.seed_width or "auto"))
@@ -376,6 +381,22 @@ def _grow(args):
     from dataclasses import asdict
 
     return {"run_dir": str(result.out_dir), **asdict(summary)}
+
+
+def _same_target(given: str, record: dict) -> bool:
+    """Whether ``--target given`` names the profile a run recorded: the same file, or a profile of the
+    same name (where the recorded file has moved)."""
+    from pathlib import Path
+
+    from cost_models import load_target
+
+    recorded = record.get("target_profile")
+    if recorded and Path(given).is_file() and Path(given).resolve() == Path(recorded).resolve():
+        return True
+    try:
+        return load_target(given).name == record.get("target")
+    except ValueError:
+        return False
 
 
 def _resume_settings(args):
@@ -409,26 +430,27 @@ def _resume_settings(args):
     given = {"task": args.task, "data": args.data, "family": args.family, "target": args.target,
              "budget": Budget.parse(args.budget).limits if args.budget else None}
     for name, value in given.items():
-        if value is None:
+        if value is None or value == recorded[name]:
             continue
-        same = value == recorded[name]
-        if name in ("data", "target") and not same and recorded[name] is not None:
-            same = Path(value).resolve() == Path(recorded[name]).resolve() or value == record.get("target")
-        if not same:
-            raise ValueError(f"--{name} {value} contradicts the run in {folder} ({recorded[name]}); drop it to resume, "
-                             "or start a new run with another --out")
+        if name == "data" and recorded[name] is not None and Path(value).resolve() == Path(recorded[name]).resolve():
+            continue
+        if name == "target" and _same_target(value, record):
+            recorded["target"] = value  # e.g. the profile moved: the file given now
+            continue
+        raise ValueError(f"--{name} {value} contradicts the run in {folder} ({recorded[name]}); drop it to resume, "
+                         "or start a new run with another --out")
     config = GrowConfig.from_dict(record["config"])
-    wanted = {"method": args.method, "seed": args.seed, **_training_settings(args)}
-    if args.quick:
-        quick = GrowConfig.quick()
-        wanted.update({f.name: getattr(quick, f.name) for f in fields(GrowConfig)
-                       if getattr(quick, f.name) != getattr(GrowConfig(), f.name)})
+    quick = GrowConfig.quick() if args.quick else GrowConfig()
+    wanted = {**{f.name: getattr(quick, f.name) for f in fields(GrowConfig)  # what --quick changes, then the flags
+                 if getattr(quick, f.name) != getattr(GrowConfig(), f.name)},
+              "method": GrowConfig(method=args.method).method if args.method else None, "seed": args.seed,
+              **_training_settings(args)}
     for name, value in wanted.items():
         if value is not None and value != getattr(config, name):
             flag = {v: k for k, v in TRAINING_FLAGS.items()}.get(name, name).replace("_", "-")
-            raise ValueError(f"--{'quick' if args.quick and name not in ('method', 'seed') else flag} asks for "
-                             f"{name} {value!r} but the run in {folder} has {getattr(config, name)!r}; drop it to "
-                             "resume, or start a new run with another --out")
+            given_by = flag if name in ("method", "seed") or name in _training_settings(args) else "quick"
+            raise ValueError(f"--{given_by} asks for {name} {value!r} but the run in {folder} has "
+                             f"{getattr(config, name)!r}; drop it to resume, or start a new run with another --out")
     if args.seed_width is not None:
         raise ValueError(f"--seed-width has no effect when resuming: the run in {folder} keeps its seed; drop it")
     args.task, args.data, args.family, args.target = (recorded["task"], recorded["data"], recorded["family"],

@@ -149,3 +149,21 @@ def test_resume_alone_takes_every_setting_from_the_run_record(tmp_path):
     assert (args.task, args.data, args.family, args.out) == ("kws", str(tmp_path / "speech"), "ds-cnn", str(run))
     assert args.target == "cortex-m4f-120mhz"  # the recorded profile file is gone: the target's name
     assert sorted(args.budget) == ["latency_ms=40.0", "sram_kb=64.0"]
+
+
+@pytest.mark.parametrize("recorded, flags", [
+    ({"method": "random-split"}, ["--method", "random"]),  # an alias of the recorded method
+    ({"quick": True, "epochs": 3}, ["--quick", "--epochs", "3"]),  # --quick and a flag, as the run was started
+])
+def test_resume_accepts_flags_that_agree_with_the_run(tmp_path, recorded, flags):
+    import json
+
+    from edgegrow.cli import _parser, _resume_settings
+    from edgegrow.grow import GrowConfig
+
+    settings = {k: v for k, v in recorded.items() if k != "quick"}
+    config = GrowConfig.quick(**settings) if recorded.get("quick") else GrowConfig(**settings)
+    (tmp_path / "run.json").write_text(json.dumps({
+        "config": config.to_dict(), "family": "ds-cnn", "seed_options": {}, "target": "host", "target_profile": None,
+        "budget": {"latency_ms": 1.0}, "task": "kws", "task_source": {"task": "kws", "data": None, "family": "ds-cnn"}}))
+    assert _resume_settings(_parser().parse_args(["grow", "--resume", str(tmp_path), *flags]))[0] == config

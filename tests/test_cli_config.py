@@ -102,11 +102,21 @@ def test_without_tomllib_the_cli_runs_and_a_config_file_names_what_to_install(tm
 
 def test_tomli_reads_the_config_where_tomllib_is_missing(tmp_path, commands, monkeypatch):
     import sys
-    import tomllib
 
+    tomllib = pytest.importorskip("tomllib")  # stands in for tomli, whose API it is (Python 3.11+)
     monkeypatch.setitem(sys.modules, "tomllib", None)
     with pytest.raises(ImportError):
-        import tomllib  # noqa: F401, F811  (the block works)
+        import tomllib as blocked  # noqa: F401  (the block works)
     monkeypatch.setitem(sys.modules, "tomli", tomllib)  # tomli has tomllib's API (tomllib is tomli, vendored)
     path = _write(tmp_path, 'task = "kws"\ntarget = "host"\nbudget = ["latency_ms=1"]\nout = "r"\nseed = 4\n')
     assert _parser().parse_args(expand_config(["grow", "--config", path], commands)).seed == 4
+
+
+def test_resume_in_a_file_is_a_switch(tmp_path, commands):
+    """``--resume`` takes an optional RUN_DIR; ``resume = true`` in a file means the bare switch."""
+    path = _write(tmp_path, 'task = "kws"\ntarget = "host"\nbudget = ["latency_ms=1"]\nout = "r"\nresume = true\n')
+    assert _parser().parse_args(expand_config(["grow", "--config", path], commands)).resume is True
+    path = _write(tmp_path, 'task = "kws"\ntarget = "host"\nbudget = ["latency_ms=1"]\nout = "r"\nresume = false\n')
+    assert _parser().parse_args(expand_config(["grow", "--config", path], commands)).resume is None
+    path = _write(tmp_path, 'resume = "runs/a"\n')
+    assert _parser().parse_args(expand_config(["grow", "--config", path], commands)).resume == "runs/a"

@@ -496,7 +496,8 @@ def _run_record(run: _Run) -> dict:
             "numpy": numpy.__version__, "platform": platform.platform(), "machine": platform.machine(),
             "torch_threads": torch.get_num_threads(), "command": sys.argv, "seed": run.base_config.seed,
             "config": run.base_config.to_dict(), "family": run.family, "seed_options": run.seed_options,
-            "target": run.target.name, "target_profile": run.target.path,
+            "target": run.target.name,
+            "target_profile": str(Path(run.target.path).resolve()) if run.target.path else None,
             "target_profile_sha256": _profile_sha256(run.target), "budget": dict(run.budget.limits),
             "task": run.task.name, "task_source": run.task_source}
 
