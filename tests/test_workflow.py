@@ -192,3 +192,35 @@ def test_the_image_task_grows_the_family_asked_for():
     assert type(task.seed()).__name__ == "MobileNetV2"
     assert task.source["family"] == "mobilenet-v2"
     assert load_task("image").family == "mobilenet-v1"  # the grow command's default is unchanged
+
+
+def test_baselines_train_with_the_grow_runs_shrink_steps(monkeypatch):
+    """The fair baseline and the width ladder use the grow runs' recipe, shrink steps included (DS-CNN's
+    family shrink 0.5 at every scheduled growth event), and no shrink for a family without one."""
+    import math
+
+    import edgegrow.workflow as workflow
+    from edgegrow.grow import growth_events
+    from edgegrow.tasks import Task
+    from test_grow import toy_task
+
+    config = WorkflowConfig.quick()
+    kws = Task(toy_task(), "ds-cnn", {"num_classes": 4})
+    steps, factor = workflow.recipe_shrink(kws, config)
+    grow_config = config.grow.for_family("ds-cnn")
+    expected = [e.step for e in growth_events(grow_config, math.ceil(len(kws.data.train) / grow_config.batch_size))]
+    assert factor == 0.5 and steps == expected and steps
+    assert workflow.recipe_shrink(Task(toy_task(), "mobilenet-v2", {"num_classes": 4}), config) == ([], 1.0)
+    seen = []
+
+    class Recorded(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        seen.append(kwargs["shrink"])
+        raise Recorded
+
+    monkeypatch.setattr(workflow, "train_baseline", record)
+    with pytest.raises(Recorded):
+        workflow.train_baselines(kws, [0.25], [], config, False, print)
+    assert seen == [(expected, 0.5)]
