@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
                     "report.html per run and index.html over everything. Budgets not given are the reference "
                     "network's predicted cost on each target (DS-CNN-S x0.5 for kws, MobileNetV2 x0.35 for image).",
         epilog="examples:\n  edgegrow workflow                                   keyword spotting on the default "
-               "synthetic set (~3 min on 2 cores)\n"
+               "synthetic set (~5 min on 2 cores)\n"
                "  edgegrow workflow --task image                      MobileNetV2 on the digits set (~5 min)\n"
                "  edgegrow workflow --data data/speech_commands_v2 --host-budget latency_ms=0.05 \\\n"
                "      --mcu-target cortex-m7-480mhz --mcu-budget latency_ms=20 --mcu-budget sram_kb=64 "
