@@ -364,7 +364,8 @@ def _grow(args):
     if recorded_seed_options is not None:
         task = task.with_seed_width(recorded_seed_options.get("width_multiplier"))
     else:
-        task = task.with_seed_width(seed_width_for(task, target, budget, args.seed_width or "auto"))
+        seed_width = "auto" if args.seed_width is None else args.seed_width  # None: not given
+        task = task.with_seed_width(seed_width_for(task, target, budget, seed_width))
     print(task.data.summary())
     print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with "
           f"{config.for_family(task.family).method}: "
@@ -509,7 +510,8 @@ def _workflow(args):
     grow_config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed,
                                                                    **_training_settings(args))
     config = (WorkflowConfig.quick if args.quick else WorkflowConfig)(grow=grow_config, formats=args.format,
-                                                                     seed_width=args.seed_width or "auto")
+                                                                     seed_width="auto" if args.seed_width is None
+                                                                     else args.seed_width)
     result = run_workflow(
         args.task, data=args.data, family=args.family, out=args.out, cache_dir=args.cache_dir,
         host_budget=Budget.parse(args.host_budget).limits if args.host_budget else None,
