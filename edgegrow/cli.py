@@ -350,9 +350,12 @@ def _grow(args):
         config, recorded_seed_options = _resume_settings(args)
     else:
         if args.resume and args.out is not None:  # the run's own seed, not one the width search finds today
-            from .grow.run_folder import RunFolder
+            from .grow.run_folder import STATE, RunFolder
 
-            recorded_seed_options = (RunFolder(args.out).read_record() or {}).get("seed_options")
+            folder = RunFolder(args.out)
+            if not folder.holds_run():  # say so before loading data and searching widths
+                raise ValueError(f"nothing to resume in {args.out}: it has no {STATE} (run without --resume to start)")
+            recorded_seed_options = (folder.read_record() or {}).get("seed_options")
         missing = [f"--{name}" for name in ("task", "target", "budget", "out") if getattr(args, name) is None]
         if missing:
             raise ValueError(f"grow needs {', '.join(missing)} (or --resume RUN_DIR to continue a run)")
