@@ -63,9 +63,10 @@ from provenance import commit  # noqa: E402
 from cost_models import Target, load_target  # noqa: E402
 from edgegrow.baseline import largest_fitting_uniform, train_baseline  # noqa: E402
 from edgegrow.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
-from edgegrow.grow import GrowConfig, grow, growth_events  # noqa: E402
+from edgegrow.grow import GrowConfig, grow  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.tasks import Task  # noqa: E402
+from edgegrow.workflow import shrink_schedule  # noqa: E402
 
 EPOCHS = 20
 KINDS = ("uniform", "grown", "uniform-compute", "uniform-shrink")
@@ -171,7 +172,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
                "wall_seconds": time.perf_counter() - started}
     else:
         torch.manual_seed(seed)
-        mac_epochs, shrink_steps = None, ()
+        mac_epochs, shrink = None, ((), 1.0)
         if kind == "uniform-compute":
             grown = json.loads(result_path(work, setting.name, seed, "grown").read_text())
             mac_epochs = grown["summary"]["grown"]["mac_epochs"]
@@ -182,10 +183,8 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
             print(f"{setting.name} seed {seed} {kind}: shrink 1, the uniform run", flush=True)
             return row
         if kind == "uniform-shrink":
-            steps_per_epoch = math.ceil(len(task.data.train) / config.batch_size)
-            shrink_steps = [event.step for event in growth_events(config, steps_per_epoch)]
-        trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs,
-                                 shrink=(shrink_steps, config.shrink))
+            shrink = shrink_schedule(config, len(task.data.train))
+        trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs, shrink=shrink)
         seed_options = {**task.seed_options, "width_multiplier": fair.width_multiplier}
         save_checkpoint(work / f"{setting.name}-{seed}-{kind}.pt", fair.model,
                         Checkpoint(task.family, seed_options, [], {"kind": kind}))

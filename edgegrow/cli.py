@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import sys
+from pathlib import Path
 
 EXAMPLES = """\
 examples:
@@ -390,8 +391,6 @@ def _grow(args):
 def _same_target(given: str, record: dict) -> bool:
     """Whether ``--target given`` names the profile a run recorded: the same file, or a profile of the
     same name (where the recorded file has moved)."""
-    from pathlib import Path
-
     from cost_models import load_target
 
     recorded = record.get("target_profile")
@@ -412,8 +411,6 @@ def _resume_settings(args):
     from .grow import GrowConfig
     from .grow.run_folder import RUN, RunFolder
     from .growth.budget import Budget
-
-    from pathlib import Path
 
     folder = Path(args.resume)
     if args.out is not None and Path(args.out).resolve() != folder.resolve():

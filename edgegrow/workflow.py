@@ -283,16 +283,21 @@ def baseline_costs(model: torch.nn.Module, example: torch.Tensor, targets: list[
     return {target.name: predicted_costs(estimate(model.eval(), example, target)) for target in targets}
 
 
+def shrink_schedule(grow_config: GrowConfig, train_examples: int) -> tuple[list[int], float]:
+    """(optimizer steps of every scheduled growth event, factor) of a grow run with ``grow_config``
+    (its family's settings filled in) on ``train_examples``; ([], 1.0) when it does not shrink."""
+    if grow_config.shrink == 1.0:
+        return [], 1.0
+    steps_per_epoch = math.ceil(train_examples / grow_config.batch_size)
+    return [event.step for event in growth_events(grow_config, steps_per_epoch)], grow_config.shrink
+
+
 def recipe_shrink(loaded: Task, config: WorkflowConfig) -> tuple[list[int], float]:
     """The grow runs' shrink steps, (optimizer steps of every scheduled growth event, factor), for a
     baseline trained with the same recipe. bench/grow_vs_uniform.py: the uniform DS-CNN trained with
     them beat the plain one by +0.3 to +1.5 points (median of 3 seeds, four budgets), and grown networks
     were level with it (−0.1 … +0.1) or behind (−1.6), so a baseline without them flatters growth."""
-    grow_config = config.grow.for_family(loaded.family)
-    if grow_config.shrink == 1.0:
-        return [], 1.0
-    steps_per_epoch = math.ceil(len(loaded.data.train) / grow_config.batch_size)
-    return [event.step for event in growth_events(grow_config, steps_per_epoch)], grow_config.shrink
+    return shrink_schedule(config.grow.for_family(loaded.family), len(loaded.data.train))
 
 
 def train_baselines(loaded: Task, widths, targets: list[Target], config: WorkflowConfig, progress: bool,
