@@ -59,8 +59,8 @@ def run(tmp_path, budget=None, name="run", **settings):
                 tmp_path / name, family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None)
 
 
-@pytest.mark.parametrize("method", ["fast-split", "signed-split", "split", "firefly", "tiny", "random-split",
-                                    "random-new"])
+@pytest.mark.parametrize("method", ["fast-split", "signed-split", "split", "firefly", "tiny", "auto", "gradient-new",
+                                    "random-split", "random-new"])
 def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, tmp_path):
     seed_cost = estimate(seed_model(), EXAMPLE, "host")
     budget = Budget({"latency_ms": 2.2 * seed_cost.latency_ms, "sram_kb": 4 * seed_cost.sram_bytes / 1024})

@@ -13,7 +13,7 @@ METHOD_ALIASES = {"random": "random-split"}
 NEWBORN_STATES = ("zero", "mean")
 NEW_UNITS = ("fresh", "method")
 # The value of a setting left None when its family has measured none (GrowConfig.for_family).
-FALLBACKS = {"method": "fast-split", "shrink": 1.0}
+FALLBACKS = {"method": "auto", "shrink": 1.0}
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,37 @@ class Tiny:
                                count=context.config.tiny_neurons, fill=True)
 
 
+@dataclass(frozen=True)
+class Auto:
+    """``auto``: every growable group gets candidates — fast splitting where a curvature site exists, TINY
+    where a TINY site does, new neurons scored by their fan-out's gradient everywhere else — on one scale
+    (``edgegrow.growth.auto_candidates``). ``tiny_neurons`` new neurons are scored per group."""
+
+    name: str = "auto"
+
+    def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
+        from ..growth.auto_candidates import auto_candidates
+
+        config = context.config
+        return auto_candidates(model, context.example_input, context.batches, context.loss_fn,
+                               epsilon=config.epsilon, fast_steps=config.fast_steps, count=config.tiny_neurons,
+                               seed=context.seed).candidates
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """``gradient-new``: new neurons with PyTorch's default fan-in in every growable group, scored by the
+    gradient of their fan-out (``edgegrow.growth.gradient_neurons``): GradMax's score without its fan-in."""
+
+    name: str = "gradient-new"
+
+    def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
+        from ..growth.gradient_neurons import gradient_candidates
+
+        return gradient_candidates(model, context.example_input, context.batches, context.loss_fn,
+                                   count=context.config.tiny_neurons, generator=context.generator)
+
+
 _REGISTRY: dict[str, GrowthMethod] = {}
 
 
@@ -132,5 +163,5 @@ def growth_method(name: str) -> GrowthMethod:
 
 METHODS: list[str] = []
 for _method in (Splitting("split"), Splitting("fast-split"), Splitting("signed-split"), Firefly(),
-                Tiny(), Random("random-split"), Random("random-new")):
+                Tiny(), Auto(), Gradient(), Random("random-split"), Random("random-new")):
     register_method(_method)

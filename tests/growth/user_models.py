@@ -74,6 +74,45 @@ class SqueezeExciteNet(nn.Module):
         return self.head(self.pool(x).flatten(1))
 
 
+class UserStyleNet(nn.Module):
+    """What a user writes: a stem, a residual block, a squeeze-and-excitation gate, two Hardswish branches
+    concatenated, a strided ReLU block and a classifier (issue 17's network; a (1, 49, 10) input)."""
+
+    def __init__(self, channels: int = 8, num_classes: int = 4):
+        super().__init__()
+        c = channels
+        self.stem = nn.Conv2d(1, c, 3, stride=2, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(c)
+        self.res1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.res1_bn = nn.BatchNorm2d(c)
+        self.res1_act = nn.ReLU()
+        self.res2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.res2_bn = nn.BatchNorm2d(c)
+        self.se_pool = nn.AdaptiveAvgPool2d(1)
+        self.se_reduce = nn.Conv2d(c, max(1, c // 2), 1)
+        self.se_act = nn.ReLU()
+        self.se_expand = nn.Conv2d(max(1, c // 2), c, 1)
+        self.left = nn.Conv2d(c, c, 1, bias=False)
+        self.left_bn = nn.BatchNorm2d(c)
+        self.left_act = nn.Hardswish()
+        self.right = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.right_bn = nn.BatchNorm2d(c)
+        self.right_act = nn.Hardswish()
+        self.block = nn.Conv2d(2 * c, c, 3, stride=2, padding=1, bias=False)
+        self.block_bn = nn.BatchNorm2d(c)
+        self.block_act = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.stem_bn(self.stem(x)))
+        x = F.relu(x + self.res2_bn(self.res2(self.res1_act(self.res1_bn(self.res1(x))))))
+        x = x * torch.sigmoid(self.se_expand(self.se_act(self.se_reduce(self.se_pool(x)))))
+        x = torch.cat([self.left_act(self.left_bn(self.left(x))), self.right_act(self.right_bn(self.right(x)))], 1)
+        x = self.block_act(self.block_bn(self.block(x)))
+        return self.head(self.pool(x).flatten(1))
+
+
 class ChannelShuffleNet(nn.Module):
     """A channel shuffle (view + transpose) that channel groups cannot follow."""
 
@@ -132,6 +171,7 @@ USER_MODELS = {
     "concat": (ConcatNet, (3, 8, 8)),
     "mlp": (MLP, (7,)),
     "squeeze-excite": (SqueezeExciteNet, (3, 6, 6)),
+    "user-style": (UserStyleNet, (1, 49, 10)),
 }
 
 
