@@ -52,7 +52,7 @@ def _method_help() -> str:
     from .grow.methods import METHODS
 
     return (f"growth method: {', '.join(METHODS)} (default: the family's measured one, tiny for ds-cnn; "
-            "fast-split for other families and networks of your own)")
+            "auto for other families and networks of your own)")
 
 
 def _add_training_arguments(parser) -> None:
@@ -240,8 +240,8 @@ def _parser() -> argparse.ArgumentParser:
                     "the found architecture from scratch and keep the better by validation accuracy. Writes "
                     "log.jsonl, checkpoint.pt and summary.json to --out.",
         epilog="budget metrics: latency_ms, energy_mj, macs, params, sram_kb, flash_kb (repeat --budget for several)\n"
-               "methods: split (S2D, exact), fast-split, signed-split, firefly, tiny, random-split (alias random), "
-               "random-new\n\nexamples:\n"
+               "methods: split (S2D, exact), fast-split, signed-split, firefly, tiny, auto (splitting, TINY or "
+               "gradient-new per group), gradient-new, random-split (alias random), random-new\n\nexamples:\n"
                "  edgegrow grow --task kws --target host --budget latency_ms=0.05 --out runs/kws-host\n"
                "  edgegrow grow --task kws --target cortex-m4f-120mhz --budget latency_ms=40 --budget sram_kb=64 "
                "--method firefly --out runs/kws-m4\n"

@@ -23,6 +23,7 @@ from edgegrow.grow import (
     read_run,
     register_method,
 )
+from edgegrow.grow.growth_step import model_widths
 from edgegrow.growth.budget import Budget
 from edgegrow.growth.candidates import Candidate
 from edgegrow.models import ds_cnn_seed
@@ -69,6 +70,28 @@ def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, tmp_path
     assert budget.violations(report) == []
     assert max(budget.usage(report).values()) >= 0.85, (result.stopped_by, budget.usage(report))
     assert report.macs > seed_cost.macs
+
+
+def test_the_default_method_widens_a_residual_stream_an_se_gate_and_a_concat():
+    """Issue 17's network of one's own: a residual block, a squeeze-and-excitation gate and two concatenated
+    Hardswish branches. Splitting alone sees no curvature in the residual stream (it carries the SE gate's
+    channels too) and leaves it at its seed width; the default (``auto``) widens it and both branches."""
+    from growth.user_models import UserStyleNet
+
+    def widths(method):
+        torch.manual_seed(0)
+        model = UserStyleNet()
+        budget = Budget({"latency_ms": 3 * estimate(model, EXAMPLE, "host").latency_ms})
+        result = grow(model, toy_task(), "host", budget, GrowConfig(**{**TINY, "method": method}), None,
+                      log=lambda line: None)
+        assert budget.violations(estimate(result.model, EXAMPLE, "host")) == []
+        return model_widths(result.model, EXAMPLE)
+
+    assert widths("fast-split")["stem"] == 8
+    grown = widths(None)
+    assert set(grown) == {"stem", "res1", "se_reduce", "left", "right", "block"}
+    # the residual stream with the gated channels (producers stem, res2, se_expand) and both concat branches
+    assert grown["stem"] > 8 and grown["left"] > 8 and grown["right"] > 8, grown
 
 
 def test_events_follow_the_schedule_and_reach_the_budget_by_growth_end(tmp_path):
@@ -201,8 +224,8 @@ def test_shrink_and_method_left_unset_are_the_familys_measured_values():
     assert GrowConfig().for_family("custom").shrink == 1.0
     assert GrowConfig(shrink=0.7).for_family("ds-cnn").shrink == 0.7  # a given value is kept
     assert GrowConfig().for_family("ds-cnn").method == "tiny"
-    assert GrowConfig().for_family("mobilenet-v2").method == "fast-split"  # no measured method: the fallback
-    assert GrowConfig().for_family("custom").method == "fast-split"
+    assert GrowConfig().for_family("mobilenet-v2").method == "auto"  # no measured method: the fallback
+    assert GrowConfig().for_family("custom").method == "auto"
     assert GrowConfig(method="firefly").for_family("ds-cnn").method == "firefly"
     assert GrowConfig(method="random").method == "random-split"  # aliases resolve when given
 

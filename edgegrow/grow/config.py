@@ -22,7 +22,8 @@ class GrowConfig:
 
     ``method``: the growth method (``methods.METHODS``); ``None`` (the default) takes the family's
     measured one, the ``growth`` entry of edgegrow/models/shapes/FAMILY.json (``tiny`` for DS-CNN),
-    and ``fast-split`` for families without one and for networks of your own.
+    and ``auto`` (``edgegrow.growth.auto_candidates``: every growable group scored by splitting, TINY or
+    the gradient of a new neuron's fan-out) for families without one and for networks of your own.
 
     Training (the whole run, never restarted at a growth event): ``epochs``, ``batch_size``,
     ``optimizer``, ``learning_rate``, ``weight_decay``, ``schedule``, ``warmup_epochs``,
