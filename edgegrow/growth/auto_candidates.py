@@ -33,7 +33,7 @@ from .candidates import Candidate
 from .channel_groups import find_channel_groups, growable_groups
 from .gradient_neurons import new_neuron_gradients
 from .splitting_candidates import splitting_candidates
-from .splitting_matrix import Batch, LossFn, curvature_sites
+from .splitting_matrix import Batch, LossFn, curvature_sites, with_activation_modules
 from .staged_edit import group_width
 from .tiny import tiny_neurons, tiny_sites
 
@@ -70,7 +70,7 @@ def auto_candidates(model: nn.Module, example_input: torch.Tensor, batches: list
     if not batches:
         raise ValueError("no batches given to score the candidates on")
     groups = growable_groups(find_channel_groups(model, example_input))
-    curvature = curvature_sites(model, groups)
+    curvature = curvature_sites(with_activation_modules(model), groups)
     sites = tiny_sites(model, [g for g in groups if g.name not in curvature])
     source_of = {g.name: "split" if g.name in curvature else "tiny" if g.name in sites else "gradient" for g in groups}
 

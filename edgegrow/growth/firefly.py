@@ -528,7 +528,7 @@ def _add_layer_candidate(network: OvergrownNetwork, grown: nn.Module, after: str
 
 def firefly_candidates(model: nn.Module, example_input: torch.Tensor, batches: Sequence[Batch], loss_fn: LossFn, *,
                        new_per_group: int | None = None, new_fraction: float = 0.5, layers: bool = True,
-                       layer_kind: str = "auto", epsilon: float = 1e-2, steps: int = 30, learning_rate: float = 1e-2,
+                       layer_kind: str = "auto", epsilon: float = 1e-2, steps: int = 10, learning_rate: float = 1e-2,
                        generator: torch.Generator | None = None,
                        cost_of_layer: Callable[[nn.Module], dict[str, float]] | None = None) -> list[Candidate]:
     """Firefly's candidates for ``model``, trained ``steps`` Adam steps and scored by the midpoint rule.

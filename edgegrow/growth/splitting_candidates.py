@@ -32,6 +32,7 @@ from .splitting_matrix import (
     min_eigenpairs,
     min_eigenpairs_fast,
     splitting_matrices,
+    with_activation_modules,
 )
 
 SplitMethod = Literal["split", "fast-split", "signed-split"]
@@ -48,6 +49,7 @@ def splitting_candidates(model: nn.Module, example_input: torch.Tensor, batches:
         raise ValueError("no batches given to score the splits on")
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
+    model = with_activation_modules(model)  # F.relu(x) and the like read as modules (same layers, same names)
     sites = curvature_sites(model, growable_groups(find_channel_groups(model, example_input)))
     if not sites:
         return []

@@ -115,10 +115,67 @@ def second_derivative(kind: str, h: torch.Tensor, beta: float = SURROGATE_BETA, 
     raise ValueError(f"no second derivative for activation {kind!r}; known: {', '.join(ACTIVATION_KINDS)}")
 
 
+# Activations written as functions, and the module that computes the same (its arguments from the call).
+_ACTIVATION_FUNCTIONS: dict = {
+    F.relu: lambda args, kwargs: nn.ReLU(), torch.relu: lambda args, kwargs: nn.ReLU(),
+    F.relu6: lambda args, kwargs: nn.ReLU6(), F.silu: lambda args, kwargs: nn.SiLU(),
+    F.hardswish: lambda args, kwargs: nn.Hardswish(), F.hardsigmoid: lambda args, kwargs: nn.Hardsigmoid(),
+    torch.sigmoid: lambda args, kwargs: nn.Sigmoid(), F.sigmoid: lambda args, kwargs: nn.Sigmoid(),
+    torch.tanh: lambda args, kwargs: nn.Tanh(), F.tanh: lambda args, kwargs: nn.Tanh(),
+    F.gelu: lambda args, kwargs: nn.GELU(approximate=kwargs.get("approximate", "none")),
+    F.leaky_relu: lambda args, kwargs: nn.LeakyReLU(args[1] if len(args) > 1 else kwargs.get("negative_slope", 0.01)),
+    F.elu: lambda args, kwargs: nn.ELU(args[1] if len(args) > 1 else kwargs.get("alpha", 1.0)),
+}
+_ACTIVATION_METHODS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+def _as_module(node: torch.fx.Node) -> nn.Module | None:
+    """The activation module a functional activation node computes, or None (not one, or its arguments are
+    not constants)."""
+    if node.op == "call_function" and node.target in _ACTIVATION_FUNCTIONS:
+        constants = list(node.args[1:]) + list(node.kwargs.values())
+        if any(isinstance(value, torch.fx.Node) for value in constants):
+            return None
+        return _ACTIVATION_FUNCTIONS[node.target](node.args, node.kwargs)
+    if node.op == "call_method" and node.target in _ACTIVATION_METHODS and len(node.args) == 1 and not node.kwargs:
+        return _ACTIVATION_METHODS[node.target]()
+    return None
+
+
+def with_activation_modules(model: nn.Module) -> nn.Module:
+    """``model`` itself, or — when an activation right after a layer is written as a function (``F.relu(x)``,
+    ``torch.sigmoid(x)``, ``x.relu()``) — a traced copy that shares every layer and parameter of ``model``
+    and computes the same function, with those activations as modules (named ``_activation_N``), so that
+    ``curvature_sites`` finds them and the splitting hooks can read them. Layer names are ``model``'s, so
+    sites, groups and candidates found on the copy apply to ``model``."""
+    graph_module = symbolic_trace(model)
+    replaced = 0
+    for node in list(graph_module.graph.nodes):
+        inputs = [arg for arg in node.args[:1] if isinstance(arg, torch.fx.Node)]
+        if not inputs or inputs[0].op != "call_module":
+            continue
+        module = _as_module(node)
+        if module is None:
+            continue
+        name = f"_activation_{replaced}"
+        graph_module.add_submodule(name, module)
+        with graph_module.graph.inserting_after(node):
+            call = graph_module.graph.call_module(name, (inputs[0],))
+        node.replace_all_uses_with(call)
+        graph_module.graph.erase_node(node)
+        replaced += 1
+    if not replaced:
+        return model
+    graph_module.recompile()
+    graph_module.train(model.training)
+    return graph_module
+
+
 def curvature_sites(model: nn.Module, groups: Iterable[ChannelGroup]) -> dict[str, CurvatureSite]:
     """Sites of the groups whose single producer (a dense Conv2d or a Linear) feeds, through at most a
-    BatchNorm, an activation module used once. Other groups (residual ties, linear bottlenecks,
-    functional activations) have no site: their splitting matrices are not defined here."""
+    BatchNorm, an activation module used once. Other groups (residual ties, linear bottlenecks) have no site:
+    their splitting matrices are not defined here. An activation written as a function is a module on
+    ``with_activation_modules(model)``, which the splitting methods read instead of ``model``."""
     graph = symbolic_trace(model).graph
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}

@@ -50,7 +50,7 @@ DEEPEN_AFTER = {
     "ds-cnn": ("features.2", "ds-block"), "mobilenet-v1": ("features.1", "ds-block"),
     "mobilenet-v2": ("features.0", "conv"), "resnet8": ("features.1", "conv"),
     "user-residual": ("stem_bn", "conv"), "user-concat": ("norm", "conv"),
-    "user-mlp": ("net.2", "linear"), "user-squeeze-excite": ("bn", "conv"),
+    "user-mlp": ("net.2", "linear"), "user-squeeze-excite": ("bn", "conv"), "user-user-style": ("block_act", "conv"),
 }
 
 
