@@ -103,8 +103,8 @@ def test_auto_gives_every_growable_group_helpful_candidates(name):
         model = cls()
     model = randomize_batchnorm(model).eval()
     example = torch.zeros(1, *shape)
-    proposal = auto_candidates(model, example, batches_for(model, shape, count=1), F.cross_entropy, count=4,
-                               fast_steps=5)
+    proposal = auto_candidates(model, example, batches_for(model, shape, count=1, size=8), F.cross_entropy, count=4,
+                               fast_steps=3)
     groups = [g.name for g in growable_groups(find_channel_groups(model, example))]
     assert set(proposal.source_of) == set(groups)
     assert {c.group for c in proposal.candidates if c.predicted_decrease > 0} == set(groups)
