@@ -37,26 +37,35 @@ def _is_depthwise(module: nn.Module) -> bool:
     return isinstance(module, nn.Conv2d) and module.groups > 1
 
 
-def _calibrate_batchnorms(model: nn.Module, group: ChannelGroup, new: slice, batches: list[Batch]) -> None:
-    """Set the running statistics of the new channels of every BatchNorm on ``group``'s path to their
-    input's mean and variance over ``batches`` (``model`` in eval mode: upstream BatchNorms fixed)."""
-    norms = {slot.layer: model.get_submodule(slot.layer) for slot in group.passthrough
-             if isinstance(model.get_submodule(slot.layer), (nn.BatchNorm1d, nn.BatchNorm2d))
-             and model.get_submodule(slot.layer).track_running_stats and slot.inner == 1}
-    if not norms:
+def _calibrate_batchnorms(model: nn.Module, new: list[tuple[ChannelGroup, slice]], batches: list[Batch]) -> None:
+    """Set the running statistics of the new channels (``new``: each group and its new channel indices) of
+    every BatchNorm on the groups' paths to their input's mean and variance over ``batches``, read in one
+    pass (``model`` in eval mode; the new channels read no other new channel, so one pass serves all)."""
+    targets = []  # (BatchNorm layer, module, first new entry, count)
+    for group, channels in new:
+        for slot in group.passthrough:
+            module = model.get_submodule(slot.layer)
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and module.track_running_stats \
+                    and slot.inner == 1:
+                targets.append((slot.layer, module, slot_offset(model, slot) + channels.start,
+                                channels.stop - channels.start))
+    if not targets:
         return
-    offsets = {layer: slot_offset(model, slot) for slot in group.passthrough for layer in [slot.layer] if layer in norms}
-    sums: dict[str, list[torch.Tensor]] = {layer: [] for layer in norms}
+    values: dict[int, list[torch.Tensor]] = {index: [] for index in range(len(targets))}
+    by_layer: dict[str, list[int]] = {}
+    for index, (layer, _, _, _) in enumerate(targets):
+        by_layer.setdefault(layer, []).append(index)
 
-    def reader(layer: str):
+    def reader(indices: list[int]):
         def hook(module, inputs, output):
             x = inputs[0].detach()
             channels = x.transpose(0, 1).reshape(x.shape[1], -1).double()
-            start = offsets[layer] + new.start
-            sums[layer].append(channels[start:start + (new.stop - new.start)])
+            for index in indices:
+                _, _, start, count = targets[index]
+                values[index].append(channels[start:start + count])
         return hook
 
-    hooks = [module.register_forward_hook(reader(layer)) for layer, module in norms.items()]
+    hooks = [model.get_submodule(layer).register_forward_hook(reader(indices)) for layer, indices in by_layer.items()]
     try:
         with torch.no_grad():
             for inputs, _ in batches:
@@ -65,12 +74,11 @@ def _calibrate_batchnorms(model: nn.Module, group: ChannelGroup, new: slice, bat
         for hook in hooks:
             hook.remove()
     with torch.no_grad():
-        for layer, module in norms.items():
-            values = torch.cat(sums[layer], dim=1)
-            start = offsets[layer] + new.start
-            index = slice(start, start + values.shape[0])
-            module.running_mean[index] = values.mean(dim=1).to(module.running_mean)
-            module.running_var[index] = values.var(dim=1, unbiased=False).clamp_min(module.eps).to(module.running_var)
+        for index, (_, module, start, count) in enumerate(targets):
+            read = torch.cat(values[index], dim=1)
+            module.running_mean[start:start + count] = read.mean(dim=1).to(module.running_mean)
+            module.running_var[start:start + count] = read.var(dim=1, unbiased=False).clamp_min(module.eps) \
+                .to(module.running_var)
 
 
 def _new_entries(model: nn.Module, slot, width: int, count: int) -> slice:
@@ -131,9 +139,8 @@ def new_neuron_gradients(model: nn.Module, groups: list[ChannelGroup], counts: d
                 block.zero_()
                 block[:, ~mask] = rows[group.name][slot.layer].to(block)
                 weight[_new_entries(probe, slot, widths[group.name], counts[group.name])] = block
-    for group in groups:
-        _calibrate_batchnorms(probe, group, slice(widths[group.name], widths[group.name] + counts[group.name]),
-                              batches)
+    _calibrate_batchnorms(probe, [(group, slice(widths[group.name], widths[group.name] + counts[group.name]))
+                                  for group in groups], batches)
     probe.zero_grad(set_to_none=True)
     loss = torch.stack([loss_fn(probe(inputs), labels) for inputs, labels in batches]).mean()
     if not torch.isfinite(loss):

@@ -32,7 +32,7 @@ def scored_copy(model, group, candidate, fan_out_scale, batches):
     added = add_neurons(trial, group, 1, fan_in={k: v[None] for k, v in candidate.fan_in.items()},
                         fan_out={k: fan_out_scale * v[None] for k, v in candidate.fan_out.items()},
                         passthrough={k: v[None] for k, v in candidate.passthrough.items()} or None)
-    _calibrate_batchnorms(trial, group, slice(added[0], added[0] + 1), batches)
+    _calibrate_batchnorms(trial, [(group, slice(added[0], added[0] + 1))], batches)
     return trial
 
 
@@ -80,7 +80,7 @@ def test_scoring_groups_together_equals_scoring_each_alone():
                                                      for k in candidates[0].fan_in},
                             passthrough={k: torch.stack([c.passthrough[k] for c in candidates])
                                          for k in candidates[0].passthrough} or None)
-        _calibrate_batchnorms(trial, group, slice(added[0], added[-1] + 1), batches)
+        _calibrate_batchnorms(trial, [(group, slice(added[0], added[-1] + 1))], batches)
         trial.zero_grad()
         torch.stack([F.cross_entropy(trial(x), y) for x, y in batches]).mean().backward()
         for neuron, candidate in zip(added, candidates):
