@@ -51,8 +51,8 @@ class _Parser(argparse.ArgumentParser):
 def _method_help() -> str:
     from .grow.methods import METHODS
 
-    return (f"growth method: {', '.join(METHODS)} (default: the family's measured one, tiny for ds-cnn; "
-            "auto for other families and networks of your own)")
+    return (f"growth method: {', '.join(METHODS)} (default: the family's measured one, tiny for ds-cnn, auto for "
+            "mobilenet-v2; auto for other families and networks of your own)")
 
 
 def _add_training_arguments(parser) -> None:

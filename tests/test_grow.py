@@ -224,7 +224,8 @@ def test_shrink_and_method_left_unset_are_the_familys_measured_values():
     assert GrowConfig().for_family("custom").shrink == 1.0
     assert GrowConfig(shrink=0.7).for_family("ds-cnn").shrink == 0.7  # a given value is kept
     assert GrowConfig().for_family("ds-cnn").method == "tiny"
-    assert GrowConfig().for_family("mobilenet-v2").method == "auto"  # no measured method: the fallback
+    assert GrowConfig().for_family("mobilenet-v2").method == "auto"  # models/shapes/mobilenet_v2.json "growth"
+    assert GrowConfig().for_family("resnet8").method == "auto"  # no measured method: the fallback
     assert GrowConfig().for_family("custom").method == "auto"
     assert GrowConfig(method="firefly").for_family("ds-cnn").method == "firefly"
     assert GrowConfig(method="random").method == "random-split"  # aliases resolve when given
