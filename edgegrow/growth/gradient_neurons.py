@@ -10,10 +10,11 @@ neither, so it scores groups TINY and splitting cannot see — residual streams 
 several consumers), concatenated branches, the channels a squeeze-and-excitation gate multiplies,
 MobileNetV2's linear bottlenecks.
 
-Per group: ``count`` new neurons are added to a copy of the model (zero fan-out; a BatchNorm on
-their path gets, as running statistics, the new channels' own mean and variance on the scoring
-batches, as training would give it, so an un-normalised pre-activation does not inflate the score);
-one backward pass over the scoring batches (eval mode) gives ``g`` per neuron. The candidate's
+Every scored group's new neurons are added to one copy of the model (zero fan-out; a new row's entries
+that would read another group's new channels are zero, so each score is what its group alone would
+give; a BatchNorm on their path gets, as running statistics, the new channels' own mean and variance
+on the scoring batches, as training would give it, so an un-normalised pre-activation does not inflate
+the score); one backward pass over the scoring batches (eval mode) gives ``g`` for every neuron. The candidate's
 predicted decrease is ``t·‖g‖`` with ``t`` the mean norm of the consumers' existing columns (a new
 neuron's fan-out the size of its neighbours'); its fan-out is ``−t·g/‖g‖``, so with
 ``GrowConfig.new_units = "method"`` the neuron is added as scored.
