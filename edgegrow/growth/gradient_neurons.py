@@ -16,8 +16,9 @@ give; a BatchNorm on their path gets, as running statistics, the new channels' o
 on the scoring batches, as training would give it, so an un-normalised pre-activation does not inflate
 the score); one backward pass over the scoring batches (eval mode) gives ``g`` for every neuron. The candidate's
 predicted decrease is ``t·‖g‖`` with ``t`` the mean norm of the consumers' existing columns (a new
-neuron's fan-out the size of its neighbours'); its fan-out is ``−t·g/‖g‖``, so with
-``GrowConfig.new_units = "method"`` the neuron is added as scored.
+neuron's fan-out the size of its neighbours'); its fan-out is ``−t·g/‖g‖``, and the neuron is added as
+scored (``GrowConfig.new_units = "fresh"`` turns only splits into fresh neurons). Unlike TINY's, that
+fan-out's size is not line-searched: t is a scale for comparing groups, not a tuned step.
 """
 from __future__ import annotations
 
