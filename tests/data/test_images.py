@@ -40,11 +40,39 @@ def test_split_is_deterministic_and_disjoint():
     assert len(np.intersect1d(first[0], first[2])) == 0 and sum(len(p) for p in first) == 100
 
 
+def _transforms(image: torch.Tensor, max_shift: int) -> dict[tuple[bool, int, int], torch.Tensor]:
+    """Every image the augmentation may make of ``image``: flipped or not, shifted by (dy, dx) with
+    reflection padding, computed independently of edgegrow's code."""
+    height, width = image.shape[-2:]
+    found = {}
+    for flipped in (False, True):
+        source = image.flip(-1) if flipped else image
+        padded = torch.nn.functional.pad(source[None], (max_shift,) * 4, mode="reflect")[0]
+        for dy in range(2 * max_shift + 1):
+            for dx in range(2 * max_shift + 1):
+                found[(flipped, dy - max_shift, dx - max_shift)] = padded[..., dy:dy + height, dx:dx + width]
+    return found
+
+
 def test_augmentation_flips_and_shifts_deterministically():
-    batch = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    batch = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     augment = augment_images(flips=True, max_shift=2)
     one = augment(batch, torch.Generator().manual_seed(1))
     assert one.shape == batch.shape and torch.equal(one, augment(batch, torch.Generator().manual_seed(1)))
+    seen = set()
+    for seed in range(12):
+        out = augment(batch, torch.Generator().manual_seed(seed))
+        made = []
+        for image, result in zip(batch, out):  # each output is one flip-and-shift of its own input
+            matches = [key for key, candidate in _transforms(image, 2).items() if torch.equal(candidate, result)]
+            assert len(matches) == 1, (seed, matches)
+            made.append(matches[0])
+        assert len({(dy, dx) for _, dy, dx in made}) == 1  # one shift per batch
+        seen.update(made)
+    assert {flipped for flipped, _, _ in seen} == {False, True}  # some images flipped, some not
+    assert len({(dy, dx) for _, dy, dx in seen}) >= 5  # the shift varies, up to ±2 pixels
+    assert all(abs(dy) <= 2 and abs(dx) <= 2 for _, dy, dx in seen)
+    assert torch.equal(augment_images(flips=False, max_shift=0)(batch, torch.Generator().manual_seed(3)), batch)
 
 
 def write_image_folder(root, presplit=False):
