@@ -122,6 +122,20 @@ def test_int8_accuracy_is_reported_beside_float(exported):
     assert exported.card["files"]["tflite-int8"]["accuracy_tflm"] == accuracy["c"]
 
 
+def test_int8_files_give_the_float_models_answers(exported, run):
+    """The int8 files answer as the float model does on most test inputs, read here in the runtimes
+    (not from the card): a broken quantisation (wrong scales, a lost layer) changes the top-1."""
+    inputs = run[1].data.test.inputs
+    floating = runtimes.open_litert((exported.out_dir / "model.tflite").read_bytes())
+    expected = floating.run(inputs.permute(0, 2, 3, 1).numpy()).argmax(axis=1)
+    litert = runtimes.open_litert((exported.out_dir / "model_int8.tflite").read_bytes())
+    tflite_int8 = litert.run(litert.input.quantize(inputs.permute(0, 2, 3, 1).numpy())).argmax(axis=1)
+    onnx_int8 = runtimes.open_onnx((exported.out_dir / "model_int8.onnx").read_bytes()).run(inputs.numpy()).argmax(axis=1)
+    assert len(expected) >= 20 and len(set(expected.tolist())) > 2  # answers that differ, not one class
+    assert (tflite_int8 == expected).mean() >= 0.9, (tflite_int8 == expected).mean()
+    assert (onnx_int8 == expected).mean() >= 0.9, (onnx_int8 == expected).mean()
+
+
 @pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler here")
 def test_c_array_compiles_and_holds_the_int8_model_aligned(exported, tmp_path):
     main_source = tmp_path / "main.cc"
