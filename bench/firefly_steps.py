@@ -8,7 +8,9 @@ On each grown DS-CNN of the growth benchmark's ``kws-host-b`` setting (bench/gro
 model: Spearman's ρ of the predicted decreases against the 30-step ranking, and how many of the 30-step
 ranking's top 32 candidates are in each ranking's top 32 (an event takes about that many).
 
-    python bench/firefly_steps.py [--work /work/bench/pinned] [--out bench/results/firefly_steps.json]
+    python bench/firefly_steps.py [--work DIR] [--out bench/results/firefly_steps.json]
+
+``--work``: the growth benchmark's work folder (``bench/grow_vs_uniform.py run --work DIR``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import torch
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grown_models import DEFAULT_WORK  # noqa: E402
 from growth_data import kws_folder  # noqa: E402
 from provenance import commit  # noqa: E402
 
@@ -48,7 +51,7 @@ def compare(reference: torch.Tensor, other: torch.Tensor) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="/work/bench/pinned", help="the growth benchmark's work folder")
+    parser.add_argument("--work", default=str(DEFAULT_WORK), help="the growth benchmark's work folder")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "firefly_steps.json"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

@@ -37,9 +37,6 @@ from .splitting_matrix import Batch, LossFn, curvature_sites, with_activation_mo
 from .staged_edit import group_width
 from .tiny import tiny_neurons, tiny_sites
 
-SOURCES = ("split", "tiny", "gradient")
-
-
 @dataclass
 class AutoProposal:
     """The candidates, the source each group's came from, and each source's factor to gradient units."""
@@ -70,7 +67,8 @@ def auto_candidates(model: nn.Module, example_input: torch.Tensor, batches: list
     if not batches:
         raise ValueError("no batches given to score the candidates on")
     groups = growable_groups(find_channel_groups(model, example_input))
-    curvature = curvature_sites(with_activation_modules(model), groups)
+    view = with_activation_modules(model)  # functional activations read as modules, the same layers
+    curvature = curvature_sites(view, groups)
     sites = tiny_sites(model, [g for g in groups if g.name not in curvature])
     source_of = {g.name: "split" if g.name in curvature else "tiny" if g.name in sites else "gradient" for g in groups}
 
@@ -80,8 +78,8 @@ def auto_candidates(model: nn.Module, example_input: torch.Tensor, batches: list
 
     by_source: dict[str, list[Candidate]] = defaultdict(list)
     if curvature:
-        by_source["split"] = splitting_candidates(model, example_input, batches, loss_fn, method="fast-split",
-                                                  epsilon=epsilon, fast_steps=fast_steps, seed=seed)
+        by_source["split"] = splitting_candidates(view, example_input, batches, loss_fn, method="fast-split",
+                                                  epsilon=epsilon, fast_steps=fast_steps, seed=seed, sites=curvature)
     by_group = {g.name: g for g in groups}
     for name, site in sites.items():
         by_source["tiny"].extend(tiny_neurons(model, site, by_group[name], batches, loss_fn, count))

@@ -35,10 +35,6 @@ from .splitting_matrix import Batch, LossFn
 from .staged_edit import group_width, slot_offset
 
 
-def _is_depthwise(module: nn.Module) -> bool:
-    return isinstance(module, nn.Conv2d) and module.groups > 1
-
-
 def _calibrate_batchnorms(model: nn.Module, new: list[tuple[ChannelGroup, slice]], batches: list[Batch]) -> None:
     """Set the running statistics of the new channels (``new``: each group and its new channel indices) of
     every BatchNorm on the groups' paths to their input's mean and variance over ``batches``, read in one
@@ -111,7 +107,7 @@ def new_neuron_gradients(model: nn.Module, groups: list[ChannelGroup], counts: d
         rows[group.name] = {slot.layer: default_fan_in(fan_in_shape(modules[slot.layer]), count, generator)
                             for slot in group.producers}
         filters[group.name] = {slot.layer: default_fan_in(fan_in_shape(modules[slot.layer]), count, generator)
-                               for slot in group.passthrough if _is_depthwise(modules[slot.layer])}
+                               for slot in group.passthrough if isinstance(modules[slot.layer], nn.Conv2d)}
         columns = [modules[slot.layer].weight.detach().narrow(1, slot_offset(model, slot), width * slot.inner)
                    .transpose(0, 1).reshape(width, -1) for slot in group.consumers]
         references[group.name] = torch.cat(columns, dim=1).norm(dim=1).mean().item()
@@ -136,11 +132,10 @@ def new_neuron_gradients(model: nn.Module, groups: list[ChannelGroup], counts: d
         for group in groups:
             for slot in group.producers:
                 weight = probe.get_submodule(slot.layer).weight
-                block = weight[_new_entries(probe, slot, widths[group.name], counts[group.name])]
+                block = weight[_new_entries(probe, slot, widths[group.name], counts[group.name])]  # a view
                 mask = new_inputs.get(slot.layer, torch.zeros(weight.shape[1], dtype=torch.bool))
                 block.zero_()
                 block[:, ~mask] = rows[group.name][slot.layer].to(block)
-                weight[_new_entries(probe, slot, widths[group.name], counts[group.name])] = block
     _calibrate_batchnorms(probe, [(group, slice(widths[group.name], widths[group.name] + counts[group.name]))
                                   for group in groups], batches)
     probe.zero_grad(set_to_none=True)

@@ -26,6 +26,7 @@ from .channel_groups import find_channel_groups, growable_groups
 from .signed_split import signed_split_plan
 from .splitting_matrix import (
     Batch,
+    CurvatureSite,
     LossFn,
     curvature_sites,
     max_eigenpairs_fast,
@@ -41,16 +42,21 @@ SPLIT_METHODS = ("split", "fast-split", "signed-split")
 
 def splitting_candidates(model: nn.Module, example_input: torch.Tensor, batches: list[Batch], loss_fn: LossFn, *,
                          method: SplitMethod = "fast-split", epsilon: float = 0.1, fast_steps: int = 30,
-                         weight_bound: float = 2.0, seed: int = 0) -> list[Candidate]:
-    """One split candidate per neuron of every group with a curvature site, scored by ``method``."""
+                         weight_bound: float = 2.0, seed: int = 0,
+                         sites: dict[str, CurvatureSite] | None = None) -> list[Candidate]:
+    """One split candidate per neuron of every group with a curvature site, scored by ``method``.
+
+    ``sites``: the curvature sites when the caller has found them already, on ``model`` as given (which
+    is then read as it is, without ``with_activation_modules``)."""
     if method not in SPLIT_METHODS:
         raise ValueError(f"unknown splitting method {method!r}; choose one of {', '.join(SPLIT_METHODS)}")
     if not batches:
         raise ValueError("no batches given to score the splits on")
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
-    model = with_activation_modules(model)  # F.relu(x) and the like read as modules (same layers, same names)
-    sites = curvature_sites(model, growable_groups(find_channel_groups(model, example_input)))
+    if sites is None:
+        model = with_activation_modules(model)  # F.relu(x) and the like read as modules (same layers, same names)
+        sites = curvature_sites(model, growable_groups(find_channel_groups(model, example_input)))
     if not sites:
         return []
     if method == "split":
