@@ -31,11 +31,14 @@ Comparisons (median over seeds of the per-seed difference, in points of test acc
 compute of growing and retraining), found architecture retrained (retrained − uniform), and grown −
 uniform-shrink (when ``--kinds`` includes it). The run also reports which of grown and retrained the
 validation split kept.
-Growth overhead per method: ``--methods`` on ``--overhead-setting`` (seconds choosing growth over the
-run's wall time). Settings were chosen on the validation split; the test split is reported.
+Per method (``methods``): every growth method in ``--methods`` on ``--methods-setting`` for ``--seeds``,
+each grown run (no retrain) with its own ``uniform-compute-METHOD`` run, so each method is compared at
+equal epochs and at its own equal training compute, with its growth overhead (seconds choosing growth
+over the run's wall time) and the widths it ends with. Settings were chosen on the validation split; the
+test split is reported.
 
     python bench/grow_vs_uniform.py run [--settings kws-host-a kws-m4f] [--seeds 0 1 2] [--jobs 2]
-    python bench/grow_vs_uniform.py overhead [--methods fast-split firefly]
+    python bench/grow_vs_uniform.py methods [--methods tiny random-new] [--seeds 0 1 2] [--jobs 2]
     python bench/grow_vs_uniform.py report     # table, JSON and the Pareto plot (SVG)
 
 One result file per run under --work, so the benchmark resumes where it stopped and can run in parts.
@@ -64,6 +67,7 @@ from cost_models import Target, load_target  # noqa: E402
 from edgegrow.baseline import largest_fitting_uniform, train_baseline  # noqa: E402
 from edgegrow.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from edgegrow.grow import GrowConfig, grow  # noqa: E402
+from edgegrow.grow.methods import METHODS  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.tasks import Task  # noqa: E402
 from edgegrow.workflow import shrink_schedule  # noqa: E402
@@ -153,7 +157,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
     torch.manual_seed(seed)  # the uniform network's initial weights are drawn here: from the seed, not the process
     fair = largest_fitting_uniform(task, target, budget)
     config = config_for(seed, method).for_family(task.family)
-    if kind != "grown":  # the overhead runs time growth alone
+    if kind != "grown":  # the methods phase's runs time growth alone
         config = replace(config, retrain=False)
     started = time.perf_counter()
     if kind.startswith("grown"):
@@ -173,8 +177,9 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
     else:
         torch.manual_seed(seed)
         mac_epochs, shrink = None, ((), 1.0)
-        if kind == "uniform-compute":
-            grown = json.loads(result_path(work, setting.name, seed, "grown").read_text())
+        if kind.startswith("uniform-compute"):  # uniform-compute-METHOD matches the methods phase's grown-METHOD
+            grown_kind = "grown" + kind[len("uniform-compute"):]
+            grown = json.loads(result_path(work, setting.name, seed, grown_kind).read_text())
             mac_epochs = grown["summary"]["grown"]["mac_epochs"]
         if kind == "uniform-shrink" and config.shrink == 1.0:  # the control is the uniform run itself
             row = {**json.loads(result_path(work, setting.name, seed, "uniform").read_text()), "kind": kind,
@@ -242,16 +247,65 @@ def run_all(args) -> None:
                 run_one(setting, seed, kind, work, task, args.method)
 
 
-def overhead(args) -> None:
+def methods(args) -> None:
+    """Every method in ``--methods`` on ``--methods-setting`` for ``--seeds``: the grown run (no retrain)
+    and the uniform network trained with that run's training compute, so each method gets its own
+    equal-compute comparison (issue 17's per-method table). With ``--jobs 2`` one process per seed
+    queue; results are one file per run, so it resumes."""
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    setting = SETTINGS[args.methods_setting]
+    check_same_profile(work, setting)
+    todo = [(seed, method) for seed in args.seeds for method in args.methods
+            if not all(result_path(work, setting.name, seed, f"{kind}-{method}").exists()
+                       for kind in ("grown", "uniform-compute"))]
+    if args.jobs > 1 and not args.pairs:
+        queues = [todo[job::args.jobs] for job in range(args.jobs)]
+        processes = [subprocess.Popen([sys.executable, __file__, "methods", "--work", str(work), "--jobs", "1",
+                                       "--epochs", str(args.epochs), "--methods-setting", setting.name,
+                                       *(["--shrink", str(args.shrink)] if args.shrink is not None else []),
+                                       "--pairs", *[f"{method}@{seed}" for seed, method in queue]])
+                     for queue in queues if queue]
+        for process in processes:
+            process.wait()
+        return
     torch.set_num_threads(args.threads)
-    setting = SETTINGS[args.overhead_setting]
+    if args.pairs:
+        todo = [(int(seed), method) for method, seed in (p.rsplit("@", 1) for p in args.pairs)]
     task = load(setting)
-    for method in args.methods:
-        kind = f"grown-{method}"
-        if not result_path(work, setting.name, 0, kind).exists():
-            run_one(setting, 0, kind, work, task, method)
+    for seed, method in todo:
+        for kind in (f"grown-{method}", f"uniform-compute-{method}"):
+            if not result_path(work, setting.name, seed, kind).exists():
+                run_one(setting, seed, kind, work, task, method)
+
+
+def method_table(rows: list[dict]) -> list[dict]:
+    """Per (setting, method) of the methods phase: median over seeds of grown test accuracy, of grown −
+    uniform at equal epochs and at equal compute (each seed against its own uniform runs), the growth
+    share of wall time and the widths each seed ended with."""
+    runs = {(r["setting"], r["seed"], r["kind"]): r for r in rows}
+    table = []
+    for setting, method in sorted({(r["setting"], r["method"]) for r in rows if r["kind"].startswith("grown-")}):
+        per_seed = []
+        for (name, seed, kind), row in sorted(runs.items(), key=lambda item: item[0][1]):
+            if name != setting or kind != f"grown-{method}":
+                continue
+            compute = runs.get((name, seed, f"uniform-compute-{method}"))
+            uniform = runs.get((name, seed, "uniform"))
+            grown = row["summary"]["grown"]["test_accuracy"]
+            per_seed.append({
+                "seed": seed, "grown_test": grown, "growth_share": growth_share(row), "widths": row["widths"],
+                "depth": row["depth"], "usage": max(row["usage"].values()),
+                "equal_epochs": grown - uniform["test_accuracy"] if uniform else math.nan,
+                "equal_compute": grown - compute["test_accuracy"] if compute else math.nan,
+                "uniform_compute_epochs": compute["epochs"] if compute else math.nan})
+        entry = {"setting": setting, "method": method, "seeds": [p["seed"] for p in per_seed], "per_seed": per_seed}
+        for key in ("grown_test", "growth_share", "equal_epochs", "equal_compute", "usage"):
+            values = [p[key] for p in per_seed if not math.isnan(p[key])]
+            entry[f"{key}_median"] = statistics.median(values) if values else math.nan
+            entry[f"{key}_range"] = [min(values), max(values)] if values else [math.nan, math.nan]
+        table.append(entry)
+    return table
 
 
 def growth_share(row: dict) -> float:
@@ -314,11 +368,7 @@ def report(args) -> None:
                       "shrink": sorted({runs[(name, seed, "grown")].get("shrink") for seed in seeds}, key=str),
                       "method": sorted({runs[(name, seed, "grown")]["method"] for seed in seeds}),
                       "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
-    overheads = [{"method": r["method"], "setting": r["setting"],
-                  "growth_share": growth_share(r),
-                  "test_accuracy": r["summary"]["grown"]["test_accuracy"], "widths": r["widths"],
-                  "depth": r["depth"]}
-                 for r in rows if r["kind"].startswith("grown-")]
+    per_method = method_table(rows)
     print(f"{'setting':<12}{'uniform':>9}{'grown':>8}{'retrain':>9}  {'Δ epochs':>10}{'Δ compute':>11}"
           f"{'Δ retrain':>11}{'Δ u+shrink':>12}   usage grown/uniform   kept")
     for t in table:
@@ -327,15 +377,17 @@ def report(args) -> None:
               f"{100 * t['equal_compute_median']:>+10.1f} {100 * t['retrained_median']:>+10.1f}"
               f"{100 * t['minus_uniform_shrink_median']:>+11.1f}   "
               f"{t['grown_usage_median']:.0%}/{t['uniform_usage_median']:.0%}   {','.join(t['kept'])}")
-    for o in overheads:
-        print(f"overhead {o['method']} on {o['setting']}: {o['growth_share']:.1%} of wall time choosing growth")
+    for m in per_method:
+        print(f"{m['method']:<13} on {m['setting']} (seeds {m['seeds']}): grown {100 * m['grown_test_median']:.1f} %, "
+              f"Δ epochs {100 * m['equal_epochs_median']:+.1f}, Δ compute {100 * m['equal_compute_median']:+.1f}, "
+              f"{m['growth_share_median']:.1%} of wall time choosing growth")
     out = Path(args.out)
     out.write_text(json.dumps({"benchmark": "grow_vs_uniform", "commit": commit(),
                                "runs_made_at": sorted({str(r.get("commit")) for r in rows}),
                                "torch": torch.__version__, "epochs": EPOCHS,
                                "config": config_for(0, args.method).to_dict(),
                                "settings": {n: asdict(s) for n, s in SETTINGS.items()}, "table": table,
-                               "overhead": overheads}, indent=1) + "\n")
+                               "methods": per_method}, indent=1) + "\n")
     write_pareto_svg(table, runs, Path(args.plot))
     print(f"wrote {out} and {args.plot}")
 
@@ -372,15 +424,15 @@ def write_pareto_svg(table: list[dict], runs: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=("run", "overhead", "report"))
+    parser.add_argument("phase", choices=("run", "methods", "report"))
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgegrow" / "bench-grow-vs-uniform"))
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--method", default=GrowConfig.method,
                         help="the growth method of the grown runs (default: each family's, GrowConfig.for_family)")
-    parser.add_argument("--methods", nargs="+", default=["fast-split", "firefly", "random-new"],
-                        help="overhead: methods to time")
-    parser.add_argument("--overhead-setting", default="kws-host-b", choices=list(SETTINGS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                        help="methods phase: the methods to compare (default all)")
+    parser.add_argument("--methods-setting", default="kws-host-b", choices=list(SETTINGS))
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS,
                         help="the runs to make per setting and seed (default all; uniform-shrink is a control)")
     parser.add_argument("--pairs", nargs="*", help=argparse.SUPPRESS)
@@ -394,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
     args = parser.parse_args(argv)
     set_run_settings(args.epochs, args.shrink)
-    {"run": run_all, "overhead": overhead, "report": report}[args.phase](args)
+    {"run": run_all, "methods": methods, "report": report}[args.phase](args)
     return 0
 
 

@@ -91,6 +91,9 @@ def _add_training_arguments(parser) -> None:
                             "largest uniform network that fits the budget; seed, the family's seed of a few "
                             "channels per layer; a number, the reference network at that width multiplier "
                             "(e.g. 0.25 of DS-CNN-S)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard scalars of every epoch and growth event to RUN_DIR/tensorboard "
+                             '(needs pip install "edgegrow[tensorboard]"; epochs.csv and growth.csv are always written)')
     group.add_argument("--retrain", action="store_true",
                        help="also train the found architecture from scratch with the same schedule and keep the "
                             "better of the two by validation accuracy")
@@ -342,7 +345,7 @@ def _grow(args):
     from cost_models import load_target
 
     from .baseline import seed_width_for
-    from .grow import GrowConfig, grow
+    from .grow import GrowConfig, TensorBoardLog, grow
     from .growth.budget import Budget
     from .tasks import load_task
 
@@ -364,6 +367,7 @@ def _grow(args):
                                                                   **_training_settings(args))
     budget = Budget.parse(args.budget)
     target = load_target(args.target)
+    callbacks = [TensorBoardLog(Path(args.out) / "tensorboard")] if args.tensorboard else []  # before the data
     task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
     if recorded_seed_options is not None:
         task = task.with_seed_width(recorded_seed_options.get("width_multiplier"))
@@ -376,7 +380,7 @@ def _grow(args):
           f"{config.epochs} epochs, growth by {config.growth_end:.0%} of the run")
     result = grow(task.seed(), task.data, target, budget, config, args.out, family=task.family,
                   seed_options=task.seed_options, resume=bool(args.resume), progress=not args.quiet,
-                  task_source=task.source)
+                  task_source=task.source, callbacks=callbacks)
     summary = result.summary
     usage = ", ".join(f"{metric} {share:.0%}" for metric, share in summary.usage.items())
     accuracy = "n/a" if summary.test_accuracy is None else f"{summary.test_accuracy:.1%}"
@@ -511,7 +515,8 @@ def _workflow(args):
                                                                    **_training_settings(args))
     config = (WorkflowConfig.quick if args.quick else WorkflowConfig)(grow=grow_config, formats=args.format,
                                                                      seed_width="auto" if args.seed_width is None
-                                                                     else args.seed_width)
+                                                                     else args.seed_width,
+                                                                     tensorboard=args.tensorboard)
     result = run_workflow(
         args.task, data=args.data, family=args.family, out=args.out, cache_dir=args.cache_dir,
         host_budget=Budget.parse(args.host_budget).limits if args.host_budget else None,

@@ -43,7 +43,8 @@ from cost_models.target import Target, user_targets_folder
 
 from .atomic import write_atomically
 from .baseline import UniformBaseline, largest_fitting_uniform, seed_width_for, train_baseline
-from .grow import GrowConfig, Summary, check_seed_fits, grow, growth_events
+from .grow import GrowConfig, Summary, TensorBoardLog, check_seed_fits, grow, growth_events
+from .grow.callbacks import tensorboard_writer_class
 from .grow.growth_step import predicted_costs
 from .growth.budget import Budget
 from .tasks import Task, load_task
@@ -68,8 +69,9 @@ class WorkflowConfig:
     ``seed_width`` is the seed each run grows from (``edgegrow.baseline.seed_width_for``: ``"auto"``,
     half the width of the largest uniform network that fits that run's budget; ``"seed"``, the
     family's few-channel seed; or a width multiplier); ``fair_baseline`` trains, per deployment, the
-    largest uniform network that fits its budget with the grow run's training compute. ``quick()`` is a
-    smoke run of the same path."""
+    largest uniform network that fits its budget with the grow run's training compute; ``tensorboard``
+    writes each grow run's TensorBoard scalars to its ``tensorboard`` folder. ``quick()`` is a smoke run
+    of the same path."""
 
     grow: GrowConfig = GrowConfig()
     seed_width: float | str | None = "auto"
@@ -79,6 +81,7 @@ class WorkflowConfig:
     calibration_examples: int = 300
     bench_runs: int = 200
     bench_warmup: int = 20
+    tensorboard: bool = False
 
     @classmethod
     def quick(cls, grow: GrowConfig | None = None, **overrides) -> WorkflowConfig:
@@ -119,12 +122,15 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
                  out: str | Path | None = None, cache_dir: str | Path | None = None,
                  host_budget: dict[str, float] | None = None, mcu_target: str = DEFAULT_MCU_TARGET,
                  mcu_budget: dict[str, float] | None = None, config: WorkflowConfig = WorkflowConfig(),
-                 reprofile: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> WorkflowResult:
+                 reprofile: bool = False, progress: bool = True, log: Callable[[str], None] = print,
+                 callbacks_for: Callable[[str], list] | None = None) -> WorkflowResult:
     """Run the whole workflow (see the module docstring) into ``out`` and return where everything is.
 
     ``host_budget`` / ``mcu_budget``: ``{metric: limit}`` (metrics as ``edgegrow grow --budget``);
     a budget not given is the reference network's predicted latency on host, and its latency, SRAM
     and flash on the microcontroller. ``reprofile`` measures ``host`` again even when a profile exists.
+    ``callbacks_for(deployment_name)``: the callbacks of that deployment's grow run (``edgegrow.grow.
+    callbacks``; deployment names are ``host`` and the microcontroller target's name).
 
     Raises:
         ValueError: bad input (unknown task, family or target, a malformed budget, a budget the seed
@@ -137,6 +143,8 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     if task not in REFERENCES:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(REFERENCES)}")
     parse_formats(config.formats)
+    if config.tensorboard:
+        tensorboard_writer_class()  # a missing package is said now, not after the data and the profile
     mcu = load_target(mcu_target)
     if mcu.kind != "mcu":
         raise ValueError(f"--mcu-target {mcu_target!r} is a {mcu.kind} profile, not a microcontroller; "
@@ -177,9 +185,11 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
             f"by {config.grow.for_family(loaded.family).method} → {deployment.run_dir}")
         torch.manual_seed(config.seed)
         seeded = seeds[deployment.name]
+        callbacks = [TensorBoardLog(deployment.run_dir / "tensorboard")] if config.tensorboard else []
         result = grow(seeded.seed(), loaded.data, deployment.target, deployment.budget, config.grow,
                       deployment.run_dir, family=loaded.family, seed_options=seeded.seed_options, progress=progress,
-                      log=log, task_source=loaded.source)
+                      log=log, task_source=loaded.source, callbacks=[*callbacks, *(callbacks_for(deployment.name)
+                                                                                    if callbacks_for else ())])
         deployment.grown = result.summary
     seconds["grow"] = time.perf_counter() - step
 

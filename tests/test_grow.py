@@ -334,7 +334,7 @@ def test_training_flags_reach_the_config(monkeypatch, tmp_path):
     seen = {}
 
     def fake_grow(model, data, target, budget, config, out, **kwargs):
-        seen["config"] = config
+        seen["config"], seen["callbacks"] = config, kwargs["callbacks"]
         raise ValueError("stop here")
 
     monkeypatch.setattr("edgegrow.grow.grow", fake_grow)
@@ -342,12 +342,16 @@ def test_training_flags_reach_the_config(monkeypatch, tmp_path):
     argv = ["grow", "--task", "kws", "--target", "host", "--budget", "latency_ms=1", "--out", str(tmp_path / "r"),
             "--epochs", "7", "--lr", "0.003", "--batch-size", "32", "--optimizer", "adamw", "--weight-decay", "0.01",
             "--warmup", "2", "--label-smoothing", "0.1", "--growth-end", "0.3", "--growth-every", "0.5",
-            "--shrink", "0.7", "--retrain", "--quiet"]
+            "--shrink", "0.7", "--retrain", "--tensorboard", "--quiet"]
     assert main(argv) == 2
     config = seen["config"]
     assert (config.epochs, config.learning_rate, config.batch_size, config.optimizer, config.weight_decay,
             config.warmup_epochs, config.label_smoothing, config.growth_end, config.growth_every, config.shrink,
             config.retrain) == (7, 0.003, 32, "adamw", 0.01, 2.0, 0.1, 0.3, 0.5, 0.7, True)
+    from edgegrow.grow import TensorBoardLog
+
+    [tensorboard] = seen["callbacks"]
+    assert isinstance(tensorboard, TensorBoardLog) and tensorboard.log_dir == tmp_path / "r" / "tensorboard"
 
 
 def _fake_task():

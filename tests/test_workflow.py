@@ -29,9 +29,21 @@ def workflow(tmp_path_factory):
     patch.setenv("EDGEGROW_TARGETS", str(root / "targets"))  # the host profile goes here, not to ~/.edgegrow
     lines = []
     result = run_workflow("kws", data=data, out=root / "out", cache_dir=root / "cache",
-                          config=WorkflowConfig.quick(baseline_widths=(0.25, 0.5)), progress=False, log=lines.append)
+                          config=WorkflowConfig.quick(baseline_widths=(0.25, 0.5), tensorboard=True), progress=False,
+                          log=lines.append, callbacks_for=lambda name: [Heard(name)])
     yield result, root, lines
     patch.undo()
+
+
+HEARD: list[tuple[str, str, int]] = []  # (deployment, phase, step) of every epoch the workflow's callbacks heard
+
+
+class Heard:
+    def __init__(self, name):
+        self.name = name
+
+    def on_epoch_end(self, row):
+        HEARD.append((self.name, row.phase, row.step))
 
 
 def test_host_is_profiled_here_and_reused_afterwards(workflow):
@@ -68,6 +80,16 @@ def test_both_networks_grow_within_their_budgets_and_default_budgets_are_the_ref
         assert not deployment.budget.violations(cost)
         assert summary["predicted"]["macs"] > estimate(ds_cnn_seed_of(deployment), torch.zeros(1, 1, 49, 10),
                                                        deployment.target).macs  # it grew
+        assert list((deployment.run_dir / "tensorboard").glob("events.out.tfevents.*"))  # WorkflowConfig.tensorboard
+        assert (deployment.run_dir / "epochs.csv").is_file()
+
+
+def test_each_grow_run_calls_the_callbacks_given_for_its_deployment(workflow):
+    result, _, _ = workflow
+    for deployment in result.deployments:
+        log = [json.loads(line) for line in (deployment.run_dir / "log.jsonl").read_text().splitlines()]
+        assert [(name, phase, step) for name, phase, step in HEARD if name == deployment.name] == [
+            (deployment.name, row["phase"], row["step"]) for row in log if row["row"] == "epoch"]
 
 
 def ds_cnn_seed_of(deployment):

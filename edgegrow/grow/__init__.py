@@ -6,8 +6,11 @@
 - ``growth_step.py``: one growth event — propose, select under the budget, apply;
 - ``loop.py``: ``grow()``, the run itself, read top to bottom;
 - ``run_folder.py``: the run folder's files and typed records (``RunLog``, ``Summary``, ``RunMeta``);
+- ``callbacks.py``: hooks called after every epoch and growth event (``GrowCallback``), and
+  ``TensorBoardLog``;
 - ``checks.py``: what a run refuses before training.
 """
+from .callbacks import GrowCallback, RunStart, TensorBoardLog
 from .checks import check_budget_reachable, check_seed_fits, check_seed_suits_task
 from .config import GrowConfig
 from .growth_step import model_depth, model_widths
@@ -17,8 +20,9 @@ from .run_folder import EpochRow, GrowthRow, Outcome, RunFolder, RunLog, RunMeta
 from .schedule import GrowthEvent, growth_events
 
 __all__ = [
-    "METHODS", "NUMERICAL_RETRIES", "EpochRow", "GrowConfig", "GrowResult", "GrowthEvent", "GrowthMethod", "GrowthRow",
-    "NumericalFault", "Outcome", "ProposalContext", "RunFolder", "RunLog", "RunMeta", "Summary",
+    "METHODS", "NUMERICAL_RETRIES", "EpochRow", "GrowCallback", "GrowConfig", "GrowResult", "GrowthEvent", "GrowthMethod", "GrowthRow",
+    "NumericalFault", "Outcome", "ProposalContext", "RunFolder", "RunLog", "RunMeta", "RunStart", "Summary",
+    "TensorBoardLog",
     "check_budget_reachable", "check_seed_fits", "check_seed_suits_task", "grow", "growth_events", "growth_method",
     "model_depth", "model_widths", "read_run", "register_method",
 ]

@@ -43,8 +43,9 @@ from ..checkpoint import CUSTOM_FAMILY, Checkpoint, load_checkpoint, rebuild, sa
 from ..data.task_data import TaskData
 from ..growth.budget import Budget
 from ..training import Training, evaluate, make_optimizer
-from ..training.train import NON_FINITE
+from ..training.train import NON_FINITE, LossFunction
 from . import run_folder as files
+from .callbacks import RunStart, call, check_callbacks
 from .checks import check_budget_reachable, check_seed_fits, check_seed_suits_task
 from .config import GrowConfig
 from .growth_step import CostCache, grow_step, model_depth, model_widths, predicted_costs
@@ -119,14 +120,15 @@ class _Run:
     """One grow run: its fixed inputs and its changing model, training and state."""
 
     def __init__(self, model, task, target, budget, config, folder, family, seed_options, log, progress,
-                 task_source):
+                 task_source, callbacks=(), loss_function=None):
         self.task, self.target, self.budget, self.base_config = task, target, budget, config
         self.folder, self.family, self.seed_options, self.log, self.progress = (folder, family, seed_options, log,
                                                                                 progress)
         self.task_source = task_source
         self.example = torch.zeros(1, *task.input_shape)
         self.costs = CostCache(target, self.example)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.loss_fn = loss_function or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.callbacks = check_callbacks(callbacks)
         # a network of the user's own is rebuilt from its seed (checkpoint.rebuild): keep it as given
         self.seed = copy.deepcopy(model) if family == CUSTOM_FAMILY else None
         self.seed_usage = budget.binding(self.costs.report(model))[1]
@@ -214,6 +216,7 @@ class _Run:
                  f"{record.train_loss:.4f}, validation {accuracy}, lr {record.learning_rate:.3g}")
         self.last_epoch = self.snapshot()
         self.save(files.STATE)
+        call(self.callbacks, "on_epoch_end", copy.deepcopy(self.state.log.rows[-1]))
 
     def growth_row(self, event: int, step: int, result=None, seconds: float = 0.0, cap: float | None = None,
                    stopped_by: str | None = None) -> GrowthRow:
@@ -249,6 +252,7 @@ class _Run:
         self._start_segment()
         row = self.growth_row(event.number, event.step, result, time.perf_counter() - started, cap, result.stopped_by)
         self.log(_describe_growth(row, self.training.steps_per_epoch))
+        call(self.callbacks, "on_growth", copy.deepcopy(row))
 
     # -- faults -----------------------------------------------------------------------------------
     def recover(self) -> bool:
@@ -294,7 +298,7 @@ class _Run:
 def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget, config: GrowConfig = GrowConfig(),
          out_dir: str | Path | None = None, *, family: str | None = None, seed_options: dict | None = None,
          resume: bool = False, progress: bool = False, log: Callable[[str], None] = print,
-         task_source: dict | None = None) -> GrowResult:
+         task_source: dict | None = None, callbacks=(), loss_function: LossFunction | None = None) -> GrowResult:
     """Grow ``model`` (a seed built by ``build_seed(family, **seed_options)``, or with ``family`` None a
     network of your own) on ``task`` to ``budget`` (see the module docstring).
 
@@ -303,6 +307,13 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     ``task_source`` (``Task.source``) is recorded so ``edgegrow export`` can reload the same data. With
     ``resume``, the run in ``out_dir`` continues (it must be of the same method, target, budget and
     task); otherwise ``out_dir`` must not already hold a run.
+
+    ``callbacks``: objects whose ``on_run_start``, ``on_epoch_end``, ``on_growth`` and ``on_run_end`` are
+    called as the run goes (``edgegrow.grow.callbacks``; not called for a folder that holds a finished
+    run). ``loss_function``: ``(logits, labels) -> scalar loss`` to train with and to score growth
+    candidates with (default: cross-entropy with ``config.label_smoothing``); validation and test
+    report cross-entropy and accuracy whatever it is. A run resumed with a loss of its own needs the
+    same loss passed again: it is code, not recorded in the run folder.
     """
     target = load_target(target) if isinstance(target, str) else target
     if family is None:
@@ -310,7 +321,7 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     config = config.for_family(family)  # the family's measured settings where config leaves them None
     folder = RunFolder(out_dir) if out_dir is not None else None
     run = _Run(model, task, target, budget, config, folder, family, seed_options or {}, log, progress,
-               task_source or {})
+               task_source or {}, callbacks, loss_function)
     check_seed_suits_task(model, task, run.example)
     seed_report = run.costs.report(model)
     check_seed_fits(seed_report, budget)
@@ -318,8 +329,15 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     check_budget_reachable(seed_report, budget, len(run.events))
     if folder is not None and _prepare(run, resume):
         return _finished(run)
-    if not run.state.log.rows:
+    fresh = not run.state.log.rows
+    if fresh:
         run.growth_row(0, 0)  # the seed
+    call(run.callbacks, "on_run_start", RunStart(
+        folder.path if folder else None, config.method, run.target.name, dict(budget.limits), config.epochs,
+        run.training.steps_per_epoch, run.training.total_steps, run.state.phase, run.training.step, not fresh,
+        copy.deepcopy(run.state.log) if not fresh else files.RunLog()))
+    if fresh:
+        call(run.callbacks, "on_growth", copy.deepcopy(run.state.log.rows[0]))
 
     if run.state.phase == "grow":
         _train_phase(run)
@@ -427,6 +445,7 @@ def _finish(run: _Run) -> GrowResult:
         for name in (files.STATE, files.BEFORE_GROWTH):
             run.folder.file(name).unlink(missing_ok=True)
         _write_report(run.folder.path, model, run.log)
+    call(run.callbacks, "on_run_end", copy.deepcopy(summary))
     return GrowResult(model, run.state.log, summary, report, run.folder.path if run.folder else None)
 
 

@@ -7,6 +7,9 @@ Format ``edgegrow-run/2``:
 - ``log.jsonl``: one typed row per line, in order: ``EpochRow`` (``"row": "epoch"``) after every epoch of
   growing or retraining, ``GrowthRow`` (``"row": "growth"``) for the seed (event 0) and every growth
   event;
+- ``epochs.csv`` and ``growth.csv``: the same rows as CSV for spreadsheets and plotting scripts, written
+  with ``log.jsonl`` (one column per field; the predicted costs as ``predicted_<metric>``, the budget's
+  usage as ``usage_<metric>``, widths and chosen kinds as ``name=value`` pairs separated by spaces);
 - ``summary.json`` (``Summary``): the kept model's cost, usage and accuracy, why growth stopped, the
   training compute, and with ``retrain`` both candidates' validation and test accuracy;
 - ``checkpoint.pt``: the kept model (what ``edgegrow export`` reads), with ``RunMeta`` as its meta;
@@ -19,6 +22,8 @@ Every file is written to a temporary name and renamed (``write_atomically``, ``s
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,6 +33,7 @@ from ..training import EpochRecord
 
 FORMAT = "edgegrow-run/2"
 RUN, LOG, SUMMARY = "run.json", "log.jsonl", "summary.json"
+EPOCHS_CSV, GROWTH_CSV = "epochs.csv", "growth.csv"
 CHECKPOINT, GROWN, RETRAINED = "checkpoint.pt", "grown.pt", "retrained.pt"
 STATE, BEFORE_GROWTH = "state.pt", "before_growth.pt"
 REPORT = "report.html"
@@ -206,9 +212,11 @@ class RunFolder:
         except (OSError, ValueError):
             return None
 
-    # log.jsonl
+    # log.jsonl, epochs.csv, growth.csv
     def write_log(self, log: RunLog) -> None:
         write_atomically(self.file(LOG), "".join(json.dumps(row) + "\n" for row in log.to_dicts()))
+        write_atomically(self.file(EPOCHS_CSV), _csv([_flat(row) for row in log.epochs], EpochRow))
+        write_atomically(self.file(GROWTH_CSV), _csv([_flat(row) for row in log.growth], GrowthRow))
 
     def read_log(self) -> RunLog:
         path = self.file(LOG)
@@ -233,6 +241,34 @@ class RunFolder:
                              "`edgegrow grow --resume RUN_DIR`)") from None
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is damaged ({error})") from None
+
+
+def _flat(row) -> dict:
+    """One CSV row of an EpochRow or GrowthRow: dicts of costs become columns, dicts of names a cell."""
+    flat = {}
+    for key, value in asdict(row).items():
+        if key == "row":
+            continue
+        if key == "predicted":
+            flat.update({f"predicted_{metric}": value.get(metric) for metric in (*PREDICTED_METRICS, *value)})
+        elif key == "usage":  # the budget's metrics
+            flat.update({f"usage_{metric}": share for metric, share in value.items()})
+        elif isinstance(value, dict):
+            flat[key] = " ".join(f"{name}={count}" for name, count in value.items())
+        else:
+            flat[key] = value
+    return flat
+
+
+def _csv(rows: list[dict], kind) -> str:
+    columns = [f.name for f in fields(kind) if f.name not in ("row", "predicted", "usage")]
+    for row in rows:  # the cost columns in the order they first appear
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def read_run(path: str | Path) -> tuple[RunLog, Summary]:
