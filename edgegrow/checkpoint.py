@@ -25,6 +25,7 @@ from torch import nn
 from .data.cache import save_tensors
 from .growth import add_neurons, deepen, find_channel_groups, group_named
 from .models import build_seed
+from .training.device import to_cpu
 
 FORMAT = "edgegrow-checkpoint/1"
 CUSTOM_FAMILY = "custom"  # a user's own network: its seed is given when loading
@@ -87,7 +88,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, checkpoint: Checkpoint) 
         "edits_json": json.dumps(checkpoint.edits),
         "meta_json": json.dumps(checkpoint.meta),
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-        "tensors": checkpoint.tensors,
+        "tensors": to_cpu(checkpoint.tensors),  # a training state from a GPU run loads anywhere
     }
     payload["sha256"] = _digest(payload)
     save_tensors(Path(path), payload)

@@ -91,6 +91,9 @@ def _add_training_arguments(parser) -> None:
                             "largest uniform network that fits the budget; seed, the family's seed of a few "
                             "channels per layer; a number, the reference network at that width multiplier "
                             "(e.g. 0.25 of DS-CNN-S)")
+    group.add_argument("--device", metavar="auto|cpu|cuda[:N]|mps",
+                       help="where to train and score growth (default auto: a CUDA GPU where there is one, else "
+                            "Apple's MPS, else the CPU); a run resumes on another device")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard scalars of every epoch and growth event to RUN_DIR/tensorboard "
                              '(needs pip install "edgegrow[tensorboard]"; epochs.csv and growth.csv are always written)')
@@ -111,7 +114,7 @@ def _seed_width(text: str) -> float | str:
 TRAINING_FLAGS = {"epochs": "epochs", "lr": "learning_rate", "batch_size": "batch_size", "optimizer": "optimizer",
                   "weight_decay": "weight_decay", "schedule": "schedule", "warmup": "warmup_epochs",
                   "label_smoothing": "label_smoothing", "growth_start": "growth_start", "growth_end": "growth_end",
-                  "growth_every": "growth_every", "shrink": "shrink", "new_units": "new_units"}
+                  "growth_every": "growth_every", "shrink": "shrink", "new_units": "new_units", "device": "device"}
 
 
 def _training_settings(args) -> dict:
@@ -346,6 +349,7 @@ def _grow(args):
 
     from .baseline import seed_width_for
     from .grow import GrowConfig, TensorBoardLog, grow
+    from .training import resolve_device
     from .growth.budget import Budget
     from .tasks import load_task
 
@@ -367,6 +371,7 @@ def _grow(args):
                                                                   **_training_settings(args))
     budget = Budget.parse(args.budget)
     target = load_target(args.target)
+    resolve_device(config.device)  # a device this machine lacks is said before the data loads
     callbacks = [TensorBoardLog(Path(args.out) / "tensorboard")] if args.tensorboard else []  # before the data
     task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
     if recorded_seed_options is not None:
@@ -410,7 +415,7 @@ def _resume_settings(args):
     """``--resume RUN_DIR`` alone: the run's task, data, family, target, budget, seed and settings from its
     run.json, written into ``args``; a flag given that says otherwise is a ValueError naming both values.
     Returns the run's GrowConfig and its seed options."""
-    from dataclasses import fields
+    from dataclasses import fields, replace
 
     from .grow import GrowConfig
     from .grow.run_folder import RUN, RunFolder
@@ -445,6 +450,8 @@ def _resume_settings(args):
         raise ValueError(f"--{name} {value} contradicts the run in {folder} ({recorded[name]}); drop it to resume, "
                          "or start a new run with another --out")
     config = GrowConfig.from_dict(record["config"])
+    if args.device is not None:  # where, not what: a run started on a GPU goes on on a CPU and the other way round
+        config = replace(config, device=args.device)
     quick = GrowConfig.quick() if args.quick else GrowConfig()
     wanted = {**{f.name: getattr(quick, f.name) for f in fields(GrowConfig)  # what --quick changes, then the flags
                  if getattr(quick, f.name) != getattr(GrowConfig(), f.name)},

@@ -48,6 +48,7 @@ from .grow.callbacks import tensorboard_writer_class
 from .grow.growth_step import predicted_costs
 from .growth.budget import Budget
 from .tasks import Task, load_task
+from .training import resolve_device
 
 HOST = "host"
 DEFAULT_MCU_TARGET = "cortex-m4f-120mhz"
@@ -145,6 +146,7 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     parse_formats(config.formats)
     if config.tensorboard:
         tensorboard_writer_class()  # a missing package is said now, not after the data and the profile
+    resolve_device(config.grow.device)  # and a device this machine lacks
     mcu = load_target(mcu_target)
     if mcu.kind != "mcu":
         raise ValueError(f"--mcu-target {mcu_target!r} is a {mcu.kind} profile, not a microcontroller; "

@@ -5,3 +5,24 @@ import os
 import tempfile
 
 os.environ["EDGEGROW_TARGETS"] = tempfile.mkdtemp(prefix="edgegrow-test-targets-")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+def on_meta_default_device(function):
+    """``function`` run with 'meta' as torch's default device: a tensor it makes without naming a device
+    lands on 'meta' and breaks on first use beside the model's CPU tensors, as it would beside a GPU
+    model's. How the tests check, without a GPU, that code follows the model's device."""
+    def call(*args, **kwargs):
+        with torch.device("meta"):
+            return function(*args, **kwargs)
+    return call
+
+
+@pytest.fixture
+def growth_on_meta_default_device(monkeypatch):
+    """Every growth event of a grow run runs under ``on_meta_default_device``."""
+    import edgegrow.grow.growth_step as growth_step
+
+    monkeypatch.setattr("edgegrow.grow.loop.grow_step", on_meta_default_device(growth_step.grow_step))

@@ -167,3 +167,20 @@ def test_resume_accepts_flags_that_agree_with_the_run(tmp_path, recorded, flags)
         "config": config.to_dict(), "family": "ds-cnn", "seed_options": {}, "target": "host", "target_profile": None,
         "budget": {"latency_ms": 1.0}, "task": "kws", "task_source": {"task": "kws", "data": None, "family": "ds-cnn"}}))
     assert _resume_settings(_parser().parse_args(["grow", "--resume", str(tmp_path), *flags]))[0] == config
+
+
+def test_resume_moves_a_run_to_another_device_without_calling_it_a_contradiction(tmp_path):
+    """--device says where, not what: a run started on a GPU goes on on the CPU (and the other way round);
+    the rest of its settings stay the recorded ones."""
+    import json
+
+    from edgegrow.cli import _parser, _resume_settings
+    from edgegrow.grow import GrowConfig
+
+    recorded = GrowConfig(epochs=7, device="cuda:1")
+    (tmp_path / "run.json").write_text(json.dumps({
+        "config": recorded.to_dict(), "family": "ds-cnn", "seed_options": {}, "target": "host", "target_profile": None,
+        "budget": {"latency_ms": 1.0}, "task": "kws", "task_source": {"task": "kws", "data": None, "family": "ds-cnn"}}))
+    config, _ = _resume_settings(_parser().parse_args(["grow", "--resume", str(tmp_path), "--device", "cpu"]))
+    assert config.device == "cpu" and config.epochs == 7
+    assert _resume_settings(_parser().parse_args(["grow", "--resume", str(tmp_path)]))[0].device == "cuda:1"

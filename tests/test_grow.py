@@ -62,7 +62,8 @@ def run(tmp_path, budget=None, name="run", **settings):
 
 @pytest.mark.parametrize("method", ["fast-split", "signed-split", "split", "firefly", "tiny", "auto", "gradient-new",
                                     "random-split", "random-new"])
-def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, tmp_path):
+def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, tmp_path, growth_on_meta_default_device):
+    """(Growth events run with 'meta' as the default device: every tensor a method makes follows the model.)"""
     seed_cost = estimate(seed_model(), EXAMPLE, "host")
     budget = Budget({"latency_ms": 2.2 * seed_cost.latency_ms, "sram_kb": 4 * seed_cost.sram_bytes / 1024})
     result = run(tmp_path, budget, method=method)
@@ -72,7 +73,7 @@ def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, tmp_path
     assert report.macs > seed_cost.macs
 
 
-def test_the_default_method_widens_a_residual_stream_an_se_gate_and_a_concat():
+def test_the_default_method_widens_a_residual_stream_an_se_gate_and_a_concat(growth_on_meta_default_device):
     """Issue 17's network of one's own: a residual block, a squeeze-and-excitation gate and two concatenated
     Hardswish branches. Splitting alone sees no curvature in the residual stream (it carries the SE gate's
     channels too) and leaves it at its seed width; the default (``auto``) widens it and both branches."""

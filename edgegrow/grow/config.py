@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..argument_checks import check_finite, check_positive_integer, check_share
 from ..training import TrainConfig
+from ..training.device import check_device_name
 from ..training.train import OPTIMIZERS, SCHEDULES
 
 METHOD_ALIASES = {"random": "random-split"}
@@ -60,6 +61,10 @@ class GrowConfig:
 
     ``retrain``: after growing, train the found architecture from freshly initialised weights with the
     same schedule, and keep whichever of the two is better on the validation split.
+
+    ``device``: where the run computes (``edgegrow.training.device``: ``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``, ``mps``; ``auto`` is a CUDA GPU where there is one). It says where, not what: a run
+    resumes on another device.
     """
 
     method: str | None = None  # None: the family's (see for_family)
@@ -99,6 +104,7 @@ class GrowConfig:
     tiny_neurons: int = 16
     retrain: bool = False
     seed: int = 0
+    device: str = "auto"
 
     def __post_init__(self):
         from .methods import METHODS
@@ -117,6 +123,7 @@ class GrowConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose {', '.join(SCHEDULES)}")
         if self.new_units not in NEW_UNITS:
             raise ValueError(f"unknown new_units {self.new_units!r}; choose {', '.join(NEW_UNITS)}")
+        check_device_name(self.device)
         if self.newborn_state not in NEWBORN_STATES:
             raise ValueError(f"unknown newborn_state {self.newborn_state!r}; choose {', '.join(NEWBORN_STATES)}")
         for name in ("learning_rate", "epsilon", "firefly_epsilon", "weight_bound", "growth_every"):
@@ -155,7 +162,7 @@ class GrowConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
                            learning_rate=self.learning_rate, weight_decay=self.weight_decay, schedule=self.schedule,
                            warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
-                           seed=self.seed * 1009 + seed_offset)
+                           seed=self.seed * 1009 + seed_offset, device=self.device)
 
     def lowered(self) -> GrowConfig:
         """The settings a growth event is retried with after the loss diverged: both ε quartered."""

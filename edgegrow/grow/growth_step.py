@@ -18,6 +18,7 @@ from ..growth.budget import Budget, metric_value
 from ..growth.candidates import Candidate, apply_candidates
 from ..growth.optimizer_state import match_parameter_order
 from ..growth.selection import fit_to_budget, select_candidates
+from ..training.device import model_device
 from .config import GrowConfig
 from .methods import ProposalContext, growth_method
 
@@ -80,7 +81,7 @@ class StepResult:
 def scoring_batches(task: TaskData, config: GrowConfig, event: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``config.score_batches`` training batches, drawn by the run's seed and the event number."""
     generator = torch.Generator().manual_seed(config.seed * 7919 + event)
-    order = torch.randperm(len(task.train), generator=generator)
+    order = torch.randperm(len(task.train), generator=generator, device="cpu")  # the data is in host memory
     size = min(config.batch_size, len(order))
     batches = []
     for index in range(config.score_batches):
@@ -132,7 +133,9 @@ def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: B
     """Growth event ``event`` of ``events``: propose, select under ``usage_cap`` of the budget, shrink, apply."""
     cost_model = costs(model)
     _, usage = budget.binding(cost_model.report)
-    batches = scoring_batches(task, config, event)
+    device = model_device(model)
+    example = example.to(device)
+    batches = [(inputs.to(device), labels.to(device)) for inputs, labels in scoring_batches(task, config, event)]
     if not loss_is_finite(model, batches, loss_fn):  # NaN statistics would break a method's solver (TINY's SVD)
         return StepResult(stopped_by="the loss on the scoring batches is NaN or infinite")
     now = cost_model.report

@@ -43,6 +43,7 @@ from ..checkpoint import CUSTOM_FAMILY, Checkpoint, load_checkpoint, rebuild, sa
 from ..data.task_data import TaskData
 from ..growth.budget import Budget
 from ..training import Training, evaluate, make_optimizer
+from ..training.device import resolve_device
 from ..training.train import NON_FINITE, LossFunction
 from . import run_folder as files
 from .callbacks import RunStart, call, check_callbacks
@@ -125,7 +126,8 @@ class _Run:
         self.folder, self.family, self.seed_options, self.log, self.progress = (folder, family, seed_options, log,
                                                                                 progress)
         self.task_source = task_source
-        self.example = torch.zeros(1, *task.input_shape)
+        # on the run's device, as the model (Training moves it there)
+        self.example = torch.zeros(1, *task.input_shape, device=resolve_device(config.device))
         self.costs = CostCache(target, self.example)
         self.loss_fn = loss_function or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.callbacks = check_callbacks(callbacks)

@@ -146,7 +146,7 @@ def _apply_to_group(model: nn.Module, group: ChannelGroup, members: list[Candida
                 directions[slot.layer] = torch.stack([_padded(c.directions[slot.layer], shapes[slot.layer])
                                                       for c in batch])
         split_neurons(model, group, [c.neuron for c in batch],
-                      offspring_weights=torch.tensor([c.weights for c in batch], dtype=torch.float64),
+                      offspring_weights=torch.tensor([c.weights for c in batch], dtype=torch.float64, device="cpu"),
                       directions=directions or None, epsilon=epsilon, optimizer=optimizer)
         added += len(batch) * (offspring - 1)
     new = [c for c in members if c.kind == "new"]

@@ -167,7 +167,8 @@ def deepen(
             f"a {kind!r} block cannot follow `{after}`, whose output has shape {tuple(output.shape)}; "
             "use 'conv' or 'ds-block' after a (N, C, H, W) output and 'linear' after (N, F)"
         )
-    block = _build_block(kind, output.cpu().float(), _activation(layer), kernel_size, batch_norm)
+    with torch.device("cpu"):  # built and calibrated on the CPU, then moved to where the model is
+        block = _build_block(kind, output.cpu().float(), _activation(layer), kernel_size, batch_norm)
     block.to(device=output.device, dtype=output.dtype)
     block.train(layer.training)
     reference = next(layer.parameters(), None)

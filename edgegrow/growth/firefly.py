@@ -311,7 +311,7 @@ def build_overgrown(model: nn.Module, example_input: torch.Tensor, *, new_per_gr
     def draw(shape: tuple[int, ...], unit: bool = True) -> torch.Tensor:
         """(n, ...) initial directions: unit rows, or PyTorch's default initialisation of weight rows."""
         if unit:
-            values = torch.randn(shape, generator=generator, dtype=torch.float64)
+            values = torch.randn(shape, generator=generator, dtype=torch.float64, device="cpu")
             return values / values.flatten(1).norm(dim=1).view(-1, *([1] * (len(shape) - 1)))
         return default_fan_in(shape[1:], shape[0], generator)
 
@@ -344,8 +344,11 @@ def _widen(grown: nn.Module, group: ChannelGroup, width: int, count: int) -> Non
     if count == 0:
         return
     modules = {slot.layer: grown.get_submodule(slot.layer) for slot in group.slots}
-    fan_in = {s.layer: torch.zeros(count, *fan_in_shape(modules[s.layer])) for s in group.producers}
-    filters = {s.layer: torch.zeros(count, *fan_in_shape(modules[s.layer])) for s in _depthwise(grown, group)}
+    def zeros(layer: str) -> torch.Tensor:
+        return torch.zeros(count, *fan_in_shape(modules[layer]), device=modules[layer].weight.device)
+
+    fan_in = {s.layer: zeros(s.layer) for s in group.producers}
+    filters = {s.layer: zeros(s.layer) for s in _depthwise(grown, group)}
     add_neurons(grown, group, count, fan_in=fan_in, passthrough=filters or None)
 
 
@@ -363,9 +366,9 @@ def _original_columns(reference: nn.Module, grown: nn.Module, groups: list[Chann
                                                     group.width_at_discovery * slot.inner))
     columns = {}
     for layer, spans in runs.items():
-        mapping = torch.full((reference.get_submodule(layer).weight.shape[1],), -1, dtype=torch.long)
+        mapping = torch.full((reference.get_submodule(layer).weight.shape[1],), -1, dtype=torch.long, device="cpu")
         for old, new, length in spans:
-            mapping[old:old + length] = torch.arange(new, new + length)
+            mapping[old:old + length] = torch.arange(new, new + length, device="cpu")
         if bool((mapping >= 0).all()):
             columns[layer] = mapping
     return columns

@@ -122,7 +122,8 @@ def new_neuron_gradients(model: nn.Module, groups: list[ChannelGroup], counts: d
     for group in groups:
         for slot in group.producers:
             weight = probe.get_submodule(slot.layer).weight
-            mask = new_outputs.setdefault(slot.layer, torch.zeros(weight.shape[0], dtype=torch.bool))
+            mask = new_outputs.setdefault(slot.layer, torch.zeros(weight.shape[0], dtype=torch.bool,
+                                                                  device=weight.device))
             mask[_new_entries(probe, slot, widths[group.name], counts[group.name])] = True
         for slot in group.consumers:
             weight = probe.get_submodule(slot.layer).weight
@@ -152,7 +153,8 @@ def new_neuron_gradients(model: nn.Module, groups: list[ChannelGroup], counts: d
             shape = fan_out_shape(model.get_submodule(slot.layer), slot)
             if weight.grad is None:
                 break
-            kept = ~new_outputs.get(slot.layer, torch.zeros(weight.shape[0], dtype=torch.bool))  # the original rows
+            kept = ~new_outputs.get(slot.layer, torch.zeros(weight.shape[0], dtype=torch.bool,
+                                                            device=weight.device))  # the original rows
             columns = weight.grad[kept][:, _new_entries(probe, slot, widths[group.name], count)]  # (out, count·inner, *k)
             columns = columns.reshape(columns.shape[0], count, slot.inner, *columns.shape[2:]).transpose(0, 1)
             if columns[0].numel() != torch.Size(shape).numel():

@@ -24,7 +24,8 @@ _FRESH_BATCHNORM = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_va
 def default_fan_in(shape: tuple[int, ...], count: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """PyTorch's default initialisation of a layer's weight rows: U(-1/√fan_in, 1/√fan_in)."""
     bound = 1.0 / math.sqrt(math.prod(shape))
-    return (torch.rand((count, *shape), generator=generator) * 2 - 1) * bound
+    return (torch.rand((count, *shape), generator=generator, device="cpu") * 2 - 1) * bound  # on the CPU: the same
+    # draw whatever device the model is on (callers move it to the layer's)
 
 
 def add_neurons(
@@ -92,7 +93,7 @@ def add_neurons(
                         entries.append(AxisEntry(-1, 0.0, value, existed=False))
                     continue
                 if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                    value = torch.full((), _FRESH_BATCHNORM[tensor_name])
+                    value = torch.full((), _FRESH_BATCHNORM[tensor_name], device="cpu")  # moved where the layer is
                 elif tensor_name == "bias":
                     value = None
                 elif slot.role == "producer":

@@ -34,17 +34,17 @@ def random_candidates(model: nn.Module, example_input: torch.Tensor, *, method: 
         width = group_width(model, group)
         if method == "random-new":
             for _ in range(max(1, math.ceil(new_fraction * width))):
-                score = float(torch.rand((), generator=generator))
+                score = float(torch.rand((), generator=generator, device="cpu"))
                 candidates.append(Candidate(kind="new", group=group.name, predicted_decrease=score))
             continue
         for neuron in range(width):
             directions = {}
             for slot in group.producers:
                 row = model.get_submodule(slot.layer).weight.detach()[neuron]
-                delta = torch.randn(row.shape, generator=generator)
+                delta = torch.randn(row.shape, generator=generator, device="cpu").to(row)
                 delta = delta / delta.norm() * row.norm()
                 directions[slot.layer] = torch.stack([delta, -delta])
-            score = float(torch.rand((), generator=generator))
+            score = float(torch.rand((), generator=generator, device="cpu"))
             candidates.append(Candidate(kind="split", group=group.name, neuron=neuron, directions=directions,
                                         epsilon=epsilon, predicted_decrease=score))
     return candidates

@@ -19,7 +19,7 @@ from .staged_edit import AxisEntry, StagedEdit, check_group, slot_offset, slot_t
 
 
 def _check_offspring_weights(weights, count: int) -> torch.Tensor:
-    table = torch.as_tensor(weights, dtype=torch.float64)
+    table = torch.as_tensor(weights, dtype=torch.float64, device="cpu")  # numbers, checked on the CPU
     if table.dim() == 1:
         table = table.expand(count, -1)
     if table.dim() != 2 or table.shape[0] != count or table.shape[1] < 2:

@@ -425,7 +425,8 @@ def min_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batch
     vectors = {}
     for name, site in sites.items():
         weight = model.get_submodule(site.producer).weight
-        v = torch.randn(weight.shape[0], weight[0].numel(), generator=generator, dtype=torch.float64)
+        v = torch.randn(weight.shape[0], weight[0].numel(), generator=generator, dtype=torch.float64,
+                        device="cpu").to(weight.device)  # drawn on the CPU: the same start on any device
         vectors[name] = v / v.norm(dim=1, keepdim=True)
 
     dtypes = {name: model.get_submodule(site.producer).weight.dtype for name, site in sites.items()}
@@ -453,7 +454,7 @@ def min_eigenpairs_fast(model: nn.Module, sites: dict[str, CurvatureSite], batch
                 applied_columns.append(previous[name][1])
             vectors[name], applied[name], previous[name] = _ritz_step(torch.stack(columns, -1),
                                                                       torch.stack(applied_columns, -1))
-    totals = {name: torch.zeros(v.shape[0], dtype=torch.float64) for name, v in vectors.items()}
+    totals = {name: torch.zeros(v.shape[0], dtype=torch.float64, device=v.device) for name, v in vectors.items()}
     for index in range(len(batches)):
         for name, product in products(vectors, index).items():
             totals[name] += (product * vectors[name]).sum(dim=1)

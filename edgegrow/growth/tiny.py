@@ -203,8 +203,8 @@ def _patches(module: nn.Module, inputs: torch.Tensor, produced: tuple[int, ...],
     patches = patches.reshape(inputs.shape[0], -1, height, width)
     if site.depthwise is not None:
         out_h, out_w = carried
-        rows = torch.arange(out_h) * site.stride[0] + site.offset[0]
-        cols = torch.arange(out_w) * site.stride[1] + site.offset[1]
+        rows = torch.arange(out_h, device=patches.device) * site.stride[0] + site.offset[0]
+        cols = torch.arange(out_w, device=patches.device) * site.stride[1] + site.offset[1]
         inside_rows, inside_cols = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
         gathered = patches[:, :, rows.clamp(0, height - 1)][:, :, :, cols.clamp(0, width - 1)]
         patches = gathered * (inside_rows[:, None] & inside_cols[None, :]).to(patches.dtype)
@@ -223,7 +223,7 @@ def _positions(tensor: torch.Tensor) -> torch.Tensor:
 def _ridge_solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """gram⁻¹ rhs with a small relative ridge."""
     scale = gram.diagonal().mean().clamp_min(1e-12)
-    eye = torch.eye(gram.shape[0], dtype=gram.dtype)
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
     return torch.linalg.solve(gram + RIDGE * scale * eye, rhs)
 
 
@@ -266,7 +266,7 @@ def tiny_statistics(model: nn.Module, site: TinySite, batches: list[Batch], loss
     x, b, v = torch.cat(xs), torch.cat(bs), torch.cat(vs)
     samples = x.shape[0]
     if consumer.bias is not None:
-        b_aug = torch.cat([b, torch.ones(samples, 1, dtype=b.dtype)], dim=1)  # the bias updates too
+        b_aug = torch.cat([b, torch.ones(samples, 1, dtype=b.dtype, device=b.device)], dim=1)  # the bias updates too
     else:
         b_aug = b
     gram_b = b_aug.T @ b_aug / samples
@@ -332,8 +332,9 @@ def tiny_neurons(model: nn.Module, site: TinySite, group: ChannelGroup, batches:
 
     passthrough = {}
     if site.depthwise is not None:  # the new neuron's depthwise filter: a centre tap, which carries it unchanged
-        kernel = _pair(model.get_submodule(site.depthwise).kernel_size)
-        tap = torch.zeros(1, *kernel)
+        depthwise = model.get_submodule(site.depthwise)
+        kernel = _pair(depthwise.kernel_size)
+        tap = torch.zeros(1, *kernel, device=depthwise.weight.device)
         tap[0, kernel[0] // 2, kernel[1] // 2] = 1.0
         passthrough = {site.depthwise: tap}
     probe = copy.deepcopy(model)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..data.task_data import Split
+from .device import model_device
 
 
 @dataclass
@@ -35,14 +36,15 @@ def evaluate(model: nn.Module, split: Split, class_names: list[str], *, batch_si
     classes = len(class_names)
     was_training = model.training
     model.eval()
-    total_loss, confusion = 0.0, torch.zeros(classes, classes, dtype=torch.long)
+    total_loss, confusion = 0.0, torch.zeros(classes, classes, dtype=torch.long, device="cpu")
+    device = model_device(model)
     try:
         for start in range(0, len(split), batch_size):
-            inputs = split.inputs[start: start + batch_size]
+            inputs = split.inputs[start: start + batch_size].to(device)
             labels = split.labels[start: start + batch_size]
             logits = model(inputs)
-            total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-            predicted = logits.argmax(dim=1)
+            total_loss += nn.functional.cross_entropy(logits, labels.to(device), reduction="sum").item()
+            predicted = logits.argmax(dim=1).cpu()
             pairs = torch.bincount(labels * classes + predicted, minlength=classes * classes)
             confusion += pairs.view(classes, classes)
     finally:

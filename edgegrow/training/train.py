@@ -23,6 +23,7 @@ from torch import nn
 from ..argument_checks import check_finite, check_positive_integer, check_share
 from ..data.task_data import TaskData
 from ..progress import progress_bar
+from .device import check_device_name, model_device, resolve_device
 from .metrics import Evaluation, evaluate
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -38,7 +39,9 @@ class TrainConfig:
     linear up over the warm-up, then cosine down to 1/25 of the peak; ``step``: ×0.1 at 50 % and 75 %).
     ``steps``, when given, is the run's length in optimizer steps instead (a baseline trained with a
     given training compute); the schedule then spans those steps. ``max_seconds`` and ``max_samples``
-    stop early (quick runs); None means no limit."""
+    stop early (quick runs); None means no limit. ``device``: where to train (``auto``, ``cpu``,
+    ``cuda``, ``cuda:N``, ``mps``; ``auto`` is a CUDA GPU where there is one, see
+    ``edgegrow.training.device``): ``Training`` moves the model there."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -53,8 +56,10 @@ class TrainConfig:
     steps: int | None = None
     max_seconds: float | None = None
     max_samples: int | None = None
+    device: str = "auto"
 
     def __post_init__(self):
+        check_device_name(self.device)
         check_positive_integer("epochs", self.epochs)
         check_positive_integer("batch_size", self.batch_size)
         if self.optimizer not in OPTIMIZERS:
@@ -148,6 +153,7 @@ class Training:
         if len(data.train) == 0:
             raise ValueError("cannot train on an empty training split")
         self.model, self.data, self.config = model, data, config
+        model.to(resolve_device(config.device))  # in place: an optimizer built over it keeps its parameters
         self.optimizer = optimizer if optimizer is not None else make_optimizer(model, config)
         self.loss_function = loss_function or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.progress, self.on_epoch = progress, on_epoch
@@ -197,6 +203,8 @@ class Training:
                 x, y = inputs[index], self.data.train.labels[index]
                 if self.data.train.augment_batch is not None:
                     x = self.data.train.augment_batch(x, batch_generator(config.seed, epoch, batch))
+                device = model_device(self.model)  # the data stays in host memory; each batch goes over
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 self.model.train()
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.learning_rate() * group.get("lr_scale", 1.0)
@@ -236,7 +244,8 @@ class Training:
         if self._order is None or self._order[0] != epoch:
             generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
             inputs = self.data.train.inputs_for_epoch(epoch)
-            self._order = (epoch, torch.randperm(len(self.data.train), generator=generator), inputs)
+            order = torch.randperm(len(self.data.train), generator=generator, device="cpu")  # the data is in host memory
+            self._order = (epoch, order, inputs)
         return self._order[1], self._order[2]
 
     def _end_epoch(self) -> None:
