@@ -26,3 +26,10 @@ def growth_on_meta_default_device(monkeypatch):
     import edgegrow.grow.growth_step as growth_step
 
     monkeypatch.setattr("edgegrow.grow.loop.grow_step", on_meta_default_device(growth_step.grow_step))
+
+
+@pytest.fixture
+def run_on_meta_default_device():
+    """``on_meta_default_device`` for a test's own calls (a fixture: tests cannot import one conftest
+    by name when several folders have one)."""
+    return on_meta_default_device

@@ -1,35 +1,87 @@
-"""The data of a classification task as tensors in memory, split into train, validation and test."""
+"""The data of a classification task, split into train, validation and test: each split's inputs either
+as one tensor in memory or streamed from a map-style ``torch.utils.data.Dataset`` (data larger than
+memory: a memory-mapped array, files read on demand), batch by batch through a ``DataLoader``."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def _stack_inputs(items: list) -> torch.Tensor:
+    """A DataLoader batch of a Dataset whose item is the input or an (input, label) pair: the inputs."""
+    return torch.stack([torch.as_tensor(item[0] if isinstance(item, (tuple, list)) else item) for item in items]).float()
 
 
 @dataclass
 class Split:
     """Inputs (N, C, H, W) float32 and labels (N,) int64 of one split.
 
+    ``inputs`` is a tensor in memory, or a map-style ``Dataset`` whose item ``i`` is input ``i`` (or an
+    ``(input, label)`` pair, whose label is ignored: ``labels`` are given, they are small) read only
+    when a batch needs it, ``num_workers`` DataLoader processes reading ahead. Which examples form a
+    batch is decided by the caller from its seed (``Training``), never by the loader, so a streamed
+    run is the same run as one in memory and resumes exactly.
+
     ``epoch_inputs``, when set, gives the inputs of training epoch ``e`` (fresh augmentation per
-    epoch); otherwise every epoch sees ``inputs``. ``augment_batch``, when set, transforms each
-    training batch (random crops and flips of images) with the generator it is given.
+    epoch; in-memory inputs only); otherwise every epoch sees ``inputs``. ``augment_batch``, when set,
+    transforms each training batch (random crops and flips of images) with the generator it is given.
     """
 
-    inputs: torch.Tensor
+    inputs: torch.Tensor | Dataset
     labels: torch.Tensor
     epoch_inputs: Callable[[int], torch.Tensor] | None = None
     augment_batch: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.inputs, torch.Tensor) and not callable(getattr(self.inputs, "__getitem__", None)):
+            raise ValueError(f"a split's inputs must be a tensor or a map-style Dataset, got {type(self.inputs).__name__}")
         if len(self.inputs) != len(self.labels):
             raise ValueError(f"{len(self.inputs)} inputs but {len(self.labels)} labels")
+        if self.streamed and self.epoch_inputs is not None:
+            raise ValueError("epoch_inputs needs inputs in memory; augment a streamed split in its Dataset or "
+                             "with augment_batch")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers must be a whole number >= 0, got {self.num_workers!r}")
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def inputs_for_epoch(self, epoch: int) -> torch.Tensor:
+    @property
+    def streamed(self) -> bool:
+        """Whether the inputs come from a Dataset batch by batch (not a tensor in memory)."""
+        return not isinstance(self.inputs, torch.Tensor)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        if not self.streamed:
+            return tuple(self.inputs.shape[1:])
+        return tuple(_stack_inputs([self.inputs[0]]).shape[1:])
+
+    def inputs_for_epoch(self, epoch: int) -> torch.Tensor | Dataset:
         return self.inputs if self.epoch_inputs is None else self.epoch_inputs(epoch)
+
+    def take(self, index: torch.Tensor, epoch: int | None = None) -> torch.Tensor:
+        """The inputs at ``index`` (a 1-D index tensor), as a float32 tensor (of ``epoch``'s inputs if given)."""
+        inputs = self.inputs if epoch is None else self.inputs_for_epoch(epoch)
+        if not self.streamed:
+            return inputs[index]
+        return _stack_inputs([inputs[int(i)] for i in index])
+
+    def batches(self, order: torch.Tensor, batch_size: int, start: int = 0, epoch: int | None = None
+                ) -> Iterator[torch.Tensor]:
+        """The inputs of batches ``start``, ``start + 1``, … of ``order`` cut into ``batch_size`` pieces: a
+        streamed split reads them through a DataLoader (``num_workers`` processes reading ahead)."""
+        cuts = [order[i: i + batch_size] for i in range(start * batch_size, len(order), batch_size)]
+        if not self.streamed:
+            inputs = self.inputs if epoch is None else self.inputs_for_epoch(epoch)
+            return (inputs[cut] for cut in cuts)
+        loader = DataLoader(self.inputs, batch_sampler=[cut.tolist() for cut in cuts], collate_fn=_stack_inputs,
+                            num_workers=self.num_workers)
+        return iter(loader)
 
     def class_counts(self, classes: int) -> list[int]:
         return torch.bincount(self.labels, minlength=classes).tolist()
@@ -54,7 +106,7 @@ class TaskData:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.inputs.shape[1:])
+        return self.train.input_shape
 
     @property
     def num_classes(self) -> int:

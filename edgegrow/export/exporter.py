@@ -300,9 +300,9 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
             tolerance, max_test_examples, int8_ranges, seed, log) -> tuple[dict, dict[str, Path]]:
     generator = torch.Generator().manual_seed(seed)
     train, test = task.train, task.test
-    calibration = train.inputs[torch.randperm(len(train), generator=generator)[:calibration_examples]].numpy()
+    calibration = train.take(torch.randperm(len(train), generator=generator)[:calibration_examples]).numpy()
     test_count = len(test) if max_test_examples is None else min(len(test), max_test_examples)
-    test_inputs, test_labels = test.inputs[:test_count].numpy(), test.labels[:test_count].numpy()
+    test_inputs, test_labels = test.take(torch.arange(test_count)).numpy(), test.labels[:test_count].numpy()
     verify_inputs = test_inputs[:64] if len(test_inputs) else calibration[:64]
     with torch.no_grad():
         reference = model(torch.from_numpy(verify_inputs)).double().numpy()

@@ -88,7 +88,7 @@ def scoring_batches(task: TaskData, config: GrowConfig, event: int) -> list[tupl
         chosen = order[index * size:(index + 1) * size]
         if len(chosen) == 0:
             break
-        batches.append((task.train.inputs[chosen], task.train.labels[chosen]))
+        batches.append((task.train.take(chosen), task.train.labels[chosen]))
     return batches
 
 

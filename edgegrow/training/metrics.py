@@ -39,8 +39,9 @@ def evaluate(model: nn.Module, split: Split, class_names: list[str], *, batch_si
     total_loss, confusion = 0.0, torch.zeros(classes, classes, dtype=torch.long, device="cpu")
     device = model_device(model)
     try:
-        for start in range(0, len(split), batch_size):
-            inputs = split.inputs[start: start + batch_size].to(device)
+        for start, inputs in zip(range(0, len(split), batch_size),
+                                 split.batches(torch.arange(len(split), device="cpu"), batch_size)):
+            inputs = inputs.to(device)
             labels = split.labels[start: start + batch_size]
             logits = model(inputs)
             total_loss += nn.functional.cross_entropy(logits, labels.to(device), reduction="sum").item()

@@ -166,7 +166,8 @@ class Training:
         self.samples_seen = 0
         self.seconds = 0.0
         self._sums = [0.0, 0, 0]  # the current epoch's loss sum, correct and seen
-        self._order: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (epoch, permutation, inputs)
+        self._order: tuple[int, torch.Tensor] | None = None  # (epoch, permutation)
+        self._stream: list | None = None  # [epoch, next batch, iterator of batch inputs]
         torch.manual_seed(config.seed)
 
     @property
@@ -198,9 +199,9 @@ class Training:
                 if bar is None:
                     bar = progress_bar(range(batch, self.steps_per_epoch), enabled=self.progress,
                                        description=f"epoch {epoch + 1}/{config.epochs}")
-                order, inputs = self._epoch_order(epoch)
+                order = self._epoch_order(epoch)
                 index = order[batch * config.batch_size: (batch + 1) * config.batch_size]
-                x, y = inputs[index], self.data.train.labels[index]
+                x, y = self._batch_inputs(epoch, batch, order), self.data.train.labels[index]
                 if self.data.train.augment_batch is not None:
                     x = self.data.train.augment_batch(x, batch_generator(config.seed, epoch, batch))
                 device = model_device(self.model)  # the data stays in host memory; each batch goes over
@@ -240,13 +241,21 @@ class Training:
             self._end_epoch()
         return reason
 
-    def _epoch_order(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        """The order of the training examples in ``epoch``: from the seed and the epoch alone."""
         if self._order is None or self._order[0] != epoch:
             generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
-            inputs = self.data.train.inputs_for_epoch(epoch)
             order = torch.randperm(len(self.data.train), generator=generator, device="cpu")  # the data is in host memory
-            self._order = (epoch, order, inputs)
-        return self._order[1], self._order[2]
+            self._order = (epoch, order)
+        return self._order[1]
+
+    def _batch_inputs(self, epoch: int, batch: int, order: torch.Tensor) -> torch.Tensor:
+        """The inputs of batch ``batch`` of ``epoch``, read in order from the split's batch stream (a
+        Dataset's DataLoader reads ahead); a stream is started where the run is (after a resume)."""
+        if self._stream is None or self._stream[:2] != [epoch, batch]:
+            self._stream = [epoch, batch, self.data.train.batches(order, self.config.batch_size, batch, epoch)]
+        self._stream[1] += 1
+        return next(self._stream[2])
 
     def _end_epoch(self) -> None:
         loss_sum, correct, seen = self._sums

@@ -39,12 +39,11 @@ def test_a_malformed_device_name_is_refused_by_the_config(name):
         GrowConfig(device=name)
 
 
-def test_training_and_evaluation_leave_no_tensor_on_the_default_device(monkeypatch):
+def test_training_and_evaluation_leave_no_tensor_on_the_default_device(monkeypatch, run_on_meta_default_device):
     """(Growth events are checked the same way in tests/test_grow.py, fixture growth_on_meta_default_device.)"""
-    from conftest import on_meta_default_device
-
     from edgegrow.training import TrainConfig, evaluate
 
+    on_meta_default_device = run_on_meta_default_device
     monkeypatch.setattr(Training, "run", on_meta_default_device(Training.run))
     data, model = toy_task(), seed_model()
     training = Training(model, data, TrainConfig(epochs=1, batch_size=64, device="cpu"))
