@@ -223,7 +223,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),
         energy_pj_per_byte=read.sourced("energy_pj_per_byte", optional=True),
-        path=path, extra={key: data[key] for key in ("calibration", "notes") if key in data},
+        path=path, extra={key: data[key] for key in ("calibration", "notes", "whole_model_calibration") if key in data},
     )
 
 

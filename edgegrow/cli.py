@@ -237,6 +237,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="build (or extend, if --out exists) the profile from TFLite benchmark_model "
                               "--enable_op_profiling output of the zoo model named by --model")
     profile.add_argument("--model", metavar="FAMILY", help="with --from-op-profile: the zoo family profiled")
+    profile.add_argument("--calibrate", metavar="CSV",
+                         help="write profile --target by scaling the analytic profile --base to whole models measured "
+                              "on the device: a CSV 'model,measured_ms' (model: a zoo family, FAMILY@WIDTH, a run "
+                              "folder or checkpoint)")
+    profile.add_argument("--base", metavar="PROFILE", help="with --calibrate: the analytic profile to calibrate")
     grow = commands.add_parser(
         "grow", help="grow a seed network to a device budget",
         description="Train a seed network in one run with one learning-rate schedule; at growth events inside "
@@ -624,6 +629,7 @@ def _groups(args):
 
 def _targets(args):
     from cost_models import known_targets, load_target
+    from cost_models.whole_model_calibration import calibration_status
 
     rows = []
     for name, path in known_targets().items():
@@ -633,12 +639,12 @@ def _targets(args):
             print(f"{name:<22} unreadable: {error}")
             rows.append({"name": name, "path": str(path), "error": str(error)})
             continue
-        how = "measured" if target.measured else "analytic"
+        how = "measured" if target.measured else calibration_status(target)
         print(f"{name:<22} {target.kind:<4} {target.runtime} {target.runtime_version} {target.dtype}, "
               f"{target.threads} thread(s), {how}  {path}")
         rows.append({"name": name, "path": str(path), "kind": target.kind, "runtime": target.runtime,
                      "runtime_version": target.runtime_version, "dtype": target.dtype, "threads": target.threads,
-                     "measured": target.measured})
+                     "measured": target.measured, "calibration": how})
     return rows
 
 
@@ -655,6 +661,31 @@ def _cost(args) -> dict:
     return asdict(report)
 
 
+def _calibrate_profile(args, out: str) -> dict:
+    import json
+
+    from cost_models import load_target
+    from cost_models.whole_model_calibration import calibrate_analytic_profile
+
+    from .atomic import write_atomically
+    from .measured_models import read_measured_models
+
+    if not args.base:
+        raise ValueError("--calibrate needs --base PROFILE: the analytic profile to scale (see 'edgegrow targets')")
+    base = load_target(args.base)
+    measured = read_measured_models(args.calibrate)
+    profile = json.loads(Path(base.path).read_text())
+    calibrated, records = calibrate_analytic_profile(profile, measured, name=args.target,
+                                                     source=f"measured models in {args.calibrate}")
+    write_atomically(out, json.dumps(calibrated, indent=1) + "\n")
+    scale = calibrated["whole_model_calibration"]["scale"]
+    print(f"{base.name} × {scale:.4g} → {out} ({args.target}), from {len(records)} model(s):")
+    for record in records:
+        print(f"  {record['model']:<28} measured {record['measured_ms']:.4g} ms, predicted {record['predicted_before_ms']:.4g}"
+              f" → {record['predicted_after_ms']:.4g} ms ({record['residual_after_pct']:+.1f} %)")
+    return {"profile": out, "scale": scale, "models": records}
+
+
 def _profile(args):
     from cost_models import profiler
     from cost_models.target import user_targets_folder
@@ -668,6 +699,8 @@ def _profile(args):
               f"cost_models/runner.py to the device and run: python runner.py {folder} --out {args.target}.jsonl")
         return {"suite": str(folder), "kernels": len(shapes)}
     out = args.out or str(user_targets_folder() / f"{args.target}.json")
+    if args.calibrate:
+        return _calibrate_profile(args, out)
     if args.from_measurements:
         profiler.profile_from_measurements(args.target, args.from_measurements, out)
         print(f"wrote {out}")

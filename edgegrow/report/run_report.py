@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from cost_models import estimate_targets, known_targets, load_target
+from cost_models.whole_model_calibration import calibration_status
 
 from ..atomic import write_atomically
 from ..checkpoint import CUSTOM_FAMILY, load_checkpoint, read_checkpoint
@@ -417,7 +418,7 @@ def events_table_html(log: RunLog, summary: Summary, metric: str) -> str:
 
 def costs_table_html(costs: list[tuple[str, object]], run_target: str) -> str:
     head = ("<tr><th>target</th><th>latency ms</th><th>energy mJ</th><th>SRAM KiB</th><th>flash KiB</th>"
-            "<th>MACs</th><th>memory limits</th></tr>")
+            "<th>MACs</th><th>memory limits</th><th>latency from</th></tr>")
     body = []
     for name, report in costs:
         attributes = f' data-target="{_text(name)}"' + (' class="run-target"' if name == run_target else "")
@@ -431,13 +432,21 @@ def costs_table_html(costs: list[tuple[str, object]], run_target: str) -> str:
         body.append(f'<tr{attributes} data-latency-ms="{report.latency_ms!r}" data-over-limits="{len(over)}">'
                     f"<td>{_text(label)}</td><td>{_fmt(report.latency_ms)}</td><td>{_fmt(report.energy_mj)}</td>"
                     f"<td>{_fmt(report.sram_bytes / 1024)}</td><td>{_fmt(report.flash_bytes / 1024)}</td>"
-                    f"<td>{_count(report.macs)}</td><td>{limits}</td></tr>")
+                    f"<td>{_count(report.macs)}</td><td>{limits}</td><td>{_text(_profile_status(name))}</td></tr>")
     return (f'<table class="targets">{head}{"".join(body)}</table>'
             '<p class="note">Energy is blank where the profile gives no power figure; memory limits are the '
             "target's SRAM and flash.</p>")
 
 
 # -- small helpers -----------------------------------------------------------------------------------
+def _profile_status(name: str) -> str:
+    """Measured, or analytic and whether calibrated on this device (``calibration_status``)."""
+    try:
+        return calibration_status(load_target(name))
+    except ValueError:
+        return "unreadable profile"
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
