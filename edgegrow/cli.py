@@ -92,8 +92,8 @@ def _add_training_arguments(parser) -> None:
                             "channels per layer; a number, the reference network at that width multiplier "
                             "(e.g. 0.25 of DS-CNN-S)")
     group.add_argument("--device", metavar="auto|cpu|cuda[:N]|mps",
-                       help="where to train and score growth (default auto: a CUDA GPU where there is one, else "
-                            "Apple's MPS, else the CPU); a run resumes on another device")
+                       help="where to train and score growth (default auto: a CUDA GPU where there is one, else the "
+                            "CPU; mps only when asked, untested); a run resumes on another device")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard scalars of every epoch and growth event to RUN_DIR/tensorboard "
                              '(needs pip install "edgegrow[tensorboard]"; epochs.csv and growth.csv are always written)')

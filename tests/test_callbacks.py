@@ -28,6 +28,9 @@ class Recorder(GrowCallback):
     def on_growth(self, row):
         self.calls.append(("growth", row))
 
+    def on_rollback(self, rollback):
+        self.calls.append(("rollback", rollback))
+
     def on_run_end(self, summary):
         self.calls.append(("end", summary))
 
@@ -112,14 +115,14 @@ def test_a_loss_of_ones_own_trains_the_network_and_scores_growth(tmp_path):
         return torch.nn.functional.cross_entropy(logits, torch.zeros_like(labels))
 
     result = grow_toy(tmp_path / "run", loss_function=always_class_zero)
-    model = result.model.eval()
+    model = result.model.train()  # batch statistics, as trained: 12 steps leave BatchNorm's running ones unsettled
     data = toy_task()
     with torch.no_grad():
         answers = model(data.validation.inputs).argmax(dim=1)
     assert (answers == 0).all()
     steps = result.log.phase("grow")[-1].step + result.log.phase("retrain")[-1].step
     assert calls["training"] > steps  # every optimizer step, and the growth methods' scoring passes besides
-    default = grow_toy(tmp_path / "default").model.eval()  # the same run with cross-entropy answers otherwise
+    default = grow_toy(tmp_path / "default").model.train()  # the same run with cross-entropy answers otherwise
     with torch.no_grad():
         assert (default(data.validation.inputs).argmax(dim=1) != 0).any()
 
@@ -179,3 +182,34 @@ def test_tensorboard_without_its_package_is_a_one_line_error_naming_the_install(
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert "edgegrow[tensorboard]" in error and "Traceback" not in error and error.count("\n") == 1
+
+
+def test_a_rolled_back_growth_event_is_undone_for_the_callbacks_and_in_tensorboard(monkeypatch, tmp_path):
+    """The first event leaves a NaN weight, the run rolls it back and retries: callbacks hear on_rollback
+    at the event's step, and what they heard, less what was undone, is the log; TensorBoard's curves
+    hold the retried event once."""
+    from test_numerical_faults import CONFIG as FAULT_CONFIG
+    from test_numerical_faults import budget, poison_growth
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    poison_growth(monkeypatch, 1)
+    recorder, out = Recorder(), tmp_path / "run"
+    grow(seed_model(), toy_task(), "host", budget(), FAULT_CONFIG, out, family="ds-cnn",
+         seed_options={"num_classes": 4}, log=lambda line: None,
+         callbacks=[recorder, TensorBoardLog(out / "tensorboard")])
+    log, _ = read_run(out)
+    heard = []
+    rollbacks = []
+    for kind, value in recorder.calls[1:-1]:
+        if kind == "rollback":
+            rollbacks.append(value)
+            heard = list(value.log.rows)  # what stands after the rollback
+        else:
+            heard.append(value)
+    assert len(rollbacks) == 1 and rollbacks[0].step == log.growth[1].step
+    assert heard == log.rows
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [s.step for s in events.Scalars("growth/depth")] == [row.step for row in log.growth]
+    assert [s.step for s in events.Scalars("grow/train_loss")] == [row.step for row in log.phase("grow")]

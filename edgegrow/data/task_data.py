@@ -79,8 +79,10 @@ class Split:
         if not self.streamed:
             inputs = self.inputs if epoch is None else self.inputs_for_epoch(epoch)
             return (inputs[cut] for cut in cuts)
+        # its own generator: a loader seeds its workers from torch's global one otherwise, which would shift
+        # every later draw of the run (new neurons' default fan-in) away from the run on the same data in memory
         loader = DataLoader(self.inputs, batch_sampler=[cut.tolist() for cut in cuts], collate_fn=_stack_inputs,
-                            num_workers=self.num_workers)
+                            num_workers=self.num_workers, generator=torch.Generator().manual_seed(len(cuts) + start))
         return iter(loader)
 
     def class_counts(self, classes: int) -> list[int]:

@@ -10,7 +10,7 @@
   ``TensorBoardLog``;
 - ``checks.py``: what a run refuses before training.
 """
-from .callbacks import GrowCallback, RunStart, TensorBoardLog
+from .callbacks import GrowCallback, Rollback, RunStart, TensorBoardLog
 from .checks import check_budget_reachable, check_seed_fits, check_seed_suits_task
 from .config import GrowConfig
 from .growth_step import model_depth, model_widths
@@ -21,7 +21,8 @@ from .schedule import GrowthEvent, growth_events
 
 __all__ = [
     "METHODS", "NUMERICAL_RETRIES", "EpochRow", "GrowCallback", "GrowConfig", "GrowResult", "GrowthEvent", "GrowthMethod", "GrowthRow",
-    "NumericalFault", "Outcome", "ProposalContext", "RunFolder", "RunLog", "RunMeta", "RunStart", "Summary",
+    "NumericalFault", "Outcome", "ProposalContext", "Rollback", "RunFolder", "RunLog", "RunMeta", "RunStart",
+    "Summary",
     "TensorBoardLog",
     "check_budget_reachable", "check_seed_fits", "check_seed_suits_task", "grow", "growth_events", "growth_method",
     "model_depth", "model_widths", "read_run", "register_method",

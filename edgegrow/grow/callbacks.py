@@ -10,11 +10,15 @@
   training compute so far and the model's predicted cost);
 - ``on_growth(row: GrowthRow)``: after every growth event (what was chosen, the widths and depth after
   it, the predicted cost, usage of the budget, seconds spent choosing);
+- ``on_rollback(rollback: Rollback)``: a NaN or infinite loss after a growth event rolled the run back to
+  just before it (``rollback.step``): every row a callback heard from that step on is undone, and
+  ``rollback.log`` holds the rows as they now stand (the event is retried, or growth stops);
 - ``on_run_end(summary: Summary)``: once, with the run's summary.
 
 A callback is any object with some of these methods (``GrowCallback`` has them all, doing nothing, to
 subclass). Callbacks observe: they are given copies of records and must not edit the model. An
-exception in a callback ends the run like any other error; the run folder stays resumable.
+exception in a callback ends the run like any other error; the run folder stays resumable from its
+last finished epoch (an exception in ``on_run_end`` comes after the run is finished and written).
 
 ``TensorBoardLog`` writes those rows as TensorBoard scalars (``pip install "edgegrow[tensorboard]"``).
 Every run folder also holds them as CSV (``epochs.csv``, ``growth.csv``), without any callback.
@@ -27,7 +31,7 @@ from typing import Any
 
 from .run_folder import EpochRow, GrowthRow, RunLog, Summary
 
-HOOKS = ("on_run_start", "on_epoch_end", "on_growth", "on_run_end")
+HOOKS = ("on_run_start", "on_epoch_end", "on_growth", "on_rollback", "on_run_end")
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,16 @@ class RunStart:
     phase: str  # "grow" or "retrain"
     step: int  # 0, or the step a resumed run goes on from (in its phase)
     resumed: bool
-    log: RunLog  # the rows before this start: the seed's growth row, or all a resumed run had recorded
+    log: RunLog  # the rows before this start: none for a fresh run (its seed row comes by on_growth),
+    # or all a resumed run had recorded
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """A growth event undone: the run is back at optimizer ``step`` of the growth phase with ``log``."""
+
+    step: int
+    log: RunLog
 
 
 class GrowCallback:
@@ -58,6 +71,9 @@ class GrowCallback:
         pass
 
     def on_growth(self, row: GrowthRow) -> None:
+        pass
+
+    def on_rollback(self, rollback: Rollback) -> None:
         pass
 
     def on_run_end(self, summary: Summary) -> None:
@@ -99,9 +115,11 @@ class TensorBoardLog(GrowCallback):
     Per epoch: ``{phase}/train_loss``, ``train_accuracy``, ``validation_loss``, ``validation_accuracy``,
     ``learning_rate``, ``macs``, ``mac_epochs`` and ``predicted/<metric>`` (``phase`` is ``grow`` or
     ``retrain``). Per growth event: ``growth/depth``, ``growth/width/<group>``, ``growth/usage/<metric>``,
-    ``growth/predicted_decrease``, ``growth/seconds`` and ``growth/chosen/<kind>``. A resumed run makes
-    TensorBoard drop what the killed run logged (``purge_step`` 0) and writes the recorded rows again,
-    so the curves are the run's log exactly: no doubled stretch, no row lost between a save and a kill.
+    ``growth/predicted_decrease``, ``growth/seconds`` and ``growth/chosen/<kind>``. Every start makes
+    TensorBoard drop what an earlier run in ``log_dir`` logged (``purge_step`` 0) and writes a resumed
+    run's recorded rows again; a rollback drops what was logged from the event's step on and writes the
+    rows that stand again. So the curves are the run's log exactly: no doubled stretch, no row lost
+    between a save and a kill, no event that was undone.
     """
 
     def __init__(self, log_dir: str | Path):
@@ -110,11 +128,19 @@ class TensorBoardLog(GrowCallback):
         self.writer = None
 
     def on_run_start(self, info: RunStart) -> None:
-        self.writer = self._writer_class(str(self.log_dir), purge_step=0 if info.resumed else None)
+        self.writer = self._writer_class(str(self.log_dir), purge_step=0)
         self._first_step = {"grow": 0, "retrain": info.total_steps}
-        if info.resumed:
-            for row in info.log.rows:
-                (self.on_epoch_end if row.row == "epoch" else self.on_growth)(row)
+        self._replay(info.log.rows)
+
+    def on_rollback(self, rollback: Rollback) -> None:
+        self.writer.close()
+        self.writer = self._writer_class(str(self.log_dir), purge_step=rollback.step)
+        self._replay([row for row in rollback.log.rows if row.row == "epoch" and row.phase == "grow"
+                      and row.step >= rollback.step])
+
+    def _replay(self, rows) -> None:
+        for row in rows:
+            (self.on_epoch_end if row.row == "epoch" else self.on_growth)(row)
 
     def _scalar(self, tag: str, value, step: int) -> None:
         if value is not None and self.writer is not None:

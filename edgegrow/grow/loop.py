@@ -46,7 +46,7 @@ from ..training import Training, evaluate, make_optimizer
 from ..training.device import resolve_device
 from ..training.train import NON_FINITE, LossFunction
 from . import run_folder as files
-from .callbacks import RunStart, call, check_callbacks
+from .callbacks import Rollback, RunStart, call, check_callbacks
 from .checks import check_budget_reachable, check_seed_fits, check_seed_suits_task
 from .config import GrowConfig
 from .growth_step import CostCache, grow_step, model_depth, model_widths, predicted_costs
@@ -268,6 +268,7 @@ class _Run:
             fault = {"phase": "grow", "event_step": last, "step": step, "epoch": epoch,
                      "epsilon": self.config.epsilon, "learning_rate_scale": self.training.learning_rate_scale}
             self.restore(self.before_growth)
+            call(self.callbacks, "on_rollback", Rollback(last, copy.deepcopy(self.state.log)))
             if retries >= NUMERICAL_RETRIES:
                 self.state.faults.append({**fault, "retry": False})
                 self.state.growth_stopped_by = "numerical fault: the loss diverged after growth"
@@ -424,6 +425,7 @@ def _finish(run: _Run) -> GrowResult:
     if violations:  # fit_to_budget makes this impossible; a failure here is a bug, not a user mistake
         raise RuntimeError(f"grown model exceeds the budget: {'; '.join(violations)}")
     outcome = retrained if kept == "retrained" else grown
+    model = model.cpu()  # the kept model on the CPU, whatever device it trained on (export, ONNX, TFLite read it there)
     growth_rows = run.state.log.growth
     summary = Summary(
         method=run.base_config.method, target=run.target.name, budget=dict(run.budget.limits),
@@ -452,7 +454,7 @@ def _finish(run: _Run) -> GrowResult:
 
 
 def _finished(run: _Run) -> GrowResult:
-    """A finished run folder, returned as it is."""
+    """A finished run folder, returned as it is (the model on the CPU, as a run that just finished)."""
     model, _ = load_checkpoint(run.folder.file(files.CHECKPOINT), seed=run.seed)
     log, summary = files.read_run(run.folder.path)
     run.log(f"{run.folder.path} holds a finished run; returned as it is")

@@ -149,13 +149,17 @@ def _apply_to_group(model: nn.Module, group: ChannelGroup, members: list[Candida
                       offspring_weights=torch.tensor([c.weights for c in batch], dtype=torch.float64, device="cpu"),
                       directions=directions or None, epsilon=epsilon, optimizer=optimizer)
         added += len(batch) * (offspring - 1)
-    new = [c for c in members if c.kind == "new"]
-    if new:
+    # New neurons in batches of the same given layers: a neuron whose fan-in, fan-out or filter a method
+    # computed (TINY, the gradient) keeps it, and one without (a filler) gets add_neurons' defaults. (One
+    # batch over the layers all of them give dropped a computed neuron's tensors whenever a filler joined it.)
+    batches: dict[tuple, list[Candidate]] = defaultdict(list)
+    for candidate in (c for c in members if c.kind == "new"):
+        batches[tuple(frozenset(getattr(candidate, a)) for a in ("fan_in", "fan_out", "passthrough"))].append(candidate)
+    for batch in batches.values():
         def stacked(attribute: str) -> dict[str, torch.Tensor]:
-            layers = set.intersection(*(set(getattr(c, attribute)) for c in new))
-            return {layer: torch.stack([_padded(getattr(c, attribute)[layer], shapes[layer]) for c in new])
-                    for layer in layers}
-        add_neurons(model, group, len(new), fan_in=stacked("fan_in") or None, fan_out=stacked("fan_out") or None,
+            return {layer: torch.stack([_padded(getattr(c, attribute)[layer], shapes[layer]).to(
+                modules[layer].weight.device) for c in batch]) for layer in getattr(batch[0], attribute)}
+        add_neurons(model, group, len(batch), fan_in=stacked("fan_in") or None, fan_out=stacked("fan_out") or None,
                     passthrough=stacked("passthrough") or None, optimizer=optimizer)
-        added += len(new)
+        added += len(batch)
     return added

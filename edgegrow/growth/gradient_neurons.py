@@ -127,14 +127,15 @@ def new_neuron_gradients(model: nn.Module, groups: list[ChannelGroup], counts: d
             mask[_new_entries(probe, slot, widths[group.name], counts[group.name])] = True
         for slot in group.consumers:
             weight = probe.get_submodule(slot.layer).weight
-            mask = new_inputs.setdefault(slot.layer, torch.zeros(weight.shape[1], dtype=torch.bool))
+            mask = new_inputs.setdefault(slot.layer, torch.zeros(weight.shape[1], dtype=torch.bool,
+                                                                 device=weight.device))
             mask[_new_entries(probe, slot, widths[group.name], counts[group.name])] = True
     with torch.no_grad():
         for group in groups:
             for slot in group.producers:
                 weight = probe.get_submodule(slot.layer).weight
                 block = weight[_new_entries(probe, slot, widths[group.name], counts[group.name])]  # a view
-                mask = new_inputs.get(slot.layer, torch.zeros(weight.shape[1], dtype=torch.bool))
+                mask = new_inputs.get(slot.layer, torch.zeros(weight.shape[1], dtype=torch.bool, device=weight.device))
                 block.zero_()
                 block[:, ~mask] = rows[group.name][slot.layer].to(block)
     _calibrate_batchnorms(probe, [(group, slice(widths[group.name], widths[group.name] + counts[group.name]))

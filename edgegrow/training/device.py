@@ -26,13 +26,13 @@ def check_device_name(name: str) -> str:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """The torch device ``name`` means on this machine: ``auto`` is the first CUDA GPU if there is one,
-    else Apple's MPS if there is one, else the CPU. ValueError for a device this machine or this build
-    of torch does not have, naming what it has."""
+    else the CPU (never Apple's MPS, which lacks the float64 that growth statistics compute in; ask for
+    ``mps`` to train there). ValueError for a device this machine or this build of torch does not have."""
     check_device_name(name)
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+        return torch.device("cuda" if cuda else "cpu")
     if name.startswith("cuda"):
         if not cuda:
             raise ValueError(f"--device {name}: this machine has no CUDA GPU that torch {torch.__version__} can use "

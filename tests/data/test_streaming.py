@@ -46,6 +46,21 @@ def test_a_streamed_split_trains_exactly_as_the_same_data_in_memory(workers):
                                                                                     data.class_names).loss
 
 
+@pytest.mark.parametrize("method", ["random-new", "tiny"])
+def test_a_grow_run_on_streamed_data_equals_the_run_in_memory(method):
+    """Growth draws new neurons from torch's global generator: a DataLoader must not draw from it."""
+    from test_grow import TINY, latency_budget
+
+    from edgegrow.grow import GrowConfig, grow
+
+    def run(data):
+        result = grow(seed_model(), data, "host", latency_budget(2.2), GrowConfig(**{**TINY, "method": method,
+                      "device": "cpu"}), None, family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None)
+        return [(row.train_loss, row.validation_loss) for row in result.log.epochs], result.summary.widths
+
+    assert run(streamed(toy_task(), workers=2)) == run(toy_task())
+
+
 def test_a_streamed_run_stopped_anywhere_goes_on_exactly():
     stream = streamed(toy_task(), workers=2)
     whole = Training(seed_model(), stream, CONFIG)

@@ -208,3 +208,30 @@ def test_a_non_finite_batch_gives_no_neurons_instead_of_a_failed_svd():
     model, x, y = conv_net(), torch.randn(16, 2, 6, 5), torch.randint(0, 4, (16,))
     x[3, 0, 0, 0] = float("inf")
     assert tiny_candidates(model, x[:1], [(x, y)], F.cross_entropy, count=2) == []
+
+
+def test_computed_new_neurons_keep_their_tensors_when_fillers_join_them_in_one_group():
+    """A group's new neurons are applied together: those whose fan-in and fan-out a method computed keep
+    them, fillers without any get the defaults (fan-out zero). (Stacking over the layers every candidate
+    gives once dropped TINY's tensors whenever a filler joined them.)"""
+    from edgegrow.growth import find_channel_groups, growable_groups
+    from edgegrow.growth.arguments import fan_in_shape, fan_out_shape
+    from edgegrow.growth.candidates import Candidate, apply_candidates
+    from edgegrow.models import ds_cnn_seed
+
+    torch.manual_seed(0)
+    model = ds_cnn_seed(num_classes=4).eval()
+    example = torch.zeros(1, 1, 49, 10)
+    group = growable_groups(find_channel_groups(model, example))[0]
+    producer, consumer = group.producers[0], group.consumers[0]
+    width = model.get_submodule(producer.layer).weight.shape[0]
+    rows = torch.full(fan_in_shape(model.get_submodule(producer.layer)), 0.25)
+    column = torch.full(fan_out_shape(model.get_submodule(consumer.layer), consumer), 0.5)
+    computed = Candidate("new", group.name, 1.0, fan_in={producer.layer: rows}, fan_out={consumer.layer: column})
+    apply_candidates(model, [computed, Candidate("new", group.name, 0.5), computed], example)
+    weight_in = model.get_submodule(producer.layer).weight.detach()
+    weight_out = model.get_submodule(consumer.layer).weight.detach()
+    new_columns = weight_out.transpose(0, 1)[width:]  # one per new neuron, computed ones first
+    kept = [bool(torch.equal(weight_in[width + i], rows)) for i in range(3)]
+    assert kept.count(True) == 2
+    assert sum(bool((c == 0.5).all()) for c in new_columns) == 2 and sum(bool((c == 0).all()) for c in new_columns) == 1

@@ -19,8 +19,10 @@ CUDA = torch.cuda.is_available()
 def test_device_names_resolve_to_this_machines_devices(monkeypatch):
     assert resolve_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cpu")  # not MPS: growth statistics need float64
+    assert resolve_device("mps") == torch.device("mps")
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(ValueError, match="no CUDA GPU.*use --device cpu or auto"):
         resolve_device("cuda:0")
     with pytest.raises(ValueError, match="no Apple MPS"):
