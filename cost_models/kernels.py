@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import operator
 import sys
 from dataclasses import dataclass, field
@@ -48,12 +49,11 @@ def symbolic_trace(model: nn.Module) -> torch.fx.GraphModule:
     return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     """Where ``model`` computes (its first parameter's or buffer's device; the CPU without either): the
     example input goes there, so a model on a GPU is costed where it is."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)  # called every training step: no list
+    return first.device if first is not None else torch.device("cpu")
 
 
 def trace_with_shapes(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule:
@@ -77,7 +77,7 @@ def trace_with_shapes(model: nn.Module, example_input: torch.Tensor) -> torch.fx
     printed = io.StringIO()  # ShapeProp prints a traceback to stderr before it raises
     try:
         with torch.no_grad(), contextlib.redirect_stderr(printed):
-            ShapeProp(graph_module).propagate(example_input.to(_device_of(model)))
+            ShapeProp(graph_module).propagate(example_input.to(model_device(model)))
     except Exception as error:
         cause = error.__cause__ or error  # ShapeProp's own error only names the node; the cause says why
         message = (str(cause).strip().splitlines() or ["no message"])[0]

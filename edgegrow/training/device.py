@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 import torch
-from torch import nn
+
+from cost_models.kernels import model_device  # noqa: F401  (one definition: costs trace where the model is)
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 _PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -45,13 +46,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not mps:
         raise ValueError("--device mps: this machine has no Apple MPS device torch can use; use --device cpu or auto")
     return torch.device(name)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter (or buffer); the CPU for a model with neither."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def to_cpu(value):
