@@ -354,9 +354,10 @@ def _grow(args):
 
     from .baseline import seed_width_for
     from .grow import GrowConfig, TensorBoardLog, grow
-    from .training import resolve_device
     from .growth.budget import Budget
     from .tasks import load_task
+    from .training import resolve_device
+    from .training.distributed import current_world, rank_zero_first
 
     recorded_seed_options = None
     if isinstance(args.resume, str):
@@ -378,7 +379,9 @@ def _grow(args):
     target = load_target(args.target)
     resolve_device(config.device)  # a device this machine lacks is said before the data loads
     callbacks = [TensorBoardLog(Path(args.out) / "tensorboard")] if args.tensorboard else []  # before the data
-    task = load_task(args.task, args.data, family=args.family, cache_dir=args.cache_dir, progress=not args.quiet)
+    # under torchrun rank 0 fills the feature cache first and the others read it
+    task = rank_zero_first(current_world(), lambda: load_task(args.task, args.data, family=args.family,
+                                                              cache_dir=args.cache_dir, progress=not args.quiet))
     if recorded_seed_options is not None:
         task = task.with_seed_width(recorded_seed_options.get("width_multiplier"))
     else:
@@ -534,6 +537,8 @@ def _workflow(args):
         host_budget=Budget.parse(args.host_budget).limits if args.host_budget else None,
         mcu_target=args.mcu_target, mcu_budget=Budget.parse(args.mcu_budget).limits if args.mcu_budget else None,
         config=config, reprofile=args.reprofile, progress=not args.quiet)
+    if result.index is None:  # a rank of a torchrun job other than 0: rank 0 exports and says where
+        return {}
     for deployment in result.deployments:
         grown, export = deployment.grown, deployment.export
         predicted, accuracy = grown.predicted, export.get("accuracy", {})
@@ -732,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cli_config import expand_config
     from .export.exporter import ExportError
     from .grow import NumericalFault
+    from .training.distributed import PeerLost, leave as leave_job, peer_lost
 
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -749,16 +755,34 @@ def main(argv: list[str] | None = None) -> int:
                 "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench,
                 "report": _report}
     try:
-        # --json: the human-readable lines go to stderr and stdout carries only the JSON document;
-        # --quiet: they go nowhere (errors are still printed below)
-        messages = open(os.devnull, "w") if args.quiet else sys.stderr if args.json else sys.stdout
-        with messages if args.quiet else contextlib.nullcontext(), contextlib.redirect_stdout(messages):
-            result = handlers[args.command](args)
-        if args.json:
-            print(json.dumps(result, indent=1, default=str))
+        world = _join_torchrun_job(args)
     except ValueError as error:
         print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
         return 2
+    try:
+        # --json: the human-readable lines go to stderr and stdout carries only the JSON document;
+        # --quiet (and every rank of a torchrun job but rank 0): they go nowhere (errors are still printed below)
+        quiet = args.quiet or not world.main
+        messages = open(os.devnull, "w") if quiet else sys.stderr if args.json else sys.stdout
+        with messages if quiet else contextlib.nullcontext(), contextlib.redirect_stdout(messages):
+            result = handlers[args.command](args)
+        if args.json and world.main:
+            print(json.dumps(result, indent=1, default=str))
+    except ValueError as error:
+        if world.main:  # every rank of a torchrun job meets the same mistake: said once
+            print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except (PeerLost, RuntimeError) as error:  # under torchrun: another process of the job stopped
+        if not (world.parallel and peer_lost(error)):
+            raise
+        where = getattr(args, "out", None) or (args.resume if isinstance(getattr(args, "resume", None), str) else None)
+        resume = ""
+        if args.command == "grow" and where:
+            resume = (f"; {where} holds the run to its last finished epoch: 'torchrun --nproc_per_node {world.size} "
+                      f"-m edgegrow grow --resume {where}' (or 'edgegrow grow --resume {where}') continues it")
+        print(f"edgegrow {args.command}: failed on rank {world.rank}: {str(error).splitlines()[0]}{resume}",
+              file=sys.stderr)
+        return 1
     except NumericalFault as error:  # training diverged where no rollback helps: a failure, with the fix
         print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
         return 1
@@ -774,7 +798,25 @@ def main(argv: list[str] | None = None) -> int:
                           "finished epoch"}.get(args.command, "")
         print(f"edgegrow {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
+    finally:
+        leave_job()
     return 0
+
+
+def _join_torchrun_job(args):
+    """Under ``torchrun`` with several processes, join the job (grow and workflow train data-parallel,
+    see ``edgegrow.training.distributed``); other commands run as one process. Returns this process's
+    place in the job."""
+    from .training.distributed import World, init_from_environment, launched_by_torchrun, stop_on_sigterm
+
+    if not launched_by_torchrun():
+        return World()
+    if args.command not in ("grow", "workflow"):
+        raise ValueError(f"'edgegrow {args.command}' runs as one process: run it without torchrun "
+                         "(torchrun --nproc_per_node N -m edgegrow grow|workflow … trains on N processes)")
+    world = init_from_environment(getattr(args, "device", None) or "auto")
+    stop_on_sigterm()  # torchrun stops the other processes with SIGTERM when one of them fails
+    return world
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from .grow.growth_step import predicted_costs
 from .growth.budget import Budget
 from .tasks import Task, load_task
 from .training import resolve_device
+from .training.distributed import barrier, broadcast_object, current_world, rank_zero_first
 
 HOST = "host"
 DEFAULT_MCU_TARGET = "cortex-m4f-120mhz"
@@ -113,7 +114,7 @@ class Deployment:
 @dataclass
 class WorkflowResult:
     out_dir: Path
-    index: Path  # index.html
+    index: Path | None  # index.html (None on every rank of a torchrun job but rank 0, which writes it)
     deployments: list[Deployment]
     baselines: list[dict]
     seconds: dict[str, float]  # per step
@@ -153,18 +154,26 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
                          "choose one from 'edgegrow targets' whose kind is mcu")
     host_limits = Budget(dict(host_budget)) if host_budget else None
     mcu_limits = Budget(dict(mcu_budget)) if mcu_budget else None
+    # under torchrun: rank 0 makes the data, the profile and every file; the grow runs and the baselines
+    # train on all ranks (edgegrow.training.distributed); the others wait while rank 0 exports and benches
+    world = current_world()
+    if not world.main:
+        log, progress = (lambda line: None), False
     out = Path(out) if out is not None else Path("runs") / datetime.now().strftime(f"{task}-%Y%m%d-%H%M%S")
+    out = Path(broadcast_object(str(out), world))  # one folder, whatever each rank's clock says
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} already holds results; choose another --out (or delete it)")
+    barrier(world)  # every rank has looked before rank 0 writes
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
     step = time.perf_counter()
-    loaded = _load_data(task, data, family, cache_dir, progress, log)
+    loaded = rank_zero_first(world, lambda: _load_data(task, data, family, cache_dir, progress, log))
     seconds["data"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    host = ensure_host_profile(reprofile=reprofile, progress=progress, log=log)
+    host = rank_zero_first(world, lambda: ensure_host_profile(reprofile=reprofile and world.main, progress=progress,
+                                                               log=log))  # measured once, by rank 0
     seconds["profile"] = time.perf_counter() - step
 
     example = torch.zeros(1, *loaded.data.input_shape)
@@ -178,7 +187,8 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
         seeds[deployment.name] = loaded.with_seed_width(
             seed_width_for(loaded, deployment.target, deployment.budget, config.seed_width))
         check_seed_fits(estimate(seeds[deployment.name].seed().eval(), example, deployment.target), deployment.budget)
-    out.mkdir(parents=True, exist_ok=True)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     step = time.perf_counter()
     for deployment in deployments:
@@ -202,8 +212,11 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
         for deployment in deployments:
             deployment.fair = train_fair_baseline(loaded, deployment, config, progress, log)
             baselines.append({**deployment.fair, "name": f"{deployment.fair['name']} (fits {deployment.name})"})
-    write_atomically(out / "baselines.json", json.dumps(baselines, indent=1) + "\n")
     seconds["baselines"] = time.perf_counter() - step
+    if not world.main:  # the training is done; rank 0 alone exports, benches and reports
+        barrier(world)
+        return WorkflowResult(out, None, deployments, baselines, seconds)
+    write_atomically(out / "baselines.json", json.dumps(baselines, indent=1) + "\n")
 
     step = time.perf_counter()
     for deployment in deployments:
@@ -234,6 +247,7 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     summary = workflow_summary(task, loaded, out, deployments, baselines, seconds, config)
     write_atomically(out / "workflow.json", json.dumps(summary, indent=1, default=str) + "\n")
     index = write_index(out, summary)
+    barrier(world)
     return WorkflowResult(out, index, deployments, baselines, seconds)
 
 

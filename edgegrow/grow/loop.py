@@ -44,6 +44,7 @@ from ..data.task_data import TaskData
 from ..growth.budget import Budget
 from ..training import Training, evaluate, make_optimizer
 from ..training.device import resolve_device
+from ..training.distributed import barrier, broadcast_object, current_world
 from ..training.train import NON_FINITE, LossFunction
 from . import run_folder as files
 from .callbacks import Rollback, RunStart, call, check_callbacks
@@ -126,11 +127,17 @@ class _Run:
         self.folder, self.family, self.seed_options, self.log, self.progress = (folder, family, seed_options, log,
                                                                                 progress)
         self.task_source = task_source
+        # in a torchrun job every rank runs this; rank 0 alone decides growth, writes, logs and calls back
+        self.world = current_world()
+        if not self.world.main:
+            self.log, self.progress = (lambda line: None), False
         # on the run's device, as the model (Training moves it there)
         self.example = torch.zeros(1, *task.input_shape, device=resolve_device(config.device))
         self.costs = CostCache(target, self.example)
         self.loss_fn = loss_function or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.callbacks = check_callbacks(callbacks)
+        self.callbacks = check_callbacks(callbacks)  # on every rank: a wrong one stops them all alike
+        if not self.world.main:
+            self.callbacks = []
         # a network of the user's own is rebuilt from its seed (checkpoint.rebuild): keep it as given
         self.seed = copy.deepcopy(model) if family == CUSTOM_FAMILY else None
         self.seed_usage = budget.binding(self.costs.report(model))[1]
@@ -173,7 +180,7 @@ class _Run:
 
     def save(self, name: str, snapshot: _Snapshot | None = None) -> None:
         """Write ``snapshot`` (default: the run now) as the run folder's file ``name``."""
-        if self.folder is None:
+        if self.folder is None or not self.world.main:
             return
         current = snapshot is None
         snapshot = snapshot or _Snapshot(self.model, self.training.state_dict(), self.state)
@@ -235,6 +242,12 @@ class _Run:
         self.state.mac_epochs = self._mac_epochs_now()
         self._start_segment()
         self.before_growth = self.snapshot()
+        if self.world.main:
+            self._grow_at(event)
+        if self.world.parallel:  # rank 0's grown network, optimizer state and record, taken up by every rank
+            self.restore(broadcast_object(self.snapshot() if self.world.main else None, self.world))
+
+    def _grow_at(self, event: GrowthEvent) -> None:
         started = time.perf_counter()
         usage = self.budget.binding(self.costs.report(self.model))[1]
         self.state.events_done = event.number
@@ -354,7 +367,7 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
             run.state.mac_epochs = 0.0
             run._start_segment()
             run.save(files.STATE)
-            log(f"retraining the found architecture from scratch ({config.epochs} epochs, the same schedule)")
+            run.log(f"retraining the found architecture from scratch ({config.epochs} epochs, the same schedule)")
     if run.state.phase == "retrain":
         _train_phase(run)
         _save_model(run, files.RETRAINED, "retrained")
@@ -401,7 +414,7 @@ def _fresh(run: _Run) -> nn.Module:
 
 
 def _save_model(run: _Run, name: str, which: str) -> None:
-    if run.folder is None:
+    if run.folder is None or not run.world.main:
         return
     meta = {**run._meta_common(), "model": which, "stopped_by": run.state.growth_stopped_by,
             "events": sum(1 for row in run.state.log.growth if row.event and row.chosen)}
@@ -440,7 +453,7 @@ def _finish(run: _Run) -> GrowResult:
         retrained=retrained)
     if usage < run.base_config.min_usage:
         run.log(f"note: the grown model uses {usage:.0%} of the {binding} budget (growth: {summary.stopped_by})")
-    if run.folder is not None:
+    if run.folder is not None and run.world.main:
         meta = {**run._meta_common(), "model": kept, "stopped_by": summary.stopped_by, "events": summary.events}
         save_checkpoint(run.folder.file(files.CHECKPOINT), model,
                         Checkpoint(run.family, run.seed_options, run.state.edits, meta))
@@ -481,8 +494,10 @@ def _prepare(run: _Run, resume: bool) -> bool:
         if folder.holds_run():
             raise ValueError(f"{folder.path} already holds a grow run; pass --resume to continue it "
                              "or choose another --out")
-        folder.path.mkdir(parents=True, exist_ok=True)
-        folder.write_record(_run_record(run))
+        barrier(run.world)  # every rank of a torchrun job has looked before rank 0 writes
+        if run.world.main:
+            folder.path.mkdir(parents=True, exist_ok=True)
+            folder.write_record(_run_record(run))
         return False
     if folder.finished():
         _check_same_run(run, load_checkpoint(folder.file(files.CHECKPOINT), seed=run.seed)[1].meta,

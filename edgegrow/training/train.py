@@ -24,6 +24,8 @@ from ..argument_checks import check_finite, check_positive_integer, check_share
 from ..data.task_data import TaskData
 from ..progress import progress_bar
 from .device import check_device_name, model_device, resolve_device
+from .distributed import (all_reduce_sum, check_batch_divisible, current_world, data_parallel, parameter_signature,
+                          synced_batch_norm)
 from .metrics import Evaluation, evaluate
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -130,10 +132,11 @@ def learning_rate_factor(config: TrainConfig, progress: float, warmup: float | N
     return cosine
 
 
-def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
-    """The generator of one training batch's augmentation: it depends on nothing but its position, so a
-    run continued from any step sees the same augmented batches as one that never stopped."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 100_003 + batch + 1)
+def batch_generator(seed: int, epoch: int, batch: int, rank: int = 0) -> torch.Generator:
+    """The generator of one training batch's augmentation: it depends on nothing but its position (and in a
+    torchrun job the rank whose share it augments), so a run continued from any step sees the same
+    augmented batches as one that never stopped."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 100_003 + batch + 1 + 7_919 * rank)
 
 
 class Training:
@@ -153,6 +156,9 @@ class Training:
         if len(data.train) == 0:
             raise ValueError("cannot train on an empty training split")
         self.model, self.data, self.config = model, data, config
+        self.world = current_world()  # one process, or this rank of a torchrun job (see .distributed)
+        check_batch_divisible(config.batch_size, self.world)
+        self._parallel: tuple[tuple, nn.Module] | None = None  # (parameter signature, DDP wrapper)
         model.to(resolve_device(config.device))  # in place: an optimizer built over it keeps its parameters
         self.optimizer = optimizer if optimizer is not None else make_optimizer(model, config)
         self.loss_function = loss_function or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -166,7 +172,7 @@ class Training:
         self.samples_seen = 0
         self.seconds = 0.0
         self._sums = [0.0, 0, 0]  # the current epoch's loss sum, correct and seen
-        self._order: tuple[int, torch.Tensor] | None = None  # (epoch, permutation)
+        self._order: tuple | None = None  # (epoch, permutation[, this rank's share of it])
         self._stream: list | None = None  # [epoch, next batch, iterator of batch inputs]
         torch.manual_seed(config.seed)
 
@@ -200,27 +206,38 @@ class Training:
                     bar = progress_bar(range(batch, self.steps_per_epoch), enabled=self.progress,
                                        description=f"epoch {epoch + 1}/{config.epochs}")
                 order = self._epoch_order(epoch)
-                index = order[batch * config.batch_size: (batch + 1) * config.batch_size]
-                x, y = self._batch_inputs(epoch, batch, order), self.data.train.labels[index]
+                batch_size = min(config.batch_size, len(order) - batch * config.batch_size)  # the global batch's
+                shard = self._shard(epoch, order)[batch * (config.batch_size // self.world.size):][
+                    :(batch_size + self.world.size - 1 - self.world.rank) // self.world.size]
+                y = self.data.train.labels[shard]  # a rank's share of a last batch smaller than the job is empty
+                x = self._batch_inputs(epoch, batch, order) if len(shard) else torch.zeros(0, *self.data.input_shape)
                 if self.data.train.augment_batch is not None:
-                    x = self.data.train.augment_batch(x, batch_generator(config.seed, epoch, batch))
+                    x = self.data.train.augment_batch(x, batch_generator(config.seed, epoch, batch, self.world.rank))
                 device = model_device(self.model)  # the data stays in host memory; each batch goes over
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 self.model.train()
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.learning_rate() * group.get("lr_scale", 1.0)
-                logits = self.model(x)
-                loss = self.loss_function(logits, y)
-                if not torch.isfinite(loss):  # the weights would be ruined from here on: say so, do not go on
+                with synced_batch_norm(self.model, self.world):
+                    logits = self._forward_model()(x)
+                loss = self.loss_function(logits, y) if len(y) else logits.sum() * 0.0
+                correct = (logits.argmax(dim=1) == y).sum().item()
+                finite = bool(torch.isfinite(loss))
+                loss_sum = loss.item() * len(y) if finite else 0.0
+                # one all-reduce says to every rank whether any rank's loss was not finite, and the batch's sums
+                faults, loss_sum, correct, seen = all_reduce_sum([float(not finite), loss_sum, correct, len(y)],
+                                                                 self.world)
+                if faults:  # the weights would be ruined from here on: say so, do not go on
                     return NON_FINITE
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                # DDP averages the ranks' gradients: weighted by each rank's share, that is the global batch's mean
+                (loss * (len(y) * self.world.size / seen) if self.world.parallel else loss).backward()
                 self.optimizer.step()
                 self.step += 1
-                self._sums[0] += loss.item() * len(y)
-                self._sums[1] += (logits.argmax(dim=1) == y).sum().item()
-                self._sums[2] += len(y)
-                self.samples_seen += len(y)
+                self._sums[0] += loss_sum
+                self._sums[1] += int(correct)
+                self._sums[2] += int(seen)
+                self.samples_seen += int(seen)
                 next(bar, None)
                 if self.step % self.steps_per_epoch == 0 or self.step == self.total_steps:
                     self.seconds += time.perf_counter() - started
@@ -230,7 +247,8 @@ class Training:
                 elapsed = self.seconds + time.perf_counter() - started
                 if config.max_samples is not None and self.samples_seen >= config.max_samples:
                     return self._stop_early("max_samples")
-                if config.max_seconds is not None and elapsed >= config.max_seconds:
+                if config.max_seconds is not None and all_reduce_sum([float(elapsed >= config.max_seconds)],
+                                                                     self.world)[0]:
                     return self._stop_early("max_seconds")
         finally:
             self.seconds += time.perf_counter() - started
@@ -249,13 +267,35 @@ class Training:
             self._order = (epoch, order)
         return self._order[1]
 
+    def _shard(self, epoch: int, order: torch.Tensor) -> torch.Tensor:
+        """This rank's examples of ``epoch`` in training order: examples ``rank, rank + size, …`` of each
+        global batch (all of ``order`` in one process)."""
+        if not self.world.parallel:
+            return order
+        if len(self._order) < 3:
+            size, rank = self.config.batch_size, self.world.rank
+            cuts = [order[start: start + size][rank::self.world.size] for start in range(0, len(order), size)]
+            self._order = (*self._order, torch.cat(cuts))
+        return self._order[2]
+
     def _batch_inputs(self, epoch: int, batch: int, order: torch.Tensor) -> torch.Tensor:
-        """The inputs of batch ``batch`` of ``epoch``, read in order from the split's batch stream (a
+        """This rank's inputs of batch ``batch`` of ``epoch``, read in order from the split's batch stream (a
         Dataset's DataLoader reads ahead); a stream is started where the run is (after a resume)."""
         if self._stream is None or self._stream[:2] != [epoch, batch]:
-            self._stream = [epoch, batch, self.data.train.batches(order, self.config.batch_size, batch, epoch)]
+            shard = self._shard(epoch, order)
+            self._stream = [epoch, batch, self.data.train.batches(shard, self.config.batch_size // self.world.size,
+                                                                  batch, epoch)]
         self._stream[1] += 1
         return next(self._stream[2])
+
+    def _forward_model(self) -> nn.Module:
+        """The model, or in a torchrun job its DDP wrapper, rebuilt after an edit changed the parameters."""
+        if not self.world.parallel:
+            return self.model
+        signature = parameter_signature(self.model)
+        if self._parallel is None or self._parallel[0] != signature:
+            self._parallel = (signature, data_parallel(self.model))
+        return self._parallel[1]
 
     def _end_epoch(self) -> None:
         loss_sum, correct, seen = self._sums
