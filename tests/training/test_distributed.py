@@ -99,10 +99,10 @@ JOB = textwrap.dedent("""
 """)
 
 
-def torchrun(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def torchrun(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS.parent),
                                                                      os.environ.get("PYTHONPATH")])),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
@@ -208,3 +208,21 @@ def test_a_killed_rank_ends_the_job_with_one_line_and_the_run_resumes(tmp_path):
     assert [r["epoch"] for r in rows(run) if r["row"] == "epoch"] == [1, 2, 3, 4]
     assert (run / "checkpoint.pt").exists() and not (run / "state.pt").exists()
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
+def test_the_workflow_under_torchrun_profiles_once_and_writes_once(tmp_path):
+    from fake_speech_commands import write_speech_commands
+
+    data = write_speech_commands(tmp_path / "speech", clips_per_word=6, background=False)
+    out = tmp_path / "out"
+    env_targets = tmp_path / "targets"  # no host profile yet: rank 0 measures it, rank 1 reads it
+    done = torchrun(["-m", "edgegrow", "workflow", "--quick", "--data", str(data), "--cache-dir", str(tmp_path / "cache"),
+                     "--out", str(out), "--format", "onnx", "--device", "cpu"], cwd=tmp_path,
+                    env={"EDGEGROW_TARGETS": str(env_targets)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("measuring this machine's latency table") == 1
+    assert done.stdout.count("\nresults: ") == 1  # rank 0 alone reports
+    assert (env_targets / "host.json").is_file()
+    summary = json.loads((out / "workflow.json").read_text())
+    assert [d["name"] for d in summary["deployments"]] == ["host", "cortex-m4f-120mhz"]
+    assert (out / "exported" / "host" / "model.onnx").is_file() and (out / "index.html").is_file()
