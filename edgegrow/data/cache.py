@@ -25,9 +25,11 @@ def cache_path(cache_dir: str | Path | None, kind: str, key: str) -> Path:
     return cache_root(cache_dir) / f"{kind}-{key}.pt"
 
 
-def load_tensors(path: Path) -> dict | None:
+def load_tensors(path: Path, mmap: bool = False) -> dict | None:
+    """The tensors in ``path``; with ``mmap``, memory-mapped from the file (read from disk as they are
+    indexed, and the pages can be dropped again, so a cache larger than memory can be trained on)."""
     try:
-        return torch.load(path, weights_only=True)
+        return torch.load(path, weights_only=True, mmap=mmap)
     except Exception:  # missing, truncated or corrupt: a miss; the caller recomputes and overwrites
         return None
 

@@ -8,11 +8,16 @@ Loaders for what users have: an ImageFolder-style directory (one folder per clas
 ``train/``, ``val/``, ``test/`` folders of class folders) and CIFAR-10's python batch files.
 
 Inputs are (N, C, resolution, resolution) float32, normalised per channel with the training
-split's mean and standard deviation (recorded in ``TaskData.preprocessing``).
+split's mean and standard deviation (recorded in ``TaskData.preprocessing``). A set whose float32
+inputs would take more than ``STREAM_ABOVE_BYTES`` (or any set, with ``ImageTaskConfig(stream=True)``)
+is streamed instead of held: CIFAR's pixels stay uint8 in memory (a quarter of float32), an image
+folder's files are decoded when a batch needs them, and each item is resized and normalised as it is
+read (``StoredImages``), giving the same inputs as the set held in memory.
 """
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 
 from .task_data import Split, TaskData
 
+STREAM_ABOVE_BYTES = 256 * 2**20  # with stream=None, sets whose float32 inputs exceed this are streamed
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -37,6 +43,7 @@ class ImageTaskConfig:
     seed: int = 0
     flips: bool = True  # random horizontal flips in training (off for digits)
     max_shift: int = 2  # random translation in pixels in training
+    stream: bool | None = None  # None: stream the folder/CIFAR loaders' sets above STREAM_ABOVE_BYTES of float32
 
     def __post_init__(self):
         if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 8:
@@ -46,6 +53,14 @@ class ImageTaskConfig:
         if not (0 <= self.validation_fraction < 1 and 0 <= self.test_fraction < 1
                 and self.validation_fraction + self.test_fraction < 1):
             raise ValueError("validation_fraction and test_fraction must be in [0, 1) and sum to less than 1")
+        if self.stream not in (None, True, False):
+            raise ValueError(f"stream must be True, False or None (decide by size), got {self.stream!r}")
+
+    def streams(self, count: int) -> bool:
+        """Whether a set of ``count`` images is streamed rather than held as float32."""
+        if self.stream is not None:
+            return self.stream
+        return count * self.channels * self.resolution ** 2 * 4 > STREAM_ABOVE_BYTES
 
 
 def stratified_split(labels: np.ndarray, validation_fraction: float, test_fraction: float,
@@ -92,18 +107,63 @@ def augment_images(flips: bool, max_shift: int):
     return augment
 
 
-def _task(name: str, images: torch.Tensor, labels: np.ndarray, class_names: list[str],
+class StoredImages(torch.utils.data.Dataset):
+    """Images read one at a time and prepared as they are read: item ``i`` is ``read(rows[i])`` (a
+    (C, H, W) tensor of pixels, uint8 or float in [0, 1]) resized to the task's resolution and channels
+    and normalised with ``mean`` and ``std`` (per channel; None before they are known)."""
+
+    def __init__(self, read: Callable[[int], torch.Tensor], rows: np.ndarray, config: ImageTaskConfig,
+                 mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
+        self.read, self.rows, self.config, self.mean, self.std = read, rows, config, mean, std
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        pixels = self.read(int(self.rows[index]))
+        if pixels.dtype == torch.uint8:
+            pixels = pixels.float() / 255.0
+        image = _resize(pixels.unsqueeze(0), self.config)[0]
+        if self.mean is None:
+            return image
+        return (image - self.mean.view(-1, 1, 1)) / self.std.view(-1, 1, 1)
+
+    def normalised(self, rows: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> StoredImages:
+        return StoredImages(self.read, rows, self.config, mean, std)
+
+
+def _channel_statistics(images: StoredImages, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (unbiased) standard deviation over ``images``, read a chunk at a time."""
+    total = squares = None
+    count = 0
+    for start in range(0, len(images), chunk):
+        batch = torch.stack([images[i] for i in range(start, min(start + chunk, len(images)))]).double()
+        sums, sums_of_squares = batch.sum(dim=(0, 2, 3)), (batch * batch).sum(dim=(0, 2, 3))
+        total = sums if total is None else total + sums
+        squares = sums_of_squares if squares is None else squares + sums_of_squares
+        count += batch.numel() // batch.shape[1]
+    mean = total / count
+    variance = (squares - count * mean * mean) / max(1, count - 1)
+    return mean.float(), variance.clamp(min=0).sqrt().float().clamp(min=1e-6)
+
+
+def _task(name: str, images: torch.Tensor | StoredImages, labels: np.ndarray, class_names: list[str],
           config: ImageTaskConfig, indices=None, skipped=None, notes=None) -> TaskData:
-    """Split (unless ``indices`` are given), normalise with training statistics, wrap as TaskData."""
+    """Split (unless ``indices`` are given), normalise with training statistics, wrap as TaskData.
+    ``images``: all of them in memory, or ``StoredImages`` over all of them, read as batches need them."""
     if indices is None:
         indices = stratified_split(labels, config.validation_fraction, config.test_fraction, config.seed)
-    images = _resize(images, config)
-    train_index = torch.from_numpy(indices[0])
-    mean = images[train_index].mean(dim=(0, 2, 3))
-    std = images[train_index].std(dim=(0, 2, 3)).clamp(min=1e-6)
-    images = (images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     labels_tensor = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    splits = [Split(images[torch.from_numpy(i)], labels_tensor[torch.from_numpy(i)]) for i in indices]
+    if isinstance(images, StoredImages):
+        mean, std = _channel_statistics(images.normalised(indices[0], None, None))
+        splits = [Split(images.normalised(i, mean, std), labels_tensor[torch.from_numpy(i)]) for i in indices]
+    else:
+        images = _resize(images, config)
+        train_index = torch.from_numpy(indices[0])
+        mean = images[train_index].mean(dim=(0, 2, 3))
+        std = images[train_index].std(dim=(0, 2, 3)).clamp(min=1e-6)
+        images = (images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        splits = [Split(images[torch.from_numpy(i)], labels_tensor[torch.from_numpy(i)]) for i in indices]
     splits[0].augment_batch = augment_images(config.flips, config.max_shift)
     preprocessing = {
         "kind": "image", "resolution": config.resolution, "channels": config.channels, "layout": "NCHW",
@@ -159,27 +219,38 @@ def load_image_folder(root: str | Path, config: ImageTaskConfig = ImageTaskConfi
     class_names = [d.name for d in _class_folders(split_roots[0] if presplit else root)]
     if not class_names:
         raise ValueError(f"{root} has no class folders; expected ROOT/CLASS/IMAGE files")
-    images, labels, split_of, skipped = [], [], [], {}
-    size = (config.resolution, config.resolution)
+    listed = []  # (split, label, path)
     for split_index, base in enumerate(split_roots if presplit else [root]):
         for label, name in enumerate(class_names):
             folder = base / name
             files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-            readable = 0
-            for path in files:
-                try:
-                    pixels = torch.from_numpy(_read_image(path)).permute(2, 0, 1).unsqueeze(0)
-                except ValueError:
-                    key = f"unreadable image (e.g. {path.relative_to(root)})"
-                    skipped[key] = skipped.get(key, 0) + 1
-                    continue
-                images.append(F.interpolate(pixels, size=size, mode="bilinear", antialias=True))
-                labels.append(label)
-                split_of.append(split_index)
-                readable += 1
-            if readable == 0 and split_index == 0:
-                raise ValueError(f"class '{name}' has no readable images in {folder}")
-    stacked = torch.cat(images)
+            listed.extend((split_index, label, path) for path in files)
+    stream = config.streams(len(listed))
+    images, paths, labels, split_of, skipped, readable = [], [], [], [], {}, set()
+    size = (config.resolution, config.resolution)
+    for split_index, label, path in listed:  # every file decoded once: which are readable (and, held, the pixels)
+        try:
+            pixels = torch.from_numpy(_read_image(path)).permute(2, 0, 1).unsqueeze(0)
+        except ValueError:
+            key = f"unreadable image (e.g. {path.relative_to(root)})"
+            skipped[key] = skipped.get(key, 0) + 1
+            continue
+        if stream:
+            paths.append(path)
+        else:
+            images.append(F.interpolate(pixels, size=size, mode="bilinear", antialias=True))
+        labels.append(label)
+        split_of.append(split_index)
+        readable.add((split_index, label))
+    for label, name in enumerate(class_names):
+        if (0, label) not in readable:
+            raise ValueError(f"class '{name}' has no readable images in {(split_roots[0] if presplit else root) / name}")
+
+    def read(row: int) -> torch.Tensor:  # the same pixels as the held path's: decoded, then resized alone
+        pixels = torch.from_numpy(_read_image(paths[row])).permute(2, 0, 1).unsqueeze(0)
+        return F.interpolate(pixels, size=size, mode="bilinear", antialias=True)[0]
+
+    stacked = StoredImages(read, np.arange(len(paths)), config) if stream else torch.cat(images)
     labels_array = np.asarray(labels)
     notes = []
     if presplit:
@@ -240,7 +311,11 @@ def load_cifar10(root: str | Path, config: ImageTaskConfig = ImageTaskConfig()) 
     test_batch = _load_cifar_batch(root / "test_batch")
     data = np.concatenate([b[b"data"] for b in train_batches] + [test_batch[b"data"]])
     labels = np.concatenate([np.asarray(b[b"labels"]) for b in train_batches] + [np.asarray(test_batch[b"labels"])])
-    images = torch.from_numpy(data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
+    pixels = torch.from_numpy(data.reshape(-1, 3, 32, 32))  # uint8
+    if config.streams(len(pixels)):  # a quarter of float32's memory: each image made float when read
+        images = StoredImages(lambda row: pixels[row], np.arange(len(pixels)), config)
+    else:
+        images = pixels.float() / 255.0
     n_train = len(data) - len(test_batch[b"data"])
     train_part, validation_part, _ = stratified_split(labels[:n_train], config.validation_fraction, 0.0, config.seed)
     indices = (train_part, validation_part, np.arange(n_train, len(data)))

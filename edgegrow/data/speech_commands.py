@@ -293,7 +293,8 @@ def load_speech_commands(
     by_split = _index(root, notes)
     preprocessing = {"kind": "mfcc", **config.mfcc.to_dict(), "class_names": list(CLASS_NAMES)}
     key = _fingerprint(root, by_split, config)
-    cached = None if config.augment_every_epoch else load_tensors(cache_path(cache_dir, "kws", key))
+    # memory-mapped: the features are read from the cache as batches index them, not held
+    cached = None if config.augment_every_epoch else load_tensors(cache_path(cache_dir, "kws", key), mmap=True)
     if cached is not None:
         meta = json.loads(cached["meta"])
         splits = [Split(cached[f"{s}_inputs"], cached[f"{s}_labels"]) for s in SPLITS]

@@ -147,3 +147,44 @@ def test_cifar_loader_refuses_pickles_that_would_run_code(tmp_path):
 def test_missing_cifar_files_are_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no CIFAR-10 python batches in"):
         load_cifar10(tmp_path)
+
+
+def all_inputs(split) -> torch.Tensor:
+    return torch.cat(list(split.batches(torch.arange(len(split)), 7)))
+
+
+@pytest.mark.parametrize("kind", ["folder", "presplit folder", "cifar"])
+def test_a_streamed_image_set_gives_the_inputs_of_the_held_one(tmp_path, kind):
+    """stream=True (what a set above STREAM_ABOVE_BYTES gets): nothing held as float32 — CIFAR's pixels
+    stay uint8, a folder's files are decoded as read — and every split's inputs are those of the set
+    held in memory (the normalisation statistics are summed in float64 instead of float32)."""
+    if kind == "cifar":
+        root = write_cifar(tmp_path / "cifar")
+        load = lambda stream: load_cifar10(root, ImageTaskConfig(resolution=24, validation_fraction=0.25,  # noqa: E731
+                                                                 stream=stream))
+    else:
+        root = write_image_folder(tmp_path / "pets", presplit=kind == "presplit folder")
+        (root / ("train" if kind == "presplit folder" else "") / "cat" / "broken.png").write_bytes(b"not a png")
+        load = lambda stream: load_image_folder(root, ImageTaskConfig(resolution=16, channels=1,  # noqa: E731
+                                                                      validation_fraction=0.2, test_fraction=0.2,
+                                                                      stream=stream))
+    held, streamed = load(False), load(True)
+    assert not held.train.streamed and streamed.train.streamed
+    assert streamed.skipped == held.skipped and streamed.input_shape == held.input_shape
+    for mine, theirs in zip((streamed.train, streamed.validation, streamed.test),
+                            (held.train, held.validation, held.test)):
+        assert torch.equal(mine.labels, theirs.labels)
+        assert torch.allclose(all_inputs(mine), all_inputs(theirs), atol=1e-5)
+    for key in ("mean", "std"):
+        assert streamed.preprocessing[key] == pytest.approx(held.preprocessing[key], rel=1e-5)
+    if kind == "cifar":
+        assert streamed.train.inputs.read(0).dtype == torch.uint8  # kept as uint8
+
+
+def test_an_image_set_streams_by_its_size_unless_told():
+    config = ImageTaskConfig(resolution=96)
+    assert not config.streams(1000)  # 1,000 × 3 × 96 × 96 float32: 106 MiB
+    assert config.streams(82_783)  # Visual Wake Words' training set: 8.5 GiB as float32
+    assert ImageTaskConfig(stream=True).streams(1) and not ImageTaskConfig(stream=False).streams(10**9)
+    with pytest.raises(ValueError, match="stream must be True, False or None"):
+        ImageTaskConfig(stream="yes")

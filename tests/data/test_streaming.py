@@ -165,3 +165,53 @@ def test_growth_streams_a_data_set_without_holding_it_in_memory(tmp_path):
     raise it by that much)."""
     small, large = peak_rise_mib(tmp_path, 1024), peak_rise_mib(tmp_path, 4096)
     assert large - small < 32, (small, large)
+
+
+MAPPED = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from edgegrow.data.cache import load_tensors
+
+    def resident_kib():  # now, not the peak: importing torch peaks higher than what follows
+        return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+
+    before = resident_kib()
+    tensors = load_tensors(Path(sys.argv[1]), mmap=sys.argv[2] == "mmap")
+    batch = tensors["train_inputs"][1000:1064].clone()  # one batch read, as training would
+    after = resident_kib()
+    print(json.dumps({"rise_mib": (after - before) / 1024, "rows": len(tensors["train_inputs"])}))
+""")
+
+
+def test_a_feature_cache_loads_memory_mapped_and_is_read_as_indexed(tmp_path):
+    """The KWS loader's cache hit (load_tensors(..., mmap=True)): a 128 MiB cache costs a few MiB of
+    resident memory to open and read a batch from; loaded whole (the control) it costs its size. (The
+    pages a mapped run reads stay as page cache, which the system can take back; the pread-based test
+    above is the one that bounds a whole run's peak.)"""
+    from edgegrow.data.cache import save_tensors
+
+    path = tmp_path / "kws-features.pt"
+    save_tensors(path, {"train_inputs": torch.zeros(68_000, 1, 49, 10), "meta": "{}"})  # 128 MiB of float32
+
+    def rise(mode: str) -> float:
+        child = subprocess.run([sys.executable, "-c", MAPPED, str(path), mode], capture_output=True, text=True,
+                               timeout=300, cwd=Path(__file__).resolve().parents[2])
+        assert child.returncode == 0, child.stderr[-3000:]
+        measured = json.loads(child.stdout.strip().splitlines()[-1])
+        assert measured["rows"] == 68_000
+        return measured["rise_mib"]
+
+    assert rise("mmap") < 16 and rise("whole") > 100
+
+
+def test_the_kws_loader_maps_its_feature_cache(monkeypatch, tmp_path):
+    import edgegrow.data.speech_commands as speech_commands
+    from fake_speech_commands import write_speech_commands
+
+    root = write_speech_commands(tmp_path / "speech", clips_per_word=4, background=False)
+    speech_commands.load_speech_commands(root, cache_dir=tmp_path / "cache", progress=False)
+    asked = []
+    real = speech_commands.load_tensors
+    monkeypatch.setattr(speech_commands, "load_tensors", lambda path, **kw: asked.append(kw) or real(path, **kw))
+    again = speech_commands.load_speech_commands(root, cache_dir=tmp_path / "cache", progress=False)
+    assert asked == [{"mmap": True}] and "features loaded from the cache" in again.notes
