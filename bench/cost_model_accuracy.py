@@ -6,14 +6,15 @@ table was built from single-kernel models on a synthetic grid, never from these 
 is exported to ONNX (torch.onnx), timed with onnxruntime at 1 thread and predicted with
 ``cost_models.estimate``.
 
-Timing: in each of 15 rounds every architecture gets 10 samples (each the mean of back-to-back runs
-filling ≥ 1 ms) and their 10th percentile; a model's latency is its fastest round. The rounds go
-through all architectures in turn, so one model's rounds are far apart in time: on a shared
-machine latency jumps between an uncontended and a contended level for seconds at a time (up to
-2x for memory-bound kernels, seen here), and the profiler's table is built the same way. With 5
-rounds of 20 samples two runs of this benchmark agreed within 10 % on 78 % of models; with 15
-rounds of 10, on 100 % (40 models). The median over all samples is reported beside it, and
-``--retest`` measures everything twice and reports the agreement (the noise floor of the figures).
+Timing: the measurement protocol (``cost_models.runner.measure``, as ``edgegrow bench`` and the
+profiler's calibration): in each of 15 rounds, a probe workload and then every architecture in a
+random order, 10 samples each (each the mean of back-to-back runs filling ≥ 1 ms); a model's
+latency is the median over the fast rounds (those whose probe ran within 10 % of its fastest) of each
+round's 10th percentile, the median of all samples beside it. On a shared machine latency jumps
+between an uncontended and a contended level for seconds at a time (up to 2x for memory-bound
+kernels, seen here). The noise floor is printed beside the accuracy figures: per model, how far the
+even and the odd fast rounds' figures are apart (split halves), and how many rounds were slow;
+``--retest`` measures everything twice and reports that agreement too.
 
     python bench/cost_model_accuracy.py [--target host] [--count 60] [--out bench/results/cost_model_accuracy.json]
 
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from cost_models import estimate, load_target
-from cost_models.runner import Session, time_interleaved
+from cost_models.runner import Session, measure, noise_verdict
 from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8
 from edgegrow.models.mobilenet_v2 import BlockSpec
 
@@ -146,14 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
         example = torch.randn(1, *model.input_shape)
         models.append((description, estimate(model, example, target), Session(export_onnx(model, example))))
-    def measure_all() -> list[dict]:
-        return time_interleaved([session for _, _, session in models], args.rounds,
-                                progress=lambda done, total: print(f"round {done}/{total} done", flush=True))
+    def measure_all() -> dict:
+        return measure([session.run for _, _, session in models], args.rounds, repeats=10, sample_ms=1.0,
+                       warmup_ms=5, progress=lambda done, total: print(f"round {done}/{total} done", flush=True))
 
-    timings = measure_all()
+    protocol = measure_all()
+    timings = protocol["models"]
     retest = None
     if args.retest:
-        again = np.array([timing["fast_ms"] for timing in measure_all()])
+        again = np.array([timing["fast_ms"] for timing in measure_all()["models"]])
         agreement = np.abs(again / np.array([timing["fast_ms"] for timing in timings]) - 1)
         retest = {"within_10_percent": float(np.mean(agreement <= 0.10)),
                   "within_5_percent": float(np.mean(agreement <= 0.05)),
@@ -168,10 +170,19 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"architecture": description, "macs": report.macs, "measured_ms": measured,
                      "measured_median_ms": timing["latency_ms"],
                      "rounds_fast_ms": [round(ms, 5) for ms in timing["rounds_fast_ms"]],
+                     "split_half": timing["split_half"], "untrusted": noise_verdict(protocol, timing),
                      "predicted_ms": report.latency_ms, "error": error, "kernel_methods": methods})
         print(f"{error:+7.1%}  measured {measured:8.3f} ms  predicted {report.latency_ms:8.3f} ms  "
               f"{description[:80]}")
     errors = np.array([abs(row["error"]) for row in rows])
+    halves = [row["split_half"] for row in rows if row["split_half"] is not None]
+    noise = {"rounds": protocol["rounds"], "slow_rounds": protocol["slow_rounds"],
+             "median_split_half": statistics.median(halves) if halves else None,
+             "max_split_half": max(halves) if halves else None,
+             "models_too_noisy": sum(row["untrusted"] is not None for row in rows)}
+    print(f"noise floor: the halves of the rounds agree within {noise['median_split_half']:.1%} (median over "
+          f"models, worst {noise['max_split_half']:.1%}); {noise['slow_rounds']} of {noise['rounds']} rounds slow; "
+          f"{noise['models_too_noisy']} models too noisy to trust" if halves else "noise floor: n/a")
     contention = [row["measured_median_ms"] / row["measured_ms"] for row in rows]
     summary = {
         "target": target.name, "architectures": len(rows),
@@ -184,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_of_median_over_fastest": statistics.median(contention),
         "max_of_median_over_fastest": max(contention),
         "measurement_retest": retest,
+        "noise_floor": noise,
         "seconds": round(time.time() - started, 1),
         "command": "python bench/cost_model_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }

@@ -265,9 +265,11 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
     return profile
 
 
-def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int) -> dict:
+def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int,
+              split_halves: list[float | None] | None = None) -> dict:
     """Add ``latency.calibration`` to a measured profile: the scale and per-kernel offset that turn
-    summed table latencies of the random networks ``chains`` into their measured latencies."""
+    summed table latencies of the random networks ``chains`` into their measured latencies
+    (``split_halves``: the measurement protocol's noise floor of each, recorded in the source)."""
     from .calibration import fit_calibration
     from .latency import LatencyModel
 
@@ -282,10 +284,19 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
     profile["latency"]["calibration"] = {
         "scale": scale, "per_kernel_ms": per_kernel_ms,
         "source": f"fitted here on {len(chains)} random multi-kernel networks (calibration.random_chains, seed 7), "
-                  f"each the fastest of {rounds} rounds",
+                  f"each the fast-regime figure of {rounds} rounds (cost_models.runner.measure)"
+                  + _noise_words(split_halves),
     }
     parse_target(profile, f"<profile {profile['name']}>")
     return profile
+
+
+def _noise_words(split_halves: list[float | None] | None) -> str:
+    known = sorted(value for value in split_halves or [] if value is not None)
+    if not known:
+        return ""
+    return (f"; noise floor: the halves of the rounds agree within {known[len(known) // 2]:.1%} (median), "
+            f"{known[-1]:.1%} (worst)")
 
 
 def _block_channels() -> int:
@@ -327,7 +338,8 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     identity = Session(overhead_model().SerializeToString(), threads=threads)
     *chain_timings, overhead = time_interleaved(sessions + [identity], rounds)
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
-    profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds)
+    profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
+                        [timing["split_half"] for timing in chain_timings])
     write_json_atomically(out, profile)
     return profile
 

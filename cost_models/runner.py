@@ -94,24 +94,123 @@ def time_session(session: Session, warmup_ms: float = 20.0, repeats: int = 30, s
             "p90_ms": deciles[-1], "runs_per_sample": per_sample, "samples": len(samples)}
 
 
-def time_interleaved(sessions: list[Session], rounds: int, repeats: int = 10,
-                     progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """Time several models in ``rounds`` rounds, each going through all of them, so one model's rounds
-    are spread over the whole run: on a shared machine latency jumps between an uncontended and a
-    contended level for seconds at a time, and the fastest of spread-out rounds is what repeats.
+PROBE_ELEMENTS = 8_192
+SLOW_MARGIN = 0.10  # a round whose probe ran more than 10 % slower than the run's fastest probe is slow
+NOISE_TOLERANCE = 0.05  # split halves further apart than 5 %: the figure is not to be trusted
 
-    Returns per model {"fast_ms": the fastest round's 10th percentile, "latency_ms": the median of
-    the rounds' medians, "rounds_fast_ms": each round's 10th percentile}.
+
+def probe_workload() -> Callable[[], object]:
+    """A fixed single-threaded CPU workload of about 0.1–0.3 ms that depends on no model or runtime (a
+    float32 sort): timed before every round, it tells which rounds ran while the machine was slow."""
+    values = np.random.default_rng(0).standard_normal(PROBE_ELEMENTS).astype(np.float32)
+    return lambda: np.sort(values)
+
+
+def _probe_ms(probe: Callable[[], object], clock: Callable[[], float] = time.perf_counter, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        begin = clock()
+        probe()
+        times.append((clock() - begin) * 1e3)
+    return statistics.median(times)
+
+
+def _p10(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[0] if len(values) >= 2 else values[0]
+
+
+def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int | list[int] = 10,
+            sample_ms: float = 1.0, warmup_ms: float = 20.0, probe: Callable[[], object] | None = None, seed: int = 0,
+            slow_margin: float = SLOW_MARGIN, progress: Callable[[int, int], None] | None = None,
+            clock: Callable[[], float] = time.perf_counter) -> dict:
+    """The measurement protocol every latency figure of edgegrow comes from (the profiler's calibration,
+    ``edgegrow bench``, the cost-model benchmarks).
+
+    1. warm-up: each callable runs for ``warmup_ms`` (and at least 3 times);
+    2. ``rounds`` rounds; in each, the ``probe`` (default ``probe_workload``) is timed first, then every
+       callable in a random order (seeded by ``seed``) for ``repeats`` samples (or ``repeats[round]``),
+       each the mean of as many
+       back-to-back runs as fill ``sample_ms`` (0: one run per sample);
+    3. the slow regime: a shared machine flips between an uncontended and a contended speed for
+       seconds at a time; a round whose probe took more than ``1 + slow_margin`` times the fastest
+       probe of the run was slow, and the fast-regime statistic leaves it out;
+    4. per callable: ``fast_ms``, the median over the fast rounds of each round's 10th percentile (what
+       the latency tables hold and predict), ``latency_ms``, the median of every sample (beside it),
+       and ``split_half``, the noise floor: the relative difference between ``fast_ms`` computed on the
+       even and on the odd fast rounds (None with fewer than two fast rounds).
+
+    ``clock`` (seconds) is ``time.perf_counter``; the tests give a simulated one.
+
+    Returns {"models": [per callable {"fast_ms", "latency_ms", "split_half", "rounds_fast_ms",
+    "runs_per_sample", "samples", "samples_ms": every sample, per round}], "rounds", "probe_ms": per
+    round, "fast_rounds": their indices, "slow_rounds": how many}.
     """
-    timings: list[list[dict]] = [[] for _ in sessions]
+    probe = probe or probe_workload()
+    per_sample = []
+    for run in sessions:
+        start, runs = clock(), 0
+        while runs < 3 or (clock() - start) * 1e3 < warmup_ms:
+            run()
+            runs += 1
+        one_run_ms = (clock() - start) * 1e3 / runs
+        per_sample.append(1 if sample_ms <= 0 else max(1, int(sample_ms / max(one_run_ms, 1e-6))))
+    _probe_ms(probe, clock)  # its own warm-up
+    order_generator = np.random.default_rng(seed)
+    samples: list[list[list[float]]] = [[] for _ in sessions]
+    probe_times = []
     for round_index in range(rounds):
-        for index, session in enumerate(sessions):
-            timings[index].append(time_session(session, warmup_ms=5, repeats=repeats, sample_ms=1.0))
+        probe_times.append(_probe_ms(probe, clock))
+        for index in order_generator.permutation(len(sessions)):
+            run, count, taken = sessions[index], per_sample[index], []
+            for _ in range(repeats if isinstance(repeats, int) else repeats[round_index]):
+                begin = clock()
+                for _ in range(count):
+                    run()
+                taken.append((clock() - begin) * 1e3 / count)
+            samples[index].append(taken)
         if progress is not None:
             progress(round_index + 1, rounds)
-    return [{"fast_ms": min(t["fast_ms"] for t in rounds_of_one),
-             "latency_ms": statistics.median(t["latency_ms"] for t in rounds_of_one),
-             "rounds_fast_ms": [t["fast_ms"] for t in rounds_of_one]} for rounds_of_one in timings]
+    fastest_probe = min(probe_times)
+    fast_rounds = [r for r, ms in enumerate(probe_times) if ms <= fastest_probe * (1 + slow_margin)]
+    models = []
+    for index, rounds_of_one in enumerate(samples):
+        round_fast = [_p10(taken) for taken in rounds_of_one]
+        fast = [round_fast[r] for r in fast_rounds]
+        even, odd = fast[0::2], fast[1::2]
+        split_half = None
+        if even and odd:
+            a, b = statistics.median(even), statistics.median(odd)
+            split_half = abs(a - b) / ((a + b) / 2) if a + b > 0 else 0.0
+        models.append({"fast_ms": statistics.median(fast), "latency_ms": statistics.median(
+            [value for taken in rounds_of_one for value in taken]), "split_half": split_half,
+            "rounds_fast_ms": round_fast, "runs_per_sample": per_sample[index],
+            "samples": sum(len(taken) for taken in rounds_of_one), "samples_ms": rounds_of_one})
+    return {"models": models, "rounds": rounds, "probe_ms": probe_times, "fast_rounds": fast_rounds,
+            "slow_rounds": rounds - len(fast_rounds)}
+
+
+def noise_verdict(measured: dict, model: dict, tolerance: float = NOISE_TOLERANCE) -> str | None:
+    """Why ``model``'s figure from ``measured`` (``measure``'s result) is not to be trusted, or None."""
+    reasons = []
+    if len(measured["fast_rounds"]) * 2 < measured["rounds"]:
+        reasons.append(f"{measured['slow_rounds']} of {measured['rounds']} rounds ran while the machine was slow "
+                       f"(probe up to {max(measured['probe_ms']) / min(measured['probe_ms']):.2f}× its fastest)")
+    if model["split_half"] is None:
+        reasons.append("fewer than two rounds in the fast regime, so no noise floor")
+    elif model["split_half"] > tolerance:
+        reasons.append(f"the two halves of the rounds disagree by {model['split_half']:.1%} (over {tolerance:.0%})")
+    return "; ".join(reasons) or None
+
+
+def time_interleaved(sessions: list[Session], rounds: int, repeats: int = 10,
+                     progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Several models timed with the protocol (``measure``), ``rounds`` rounds spread over the whole run.
+
+    Returns per model {"fast_ms", "latency_ms", "split_half", "rounds_fast_ms", ...} (see ``measure``).
+    """
+    models = measure([session.run for session in sessions], rounds, repeats, sample_ms=1.0, warmup_ms=5,
+                     progress=progress)["models"]
+    return [{key: value for key, value in model.items() if key != "samples_ms"} for model in models]
 
 
 def _fast_mean(values: list[float]) -> float:

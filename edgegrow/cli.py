@@ -318,6 +318,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--target", default="host", help="target whose prediction to show (default host)")
     bench.add_argument("--runs", type=int, default=200, help="timed runs (default 200)")
     bench.add_argument("--warmup", type=int, default=20, help="untimed runs first (default 20)")
+    bench.add_argument("--rounds", type=int, default=8,
+                       help="rounds the timed runs are spread over, a probe timed before each to find the ones the "
+                            "machine ran slow (default 8)")
     bench.add_argument("--no-record", action="store_true", help="do not append the result to model_card.json")
 
     report = commands.add_parser(
@@ -506,7 +509,7 @@ def _bench(args):
     from .export.benchmark import benchmark
 
     result = benchmark(args.file, args.runtime, threads=args.threads, target=args.target, warmup=args.warmup,
-                       runs=args.runs, record=not args.no_record)
+                       runs=args.runs, rounds=args.rounds, record=not args.no_record)
     print(result.table())
     return result.to_dict()
 

@@ -5,8 +5,11 @@ numpy but not torch (an app running the model would not have it):
 
 - latency: ``warmup`` untimed runs, then ``runs`` timed runs of one example (batch 1) of random data
   in the model's input dtype and shape (int8 inputs: normal samples quantized with the input's scale),
-  each timed around ``Loaded.run`` (copy in, invoke, copy out) with ``time.perf_counter_ns``;
-  reported as median, p90 and min in ms.
+  each timed around ``Loaded.run`` (copy in, invoke, copy out), in ``rounds`` rounds with a probe
+  workload timed before each: the measurement protocol of ``cost_models.runner.measure``, which gives
+  the fast-regime figure the latency tables predict (``latency_ms_fast``), the median beside it, the
+  noise floor (how far the two halves of the rounds disagree) and a verdict: a figure from a machine
+  too noisy to trust says so (``trusted``, and a note). Also reported: p90, p10 and min of all runs.
 - memory: the child's peak resident set (``VmHWM`` from ``/proc/self/status``; ``ru_maxrss`` where
   there is no ``/proc``) once the runtime is imported and the input made, with nothing loaded
   (``baseline_rss_bytes``), and again after loading the model and every timed run
@@ -32,7 +35,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -95,6 +97,11 @@ class BenchResult:
     date: str
     machine: str
     notes: list[str] = field(default_factory=list)
+    rounds: int = 1
+    latency_ms_fast: float | None = None  # the protocol's fast-regime figure (what tables predict)
+    noise_split_half: float | None = None  # relative disagreement of the two halves of the rounds
+    slow_rounds: int = 0  # rounds run while the probe said the machine was slow
+    trusted: bool = True  # False: too noisy to trust (the notes say why)
 
     @property
     def model_rss_bytes(self) -> int:
@@ -126,8 +133,12 @@ class BenchResult:
         lines = [f"{self.file} on {self.runtime} {self.runtime_version or ''}".rstrip()
                  + f", {self.threads} {thread_word}, {self.runs} runs after {self.warmup} warm-up "
                  f"(one example, random {self.input_dtype} {shape})",
-                 f"latency    median {_ms(self.latency_ms_median)}   p90 {_ms(self.latency_ms_p90)}   "
-                 f"p10 {_ms(self.latency_ms_p10)}   min {_ms(self.latency_ms_min)}",
+                 f"latency    fast {_ms(self.latency_ms_fast or self.latency_ms_p10)}   median "
+                 f"{_ms(self.latency_ms_median)}   p90 {_ms(self.latency_ms_p90)}   p10 {_ms(self.latency_ms_p10)}   "
+                 f"min {_ms(self.latency_ms_min)}",
+                 f"noise      {self.rounds} rounds, {self.slow_rounds} slow; the halves agree "
+                 + ("n/a" if self.noise_split_half is None else f"within {self.noise_split_half:.1%}")
+                 + ("" if self.trusted else "  TOO NOISY TO TRUST (see the note)"),
                  f"memory     peak RSS {_mib(self.peak_rss_bytes)}; runtime loaded, no model "
                  f"{_mib(self.baseline_rss_bytes)}; model's share {_mib(self.model_rss_bytes)} "
                  f"({self.model_rss_bytes:,} B)"]
@@ -146,8 +157,8 @@ class BenchResult:
             if prediction.latency_ms is not None:
                 latency = f"latency {_ms(prediction.latency_ms)}"
                 if self.latency_ratio is not None:
-                    latency += (f" (measured/predicted: median {_ratio(self.latency_ratio)}, "
-                                f"p10 {_ratio(self.fast_latency_ratio)})")
+                    latency += (f" (measured/predicted: fast {_ratio(self.fast_latency_ratio)}, "
+                                f"median {_ratio(self.latency_ratio)})")
                 elif self.runtime == "tflm":
                     latency += " (not compared)"
                 parts.append(latency)
@@ -162,7 +173,7 @@ class BenchResult:
 
 
 def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str | None = "host",
-              warmup: int = 20, runs: int = 200, record: bool = True) -> BenchResult:
+              warmup: int = 20, runs: int = 200, rounds: int = 8, record: bool = True) -> BenchResult:
     """Measure ``path`` in ``runtime`` (one of RUNTIMES) and compare with ``target``'s prediction.
 
     ``threads`` is the runtime's intra-op thread count (TFLite Micro is single-threaded: it runs
@@ -179,6 +190,9 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
         raise ValueError(f"--threads must be 1 or more, not {threads}")
     if warmup < 0 or runs < 1:
         raise ValueError(f"need warmup >= 0 and runs >= 1 (got warmup {warmup}, runs {runs})")
+    if rounds < 1 or runs < rounds:
+        raise ValueError(f"need 1 <= rounds <= runs (got rounds {rounds}, runs {runs}): each round times "
+                         "runs / rounds runs")
     card_path = path.parent / CARD_NAME
     card = _read_card(card_path) if path.is_file() else None
     check_against_card(path, card)
@@ -197,8 +211,13 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
 
         profile = load_target(target)
 
-    child = _measure_in_child_process(path, runtime, threads, spec, arena_bytes, warmup, runs)
-    times_ms = np.asarray(child["times_ns"], dtype=np.float64) / 1e6
+    child = _measure_in_child_process(path, runtime, threads, spec, arena_bytes, warmup, runs, rounds)
+    times_ms = np.asarray(child["times_ms"], dtype=np.float64)
+    protocol = child["protocol"]
+    timing = protocol["models"][0]
+    untrusted = _noise_verdict(protocol, timing) if runtime != "tflm" else None
+    if untrusted:
+        notes.append(f"too noisy to trust: {untrusted}; close other programs and run again, or give more --rounds")
     if child["imported_torch"]:
         notes.append("torch was imported in the measuring process, so both RSS figures include it")
 
@@ -210,7 +229,7 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
         else:
             notes += _comparison_notes(runtime, spec, profile)
     median = float(np.median(times_ms))
-    fast = float(np.percentile(times_ms, 10))
+    fast = float(timing["fast_ms"])
     latency_ratio = fast_latency_ratio = None
     if runtime != "tflm" and prediction is not None and prediction.latency_ms:
         latency_ratio = median / prediction.latency_ms
@@ -222,13 +241,15 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
     result = BenchResult(
         file=path.name, runtime=runtime, runtime_version=_runtime_version(runtime), threads=threads,
         input_shape=tuple(int(d) for d in child["input_shape"]), input_dtype=str(spec.dtype),
-        warmup=warmup, runs=runs, latency_ms_median=median,
-        latency_ms_p90=float(np.percentile(times_ms, 90)), latency_ms_p10=fast, latency_ms_min=float(times_ms.min()),
+        warmup=warmup, runs=len(times_ms), latency_ms_median=median,
+        latency_ms_p90=float(np.percentile(times_ms, 90)), latency_ms_p10=float(np.percentile(times_ms, 10)),
+        latency_ms_min=float(times_ms.min()),
         peak_rss_bytes=int(child["peak_rss_bytes"]), baseline_rss_bytes=int(child["baseline_rss_bytes"]),
         arena_bytes=arena_bytes, target=target, prediction=prediction, latency_ratio=latency_ratio,
         fast_latency_ratio=fast_latency_ratio,
         arena_ratio=arena_ratio, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        machine=machine_description(), notes=notes)
+        machine=machine_description(), notes=notes, rounds=rounds, latency_ms_fast=fast,
+        noise_split_half=timing["split_half"], slow_rounds=protocol["slow_rounds"], trusted=not untrusted)
     if record and card is not None:
         _append_measurement(card_path, result.to_dict())
     return result
@@ -251,7 +272,7 @@ def machine_description() -> str:
 # file, numpy and the runtime are imported, and the baseline is what an app with the runtime has.
 _CHILD_PROGRAM = """
 import sys, types
-for name, folder in (("edgegrow", sys.argv[2]), ("edgegrow.export", sys.argv[3])):
+for name, folder in (("edgegrow", sys.argv[2]), ("edgegrow.export", sys.argv[3]), ("cost_models", sys.argv[4])):
     package = types.ModuleType(name)
     package.__path__ = [folder]
     sys.modules[name] = package
@@ -260,18 +281,34 @@ _measure_in_child(sys.argv[1])
 """
 
 
+def _runner_folder() -> str:
+    """Where cost_models is, found without importing it (its __init__ imports torch)."""
+    import importlib.util
+
+    return importlib.util.find_spec("cost_models").submodule_search_locations[0]
+
+
+def _noise_verdict(protocol: dict, timing: dict) -> str | None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_edgegrow_runner", Path(_runner_folder()) / "runner.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    return runner.noise_verdict(protocol, timing)
+
+
 def _measure_in_child_process(path: Path, runtime: str, threads: int, spec: TensorSpec,
-                              arena_bytes: int | None, warmup: int, runs: int) -> dict:
+                              arena_bytes: int | None, warmup: int, runs: int, rounds: int) -> dict:
     export_folder = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="edgegrow-bench-") as folder:
         request = Path(folder) / "request.json"
         request.write_text(json.dumps({
             "path": str(path.resolve()), "runtime": runtime, "threads": threads, "arena_bytes": arena_bytes,
-            "warmup": warmup, "runs": runs, "result": str(Path(folder) / "result.json"),
+            "warmup": warmup, "runs": runs, "rounds": rounds, "result": str(Path(folder) / "result.json"),
             "input": {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype),
                       "scale": spec.scale, "zero_point": spec.zero_point}}))
-        done = subprocess.run([sys.executable, "-c", _CHILD_PROGRAM, str(request),
-                               str(export_folder.parent), str(export_folder)], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-c", _CHILD_PROGRAM, str(request), str(export_folder.parent),
+                               str(export_folder), _runner_folder()], capture_output=True, text=True)
         result = Path(folder) / "result.json"
         if done.returncode != 0 or not result.is_file():
             tail = " | ".join(done.stderr.strip().splitlines()[-3:])
@@ -292,7 +329,6 @@ def _measure_in_child(request_path: str) -> None:
                       described["scale"], described["zero_point"])
     shape = (1,) + tuple(d if d > 0 else 1 for d in spec.shape[1:])  # one example; dynamic sizes -> 1
     batch = spec.quantize(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
-    times_ns = np.zeros(request["runs"], dtype=np.int64)
     baseline = _peak_rss_bytes()
 
     if runtime == "tflm":
@@ -301,15 +337,15 @@ def _measure_in_child(request_path: str) -> None:
         loaded = open_model(request["path"], runtime, request["threads"])
     for _ in range(request["warmup"]):
         loaded.run(batch)
-    clock = time.perf_counter_ns
-    for index in range(len(times_ns)):
-        start = clock()
-        loaded.run(batch)
-        times_ns[index] = clock() - start
-    peak = _peak_rss_bytes()
+    from cost_models.runner import measure  # the protocol (numpy only; cost_models' __init__ is not run)
 
+    runs, rounds = request["runs"], request["rounds"]
+    protocol = measure([lambda: loaded.run(batch)], rounds=rounds,  # the runs spread evenly over the rounds
+                       repeats=[runs // rounds + (r < runs % rounds) for r in range(rounds)], sample_ms=0, warmup_ms=0)
+    peak = _peak_rss_bytes()
+    times_ms = [value for taken in protocol["models"][0].pop("samples_ms") for value in taken]
     Path(request["result"]).write_text(json.dumps({
-        "times_ns": times_ns.tolist(), "baseline_rss_bytes": baseline, "peak_rss_bytes": peak,
+        "times_ms": times_ms, "protocol": protocol, "baseline_rss_bytes": baseline, "peak_rss_bytes": peak,
         "input_shape": list(shape), "imported_torch": "torch" in sys.modules}))
 
 

@@ -110,8 +110,16 @@ def fair_table(deployments: list[dict]) -> str:
             "bench/grow_vs_uniform.py reports the spread over seeds.</p>")
 
 
+def _noise(bench: dict) -> str:
+    """The protocol's noise floor of one benchmark, and whether it was too noisy to trust."""
+    split = bench.get("noise_split_half")
+    text = "n/a" if split is None else f"{split:.1%}"
+    return text if bench.get("trusted", True) else f"{text}, too noisy to trust"
+
+
 def benchmarks_table(deployments: list[dict]) -> str:
-    head = ("<tr><th>network</th><th>file</th><th>runtime</th><th>median ms</th><th>p10 ms</th><th>p90 ms</th>"
+    head = ("<tr><th>network</th><th>file</th><th>runtime</th><th>median ms</th><th>fast ms</th><th>p90 ms</th>"
+            "<th>noise (halves apart)</th>"
             "<th>predicted ms (target)</th><th>measured / predicted</th><th>arena B</th><th>model RSS MiB</th></tr>")
     rows = []
     for deployment in deployments:
@@ -122,7 +130,8 @@ def benchmarks_table(deployments: list[dict]) -> str:
             rows.append(
                 f"<tr><td>{_text(deployment.get('target'))}</td><td>{_text(Path(str(bench.get('file'))).name)}</td>"
                 f"<td>{_text(bench.get('runtime'))}</td><td>{_number(bench.get('latency_ms_median'))}</td>"
-                f"<td>{_number(bench.get('latency_ms_p10'))}</td><td>{_number(bench.get('latency_ms_p90'))}</td>"
+                f"<td>{_number(bench.get('latency_ms_fast', bench.get('latency_ms_p10')))}</td>"
+                f"<td>{_number(bench.get('latency_ms_p90'))}</td><td>{_noise(bench)}</td>"
                 f"<td>{_number(predicted)} ({_text(bench.get('target'))})</td>"
                 f"<td>{_number(bench.get('latency_ratio'))}</td><td>{_count(bench.get('arena_bytes'))}</td>"
                 f"<td>{_number(model_rss)}</td></tr>")

@@ -1,0 +1,89 @@
+"""The measurement protocol (``cost_models.runner.measure``): rounds in random order, a probe that finds
+the rounds the machine ran slow and leaves them out of the fast-regime figure, the median beside it,
+and the split-half noise floor with the verdict ``edgegrow bench`` prints. The workloads advance a
+simulated clock, so the figures are exact and the tests do not depend on this machine's load."""
+
+import pytest
+
+from cost_models.runner import measure, noise_verdict
+
+ROUNDS = 6
+SLOW = {2, 5}
+
+
+class Machine:
+    """A fake machine whose every workload runs 1.6× slower in the rounds of ``SLOW``: the probe (5 timed
+    runs per round after 5 warm-up runs) counts the rounds."""
+
+    def __init__(self):
+        self.probe_calls = 0
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    @property
+    def round(self) -> int:
+        return (self.probe_calls - 1) // 5 - 1  # the first 5 calls are the probe's warm-up
+
+    def factor(self) -> float:
+        return 1.6 if self.round in SLOW else 1.0
+
+    def probe(self):
+        self.probe_calls += 1
+        self.sleep(0.001 * self.factor())
+
+    def model(self, milliseconds: float, extra_factor: float = 1.0, extra_rounds=()):
+        def run():
+            extra = extra_factor if self.round in extra_rounds else 1.0
+            self.sleep(milliseconds / 1e3 * self.factor() * extra)
+        return run
+
+
+def test_the_slow_rounds_are_found_and_left_out_of_the_fast_figure():
+    machine = Machine()
+    measured = measure([machine.model(2.0)], rounds=ROUNDS, repeats=3, sample_ms=0, warmup_ms=0,
+                       probe=machine.probe, clock=machine.clock)
+    assert measured["fast_rounds"] == [r for r in range(ROUNDS) if r not in SLOW] and measured["slow_rounds"] == 2
+    (model,) = measured["models"]
+    assert model["fast_ms"] == pytest.approx(2.0)  # the uncontended level
+    assert model["latency_ms"] == pytest.approx(2.0)  # the median of all: 4 of 6 rounds are fast
+    assert max(model["rounds_fast_ms"][r] for r in SLOW) > 1.4 * model["fast_ms"]  # what was left out
+    assert model["samples"] == 3 * ROUNDS and len(model["samples_ms"]) == ROUNDS
+    assert noise_verdict(measured, model) is None
+
+
+def test_halves_that_disagree_make_the_figure_untrusted():
+    machine = Machine()
+    # the fast rounds are 0, 1, 3, 4: halves {0, 3} and {1, 4}; the second half runs 1.3× slower
+    measured = measure([machine.model(2.0, extra_factor=1.3, extra_rounds={1, 4})], rounds=ROUNDS, repeats=3, sample_ms=0, warmup_ms=0,
+                       probe=machine.probe, clock=machine.clock)
+    (model,) = measured["models"]
+    assert model["split_half"] == pytest.approx(0.6 / 2.3)  # 2 ms against 2.6 ms
+    assert "halves of the rounds disagree" in noise_verdict(measured, model)
+
+
+def test_a_mostly_slow_machine_is_said_and_the_runs_per_round_can_differ():
+    machine = Machine()
+
+    def probe():  # fast only in round 0 (calls 6–10)
+        machine.probe_calls += 1
+        machine.sleep(0.001 if machine.probe_calls <= 10 else 0.002)
+
+    measured = measure([machine.model(1.0), machine.model(1.0)], rounds=4, repeats=[3, 2, 2, 2], sample_ms=0,
+                       warmup_ms=0, probe=probe, clock=machine.clock)
+    assert measured["slow_rounds"] == 3 and all(m["samples"] == 9 for m in measured["models"])
+    verdict = noise_verdict(measured, measured["models"][0])
+    assert "3 of 4 rounds ran while the machine was slow" in verdict and "no noise floor" in verdict
+
+
+def test_the_models_are_timed_in_a_random_order_each_round():
+    order = []
+    machine = Machine()
+    measure([lambda: order.append("a"), lambda: order.append("b")], rounds=12, repeats=1, sample_ms=0,
+            warmup_ms=0, probe=lambda: machine.sleep(0.001), clock=machine.clock)
+    rounds = ["".join(order[6 + 2 * r: 8 + 2 * r]) for r in range(12)]  # after 3 warm-up runs each
+    assert set(rounds) == {"ab", "ba"}
