@@ -6,8 +6,11 @@ batch 64, Adam; 3 warm-up steps, then 30 timed steps; examples per second. Confi
 
 - ``1 process × 1 thread``: the baseline;
 - ``1 process × N threads``: what one process makes of the same cores;
-- ``N processes × 1 thread``: ``torchrun --nproc_per_node N`` (gloo on CPUs), each process a share of
-  every batch, gradients and BatchNorm statistics all-reduced.
+- ``N processes × 1 thread, synced BatchNorm``: ``torchrun --nproc_per_node N`` (gloo on CPUs), each
+  process a share of every batch, gradients and BatchNorm statistics all-reduced (``--sync-batch-norm``:
+  the run one process makes);
+- ``N processes × 1 thread``: the same with each process's own BatchNorm statistics (the default, as
+  plain DDP): gradients (and rank 0's BatchNorm buffers) are the only communication of a step.
 
 Reported: median and min–max examples per second, and the ratio of each configuration's median to the
 baseline's. ``--device cuda`` measures on GPUs instead (N processes then need N GPUs; NCCL).
@@ -41,7 +44,7 @@ def build(name: str):
     return ds_cnn("S") if name == "ds-cnn S" else mobilenet_v1(0.25, 96, 2)
 
 
-def worker(name: str, threads: int, device: str) -> None:
+def worker(name: str, threads: int, device: str, sync_batch_norm: bool = False) -> None:
     """One measurement in this process (or this torchrun job); rank 0 prints examples/s as JSON."""
     from edgegrow.data.task_data import Split, TaskData
     from edgegrow.training import TrainConfig
@@ -59,7 +62,8 @@ def worker(name: str, threads: int, device: str) -> None:
     labels = torch.randint(0, classes, (examples,), generator=generator)
     empty = Split(inputs[:0], labels[:0])
     data = TaskData("random", [str(c) for c in range(classes)], Split(inputs, labels), empty, empty)
-    training = Training(model, data, TrainConfig(epochs=1, batch_size=BATCH, device=device))
+    training = Training(model, data, TrainConfig(epochs=1, batch_size=BATCH, device=device,
+                                                 sync_batch_norm=sync_batch_norm))
     training.run(WARMUP)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -73,8 +77,9 @@ def worker(name: str, threads: int, device: str) -> None:
     leave()
 
 
-def measure(name: str, processes: int, threads: int, device: str) -> float:
-    command = [sys.executable, __file__, "worker", "--model", name, "--threads", str(threads), "--device", device]
+def measure(name: str, processes: int, threads: int, device: str, sync_batch_norm: bool = False) -> float:
+    command = [sys.executable, __file__, "worker", "--model", name, "--threads", str(threads), "--device", device,
+               *(["--sync-batch-norm"] if sync_batch_norm else [])]
     if processes > 1:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                    *command[1:]]
@@ -93,21 +98,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sync-batch-norm", action="store_true")
     args = parser.parse_args()
     if args.mode == "worker":
-        worker(args.model, args.threads, args.device)
+        worker(args.model, args.threads, args.device, args.sync_batch_norm)
         return
     n = args.processes
-    configurations = {"1 process × 1 thread": (1, 1), f"1 process × {n} threads": (1, n),
-                      f"{n} processes × 1 thread": (n, 1)}
+    configurations = {"1 process × 1 thread": (1, 1, False), f"1 process × {n} threads": (1, n, False),
+                      f"{n} processes × 1 thread": (n, 1, False),
+                      f"{n} processes × 1 thread, synced BatchNorm": (n, 1, True)}
     if args.device != "cpu":
-        configurations = {"1 process": (1, 1), f"{n} processes": (n, 1)}
+        configurations = {"1 process": (1, 1, False), f"{n} processes": (n, 1, False),
+                          f"{n} processes, synced BatchNorm": (n, 1, True)}
     results = {}
     for name in MODELS:
         samples = {label: [] for label in configurations}
         for _ in range(args.repeats):
-            for label, (processes, threads) in configurations.items():
-                samples[label].append(measure(name, processes, threads, args.device))
+            for label, (processes, threads, synced) in configurations.items():
+                samples[label].append(measure(name, processes, threads, args.device, synced))
         baseline = statistics.median(next(iter(samples.values())))
         results[name] = {label: {"median": statistics.median(values), "min": min(values), "max": max(values),
                                  "ratio_to_baseline": statistics.median(values) / baseline, "runs": values}

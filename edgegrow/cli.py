@@ -94,6 +94,10 @@ def _add_training_arguments(parser) -> None:
     group.add_argument("--device", metavar="auto|cpu|cuda[:N]|mps",
                        help="where to train and score growth (default auto: a CUDA GPU where there is one, else the "
                             "CPU; mps only when asked, untested); a run resumes on another device")
+    group.add_argument("--sync-batch-norm", action="store_true",
+                       help="under torchrun: BatchNorm normalises with the global batch's statistics, so the run is "
+                            "the one a single process makes (slower: every process waits for the others at every "
+                            "BatchNorm); default: each process's own share of the batch, as plain DDP")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard scalars of every epoch and growth event to RUN_DIR/tensorboard "
                              '(needs pip install "edgegrow[tensorboard]"; epochs.csv and growth.csv are always written)')
@@ -122,6 +126,8 @@ def _training_settings(args) -> dict:
     settings = {field: getattr(args, flag) for flag, field in TRAINING_FLAGS.items() if getattr(args, flag) is not None}
     if args.retrain:
         settings["retrain"] = True
+    if getattr(args, "sync_batch_norm", False):
+        settings["sync_batch_norm"] = True
     return settings
 
 

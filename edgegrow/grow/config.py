@@ -105,6 +105,7 @@ class GrowConfig:
     retrain: bool = False
     seed: int = 0
     device: str = "auto"
+    sync_batch_norm: bool = False  # in a torchrun job (TrainConfig.sync_batch_norm)
 
     def __post_init__(self):
         from .methods import METHODS
@@ -162,7 +163,8 @@ class GrowConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
                            learning_rate=self.learning_rate, weight_decay=self.weight_decay, schedule=self.schedule,
                            warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
-                           seed=self.seed * 1009 + seed_offset, device=self.device)
+                           seed=self.seed * 1009 + seed_offset, device=self.device,
+                           sync_batch_norm=self.sync_batch_norm)
 
     def lowered(self) -> GrowConfig:
         """The settings a growth event is retried with after the loss diverged: both ε quartered."""

@@ -153,22 +153,32 @@ def all_reduce_sum(values: list[float], world: World) -> list[float]:
     return tensor.tolist()
 
 
+def broadcast_buffers(model: nn.Module, world: World) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) on every rank: with each process's own BatchNorm
+    statistics they drift apart in training, and every rank must evaluate the same network."""
+    if world.parallel:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def parameter_signature(model: nn.Module) -> tuple:
     """What a DDP wrapper depends on: which parameter objects, and their shapes."""
     return tuple((id(p), tuple(p.shape)) for p in model.parameters())
 
 
-def data_parallel(model: nn.Module) -> nn.Module:
-    """``model`` wrapped for data-parallel training (rank 0's weights broadcast to all)."""
+def data_parallel(model: nn.Module, synced_batch_norm: bool) -> nn.Module:
+    """``model`` wrapped for data-parallel training (rank 0's weights broadcast to all). With BatchNorm
+    statistics of each process's own share (``synced_batch_norm`` False) rank 0's running statistics
+    are broadcast before every forward pass, so every process evaluates the same network."""
     from torch.nn.parallel import DistributedDataParallel
 
     device = next(model.parameters()).device
     device_ids = [device] if device.type == "cuda" else None
-    # BatchNorm buffers are kept equal by synced_batch_norm, not re-broadcast before every forward
+    # synced BatchNorm keeps the buffers equal, so they are not re-broadcast before every forward
     # (the keyword's name since torch 2.13; broadcast_buffers before)
     keyword = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
                else "broadcast_buffers")
-    return DistributedDataParallel(model, device_ids=device_ids, **{keyword: False})
+    return DistributedDataParallel(model, device_ids=device_ids, **{keyword: not synced_batch_norm})
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -222,10 +232,11 @@ def _synced_forward(module: nn.modules.batchnorm._BatchNorm):
 
 
 @contextmanager
-def synced_batch_norm(model: nn.Module, world: World):
+def synced_batch_norm(model: nn.Module, world: World, enabled: bool = True):
     """Within the block, every BatchNorm of ``model`` in training mode normalises with the statistics of
-    the global batch (see the module docstring); afterwards the layers are as they were."""
-    if not world.parallel:
+    the global batch (see the module docstring); afterwards the layers are as they were. Each one is a
+    point where every process waits for the others, twice per step (forward and backward)."""
+    if not world.parallel or not enabled:
         yield
         return
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]

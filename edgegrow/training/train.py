@@ -24,8 +24,8 @@ from ..argument_checks import check_finite, check_positive_integer, check_share
 from ..data.task_data import TaskData
 from ..progress import progress_bar
 from .device import check_device_name, model_device, resolve_device
-from .distributed import (all_reduce_sum, check_batch_divisible, current_world, data_parallel, parameter_signature,
-                          synced_batch_norm)
+from .distributed import (all_reduce_sum, broadcast_buffers, check_batch_divisible, current_world, data_parallel,
+                          parameter_signature, synced_batch_norm)
 from .metrics import Evaluation, evaluate
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -43,7 +43,11 @@ class TrainConfig:
     given training compute); the schedule then spans those steps. ``max_seconds`` and ``max_samples``
     stop early (quick runs); None means no limit. ``device``: where to train (``auto``, ``cpu``,
     ``cuda``, ``cuda:N``, ``mps``; ``auto`` is a CUDA GPU where there is one, see
-    ``edgegrow.training.device``): ``Training`` moves the model there."""
+    ``edgegrow.training.device``): ``Training`` moves the model there. ``sync_batch_norm``: in a torchrun
+    job, BatchNorm normalises with the global batch's statistics, which makes the run the one a single
+    process makes, at a cost (two waits for every process per BatchNorm per step: on 2 CPU processes
+    here 2.4× slower, ``bench/distributed_training.py``); False (the default, as plain DDP): with each
+    process's own share of the batch."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -59,9 +63,12 @@ class TrainConfig:
     max_seconds: float | None = None
     max_samples: int | None = None
     device: str = "auto"
+    sync_batch_norm: bool = False
 
     def __post_init__(self):
         check_device_name(self.device)
+        if not isinstance(self.sync_batch_norm, bool):
+            raise ValueError(f"sync_batch_norm must be True or False, got {self.sync_batch_norm!r}")
         check_positive_integer("epochs", self.epochs)
         check_positive_integer("batch_size", self.batch_size)
         if self.optimizer not in OPTIMIZERS:
@@ -218,7 +225,7 @@ class Training:
                 self.model.train()
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.learning_rate() * group.get("lr_scale", 1.0)
-                with synced_batch_norm(self.model, self.world):
+                with synced_batch_norm(self.model, self.world, enabled=config.sync_batch_norm):
                     logits = self._forward_model()(x)
                 loss = self.loss_function(logits, y) if len(y) else logits.sum() * 0.0
                 correct = (logits.argmax(dim=1) == y).sum().item()
@@ -294,12 +301,14 @@ class Training:
             return self.model
         signature = parameter_signature(self.model)
         if self._parallel is None or self._parallel[0] != signature:
-            self._parallel = (signature, data_parallel(self.model))
+            self._parallel = (signature, data_parallel(self.model, self.config.sync_batch_norm))
         return self._parallel[1]
 
     def _end_epoch(self) -> None:
         loss_sum, correct, seen = self._sums
         self._sums = [0.0, 0, 0]
+        if not self.config.sync_batch_norm:  # a torchrun job's ranks evaluate (and save) rank 0's statistics
+            broadcast_buffers(self.model, self.world)
         validation: Evaluation | None = None
         if len(self.data.validation):
             validation = evaluate(self.model, self.data.validation, self.data.class_names)

@@ -28,7 +28,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 # ranks neurons or line-searches a grid (splitting, TINY) can break a near-tie the other way on 1e-8 (on
 # this toy, fast-split chooses the same widths but other neurons at its last event: 1e-3 apart after it).
 # Which method decides does not matter here: rank 0 decides and the other ranks take its network whole.
-CONFIG = {**TINY, "device": "cpu", "optimizer": "sgd", "method": "random-new"}
+CONFIG = {**TINY, "device": "cpu", "optimizer": "sgd", "method": "random-new", "sync_batch_norm": True}
 
 JOB = textwrap.dedent("""
     import json, os, sys
@@ -74,6 +74,16 @@ JOB = textwrap.dedent("""
         "running_var": (layer.running_var - plain.running_var).abs().max().item(),
         "forward_restored": "forward" not in vars(layer),
     }}
+    # each process's own BatchNorm statistics (the default): every rank still ends with rank 0's network
+    from edgegrow.training import TrainConfig
+    from edgegrow.training.train import Training
+    model = seed_model()
+    Training(model, toy_task(), TrainConfig(epochs=1, batch_size=64, device="cpu")).run()
+    sums = torch.tensor([sum(p.double().sum() for p in model.parameters()),
+                         sum(b.double().sum() for b in model.buffers())], dtype=torch.float64)
+    gathered = [torch.zeros(2, dtype=torch.float64) for _ in range(2)]
+    torch.distributed.all_gather(gathered, sums)
+    checks["local_statistics_same_network"] = torch.equal(gathered[0], gathered[1])
     if world.main:
         with open(os.path.join(out, "batch_norm.json"), "w") as f:
             json.dump(checks, f)
@@ -122,7 +132,7 @@ def job(tmp_path_factory) -> Path:
 
 def test_batch_norm_over_two_processes_equals_one_over_the_whole_batch(job):
     checks = json.loads((job / "batch_norm.json").read_text())
-    assert checks.pop("forward_restored")
+    assert checks.pop("forward_restored") and checks.pop("local_statistics_same_network")
     for name, difference in checks.items():
         assert difference < 1e-5, (name, difference)
 
