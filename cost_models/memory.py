@@ -2,10 +2,13 @@
 
 Each tensor (the model input and every kernel's output; reshapes alias their input) lives from the
 step that writes it to the last step that reads it; the model output lives to the end. Kernel ``i``
-runs at step ``2i + 1``. With ``converter_pads``, a convolution whose padding TFLite's SAME or VALID
-cannot express (PyTorch's symmetric padding 1 on a stride-2 3×3 convolution over an even size:
-SAME pads 0 before and 1 after) gets the PAD op the converter puts before it, at step ``2i``, and
-its zero-padded copy of the input. Buffers are placed like TFLite Micro's GreedyMemoryPlanner:
+runs at step ``3i + 1``. With ``converter_pads`` (the model as TFLite's converter leaves it), a
+convolution whose padding TFLite's SAME or VALID cannot express (PyTorch's symmetric padding 1 on a
+stride-2 3×3 convolution over an even size: SAME pads 0 before and 1 after) gets the PAD op the
+converter puts before it, at step ``3i``, and its zero-padded copy of the input; and an activation
+TFLite cannot fuse into the kernel before it (only ReLU, ReLU6 and ReLU-1..1 fuse: Hardswish, the
+sigmoid of a squeeze-and-excitation gate, GELU, SiLU… are operators of their own) runs at step
+``3i + 2``, reading the kernel's output and writing a tensor of the same size. Buffers are placed like TFLite Micro's GreedyMemoryPlanner:
 largest first, each at the lowest 16-byte aligned offset where it overlaps no placed buffer that is
 alive at the same time. The arena size is the highest end offset. The plain sum of live sizes at
 the worst step is a lower bound on it.
@@ -25,6 +28,9 @@ from .kernel_shape import WEIGHTED_KINDS
 from .kernels import Kernel
 
 CONVOLUTION_KINDS = ("conv", "depthwise", "pointwise")
+STEPS_PER_KERNEL = 3  # a PAD before, the kernel, an unfused activation after
+# the activations TFLite's converter fuses into the operator before them (fused_activation_function)
+TFLITE_FUSED_ACTIVATIONS = frozenset({"relu", "relu_", "relu6", "hardtanh"})
 
 ALIGNMENT_BYTES = 16
 
@@ -93,14 +99,22 @@ def folded_pads(kernels: list[Kernel]) -> set[int]:
     return folded
 
 
+def unfused_activation(kernel: Kernel) -> bool:
+    """Whether TFLite runs ``kernel``'s fused activation as an operator of its own."""
+    return kernel.activation is not None and kernel.activation.lower() not in TFLITE_FUSED_ACTIVATIONS
+
+
 def activation_buffers(kernels: list[Kernel], input_shape: tuple[int, ...], bytes_per_element: int, *,
                        converter_pads: bool = False) -> list[Buffer]:
-    """One buffer per tensor with its lifetime in steps (batch 1; kernel ``i`` runs at step ``2i + 1``).
+    """One buffer per tensor with its lifetime in steps (batch 1; kernel ``i`` runs at step ``3i + 1``).
 
     ``converter_pads``: the model as TFLite's converter leaves it: the PAD ops it inserts (see
-    ``converter_padding``) are added, and the pad kernels it folds into SAME padding (``folded_pads``)
-    are gone, their reader reading their input.
+    ``converter_padding``) are added, the pad kernels it folds into SAME padding (``folded_pads``)
+    are gone, their reader reading their input, and the activations it cannot fuse are operators of
+    their own (``unfused_activation``): the kernel's output before the activation is a buffer
+    (``KERNEL/pre``) read by it.
     """
+    steps = STEPS_PER_KERNEL
     pads = {index: converter_padding(kernel) for index, kernel in enumerate(kernels)} if converter_pads else {}
     pads = {index: padding for index, padding in pads.items() if padding is not None}
     folded = folded_pads(kernels) if converter_pads else set()
@@ -111,12 +125,13 @@ def activation_buffers(kernels: list[Kernel], input_shape: tuple[int, ...], byte
             continue
         for position, source in enumerate(kernel.inputs):
             read_by_pad = index in pads and position == 0
-            last_read[alias.get(source, source)] = 2 * index + (0 if read_by_pad else 1)
-    final = 2 * (len(kernels) - 1) + 1
+            last_read[alias.get(source, source)] = steps * index + (0 if read_by_pad else 1)
+    unfused = {index for index, kernel in enumerate(kernels) if converter_pads and unfused_activation(kernel)}
+    final = steps * (len(kernels) - 1) + (2 if len(kernels) - 1 in unfused else 1)
     sizes = {"input": math.prod(input_shape[1:]) * bytes_per_element}
     buffers = [Buffer("input", sizes["input"], -1, last_read["input"])]
     for index, kernel in enumerate(kernels):
-        step = 2 * index + 1
+        step = steps * index + 1
         if index in folded:
             continue
         if index in pads:  # the zero-padded copy of the input, written by the PAD op just before
@@ -126,8 +141,11 @@ def activation_buffers(kernels: list[Kernel], input_shape: tuple[int, ...], byte
             padded = sizes.get(source, 0) * (height + 2 * pad_h) * (width + 2 * pad_w) // (height * width)
             buffers.append(Buffer(f"{kernel.name}/pad", padded, step - 1, step))
         sizes[kernel.name] = math.prod(kernel.output_shape) * bytes_per_element
+        if index in unfused:  # the kernel writes its output, the activation operator reads it next
+            buffers.append(Buffer(f"{kernel.name}/pre", sizes[kernel.name], step, step + 1))
+            step += 1
         buffers.append(Buffer(kernel.name, sizes[kernel.name], step,
-                              final if step == final else last_read.get(kernel.name, step)))
+                              final if step == final else max(step, last_read.get(kernel.name, step))))
     return buffers
 
 

@@ -324,9 +324,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--target", default="host", help="target whose prediction to show (default host)")
     bench.add_argument("--runs", type=int, default=200, help="timed runs (default 200)")
     bench.add_argument("--warmup", type=int, default=20, help="untimed runs first (default 20)")
-    bench.add_argument("--rounds", type=int, default=8,
+    bench.add_argument("--rounds", type=int,
                        help="rounds the timed runs are spread over, a probe timed before each to find the ones the "
-                            "machine ran slow (default 8)")
+                            "machine ran slow (default 8, or --runs when fewer)")
     bench.add_argument("--no-record", action="store_true", help="do not append the result to model_card.json")
 
     report = commands.add_parser(
@@ -781,7 +781,17 @@ def main(argv: list[str] | None = None) -> int:
         if world.main:  # every rank of a torchrun job meets the same mistake: said once
             print(f"edgegrow {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except (PeerLost, RuntimeError) as error:  # under torchrun: another process of the job stopped
+    except NumericalFault as error:  # training diverged where no rollback helps: a failure, with the fix
+        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
+        return 1
+    except ExportError as error:  # a file failed verification in its runtime: nothing was written
+        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # disk full, permission denied: a failure of the environment, not of the input
+        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
+        return 1
+    except (PeerLost, RuntimeError) as error:  # under torchrun: another process of the job stopped (the last
+        # clause: ExportError and NumericalFault are RuntimeErrors too, answered above)
         if not (world.parallel and peer_lost(error)):
             raise
         where = getattr(args, "out", None) or (args.resume if isinstance(getattr(args, "resume", None), str) else None)
@@ -791,15 +801,6 @@ def main(argv: list[str] | None = None) -> int:
                       f"-m edgegrow grow --resume {where}' (or 'edgegrow grow --resume {where}') continues it")
         print(f"edgegrow {args.command}: failed on rank {world.rank}: {str(error).splitlines()[0]}{resume}",
               file=sys.stderr)
-        return 1
-    except NumericalFault as error:  # training diverged where no rollback helps: a failure, with the fix
-        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
-        return 1
-    except ExportError as error:  # a file failed verification in its runtime: nothing was written
-        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # disk full, permission denied: a failure of the environment, not of the input
-        print(f"edgegrow {args.command}: failed: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         resume = {"profile": "; run the same command again to resume",

@@ -399,8 +399,7 @@ def bench_export(deployment: Deployment, host: Target, config: WorkflowConfig,
     results = []
     for fmt, runtime, target in plan:
         path = deployment.export_dir / files[fmt]["path"]
-        result = benchmark(path, runtime, target=target, warmup=config.bench_warmup, runs=config.bench_runs,
-                           rounds=min(8, config.bench_runs))
+        result = benchmark(path, runtime, target=target, warmup=config.bench_warmup, runs=config.bench_runs)
         log(f"[bench] {path.name} in {runtime}: fast {result.latency_ms_fast:.4f} ms, median "
             f"{result.latency_ms_median:.4f} ms" + ("" if result.trusted else " (too noisy to trust)")
             + (f", arena {result.arena_bytes:,} B" if result.arena_bytes else "")

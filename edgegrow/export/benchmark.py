@@ -173,7 +173,7 @@ class BenchResult:
 
 
 def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str | None = "host",
-              warmup: int = 20, runs: int = 200, rounds: int = 8, record: bool = True) -> BenchResult:
+              warmup: int = 20, runs: int = 200, rounds: int | None = None, record: bool = True) -> BenchResult:
     """Measure ``path`` in ``runtime`` (one of RUNTIMES) and compare with ``target``'s prediction.
 
     ``threads`` is the runtime's intra-op thread count (TFLite Micro is single-threaded: it runs
@@ -190,6 +190,7 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
         raise ValueError(f"--threads must be 1 or more, not {threads}")
     if warmup < 0 or runs < 1:
         raise ValueError(f"need warmup >= 0 and runs >= 1 (got warmup {warmup}, runs {runs})")
+    rounds = min(8, runs) if rounds is None else rounds  # default: 8 rounds, or one per run when fewer
     if rounds < 1 or runs < rounds:
         raise ValueError(f"need 1 <= rounds <= runs (got rounds {rounds}, runs {runs}): each round times "
                          "runs / rounds runs")

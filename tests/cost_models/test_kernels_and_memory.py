@@ -90,11 +90,34 @@ def test_a_converter_pad_adds_the_padded_copy_between_its_source_and_the_convolu
     plain = activation_buffers(kernels, (1, 1, 8, 8), 1)
     padded = activation_buffers(kernels, (1, 1, 8, 8), 1, converter_pads=True)
     (pad,) = [b for b in padded if b.tensor.endswith("/pad")]
-    assert pad.size_bytes == 4 * 10 * 10 and (pad.first_step, pad.last_step) == (2, 3)
+    assert pad.size_bytes == 4 * 10 * 10 and (pad.first_step, pad.last_step) == (3, 4)  # kernel 1 runs at step 4
     source = next(b for b in padded if b.tensor == kernels[0].name)
-    assert source.last_step == 2  # read by the PAD op, not by the convolution
+    assert source.last_step == 3  # read by the PAD op, not by the convolution
     # input 64 B, 256 B, padded 400 B, output 64 B: the PAD step holds 256 + 400, the conv 400 + 64
     assert plan_arena(padded).arena_bytes == 656 and plan_arena(plain).arena_bytes == 256 + 64
+
+
+@pytest.mark.parametrize("activation, unfused", [(nn.ReLU(), False), (nn.ReLU6(), False), (nn.Hardswish(), True),
+                                                 (nn.Sigmoid(), True), (nn.GELU(), True)])
+def test_an_activation_tflite_cannot_fuse_is_an_operator_with_a_tensor_of_its_own(activation, unfused):
+    """Conv (1 → 8 channels, 16×16, int8: 2,048 B) then the activation then a strided 1×1 conv to 2
+    channels (128 B): TFLite fuses ReLU and ReLU6 into the conv; Hardswish, the sigmoid, GELU are
+    operators reading the conv's output and writing a copy, so both are alive at once (found on held-out
+    squeeze-and-excitation networks, whose arena was 29 % over the prediction, bench/tflm_arena.py
+    --held-out)."""
+    chain = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), activation, nn.Conv2d(8, 2, 1, stride=2))
+    kernels = fused_kernels(chain, torch.zeros(1, 1, 16, 16))
+    assert len(kernels) == 2 and kernels[0].activation is not None  # fused in the kernel list (latency)
+    buffers = activation_buffers(kernels, (1, 1, 16, 16), 1, converter_pads=True)
+    names = [b.tensor for b in buffers]
+    assert (f"{kernels[0].name}/pre" in names) == unfused
+    # input 256 B, conv output 2,048 B, (the activation's copy 2,048 B,) the last conv's output 128 B
+    assert plan_arena(buffers).arena_bytes == (2048 + 2048 if unfused else 256 + 2048)
+    assert plan_arena(activation_buffers(kernels, (1, 1, 16, 16), 1)).arena_bytes == 256 + 2048  # the plain view
+    if unfused:
+        pre = next(b for b in buffers if b.tensor.endswith("/pre"))
+        post = next(b for b in buffers if b.tensor == kernels[0].name)
+        assert (pre.first_step, pre.last_step) == (1, 2) and post.first_step == 2  # both alive at step 2
 
 
 def test_same_padding_written_as_a_pad_layer_is_folded_into_the_convolution():

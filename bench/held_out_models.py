@@ -1,0 +1,177 @@
+"""Architectures the cost model's tables and fits never saw, for the out-of-sample benchmarks
+(``tflm_arena.py --held-out``, and the latency accuracy benchmark): networks of the kinds users write by
+hand at random widths, the zoo's families at random widths, and (from a growth benchmark's work folder)
+networks edgegrow grew. Everything is drawn from a seed, so a run names the same models again.
+
+User-style families (each a plain ``nn.Module`` of standard layers):
+
+- ``plain``: conv (3×3, 5×5 or 7×7) → BatchNorm → ReLU → max-pool, two or three times, flatten → linear;
+- ``residual``: a stem and one or two residual blocks (3×3 convs, ReLU), global average pooling;
+- ``squeeze-excite``: convs with Hardswish and a squeeze-and-excitation gate (sigmoid) multiplying them;
+- ``concat``: two branches (1×1 and 3×3 or 5×5) concatenated, then a strided conv;
+- ``user-style``: the residual block, SE gate and concatenated Hardswish branches of issue 17's network.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgegrow.models import ds_cnn, mobilenet_v1, mobilenet_v2, resnet8
+
+
+class Plain(nn.Module):
+    def __init__(self, in_channels: int, widths: list[int], kernel: int, classes: int, size: int):
+        super().__init__()
+        layers, channels = [], in_channels
+        for width in widths:
+            layers += [nn.Conv2d(channels, width, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU(), nn.MaxPool2d(2)]
+            channels, size = width, size // 2
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels * size * size, classes)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+class Residual(nn.Module):
+    def __init__(self, in_channels: int, width: int, blocks: int, classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU())
+        self.blocks = nn.ModuleList(nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)) for _ in range(blocks))
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = F.relu(x + block(x))
+        return self.head(x.mean((2, 3)))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, in_channels: int, width: int, reduced: int, classes: int):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.Hardswish(),
+                                  nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
+                                  nn.BatchNorm2d(width), nn.Hardswish())
+        self.squeeze, self.excite = nn.Conv2d(width, reduced, 1), nn.Conv2d(reduced, width, 1)
+        self.project = nn.Sequential(nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = x * torch.sigmoid(self.excite(F.relu(self.squeeze(x.mean((2, 3), keepdim=True)))))
+        return self.head(self.project(x).mean((2, 3)))
+
+
+class Concat(nn.Module):
+    def __init__(self, in_channels: int, left: int, right: int, kernel: int, out: int, classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, left, 3, stride=2, padding=1), nn.ReLU())
+        self.left = nn.Conv2d(left, left, 1)
+        self.right = nn.Conv2d(left, right, kernel, padding=kernel // 2)
+        self.norm = nn.BatchNorm2d(left + right)
+        self.mix = nn.Sequential(nn.Conv2d(left + right, out, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Linear(out, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu6(self.norm(torch.cat([self.left(x), self.right(x)], dim=1)))
+        return self.head(self.mix(x).mean((2, 3)))
+
+
+class UserStyle(nn.Module):
+    def __init__(self, in_channels: int, c: int, classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
+                                  nn.ReLU())
+        self.res = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                                 nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.se_reduce, self.se_expand = nn.Conv2d(c, max(1, c // 2), 1), nn.Conv2d(max(1, c // 2), c, 1)
+        self.left = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.Hardswish())
+        self.right = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.Hardswish())
+        self.block = nn.Sequential(nn.Conv2d(2 * c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
+                                   nn.ReLU())
+        self.head = nn.Linear(c, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.res(x))
+        x = x * torch.sigmoid(self.se_expand(F.relu(self.se_reduce(x.mean((2, 3), keepdim=True)))))
+        x = self.block(torch.cat([self.left(x), self.right(x)], 1))
+        return self.head(x.mean((2, 3)))
+
+
+def _input(rng: random.Random) -> tuple[int, int, int]:
+    """A KWS input (1×49×10) or an image (grey or RGB, 32–96 px)."""
+    if rng.random() < 0.3:
+        return (1, 49, 10)
+    size = rng.choice([32, 48, 64, 96])
+    return (rng.choice([1, 3]), size, size)
+
+
+def user_style(rng: random.Random, family: str) -> tuple[str, nn.Module, tuple[int, ...]]:
+    """One network of ``family`` (see the module docstring) at random widths and input."""
+    classes = rng.choice([2, 4, 10, 12])
+    if family == "plain":
+        size = rng.choice([32, 48, 64])
+        shape = (rng.choice([1, 3]), size, size)
+        widths = [rng.randint(4, 48) for _ in range(rng.randint(2, 3))]
+        kernel = rng.choice([3, 5, 7])
+        return f"plain {kernel}x{kernel} {widths} {size}px", Plain(shape[0], widths, kernel, classes, size), shape
+    shape = _input(rng)
+    if family == "residual":
+        width, blocks = rng.randint(6, 40), rng.randint(1, 2)
+        return f"residual {width}x{blocks} {shape}", Residual(shape[0], width, blocks, classes), shape
+    if family == "squeeze-excite":
+        width = rng.randint(8, 64)
+        reduced = max(2, width // rng.choice([2, 4]))
+        return f"squeeze-excite {width}/{reduced} {shape}", SqueezeExcite(shape[0], width, reduced, classes), shape
+    if family == "concat":
+        left, right, out, kernel = rng.randint(3, 32), rng.randint(3, 32), rng.randint(6, 48), rng.choice([3, 5])
+        return (f"concat {left}+{right} k{kernel} -> {out} {shape}", Concat(shape[0], left, right, kernel, out, classes),
+                shape)
+    if family == "user-style":
+        c = rng.randint(4, 40)
+        return f"user-style {c} {shape}", UserStyle(shape[0], c, classes), shape
+    raise ValueError(family)
+
+
+def zoo(rng: random.Random, family: str) -> tuple[str, nn.Module, tuple[int, ...]]:
+    """A zoo family at a random width multiplier (and resolution), never one of the benchmarks' fixed ones."""
+    width = round(rng.uniform(0.2, 1.2 if family in ("ds-cnn", "resnet8") else 0.75), 3)
+    if family == "ds-cnn":
+        model = ds_cnn(rng.choice(["S", "M"]), width_multiplier=width)
+        return f"ds-cnn x{width}", model, tuple(model.input_shape)
+    resolution, classes = rng.choice([32, 48, 64, 96]), rng.choice([2, 10])
+    if family == "mobilenet-v1":
+        model = mobilenet_v1(width, resolution, classes)
+    elif family == "mobilenet-v2":
+        model = mobilenet_v2(width, resolution, classes)
+    else:
+        model = resnet8(width, classes)
+    return f"{family} x{width} {resolution}px", model, tuple(model.input_shape)
+
+
+USER_FAMILIES = ("plain", "residual", "squeeze-excite", "concat", "user-style")
+ZOO_FAMILIES = ("ds-cnn", "mobilenet-v1", "mobilenet-v2", "resnet8")
+
+
+def held_out(count: int, seed: int = 2027) -> Iterator[tuple[str, str, nn.Module, tuple[int, ...]]]:
+    """``count`` networks, the user-style and zoo families in turn: (family, description, model, input shape)."""
+    rng = random.Random(seed)
+    families = [*USER_FAMILIES, *ZOO_FAMILIES]
+    for index in range(count):
+        family = families[index % len(families)]
+        torch.manual_seed(seed * 1000 + index)
+        maker = user_style if family in USER_FAMILIES else zoo
+        description, model, shape = maker(rng, family)
+        yield family, description, model, shape
