@@ -17,12 +17,13 @@ from .latency import KernelLatency, LatencyModel
 from .macs import MacReport, conv2d_macs, count_macs, linear_macs
 from .marginal import KernelCostModel, MarginalCost, marginal_cost
 from .memory import ArenaPlan, Buffer, activation_buffers, plan_arena
-from .target import Target, known_targets, load_target, parse_target
+from .target import Target, known_targets, load_known_targets, load_target, parse_target
 
 __all__ = [
     "ArenaPlan", "Buffer", "CostReport", "Kernel", "KernelCost", "KernelCostModel", "KernelLatency", "KernelShape",
     "LatencyModel", "MacReport", "MarginalCost", "Target", "activation_buffers", "conv2d_macs", "count_macs",
-    "estimate", "estimate_kernels", "estimate_targets", "fused_kernels", "known_targets", "linear_macs", "load_target",
+    "estimate", "estimate_kernels", "estimate_targets", "fused_kernels", "known_targets", "linear_macs", "load_known_targets",
+    "load_target",
     "marginal_cost",
     "parse_target", "plan_arena", "trace_with_shapes",
 ]

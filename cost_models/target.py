@@ -258,6 +258,20 @@ def known_targets() -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def load_known_targets() -> tuple[dict[str, Target], dict[str, str]]:
+    """Every known profile (``known_targets``) loaded: ``(targets by name, why each unreadable one could not
+    be read)``, both in name order. Callers decide what an unreadable profile means to them (a row saying
+    so in ``edgegrow targets`` and the reports, nothing in an export's card); none of them stops on it."""
+    targets: dict[str, Target] = {}
+    unreadable: dict[str, str] = {}
+    for name, path in known_targets().items():
+        try:
+            targets[name] = load_target(str(path))
+        except ValueError as error:
+            unreadable[name] = str(error)
+    return targets, unreadable
+
+
 def load_target(name_or_path: str | Path) -> Target:
     """A profile by name (see ``known_targets``) or by the path of its JSON file.
 

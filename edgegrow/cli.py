@@ -642,17 +642,17 @@ def _groups(args):
 
 
 def _targets(args):
-    from cost_models import known_targets, load_target
+    from cost_models import known_targets, load_known_targets
     from cost_models.whole_model_calibration import calibration_status
 
     rows = []
+    targets, unreadable = load_known_targets()
     for name, path in known_targets().items():
-        try:
-            target = load_target(str(path))
-        except ValueError as error:
-            print(f"{name:<22} unreadable: {error}")
-            rows.append({"name": name, "path": str(path), "error": str(error)})
+        if name in unreadable:
+            print(f"{name:<22} unreadable: {unreadable[name]}")
+            rows.append({"name": name, "path": str(path), "error": unreadable[name]})
             continue
+        target = targets[name]
         how = "measured" if target.measured else calibration_status(target)
         print(f"{name:<22} {target.kind:<4} {target.runtime} {target.runtime_version} {target.dtype}, "
               f"{target.threads} thread(s), {how}  {path}")

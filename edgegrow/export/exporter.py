@@ -219,14 +219,9 @@ def _sha256(content: bytes) -> str:
 
 def _predictions(model: nn.Module, example: torch.Tensor) -> dict[str, dict]:
     """The cost model's figures for the model on every known target."""
-    from cost_models import estimate_targets, known_targets, load_target
+    from cost_models import estimate_targets, load_known_targets
 
-    targets = {}
-    for name, path in known_targets().items():
-        try:
-            targets[name] = load_target(str(path))
-        except ValueError:
-            continue  # an unreadable user profile is reported by 'edgegrow targets', not here
+    targets, _ = load_known_targets()  # an unreadable user profile is reported by 'edgegrow targets', not here
     return {name: {"runtime": targets[name].runtime, "dtype": targets[name].dtype,
                    "predicted": {"latency_ms": report.latency_ms, "energy_mj": report.energy_mj,
                                  "sram_kb": report.sram_bytes / 1024, "flash_kb": report.flash_bytes / 1024},

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from cost_models import estimate_targets, known_targets, load_target
+from cost_models import estimate_targets, known_targets, load_known_targets, load_target
 from cost_models.whole_model_calibration import calibration_status
 
 from ..atomic import write_atomically
@@ -169,12 +169,7 @@ def check_baselines(baselines: list[dict] | None, metric: str) -> list[dict] | N
 
 def target_costs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, object]]:
     """``(target name, CostReport or the error text)`` for every known target, in name order."""
-    targets, unreadable = {}, {}
-    for name in known_targets():
-        try:
-            targets[name] = load_target(name)
-        except ValueError as error:  # a profile that cannot be read: say so in its row
-            unreadable[name] = str(error)
+    targets, unreadable = load_known_targets()  # a profile that cannot be read: said in its row
     reports = estimate_targets(model, torch.zeros(1, *input_shape), targets)
     return [(name, reports.get(name, unreadable.get(name))) for name in known_targets()]
 

@@ -70,6 +70,18 @@ def test_user_folder_profiles_win_over_shipped_ones(tmp_path, monkeypatch):
     assert load_target("host").description == "test"
 
 
+def test_every_known_profile_loads_in_one_call_and_the_unreadable_say_why(tmp_path, monkeypatch):
+    from cost_models import load_known_targets
+
+    monkeypatch.setenv("EDGEGROW_TARGETS", str(tmp_path))
+    (tmp_path / "test-cpu.json").write_text(json.dumps(table_profile()))
+    (tmp_path / "broken.json").write_text("{ not json")
+    targets, unreadable = load_known_targets()
+    assert targets["test-cpu"].name == "test-cpu" and "cortex-m4f-120mhz" in targets  # shipped ones too
+    assert list(unreadable) == ["broken"] and "broken.json" in unreadable["broken"]
+    assert list(targets) == sorted(targets) and "broken" not in targets
+
+
 def test_shipped_host_profile_loads_and_is_measured():
     host = load_target("host")
     assert host.measured and host.runtime == "onnxruntime" and host.threads == 1
