@@ -150,7 +150,10 @@ def held_out_main(count: int, grown_work: str | None) -> None:
     print(json.dumps(summary, indent=1))
     HELD_OUT_RESULTS.write_text(json.dumps({
         "benchmark": "tflm_arena --held-out", "target": TARGET, "python": sys.version.split()[0],
-        "machine": platform.machine(), "torch": torch.__version__, "command": " ".join(sys.argv),
+        "machine": platform.machine(), "torch": torch.__version__,
+        # the grown networks' folder by its name only: where it lies is this machine's business
+        "command": f"python bench/tflm_arena.py --held-out {count}" + (f" --grown {Path(grown_work).name}"
+                                                                        if grown_work else ""),
         "summary": summary, "rows": rows}, indent=1) + "\n")
 
 

@@ -74,24 +74,15 @@ def time_session(session: Session, warmup_ms: float = 20.0, repeats: int = 30, s
     Returns {"latency_ms": median, "fast_ms": 10th percentile, "p10_ms", "p90_ms", "runs_per_sample",
     "samples"}. ``fast_ms`` is the statistic tables use: on a shared machine latency jumps between
     an uncontended and a contended level for seconds at a time, and the low percentile measured in
-    several rounds spread over minutes is the level that repeats.
+    several rounds spread over minutes is the level that repeats. It is one round of ``measure``
+    without the probe (a kernel of the profiler's grid is timed in one block).
     """
-    start = time.perf_counter()
-    runs = 0
-    while runs < 3 or (time.perf_counter() - start) * 1e3 < warmup_ms:
-        session.run()
-        runs += 1
-    one_run_ms = (time.perf_counter() - start) * 1e3 / runs
-    per_sample = max(1, int(sample_ms / max(one_run_ms, 1e-6)))
-    samples = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        for _ in range(per_sample):
-            session.run()
-        samples.append((time.perf_counter() - begin) * 1e3 / per_sample)
+    (timing,) = measure([session.run], rounds=1, repeats=repeats, sample_ms=sample_ms, warmup_ms=warmup_ms,
+                        probe=lambda: None)["models"]
+    (samples,) = timing["samples_ms"]
     deciles = statistics.quantiles(samples, n=10) if len(samples) >= 2 else samples * 9
-    return {"latency_ms": statistics.median(samples), "fast_ms": deciles[0], "p10_ms": deciles[0],
-            "p90_ms": deciles[-1], "runs_per_sample": per_sample, "samples": len(samples)}
+    return {"latency_ms": timing["latency_ms"], "fast_ms": timing["fast_ms"], "p10_ms": timing["fast_ms"],
+            "p90_ms": deciles[-1], "runs_per_sample": timing["runs_per_sample"], "samples": timing["samples"]}
 
 
 PROBE_ELEMENTS = 8_192

@@ -212,11 +212,13 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
 
         profile = load_target(target)
 
+    from cost_models.runner import noise_verdict  # here, not at the top: the measuring child imports this file
+
     child = _measure_in_child_process(path, runtime, threads, spec, arena_bytes, warmup, runs, rounds)
     times_ms = np.asarray(child["times_ms"], dtype=np.float64)
     protocol = child["protocol"]
     timing = protocol["models"][0]
-    untrusted = _noise_verdict(protocol, timing) if runtime != "tflm" else None
+    untrusted = noise_verdict(protocol, timing) if runtime != "tflm" else None
     if untrusted:
         notes.append(f"too noisy to trust: {untrusted}; close other programs and run again, or give more --rounds")
     if child["imported_torch"]:
@@ -287,15 +289,6 @@ def _runner_folder() -> str:
     import importlib.util
 
     return importlib.util.find_spec("cost_models").submodule_search_locations[0]
-
-
-def _noise_verdict(protocol: dict, timing: dict) -> str | None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_edgegrow_runner", Path(_runner_folder()) / "runner.py")
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
-    return runner.noise_verdict(protocol, timing)
 
 
 def _measure_in_child_process(path: Path, runtime: str, threads: int, spec: TensorSpec,

@@ -8,11 +8,13 @@ run of one process with the same (global) ``batch_size``:
   batch order of one process, so resume stays exact); ``batch_size`` must be a multiple of ``N``;
 - **gradients**: averaged by ``DistributedDataParallel`` over the global batch (each rank's loss is
   weighted by its share of the batch, so an uneven last batch averages as one process would);
-- **BatchNorm**: the mean and variance of a training batch are all-reduced across ranks
+- **BatchNorm**: by default each rank normalises with its own share of the batch (plain DDP) and rank
+  0's running statistics are broadcast, so every rank evaluates the same network; with
+  ``sync_batch_norm`` the mean and variance of a training batch are all-reduced across ranks
   (``synced_batch_norm``), as one process would compute them over the global batch, with gradients
-  through the reduction. PyTorch's ``SyncBatchNorm`` runs on GPUs only; this one runs wherever
-  ``torch.distributed`` does (gloo on CPUs) and is only switched on for the training forward pass, so
-  the network stays a plain module with its own BatchNorm layers;
+  through the reduction, and the run is the one a single process makes. PyTorch's ``SyncBatchNorm``
+  runs on GPUs only; this one runs wherever ``torch.distributed`` does (gloo on CPUs) and is only
+  switched on for the training forward pass, so the network stays a plain module;
 - **consensus**: whether a batch's loss is finite, the epoch's loss and accuracy sums and a time limit
   are all-reduced, so every rank stops, rolls back or goes on at the same step.
 
