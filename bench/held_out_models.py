@@ -10,6 +10,18 @@ User-style families (each a plain ``nn.Module`` of standard layers):
 - ``squeeze-excite``: convs with Hardswish and a squeeze-and-excitation gate (sigmoid) multiplying them;
 - ``concat``: two branches (1×1 and 3×3 or 5×5) concatenated, then a strided conv;
 - ``user-style``: the residual block, SE gate and concatenated Hardswish branches of issue 17's network.
+
+Grown-style families, made by edgegrow's own growth edits at random places (untrained: what these
+benchmarks measure depends on the architecture, not on the weights):
+
+- ``deepened``: a DS-CNN or MobileNetV1 with one to three blocks inserted after children of its
+  ``features`` stack by ``edgegrow.growth.deepen``, as Firefly inserts them (a depthwise-separable
+  block, sometimes a plain 3×3 conv);
+- ``widened``: a DS-CNN seed, a MobileNetV2 or a user-style network with new neurons added to one to
+  four of its growable channel groups by ``edgegrow.growth.add_neurons``, as TINY adds them: uneven,
+  odd widths, MobileNetV2's bottleneck projections and residual streams included;
+- ``tiny``: networks that run in tens of microseconds (a DS-CNN of 4–12 channels, a one- or
+  two-conv grey image net), where the runtime's fixed costs are most of the time.
 """
 from __future__ import annotations
 
@@ -20,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgegrow.models import ds_cnn, mobilenet_v1, mobilenet_v2, resnet8
+from edgegrow.growth import add_neurons, deepen, find_channel_groups, growable_groups
+from edgegrow.models import DSCNN, ds_cnn, mobilenet_v1, mobilenet_v2, resnet8
 
 
 class Plain(nn.Module):
@@ -161,7 +174,62 @@ def zoo(rng: random.Random, family: str) -> tuple[str, nn.Module, tuple[int, ...
     return f"{family} x{width} {resolution}px", model, tuple(model.input_shape)
 
 
+def grown_style(rng: random.Random, family: str) -> tuple[str, nn.Module, tuple[int, ...]]:
+    """One network of ``family`` (``deepened``, ``widened`` or ``tiny``; see the module docstring)."""
+    if family == "deepened":
+        width = round(rng.uniform(0.2, 0.6), 3)
+        if rng.random() < 0.6:
+            model, base = ds_cnn("S", width_multiplier=width), f"ds-cnn x{width}"
+        else:
+            resolution = rng.choice([32, 48, 64])
+            model, base = mobilenet_v1(width, resolution, rng.choice([2, 10])), f"mobilenet-v1 x{width} {resolution}px"
+        model.eval()
+        example = torch.randn(2, *model.input_shape)
+        blocks = [f"features.{name}" for name, child in model.features.named_children()
+                  if any(True for _ in child.parameters())]
+        inserted = []
+        for after in sorted(rng.sample(blocks, rng.randint(1, min(3, len(blocks)))), reverse=True):
+            kind = "ds-block" if rng.random() < 0.75 else "conv"
+            deepen(model, after, example, kind=kind)
+            inserted.append(f"{kind} after {after}")
+        return f"deepened {base}: {', '.join(inserted)}", model, tuple(model.input_shape)
+    if family == "widened":
+        choice = rng.choice(["ds-cnn", "mobilenet-v2", "user-style"])
+        if choice == "ds-cnn":
+            channels = rng.randint(6, 24)
+            model, base = DSCNN(channels, [channels] * 4, [(1, 1)] * 4), f"ds-cnn seed {channels}"
+        elif choice == "mobilenet-v2":
+            resolution = rng.choice([32, 48, 64])
+            model = mobilenet_v2(round(rng.uniform(0.2, 0.4), 3), resolution, 10)
+            base = f"mobilenet-v2 {resolution}px"
+        else:
+            shape = _input(rng)
+            model, base = UserStyle(shape[0], rng.randint(4, 24), 10), f"user-style {shape}"
+            model.input_shape = shape
+        model.eval()
+        example = torch.randn(2, *model.input_shape)
+        added = []
+        for _ in range(rng.randint(1, 4)):
+            groups = growable_groups(find_channel_groups(model, example))
+            group = rng.choice(groups)
+            count = rng.randint(1, 24)
+            add_neurons(model, group, count, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
+            added.append(f"+{count} {group.name}")
+        return f"widened {base}: {', '.join(added)}", model, tuple(model.input_shape)
+    if family == "tiny":
+        if rng.random() < 0.6:
+            stem = rng.randint(4, 12)
+            channels = [rng.randint(4, 12) for _ in range(rng.randint(1, 3))]
+            model = DSCNN(stem, channels, [(1, 1)] * len(channels))
+            return f"tiny ds-cnn stem {stem} blocks {channels}", model, (1, 49, 10)
+        size = rng.choice([12, 16, 20])
+        widths = [rng.randint(2, 8) for _ in range(rng.randint(1, 2))]
+        return f"tiny plain {widths} {size}px", Plain(1, widths, 3, rng.choice([2, 4]), size), (1, size, size)
+    raise ValueError(family)
+
+
 USER_FAMILIES = ("plain", "residual", "squeeze-excite", "concat", "user-style")
+GROWN_FAMILIES = ("deepened", "widened", "tiny")
 ZOO_FAMILIES = ("ds-cnn", "mobilenet-v1", "mobilenet-v2", "resnet8")
 
 

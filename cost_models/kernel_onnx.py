@@ -166,3 +166,17 @@ def overhead_model():
     return _finish([helper.make_node("Identity", ["x"], ["out"])], [],
                    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
                    helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1]), "edgegrow_overhead")
+
+
+NODE_CHAIN_LENGTHS = (1, 2, 5, 10, 20, 40)
+
+
+def node_chain_model(nodes: int):
+    """``nodes`` ReLUs in a row on eight floats: next to each other, such models' latencies rise by
+    what the runtime spends on each node besides its work (the per-node overhead)."""
+    from onnx import TensorProto, helper
+
+    graph_nodes = [helper.make_node("Relu", ["x" if i == 0 else f"t{i - 1}"], ["out" if i == nodes - 1 else f"t{i}"])
+                   for i in range(nodes)]
+    return _finish(graph_nodes, [], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                   helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8]), "edgegrow_node_chain")

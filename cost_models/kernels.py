@@ -212,7 +212,9 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
         return Kernel(name, "global_pool" if _numel(out) == out[1] else "pool", [name], input_shapes, out)
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         size = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
-        return Kernel(name, "pool", [name], input_shapes, out, kernel_size=size)
+        stride = module.stride if module.stride is not None else size  # PyTorch's default: the kernel size
+        stride = stride if isinstance(stride, tuple) else (stride,) * 2
+        return Kernel(name, "pool", [name], input_shapes, out, kernel_size=size, stride=stride)
     if isinstance(module, (nn.ZeroPad2d, nn.ConstantPad2d)):
         left, _, top, _ = module.padding  # (left, right, top, bottom)
         return Kernel(name, "pad", [name], input_shapes, out, padding=(top, left))

@@ -10,7 +10,7 @@ For one kernel, in order:
    shapes sit from that line.
 4. ``analytic``: profiles without a table: padded MACs at the kind's MAC rate plus a per-kernel
    overhead.
-Table latencies (1–3) pass through the profile's calibration (scale and per-kernel offset fitted on
+Table latencies (1–3) pass through the profile's calibration (scale and per-node offset fitted on
 whole networks, see ``calibration``).
 Every kernel is at least its roofline bound, max(MACs / peak MAC rate, bytes / bandwidth); a kind
 the profile cannot cost at all (``unknown``) gets the roofline and is flagged.
@@ -83,7 +83,7 @@ class LatencyModel:
         for entry in target.entries:
             groups.setdefault((entry.shape.kind, entry.layout), []).append(entry)
         for key, entries in groups.items():
-            self._fits[key] = _Fit(entries, self.step)
+            self._fits[key] = _Fit(entries, self._step(key[1]))
 
     # --- one kernel -------------------------------------------------------------------------------
     def layout(self, shape: KernelShape) -> str:
@@ -128,6 +128,12 @@ class LatencyModel:
         bytes_moved = shape.traffic_bytes(self.target.bytes_per_element)
         return 1e3 * bytes_moved / analytic.bytes_per_s_elementwise + analytic.per_kernel_overhead_ms
 
+    def _step(self, layout: str) -> int:
+        """The channel step a layout's kernels pad to: onnxruntime's NCHWc block for its blocked layout;
+        its plain (NCHW) kernels work channel by channel (their matrix products' padding is in
+        ``_features``); a runtime without that rule pads to the profile's step."""
+        return 1 if self.target.layout_rule == "onnxruntime-nchwc" and layout == "plain" else self.step
+
     def _interpolate(self, shape: KernelShape, layout: str) -> float | None:
         best = None
         for axis, key in _line_keys(shape):
@@ -135,18 +141,27 @@ class LatencyModel:
             if not points:
                 continue
             channels = _channel(shape, axis)
-            target_padded = _padded(channels, self.step)
-            same_step = [(abs(c - channels), e) for c, e in points if _padded(c, self.step) == target_padded]
+            step = self._step(layout)
+            if axis == "in" and channels < self.target.layout_block_channels:
+                # fewer input channels than a block are read unpadded: onnxruntime's blocked conv
+                # reads them in the plain layout (see _layout_changes), a matrix product's K is not padded
+                step = 1
+                points = [(c, e) for c, e in points if c < self.target.layout_block_channels]
+                if not points:
+                    continue
+            target_padded = _padded(channels, step)
+            same_step = [(abs(c - channels), e) for c, e in points if _padded(c, step) == target_padded]
             if same_step:
                 value = min(same_step, key=lambda pair: pair[0])[1].latency_ms
             else:
-                below = [(c, e) for c, e in points if _padded(c, self.step) < target_padded]
-                above = [(c, e) for c, e in points if _padded(c, self.step) > target_padded]
+                below = [(c, e) for c, e in points if _padded(c, step) < target_padded]
+                above = [(c, e) for c, e in points if _padded(c, step) > target_padded]
                 if not below or not above:
                     continue
                 (c_lo, e_lo), (c_hi, e_hi) = max(below, key=lambda p: p[0]), min(above, key=lambda p: p[0])
-                p_lo, p_hi = _padded(c_lo, self.step), _padded(c_hi, self.step)
-                if p_hi - p_lo > 4 * self.step:  # too far apart to trust a straight line
+                p_lo, p_hi = _padded(c_lo, step), _padded(c_hi, step)
+                linear = step == 1 and shape.kind in CHANNELWISE_KINDS  # channel by channel: time is linear in them
+                if p_hi - p_lo > 4 * self.step and not linear:  # too far apart to trust a straight line
                     continue
                 weight = (target_padded - p_lo) / (p_hi - p_lo)
                 value = e_lo.latency_ms + weight * (e_hi.latency_ms - e_lo.latency_ms)
@@ -159,11 +174,36 @@ class LatencyModel:
 
         ``inputs[i]`` are the indices of the kernels kernel i reads (-1: the model input).
         """
-        results = [self.kernel(shape) for shape in shapes]
+        results, layouts = self._placed(shapes, inputs)
         if self.target.layout_rule != "onnxruntime-nchwc":
             return results, 0.0, sum(r.latency_ms for r in results) + self.target.model_overhead_ms.value
+
+        conversions = self._layout_changes(shapes, inputs, layouts)
+        reorder_ms = 0.0
+        target = self.target
+        for source, _ in conversions:
+            elements = math.prod(shapes[0].input) if source < 0 else shapes[source].output_elements
+            moved = target.calibration_scale * target.reorder_ms_per_element * elements
+            # a layout change is a node of its own: a per-node offset applies to it too
+            offset = target.calibration_per_kernel_ms if target.calibration_per_node else 0.0
+            reorder_ms += max(target.calibration_scale * target.reorder_ms_per_call + moved + offset, moved)
+        total = sum(r.latency_ms for r in results) + reorder_ms + self.target.model_overhead_ms.value
+        return results, reorder_ms, total
+
+    def nodes(self, shapes: list[KernelShape], inputs: list[list[int]]) -> int:
+        """How many nodes the runtime runs for these kernels: those not fused into a neighbour, plus
+        one per layout change (what the calibration's per-node offset is counted over)."""
+        results, layouts = self._placed(shapes, inputs)
+        blocked_rule = self.target.layout_rule == "onnxruntime-nchwc"
+        changes = self._layout_changes(shapes, inputs, layouts) if blocked_rule else ()
+        return sum(1 for r in results if r.method != "fused") + len(changes)
+
+    def _placed(self, shapes: list[KernelShape], inputs: list[list[int]]) -> tuple[list[KernelLatency], list[str]]:
+        """Each kernel's latency and layout, with the adds and pads onnxruntime folds into a neighbour."""
+        results = [self.kernel(shape) for shape in shapes]
         layouts = [r.layout for r in results]
-        block = self.target.layout_block_channels
+        if self.target.layout_rule != "onnxruntime-nchwc":
+            return results, layouts
         for index, shape in enumerate(shapes):
             if shape.kind == "add" and inputs[index] and all(j >= 0 and layouts[j] == "blocked" for j in inputs[index]):
                 layouts[index] = "blocked"  # onnxruntime folds the add (and its ReLU) into the blocked conv
@@ -173,6 +213,12 @@ class LatencyModel:
                                                                                                "pointwise", "pool"):
                 layouts[index] = "plain"  # onnxruntime folds a zero pad into the conv that reads it
                 results[index] = KernelLatency(0.0, "fused", 0.0, "plain")
+        return results, layouts
+
+    def _layout_changes(self, shapes: list[KernelShape], inputs: list[list[int]],
+                        layouts: list[str]) -> set[tuple[int, str]]:
+        """(kernel whose output is converted, to which layout) for every layout change between kernels."""
+        block = self.target.layout_block_channels
         conversions: set[tuple[int, str]] = set()
         for index, shape in enumerate(shapes):
             wanted = layouts[index]
@@ -184,13 +230,7 @@ class LatencyModel:
                     conversions.add((source, wanted))
         if layouts and layouts[-1] == "blocked":
             conversions.add((len(shapes) - 1, "plain"))
-        reorder_ms = 0.0
-        for source, _ in conversions:
-            elements = math.prod(shapes[0].input) if source < 0 else shapes[source].output_elements
-            reorder_ms += self.target.reorder_ms_per_call + self.target.reorder_ms_per_element * elements
-        reorder_ms *= self.target.calibration_scale
-        total = sum(r.latency_ms for r in results) + reorder_ms + self.target.model_overhead_ms.value
-        return results, reorder_ms, total
+        return conversions
 
 
 def _channel(shape: KernelShape, axis: str) -> int:
@@ -208,14 +248,36 @@ def _line_keys(shape: KernelShape) -> list[tuple[str, tuple]]:
 
 
 def _features(shape: KernelShape, step: int) -> np.ndarray:
-    """What a kernel's time is linear in: MACs with channels padded to the SIMD step (and with the
-    output width padded to 8, as vector kernels sweep rows in blocks), MACs, tensor sizes, weights,
-    output rows and row blocks; the last entry is the constant."""
-    c_in = shape.input[0] if shape.kind == "depthwise" else _padded(shape.input[0], step)
+    """What a kernel's time is linear in, the last entry being the constant:
+
+    - MACs with channels padded to the SIMD step (and with the output width padded to 8, as vector
+      kernels sweep rows in blocks), MACs, tensor sizes, weights, output rows and row blocks;
+    - the terms of a convolution lowered to a matrix product, as a CPU runtime's plain (NCHW) path
+      runs it: the unfolded input it writes (``im2col``: K × N elements, K inputs per output and N
+      output positions, copied in K × H rows, and short rows cost more per element); the product
+      with N padded to 16 and the output channels padded to 4 and to 16 (GEMM kernels sweep panels
+      of 16 columns: a layer with 4 positions costs about what one with 16 does); a matrix-vector
+      product's weights when there is one position; and a depthwise layer's per-channel calls.
+    """
+    # a depthwise kernel's input channels are its output channels; a blocked conv reads fewer input
+    # channels than a block unpadded (see LatencyModel._layout_changes)
+    c_in = shape.input[0] if shape.kind == "depthwise" or shape.input[0] < step else _padded(shape.input[0], step)
     padded = shape.with_channels(c_in if shape.kind != "depthwise" else None, _padded(shape.output[0], step))
     c, h, w = shape.output
+    positions = _padded(h * w, 16)
+    per_output = shape.input[0] * shape.kernel[0] * shape.kernel[1]  # K of the matrix product
+    unfolded = unfolded_rows = product_4 = product_16 = vector = calls = 0.0
+    if shape.kind in ("conv", "pointwise") and h * w == 1:
+        vector = float(c * per_output)  # one position: a matrix-vector product, another kernel
+    elif shape.kind in ("conv", "pointwise"):
+        if shape.kind == "conv":
+            unfolded, unfolded_rows = float(per_output * h * w), float(per_output * h)
+        product_4, product_16 = _padded(c, 4) * per_output * positions, _padded(c, 16) * per_output * positions
+    elif shape.kind == "depthwise":
+        unfolded, product_4, calls = float(shape.macs), c * shape.kernel[0] * shape.kernel[1] * positions, float(c)
     return np.array([padded.macs, shape.macs, padded.macs / w * _padded(w, 8), padded.output_elements,
-                     shape.input_elements, shape.weight_count, c * h, c * h * -(-w // 8), 1.0])
+                     shape.input_elements, shape.weight_count, c * h, c * h * -(-w // 8),
+                     unfolded, unfolded_rows, product_4, product_16, vector, calls, 1.0])
 
 
 def _neighbourhood(shape: KernelShape, features: np.ndarray) -> np.ndarray:

@@ -30,9 +30,13 @@ RUNTIMES = ("onnxruntime", "litert")
 
 
 class Session:
-    """One model loaded in a runtime with fixed threads; ``run()`` executes it once on fixed inputs."""
+    """One model loaded in a runtime with fixed threads; ``run()`` executes it once on fixed inputs.
 
-    def __init__(self, model: bytes | str | Path, runtime: str = "onnxruntime", threads: int = 1):
+    ``xnnpack``: with ai-edge-litert, apply TFLite's default delegate (XNNPACK), as an app gets by
+    default and as a phone's TFLite runs float models; otherwise its builtin kernels alone."""
+
+    def __init__(self, model: bytes | str | Path, runtime: str = "onnxruntime", threads: int = 1,
+                 xnnpack: bool = False):
         if runtime == "onnxruntime":
             import onnxruntime
 
@@ -51,9 +55,10 @@ class Session:
             from ai_edge_litert import interpreter as litert
 
             kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-            self._interpreter = litert.Interpreter(
-                num_threads=threads,
-                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, **kwargs)
+            resolvers = litert.OpResolverType
+            resolver = resolvers.AUTO if xnnpack else resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            self._interpreter = litert.Interpreter(num_threads=threads, experimental_op_resolver_type=resolver,
+                                                   **kwargs)
             self._interpreter.allocate_tensors()
             rng = np.random.default_rng(0)
             for detail in self._interpreter.get_input_details():
@@ -218,7 +223,8 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
 
     Returns {"kernel_ms": time of every node but layout reorders (mean of the fastest quarter of the
     runs after the first tenth), "reorders": [[elements, ms], ...], "layout": "blocked" when
-    onnxruntime ran the kernel in its NCHWc layout, else "plain"}.
+    onnxruntime ran the kernel in its NCHWc layout, else "plain", "nodes": nodes per run,
+    "nodes_ms": all nodes' time per run, reorders included, as kernel_ms}.
 
     A node's time here is what the same node takes inside a whole model, plus the few microseconds
     the profiler adds to every node it times; the profile's calibration (``calibration``) takes
@@ -245,6 +251,7 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
         with open(session.end_profiling()) as handle:
             events = json.load(handle)
     kernel_per_run: dict[int, float] = {}
+    nodes_per_run: dict[int, float] = {}
     reorder_times: dict[str, list[float]] = {}
     sizes: dict[str, int] = {}
     run_index, seen = -1, set()
@@ -256,6 +263,7 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
             run_index, seen = run_index + 1, set()
         seen.add(name)
         milliseconds = event["dur"] / 1e3
+        nodes_per_run[run_index] = nodes_per_run.get(run_index, 0.0) + milliseconds
         if event["args"].get("op_name", "").startswith("Reorder"):
             reorder_times.setdefault(name, []).append(milliseconds)
             shapes = event["args"].get("output_type_shape") or []
@@ -266,7 +274,10 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
     kernel_ms = _fast_mean(warm)
     reorders = [[sizes[name], _fast_mean(values[len(values) // 10:])] for name, values in reorder_times.items()]
     layout = "blocked" if reorders else "plain"
-    return {"kernel_ms": kernel_ms, "reorders": reorders, "layout": layout, "runs": runs}
+    nodes = len(seen)
+    all_nodes = [value for index, value in sorted(nodes_per_run.items()) if index >= len(nodes_per_run) // 10]
+    return {"kernel_ms": kernel_ms, "reorders": reorders, "layout": layout, "runs": runs,
+            "nodes": nodes, "nodes_ms": _fast_mean(all_nodes)}
 
 
 def load_suite(suite_dir: str | Path) -> dict:

@@ -82,7 +82,8 @@ class Target:
     reorder_ms_per_call: float = 0.0
     reorder_ms_per_element: float = 0.0
     calibration_scale: float = 1.0  # whole-model calibration of a measured table (see cost_models.calibration)
-    calibration_per_kernel_ms: float = 0.0
+    calibration_per_kernel_ms: float = 0.0  # per node (kernel or layout change) if calibration_per_node, else kernel
+    calibration_per_node: bool = False  # profiles written before layout changes counted as nodes say nothing
     energy_pj_per_mac: Sourced | None = None
     energy_pj_per_byte: Sourced | None = None
     path: str = ""
@@ -221,6 +222,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         reorder_ms_per_element=read.number("latency.layout.reorder_ms_per_element", positive=False, default=0.0),
         calibration_scale=read.number("latency.calibration.scale", default=1.0),
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
+        calibration_per_node=_counted_over_nodes(read),
         energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),
         energy_pj_per_byte=read.sourced("energy_pj_per_byte", optional=True),
         path=path, extra={key: data[key] for key in ("calibration", "notes", "whole_model_calibration") if key in data},
@@ -235,6 +237,15 @@ def user_targets_folder() -> Path:
     """Where new profiles go: the first folder of ``$EDGEGROW_TARGETS``, else ``~/.edgegrow/targets``."""
     folders = _environment_folders()
     return folders[0] if folders else Path.home() / ".edgegrow" / "targets"
+
+
+def _counted_over_nodes(read: _Reader) -> bool:
+    """Whether the calibration's offset is per node (``counted_over: "nodes"``: kernels and layout
+    changes) or, as profiles before it say by saying nothing, per kernel."""
+    counted = read.get("latency.calibration.counted_over", str, "kernels")
+    if counted not in ("kernels", "nodes"):
+        raise read.fail("latency.calibration.counted_over", f"must be 'kernels' or 'nodes', got {counted!r}")
+    return counted == "nodes"
 
 
 def _signed(read: _Reader, name: str) -> float:
