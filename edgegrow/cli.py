@@ -230,7 +230,10 @@ def _parser() -> argparse.ArgumentParser:
                "  edgegrow profile --target pixel7 --from-measurements pixel7.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     profile.add_argument("--target", required=True, help="name of the profile to write")
-    profile.add_argument("--runtime", choices=("onnxruntime", "litert"), default="onnxruntime")
+    profile.add_argument("--runtime", choices=("onnxruntime", "litert"), default="onnxruntime",
+                         help="onnxruntime (default), or litert: TFLite's float kernels with XNNPACK through "
+                              "ai-edge-litert, as a phone runs them (each kernel converted by litert-torch: about "
+                              "a second each, kept beside the profile)")
     profile.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     profile.add_argument("--quick", action="store_true", help="a smaller grid in fewer rounds (about a minute)")
     profile.add_argument("--out", metavar="FILE", help="profile to write (default: ~/.edgegrow/targets/NAME.json "
@@ -728,14 +731,24 @@ def _profile(args):
         result = profiler.profile_from_op_profile(args.target, args.from_op_profile, model, example_input(model), out)
         print(f"wrote {out}: {len(result['latency']['entries'])} kernels")
         return {"profile": out, "kernels": len(result["latency"]["entries"])}
-    if args.runtime == "litert":
-        raise ValueError("measuring TFLite kernels here needs .tflite single-kernel models, which the profiler "
-                         "does not write yet; use --runtime onnxruntime, or import a phone's benchmark_model op "
-                         "profile (--from-op-profile)")
+    import contextlib
+
     from .progress import counter_bar
 
-    with counter_bar("kernels", enabled=not args.quiet) as advance:
-        result = profiler.profile_here(args.target, out, args.threads, args.quick, progress=advance)
+    quiet_converter = contextlib.nullcontext()
+    if args.runtime == "litert":
+        from cost_models.profiler_litert import profile_here_litert
+
+        from .export.library_output import captured
+        from .export.runtimes import require
+
+        require("litert_torch")  # a one-line error naming the extra before anything is measured
+        require("ai_edge_litert")
+        measure_here, quiet_converter = profile_here_litert, captured()  # the converter's C++ log lines
+    else:
+        measure_here = profiler.profile_here
+    with counter_bar("kernels", enabled=not args.quiet) as advance, quiet_converter:
+        result = measure_here(args.target, out, args.threads, args.quick, progress=advance)
     print(f"wrote {out}: {len(result['latency']['entries'])} kernels, per-model overhead "
           f"{result['model_overhead_ms']['value']:.4f} ms")
     return {"profile": out, "kernels": len(result["latency"]["entries"]),

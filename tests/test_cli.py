@@ -39,8 +39,6 @@ def test_console_script_is_installed():
     (["cost", "ds-cnn", "--target", "pixel99"], "edgegrow cost: error: unknown target 'pixel99'; known targets:"),
     (["cost", "ds-cnn", "--target", "{tmp}/none.json"], "edgegrow cost: error: target profile"),
     (["profile", "--target", "x", "--threads", "0"], "edgegrow profile: error: --threads must be at least 1"),
-    (["profile", "--target", "x", "--runtime", "litert", "--out", "{tmp}/x.json"],
-     "edgegrow profile: error: measuring TFLite kernels here needs"),
     (["profile", "--target", "x", "--from-measurements", "{tmp}/none.jsonl", "--out", "{tmp}/x.json"],
      "edgegrow profile: failed: [Errno 2]"),
 ])

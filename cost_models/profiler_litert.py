@@ -1,0 +1,146 @@
+"""``edgegrow profile --runtime litert``: the profiler's grid through ai-edge-litert on this machine.
+
+The same kernel shapes as the onnxruntime profile (``profiler.kernel_grid``), each as a float32
+single-kernel .tflite (``kernel_tflite``) run by TFLite's interpreter with its default XNNPACK
+delegate: the kernels a phone's TFLite runs for a float model, on this machine's CPU. TFLite's Python
+interpreter has no per-op profiler, so a kernel's time is its model's wall-clock time (the
+measurement protocol's fast figure) less the per-model overhead (a one-ReLU model timed in the same
+round). Whole networks built the same way (``chain_tflite`` of ``calibration.random_chains``) fit the
+calibration's scale; its per-node offset is the slope of chains of 1–40 tiny ops timed in the same
+rounds.
+
+Conversions take about a second each, so the files are kept in ``<profile>.tflite/`` and
+measurements in ``<profile>.measurements.jsonl``: an interrupted run resumes from both; a finished
+one rebuilds the profile without measuring again (delete them to measure afresh).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .kernel_shape import KernelShape
+from .kernel_onnx import NODE_CHAIN_LENGTHS
+from .kernel_tflite import chain_tflite, computed_shape, kernel_tflite, node_chain_tflite, overhead_tflite
+from .profiler import (
+    _block_channels,
+    calibrate,
+    device_profile,
+    kernel_grid,
+    read_rounds,
+    shape_id,
+    write_json_atomically,
+)
+from .runner import Session, append_line, machine_description, measured_ids, time_interleaved, time_session
+from .target import parse_target
+
+
+def _cached(folder: Path, key: str, make: Callable[[], bytes]) -> bytes:
+    path = folder / f"{key}.tflite"
+    if path.is_file():
+        return path.read_bytes()
+    content = make()
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_bytes(content)
+    temporary.replace(path)
+    return content
+
+
+def _litert_version() -> str:
+    import ai_edge_litert
+
+    return getattr(ai_edge_litert, "__version__", "unknown")
+
+
+def measure_grid_litert(shapes: list[KernelShape], partial_path: Path, files: Path, threads: int, rounds: int,
+                        progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Each shape's wall-clock time in ``rounds`` rounds (a seeded random order each), less the
+    one-ReLU model's time measured at the start of that round. Returns every round's record. Shapes
+    no PyTorch layer computes (a pooling window larger than its input) are left out."""
+    files.mkdir(parents=True, exist_ok=True)
+    computed = {}
+    for shape in shapes:
+        try:
+            computed[shape] = computed_shape(shape)
+        except ValueError:  # e.g. a 2×2 pooling window on a 1×1 input: no PyTorch layer to convert
+            continue
+    shapes = list(computed)
+    done = measured_ids(partial_path)
+    todo = [(round_index, shape) for round_index in range(rounds) for shape in shapes
+            if f"{shape_id(shape)}@{round_index}" not in done]
+    overhead = Session(_cached(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
+    order = random.Random(len(todo))
+    by_round: dict[int, list[KernelShape]] = {}
+    for round_index, shape in todo:
+        by_round.setdefault(round_index, []).append(shape)
+    count = 0
+    for round_index, round_shapes in sorted(by_round.items()):
+        order.shuffle(round_shapes)
+        overhead_ms = time_session(overhead, warmup_ms=5.0, repeats=15, sample_ms=0.5)["fast_ms"]
+        for shape in round_shapes:
+            content = _cached(files, shape_id(shape), lambda shape=shape: kernel_tflite(shape))
+            actual = computed[shape]
+            wall = time_session(Session(content, "litert", threads, xnnpack=True), warmup_ms=2.0, repeats=9,
+                                sample_ms=0.5)
+            append_line(partial_path, {"id": f"{shape_id(shape)}@{round_index}", "shape": actual.to_dict(),
+                                       "wall_ms": wall["fast_ms"], "overhead_ms": overhead_ms,
+                                       "kernel_ms": max(wall["fast_ms"] - overhead_ms, 0.05 * wall["fast_ms"])})
+            count += 1
+            if progress is not None:
+                progress(count, len(todo))
+    return read_rounds(partial_path, shapes, ("kernel_ms", "shape"))
+
+
+def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: bool = False,
+                        progress: Callable[[int, int], None] | None = None) -> dict:
+    """Measure the grid through ai-edge-litert (XNNPACK) on this machine and write the profile."""
+    from .calibration import random_chains
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".measurements.jsonl")
+    files = out.with_name(out.name + ".tflite")
+    records = measure_grid_litert(kernel_grid(quick), partial, files, threads, 2 if quick else 4, progress)
+    fastest: dict[str, dict] = {}
+    for record in records:
+        if record["id"] not in fastest or record["kernel_ms"] < fastest[record["id"]]["kernel_ms"]:
+            fastest[record["id"]] = record
+    entries = list({json.dumps(r["shape"], sort_keys=True): {**r["shape"], "latency_ms": round(r["kernel_ms"], 6),
+                                                              "layout": "plain"}
+                    for r in fastest.values()}.values())
+    chains = random_chains(12 if quick else 40)
+    rounds = 4 if quick else 10
+    sessions = [Session(_cached(files, f"chain-{index}", lambda c=chain: chain_tflite(*c)), "litert", threads,
+                        xnnpack=True) for index, chain in enumerate(chains)]
+    node_chains = [Session(_cached(files, f"nodes-{count}", lambda count=count: node_chain_tflite(count)), "litert",
+                           threads, xnnpack=True) for count in NODE_CHAIN_LENGTHS]
+    overhead_session = Session(_cached(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
+    timings = time_interleaved(sessions + node_chains + [overhead_session], rounds)
+    chain_timings, node_timings, overhead = timings[:len(chains)], timings[len(chains):-1], timings[-1]
+    per_node_ms = float(np.polyfit(NODE_CHAIN_LENGTHS, [timing["fast_ms"] for timing in node_timings], 1)[0])
+    today = datetime.date.today().isoformat()
+    machine = machine_description()
+    where = (f"measured here by 'edgegrow profile --runtime litert' on {today} ({machine['processor']}, "
+             f"{platform.node()})")
+    profile = device_profile(
+        name, "cpu", "litert", _litert_version(), threads, "float32", entries, overhead["fast_ms"], where,
+        f"{where}: {len(fastest)} single-kernel .tflite models run with XNNPACK, fastest of "
+        f"{2 if quick else 4} rounds, each the model's wall-clock time less a one-ReLU model's")
+    profile["description"] = (f"This machine ({machine['processor']}, {machine['cpu_count']} CPUs) running TFLite "
+                              f"(ai-edge-litert, XNNPACK) float32 with {threads} thread(s)"
+                              f"{' (quick grid)' if quick else ''}.")
+    profile["model_overhead_ms"]["source"] = (f"{where}: a one-ReLU model timed in the calibration's rounds "
+                                              f"(median {overhead['latency_ms']:.4f} ms)")
+    # no layout changes between TFLite kernels; XNNPACK packs channels in SIMD-wide steps
+    # (the SIMD width of this machine's float kernels: 16 floats with AVX-512, 8 without)
+    profile["latency"]["layout"] = {"rule": "none", "block_channels": _block_channels()}
+    parse_target(profile, f"<profile {name}>")
+    profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
+                        [timing["split_half"] for timing in chain_timings], per_node_ms=per_node_ms)
+    write_json_atomically(out, profile)
+    return profile

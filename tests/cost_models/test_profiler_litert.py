@@ -1,0 +1,73 @@
+"""Profiling this machine through ai-edge-litert: single-kernel .tflite files compute their kernel in
+one TFLite op, and a (small) profile is written, read back and resumed without converting again."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("litert_torch")
+
+from ai_edge_litert import interpreter as litert  # noqa: E402
+
+import cost_models.calibration as calibration  # noqa: E402
+import cost_models.profiler_litert as profiler_litert  # noqa: E402
+from cost_models import LatencyModel, load_target  # noqa: E402
+from cost_models.kernel_shape import KernelShape  # noqa: E402
+from cost_models.kernel_tflite import _module, computed_shape, kernel_tflite  # noqa: E402
+
+SHAPES = {
+    "CONV_2D": KernelShape.same("conv", 5, 12, (9, 9), 3, 2, "relu"),
+    "DEPTHWISE_CONV_2D": KernelShape.same("depthwise", 12, 12, (25, 5), 3, 1, "relu6"),
+    "FULLY_CONNECTED": KernelShape("fully_connected", (40, 1, 1), (12, 1, 1)),
+    "ADD": KernelShape("add", (8, 6, 6), (8, 6, 6)),
+    "MAX_POOL_2D": KernelShape.same("pool", 8, 8, (8, 8), 2, 2, None),
+}
+
+
+@pytest.mark.parametrize("op", sorted(SHAPES))
+def test_a_single_kernel_file_is_one_op_computing_its_module(op):
+    shape = SHAPES[op]
+    builtin = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES  # the file's own ops, no delegate node
+    interpreter = litert.Interpreter(model_content=kernel_tflite(shape), experimental_op_resolver_type=builtin)
+    interpreter.allocate_tensors()
+    assert [detail["op_name"] for detail in interpreter._get_ops_details()] == [op]
+    assert computed_shape(shape).output == shape.output
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    x = torch.randn(1, *shape.input) if shape.kind != "fully_connected" else torch.randn(1, shape.input[0])
+    with torch.no_grad():
+        expected = _module(shape)(x).numpy()
+    interpreter.set_tensor(inp["index"], (x.permute(0, 2, 3, 1) if x.dim() == 4 else x).numpy())
+    interpreter.invoke()
+    result = interpreter.get_tensor(out["index"])
+    result = result.transpose(0, 3, 1, 2) if result.ndim == 4 else result  # channel-last out
+    np.testing.assert_allclose(result, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_a_litert_profile_is_written_read_and_rebuilt_without_converting_again(tmp_path, monkeypatch):
+    shapes = [SHAPES["CONV_2D"], SHAPES["DEPTHWISE_CONV_2D"], SHAPES["FULLY_CONNECTED"],
+              KernelShape.same("pointwise", 12, 16, (9, 9), 1, 1, "relu")]
+    monkeypatch.setattr(profiler_litert, "kernel_grid", lambda quick: shapes)
+    chains = calibration.random_chains(2)
+    monkeypatch.setattr(calibration, "random_chains", lambda count, seed=7: chains)
+    out = tmp_path / "test-litert.json"
+    profile = profiler_litert.profile_here_litert("test-litert", out, quick=True)
+    target = load_target(str(out))
+    assert target.runtime == "litert" and len(target.entries) == len(shapes)
+    assert profile["latency"]["calibration"]["counted_over"] == "nodes"
+    assert all(entry.latency_ms > 0 for entry in target.entries)
+    assert LatencyModel(target).kernel(shapes[1]).method == "table"
+    node_chains = len(profiler_litert.NODE_CHAIN_LENGTHS)
+    files = list((tmp_path / "test-litert.json.tflite").glob("*.tflite"))
+    assert len(files) == len(shapes) + len(chains) + node_chains + 1
+
+    def no_conversion(*_args, **_kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(profiler_litert, "kernel_tflite", no_conversion)
+    monkeypatch.setattr(profiler_litert, "chain_tflite", no_conversion)
+    monkeypatch.setattr(profiler_litert, "time_session", no_conversion)  # and measured nothing again
+    monkeypatch.setattr(profiler_litert, "time_interleaved", lambda sessions, rounds: [
+        {"fast_ms": 0.01 * (index + 1), "latency_ms": 0.01, "split_half": 0.0} for index in range(len(sessions))])
+    again = profiler_litert.profile_here_litert("test-litert", out, quick=True)
+    assert [e["latency_ms"] for e in again["latency"]["entries"]] == \
+        [e["latency_ms"] for e in profile["latency"]["entries"]]
