@@ -132,3 +132,27 @@ def test_node_chains_run_one_node_per_relu():
         session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         (output,) = session.run(None, {"x": -np.ones((1, 8), np.float32)})
         assert (output == 0).all()
+
+
+def test_a_plain_pointwise_layer_at_one_position_is_not_priced_as_a_panel_of_sixteen():
+    """One position is a matrix-vector product (a quarter of the time per weight in the host table),
+    not the 16-column panel the layers with 2–16 positions pay for."""
+    rng = np.random.default_rng(1)
+    entries = []
+
+    def vector_ms(shape):  # one position: another kernel, bound by reading the weights once
+        return shape.input[0] * shape.output[0] / 1.4e10 * 1e3 + 0.001
+
+    for size in (1, 3, 5, 8, 12, 16):
+        for _ in range(8):
+            c_in, c_out = (int(c) * 2 + 1 for c in rng.integers(8, 300, 2))
+            shape = _pointwise(c_in, c_out, size)
+            latency = vector_ms(shape) if size == 1 else _padded_product_ms(shape)
+            entries.append({**shape.to_dict(), "latency_ms": latency, "layout": "plain"})
+    # a memory system that fast (the test profile's 20 GB/s would make the roofline the answer)
+    fast_memory = {"value": 2e11, "source": "test"}
+    model = LatencyModel(target(table_profile(entries, memory_bandwidth_bytes_per_s=fast_memory)))
+    for shape in (_pointwise(389, 473, 1), _pointwise(613, 581, 1), _pointwise(145, 239, 1)):
+        assert model.kernel(shape).latency_ms == pytest.approx(vector_ms(shape), rel=0.10)
+    assert model.kernel(_pointwise(411, 409, 2)).latency_ms == pytest.approx(_padded_product_ms(_pointwise(411, 409, 2)),
+                                                                            rel=0.10)
