@@ -216,8 +216,9 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
 
         with tempfile.TemporaryDirectory() as folder:
             records = measure_grid_litert(shapes, Path(folder) / "m.jsonl", Path(folder) / "files", 1, 4)
+        index_of = {shape_id(shape): index for index, shape in enumerate(shapes)}
         for record in records:
-            index = next(i for i, shape in enumerate(shapes) if shape_id(shape) == record["id"])
+            index = index_of[record["id"]]
             if index not in best or record["kernel_ms"] < best[index]["kernel_ms"]:
                 best[index] = {**record, "layout": "plain"}
         shapes = [computed_shape(shape) for shape in shapes]

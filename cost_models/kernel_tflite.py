@@ -18,6 +18,7 @@ import warnings
 import torch
 from torch import nn
 
+from .kernel_onnx import _same_pads
 from .kernel_shape import KernelShape
 
 PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "global_pool", "add", "mul",
@@ -33,11 +34,6 @@ def _activation(name: str | None) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
-def _same_padding(size_in: int, size_out: int, kernel: int, stride: int) -> tuple[int, int]:
-    total = max(0, (size_out - 1) * stride + kernel - size_in)
-    return total // 2, total - total // 2
-
-
 class _Kernel(nn.Module):
     """One kernel of ``shape`` on an NCHW input (second operands of add, mul and concat are constants)."""
 
@@ -50,8 +46,7 @@ class _Kernel(nn.Module):
         (k_h, k_w), (s_h, s_w) = shape.kernel, shape.stride
         # symmetric padding, as PyTorch layers are written (an odd 'same' total rounds up, which gives
         # the same output size for an odd kernel): litert-torch folds it into the op
-        padding = (-(-sum(_same_padding(h_in, h_out, k_h, s_h)) // 2),
-                   -(-sum(_same_padding(w_in, w_out, k_w, s_w)) // 2))
+        padding = (-(-sum(_same_pads(h_in, h_out, k_h, s_h)) // 2), -(-sum(_same_pads(w_in, w_out, k_w, s_w)) // 2))
         self.act = _activation(shape.activation if shape.kind not in ("pool", "global_pool", "concat", "pad")
                                else None)
         if shape.kind in ("conv", "depthwise", "pointwise"):

@@ -421,9 +421,7 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     # whole networks for the calibration, and the Identity model for the per-model overhead, timed
     # in the same spread-out rounds
     from .calibration import random_chains
-    from .kernel_onnx import chain_model
-
-    from .kernel_onnx import NODE_CHAIN_LENGTHS, node_chain_model
+    from .kernel_onnx import NODE_CHAIN_LENGTHS, chain_model, node_chain_model
 
     chains = random_chains(12 if quick else 60)
     rounds = 4 if quick else 10
@@ -432,12 +430,19 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     identity = Session(overhead_model().SerializeToString(), threads=threads)
     timings = time_interleaved(sessions + node_chains + [identity], rounds)
     chain_timings, node_timings, overhead = timings[:len(chains)], timings[len(chains):-1], timings[-1]
-    per_node_ms = float(np.polyfit(NODE_CHAIN_LENGTHS, [timing["fast_ms"] for timing in node_timings], 1)[0])
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
-                        [timing["split_half"] for timing in chain_timings], per_node_ms=per_node_ms)
+                        [timing["split_half"] for timing in chain_timings], per_node_ms=node_overhead_ms(node_timings))
     write_json_atomically(out, profile)
     return profile
+
+
+def node_overhead_ms(node_timings: list[dict]) -> float:
+    """The per-node overhead: the slope of the node chains' latencies (one timing per length of
+    ``kernel_onnx.NODE_CHAIN_LENGTHS``, in that order) over their node counts."""
+    from .kernel_onnx import NODE_CHAIN_LENGTHS
+
+    return float(np.polyfit(NODE_CHAIN_LENGTHS, [timing["fast_ms"] for timing in node_timings], 1)[0])
 
 
 def profile_from_measurements(name: str, measurements: str | Path, out: str | Path, kind: str = "cpu") -> dict:

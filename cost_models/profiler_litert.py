@@ -22,8 +22,6 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from .kernel_shape import KernelShape
 from .kernel_onnx import NODE_CHAIN_LENGTHS
 from .kernel_tflite import chain_tflite, computed_shape, kernel_tflite, node_chain_tflite, overhead_tflite
@@ -31,7 +29,9 @@ from .profiler import (
     _block_channels,
     calibrate,
     device_profile,
+    fastest_rounds,
     kernel_grid,
+    node_overhead_ms,
     read_rounds,
     shape_id,
     write_json_atomically,
@@ -106,13 +106,10 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     partial = out.with_name(out.name + ".measurements.jsonl")
     files = out.with_name(out.name + ".tflite")
     records = measure_grid_litert(kernel_grid(quick), partial, files, threads, 2 if quick else 4, progress)
-    fastest: dict[str, dict] = {}
-    for record in records:
-        if record["id"] not in fastest or record["kernel_ms"] < fastest[record["id"]]["kernel_ms"]:
-            fastest[record["id"]] = record
+    fastest = fastest_rounds(records)
     entries = list({json.dumps(r["shape"], sort_keys=True): {**r["shape"], "latency_ms": round(r["kernel_ms"], 6),
                                                               "layout": "plain"}
-                    for r in fastest.values()}.values())
+                    for r in fastest}.values())
     chains = random_chains(12 if quick else 40)
     rounds = 4 if quick else 10
     sessions = [Session(_cached(files, f"chain-{index}", lambda c=chain: chain_tflite(*c)), "litert", threads,
@@ -122,7 +119,6 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     overhead_session = Session(_cached(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
     timings = time_interleaved(sessions + node_chains + [overhead_session], rounds)
     chain_timings, node_timings, overhead = timings[:len(chains)], timings[len(chains):-1], timings[-1]
-    per_node_ms = float(np.polyfit(NODE_CHAIN_LENGTHS, [timing["fast_ms"] for timing in node_timings], 1)[0])
     today = datetime.date.today().isoformat()
     machine = machine_description()
     where = (f"measured here by 'edgegrow profile --runtime litert' on {today} ({machine['processor']}, "
@@ -141,6 +137,6 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     profile["latency"]["layout"] = {"rule": "none", "block_channels": _block_channels()}
     parse_target(profile, f"<profile {name}>")
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
-                        [timing["split_half"] for timing in chain_timings], per_node_ms=per_node_ms)
+                        [timing["split_half"] for timing in chain_timings], per_node_ms=node_overhead_ms(node_timings))
     write_json_atomically(out, profile)
     return profile
