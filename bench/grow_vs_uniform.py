@@ -18,7 +18,8 @@ Per setting and seed:
    fits every limit (``edgegrow.baseline.largest_fitting_uniform``), trained from scratch with the
    run's schedule for ``EPOCHS`` epochs;
 2. ``grown``: ``edgegrow.grow.grow`` with the default GrowConfig (``--method``) and ``retrain=True``, from
-   a seed at half the uniform network's width multiplier, for the same ``EPOCHS`` in one schedule;
+   the seed ``--seed-width auto`` picks (about half the uniform network's width multiplier), for the
+   same ``EPOCHS`` in one schedule;
    its summary holds the grown network and the found architecture retrained from scratch;
 3. ``uniform-compute``: the uniform network trained with the grown run's training compute (Σ MACs ×
    examples over the run, growing and retraining), for as many optimizer steps as that buys at its MACs;
@@ -64,12 +65,13 @@ from growth_data import fonts_folder, kws_folder  # noqa: E402
 from provenance import commit  # noqa: E402
 
 from cost_models import Target, load_target  # noqa: E402
-from edgegrow.baseline import largest_fitting_uniform, train_baseline  # noqa: E402
+from edgegrow.baseline import largest_fitting_uniform, seed_width_for, train_baseline  # noqa: E402
 from edgegrow.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from edgegrow.grow import GrowConfig, grow  # noqa: E402
 from edgegrow.grow.methods import METHODS  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.tasks import Task  # noqa: E402
+from edgegrow.training import resolve_device  # noqa: E402
 from edgegrow.workflow import shrink_schedule  # noqa: E402
 
 EPOCHS = 20
@@ -119,8 +121,17 @@ def check_same_profile(work: Path, setting: Setting) -> None:
                              f"(sha256 {str(recorded)[:12]} vs {current[:12]}); use another --work folder")
 
 
+KWS_FEATURES: str | None = None  # --kws-features: the large KWS set's features file, for a machine without the clips
+
+
 def load(setting: Setting) -> Task:
     """The setting's task with its data (cached after the first load)."""
+    if setting.task == "kws" and KWS_FEATURES is not None:
+        from edgegrow.data.speech_commands import load_kws_features
+
+        data = load_kws_features(KWS_FEATURES)
+        options = {"num_classes": data.num_classes, "input_shape": list(data.input_shape)}
+        return Task(data, "ds-cnn", options, {"task": "kws", "data": None, "family": "ds-cnn"})
     if setting.task == "kws":
         from edgegrow.tasks import load_task
 
@@ -161,7 +172,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
         config = replace(config, retrain=False)
     started = time.perf_counter()
     if kind.startswith("grown"):
-        seed_width = fair.width_multiplier / 2
+        seed_width = seed_width_for(task, target, budget, "auto")  # as `--seed-width auto`: about half of fair's
         grown_task = task.with_seed_width(seed_width)
         run_dir = work / f"{setting.name}-{seed}-{kind}-run"
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -199,8 +210,10 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
                "predicted": {"latency_ms": fair.report.latency_ms, "macs": fair.report.macs,
                              "sram_kb": fair.report.sram_bytes / 1024, "flash_kb": fair.report.flash_bytes / 1024},
                "wall_seconds": time.perf_counter() - started}
+    device = resolve_device(config.device)
     row.update(setting=setting.name, seed=seed, torch_threads=torch.get_num_threads(), commit=commit(),
-               target_profile_sha256=profile_sha256(target))
+               target_profile_sha256=profile_sha256(target), device=str(device),
+               device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
     path.write_text(json.dumps(row, indent=1))
     accuracy = row.get("test_accuracy", row.get("summary", {}).get("test_accuracy"))
     print(f"{setting.name} seed {seed} {kind}: test {accuracy:.1%}, {row['wall_seconds']:.0f} s", flush=True)
@@ -220,6 +233,10 @@ def plan(args) -> list[tuple[str, int, str]]:
     return todo
 
 
+def _features_args(args) -> list[str]:
+    return ["--kws-features", args.kws_features] if args.kws_features else []
+
+
 def run_all(args) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -227,7 +244,7 @@ def run_all(args) -> None:
         pairs = sorted({(name, seed) for name, seed, _ in plan(args)}, key=lambda p: (p[0].startswith("image"), p))
         queues = [pairs[job::args.jobs] for job in range(args.jobs)]
         processes = [subprocess.Popen([sys.executable, __file__, "run", "--work", str(work), "--jobs", "1",
-                                       "--epochs", str(args.epochs),
+                                       "--epochs", str(args.epochs), *_features_args(args),
                                        *(["--method", args.method] if args.method is not None else []),
                                        *(["--shrink", str(args.shrink)] if args.shrink is not None else []),
                                        "--kinds", *args.kinds, "--pairs", *[f"{n}@{s}" for n, s in queue]])
@@ -263,6 +280,7 @@ def methods(args) -> None:
         queues = [todo[job::args.jobs] for job in range(args.jobs)]
         processes = [subprocess.Popen([sys.executable, __file__, "methods", "--work", str(work), "--jobs", "1",
                                        "--epochs", str(args.epochs), "--methods-setting", setting.name,
+                                       *_features_args(args),
                                        *(["--shrink", str(args.shrink)] if args.shrink is not None else []),
                                        "--pairs", *[f"{method}@{seed}" for seed, method in queue]])
                      for queue in queues if queue]
@@ -349,11 +367,22 @@ def report(args) -> None:
                 "growth_share": growth_share(runs[(name, seed, "grown")]),
             })
 
+        def values(key):
+            return [p[key] for p in per_seed if not math.isnan(p[key])]
+
         def median(key):
-            return statistics.median(p[key] for p in per_seed)
+            return statistics.median(values(key)) if values(key) else math.nan
 
         def spread(key):
-            return [min(p[key] for p in per_seed), max(p[key] for p in per_seed)]
+            return [min(values(key)), max(values(key))] if values(key) else [math.nan, math.nan]
+
+        def paired(key):
+            """Mean and standard error over seeds of a per-seed difference, and in how many seeds grown
+            (or retrained) was ahead: beside the median, what 8 seeds can say that 3 cannot."""
+            v = values(key)
+            error = statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else math.nan
+            return {"mean": statistics.mean(v) if v else math.nan, "standard_error": error,
+                    "ahead": sum(x > 0 for x in v), "behind": sum(x < 0 for x in v), "seeds": len(v)}
 
         table.append({"setting": name, "about": setting.about, "target": setting.target,
                       "target_profile_sha256": runs[(name, seeds[0], "uniform")].get("target_profile_sha256"),
@@ -365,6 +394,10 @@ def report(args) -> None:
                           "uniform_compute_epochs")},
                       **{f"{key}_range": spread(key)
                          for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink")},
+                      **{f"{key}_paired": paired(key)
+                         for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink")},
+                      "devices": sorted({str(runs[(name, seed, kind)].get("device", "cpu"))
+                                         for seed in seeds for kind in KINDS if (name, seed, kind) in runs}),
                       "shrink": sorted({runs[(name, seed, "grown")].get("shrink") for seed in seeds}, key=str),
                       "method": sorted({runs[(name, seed, "grown")]["method"] for seed in seeds}),
                       "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
@@ -377,6 +410,11 @@ def report(args) -> None:
               f"{100 * t['equal_compute_median']:>+10.1f} {100 * t['retrained_median']:>+10.1f}"
               f"{100 * t['minus_uniform_shrink_median']:>+11.1f}   "
               f"{t['grown_usage_median']:.0%}/{t['uniform_usage_median']:.0%}   {','.join(t['kept'])}")
+        print("            mean ± standard error (seeds ahead/behind): " + "; ".join(
+            f"{label} {100 * t[key + '_paired']['mean']:+.2f} ± {100 * t[key + '_paired']['standard_error']:.2f} "
+            f"({t[key + '_paired']['ahead']}/{t[key + '_paired']['behind']})"
+            for key, label in (("equal_epochs", "Δ epochs"), ("equal_compute", "Δ compute"),
+                               ("retrained", "Δ retrain"), ("minus_uniform_shrink", "Δ u+shrink"))))
     for m in per_method:
         print(f"{m['method']:<13} on {m['setting']} (seeds {m['seeds']}): grown {100 * m['grown_test_median']:.1f} %, "
               f"Δ epochs {100 * m['equal_epochs_median']:+.1f}, Δ compute {100 * m['equal_compute_median']:+.1f}, "
@@ -442,10 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shrink", type=float, default=GrowConfig.shrink,
                         help="GrowConfig.shrink of the grown runs and the shrink control (default: each family's, "
                              "0.5 for DS-CNN, 1 for MobileNetV2; results go in --work, so give each shrink its own)")
+    parser.add_argument("--kws-features", help="the large KWS set's MFCC features file (growth_data.py "
+                        "kws-features writes it): runs on a machine without espeak-ng or the clips, e.g. a GPU one")
     parser.add_argument("--out", default="bench/results/grow_vs_uniform.json")
     parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
     args = parser.parse_args(argv)
     set_run_settings(args.epochs, args.shrink)
+    global KWS_FEATURES
+    KWS_FEATURES = args.kws_features
     {"run": run_all, "methods": methods, "report": report}[args.phase](args)
     return 0
 

@@ -6,9 +6,15 @@ point of test accuracy is many examples.
   ≈ 1,760 test clips of unseen speakers (one point = 17 clips).
 - ``fonts``: the 62 characters 0-9, A-Z, a-z rendered from the fonts installed on this machine
   (``edgegrow data fonts``), whole font families held out for the test split.
+
+``python bench/growth_data.py kws-features OUT.pt`` copies the KWS set's MFCC features (about 24 MB)
+to one file, which ``grow_vs_uniform.py --kws-features OUT.pt`` trains on where the clips or espeak-ng
+are not (a GPU machine).
 """
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 from edgegrow.data.cache import cache_root
@@ -30,3 +36,20 @@ def fonts_folder(cache_dir: str | Path | None = None) -> Path:
 
     folder = cache_root(cache_dir) / "font-characters-v1"
     return render_font_characters(folder, FontSetConfig()).folder
+
+
+def kws_features_file(cache_dir: str | Path | None = None) -> Path:
+    """The large KWS set's MFCC features file (computed on first use), which
+    ``edgegrow.data.speech_commands.load_kws_features`` reads without the clips."""
+    from edgegrow.data.speech_commands import features_cache_file, load_speech_commands
+
+    folder = kws_folder(cache_dir)
+    load_speech_commands(folder, cache_dir=cache_dir, progress=False)
+    return features_cache_file(folder, cache_dir=cache_dir)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "kws-features":
+        sys.exit("usage: python bench/growth_data.py kws-features OUT.pt")
+    shutil.copyfile(kws_features_file(), sys.argv[2])
+    print(f"wrote {sys.argv[2]}")

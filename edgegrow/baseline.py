@@ -62,9 +62,10 @@ def _architecture(model: nn.Module) -> tuple:
     return tuple(tuple(p.shape) for p in model.state_dict().values())
 
 
-def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget) -> UniformBaseline:
-    """The largest width multiplier of ``task``'s family (``Task.uniform``) whose predicted cost on
-    ``target`` fits every limit of ``budget``. ValueError if not even ×1/64 fits."""
+def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget, *,
+                            at_most: float = HIGHEST) -> UniformBaseline:
+    """The largest width multiplier of ``task``'s family (``Task.uniform``), at most ``at_most``, whose
+    predicted cost on ``target`` fits every limit of ``budget``. ValueError if not even ×1/64 fits."""
     target = load_target(target) if isinstance(target, str) else target
     example = torch.zeros(1, *task.data.input_shape)
     reports: dict[tuple, CostReport] = {}  # by architecture: several multipliers round to the same widths
@@ -78,6 +79,7 @@ def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget) ->
         return not budget.violations(reports[key])
 
     grid = [LOWEST * (HIGHEST / LOWEST) ** (i / (GRID - 1)) for i in range(GRID)]
+    grid = [multiplier for multiplier in grid if multiplier <= at_most]
     fitting = [i for i, multiplier in enumerate(grid) if fits(multiplier)]
     if not fitting:
         raise ValueError(f"no uniform {task.family} fits the budget {budget.describe()} on {target.name} at any width "
@@ -92,10 +94,12 @@ def largest_fitting_uniform(task: Task, target: Target | str, budget: Budget) ->
     steps = min(MAX_SCAN_STEPS, max(round((SCAN_RANGE - 1) / SCAN_STEP), gained))
     for step in range(1, steps + 1):
         candidate = low * (1 + (SCAN_RANGE - 1) * step / steps)
-        if candidate > HIGHEST:
+        if candidate > min(HIGHEST, at_most):
             break
         if fits(candidate):
             best = candidate
+    if low < at_most <= low * SCAN_RANGE and fits(at_most):  # the cap itself, which the steps may straddle
+        best = at_most
     model = task.uniform(best)  # the one network built with weights
     report = reports[_architecture(model)]
     return UniformBaseline(best, model, report, budget.usage(report))
@@ -107,14 +111,19 @@ SEED_WIDTHS = ("auto", "seed")  # --seed-width's words: half the fitting uniform
 def seed_width_for(task: Task, target: Target | str, budget: Budget, seed_width: float | str | None) -> float | None:
     """The width multiplier of the seed to grow from (None: the family's few-channel seed shape).
 
-    ``"auto"`` is half the largest fitting uniform network's multiplier: growth then starts at a quarter
-    or so of the budget's cost and at least doubles every layer, the range in which growing trains as
-    well as training from scratch (bench/growth_ablation.py; a 1/8-width seed pays a warm-start penalty).
-    When no uniform network fits, ``"auto"`` falls back to the family's seed. ``"seed"`` or None: the
+    ``"auto"`` is the largest multiplier, at most half the largest fitting uniform network's, whose own
+    network fits the budget: growth then starts at a quarter or so of the budget's cost and at least
+    doubles every layer, the range in which growing trains as well as training from scratch
+    (bench/growth_ablation.py; a 1/8-width seed pays a warm-start penalty). Half the multiplier itself
+    is usually that; on a latency staircase it can cost more than the whole budget (on an
+    onnxruntime CPU profile a DS-CNN of 18 channels is predicted twice as slow as one of 36), and the
+    seed then steps down to the widest width below it that fits. When no uniform network fits,
+    ``"auto"`` falls back to the family's seed. ``"seed"`` or None: the
     family's seed shape; a number: that multiplier."""
     if seed_width == "auto":
         try:
-            return largest_fitting_uniform(task, target, budget).width_multiplier / 2
+            half = largest_fitting_uniform(task, target, budget).width_multiplier / 2
+            return largest_fitting_uniform(task, target, budget, at_most=half).width_multiplier
         except ValueError:  # not even the narrowest uniform network fits: the family's seed is smaller still
             return None
     if seed_width in (None, "seed"):

@@ -8,15 +8,37 @@ os.environ["EDGEGROW_TARGETS"] = tempfile.mkdtemp(prefix="edgegrow-test-targets-
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook  # noqa: E402
 
 
 def on_meta_default_device(function):
     """``function`` run with 'meta' as torch's default device: a tensor it makes without naming a device
     lands on 'meta' and breaks on first use beside the model's CPU tensors, as it would beside a GPU
-    model's. How the tests check, without a GPU, that code follows the model's device."""
+    model's. How the tests check, without a GPU, that code follows the model's device.
+
+    An optimizer's ``step`` runs with the CPU as default device: that is torch's code, not edgegrow's,
+    and some torch versions (2.11, seen on a GPU machine) make Adam's step counter with
+    ``torch.tensor(0.0)`` and no device, a CPU scalar that torch itself expects there."""
     def call(*args, **kwargs):
+        inside_step = []
+
+        def enter_cpu(optimizer, args, kwargs):
+            inside_step.append(torch.device("cpu"))
+            inside_step[-1].__enter__()
+
+        def leave_cpu(optimizer, args, kwargs):
+            inside_step.pop().__exit__(None, None, None)
+
         with torch.device("meta"):
-            return function(*args, **kwargs)
+            before = register_optimizer_step_pre_hook(enter_cpu)
+            after = register_optimizer_step_post_hook(leave_cpu)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                before.remove()
+                after.remove()
+                while inside_step:  # a step that raised left its CPU device entered
+                    inside_step.pop().__exit__(None, None, None)
     return call
 
 

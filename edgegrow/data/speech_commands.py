@@ -273,6 +273,34 @@ def _features(audio: np.ndarray, config: KwsConfig) -> torch.Tensor:
     return torch.cat(batches) if batches else torch.zeros((0, *config.mfcc.feature_shape))
 
 
+def features_cache_file(root: str | Path, config: KwsConfig = KwsConfig(), *,
+                        cache_dir: str | Path | None = None) -> Path:
+    """The file that holds the MFCC features of the Speech Commands folder ``root`` once
+    ``load_speech_commands`` has computed them (it may not exist yet)."""
+    root = Path(root)
+    return cache_path(cache_dir, "kws", _fingerprint(root, _index(root, []), config))
+
+
+def load_kws_features(path: str | Path) -> TaskData:
+    """The KWS task from a features file that ``load_speech_commands`` wrote (``features_cache_file``),
+    without the audio: for a machine that has the file but not the clips or espeak-ng.
+
+    Raises:
+        ValueError: the file is missing, unreadable or not a KWS features file.
+    """
+    cached = load_tensors(Path(path), mmap=True)
+    if not isinstance(cached, dict) or "meta" not in cached or any(f"{s}_inputs" not in cached for s in SPLITS):
+        raise ValueError(f"{path} is not a KWS features file (made by load_speech_commands); check the path")
+    return _task_of_features(cached)
+
+
+def _task_of_features(cached: dict) -> TaskData:
+    meta = json.loads(cached["meta"])
+    splits = [Split(cached[f"{s}_inputs"], cached[f"{s}_labels"]) for s in SPLITS]
+    return TaskData("kws", list(CLASS_NAMES), *splits, meta["preprocessing"], meta["skipped"],
+                    meta["notes"] + ["features loaded from the cache"])
+
+
 def load_speech_commands(
     root: str | Path,
     config: KwsConfig = KwsConfig(),
@@ -296,10 +324,7 @@ def load_speech_commands(
     # memory-mapped: the features are read from the cache as batches index them, not held
     cached = None if config.augment_every_epoch else load_tensors(cache_path(cache_dir, "kws", key), mmap=True)
     if cached is not None:
-        meta = json.loads(cached["meta"])
-        splits = [Split(cached[f"{s}_inputs"], cached[f"{s}_labels"]) for s in SPLITS]
-        return TaskData("kws", list(CLASS_NAMES), *splits, meta["preprocessing"], meta["skipped"],
-                        meta["notes"] + ["features loaded from the cache"])
+        return _task_of_features(cached)
 
     skips = _Skips()
     tracks = _backgrounds(root, config.mfcc.clip_samples, skips, notes)

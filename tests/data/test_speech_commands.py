@@ -4,7 +4,13 @@ import torch
 from fake_speech_commands import write_speech_commands
 
 from edgegrow.data.audio import write_wav
-from edgegrow.data.speech_commands import CLASS_NAMES, KwsConfig, load_speech_commands
+from edgegrow.data.speech_commands import (
+    CLASS_NAMES,
+    KwsConfig,
+    features_cache_file,
+    load_kws_features,
+    load_speech_commands,
+)
 
 
 def load(root, tmp_path, **config):
@@ -30,6 +36,23 @@ def test_same_seed_same_features_and_second_load_hits_the_cache(speech_commands,
     assert torch.equal(first.train.inputs, cached.train.inputs)
     other_seed = load(speech_commands, tmp_path, seed=1)
     assert not torch.equal(first.train.inputs, other_seed.train.inputs)
+
+
+def test_the_features_file_gives_the_same_task_without_the_clips(speech_commands, tmp_path):
+    """A machine with the features file but not the clips (a GPU machine without espeak-ng) trains on
+    the same inputs, labels and preprocessing."""
+    first = load(speech_commands, tmp_path)
+    features = features_cache_file(speech_commands, cache_dir=tmp_path / "cache")
+    moved = tmp_path / "elsewhere.pt"
+    moved.write_bytes(features.read_bytes())
+    task = load_kws_features(moved)
+    for a, b in ((first.train, task.train), (first.validation, task.validation), (first.test, task.test)):
+        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.labels, b.labels)
+    assert task.preprocessing == first.preprocessing and task.class_names == first.class_names
+    a_clip = next((speech_commands / "yes").iterdir())
+    for bad in (tmp_path / "missing.pt", a_clip):
+        with pytest.raises(ValueError, match="is not a KWS features file"):
+            load_kws_features(bad)
 
 
 def test_a_corrupt_cache_file_is_recomputed(speech_commands, tmp_path):
