@@ -136,7 +136,8 @@ def test_int8_files_give_the_float_models_answers(exported, run):
     assert (onnx_int8 == expected).mean() >= 0.9, (onnx_int8 == expected).mean()
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler here")
+@pytest.mark.skipif(shutil.which("g++") is None,
+                    reason="no C++ compiler here: install one with `sh scripts/install-cxx.sh`")
 def test_c_array_compiles_and_holds_the_int8_model_aligned(exported, tmp_path):
     main_source = tmp_path / "main.cc"
     main_source.write_text(
@@ -233,6 +234,39 @@ def test_a_file_failing_verification_is_not_written(run, tmp_path, monkeypatch, 
     code = main(["export", str(run[0]), "--out", str(tmp_path / "bad"), "--format", "onnx",
                  "--cache-dir", str(run[2]), "--quiet"])
     assert code == 1 and "failed: model.onnx differs" in capsys.readouterr().err
+
+
+def test_int8_files_record_their_agreement_with_the_float_model(exported):
+    for fmt in ("onnx-int8", "tflite-int8", "c"):
+        entry = exported.card["files"][fmt]
+        assert entry["agreement_examples"] == exported.card["accuracy"]["examples"]
+        assert exporter.MIN_INT8_AGREEMENT <= entry["top1_agreement"] <= 1
+
+
+def test_an_int8_file_that_answers_otherwise_is_refused_and_not_written(run, tmp_path, monkeypatch, capsys):
+    """Ranges calibrated on inputs 1,000 times too large squash every activation onto a few int8 steps:
+    the file runs, TFLite Micro agrees with ai-edge-litert, and its answers are not the model's."""
+    real = tflite_format.quantize_tflite_int8
+    monkeypatch.setattr(tflite_format, "quantize_tflite_int8",
+                        lambda content, calibration, ranges: real(content, calibration * 1000, ranges))
+    with pytest.raises(ExportError, match=r"model_int8.tflite gives the float model's top-1 class on only .*"
+                                          r"--format onnx,tflite"):
+        export_checkpoint(run[0], tmp_path / "bad", formats="tflite-int8", cache_dir=run[2], progress=False,
+                          log=lambda line: None)
+    assert not list(tmp_path.iterdir())
+    code = main(["export", str(run[0]), "--out", str(tmp_path / "bad"), "--format", "tflite-int8",
+                 "--cache-dir", str(run[2]), "--quiet"])
+    assert code == 1 and "gives the float model's top-1 class on only" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_int8_file_that_loses_more_accuracy_than_allowed_is_refused():
+    card = {"accuracy": {"pytorch": 0.90}, "files": {"onnx-int8": {
+        "path": "model_int8.onnx", "top1_agreement": 0.95, "agreement_examples": 200, "accuracy": 0.84}}}
+    exporter._check_int8(card, min_agreement=0.8, max_drop=0.07)  # 6 points: allowed
+    with pytest.raises(ExportError, match="model_int8.onnx loses 6.0% test accuracy against the float model "
+                                          r"\(at most 5% allowed\)"):
+        exporter._check_int8(card, min_agreement=0.8, max_drop=0.05)
 
 
 def test_force_replaces_the_folder_and_a_killed_exports_staging_is_cleared(run, tmp_path):
