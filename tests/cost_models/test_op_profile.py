@@ -4,6 +4,8 @@ The sample outputs are written the way tensorflow/lite/profiling and tsl/util/st
 them: the default format is tab-separated right-aligned fields ("\\t" + setw), the CSV format ", "-separated
 with the name's commas turned into tabs; some releases have a [start] column, some do not.
 """
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -226,3 +228,27 @@ def test_an_op_profile_becomes_a_profile_and_extends_an_existing_one(tmp_path):
     again = load_target(str(out))
     fc = [e.latency_ms for e in again.entries if e.shape.kind == "fully_connected"]
     assert len(again.entries) == 5 and fc[0] < 0.005  # 0.007 ms halved (printed to 3 decimals) replaced it
+
+
+# --- a real benchmark_model output -----------------------------------------------------------------
+CAPTURED = Path(__file__).parent / "data" / "benchmark_model_mobilenet_v1_op_profiling.txt"
+
+
+def test_parser_reads_a_captured_benchmark_model_output():
+    """The parser on output benchmark_model itself printed, not this file's writer: MobileNetV1 1.0/224
+    float, 4 threads on a RISC-V QEMU, `--enable_op_profiling=true`, as published in
+    NobuoTsukamoto/meta-tensorflow-lite, doc/tensorflow-lite-benchmark.md (commit 0e1bd90, MIT licence),
+    lines 58-155 of that page kept byte for byte. Checked against the tool's own tables: the run order's
+    31 nodes, and per node type the sums equal to the "Summary by node type" block of the same run."""
+    text = CAPTURED.read_text()
+    ops = parse_op_profile(text)
+    assert len(ops) == 31 and "31 nodes observed" in text  # the regular runs, not the one-node init block
+    assert ops[0] == OpTime("CONV_2D", 87.754, 60.957, 1, "[MobilenetV1/MobilenetV1/Conv2d_0/Relu6]:0")
+    assert [op.node_type for op in ops[-4:]] == ["AVERAGE_POOL_2D", "CONV_2D", "SQUEEZE", "SOFTMAX"]
+    summary = {"CONV_2D": (15, 2651.853), "DEPTHWISE_CONV_2D": (13, 296.919), "AVERAGE_POOL_2D": (1, 0.869),
+               "SOFTMAX": (1, 0.232), "SQUEEZE": (1, 0.016)}  # the tool's "Summary by node type" rows
+    for node_type, (count, total_ms) in summary.items():
+        of_type = [op for op in ops if op.node_type == node_type]
+        assert len(of_type) == count
+        assert sum(op.average_ms for op in of_type) == pytest.approx(total_ms, abs=0.01)
+    assert sum(op.average_ms for op in ops) == pytest.approx(2949.9, abs=0.1)  # "avg=2.9499e+06" us
