@@ -90,6 +90,20 @@ def _resize(images: torch.Tensor, config: ImageTaskConfig) -> torch.Tensor:
     return images.contiguous().float()
 
 
+def image_input(image: np.ndarray, preprocessing: dict) -> torch.Tensor:
+    """One image (H, W, C) or (H, W), uint8 pixels or floats in [0, 1], as the network's input
+    (1, C, resolution, resolution): what an image task's loaders do to the images it trains on, with the
+    task's ``preprocessing`` (its resolution, channels and training statistics)."""
+    pixels = np.asarray(image)
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    pixels = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else pixels.astype(np.float32)
+    config = ImageTaskConfig(resolution=preprocessing["resolution"], channels=preprocessing["channels"])
+    images = _resize(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None], config)
+    mean = torch.tensor(preprocessing["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(preprocessing["std"]).view(1, -1, 1, 1)
+    return (images - mean) / std
+
+
 def augment_images(flips: bool, max_shift: int):
     """Random horizontal flips and translations by up to ``max_shift`` pixels (reflection padding)."""
 

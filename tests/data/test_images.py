@@ -9,6 +9,7 @@ from PIL import Image
 from edgegrow.data.images import (
     ImageTaskConfig,
     augment_images,
+    image_input,
     load_cifar10,
     load_digits_task,
     load_faces_task,
@@ -100,6 +101,18 @@ def test_image_folder_with_train_and_val_folders(tmp_path):
     task = load_image_folder(write_image_folder(tmp_path / "pets", presplit=True), ImageTaskConfig(resolution=16))
     assert (len(task.train), len(task.validation)) == (12, 12)
     assert any("no test/ folder" in note for note in task.notes)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_image_input_is_the_loaders_preprocessing_of_one_image(tmp_path, channels):
+    """``image_input`` (the reference the device pipeline's tests compare with) gives the very input the
+    folder loader trained on, for RGB and for grey networks."""
+    root = write_image_folder(tmp_path / "pets", presplit=True)
+    task = load_image_folder(root, ImageTaskConfig(resolution=16, channels=channels))
+    paths = [root / "val" / name / f"{i}.png" for name in ("cat", "dog") for i in range(6)]
+    for path, stored in zip(paths, task.validation.inputs, strict=True):
+        pixels = np.asarray(Image.open(path))
+        torch.testing.assert_close(image_input(pixels, task.preprocessing)[0], stored, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("make,message", [

@@ -15,12 +15,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from edgegrow.data.images import image_input
 from edgegrow.data.mfcc import MfccConfig, mfcc
 from edgegrow.data.speech_commands import CLASS_NAMES
 from edgegrow.models import build_seed
 
 pytest.importorskip("ai_edge_litert")
-litert_torch = pytest.importorskip("litert_torch")
+pytest.importorskip("litert_torch")
+
+from edgegrow.export import tflite_format  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore:.*experimental_preserve_all_tensors:UserWarning")  # the quantizer's
 
 PIPELINE_PATH = Path(__file__).resolve().parents[2] / "edgegrow" / "export" / "pipeline.py"
@@ -70,23 +73,14 @@ def _kws_card(config: MfccConfig, mean, std) -> dict:
 
 
 def _to_tflite(model: torch.nn.Module, path: Path) -> Path:
-    example = torch.randn(1, *model.input_shape)
-    nhwc = litert_torch.to_channel_last_io(model, args=[0])
-    litert_torch.convert(nhwc.eval(), (example.permute(0, 2, 3, 1),)).export(str(path))
+    """edgegrow's own float conversion, as ``edgegrow export`` writes model.tflite."""
+    path.write_bytes(tflite_format.export_tflite_float(model.eval(), torch.randn(1, *model.input_shape)))
     return path
 
 
 def _quantize_int8(float_path: Path, calibration: np.ndarray, path: Path) -> Path:
-    from ai_edge_litert.interpreter import Interpreter
-    from ai_edge_quantizer import quantizer, recipe
-
-    q = quantizer.Quantizer(str(float_path))
-    q.load_quantization_recipe(recipe.static_wi8_ai8())
-    signatures = Interpreter(model_path=str(float_path)).get_signature_list()
-    key = next(iter(signatures))
-    name = signatures[key]["inputs"][0]
-    result = q.calibrate({key: [{name: example[None]} for example in calibration]})
-    path.write_bytes(q.quantize(result).quantized_model)
+    """edgegrow's own int8 quantization, as ``edgegrow export`` writes model_int8.tflite."""
+    path.write_bytes(tflite_format.quantize_tflite_int8(float_path.read_bytes(), calibration))
     return path
 
 
@@ -266,14 +260,8 @@ def _image_preprocessing(resolution: int = 32) -> dict:
 
 
 def _training_image_input(image: np.ndarray, resolution: int = 32) -> torch.Tensor:
-    """What edgegrow.data.images does: [0, 1] pixels, antialiased bilinear resize, per-channel standardisation."""
-    pixels = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-    if pixels.shape[1] == 1:
-        pixels = pixels.expand(-1, 3, -1, -1)
-    if tuple(pixels.shape[-2:]) != (resolution, resolution):
-        pixels = F.interpolate(pixels, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                               antialias=True)
-    return (pixels - torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+    """edgegrow's own image preprocessing (``edgegrow.data.images.image_input``), as training did it."""
+    return image_input(image, _image_preprocessing(resolution))
 
 
 @pytest.mark.parametrize("size, channels", [((32, 32), 3), ((16, 16), 3), ((13, 20), 3), ((16, 16), 1)],
