@@ -65,8 +65,9 @@ from growth_data import fonts_folder, kws_folder  # noqa: E402
 from provenance import commit  # noqa: E402
 
 from cost_models import Target, load_target  # noqa: E402
-from edgegrow.baseline import largest_fitting_uniform, seed_width_for, train_baseline  # noqa: E402
-from edgegrow.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
+from edgegrow.baseline import UniformBaseline, largest_fitting_uniform, seed_width_for, train_baseline  # noqa: E402
+from edgegrow.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from edgegrow.grow.run_folder import GROWN  # noqa: E402
 from edgegrow.grow import GrowConfig, grow  # noqa: E402
 from edgegrow.grow.methods import METHODS  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
@@ -75,7 +76,8 @@ from edgegrow.training import resolve_device  # noqa: E402
 from edgegrow.workflow import shrink_schedule  # noqa: E402
 
 EPOCHS = 20
-KINDS = ("uniform", "grown", "uniform-compute", "uniform-shrink")
+KINDS = ("uniform", "grown", "uniform-compute", "uniform-shrink", "retrained-shrink")
+DEFAULT_KINDS = KINDS[:4]  # retrained-shrink only when --kinds names it
 REQUIRED = KINDS[:3]  # the three comparisons; uniform-shrink is a control that --kinds may leave out
 
 
@@ -198,17 +200,20 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
             path.write_text(json.dumps(row, indent=1))
             print(f"{setting.name} seed {seed} {kind}: shrink 1, the uniform run", flush=True)
             return row
-        if kind == "uniform-shrink":
+        record = Checkpoint(task.family, {**task.seed_options, "width_multiplier": fair.width_multiplier}, [],
+                            {"kind": kind})
+        usage, predicted = fair.usage, {"latency_ms": fair.report.latency_ms, "macs": fair.report.macs,
+                                        "sram_kb": fair.report.sram_bytes / 1024,
+                                        "flash_kb": fair.report.flash_bytes / 1024}
+        if kind in ("uniform-shrink", "retrained-shrink"):
             shrink = shrink_schedule(config, len(task.data.train))
+        if kind == "retrained-shrink":  # the grown run's architecture, fresh weights, the uniform+shrink recipe
+            fair, record, usage, predicted = _found_architecture(work, setting, seed, fair)
         trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs, shrink=shrink)
-        seed_options = {**task.seed_options, "width_multiplier": fair.width_multiplier}
-        save_checkpoint(work / f"{setting.name}-{seed}-{kind}.pt", fair.model,
-                        Checkpoint(task.family, seed_options, [], {"kind": kind}))
+        save_checkpoint(work / f"{setting.name}-{seed}-{kind}.pt", fair.model, record)
         row = {"kind": kind, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
                "mac_epochs": trained.mac_epochs, "validation_accuracy": trained.validation_accuracy,
-               "test_accuracy": trained.test_accuracy, "usage": fair.usage,
-               "predicted": {"latency_ms": fair.report.latency_ms, "macs": fair.report.macs,
-                             "sram_kb": fair.report.sram_bytes / 1024, "flash_kb": fair.report.flash_bytes / 1024},
+               "test_accuracy": trained.test_accuracy, "usage": usage, "predicted": predicted,
                "wall_seconds": time.perf_counter() - started}
     device = resolve_device(config.device)
     row.update(setting=setting.name, seed=seed, torch_threads=torch.get_num_threads(), commit=commit(),
@@ -218,6 +223,23 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
     accuracy = row.get("test_accuracy", row.get("summary", {}).get("test_accuracy"))
     print(f"{setting.name} seed {seed} {kind}: test {accuracy:.1%}, {row['wall_seconds']:.0f} s", flush=True)
     return row
+
+
+def _found_architecture(work: Path, setting: Setting, seed: int, fair: UniformBaseline):
+    """The grown run's network (its grown.pt) with fresh weights drawn as ``--retrain`` draws them, for
+    ``retrained-shrink``: the found architecture trained with the shrink steps the uniform+shrink control
+    gets, so the two differ in architecture alone."""
+    grown = json.loads(result_path(work, setting.name, seed, "grown").read_text())
+    model, record = load_checkpoint(work / f"{setting.name}-{seed}-grown-run" / GROWN)
+    torch.manual_seed(seed * 1009 + 1)
+    for module in model.modules():
+        if hasattr(module, "reset_parameters") and module is not model:
+            module.reset_parameters()
+        if hasattr(module, "reset_running_stats"):
+            module.reset_running_stats()
+    record = Checkpoint(record.family, record.seed_options, record.edits, {"kind": "retrained-shrink"})
+    return (UniformBaseline(fair.width_multiplier, model.train()), record, grown["usage"],
+            {**grown["predicted"]})
 
 
 def plan(args) -> list[tuple[str, int, str]]:
@@ -348,6 +370,7 @@ def report(args) -> None:
             grown = runs[(name, seed, "grown")]["summary"]
             uniform, compute = runs[(name, seed, "uniform")], runs[(name, seed, "uniform-compute")]
             shrunk = runs.get((name, seed, "uniform-shrink"), {"test_accuracy": math.nan})
+            found_shrunk = runs.get((name, seed, "retrained-shrink"), {"test_accuracy": math.nan})
             per_seed.append({
                 "seed": seed, "grown_test": grown["grown"]["test_accuracy"],
                 "retrained_test": grown["retrained"]["test_accuracy"], "kept": grown["kept"],
@@ -355,6 +378,8 @@ def report(args) -> None:
                 "uniform_compute_test": compute["test_accuracy"], "uniform_compute_epochs": compute["epochs"],
                 "uniform_shrink_test": shrunk["test_accuracy"],
                 "minus_uniform_shrink": grown["grown"]["test_accuracy"] - shrunk["test_accuracy"],
+                "retrained_shrink_test": found_shrunk["test_accuracy"],
+                "retrained_shrink_minus_uniform_shrink": found_shrunk["test_accuracy"] - shrunk["test_accuracy"],
                 "equal_epochs": grown["grown"]["test_accuracy"] - uniform["test_accuracy"],
                 "equal_compute": grown["grown"]["test_accuracy"] - compute["test_accuracy"],
                 "retrained": grown["retrained"]["test_accuracy"] - uniform["test_accuracy"],
@@ -390,12 +415,14 @@ def report(args) -> None:
                       "seeds": seeds, **{f"{key}_median": median(key) for key in (
                           "grown_test", "retrained_test", "uniform_test", "uniform_compute_test",
                           "uniform_shrink_test", "equal_epochs", "equal_compute", "retrained", "kept_equal_epochs",
-                          "minus_uniform_shrink", "grown_usage", "uniform_usage", "growth_share",
+                          "minus_uniform_shrink", "retrained_shrink_test", "retrained_shrink_minus_uniform_shrink",
+                          "grown_usage", "uniform_usage", "growth_share",
                           "uniform_compute_epochs")},
                       **{f"{key}_range": spread(key)
                          for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink")},
                       **{f"{key}_paired": paired(key)
-                         for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink")},
+                         for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink",
+                                     "retrained_shrink_minus_uniform_shrink")},
                       "devices": sorted({str(runs[(name, seed, kind)].get("device", "cpu"))
                                          for seed in seeds for kind in KINDS if (name, seed, kind) in runs}),
                       "shrink": sorted({runs[(name, seed, "grown")].get("shrink") for seed in seeds}, key=str),
@@ -414,7 +441,9 @@ def report(args) -> None:
             f"{label} {100 * t[key + '_paired']['mean']:+.2f} ± {100 * t[key + '_paired']['standard_error']:.2f} "
             f"({t[key + '_paired']['ahead']}/{t[key + '_paired']['behind']})"
             for key, label in (("equal_epochs", "Δ epochs"), ("equal_compute", "Δ compute"),
-                               ("retrained", "Δ retrain"), ("minus_uniform_shrink", "Δ u+shrink"))))
+                               ("retrained", "Δ retrain"), ("minus_uniform_shrink", "Δ u+shrink"),
+                               ("retrained_shrink_minus_uniform_shrink", "retrained+shrink − u+shrink"))
+            if t[key + "_paired"]["seeds"]))
     for m in per_method:
         print(f"{m['method']:<13} on {m['setting']} (seeds {m['seeds']}): grown {100 * m['grown_test_median']:.1f} %, "
               f"Δ epochs {100 * m['equal_epochs_median']:+.1f}, Δ compute {100 * m['equal_compute_median']:+.1f}, "
@@ -471,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                         help="methods phase: the methods to compare (default all)")
     parser.add_argument("--methods-setting", default="kws-host-b", choices=list(SETTINGS))
-    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS,
+    parser.add_argument("--kinds", nargs="+", default=list(DEFAULT_KINDS), choices=KINDS,
                         help="the runs to make per setting and seed (default all; uniform-shrink is a control)")
     parser.add_argument("--pairs", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1 thread each)")

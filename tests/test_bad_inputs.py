@@ -123,7 +123,8 @@ def checkpoint_file(path: Path, family: str = "ds-cnn", edits: list | None = Non
     return path
 
 
-def toy_task(shape=(1, 49, 10), examples: int = 32) -> TaskData:
+def noise_task(shape=(1, 49, 10), examples: int = 32) -> TaskData:
+    """Random inputs of any shape with four labels: what the bad-input checks need, nothing to learn."""
     generator = torch.Generator().manual_seed(0)
 
     def split(n):
@@ -191,7 +192,7 @@ class Shared:
 def shared(tmp_path_factory) -> Shared:
     folder = tmp_path_factory.mktemp("shared")
     checkpoint = checkpoint_file(folder / "run" / "checkpoint.pt")
-    return Shared(folder, folder / "run", checkpoint, toy_task())
+    return Shared(folder, folder / "run", checkpoint, noise_task())
 
 
 def tree(*folders: Path) -> dict[str, str]:
@@ -343,7 +344,7 @@ CASES = [
     pytest.param("api", lambda t, s: partial(estimate, ds_cnn_seed(), torch.zeros(1, 3, 32, 32), "host"),
                  "the example input of shape (1, 3, 32, 32) does not run through DSCNN",
                  id="model: wrong example input, estimate"),
-    pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=4), toy_task(shape=(3, 8, 8)), "host",
+    pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=4), noise_task(shape=(3, 8, 8)), "host",
                                              Budget({"latency_ms": 1.0}), TINY, t / "run", log=print),
                  "the example input of shape (1, 3, 8, 8) does not run through DSCNN",
                  id="model: seed input does not match the data, grow"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_grow import toy_task
+from toy import toy_task
 
 from cost_models import count_macs, estimate
 from edgegrow.baseline import largest_fitting_uniform, train_baseline

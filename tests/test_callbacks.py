@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from test_grow import TINY, latency_budget, seed_model, toy_task
+from toy import TINY, latency_budget, seed_model, toy_task
 
 from edgegrow.grow import GrowCallback, GrowConfig, RunFolder, TensorBoardLog, grow, read_run
 from edgegrow.grow.run_folder import EPOCHS_CSV, GROWTH_CSV

@@ -12,7 +12,6 @@ import edgegrow.grow.loop as loop_module
 from cost_models import estimate
 from edgegrow.checkpoint import load_checkpoint
 from edgegrow.cli import main
-from edgegrow.data.task_data import Split, TaskData
 from edgegrow.grow import (
     GrowConfig,
     GrowthEvent,
@@ -26,34 +25,8 @@ from edgegrow.grow import (
 from edgegrow.grow.growth_step import model_widths
 from edgegrow.growth.budget import Budget
 from edgegrow.growth.candidates import Candidate
-from edgegrow.models import ds_cnn_seed
 from edgegrow.training import learning_rate_factor
-
-EXAMPLE = torch.zeros(1, 1, 49, 10)
-# 192 training examples at batch 64: 3 steps per epoch, 12 in the run; events at steps 1, 3, 5 and 7
-TINY = dict(epochs=4, warmup_epochs=0.5, growth_start=0.1, growth_end=0.6, growth_every=0.5, score_batches=1,
-            fast_steps=5, firefly_steps=3, batch_size=64)
-
-
-def toy_task(examples: int = 192) -> TaskData:
-    """Four classes told apart by where a bump sits in a (1, 49, 10) map."""
-    def split(n, seed):
-        generator = torch.Generator().manual_seed(seed)
-        labels = torch.randint(0, 4, (n,), generator=generator)
-        inputs = 0.3 * torch.randn(n, 1, 49, 10, generator=generator)
-        inputs[torch.arange(n), 0, 10 * labels + 5, 2 + 2 * labels] += 2.0
-        return Split(inputs, labels)
-    return TaskData("toy", ["a", "b", "c", "d"], split(examples, 0), split(64, 1), split(64, 2))
-
-
-def seed_model():
-    torch.manual_seed(0)
-    return ds_cnn_seed(num_classes=4)
-
-
-def latency_budget(factor: float) -> Budget:
-    return Budget({"latency_ms": factor * estimate(seed_model(), EXAMPLE, "host").latency_ms})
-
+from toy import EXAMPLE, TINY, latency_budget, seed_model, toy_task
 
 def run(tmp_path, budget=None, name="run", **settings):
     return grow(seed_model(), toy_task(), "host", budget or latency_budget(2.2), GrowConfig(**{**TINY, **settings}),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from test_grow import EXAMPLE, TINY, seed_model, toy_task
+from toy import EXAMPLE, TINY, seed_model, toy_task
 from test_resume import CHILD, TESTS
 
 import edgegrow.grow.growth_step as step_module

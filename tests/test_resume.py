@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_grow import EXAMPLE, TINY, seed_model, toy_task
+from toy import EXAMPLE, TINY, seed_model, toy_task
 
 from cost_models import estimate, load_target
 from edgegrow.checkpoint import read_checkpoint
@@ -31,7 +31,7 @@ CHILD = textwrap.dedent("""
     import torch
     sys.path.insert(0, {tests!r})
     import edgegrow.grow.loop as loop_module
-    from test_grow import seed_model, toy_task
+    from toy import seed_model, toy_task
     from test_resume import CONFIG, budget
     torch.set_num_threads(1)
     saves = {{"states": 0}}

@@ -224,7 +224,7 @@ def test_baselines_train_with_the_grow_runs_shrink_steps(monkeypatch):
     import edgegrow.workflow as workflow
     from edgegrow.grow import growth_events
     from edgegrow.tasks import Task
-    from test_grow import toy_task
+    from toy import toy_task
 
     config = WorkflowConfig.quick()
     kws = Task(toy_task(), "ds-cnn", {"num_classes": 4})

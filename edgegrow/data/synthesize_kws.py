@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..argument_checks import check_positive_integer
 from ..progress import progress_bar
 from .audio import fit_length, resample, write_wav
 from .speech_commands import BACKGROUND_FOLDER, KEYWORDS, UNKNOWN_WORDS_V2, which_set
@@ -63,12 +64,8 @@ class SynthesisConfig:
 
     def __post_init__(self):
         for name in ("per_class", "speakers", "background_seconds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.unknown_per_word, bool) or not isinstance(self.unknown_per_word, int) \
-                or self.unknown_per_word < 0:
-            raise ValueError(f"unknown_per_word must be a non-negative integer, got {self.unknown_per_word!r}")
+            check_positive_integer(name, getattr(self, name))
+        check_positive_integer("unknown_per_word", self.unknown_per_word, allow_zero=True)
 
 
 @dataclass(frozen=True)

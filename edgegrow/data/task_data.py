@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..argument_checks import check_positive_integer
+
 
 def _stack_inputs(items: list) -> torch.Tensor:
     """A DataLoader batch of a Dataset whose item is the input or an (input, label) pair: the inputs."""
@@ -44,8 +46,7 @@ class Split:
         if self.streamed and self.epoch_inputs is not None:
             raise ValueError("epoch_inputs needs inputs in memory; augment a streamed split in its Dataset or "
                              "with augment_batch")
-        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ValueError(f"num_workers must be a whole number >= 0, got {self.num_workers!r}")
+        check_positive_integer("num_workers", self.num_workers, allow_zero=True)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -54,6 +54,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..argument_checks import check_positive_integer
 from .arguments import fan_in_shape, fan_out_shape
 from .candidates import Candidate, Kind
 from .channel_groups import ChannelGroup, find_channel_groups, growable_groups
@@ -570,8 +571,7 @@ def _check_training_arguments(batches, steps, learning_rate, cost_of_layer) -> l
     if any(not isinstance(b, (tuple, list)) or len(b) != 2 for b in batches):
         raise ValueError("each batch must be an (inputs, targets) pair")
     _check_positive("learning_rate", learning_rate)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    check_positive_integer("steps", steps, allow_zero=True)
     if cost_of_layer is not None and not callable(cost_of_layer):
         raise ValueError(f"cost_of_layer must be callable or None, got {type(cost_of_layer).__name__}")
     return batches

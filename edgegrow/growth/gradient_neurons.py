@@ -27,6 +27,7 @@ import copy
 import torch
 from torch import nn
 
+from ..argument_checks import check_positive_integer
 from .arguments import fan_in_shape, fan_out_shape
 from .candidates import Candidate
 from .channel_groups import ChannelGroup, find_channel_groups, growable_groups
@@ -96,8 +97,7 @@ def new_neuron_gradients(model: nn.Module, groups: list[ChannelGroup], counts: d
     if not batches:
         raise ValueError("no batches given to score the new neurons on")
     for name, count in counts.items():
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"count for group `{name}` must be a positive integer, got {count!r}")
+        check_positive_integer(f"count for group `{name}`", count)
     groups = [g for g in groups if g.name in counts]
     widths = {g.name: group_width(model, g) for g in groups}
     rows, filters, references = {}, {}, {}

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ..argument_checks import check_positive_integer
 from .arguments import fan_in_shape, fan_out_shape, per_layer_tensors
 from .channel_groups import ChannelGroup
 from .staged_edit import AxisEntry, StagedEdit, check_group, slot_offset, slot_tensors
@@ -58,8 +59,7 @@ def add_neurons(
         ValueError: bad arguments; the model is then left untouched.
     """
     width = check_group(model, group)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
+    check_positive_integer("count", count)
     modules = {slot.layer: model.get_submodule(slot.layer) for slot in group.slots}
     rows = per_layer_tensors(
         fan_in, group.producers, (count,), {s.layer: fan_in_shape(modules[s.layer]) for s in group.producers},

@@ -34,6 +34,7 @@ from torch import nn
 
 from cost_models import CostReport, KernelCostModel
 
+from ..argument_checks import check_positive_integer
 from .budget import Budget, metric_value
 from .candidates import Candidate, apply_candidates
 from .channel_groups import find_channel_groups
@@ -63,8 +64,7 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
     """
     if not 0 < usage_cap <= 1:
         raise ValueError(f"usage_cap must be in (0, 1], got {usage_cap!r}")
-    if isinstance(channel_step, bool) or not isinstance(channel_step, int) or channel_step < 1:
-        raise ValueError(f"channel_step must be a positive integer, got {channel_step!r}")
+    check_positive_integer("channel_step", channel_step)
     metrics = list(budget.limits)
     current = {m: metric_value(cost_model.report, m) for m in metrics}
     caps = {m: usage_cap * limit for m, limit in budget.limits.items()}

@@ -41,6 +41,7 @@ from torch import nn
 
 from cost_models.kernels import symbolic_trace
 
+from ..argument_checks import check_positive_integer
 from ..models.layers import Gaussian
 from .candidates import Candidate
 from .channel_groups import ChannelGroup, find_channel_groups, growable_groups
@@ -377,8 +378,7 @@ def tiny_candidates(model: nn.Module, example_input: torch.Tensor, batches: list
     many TINY finds, and the ``tiny`` growth method fills an event's budget share with the rest."""
     if not batches:
         raise ValueError("no batches given to score the new neurons on")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
+    check_positive_integer("count", count)
     groups = {group.name: group for group in growable_groups(find_channel_groups(model, example_input))}
     sites = tiny_sites(model, list(groups.values())).values()
     candidates = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_grow import seed_model, toy_task
+from toy import seed_model, toy_task
 from torch.utils.data import TensorDataset
 
 from edgegrow.data.task_data import Split, TaskData
@@ -49,7 +49,7 @@ def test_a_streamed_split_trains_exactly_as_the_same_data_in_memory(workers):
 @pytest.mark.parametrize("method", ["random-new", "tiny"])
 def test_a_grow_run_on_streamed_data_equals_the_run_in_memory(method):
     """Growth draws new neurons from torch's global generator: a DataLoader must not draw from it."""
-    from test_grow import TINY, latency_budget
+    from toy import TINY, latency_budget
 
     from edgegrow.grow import GrowConfig, grow
 

@@ -1,6 +1,6 @@
 """The finished grow run that the report tests (file and browser) read."""
 import pytest
-from test_grow import EXAMPLE, TINY, seed_model, toy_task
+from toy import EXAMPLE, TINY, seed_model, toy_task
 
 from cost_models import estimate
 from edgegrow.grow import GrowConfig, grow, read_run

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 import torch
-from test_grow import EXAMPLE, TINY, seed_model, toy_task
+from toy import EXAMPLE, TINY, seed_model, toy_task
 
 from cost_models import estimate, known_targets, load_target
 from edgegrow.checkpoint import load_checkpoint

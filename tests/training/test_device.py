@@ -5,7 +5,7 @@ device lands there and breaks on first use beside the model's CPU tensors, as it
 checkpoints hold CPU tensors; and on a machine with CUDA a run grows there and resumes on the CPU."""
 import pytest
 import torch
-from test_grow import EXAMPLE, TINY, latency_budget, seed_model, toy_task
+from toy import EXAMPLE, TINY, latency_budget, seed_model, toy_task
 
 from cost_models import estimate
 from edgegrow.checkpoint import load_checkpoint

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_grow import TINY, latency_budget, seed_model, toy_task
+from toy import TINY, latency_budget, seed_model, toy_task
 
 from edgegrow.grow import GrowConfig, grow
 from edgegrow.training.distributed import World, check_batch_divisible, current_world
@@ -35,7 +35,7 @@ JOB = textwrap.dedent("""
     import torch
     import torch.nn.functional as F
     sys.path.extend([{tests!r}, {tests!r} + "/training"])
-    from test_grow import latency_budget, seed_model, toy_task
+    from toy import latency_budget, seed_model, toy_task
     from test_distributed import CONFIG
     from edgegrow.grow import GrowConfig, grow
     from edgegrow.training.distributed import current_world, init_from_environment, synced_batch_norm
