@@ -20,12 +20,17 @@ Per setting and seed:
 2. ``grown``: ``edgegrow.grow.grow`` with the default GrowConfig (``--method``) and ``retrain=True``, from
    the seed ``--seed-width auto`` picks (about half the uniform network's width multiplier), for the
    same ``EPOCHS`` in one schedule;
-   its summary holds the grown network and the found architecture retrained from scratch;
+   its summary holds the grown network and the found architecture retrained from scratch (with the
+   grow run's shrink steps since 2026-12-04; without them before);
 3. ``uniform-compute``: the uniform network trained with the grown run's training compute (Σ MACs ×
    examples over the run, growing and retraining), for as many optimizer steps as that buys at its MACs;
 4. ``uniform-shrink``: the uniform network for ``EPOCHS`` with the grown run's shrink events (its
    convolutions scaled by ``GrowConfig.shrink`` at every growth event's step) and nothing else: the
-   grow protocol without growth, which tells what shrinking alone does for any network.
+   grow protocol without growth, which tells what shrinking alone does for any network;
+5. ``retrained-shrink`` (only when ``--kinds`` names it): the grown run's architecture (its ``grown.pt``)
+   from fresh weights with the same shrink steps, against uniform-shrink: the architectures alone
+   compared. Since 2026-12-04 ``--retrain`` itself trains with the shrink steps, so for new grow runs
+   this equals the grown run's ``retrained``; it re-derives that for runs made before.
 
 Comparisons (median over seeds of the per-seed difference, in points of test accuracy): equal epochs
 (grown − uniform), equal training compute (grown − uniform-compute, and kept − uniform-compute with the

@@ -153,6 +153,33 @@ def test_retrain_trains_the_found_architecture_afresh_and_keeps_the_better_on_va
     torch.testing.assert_close(kept(x), (retrained_model if summary.kept == "retrained" else grown_model)(x))
 
 
+def test_retraining_shrinks_its_convolutions_at_every_scheduled_event_step(tmp_path, monkeypatch):
+    """The retraining gets the grow run's recipe without growth: the convolutions scaled by ``shrink`` at
+    each scheduled event's step (as the uniform+shrink baseline is), whether or not growth took it."""
+    calls = []
+    real = loop_module.shrink_convolutions
+
+    def record(model, factor):
+        calls.append((factor, training_step[0]()))
+        real(model, factor)
+
+    training_step = [lambda: None]
+    real_train_phase = loop_module._train_phase
+
+    def phase(run):
+        training_step[0] = lambda: (run.state.phase, run.training.step)
+        real_train_phase(run)
+
+    monkeypatch.setattr(loop_module, "shrink_convolutions", record)
+    monkeypatch.setattr(loop_module, "_train_phase", phase)
+    result = run(tmp_path, retrain=True, shrink=0.5)
+    events = growth_events(GrowConfig(**TINY), 3)  # 192 examples at batch 64: 3 steps an epoch
+    assert calls == [(0.5, ("retrain", event.step)) for event in events]
+    calls.clear()
+    run(tmp_path, name="plain", retrain=True, shrink=1.0)
+    assert calls == []  # shrink 1: no stop, no scaling
+
+
 def test_resume_of_a_finished_run_returns_it_and_other_settings_are_refused(tmp_path):
     first = run(tmp_path)
     with pytest.raises(ValueError, match="already holds a grow run; pass --resume"):

@@ -60,7 +60,10 @@ class GrowConfig:
     both ε.
 
     ``retrain``: after growing, train the found architecture from freshly initialised weights with the
-    same schedule, and keep whichever of the two is better on the validation split.
+    same schedule and ``shrink`` at every scheduled event's step (the grow run's recipe without growth:
+    bench/grow_vs_uniform.py measured it 0.3 to 1.2 points above retraining without the shrink steps,
+    median of 8 seeds on four DS-CNN budgets), and keep whichever of the two is better on the
+    validation split.
 
     ``device``: where the run computes (``edgegrow.training.device``: ``auto``, ``cpu``, ``cuda``,
     ``cuda:N``, ``mps``; ``auto`` is a CUDA GPU where there is one). It says where, not what: a run

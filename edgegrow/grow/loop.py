@@ -11,8 +11,9 @@ retrained from scratch, and the better of the two by validation accuracy.
    model in place (``growth_step.grow_step``); the optimizer is the same object before and after,
    its state following the edit; training goes on at the same step of the same schedule;
 3. after the last epoch, the grown model is evaluated; with ``retrain`` its architecture is trained
-   again from fresh weights with the same schedule, and the run keeps the better of the two on the
-   validation split (never the test split).
+   again from fresh weights with the same schedule, its convolutions shrunk by ``shrink`` at every
+   scheduled event's step as the grow run's were (the recipe without growth), and the run keeps the
+   better of the two on the validation split (never the test split).
 
 Guarantees: a seed that already exceeds a budget is refused before any training, and the model after
 every event fits every limit (``fit_to_budget`` checks the grown model's full estimate). A NaN or
@@ -50,7 +51,7 @@ from . import run_folder as files
 from .callbacks import Rollback, RunStart, call, check_callbacks
 from .checks import check_budget_reachable, check_seed_fits, check_seed_suits_task
 from .config import GrowConfig
-from .growth_step import CostCache, grow_step, model_depth, model_widths, predicted_costs
+from .growth_step import CostCache, grow_step, model_depth, model_widths, predicted_costs, shrink_convolutions
 from .run_folder import EpochRow, GrowthRow, Outcome, RunFolder, RunLog, RunMeta, Summary
 from .schedule import GrowthEvent, growth_events
 
@@ -96,6 +97,7 @@ class _State:
     settings: dict = field(default_factory=dict)  # GrowConfig as lowered by retries
     last_event_step: int | None = None  # step of the latest event that changed the network
     grown: dict | None = None  # Outcome of the grown network, once the growth phase is done
+    retrain_shrinks_done: int = 0  # scheduled event steps the retraining has shrunk its convolutions at
 
     def to_meta(self) -> dict:
         meta = asdict(self)
@@ -367,7 +369,9 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
             run.state.mac_epochs = 0.0
             run._start_segment()
             run.save(files.STATE)
-            run.log(f"retraining the found architecture from scratch ({config.epochs} epochs, the same schedule)")
+            run.log(f"retraining the found architecture from scratch ({config.epochs} epochs, the same schedule"
+                    + (f", convolutions ×{run.config.shrink:g} at the events' steps)" if run.config.shrink != 1.0
+                       else ")"))
     if run.state.phase == "retrain":
         _train_phase(run)
         _save_model(run, files.RETRAINED, "retrained")
@@ -375,19 +379,27 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
 
 
 def _train_phase(run: _Run) -> None:
-    """Train the current phase to its end: the growth phase stops at each due event to grow."""
+    """Train the current phase to its end: the growth phase stops at each due event to grow, the
+    retraining at each scheduled event's step to shrink its convolutions as growth did."""
     while not run.training.finished:
-        event = None
+        event = shrink_at = None
         growing = run.state.phase == "grow" and run.state.growth_stopped_by is None
         if growing and run.state.events_done < len(run.events):
             event = run.events[run.state.events_done]
-        outcome = run.training.run(event.step if event is not None else None)
+        if run.state.phase == "retrain" and run.config.shrink != 1.0 \
+                and run.state.retrain_shrinks_done < len(run.events):
+            shrink_at = run.events[run.state.retrain_shrinks_done].step
+        stop = event.step if event is not None else shrink_at
+        outcome = run.training.run(stop)
         if outcome == NON_FINITE:
             if run.recover():
                 continue
             break
         if event is not None and run.training.step == event.step:
             run.grow_at(event)
+        if shrink_at is not None and run.training.step == shrink_at:
+            shrink_convolutions(run.model, run.config.shrink)
+            run.state.retrain_shrinks_done += 1
     run.state.mac_epochs = run._mac_epochs_now()
     run._start_segment()
     if run.state.phase == "grow" and run.state.growth_stopped_by is None:
