@@ -172,7 +172,7 @@ def test_retraining_shrinks_its_convolutions_at_every_scheduled_event_step(tmp_p
 
     monkeypatch.setattr(loop_module, "shrink_convolutions", record)
     monkeypatch.setattr(loop_module, "_train_phase", phase)
-    result = run(tmp_path, retrain=True, shrink=0.5)
+    run(tmp_path, retrain=True, shrink=0.5)
     events = growth_events(GrowConfig(**TINY), 3)  # 192 examples at batch 64: 3 steps an epoch
     assert calls == [(0.5, ("retrain", event.step)) for event in events]
     calls.clear()

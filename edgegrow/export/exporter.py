@@ -307,7 +307,8 @@ def _check_int8(card: dict, min_agreement: float, max_drop: float) -> None:
                "files alone (--format onnx,tflite)")
         if agreement < min_agreement:
             raise ExportError(f"{entry['path']} gives the float model's top-1 class on only {agreement:.1%} of "
-                              f"{entry['agreement_examples']} inputs (at least {min_agreement:.0%} required); try {fix}")
+                              f"{entry['agreement_examples']} inputs (at least {min_agreement:.0%} required); "
+                              f"try {fix}")
         if accuracy is not None and float_accuracy is not None and float_accuracy - accuracy > max_drop:
             raise ExportError(f"{entry['path']} loses {float_accuracy - accuracy:.1%} test accuracy against the "
                               f"float model (at most {max_drop:.0%} allowed); try {fix}")
