@@ -10,6 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 from cost_models.estimate import estimate
 from cost_models.kernel_shape import KernelShape
@@ -25,6 +27,7 @@ MCUS = [name for name, kind in ANALYTIC.items() if kind == "mcu"]
 # than read from the profile, so that a profile whose recorded figures drift cannot pass by itself.
 MLPERF_TINY_M4F_MS = {"kws": 181.9, "vww": 600.5, "ic": 704.3}
 MLPERF_TINY_M4F_KWS_MJ = 7.37
+MLPERF_TINY_M4F_AD_MS, MLPERF_TINY_M4F_AD_MJ = 10.05, 0.417  # anomaly detection: not used by the fit
 
 
 def _load_script():
@@ -101,18 +104,54 @@ def test_profiles_match_the_spec_in_the_calibration_script():
     ("vww", lambda: mobilenet_v1(0.25, 96, 2)),
     ("ic", lambda: resnet8()),
 ])
-def test_cortex_m4f_is_within_10_percent_of_the_mlperf_tiny_reference(task, model):
+def test_regression_guard_cortex_m4f_latency_on_the_three_anchors_it_was_fitted_on(task, model):
+    """A regression guard, not a measure of accuracy: targets/calibrate_analytic.py fitted the M4F
+    profile's two rates to these three published figures, so within 10 % here says the fit still holds.
+    The out-of-sample check is the anomaly-detection test below."""
     network = model().eval()
     report = estimate(network, example_input(network), load_target("cortex-m4f-120mhz"))
     published = MLPERF_TINY_M4F_MS[task]
     assert abs(report.latency_ms / published - 1) < 0.10, (task, report.latency_ms, published)
 
 
-def test_cortex_m4f_keyword_spotting_energy_is_within_10_percent_of_the_reference():
+def test_regression_guard_cortex_m4f_energy_on_the_keyword_spotting_anchor_it_was_fitted_on():
+    """A regression guard: the M4F's active power is the mean power of the three anchors' runs and its
+    latency was fitted to them (see the latency guard), so this energy is in sample too."""
     network = ds_cnn("mlperf").eval()
     report = estimate(network, example_input(network), load_target("cortex-m4f-120mhz"))
     assert report.energy_mj is not None
     assert abs(report.energy_mj / MLPERF_TINY_M4F_KWS_MJ - 1) < 0.10, report.energy_mj
+
+
+def mlperf_tiny_anomaly_detection() -> nn.Module:
+    """MLPerf Tiny's anomaly-detection model (the FC autoencoder on 640 log-mel values: four dense
+    layers of 128 with BatchNorm and ReLU, a bottleneck of 8, four of 128, 640 out; 264 k MACs)."""
+    layers, width = [], 640
+    for out in (128, 128, 128, 128, 8, 128, 128, 128, 128):
+        layers += [nn.Linear(width, out), nn.BatchNorm1d(out), nn.ReLU()]
+        width = out
+    return nn.Sequential(*layers, nn.Linear(width, 640)).eval()
+
+
+def _anomaly_detection_error() -> tuple[float, float]:
+    report = estimate(mlperf_tiny_anomaly_detection(), torch.zeros(1, 640), load_target("cortex-m4f-120mhz"))
+    return report.latency_ms / MLPERF_TINY_M4F_AD_MS - 1, report.energy_mj / MLPERF_TINY_M4F_AD_MJ - 1
+
+
+def test_out_of_sample_cortex_m4f_anomaly_detection_stays_within_its_measured_error():
+    """Out of sample: the fourth MLPerf Tiny v0.5 reference figure on the M4F (10.05 ms, 0.417 mJ), which
+    the fit never saw. The analytic profile predicts 14.8 ms and 0.60 mJ, +47 % and +45 %: its rates
+    are conv rates, and dense layers run faster per MAC on the M4F. Guarded at that error (a worse
+    prediction fails); the 10 % an in-sample anchor meets is the xfail below."""
+    latency_error, energy_error = _anomaly_detection_error()
+    assert 0 < latency_error < 0.55 and 0 < energy_error < 0.55, (latency_error, energy_error)
+
+
+@pytest.mark.xfail(strict=True, reason="out of sample the M4F profile is +47 % on a dense-only network "
+                                       "(issue 19 item 6: calibrate analytic profiles from measured models)")
+def test_out_of_sample_cortex_m4f_anomaly_detection_within_10_percent():
+    latency_error, _ = _anomaly_detection_error()
+    assert abs(latency_error) < 0.10, latency_error
 
 
 @pytest.mark.parametrize("name", MCUS)
