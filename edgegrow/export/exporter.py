@@ -277,8 +277,9 @@ def export_model(model: nn.Module, task: TaskData, out: str | Path, *, formats: 
             check_trained_batchnorm(model)
         staging = _Staging(out, force)
         try:
-            card, files = _export(model, task, staging, formats, name, family, task_kind, source or {}, example,
-                                  calibration_examples, tolerance, max_test_examples, int8_ranges, seed, log)
+            job = _Job(model, task, staging, example, calibration_examples, tolerance, max_test_examples,
+                       int8_ranges, seed, log)
+            card, files = _export(job, formats, name, family, task_kind, source or {})
             _check_int8(card, min_int8_agreement, max_int8_drop)
             if checkpoint is not None:
                 shutil.copyfile(checkpoint, staging.folder / "checkpoint.pt")
@@ -325,129 +326,199 @@ def _measure_host(path: Path, card: dict) -> None:
         "how": "model.onnx in onnxruntime, 1 thread, batch 1, median of 300 runs at export"}
 
 
-def _export(model, task, staging, formats, name, family, task_kind, source, example, calibration_examples,
-            tolerance, max_test_examples, int8_ranges, seed, log) -> tuple[dict, dict[str, Path]]:
-    generator = torch.Generator().manual_seed(seed)
-    train, test = task.train, task.test
-    calibration = train.take(torch.randperm(len(train), generator=generator)[:calibration_examples]).numpy()
-    test_count = len(test) if max_test_examples is None else min(len(test), max_test_examples)
-    test_inputs, test_labels = test.take(torch.arange(test_count)).numpy(), test.labels[:test_count].numpy()
-    verify_inputs = test_inputs[:64] if len(test_inputs) else calibration[:64]
-    agreement_inputs = test_inputs if test_count else calibration  # no labels needed: any task inputs
-    with torch.no_grad():
-        reference = model(torch.from_numpy(verify_inputs)).double().numpy()
-        torch_accuracy = (float((model(torch.from_numpy(test_inputs)).argmax(1).numpy() == test_labels).mean())
-                          if test_count else None)
-        torch_top1 = model(torch.from_numpy(agreement_inputs)).argmax(1).numpy()
+class _Job:
+    """One export: its task inputs and PyTorch's answers on them, the files every format shares (each
+    converted once, on first need), and the card entries of the files written so far."""
 
+    def __init__(self, model: nn.Module, task: TaskData, staging: _Staging, example: torch.Tensor,
+                 calibration_examples: int, tolerance: float, max_test_examples: int | None, int8_ranges: str,
+                 seed: int, log: Callable[[str], None]):
+        self.model, self.task, self.staging, self.example = model, task, staging, example
+        self.tolerance, self.int8_ranges, self.log = tolerance, int8_ranges, log
+        generator = torch.Generator().manual_seed(seed)
+        train, test = task.train, task.test
+        self.calibration = train.take(torch.randperm(len(train), generator=generator)[:calibration_examples]).numpy()
+        self.test_count = len(test) if max_test_examples is None else min(len(test), max_test_examples)
+        self.test_inputs = test.take(torch.arange(self.test_count)).numpy()
+        self.test_labels = test.labels[:self.test_count].numpy()
+        self.verify_inputs = self.test_inputs[:64] if len(self.test_inputs) else self.calibration[:64]
+        self.agreement_inputs = self.test_inputs if self.test_count else self.calibration  # any task inputs
+        with torch.no_grad():
+            self.reference = model(torch.from_numpy(self.verify_inputs)).double().numpy()
+            self.torch_accuracy = (float((model(torch.from_numpy(self.test_inputs)).argmax(1).numpy()
+                                          == self.test_labels).mean()) if self.test_count else None)
+            self.torch_top1 = model(torch.from_numpy(self.agreement_inputs)).argmax(1).numpy()
+        self.files: dict[str, Path] = {}
+        self.card_files: dict[str, dict] = {}
+        self._onnx_float: bytes | None = None
+        self._tflite_float: bytes | None = None
+        self._int8: _Int8Tflite | None = None
+
+    @staticmethod
     def nhwc(batch: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
 
-    files: dict[str, Path] = {}
-    card_files: dict[str, dict] = {}
-    notes: list[str] = []
-    tflm: dict | None = None
-    int8_spec: dict | None = None
-    output_int8: dict | None = None
-
-    def record(fmt: str, content: bytes, loaded: runtimes.Loaded | None, inputs: np.ndarray | None, **extra):
-        path = staging.write(FILE_NAMES[fmt], content)
-        files[fmt] = path
+    def record(self, fmt: str, content: bytes, loaded: runtimes.Loaded | None, inputs: np.ndarray | None,
+               **extra) -> None:
+        """Write ``fmt``'s file into the staging folder and its card entry (accuracy in ``loaded`` on the
+        test ``inputs``; for int8 files, top-1 agreement with PyTorch)."""
+        path = self.staging.write(FILE_NAMES[fmt], content)
+        self.files[fmt] = path
         entry = {"path": path.name, "bytes": len(content), "sha256": _sha256(content)}
         if loaded is not None:
             entry["runtime"] = loaded.runtime
-            entry["accuracy"] = _accuracy(loaded, inputs, test_labels) if test_count else None
+            entry["accuracy"] = _accuracy(loaded, inputs, self.test_labels) if self.test_count else None
             if fmt in INT8_FORMATS:
-                layout = nhwc if fmt == "tflite-int8" else (lambda batch: batch)
-                entry["top1_agreement"] = _top1_agreement(loaded, layout(agreement_inputs), torch_top1)
-                entry["agreement_examples"] = len(agreement_inputs)
+                layout = self.nhwc if fmt == "tflite-int8" else (lambda batch: batch)
+                entry["top1_agreement"] = _top1_agreement(loaded, layout(self.agreement_inputs), self.torch_top1)
+                entry["agreement_examples"] = len(self.agreement_inputs)
         entry.update(extra)
-        card_files[fmt] = entry
+        self.card_files[fmt] = entry
         accuracy = entry.get("accuracy")
-        log(f"  {path.name}: {len(content):,} bytes" + (f", accuracy {accuracy:.1%}" if accuracy is not None else ""))
+        self.log(f"  {path.name}: {len(content):,} bytes"
+                 + (f", accuracy {accuracy:.1%}" if accuracy is not None else ""))
 
-    onnx_float = None
-    if "onnx" in formats or "onnx-int8" in formats:
-        metadata = {"classes": task.class_names, "preprocessing": task.preprocessing, "producer": "edgegrow"}
-        onnx_float = _convert_or_name_layer(
-            "ONNX", model, example, lambda m, x: onnx_format.export_onnx_float(m, x, metadata),
-            lambda m, x: onnx_format.export_onnx_float(m, x))
-    if "onnx" in formats:
-        loaded = runtimes.open_onnx(onnx_float)
-        difference = _max_difference(loaded, verify_inputs, reference)
-        if difference > tolerance:
-            raise ExportError(f"model.onnx differs from PyTorch by {difference:.2g} > {tolerance:g} on task inputs")
-        record("onnx", onnx_float, loaded, test_inputs, max_abs_difference=difference,
-               ops=onnx_format.op_counts(onnx_float))
-    if "onnx-int8" in formats:
-        content = onnx_format.quantize_onnx_int8(onnx_float, calibration)
-        record("onnx-int8", content, runtimes.open_onnx(content), test_inputs)
+    # -- the files formats share, each made once -----------------------------------------------------
+    def onnx_float(self) -> bytes:
+        if self._onnx_float is None:
+            metadata = {"classes": self.task.class_names, "preprocessing": self.task.preprocessing,
+                        "producer": "edgegrow"}
+            self._onnx_float = _convert_or_name_layer(
+                "ONNX", self.model, self.example, lambda m, x: onnx_format.export_onnx_float(m, x, metadata),
+                lambda m, x: onnx_format.export_onnx_float(m, x))
+        return self._onnx_float
 
-    tflite_float = tflite_int8 = None
-    if any(fmt in TFLITE_FORMATS for fmt in formats):
-        tflite_float = _convert_or_name_layer("TFLite", model, example, tflite_format.export_tflite_float,
-                                              tflite_format.convert)
-    if "tflite" in formats:
-        builtin = runtimes.open_litert(tflite_float)
-        difference = _max_difference(builtin, nhwc(verify_inputs), reference)
-        xnnpack = _max_difference(runtimes.open_litert(tflite_float, kernels="xnnpack"), nhwc(verify_inputs), reference)
-        worst = max(difference, xnnpack)
-        if worst > tolerance:
-            raise ExportError(f"model.tflite differs from PyTorch by {worst:.2g} > {tolerance:g} on task inputs "
-                              f"(builtin kernels {difference:.2g}, XNNPACK {xnnpack:.2g})")
-        record("tflite", tflite_float, builtin, nhwc(test_inputs), max_abs_difference=difference,
-               max_abs_difference_xnnpack=xnnpack, ops=dict(Counter(runtimes.litert_ops(tflite_float))))
-    if "tflite-int8" in formats or "c" in formats:
-        tflite_int8 = tflite_format.quantize_tflite_int8(tflite_float, nhwc(calibration), int8_ranges)
-        litert = runtimes.open_litert(tflite_int8)
-        micro = _tflm_ops_or_name_layer(tflite_int8)
-        quantized = litert.input.quantize(nhwc(verify_inputs))
-        micro_outputs = micro.run(quantized).astype(int)
-        # TFLite Micro's kernels are ports of TFLite's reference kernels: the same arithmetic, so the
-        # same int8 outputs up to a rounding step. The optimized builtin kernels round differently in
-        # places, which adds up over a deep network (3 steps on a 53-layer MobileNetV2): recorded only.
-        reference_outputs = runtimes.open_litert(tflite_int8, kernels="reference").run(quantized).astype(int)
-        mismatch = int(np.abs(reference_outputs - micro_outputs).max())
-        if mismatch > 1:
-            raise ExportError(f"TFLite Micro and ai-edge-litert's reference kernels disagree on model_int8.tflite "
-                              f"by {mismatch} int8 steps (at most 1 expected): a TFLite Micro kernel bug, or an "
-                              "op it implements differently")
-        optimized_mismatch = int(np.abs(litert.run(quantized).astype(int) - micro_outputs).max())
-        ops = runtimes.litert_ops(tflite_int8)
-        tflm = {"arena_bytes": micro.arena_bytes, "ops": sorted(set(ops)), "op_list": ops,
+    def tflite_float(self) -> bytes:
+        if self._tflite_float is None:
+            self._tflite_float = _convert_or_name_layer("TFLite", self.model, self.example,
+                                                        tflite_format.export_tflite_float, tflite_format.convert)
+        return self._tflite_float
+
+    def tflite_int8(self) -> _Int8Tflite:
+        """The int8 TFLite file, opened in ai-edge-litert and TFLite Micro, which must agree to 1 step."""
+        if self._int8 is None:
+            content = tflite_format.quantize_tflite_int8(self.tflite_float(), self.nhwc(self.calibration),
+                                                         self.int8_ranges)
+            litert = runtimes.open_litert(content)
+            micro = _tflm_ops_or_name_layer(content)
+            quantized = litert.input.quantize(self.nhwc(self.verify_inputs))
+            micro_outputs = micro.run(quantized).astype(int)
+            # TFLite Micro's kernels are ports of TFLite's reference kernels: the same arithmetic, so the
+            # same int8 outputs up to a rounding step. The optimized builtin kernels round differently in
+            # places, which adds up over a deep network (3 steps on a 53-layer MobileNetV2): recorded only.
+            reference_outputs = runtimes.open_litert(content, kernels="reference").run(quantized).astype(int)
+            mismatch = int(np.abs(reference_outputs - micro_outputs).max())
+            if mismatch > 1:
+                raise ExportError(f"TFLite Micro and ai-edge-litert's reference kernels disagree on model_int8.tflite "
+                                  f"by {mismatch} int8 steps (at most 1 expected): a TFLite Micro kernel bug, or an "
+                                  "op it implements differently")
+            ops = runtimes.litert_ops(content)
+            self._int8 = _Int8Tflite(
+                content, litert, micro, mismatch, int(np.abs(litert.run(quantized).astype(int) - micro_outputs).max()),
+                ops, _accuracy(micro, self.nhwc(self.test_inputs), self.test_labels) if self.test_count else None)
+        return self._int8
+
+
+@dataclass
+class _Int8Tflite:
+    content: bytes
+    litert: runtimes.Loaded
+    micro: runtimes.Loaded
+    max_step_difference: int  # TFLite Micro against ai-edge-litert's reference kernels
+    max_step_difference_optimized: int  # against its optimized builtin kernels
+    ops: list[str]
+    accuracy_tflm: float | None
+
+    @property
+    def input_int8(self) -> dict:
+        return {"scale": self.litert.input.scale, "zero_point": self.litert.input.zero_point}
+
+    @property
+    def output_int8(self) -> dict:
+        return {"scale": self.litert.output.scale, "zero_point": self.litert.output.zero_point}
+
+    @property
+    def tflm(self) -> dict:
+        return {"arena_bytes": self.micro.arena_bytes, "ops": sorted(set(self.ops)), "op_list": self.ops,
                 "arena_note": "measured by TFLite Micro's Python interpreter on a 64-bit host; a 32-bit "
                               "microcontroller needs about the same or less"}
-        int8_spec = {"scale": litert.input.scale, "zero_point": litert.input.zero_point}
-        output_int8 = {"scale": litert.output.scale, "zero_point": litert.output.zero_point}
-        accuracy = _accuracy(micro, nhwc(test_inputs), test_labels) if test_count else None
-        if "tflite-int8" in formats:
-            record("tflite-int8", tflite_int8, litert, nhwc(test_inputs), accuracy_tflm=accuracy,
-                   max_step_difference_tflm=mismatch, max_step_difference_tflm_optimized=optimized_mismatch,
-                   ops=dict(Counter(ops)))
-        if "c" in formats:
-            facts = {"arena_bytes": micro.arena_bytes, "input_scale": int8_spec["scale"],
-                     "input_zero_point": int8_spec["zero_point"], "output_scale": output_int8["scale"],
-                     "output_zero_point": output_int8["zero_point"]}
-            header, source_text = c_array.c_files(tflite_int8, "model_int8.h", facts=facts)
-            staging.write("model_int8.h", header)
-            record("c", source_text.encode(), None, None, header="model_int8.h", model_bytes=len(tflite_int8),
-                   accuracy_tflm=accuracy, runtime="tflm",
-                   top1_agreement=_top1_agreement(micro, nhwc(agreement_inputs), torch_top1),
-                   agreement_examples=len(agreement_inputs))
-            card_files["c"]["accuracy"] = accuracy
 
+
+# -- the formats: each converts (through the job's shared files), verifies and writes its card entry -----
+def _write_onnx(job: _Job) -> None:
+    content = job.onnx_float()
+    loaded = runtimes.open_onnx(content)
+    difference = _max_difference(loaded, job.verify_inputs, job.reference)
+    if difference > job.tolerance:
+        raise ExportError(f"model.onnx differs from PyTorch by {difference:.2g} > {job.tolerance:g} on task inputs")
+    job.record("onnx", content, loaded, job.test_inputs, max_abs_difference=difference,
+               ops=onnx_format.op_counts(content))
+
+
+def _write_onnx_int8(job: _Job) -> None:
+    content = onnx_format.quantize_onnx_int8(job.onnx_float(), job.calibration)
+    job.record("onnx-int8", content, runtimes.open_onnx(content), job.test_inputs)
+
+
+def _write_tflite(job: _Job) -> None:
+    content, inputs = job.tflite_float(), job.nhwc(job.verify_inputs)
+    builtin = runtimes.open_litert(content)
+    difference = _max_difference(builtin, inputs, job.reference)
+    xnnpack = _max_difference(runtimes.open_litert(content, kernels="xnnpack"), inputs, job.reference)
+    worst = max(difference, xnnpack)
+    if worst > job.tolerance:
+        raise ExportError(f"model.tflite differs from PyTorch by {worst:.2g} > {job.tolerance:g} on task inputs "
+                          f"(builtin kernels {difference:.2g}, XNNPACK {xnnpack:.2g})")
+    job.record("tflite", content, builtin, job.nhwc(job.test_inputs), max_abs_difference=difference,
+               max_abs_difference_xnnpack=xnnpack, ops=dict(Counter(runtimes.litert_ops(content))))
+
+
+def _write_tflite_int8(job: _Job) -> None:
+    int8 = job.tflite_int8()
+    job.record("tflite-int8", int8.content, int8.litert, job.nhwc(job.test_inputs),
+               accuracy_tflm=int8.accuracy_tflm, max_step_difference_tflm=int8.max_step_difference,
+               max_step_difference_tflm_optimized=int8.max_step_difference_optimized, ops=dict(Counter(int8.ops)))
+
+
+def _write_c(job: _Job) -> None:
+    int8 = job.tflite_int8()
+    facts = {"arena_bytes": int8.micro.arena_bytes, "input_scale": int8.input_int8["scale"],
+             "input_zero_point": int8.input_int8["zero_point"], "output_scale": int8.output_int8["scale"],
+             "output_zero_point": int8.output_int8["zero_point"]}
+    header, source_text = c_array.c_files(int8.content, "model_int8.h", facts=facts)
+    job.staging.write("model_int8.h", header)
+    job.record("c", source_text.encode(), None, None, header="model_int8.h", model_bytes=len(int8.content),
+               accuracy_tflm=int8.accuracy_tflm, runtime="tflm",
+               top1_agreement=_top1_agreement(int8.micro, job.nhwc(job.agreement_inputs), job.torch_top1),
+               agreement_examples=len(job.agreement_inputs))
+    job.card_files["c"]["accuracy"] = int8.accuracy_tflm
+
+
+WRITERS: dict[str, Callable[[_Job], None]] = {"onnx": _write_onnx, "onnx-int8": _write_onnx_int8,
+                                               "tflite": _write_tflite, "tflite-int8": _write_tflite_int8,
+                                               "c": _write_c}
+
+
+def _export(job: _Job, formats: list[str], name: str, family: str, task_kind: str | None,
+            source: dict) -> tuple[dict, dict[str, Path]]:
+    """Write every format in ``formats`` (canonical order) and the card describing them."""
+    for fmt in formats:
+        WRITERS[fmt](job)
+    model, task, example, card_files = job.model, job.task, job.example, job.card_files
+    int8 = job._int8
     with torch.no_grad():
         from cost_models import count_macs
 
         counted = count_macs(model, example)
-    float_accuracy = card_files.get("onnx", card_files.get("tflite", {})).get("accuracy", torch_accuracy)
-    for fmt in ("onnx-int8", "tflite-int8", "c"):
+    notes: list[str] = []
+    float_accuracy = card_files.get("onnx", card_files.get("tflite", {})).get("accuracy", job.torch_accuracy)
+    for fmt in INT8_FORMATS:
         drop = None if fmt not in card_files or float_accuracy is None or card_files[fmt].get("accuracy") is None \
             else float_accuracy - card_files[fmt]["accuracy"]
         if drop is not None and drop > 0.01:
             notes.append(f"{card_files[fmt]['path']} loses {drop:.1%} accuracy against float (more than 1 point)")
     for note in notes:
-        log(f"  note: {note}")
+        job.log(f"  note: {note}")
     shape = list(example.shape)
     card = {
         "format": model_card.FORMAT, "name": name, "task": task_kind or task.name, "family": family,
@@ -455,26 +526,28 @@ def _export(model, task, staging, formats, name, family, task_kind, source, exam
         "classes": list(task.class_names),
         "input": {"shape_nchw": shape, "shape_nhwc": [shape[0], *shape[2:], shape[1]], "dtype": "float32",
                   "layout": {"onnx": "NCHW", "tflite": "NHWC"}, "preprocessing": task.preprocessing,
-                  "int8": int8_spec},
-        "output": {"shape": [1, len(task.class_names)], "kind": "logits", "int8": output_int8},
+                  "int8": int8.input_int8 if int8 else None},
+        "output": {"shape": [1, len(task.class_names)], "kind": "logits",
+                   "int8": int8.output_int8 if int8 else None},
         "macs": int(counted.total), "params": int(counted.parameters),
-        "accuracy": {"split": "test", "examples": test_count, "pytorch": torch_accuracy,
+        "accuracy": {"split": "test", "examples": job.test_count, "pytorch": job.torch_accuracy,
                      **{fmt: entry.get("accuracy") for fmt, entry in card_files.items()}},
-        "verification": {"tolerance": tolerance, "examples": len(verify_inputs),
+        "verification": {"tolerance": job.tolerance, "examples": len(job.verify_inputs),
                          "what": "float files: max |logit − PyTorch logit| on test inputs; int8 TFLite: TFLite "
                                  "Micro against ai-edge-litert, in int8 steps; int8 files: top-1 agreement "
                                  "with PyTorch (top1_agreement), refused below the export's minimum"},
-        "files": card_files, "tflm": tflm, "targets": _predictions(model, example), "source": source,
-        "notes": notes, "measured": [],
+        "files": card_files, "tflm": int8.tflm if int8 else None, "targets": _predictions(model, example),
+        "source": source, "notes": notes, "measured": [],
     }
-    staging.write("labels.txt", "\n".join(task.class_names) + "\n")
+    job.staging.write("labels.txt", "\n".join(task.class_names) + "\n")
     if PIPELINE_SOURCE.is_file() and any(fmt in TFLITE_FORMATS for fmt in formats):
-        shutil.copyfile(PIPELINE_SOURCE, staging.folder / "pipeline.py")
-    if tflm is not None:
+        shutil.copyfile(PIPELINE_SOURCE, job.staging.folder / "pipeline.py")
+    if int8 is not None:
         for target in card["targets"].values():
             if target["runtime"] == "tflite-micro":
-                target["measured"] = {"arena_kb": tflm["arena_bytes"] / 1024, "model_file_kb": len(tflite_int8) / 1024}
-    return card, files
+                target["measured"] = {"arena_kb": int8.micro.arena_bytes / 1024,
+                                      "model_file_kb": len(int8.content) / 1024}
+    return card, job.files
 
 
 def _version() -> str:
