@@ -24,6 +24,7 @@ def test_setup_commands_run_the_workflow_and_the_tests_with_what_they_install():
     assert "edgegrow workflow" in main and '".[tflite]"' in main  # the workflow exports TFLite
     assert "python -m pytest" in tests and '".[test]"' in tests
     assert "scripts/install-cxx.sh" in tests  # the C array's compile test must not skip in CI for want of g++
+    assert "scripts/install-fonts.sh" in tests  # nor the rendered-characters test for want of font families
     for script in re.findall(r"sh (scripts/\S+)", main + tests):
         assert (ROOT / script).is_file()
 
