@@ -70,8 +70,14 @@ from growth_data import fonts_folder, kws_folder  # noqa: E402
 from provenance import commit  # noqa: E402
 
 from cost_models import Target, load_target  # noqa: E402
-from edgegrow.baseline import UniformBaseline, largest_fitting_uniform, seed_width_for, train_baseline  # noqa: E402
+from edgegrow.baseline import (  # noqa: E402
+    UniformBaseline,
+    auto_seed_width,
+    largest_fitting_uniform,
+    train_baseline,
+)
 from edgegrow.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from edgegrow.grow.loop import reinitialise  # noqa: E402
 from edgegrow.grow.run_folder import GROWN  # noqa: E402
 from edgegrow.grow import GrowConfig, grow  # noqa: E402
 from edgegrow.grow.methods import METHODS  # noqa: E402
@@ -179,7 +185,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
         config = replace(config, retrain=False)
     started = time.perf_counter()
     if kind.startswith("grown"):
-        seed_width = seed_width_for(task, target, budget, "auto")  # as `--seed-width auto`: about half of fair's
+        seed_width = auto_seed_width(task, target, budget, fair)  # as `--seed-width auto`: about half of fair's
         grown_task = task.with_seed_width(seed_width)
         run_dir = work / f"{setting.name}-{seed}-{kind}-run"
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -236,15 +242,9 @@ def _found_architecture(work: Path, setting: Setting, seed: int, fair: UniformBa
     gets, so the two differ in architecture alone."""
     grown = json.loads(result_path(work, setting.name, seed, "grown").read_text())
     model, record = load_checkpoint(work / f"{setting.name}-{seed}-grown-run" / GROWN)
-    torch.manual_seed(seed * 1009 + 1)
-    for module in model.modules():
-        if hasattr(module, "reset_parameters") and module is not model:
-            module.reset_parameters()
-        if hasattr(module, "reset_running_stats"):
-            module.reset_running_stats()
     record = Checkpoint(record.family, record.seed_options, record.edits, {"kind": "retrained-shrink"})
-    return (UniformBaseline(fair.width_multiplier, model.train()), record, grown["usage"],
-            {**grown["predicted"]})
+    return (UniformBaseline(fair.width_multiplier, reinitialise(model, seed)), record, grown["usage"],
+            grown["predicted"])
 
 
 def plan(args) -> list[tuple[str, int, str]]:

@@ -122,8 +122,7 @@ def seed_width_for(task: Task, target: Target | str, budget: Budget, seed_width:
     family's seed shape; a number: that multiplier."""
     if seed_width == "auto":
         try:
-            half = largest_fitting_uniform(task, target, budget).width_multiplier / 2
-            return largest_fitting_uniform(task, target, budget, at_most=half).width_multiplier
+            return auto_seed_width(task, target, budget, largest_fitting_uniform(task, target, budget))
         except ValueError:  # not even the narrowest uniform network fits: the family's seed is smaller still
             return None
     if seed_width in (None, "seed"):
@@ -131,6 +130,12 @@ def seed_width_for(task: Task, target: Target | str, budget: Budget, seed_width:
     if isinstance(seed_width, str):
         raise ValueError(f"seed width must be a width multiplier, 'auto' or 'seed', got {seed_width!r}")
     return seed_width
+
+
+def auto_seed_width(task: Task, target: Target | str, budget: Budget, fair: UniformBaseline) -> float:
+    """``--seed-width auto`` given the largest fitting uniform network ``fair``: the widest multiplier, at
+    most half of fair's, whose network fits the budget (see ``seed_width_for``)."""
+    return largest_fitting_uniform(task, target, budget, at_most=fair.width_multiplier / 2).width_multiplier
 
 
 @dataclass

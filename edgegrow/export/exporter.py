@@ -212,14 +212,6 @@ def _max_difference(loaded: runtimes.Loaded, inputs: np.ndarray, reference: np.n
     return float(np.abs(loaded.run(inputs).astype(np.float64) - reference).max())
 
 
-def _accuracy(loaded: runtimes.Loaded, inputs: np.ndarray, labels: np.ndarray) -> float:
-    outputs = loaded.run(loaded.input.quantize(inputs))
-    return float((outputs.argmax(axis=1) == labels).mean())
-
-
-def _top1_agreement(loaded: runtimes.Loaded, inputs: np.ndarray, top1: np.ndarray) -> float:
-    """The share of ``inputs`` on which an int8 file's top-1 class is the float model's."""
-    return float((loaded.run(loaded.input.quantize(inputs)).argmax(axis=1) == top1).mean())
 
 
 def _sha256(content: bytes) -> str:
@@ -345,9 +337,9 @@ class _Job:
         self.agreement_inputs = self.test_inputs if self.test_count else self.calibration  # any task inputs
         with torch.no_grad():
             self.reference = model(torch.from_numpy(self.verify_inputs)).double().numpy()
-            self.torch_accuracy = (float((model(torch.from_numpy(self.test_inputs)).argmax(1).numpy()
-                                          == self.test_labels).mean()) if self.test_count else None)
+            # PyTorch's answers on the agreement inputs, which are the test inputs when there are any
             self.torch_top1 = model(torch.from_numpy(self.agreement_inputs)).argmax(1).numpy()
+        self.torch_accuracy = float((self.torch_top1 == self.test_labels).mean()) if self.test_count else None
         self.files: dict[str, Path] = {}
         self.card_files: dict[str, dict] = {}
         self._onnx_float: bytes | None = None
@@ -358,20 +350,28 @@ class _Job:
     def nhwc(batch: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
 
-    def record(self, fmt: str, content: bytes, loaded: runtimes.Loaded | None, inputs: np.ndarray | None,
-               **extra) -> None:
-        """Write ``fmt``'s file into the staging folder and its card entry (accuracy in ``loaded`` on the
-        test ``inputs``; for int8 files, top-1 agreement with PyTorch)."""
+    def answers(self, loaded: runtimes.Loaded, layout: Callable[[np.ndarray], np.ndarray], int8: bool) -> dict:
+        """One run of a file on the task inputs (``layout``: the file's input layout): its test accuracy
+        and, for an int8 file, the share of inputs on which its top-1 class is PyTorch's. The agreement
+        inputs are the test inputs when there are any, so one run gives both."""
+        if not self.test_count and not int8:
+            return {"accuracy": None}
+        top1 = loaded.run(loaded.input.quantize(layout(self.agreement_inputs))).argmax(axis=1)
+        answers = {"accuracy": float((top1 == self.test_labels).mean()) if self.test_count else None}
+        if int8:
+            answers.update(top1_agreement=float((top1 == self.torch_top1).mean()), agreement_examples=len(top1))
+        return answers
+
+    def record(self, fmt: str, content: bytes, loaded: runtimes.Loaded | None,
+               layout: Callable[[np.ndarray], np.ndarray] | None = None, **extra) -> None:
+        """Write ``fmt``'s file into the staging folder and its card entry (``answers`` of ``loaded``,
+        whose inputs take ``layout``)."""
         path = self.staging.write(FILE_NAMES[fmt], content)
         self.files[fmt] = path
         entry = {"path": path.name, "bytes": len(content), "sha256": _sha256(content)}
         if loaded is not None:
             entry["runtime"] = loaded.runtime
-            entry["accuracy"] = _accuracy(loaded, inputs, self.test_labels) if self.test_count else None
-            if fmt in INT8_FORMATS:
-                layout = self.nhwc if fmt == "tflite-int8" else (lambda batch: batch)
-                entry["top1_agreement"] = _top1_agreement(loaded, layout(self.agreement_inputs), self.torch_top1)
-                entry["agreement_examples"] = len(self.agreement_inputs)
+            entry.update(self.answers(loaded, layout, fmt in INT8_FORMATS))
         entry.update(extra)
         self.card_files[fmt] = entry
         accuracy = entry.get("accuracy")
@@ -412,10 +412,9 @@ class _Job:
                 raise ExportError(f"TFLite Micro and ai-edge-litert's reference kernels disagree on model_int8.tflite "
                                   f"by {mismatch} int8 steps (at most 1 expected): a TFLite Micro kernel bug, or an "
                                   "op it implements differently")
-            ops = runtimes.litert_ops(content)
             self._int8 = _Int8Tflite(
                 content, litert, micro, mismatch, int(np.abs(litert.run(quantized).astype(int) - micro_outputs).max()),
-                ops, _accuracy(micro, self.nhwc(self.test_inputs), self.test_labels) if self.test_count else None)
+                runtimes.litert_ops(content), self.answers(micro, self.nhwc, int8=True))
         return self._int8
 
 
@@ -427,7 +426,7 @@ class _Int8Tflite:
     max_step_difference: int  # TFLite Micro against ai-edge-litert's reference kernels
     max_step_difference_optimized: int  # against its optimized builtin kernels
     ops: list[str]
-    accuracy_tflm: float | None
+    micro_answers: dict  # _Job.answers of TFLite Micro: accuracy, top1_agreement, agreement_examples
 
     @property
     def input_int8(self) -> dict:
@@ -445,19 +444,23 @@ class _Int8Tflite:
 
 
 # -- the formats: each converts (through the job's shared files), verifies and writes its card entry -----
+def _same_layout(batch: np.ndarray) -> np.ndarray:  # ONNX files take PyTorch's NCHW
+    return batch
+
+
 def _write_onnx(job: _Job) -> None:
     content = job.onnx_float()
     loaded = runtimes.open_onnx(content)
     difference = _max_difference(loaded, job.verify_inputs, job.reference)
     if difference > job.tolerance:
         raise ExportError(f"model.onnx differs from PyTorch by {difference:.2g} > {job.tolerance:g} on task inputs")
-    job.record("onnx", content, loaded, job.test_inputs, max_abs_difference=difference,
+    job.record("onnx", content, loaded, _same_layout, max_abs_difference=difference,
                ops=onnx_format.op_counts(content))
 
 
 def _write_onnx_int8(job: _Job) -> None:
     content = onnx_format.quantize_onnx_int8(job.onnx_float(), job.calibration)
-    job.record("onnx-int8", content, runtimes.open_onnx(content), job.test_inputs)
+    job.record("onnx-int8", content, runtimes.open_onnx(content), _same_layout)
 
 
 def _write_tflite(job: _Job) -> None:
@@ -469,14 +472,14 @@ def _write_tflite(job: _Job) -> None:
     if worst > job.tolerance:
         raise ExportError(f"model.tflite differs from PyTorch by {worst:.2g} > {job.tolerance:g} on task inputs "
                           f"(builtin kernels {difference:.2g}, XNNPACK {xnnpack:.2g})")
-    job.record("tflite", content, builtin, job.nhwc(job.test_inputs), max_abs_difference=difference,
+    job.record("tflite", content, builtin, job.nhwc, max_abs_difference=difference,
                max_abs_difference_xnnpack=xnnpack, ops=dict(Counter(runtimes.litert_ops(content))))
 
 
 def _write_tflite_int8(job: _Job) -> None:
     int8 = job.tflite_int8()
-    job.record("tflite-int8", int8.content, int8.litert, job.nhwc(job.test_inputs),
-               accuracy_tflm=int8.accuracy_tflm, max_step_difference_tflm=int8.max_step_difference,
+    job.record("tflite-int8", int8.content, int8.litert, job.nhwc,
+               accuracy_tflm=int8.micro_answers["accuracy"], max_step_difference_tflm=int8.max_step_difference,
                max_step_difference_tflm_optimized=int8.max_step_difference_optimized, ops=dict(Counter(int8.ops)))
 
 
@@ -487,11 +490,11 @@ def _write_c(job: _Job) -> None:
              "output_zero_point": int8.output_int8["zero_point"]}
     header, source_text = c_array.c_files(int8.content, "model_int8.h", facts=facts)
     job.staging.write("model_int8.h", header)
-    job.record("c", source_text.encode(), None, None, header="model_int8.h", model_bytes=len(int8.content),
-               accuracy_tflm=int8.accuracy_tflm, runtime="tflm",
-               top1_agreement=_top1_agreement(int8.micro, job.nhwc(job.agreement_inputs), job.torch_top1),
-               agreement_examples=len(job.agreement_inputs))
-    job.card_files["c"]["accuracy"] = int8.accuracy_tflm
+    answers = int8.micro_answers
+    job.record("c", source_text.encode(), None, header="model_int8.h", model_bytes=len(int8.content),
+               accuracy_tflm=answers["accuracy"], runtime="tflm", top1_agreement=answers["top1_agreement"],
+               agreement_examples=answers["agreement_examples"])
+    job.card_files["c"]["accuracy"] = answers["accuracy"]
 
 
 WRITERS: dict[str, Callable[[_Job], None]] = {"onnx": _write_onnx, "onnx-int8": _write_onnx_int8,

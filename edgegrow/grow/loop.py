@@ -414,9 +414,14 @@ def _outcome(run: _Run) -> Outcome:
 
 
 def _fresh(run: _Run) -> nn.Module:
-    """The found architecture with freshly initialised weights (each layer's own ``reset_parameters``)."""
-    model = rebuild(run.family, run.seed_options, run.state.edits, run.seed)
-    torch.manual_seed(run.base_config.seed * 1009 + 1)
+    """The found architecture with freshly initialised weights."""
+    return reinitialise(rebuild(run.family, run.seed_options, run.state.edits, run.seed), run.base_config.seed)
+
+
+def reinitialise(model: nn.Module, seed: int) -> nn.Module:
+    """``model`` with fresh weights (each layer's own ``reset_parameters``, BatchNorm statistics reset),
+    drawn as ``--retrain`` draws them for a run of ``seed``; in training mode."""
+    torch.manual_seed(seed * 1009 + 1)
     for module in model.modules():
         if hasattr(module, "reset_parameters") and module is not model:
             module.reset_parameters()
