@@ -31,6 +31,11 @@ Per setting and seed:
    from fresh weights with the same shrink steps, against uniform-shrink: the architectures alone
    compared. Since 2026-12-04 ``--retrain`` itself trains with the shrink steps, so for new grow runs
    this equals the grown run's ``retrained``; it re-derives that for runs made before.
+6. ``restarted`` (when ``--kinds`` names it): ``grow`` with ``restart=True`` instead of ``retrain``, growth
+   as search within one run: growing until ``growth_end`` (5 of the 20 epochs), then the found
+   architecture from fresh weights for the other 15, so the run's epochs and compute are one run's;
+   ``uniform-compute-restarted`` and ``uniform-shrink-compute-restarted``: the uniform network with that
+   run's whole training compute, without and with the shrink steps.
 
 Comparisons (median over seeds of the per-seed difference, in points of test accuracy): equal epochs
 (grown − uniform), equal training compute (grown − uniform-compute, and kept − uniform-compute with the
@@ -87,8 +92,9 @@ from edgegrow.training import resolve_device  # noqa: E402
 from edgegrow.workflow import shrink_schedule  # noqa: E402
 
 EPOCHS = 20
-KINDS = ("uniform", "grown", "uniform-compute", "uniform-shrink", "retrained-shrink")
-DEFAULT_KINDS = KINDS[:4]  # retrained-shrink only when --kinds names it
+KINDS = ("uniform", "grown", "uniform-compute", "uniform-shrink", "retrained-shrink", "restarted",
+         "uniform-compute-restarted", "uniform-shrink-compute-restarted")
+DEFAULT_KINDS = KINDS[:4]  # the others only when --kinds names them
 REQUIRED = KINDS[:3]  # the three comparisons; uniform-shrink is a control that --kinds may leave out
 
 
@@ -182,9 +188,9 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
     fair = largest_fitting_uniform(task, target, budget)
     config = config_for(seed, method).for_family(task.family)
     if kind != "grown":  # the methods phase's runs time growth alone
-        config = replace(config, retrain=False)
+        config = replace(config, retrain=False, restart=kind == "restarted")
     started = time.perf_counter()
-    if kind.startswith("grown"):
+    if kind.startswith("grown") or kind == "restarted":
         seed_width = auto_seed_width(task, target, budget, fair)  # as `--seed-width auto`: about half of fair's
         grown_task = task.with_seed_width(seed_width)
         run_dir = work / f"{setting.name}-{seed}-{kind}-run"
@@ -193,7 +199,8 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
         result = grow(grown_task.seed(), task.data, target, budget, config, run_dir, family=task.family,
                       seed_options=grown_task.seed_options, log=lambda line: None, task_source=task.source)
         summary = result.summary
-        row = {"kind": kind, "method": config.method, "shrink": config.shrink, "seed_width": seed_width,
+        row = {"kind": kind, "method": config.method, "shrink": config.shrink, "restart": config.restart,
+               "seed_width": seed_width,
                "summary": asdict(summary),
                "predicted": summary.predicted, "usage": summary.usage, "widths": summary.widths,
                "depth": summary.depth, "growth_seconds": summary.growth_seconds,
@@ -201,7 +208,10 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
     else:
         torch.manual_seed(seed)
         mac_epochs, shrink = None, ((), 1.0)
-        if kind.startswith("uniform-compute"):  # uniform-compute-METHOD matches the methods phase's grown-METHOD
+        if kind.endswith("compute-restarted"):  # a restarted run's compute is the whole run's
+            grown = json.loads(result_path(work, setting.name, seed, "restarted").read_text())
+            mac_epochs = grown["summary"]["mac_epochs"]
+        elif kind.startswith("uniform-compute"):  # uniform-compute-METHOD matches the methods phase's grown-METHOD
             grown_kind = "grown" + kind[len("uniform-compute"):]
             grown = json.loads(result_path(work, setting.name, seed, grown_kind).read_text())
             mac_epochs = grown["summary"]["grown"]["mac_epochs"]
@@ -216,7 +226,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
         usage, predicted = fair.usage, {"latency_ms": fair.report.latency_ms, "macs": fair.report.macs,
                                         "sram_kb": fair.report.sram_bytes / 1024,
                                         "flash_kb": fair.report.flash_bytes / 1024}
-        if kind in ("uniform-shrink", "retrained-shrink"):
+        if kind in ("uniform-shrink", "retrained-shrink", "uniform-shrink-compute-restarted"):
             shrink = shrink_schedule(config, len(task.data.train))
         if kind == "retrained-shrink":  # the grown run's architecture, fresh weights, the uniform+shrink recipe
             fair, record, usage, predicted = _found_architecture(work, setting, seed, fair)
@@ -353,6 +363,33 @@ def method_table(rows: list[dict]) -> list[dict]:
     return table
 
 
+RESTARTED_KEYS = ("restarted_test", "restarted_compute_share", "restarted_equal_compute",
+                  "restarted_minus_uniform_shrink_compute", "restarted_equal_epochs", "restarted_minus_retrained_shrink",
+                  "restarted_minus_grown_validation")
+
+
+def _restarted(runs: dict, name: str, seed: int, uniform: dict, found_shrunk: dict) -> dict:
+    """A seed's ``restarted`` figures (NaN where its runs are missing): the kept network's test accuracy,
+    its whole run's compute over the uniform network's 20 epochs, its differences from the uniform
+    network at equal compute (without and with the shrink steps), at equal epochs, and from the found
+    architecture retrained for all 20 epochs (``retrained-shrink``: what the 5 searching epochs cost),
+    and its validation accuracy against the network grown in place (the split the protocol is chosen on)."""
+    restarted = runs.get((name, seed, "restarted"))
+    if restarted is None:
+        return dict.fromkeys(RESTARTED_KEYS, math.nan)
+    test = restarted["summary"]["test_accuracy"]
+    nan = {"test_accuracy": math.nan}
+    return {"restarted_test": test,
+            "restarted_compute_share": restarted["summary"]["mac_epochs"] / uniform["mac_epochs"],
+            "restarted_equal_compute": test - runs.get((name, seed, "uniform-compute-restarted"), nan)["test_accuracy"],
+            "restarted_minus_uniform_shrink_compute":
+                test - runs.get((name, seed, "uniform-shrink-compute-restarted"), nan)["test_accuracy"],
+            "restarted_equal_epochs": test - uniform["test_accuracy"],
+            "restarted_minus_retrained_shrink": test - found_shrunk["test_accuracy"],
+            "restarted_minus_grown_validation": restarted["summary"]["validation_accuracy"]
+            - runs[(name, seed, "grown")]["summary"]["grown"]["validation_accuracy"]}
+
+
 def growth_share(row: dict) -> float:
     """Time choosing growth / wall time of the grow run itself: a run with ``--retrain`` also trained the
     found architecture from scratch, and that time is left out (counting it halved the share)."""
@@ -395,6 +432,7 @@ def report(args) -> None:
                 "grown_widths": runs[(name, seed, "grown")]["widths"], "uniform_width": uniform["width_multiplier"],
                 "grown_mac_epochs": grown["grown"]["mac_epochs"], "uniform_mac_epochs": uniform["mac_epochs"],
                 "growth_share": growth_share(runs[(name, seed, "grown")]),
+                **_restarted(runs, name, seed, uniform, found_shrunk),
             })
 
         def values(key):
@@ -422,12 +460,12 @@ def report(args) -> None:
                           "uniform_shrink_test", "equal_epochs", "equal_compute", "retrained", "kept_equal_epochs",
                           "minus_uniform_shrink", "retrained_shrink_test", "retrained_shrink_minus_uniform_shrink",
                           "grown_usage", "uniform_usage", "growth_share",
-                          "uniform_compute_epochs")},
+                          "uniform_compute_epochs", *RESTARTED_KEYS)},
                       **{f"{key}_range": spread(key)
                          for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink")},
                       **{f"{key}_paired": paired(key)
                          for key in ("equal_epochs", "equal_compute", "retrained", "minus_uniform_shrink",
-                                     "retrained_shrink_minus_uniform_shrink")},
+                                     "retrained_shrink_minus_uniform_shrink", *RESTARTED_KEYS[2:])},
                       "devices": sorted({str(runs[(name, seed, kind)].get("device", "cpu"))
                                          for seed in seeds for kind in KINDS if (name, seed, kind) in runs}),
                       "shrink": sorted({runs[(name, seed, "grown")].get("shrink") for seed in seeds}, key=str),
@@ -449,6 +487,19 @@ def report(args) -> None:
                                ("retrained", "Δ retrain"), ("minus_uniform_shrink", "Δ u+shrink"),
                                ("retrained_shrink_minus_uniform_shrink", "retrained+shrink − u+shrink"))
             if t[key + "_paired"]["seeds"]))
+        if t["restarted_equal_compute_paired"]["seeds"]:
+            print("            restarted (growth as search in one run): test " +
+                  f"{100 * t['restarted_test_median']:.1f} %, compute {t['restarted_compute_share_median']:.2f}× "
+                  "uniform's; " + "; ".join(
+                      f"{label} {100 * t[key + '_median']:+.1f} (mean {100 * t[key + '_paired']['mean']:+.2f} ± "
+                      f"{100 * t[key + '_paired']['standard_error']:.2f}, {t[key + '_paired']['ahead']}/"
+                      f"{t[key + '_paired']['behind']})"
+                      for key, label in (("restarted_equal_compute", "− uniform, equal compute"),
+                                         ("restarted_minus_uniform_shrink_compute", "− uniform+shrink, equal compute"),
+                                         ("restarted_equal_epochs", "− uniform, equal epochs"),
+                                         ("restarted_minus_retrained_shrink", "− found arch. retrained 20 epochs"),
+                                         ("restarted_minus_grown_validation", "validation − grown in place"))
+                      if t[key + "_paired"]["seeds"]))
     for m in per_method:
         print(f"{m['method']:<13} on {m['setting']} (seeds {m['seeds']}): grown {100 * m['grown_test_median']:.1f} %, "
               f"Δ epochs {100 * m['equal_epochs_median']:+.1f}, Δ compute {100 * m['equal_compute_median']:+.1f}, "
@@ -465,8 +516,8 @@ def report(args) -> None:
 
 
 def write_pareto_svg(table: list[dict], runs: dict, path: Path) -> None:
-    """Per setting: test accuracy (median over seeds) against the budget's binding metric, grown,
-    retrained and uniform (equal epochs, equal compute), with the budget line."""
+    """Per setting: test accuracy of every seed against the budget's binding metric, grown, retrained,
+    uniform (equal epochs, equal compute) and restarted where it ran, with the budget line."""
     from edgegrow.report.svg_plot import Figure, Series, VerticalMarker, figure_html
 
     panels = []
@@ -477,16 +528,22 @@ def write_pareto_svg(table: list[dict], runs: dict, path: Path) -> None:
         for kind, label, colour in (("grown", "grown (one run)", "#1f77b4"),
                                     ("retrained", "found architecture, retrained", "#2ca02c"),
                                     ("uniform", "largest fitting uniform, equal epochs", "#7f7f7f"),
-                                    ("uniform-compute", "uniform, equal training compute", "#d62728")):
+                                    ("uniform-compute", "uniform, equal training compute", "#d62728"),
+                                    ("restarted", "growth as search in one run (restart)", "#9467bd")):
             points = []
             for seed in t["seeds"]:
                 if kind in ("grown", "retrained"):
                     run = runs[(t["setting"], seed, "grown")]
                     points.append((run["predicted"][metric], 100 * run["summary"][kind]["test_accuracy"]))
+                elif kind == "restarted":
+                    run = runs.get((t["setting"], seed, kind))
+                    if run is not None:
+                        points.append((run["predicted"][metric], 100 * run["summary"]["test_accuracy"]))
                 else:
                     run = runs[(t["setting"], seed, kind)]
                     points.append((run["predicted"][metric], 100 * run["test_accuracy"]))
-            panel.add(Series(label, points, style="scatter", color=colour))
+            if points:
+                panel.add(Series(label, points, style="scatter", color=colour))
         figure.markers.append(VerticalMarker(t["budget"][metric], "budget", kind="budget", color="#d62728",
                                              legend="budget"))
         panels.append(figure_html(figure))

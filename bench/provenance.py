@@ -6,9 +6,14 @@ from pathlib import Path
 
 
 def commit() -> str | None:
-    """The commit of the checkout this file is in, or None outside git."""
+    """The commit of the checkout this file is in, with ``+changes`` when edgegrow's tracked files differ
+    from it (the runs then came from code no commit holds), or None outside git."""
+    where = str(Path(__file__).resolve().parent)
     try:
-        return subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
+        head = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return head + ("+changes" if changed else "")

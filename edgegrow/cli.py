@@ -103,7 +103,12 @@ def _add_training_arguments(parser) -> None:
                              '(needs pip install "edgegrow[tensorboard]"; epochs.csv and growth.csv are always written)')
     group.add_argument("--retrain", action="store_true",
                        help="also train the found architecture from scratch with the same schedule and keep the "
-                            "better of the two by validation accuracy")
+                            "better of the two by validation accuracy (a second run's training compute)")
+    group.add_argument("--restart", action=argparse.BooleanOptionalAction,
+                       help="growth as search within the run: once growth ends (--growth-end, rounded up to a whole "
+                            "epoch), train the found architecture from fresh weights for the remaining epochs and "
+                            "keep the better of the two by validation accuracy (one run's training compute; "
+                            "default: the family's, on for DS-CNN, off for the others and with --retrain)")
 
 
 def _seed_width(text: str) -> float | str:
@@ -126,6 +131,8 @@ def _training_settings(args) -> dict:
     settings = {field: getattr(args, flag) for flag, field in TRAINING_FLAGS.items() if getattr(args, flag) is not None}
     if args.retrain:
         settings["retrain"] = True
+    if args.restart is not None:
+        settings["restart"] = args.restart
     if getattr(args, "sync_batch_norm", False):
         settings["sync_batch_norm"] = True
     return settings

@@ -45,6 +45,11 @@ def _options(subparser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 def _tokens(flag: str, action: argparse.Action, value, path: Path) -> list[str]:
     if isinstance(value, bool) and action.nargs == "?" and action.const is True:  # a switch that may take a value
         return [f"--{flag}"] if value else []                                      # (--resume [RUN_DIR])
+    if isinstance(action, argparse.BooleanOptionalAction):  # --restart / --no-restart
+        if not isinstance(value, bool):
+            raise ValueError(f"{path}: '{flag}' is a switch; write {flag} = true or false")
+        name, negated = (flag[3:], True) if flag.startswith("no-") else (flag, False)
+        return [f"--{name}" if value != negated else f"--no-{name}"]
     if isinstance(action, argparse._StoreTrueAction):
         if not isinstance(value, bool):
             raise ValueError(f"{path}: '{flag}' is a switch; write {flag} = true or false")

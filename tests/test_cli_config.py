@@ -81,7 +81,12 @@ def test_training_settings_in_a_file_reach_the_grow_config(tmp_path, commands):
     config = GrowConfig(**_training_settings(args))
     assert (config.epochs, config.learning_rate, config.growth_end, config.growth_every, config.retrain,
             config.optimizer, config.warmup_epochs) == (20, 0.005, 0.3, 0.5, True, "sgd", 2.0)
-    assert args.seed_width == 0.25
+    assert args.seed_width == 0.25 and config.restart is None  # not given: the family's
+    for line, expected in (("restart = false", False), ("restart = true", True), ("no-restart = true", False)):
+        path = _write(tmp_path, f'task = "kws"\ntarget = "host"\nout = "r"\nbudget = "latency_ms=1"\n{line}\n')
+        args = _parser().parse_args(expand_config(["grow", "--config", path], commands))
+        assert GrowConfig(**_training_settings(args)).restart is expected, line
+    assert _parser().parse_args(["grow", "--task", "kws", "--no-restart"]).restart is False
 
 
 def test_without_tomllib_the_cli_runs_and_a_config_file_names_what_to_install(tmp_path):

@@ -180,6 +180,43 @@ def test_retraining_shrinks_its_convolutions_at_every_scheduled_event_step(tmp_p
     assert calls == []  # shrink 1: no stop, no scaling
 
 
+def test_restart_grows_until_growth_ends_then_trains_the_found_architecture_for_the_rest_of_the_run(tmp_path):
+    """Growth as search within one run: TINY's 4 epochs of 3 steps with growth_end 0.6 grow for 3 epochs
+    (events at steps 1, 3, 5 and 7), then the found architecture trains from fresh weights for 1 epoch with
+    its own schedule; the run's compute is the two phases' and the better of the two on validation is kept."""
+    result = run(tmp_path, restart=True, shrink=0.5)
+    summary, log = result.summary, result.log
+    grow_rows, retrain_rows = log.phase("grow"), log.phase("retrain")
+    assert [row.step for row in grow_rows] == [3, 6, 9] and [row.step for row in retrain_rows] == [3]
+    assert [row.step for row in log.growth[1:]] == [event.step for event in growth_events(GrowConfig(**TINY), 3)]
+    assert summary.grown.epochs == 3 and summary.retrained.epochs == 1
+    # the retraining's one epoch is its own run: warm-up, then the schedule down to its end
+    config = GrowConfig(**{**TINY, "restart": True}).train_config()
+    assert retrain_rows[0].learning_rate == pytest.approx(config.learning_rate * learning_rate_factor(config, 2 / 3, 0.5))
+    assert retrain_rows[0].train_loss > grow_rows[-1].train_loss  # fresh weights
+    folder = tmp_path / "run"
+    grown_model, _ = load_checkpoint(folder / "grown.pt")
+    retrained_model, _ = load_checkpoint(folder / "retrained.pt")
+    assert [p.shape for p in retrained_model.parameters()] == [p.shape for p in grown_model.parameters()]
+    assert summary.mac_epochs == pytest.approx(summary.grown.mac_epochs + summary.retrained.mac_epochs)
+    assert summary.retrained.mac_epochs == pytest.approx(retrain_rows[-1].macs * 1, rel=1e-6)
+    assert summary.kept == ("retrained" if summary.retrained.validation_accuracy > summary.grown.validation_accuracy
+                            else "grown")
+
+
+def test_the_family_default_restart_gives_way_to_growing_in_place_on_a_few_batches_of_data(tmp_path):
+    """DS-CNN restarts by default, but not where the found architecture would get fewer than
+    MIN_RESTART_STEPS optimizer steps after growth (the toy task: 3 steps an epoch); it says so."""
+    lines = []
+    settings = {**TINY, "restart": None}
+    result = grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**settings), tmp_path / "run",
+                  family="ds-cnn", seed_options={"num_classes": 4}, log=lines.append)
+    assert result.summary.retrained is None and len(result.log.phase("grow")) == TINY["epochs"]
+    assert any(f"3 optimizer steps after growth, fewer than {loop_module.MIN_RESTART_STEPS}" in line for line in lines)
+    big = toy_task(examples=64 * loop_module.MIN_RESTART_STEPS)  # 300 steps an epoch: the default holds
+    assert loop_module._default_restart(GrowConfig(**settings).for_family("ds-cnn"), len(big.train), lines.append).restart
+
+
 def test_resume_of_a_finished_run_returns_it_and_other_settings_are_refused(tmp_path):
     first = run(tmp_path)
     with pytest.raises(ValueError, match="already holds a grow run; pass --resume"):
@@ -229,6 +266,15 @@ def test_shrink_and_method_left_unset_are_the_familys_measured_values():
     assert GrowConfig().for_family("resnet8").method == "auto"  # no measured method: the fallback
     assert GrowConfig().for_family("custom").method == "auto"
     assert GrowConfig(method="firefly").for_family("ds-cnn").method == "firefly"
+    # restart: DS-CNN's measured default, off for the others, with --retrain, and where the run is too short
+    assert GrowConfig().for_family("ds-cnn").restart is True
+    assert GrowConfig().for_family("mobilenet-v2").restart is False
+    assert GrowConfig().for_family("custom").restart is False
+    assert GrowConfig(retrain=True).for_family("ds-cnn").restart is False
+    assert GrowConfig(restart=False).for_family("ds-cnn").restart is False
+    assert GrowConfig(epochs=2).for_family("ds-cnn").restart is False  # 1 epoch left, a 1-epoch warm-up
+    with pytest.raises(ValueError, match=r"restart leaves 1 epoch\(s\).*--no-restart"):
+        GrowConfig(epochs=2, restart=True)
     assert GrowConfig(method="random").method == "random-split"  # aliases resolve when given
 
 
@@ -284,6 +330,9 @@ def test_a_registered_method_is_used_by_name(tmp_path):
     ({"warmup_epochs": 4}, r"warmup_epochs \(4\) must be fewer than epochs \(4\)"),
     ({"learning_rate": math.inf}, "learning_rate must be a finite number > 0"),
     ({"label_smoothing": 1.0}, r"label_smoothing must be a share in \[0, 1\)"),
+    ({"restart": True, "retrain": True}, "retrain and restart exclude each other"),
+    ({"restart": True, "growth_end": 0.8}, "restart needs growth to end before the last epoch: growth_end 0.8 of 4"),
+    ({"restart": True, "warmup_epochs": 1.0}, r"restart leaves 1 epoch\(s\) after growth, not more than the warm-up"),
 ])
 def test_bad_grow_settings_are_clear_errors(settings, message):
     with pytest.raises(ValueError, match=message):

@@ -117,7 +117,7 @@ def test_a_resumed_run_rolls_back_to_the_saved_state_from_before_the_event(tmp_p
     from test_resume import budget as resume_budget
 
     folder = tmp_path / "run"
-    child = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(TESTS), kill_after=2, out=str(folder))],
+    child = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(TESTS), kill_after=2, out=str(folder), config="CONFIG")],
                            capture_output=True, text=True, timeout=600, cwd=TESTS.parent)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     assert (folder / "before_growth.pt").exists()

@@ -24,6 +24,8 @@ from edgegrow.growth.budget import Budget
 
 # 6 epochs of 3 steps; growth events at steps 2, 5, 8 (epochs 1-3), then the architecture retrained for 6
 CONFIG = {**TINY, "epochs": 6, "growth_start": 0.1, "growth_end": 0.45, "growth_every": 1.0, "retrain": True}
+# growth as search within the run: 3 epochs growing (the same events), then the found architecture for 3
+RESTART = {**CONFIG, "retrain": False, "restart": True}
 TESTS = Path(__file__).resolve().parent
 
 CHILD = textwrap.dedent("""
@@ -32,7 +34,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import edgegrow.grow.loop as loop_module
     from toy import seed_model, toy_task
-    from test_resume import CONFIG, budget
+    from test_resume import CONFIG, RESTART, budget
     torch.set_num_threads(1)
     saves = {{"states": 0}}
     real_save = loop_module.save_checkpoint
@@ -45,7 +47,7 @@ CHILD = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
 
     loop_module.save_checkpoint = save_then_maybe_die
-    loop_module.grow(seed_model(), toy_task(), "host", budget(), loop_module.GrowConfig(**CONFIG), {out!r},
+    loop_module.grow(seed_model(), toy_task(), "host", budget(), loop_module.GrowConfig(**{config}), {out!r},
                      family="ds-cnn", seed_options={{"num_classes": 4}}, log=lambda line: None)
 """)
 
@@ -62,9 +64,9 @@ def without_times(rows: list[dict]) -> list[dict]:
     return [{key: value for key, value in row.items() if "seconds" not in key} for row in rows]
 
 
-def kill_at(folder: Path, kill_after: int) -> None:
+def kill_at(folder: Path, kill_after: int, config: str = "CONFIG") -> None:
     child = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(TESTS), kill_after=kill_after,
-                                                                out=str(folder))],
+                                                                out=str(folder), config=config)],
                            capture_output=True, text=True, timeout=600, cwd=TESTS.parent)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
 
@@ -110,6 +112,29 @@ def test_sigkill_resumes_after_the_last_epoch_with_the_same_result(kill_after, p
             assert mine["learning_rate"] == pytest.approx(theirs["learning_rate"])
             assert mine["mac_epochs"] == pytest.approx(theirs["mac_epochs"])
     assert not (folder / "state.pt").exists() and not (folder / "before_growth.pt").exists()
+
+
+def test_a_restart_run_killed_while_training_the_found_architecture_resumes_with_the_same_result(tmp_path):
+    """The 5th state save is after the found architecture's first epoch (3 growing epochs, the phase switch)."""
+    whole = tmp_path / "whole"
+    single_threaded(grow, seed_model(), toy_task(), "host", budget(), GrowConfig(**RESTART), whole, family="ds-cnn",
+                    seed_options={"num_classes": 4}, log=lambda line: None)
+    folder = tmp_path / "run"
+    kill_at(folder, 5, "RESTART")
+    state = read_checkpoint(folder / "state.pt")
+    assert state.meta["phase"] == "retrain" and state.tensors["training"]["step"] == 3
+    lines = []
+    single_threaded(grow, seed_model(), toy_task(), "host", budget(), GrowConfig(**RESTART), folder, family="ds-cnn",
+                    seed_options={"num_classes": 4}, resume=True, log=lines.append)
+    assert "in its retrain phase after epoch 1 of 3" in lines[0], lines[0]
+    resumed, uninterrupted = rows(folder), rows(whole)
+    assert [(r["row"], r.get("phase"), r["step"]) for r in resumed] == \
+        [(r["row"], r.get("phase"), r["step"]) for r in uninterrupted]
+    assert [r["step"] for r in uninterrupted if r.get("phase") == "retrain"] == [3, 6, 9]
+    for mine, theirs in zip(resumed, uninterrupted):
+        if mine["row"] == "epoch":
+            assert mine["train_loss"] == pytest.approx(theirs["train_loss"], abs=1e-5)
+            assert mine["learning_rate"] == pytest.approx(theirs["learning_rate"])
 
 
 def test_the_same_run_twice_gives_the_same_network_and_metrics_and_records_how(uninterrupted, tmp_path):

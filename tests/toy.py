@@ -9,9 +9,10 @@ from edgegrow.growth.budget import Budget
 from edgegrow.models import ds_cnn_seed
 
 EXAMPLE = torch.zeros(1, 1, 49, 10)
-# 192 training examples at batch 64: 3 steps per epoch, 12 in the run; events at steps 1, 3, 5 and 7
+# 192 training examples at batch 64: 3 steps per epoch, 12 in the run; events at steps 1, 3, 5 and 7; growth in
+# place (DS-CNN's default restart is tested on its own)
 TINY = dict(epochs=4, warmup_epochs=0.5, growth_start=0.1, growth_end=0.6, growth_every=0.5, score_batches=1,
-            fast_steps=5, firefly_steps=3, batch_size=64)
+            fast_steps=5, firefly_steps=3, batch_size=64, restart=False)
 
 
 def toy_task(examples: int = 192) -> TaskData:

@@ -45,7 +45,8 @@ class RunStart:
     budget: dict
     epochs: int
     steps_per_epoch: int
-    total_steps: int
+    total_steps: int  # of the growth phase's schedule (the whole run's)
+    grow_steps: int  # where the growth phase stops: total_steps, or with ``restart`` its search epochs' end
     phase: str  # "grow" or "retrain"
     step: int  # 0, or the step a resumed run goes on from (in its phase)
     resumed: bool
@@ -129,7 +130,7 @@ class TensorBoardLog(GrowCallback):
 
     def on_run_start(self, info: RunStart) -> None:
         self.writer = self._writer_class(str(self.log_dir), purge_step=0)
-        self._first_step = {"grow": 0, "retrain": info.total_steps}
+        self._first_step = {"grow": 0, "retrain": info.grow_steps}
         self._replay(info.log.rows)
 
     def on_rollback(self, rollback: Rollback) -> None:

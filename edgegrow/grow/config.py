@@ -3,6 +3,7 @@ start, and the growth method's own settings. One frozen record, the same keys as
 flags and its ``--config`` TOML file."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..argument_checks import check_finite, check_positive_integer, check_share
@@ -14,7 +15,7 @@ METHOD_ALIASES = {"random": "random-split"}
 NEWBORN_STATES = ("zero", "mean")
 NEW_UNITS = ("fresh", "method")
 # The value of a setting left None when its family has measured none (GrowConfig.for_family).
-FALLBACKS = {"method": "auto", "shrink": 1.0}
+FALLBACKS = {"method": "auto", "shrink": 1.0, "restart": False}
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,18 @@ class GrowConfig:
     same schedule and ``shrink`` at every scheduled event's step (the grow run's recipe without growth:
     bench/grow_vs_uniform.py measured it 0.3 to 1.2 points above retraining without the shrink steps,
     median of 8 seeds on four DS-CNN budgets), and keep whichever of the two is better on the
-    validation split.
+    validation split. That costs a second run's training compute.
+
+    ``restart``: growth as search within one run's epochs (``None``, the default: the family's measured
+    value, on for DS-CNN when the run is long enough for it, off otherwise; off with ``retrain``). The grown network trains only until growth
+    ends (``growth_end`` of the run, rounded up to a whole epoch: ``search_epochs``); then the found
+    architecture trains from freshly initialised weights for the remaining ``epochs − search_epochs``
+    with its own warm-up and schedule and ``shrink`` at the scheduled events' steps, as ``retrain``
+    does, and the better of the two on the validation split is kept (the retrained one, unless the
+    short growth phase's network is better). The run's epochs and training compute (MAC-epochs) are
+    those of one run: bench/grow_vs_uniform.py compares it with the largest fitting uniform network at
+    equal compute: 8 of 8 seeds ahead of the uniform network on three DS-CNN budgets, and above growing
+    in place on the validation split on all four. It excludes ``retrain``.
 
     ``device``: where the run computes (``edgegrow.training.device``: ``auto``, ``cpu``, ``cuda``,
     ``cuda:N``, ``mps``; ``auto`` is a CUDA GPU where there is one). It says where, not what: a run
@@ -106,6 +118,7 @@ class GrowConfig:
     firefly_layers: bool = True
     tiny_neurons: int = 16
     retrain: bool = False
+    restart: bool | None = None  # None: the family's (see for_family)
     seed: int = 0
     device: str = "auto"
     sync_batch_norm: bool = False  # in a torchrun job (TrainConfig.sync_batch_norm)
@@ -142,6 +155,13 @@ class GrowConfig:
             raise ValueError(f"growth_start ({self.growth_start:g}) must not be after growth_end ({self.growth_end:g})")
         if not 0 < self.min_usage <= self.stop_usage <= 1:
             raise ValueError("need 0 < min_usage <= stop_usage <= 1")
+        if self.retrain and self.restart:
+            raise ValueError("retrain and restart exclude each other: retrain trains the found architecture for "
+                             "another full run, restart for the rest of this one; choose one")
+        if self.restart:
+            problem = self._restart_problem()
+            if problem:
+                raise ValueError(problem + " (or turn restart off: --no-restart, restart = false)")
         self.train_config()  # warm-up, label smoothing and the rest checked where they are used
 
     @classmethod
@@ -159,7 +179,20 @@ class GrowConfig:
 
         measured = family_growth_settings(family)
         unset = {name: measured.get(name, FALLBACKS[name]) for name in FALLBACKS if getattr(self, name) is None}
+        if unset.get("restart") and (self.retrain or self._restart_problem()):
+            unset["restart"] = False  # a default that does not fit these settings is off, not an error
         return replace(self, **unset) if unset else self
+
+    def _restart_problem(self) -> str | None:
+        """Why these settings leave ``restart`` no room to train the found architecture; None if they do."""
+        left = self.epochs - self.search_epochs
+        if left < 1:
+            return (f"restart needs growth to end before the last epoch: growth_end {self.growth_end:g} of "
+                    f"{self.epochs} epochs leaves none to train the found architecture; lower growth_end or raise epochs")
+        if self.warmup_epochs >= left:
+            return (f"restart leaves {left} epoch(s) after growth, not more than the warm-up "
+                    f"({self.warmup_epochs:g}); lower warmup_epochs or growth_end, or raise epochs")
+        return None
 
     def train_config(self, seed_offset: int = 0) -> TrainConfig:
         """The one schedule of the run (``seed_offset`` separates a retraining's random draws)."""
@@ -168,6 +201,12 @@ class GrowConfig:
                            warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
                            seed=self.seed * 1009 + seed_offset, device=self.device,
                            sync_batch_norm=self.sync_batch_norm)
+
+    @property
+    def search_epochs(self) -> int:
+        """With ``restart``, the epochs the growing network trains: ``growth_end`` of the run rounded up
+        to a whole epoch, at least one."""
+        return max(1, math.ceil(self.growth_end * self.epochs - 1e-9))
 
     def lowered(self) -> GrowConfig:
         """The settings a growth event is retried with after the loss diverged: both ε quartered."""
