@@ -158,7 +158,7 @@ def load(setting: Setting) -> Task:
     from edgegrow.data.images import ImageTaskConfig, load_image_folder
 
     data = load_image_folder(fonts_folder(), ImageTaskConfig(resolution=32, channels=1, flips=False, max_shift=2))
-    options = {"resolution": 32, "num_classes": data.num_classes, "in_channels": 1}
+    options = {"num_classes": data.num_classes, "input_shape": list(data.input_shape)}
     return Task(data, "mobilenet-v2", options, {"task": "image", "data": str(fonts_folder()), "family": "mobilenet-v2"})
 
 

@@ -25,10 +25,10 @@ from torch import nn
 from .data.cache import save_tensors
 from .growth import add_neurons, deepen, find_channel_groups, group_named
 from .models import build_seed
+from .models.registry import CUSTOM_FAMILY  # a user's own network: its seed is given when loading
 from .training.device import to_cpu
 
 FORMAT = "edgegrow-checkpoint/1"
-CUSTOM_FAMILY = "custom"  # a user's own network: its seed is given when loading
 
 
 @dataclass

@@ -50,9 +50,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _method_help() -> str:
     from .grow.methods import METHODS
+    from .models.registry import FAMILIES
 
-    return (f"growth method: {', '.join(METHODS)} (default: the family's measured one, tiny for ds-cnn, auto for "
-            "mobilenet-v2; auto for other families and networks of your own)")
+    measured = ", ".join(f"{family.growth['method']} for {name}" for name, family in FAMILIES.items()
+                         if "method" in family.growth)
+    return (f"growth method: {', '.join(METHODS)} (default: the family's measured one, {measured}; auto for other "
+            "families and networks of your own)")
 
 
 def _add_training_arguments(parser) -> None:
@@ -139,6 +142,8 @@ def _training_settings(args) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .models.registry import FAMILIES, TASKS, describe_families
+
     parser = _Parser(
         prog="edgegrow", description="Grow tiny neural networks into the most accurate network a device can afford.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -162,10 +167,10 @@ def _parser() -> argparse.ArgumentParser:
                "--mcu-budget flash_kb=256\n"
                "  edgegrow workflow --quick --out runs/smoke            a few minutes, fewer epochs and runs",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    workflow.add_argument("--task", default="kws", choices=("kws", "image"), help="kws (default) or image")
+    workflow.add_argument("--task", default="kws", choices=TASKS, help="kws (default) or image")
     workflow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
                                                         "image: an image folder or CIFAR-10 (default: digits)")
-    workflow.add_argument("--family", help="the seed family (default: ds-cnn for kws, mobilenet-v2 for image)")
+    workflow.add_argument("--family", help=f"the seed family: {describe_families()}")
     workflow.add_argument("--out", metavar="DIR", help="results folder (default runs/TASK-DATE-TIME)")
     workflow.add_argument("--host-budget", action="append", metavar="METRIC=VALUE",
                           help="budget on host; repeat for several (default: the reference's latency)")
@@ -216,13 +221,13 @@ def _parser() -> argparse.ArgumentParser:
 
     groups = commands.add_parser("groups", help="list a zoo model's channel groups",
                                  description="List the channel groups of a zoo model and why any cannot grow.")
-    groups.add_argument("family", help="ds-cnn, mobilenet-v1, mobilenet-v2 or resnet8")
+    groups.add_argument("family", help=", ".join(FAMILIES))
     groups.add_argument("--seed", action="store_true", help="the family's seed instead of the full model")
 
     commands.add_parser("targets", help="list the device profiles (targets)")
     cost = commands.add_parser("cost", help="estimate a zoo model's cost on a target",
                                description="Latency, energy, SRAM and flash of a zoo model on a target, per kernel.")
-    cost.add_argument("family", help="ds-cnn, mobilenet-v1, mobilenet-v2 or resnet8")
+    cost.add_argument("family", help=", ".join(FAMILIES))
     cost.add_argument("--target", required=True, help="a name from 'edgegrow targets' or a profile .json")
     cost.add_argument("--seed", action="store_true", help="the family's seed instead of the full model")
 
@@ -275,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
                "  edgegrow grow --task kws --target host --budget latency_ms=0.05 --seed-width 0.25 --epochs 40 "
                "--growth-end 0.3 --retrain --out runs/kws-search",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    grow.add_argument("--task", choices=("kws", "image"), help="required unless --resume RUN_DIR")
+    grow.add_argument("--task", choices=TASKS, help="required unless --resume RUN_DIR")
     grow.add_argument("--target", help="a name from 'edgegrow targets' or a profile .json (required unless "
                                        "--resume RUN_DIR)")
     grow.add_argument("--budget", action="append", metavar="METRIC=VALUE",
@@ -283,8 +288,7 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument("--method", help=_method_help())
     grow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
                                                     "image: an image folder or CIFAR-10 (default: digits)")
-    grow.add_argument("--family", help="the seed family: ds-cnn (kws, default); mobilenet-v1 (image, default), "
-                                       "mobilenet-v2 or resnet8")
+    grow.add_argument("--family", help=f"the seed family: {describe_families()}")
     grow.add_argument("--out", metavar="RUN_DIR",
                       help="folder for log.jsonl, checkpoint.pt, summary.json (required unless --resume RUN_DIR)")
     grow.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",

@@ -2,9 +2,12 @@
 
 - ``kws``: keyword spotting on MFCCs, DS-CNN seed. Data: a Speech Commands v2 folder, or by
   default the synthetic set made with espeak-ng (``edgegrow data kws``), made or reused in the cache.
-- ``image``: image classification, a MobileNetV1 seed (or MobileNetV2 or ResNet-8: ``family=``). Data:
+- ``image``: image classification, a MobileNetV2 seed (or MobileNetV1 or ResNet-8: ``family=``). Data:
   an image folder (``ROOT/CLASS/*`` or ``ROOT/{train,val,test}/CLASS/*``), a CIFAR-10 python folder, or
   by default scikit-learn's digits.
+
+Which family grows on which task, and its default, come from ``edgegrow.models.registry``; a
+registered family of your own grows on its task by name.
 """
 from __future__ import annotations
 
@@ -17,18 +20,16 @@ from torch import nn
 
 from .checkpoint import build_seed_from_options
 from .data.task_data import TaskData
+from .models.registry import DEFAULT_FAMILY, FAMILIES, TASKS, Family, families_of, get_family
 
 if TYPE_CHECKING:
     from .grow.run_folder import RunMeta
 
-TASKS = ("kws", "image")
 
-
-# The seed family each task grows; a checkpoint's family tells which task it was grown on.
-TASK_OF_FAMILY = {"ds-cnn": "kws", "mobilenet-v1": "image", "mobilenet-v2": "image", "resnet8": "image"}
-DEFAULT_FAMILY = {"kws": "ds-cnn", "image": "mobilenet-v1"}
-# The family network that width multipliers scale (a seed's --seed-width, the uniform baselines).
-REFERENCE_OPTIONS = {"ds-cnn": {"size": "S"}, "mobilenet-v1": {}, "mobilenet-v2": {}, "resnet8": {}}
+def task_of_family(family: str) -> str | None:
+    """The task a family grows on (a checkpoint's family tells which task it was grown on); None for a
+    name that is no registered family."""
+    return FAMILIES[family].task if family in FAMILIES else None
 
 
 @dataclass
@@ -37,6 +38,10 @@ class Task:
     family: str
     seed_options: dict  # JSON-able keyword arguments of build_seed(family, ...)
     source: dict = field(default_factory=dict)  # {"task": "kws", "data": absolute folder or None (the default)}
+
+    @property
+    def family_record(self) -> Family:
+        return get_family(self.family)
 
     def seed(self) -> nn.Module:
         return build_seed_from_options(self.family, self.seed_options)
@@ -53,29 +58,21 @@ class Task:
         return Task(self.data, self.family, options, self.source)
 
     def uniform(self, width_multiplier: float) -> nn.Module:
-        """The family's reference network (REFERENCE_OPTIONS) at ``width_multiplier``, built for this
+        """The family's reference network at ``width_multiplier`` (``Family.network``), built for this
         task's input shape and classes: a uniform baseline."""
-        from .models import build_model
-
-        options = dict(REFERENCE_OPTIONS[self.family])
-        shape = tuple(self.data.input_shape)
-        if self.family in ("ds-cnn", "resnet8"):
-            options.update(num_classes=self.data.num_classes, input_shape=shape)
-        else:
-            options.update(resolution=shape[1], num_classes=self.data.num_classes, in_channels=shape[0])
-        return build_model(self.family, width_multiplier=width_multiplier, **options)
+        return self.family_record.network(self.data.num_classes, self.data.input_shape, width_multiplier)
 
 
 def load_task(task: str, data: str | Path | None = None, *, family: str | None = None,
               cache_dir: str | Path | None = None, progress: bool = True) -> Task:
-    """The task's data and its seed family (default ``DEFAULT_FAMILY[task]``), sized for the data's input
-    shape and classes."""
+    """The task's data and its seed family (default ``registry.DEFAULT_FAMILY[task]``), sized for the
+    data's input shape and classes."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     family = family or DEFAULT_FAMILY[task]
-    if TASK_OF_FAMILY.get(family) != task:
-        fits = ", ".join(name for name, of in TASK_OF_FAMILY.items() if of == task)
-        raise ValueError(f"family {family!r} does not grow on the {task} task; choose one of {fits}")
+    if task_of_family(family) != task:
+        raise ValueError(f"family {family!r} does not grow on the {task} task; choose one of "
+                         f"{', '.join(families_of(task))}")
     source = {"task": task, "data": None if data is None else str(Path(data).resolve()), "family": family}
     if task == "kws":
         from .data.speech_commands import load_speech_commands
@@ -85,8 +82,7 @@ def load_task(task: str, data: str | Path | None = None, *, family: str | None =
 
             data = ensure_default_kws_set(cache_dir, progress=progress).folder
         task_data = load_speech_commands(data, cache_dir=cache_dir, progress=progress)
-        return Task(task_data, "ds-cnn", {"num_classes": task_data.num_classes,
-                                          "input_shape": list(task_data.input_shape)}, source)
+        return Task(task_data, family, _seed_options(task_data), source)
     if task == "image":
         from .data import images
 
@@ -96,14 +92,15 @@ def load_task(task: str, data: str | Path | None = None, *, family: str | None =
             root = Path(data)
             is_cifar = (root / "data_batch_1").is_file()
             task_data = images.load_cifar10(root) if is_cifar else images.load_image_folder(root)
-        channels, height, width = task_data.input_shape
+        _, height, width = task_data.input_shape
         if height != width:
             raise ValueError(f"image task needs square images, got {height}×{width}")
-        if family == "resnet8":
-            options = {"num_classes": task_data.num_classes, "input_shape": list(task_data.input_shape)}
-        else:
-            options = {"resolution": height, "num_classes": task_data.num_classes, "in_channels": channels}
-        return Task(task_data, family, options, source)
+        return Task(task_data, family, _seed_options(task_data), source)
+
+
+def _seed_options(data: TaskData) -> dict:
+    """A seed's options (``Family.build_seed``'s signature), JSON-able for its checkpoint."""
+    return {"num_classes": data.num_classes, "input_shape": list(data.input_shape)}
 
 
 def load_task_of_checkpoint(family: str, meta: RunMeta, data: str | Path | None = None, *,
@@ -116,7 +113,7 @@ def load_task_of_checkpoint(family: str, meta: RunMeta, data: str | Path | None 
             statistics, image size, classes) differs from the checkpoint's.
     """
     source = meta.task_source or {}
-    task = source.get("task") or TASK_OF_FAMILY.get(family)
+    task = source.get("task") or task_of_family(family)
     if task is None:
         raise ValueError(f"cannot tell the task of a {family!r} checkpoint; it was not grown by 'edgegrow grow'")
     folder = data if data is not None else source.get("data")

@@ -47,20 +47,13 @@ from .grow import GrowConfig, Summary, TensorBoardLog, check_seed_fits, grow, gr
 from .grow.callbacks import tensorboard_writer_class
 from .grow.growth_step import predicted_costs
 from .growth.budget import Budget
+from .models.registry import TASKS
 from .tasks import Task, load_task
 from .training import resolve_device
 from .training.distributed import barrier, broadcast_object, current_world, rank_zero_first
 
 HOST = "host"
 DEFAULT_MCU_TARGET = "cortex-m4f-120mhz"
-# Per task: the reference network whose predicted cost is a default budget, and the uniform
-# baselines (the family at these width multipliers) the grown networks are compared with.
-REFERENCES = {
-    "kws": {"family": "ds-cnn", "options": {"size": "S"}, "width_multiplier": 0.5,
-            "baseline_widths": (0.25, 0.5, 1.0)},
-    "image": {"family": "mobilenet-v2", "options": {}, "width_multiplier": 0.35,
-              "baseline_widths": (0.35, 0.5, 0.75)},
-}
 MCU_METRICS = ("latency_ms", "sram_kb", "flash_kb")
 HOST_METRICS = ("latency_ms",)
 
@@ -77,7 +70,7 @@ class WorkflowConfig:
 
     grow: GrowConfig = GrowConfig()
     seed_width: float | str | None = "auto"
-    baseline_widths: tuple[float, ...] | None = None  # None: the task's REFERENCES entry; () for none
+    baseline_widths: tuple[float, ...] | None = None  # None: the family's (Family.baseline_widths); () for none
     fair_baseline: bool = True
     formats: str = "all"
     calibration_examples: int = 300
@@ -142,8 +135,8 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     from .export import export_checkpoint
     from .export.exporter import parse_formats
 
-    if task not in REFERENCES:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(REFERENCES)}")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     parse_formats(config.formats)
     if config.tensorboard:
         tensorboard_writer_class()  # a missing package is said now, not after the data and the profile
@@ -177,7 +170,7 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     seconds["profile"] = time.perf_counter() - step
 
     example = torch.zeros(1, *loaded.data.input_shape)
-    reference = reference_model(task, loaded)
+    reference = reference_model(loaded)
     deployments = [
         Deployment(HOST, host, host_limits or reference_budget(reference, example, host, HOST_METRICS)),
         Deployment(mcu.name, mcu, mcu_limits or reference_budget(reference, example, mcu, MCU_METRICS)),
@@ -206,7 +199,7 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     seconds["grow"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    widths = REFERENCES[task]["baseline_widths"] if config.baseline_widths is None else config.baseline_widths
+    widths = loaded.family_record.baseline_widths if config.baseline_widths is None else config.baseline_widths
     baselines = train_baselines(loaded, widths, [d.target for d in deployments], config, progress, log)
     if config.fair_baseline:
         for deployment in deployments:
@@ -260,7 +253,6 @@ def _load_data(task: str, data, family, cache_dir, progress: bool, log) -> Task:
         report = ensure_default_kws_set(cache_dir, progress=progress)
         log(f"  {'reused' if report.reused else f'synthesised in {report.seconds:.0f} s'}: "
             f"{sum(report.clips.values())} clips")
-    family = family or REFERENCES[task]["family"]
     loaded = load_task(task, data, family=family, cache_dir=cache_dir, progress=progress)
     log(f"[data] {loaded.data.summary()}")
     return loaded
@@ -290,9 +282,9 @@ def ensure_host_profile(*, reprofile: bool = False, progress: bool = True,
     return load_target(str(path))
 
 
-def reference_model(task: str, loaded: Task) -> torch.nn.Module:
-    """The task's reference network (REFERENCES) sized for the loaded data."""
-    return loaded.uniform(REFERENCES[task]["width_multiplier"])
+def reference_model(loaded: Task) -> torch.nn.Module:
+    """The family's reference network (``Family.reference_width``) sized for the loaded data."""
+    return loaded.family_record.network(loaded.data.num_classes, loaded.data.input_shape)
 
 
 def reference_budget(reference: torch.nn.Module, example: torch.Tensor, target: Target,

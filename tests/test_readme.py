@@ -43,6 +43,17 @@ def test_python_walkthrough_runs_as_written(tmp_path):
     assert card["tflm"]["arena_bytes"] > 0
 
 
+def test_a_family_of_your_own_runs_as_written(tmp_path):
+    code = code_block_after("### A family of your own")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "runs/tiny/summary.json").read_text())
+    assert summary["widths"] and max(summary["widths"].values()) > 8 and summary["usage"]["macs"] <= 1
+    assert (tmp_path / "exported/tiny/model.onnx").is_file()
+    assert json.loads((tmp_path / "exported/tiny/model_card.json").read_text())["family"] == "tiny-cnn"
+
+
 def test_a_custom_networks_checkpoint_needs_its_seed(tmp_path):
     """What the walkthrough's last paragraph says: the checkpoint of a network of your own loads
     with its seed, and without one the error says how."""

@@ -583,7 +583,7 @@ def export_checkpoint(source: str | Path, out: str | Path | None = None, *, form
     """
     from ..checkpoint import CUSTOM_FAMILY, load_checkpoint, read_checkpoint
     from ..grow.run_folder import RunMeta
-    from ..tasks import TASK_OF_FAMILY, load_task_of_checkpoint
+    from ..tasks import load_task_of_checkpoint, task_of_family
 
     formats = parse_formats(formats)
     path = find_checkpoint(source)
@@ -599,7 +599,7 @@ def export_checkpoint(source: str | Path, out: str | Path | None = None, *, form
     source_info = {"checkpoint": str(path.resolve()), "target": meta.target, "budget": meta.budget,
                    "method": meta.method, "model": meta.model, "stopped_by": meta.stopped_by,
                    "growth_events": meta.events, "edits": len(checkpoint.edits)}
-    task_kind = meta.task_source.get("task") or TASK_OF_FAMILY.get(checkpoint.family)
+    task_kind = meta.task_source.get("task") or task_of_family(checkpoint.family)
     log(f"exporting {path} ({checkpoint.family}, {task_kind}) to {out}: {', '.join(formats)}")
     return export_model(model, task, out, formats=formats, name=out.name, family=checkpoint.family,
                         task_kind=task_kind, source=source_info, checkpoint=path, force=force, log=log, **options)

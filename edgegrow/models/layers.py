@@ -31,6 +31,17 @@ def scale_channels(channels: int, width_multiplier: float, divisor: int = 1, min
     return max(min_channels, int(round(channels * width_multiplier)))
 
 
+def square_input(input_shape, resolution: int, in_channels: int) -> tuple[int, int]:
+    """(in_channels, resolution) of an image network: from ``input_shape`` (channels, height, width) when
+    given (the one signature every family's builder takes), else the arguments as they are."""
+    if input_shape is None:
+        return in_channels, resolution
+    channels, height, width = (int(n) for n in input_shape)
+    if height != width:
+        raise ValueError(f"this network takes square images, got input_shape {tuple(input_shape)}")
+    return channels, height
+
+
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow 'same' padding (before, after) along one axis: output size = ceil(size / stride)."""
     out = math.ceil(size / stride)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .layers import PooledClassifier, conv_bn_act, load_shapes, scale_channels
+from .layers import PooledClassifier, conv_bn_act, load_shapes, scale_channels, square_input
 
 
 class MobileNetV1(PooledClassifier):
@@ -56,9 +56,12 @@ def mobilenet_v1(
     num_classes: int | None = None,
     *,
     in_channels: int = 3,
+    input_shape: tuple[int, int, int] | None = None,
     min_channels: int = 1,
 ) -> MobileNetV1:
-    """MobileNetV1 at width multiplier α (0.25, 0.5, 0.75, 1.0 are the published ones)."""
+    """MobileNetV1 at width multiplier α (0.25, 0.5, 0.75, 1.0 are the published ones); ``input_shape``
+    (channels, size, size), when given, sets ``in_channels`` and ``resolution``."""
+    in_channels, resolution = square_input(input_shape, resolution, in_channels)
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
     if resolution < 32:
@@ -78,9 +81,11 @@ def mobilenet_v1(
 
 
 def mobilenet_v1_seed(resolution: int = 224, num_classes: int | None = None, *, in_channels: int = 3,
-                      width_multiplier: float | None = None) -> MobileNetV1:
+                      width_multiplier: float | None = None,
+                      input_shape: tuple[int, int, int] | None = None) -> MobileNetV1:
     """The starting point of growth: MobileNetV1's topology with a few channels per layer, or the
     family's network at ``width_multiplier`` (a seed of ``--seed-width``)."""
+    in_channels, resolution = square_input(input_shape, resolution, in_channels)
     if width_multiplier is not None:  # the family's own network at that width
         return mobilenet_v1(width_multiplier, resolution, num_classes, in_channels=in_channels)
     seed = load_shapes("mobilenet_v1")["seed"]

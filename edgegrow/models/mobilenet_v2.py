@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from .layers import PooledClassifier, conv_bn_act, load_shapes, make_divisible
+from .layers import PooledClassifier, conv_bn_act, load_shapes, make_divisible, square_input
 
 
 class InvertedResidual(nn.Module):
@@ -77,12 +77,15 @@ def mobilenet_v2(
     num_classes: int | None = None,
     *,
     in_channels: int = 3,
+    input_shape: tuple[int, int, int] | None = None,
     dropout: float = 0.2,
     channel_divisor: int | None = None,
     min_channels: int | None = None,
     last_channels: int | None = None,
 ) -> MobileNetV2:
-    """MobileNetV2 at width multiplier α (0.35, 0.5, 0.75, 1.0 are the published ones)."""
+    """MobileNetV2 at width multiplier α (0.35, 0.5, 0.75, 1.0 are the published ones); ``input_shape``
+    (channels, size, size), when given, sets ``in_channels`` and ``resolution``."""
+    in_channels, resolution = square_input(input_shape, resolution, in_channels)
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
     if resolution < 32:
@@ -113,9 +116,11 @@ def mobilenet_v2(
 
 
 def mobilenet_v2_seed(resolution: int = 224, num_classes: int | None = None, *, in_channels: int = 3,
-                      width_multiplier: float | None = None) -> MobileNetV2:
+                      width_multiplier: float | None = None,
+                      input_shape: tuple[int, int, int] | None = None) -> MobileNetV2:
     """The starting point of growth: MobileNetV2's topology with a few channels per layer, or the
     family's network at ``width_multiplier`` (a seed of ``--seed-width``)."""
+    in_channels, resolution = square_input(input_shape, resolution, in_channels)
     if width_multiplier is not None:  # the family's own network at that width
         return mobilenet_v2(width_multiplier, resolution, num_classes, in_channels=in_channels)
     seed = load_shapes("mobilenet_v2")["seed"]
