@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 EXAMPLES = """\
@@ -141,14 +143,90 @@ def _training_settings(args) -> dict:
     return settings
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .models.registry import FAMILIES, TASKS, describe_families
+@dataclass(frozen=True)
+class Command:
+    """One command of the CLI: its name (``"data kws"`` for one under ``data``), the function that adds its
+    parser to a subparsers object, and the handler that runs it (``args`` → a JSON-able result for ``--json``)."""
 
+    name: str
+    parser: Callable
+    handler: Callable
+
+
+def _commands() -> tuple[Command, ...]:
+    return (
+        Command("workflow", _workflow_parser, _workflow),
+        Command("data kws", _data_kws_parser, _data_kws),
+        Command("data fonts", _data_fonts_parser, _data_fonts),
+        Command("models", _models_parser, _models),
+        Command("groups", _groups_parser, _groups),
+        Command("targets", _targets_parser, _targets),
+        Command("cost", _cost_parser, _cost),
+        Command("profile", _profile_parser, _profile),
+        Command("grow", _grow_parser, _grow),
+        Command("export", _export_parser, _export),
+        Command("bench", _bench_parser, _bench),
+        Command("report", _report_parser, _report),
+    )
+
+
+COMMON_FLAGS_HELP = {
+    "quiet": "no progress bars and no messages (errors still go to stderr; the exit code tells)",
+    "json": "print the result as one JSON document on stdout (messages go to stderr)",
+    "config": "read flags from a TOML file (keys = flag names, e.g. cache-dir = \"x\"); flags given here win",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The whole command line, built from the table of commands (``_commands``): every command gets
+    ``--quiet``, ``--json`` and ``--config``, and its handler as ``args.handler``. ``parser.commands``
+    maps each command's name to its parser (``cli_config`` reads it)."""
     parser = _Parser(
         prog="edgegrow", description="Grow tiny neural networks into the most accurate network a device can afford.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups = {}  # "data" → its subparsers, made when its first command comes (the help lists them in table order)
+    parser.commands = {}
+    for command in _commands():
+        group, _, _ = command.name.rpartition(" ")
+        if group and group not in groups:
+            groups[group] = GROUPS[group](commands)
+        sub = command.parser(groups[group] if group else commands)
+        sub.set_defaults(handler=command.handler)
+        sub.add_argument("--quiet", action="store_true", help=COMMON_FLAGS_HELP["quiet"])
+        sub.add_argument("--json", action="store_true", help=COMMON_FLAGS_HELP["json"])
+        sub.add_argument("--config", metavar="FILE.toml", help=COMMON_FLAGS_HELP["config"])
+        parser.commands[command.name] = sub
+    return parser
+
+
+def _data_group(commands):
+    """``edgegrow data``: a command whose subcommands (``data kws``, ``data fonts``) make datasets."""
+    data = commands.add_parser("data", help="make datasets",
+                               description="Make datasets in the layouts edgegrow's loaders read.")
+    return data.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+
+GROUPS = {"data": _data_group}
+
+
+def _add_data_arguments(parser) -> None:
+    """--data and --family, for the commands that load a task (grow, workflow)."""
+    from .models.registry import describe_families
+
+    parser.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
+                                                      "image: an image folder or CIFAR-10 (default: digits)")
+    parser.add_argument("--family", help=f"the seed family: {describe_families()}")
+
+
+def _add_cache_dir_argument(parser) -> None:
+    parser.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
+
+
+def _workflow_parser(commands) -> argparse.ArgumentParser:
+    """The 'workflow' command's parser, added to ``commands``."""
+    from .models.registry import TASKS
 
     workflow = commands.add_parser(
         "workflow", help="the whole path: data, profile, grow for host and a microcontroller, export, bench, report",
@@ -168,9 +246,7 @@ def _parser() -> argparse.ArgumentParser:
                "  edgegrow workflow --quick --out runs/smoke            a few minutes, fewer epochs and runs",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     workflow.add_argument("--task", default="kws", choices=TASKS, help="kws (default) or image")
-    workflow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
-                                                        "image: an image folder or CIFAR-10 (default: digits)")
-    workflow.add_argument("--family", help=f"the seed family: {describe_families()}")
+    _add_data_arguments(workflow)
     workflow.add_argument("--out", metavar="DIR", help="results folder (default runs/TASK-DATE-TIME)")
     workflow.add_argument("--host-budget", action="append", metavar="METRIC=VALUE",
                           help="budget on host; repeat for several (default: the reference's latency)")
@@ -183,14 +259,14 @@ def _parser() -> argparse.ArgumentParser:
     workflow.add_argument("--quick", action="store_true", help="fewer epochs, steps and timed runs (a smoke run)")
     workflow.add_argument("--reprofile", action="store_true", help="measure host again even if a profile exists")
     workflow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    workflow.add_argument("--cache-dir", metavar="DIR",
-                          help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
+    _add_cache_dir_argument(workflow)
     _add_training_arguments(workflow)
+    return workflow
 
-    data = commands.add_parser("data", help="make datasets",
-                               description="Make datasets in the layouts edgegrow's loaders read.")
-    kinds = data.add_subparsers(dest="kind", required=True, metavar="KIND")
-    kws = kinds.add_parser(
+
+def _data_kws_parser(commands) -> argparse.ArgumentParser:
+    """The 'data kws' command's parser, added to ``commands``."""
+    kws = commands.add_parser(
         "kws", help="synthesise a keyword-spotting set with espeak-ng (Speech Commands v2 layout)",
         description="Synthesise a keyword-spotting set with espeak-ng in the Google Speech Commands v2 layout: "
                     "10 keywords, 25 other words, _background_noise_/, validation and testing lists. An "
@@ -201,8 +277,12 @@ def _parser() -> argparse.ArgumentParser:
     kws.add_argument("--per-class", type=int, default=300, help="clips per keyword (default 300)")
     kws.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     kws.add_argument("--workers", type=int, default=2, help="parallel espeak-ng processes (default 2)")
+    return kws
 
-    fonts = kinds.add_parser(
+
+def _data_fonts_parser(commands) -> argparse.ArgumentParser:
+    """The 'data fonts' command's parser, added to ``commands``."""
+    fonts = commands.add_parser(
         "fonts", help="render the 62 characters 0-9, A-Z, a-z from this machine's fonts (an image-folder set)",
         description="Render 0-9, A-Z and a-z from every installed font that draws them all, into ROOT/{train,val,"
                     "test}/CLASS/*.png, with whole font families held out for the test split (an image task "
@@ -216,21 +296,44 @@ def _parser() -> argparse.ArgumentParser:
     fonts.add_argument("--renders", type=int, default=2, help="images per font and character (default 2)")
     fonts.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     fonts.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    return fonts
 
-    commands.add_parser("models", help="list the model zoo with MACs and parameters")
+
+def _models_parser(commands) -> argparse.ArgumentParser:
+    """The 'models' command's parser, added to ``commands``."""
+    return commands.add_parser("models", help="list the model zoo with MACs and parameters")
+
+
+def _groups_parser(commands) -> argparse.ArgumentParser:
+    """The 'groups' command's parser, added to ``commands``."""
+    from .models.registry import FAMILIES
 
     groups = commands.add_parser("groups", help="list a zoo model's channel groups",
                                  description="List the channel groups of a zoo model and why any cannot grow.")
     groups.add_argument("family", help=", ".join(FAMILIES))
     groups.add_argument("--seed", action="store_true", help="the family's seed instead of the full model")
+    return groups
 
-    commands.add_parser("targets", help="list the device profiles (targets)")
+
+def _targets_parser(commands) -> argparse.ArgumentParser:
+    """The 'targets' command's parser, added to ``commands``."""
+    return commands.add_parser("targets", help="list the device profiles (targets)")
+
+
+def _cost_parser(commands) -> argparse.ArgumentParser:
+    """The 'cost' command's parser, added to ``commands``."""
+    from .models.registry import FAMILIES
+
     cost = commands.add_parser("cost", help="estimate a zoo model's cost on a target",
                                description="Latency, energy, SRAM and flash of a zoo model on a target, per kernel.")
     cost.add_argument("family", help=", ".join(FAMILIES))
     cost.add_argument("--target", required=True, help="a name from 'edgegrow targets' or a profile .json")
     cost.add_argument("--seed", action="store_true", help="the family's seed instead of the full model")
+    return cost
 
+
+def _profile_parser(commands) -> argparse.ArgumentParser:
+    """The 'profile' command's parser, added to ``commands``."""
     profile = commands.add_parser(
         "profile", help="measure a latency table on this machine",
         description="Time single-kernel models (conv, depthwise, pointwise, fully connected, pooling, add; fused "
@@ -263,13 +366,21 @@ def _parser() -> argparse.ArgumentParser:
                               "on the device: a CSV 'model,measured_ms' (model: a zoo family, FAMILY@WIDTH, a run "
                               "folder or checkpoint)")
     profile.add_argument("--base", metavar="PROFILE", help="with --calibrate: the analytic profile to calibrate")
+    return profile
+
+
+def _grow_parser(commands) -> argparse.ArgumentParser:
+    """The 'grow' command's parser, added to ``commands``."""
+    from .models.registry import TASKS
+
     grow = commands.add_parser(
         "grow", help="grow a seed network to a device budget",
         description="Train a seed network in one run with one learning-rate schedule; at growth events inside "
                     "it (every --growth-every epochs until --growth-end of the run) score growth candidates, keep "
                     "the ones with the most predicted loss decrease per unit of the target's cost under the event's "
                     "share of the budget and apply them, carrying the optimizer's state. With --retrain, also train "
-                    "the found architecture from scratch and keep the better by validation accuracy. Writes "
+                    "the found architecture from scratch and keep the better by validation accuracy; with --restart "
+                    "(DS-CNN's default) train it from scratch for the epochs left once growth ends. Writes "
                     "log.jsonl, checkpoint.pt and summary.json to --out.",
         epilog="budget metrics: latency_ms, energy_mj, macs, params, sram_kb, flash_kb (repeat --budget for several)\n"
                "methods: split (S2D, exact), fast-split, signed-split, firefly, tiny, auto (splitting, TINY or "
@@ -286,9 +397,7 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument("--budget", action="append", metavar="METRIC=VALUE",
                       help="an upper limit, e.g. latency_ms=0.05; repeat for several (required unless --resume RUN_DIR)")
     grow.add_argument("--method", help=_method_help())
-    grow.add_argument("--data", metavar="DIR", help="kws: a Speech Commands folder (default: the synthetic set); "
-                                                    "image: an image folder or CIFAR-10 (default: digits)")
-    grow.add_argument("--family", help=f"the seed family: {describe_families()}")
+    _add_data_arguments(grow)
     grow.add_argument("--out", metavar="RUN_DIR",
                       help="folder for log.jsonl, checkpoint.pt, summary.json (required unless --resume RUN_DIR)")
     grow.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
@@ -297,9 +406,13 @@ def _parser() -> argparse.ArgumentParser:
                            "flags continues the run in --out")
     grow.add_argument("--quick", action="store_true", help="few epochs and steps (a smoke run)")
     grow.add_argument("--seed", type=int, help="random seed (default 0)")
-    grow.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
+    _add_cache_dir_argument(grow)
     _add_training_arguments(grow)
+    return grow
 
+
+def _export_parser(commands) -> argparse.ArgumentParser:
+    """The 'export' command's parser, added to ``commands``."""
     export = commands.add_parser(
         "export", help="export a grown model to ONNX, TFLite (float, int8) and a C array, verified",
         description="Write a grown model as ONNX (float, int8) and TFLite (float NHWC, full-integer int8) files and "
@@ -319,9 +432,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--data", metavar="DIR", help="the task data, if not where the run found it")
     export.add_argument("--calibration", type=int, default=300, metavar="N",
                         help="training examples that calibrate the int8 files (default 300)")
-    export.add_argument("--cache-dir", metavar="DIR",
-                        help="cache folder (default: $EDGEGROW_CACHE or ~/.cache/edgegrow)")
+    _add_cache_dir_argument(export)
+    return export
 
+
+def _bench_parser(commands) -> argparse.ArgumentParser:
+    """The 'bench' command's parser, added to ``commands``."""
     bench = commands.add_parser(
         "bench", help="time an exported file in its runtime beside the cost model's prediction",
         description="Latency (median, p90 after warm-up), peak memory and, for TFLite Micro, the arena of an "
@@ -342,7 +458,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="rounds the timed runs are spread over, a probe timed before each to find the ones the "
                             "machine ran slow (default 8, or --runs when fewer)")
     bench.add_argument("--no-record", action="store_true", help="do not append the result to model_card.json")
+    return bench
 
+
+def _report_parser(commands) -> argparse.ArgumentParser:
+    """The 'report' command's parser, added to ``commands``."""
     report = commands.add_parser(
         "report", help="write a grow run's HTML report (grow writes one too)",
         description="Write RUN_DIR/report.html: training curves with growth events, width per layer over the steps, "
@@ -357,19 +477,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="the run's export folder (model_card.json), for measured latency")
     report.add_argument("--baselines", metavar="FILE.json",
                         help="other networks to compare with: a JSON list of {name, latency_ms, accuracy}")
-
-    parser.commands = {name: sub for name, sub in commands.choices.items() if name != "data"}
-    parser.commands["data kws"] = kws
-    parser.commands["data fonts"] = fonts
-    for sub in parser.commands.values():
-        sub.add_argument("--quiet", action="store_true",
-                         help="no progress bars and no messages (errors still go to stderr; the exit code tells)")
-        sub.add_argument("--json", action="store_true",
-                         help="print the result as one JSON document on stdout (messages go to stderr)")
-        sub.add_argument("--config", metavar="FILE.toml",
-                         help="read flags from a TOML file (keys = flag names, e.g. cache-dir = \"x\"); "
-                              "flags given here win")
-    return parser
+    return report
 
 
 def _grow(args):
@@ -604,9 +712,7 @@ def _kib(size_bytes) -> str:
     return "n/a" if size_bytes is None else f"{size_bytes / 1024:.1f} KiB"
 
 
-def _data(args):
-    if args.kind == "fonts":
-        return _data_fonts(args)
+def _data_kws(args):
     from .data.synthesize_kws import SynthesisConfig, synthesize_speech_commands
 
     config = SynthesisConfig(per_class=args.per_class, unknown_per_word=max(1, args.per_class // 5), seed=args.seed)
@@ -784,9 +890,6 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as error:
         print(error, file=sys.stderr)
         return 2
-    handlers = {"workflow": _workflow, "data": _data, "models": _models, "groups": _groups, "targets": _targets,
-                "cost": _cost, "profile": _profile, "grow": _grow, "export": _export, "bench": _bench,
-                "report": _report}
     try:
         world = _join_torchrun_job(args)
     except ValueError as error:
@@ -798,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet = args.quiet or not world.main
         messages = open(os.devnull, "w") if quiet else sys.stderr if args.json else sys.stdout
         with messages if quiet else contextlib.nullcontext(), contextlib.redirect_stdout(messages):
-            result = handlers[args.command](args)
+            result = args.handler(args)
         if args.json and world.main:
             print(json.dumps(result, indent=1, default=str))
     except ValueError as error:
