@@ -62,3 +62,25 @@ def test_the_set_loads_as_an_image_task_with_held_out_families(tmp_path):
     assert again.reused
     with pytest.raises(ValueError, match="not a character set made with these settings"):
         render_font_characters(tmp_path / "fonts", FontSetConfig(renders_per_font=2, image_size=16))
+
+
+@needs_fonts
+def test_two_processes_making_the_same_set_at_once_both_end_with_it(tmp_path, monkeypatch):
+    """Two first uses at once (the growth benchmark's jobs): the one that finishes second finds the
+    folder in place, drops its own copy and reuses the other's instead of failing."""
+    import os
+    import shutil
+
+    config = FontSetConfig(renders_per_font=1, image_size=16)
+    render_font_characters(tmp_path / "made-by-the-other", config)
+    real_replace = os.replace
+
+    def the_other_process_finished_first(source, destination):  # only at the folder's own rename
+        if str(destination) == str(tmp_path / "fonts"):
+            shutil.copytree(tmp_path / "made-by-the-other", destination)
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", the_other_process_finished_first)
+    report = render_font_characters(tmp_path / "fonts", config)
+    assert report.reused and not list(tmp_path.glob(".fonts.partial-*"))
+

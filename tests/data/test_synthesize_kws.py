@@ -46,6 +46,23 @@ def test_same_settings_are_reused_other_settings_refused(tmp_path):
 
 
 @needs_espeak
+def test_two_processes_making_the_same_set_at_once_both_end_with_it(tmp_path, monkeypatch):
+    import os
+
+    synthesize_speech_commands(tmp_path / "made-by-the-other", TINY, progress=False)
+    real_replace = os.replace
+
+    def the_other_process_finished_first(source, destination):  # only at the folder's own rename
+        if str(destination) == str(tmp_path / "kws"):
+            shutil.copytree(tmp_path / "made-by-the-other", destination)
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", the_other_process_finished_first)
+    assert synthesize_speech_commands(tmp_path / "kws", TINY, progress=False).reused
+    assert not list(tmp_path.glob(".kws.partial-*"))
+
+
+@needs_espeak
 def test_a_failure_mid_way_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
