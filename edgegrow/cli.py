@@ -519,17 +519,16 @@ def _grow(args):
         seed_width = "auto" if args.seed_width is None else args.seed_width  # None: not given
         task = task.with_seed_width(seed_width_for(task, target, budget, seed_width))
     print(task.data.summary())
-    print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with "
-          f"{config.for_family(task.family).method}: "
-          f"{config.epochs} epochs, growth by {config.growth_end:.0%} of the run")
+    resolved = config.for_family(task.family)
+    restart = (f", then the found architecture from fresh weights for the last {resolved.epochs - resolved.search_epochs}"
+               if resolved.restart else "")
+    print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {resolved.method}: "
+          f"{config.epochs} epochs, growth by {config.growth_end:.0%} of the run{restart}")
     result = grow(task.seed(), task.data, target, budget, config, args.out, family=task.family,
                   seed_options=task.seed_options, resume=bool(args.resume), progress=not args.quiet,
                   task_source=task.source, callbacks=callbacks)
     summary = result.summary
-    usage = ", ".join(f"{metric} {share:.0%}" for metric, share in summary.usage.items())
-    accuracy = "n/a" if summary.test_accuracy is None else f"{summary.test_accuracy:.1%}"
-    kept = f"; kept the {summary.kept} network (validation)" if summary.retrained is not None else ""
-    print(f"\ngrowth: {summary.stopped_by}; budget used: {usage}; test accuracy {accuracy}{kept}")
+    print(f"\n{summary.describe()}")
     print(f"run folder: {result.out_dir} (log.jsonl, checkpoint.pt, summary.json, report.html)")
     from dataclasses import asdict
 

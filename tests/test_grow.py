@@ -125,6 +125,8 @@ def test_log_checkpoint_and_summary(tmp_path):
     torch.testing.assert_close(model(x), result.model(x))
     assert summary.widths == log.growth[-1].widths and summary.usage["latency_ms"] <= 1.0
     assert summary.kept == "grown" and summary.retrained is None
+    assert summary.describe() == (f"growth: {summary.stopped_by}; budget used: latency_ms "
+                                  f"{summary.usage['latency_ms']:.0%}; test accuracy {summary.test_accuracy:.1%}")
     assert summary.validation_accuracy == pytest.approx(log.epochs[-1].validation_accuracy)
     assert not folder.file("state.pt").exists() and not folder.file("before_growth.pt").exists()
 
@@ -202,6 +204,8 @@ def test_restart_grows_until_growth_ends_then_trains_the_found_architecture_for_
     assert summary.retrained.mac_epochs == pytest.approx(retrain_rows[-1].macs * 1, rel=1e-6)
     assert summary.kept == ("retrained" if summary.retrained.validation_accuracy > summary.grown.validation_accuracy
                             else "grown")
+    assert summary.describe().endswith(f"test accuracy {summary.test_accuracy:.1%}; kept the {summary.kept} network "
+                                       "(validation)")
 
 
 def test_the_family_default_restart_gives_way_to_growing_in_place_on_a_few_batches_of_data(tmp_path):

@@ -152,6 +152,14 @@ class Summary:
     retrained: Outcome | None = None
     format: str = FORMAT
 
+    def describe(self) -> str:
+        """One line: why growth stopped, the budget used, the kept network's test accuracy and, when the
+        found architecture was also trained afresh, which network was kept."""
+        usage = ", ".join(f"{metric} {share:.0%}" for metric, share in self.usage.items())
+        accuracy = "n/a" if self.test_accuracy is None else f"{self.test_accuracy:.1%}"
+        kept = f"; kept the {self.kept} network (validation)" if self.retrained is not None else ""
+        return f"growth: {self.stopped_by}; budget used: {usage}; test accuracy {accuracy}{kept}"
+
     @classmethod
     def from_dict(cls, values: dict, where: str = SUMMARY) -> Summary:
         summary = _from_dict(cls, values, where)
