@@ -13,7 +13,9 @@ retrained from scratch, and the better of the two by validation accuracy.
 3. after the last epoch, the grown model is evaluated; with ``retrain`` its architecture is trained
    again from fresh weights with the same schedule, its convolutions shrunk by ``shrink`` at every
    scheduled event's step as the grow run's were (the recipe without growth), and the run keeps the
-   better of the two on the validation split (never the test split).
+   better of the two on the validation split (never the test split). With ``restart`` (DS-CNN's
+   default, ``_default_restart``) the growth phase ends with growth (``GrowConfig.search_epochs``) and
+   that retraining gets the run's remaining epochs, so the whole run costs one run's compute.
 
 Guarantees: a seed that already exceeds a budget is refused before any training, and the model after
 every event fits every limit (``fit_to_budget`` checks the grown model's full estimate). A NaN or
