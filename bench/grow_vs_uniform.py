@@ -387,7 +387,34 @@ def _restarted(runs: dict, name: str, seed: int, uniform: dict, found_shrunk: di
             "restarted_equal_epochs": test - uniform["test_accuracy"],
             "restarted_minus_retrained_shrink": test - found_shrunk["test_accuracy"],
             "restarted_minus_grown_validation": restarted["summary"]["validation_accuracy"]
-            - runs[(name, seed, "grown")]["summary"]["grown"]["validation_accuracy"]}
+            - runs.get((name, seed, "grown"), {"summary": {"grown": {"validation_accuracy": math.nan}}})["summary"]["grown"][
+                "validation_accuracy"]}
+
+
+def restarted_table(runs: dict, settings_in_table: set[str]) -> list[dict]:
+    """Settings with ``restarted`` runs but not the main table's three comparisons (their ``grown`` runs
+    were made elsewhere or not at all): per seed the ``restarted`` figures against this folder's
+    uniform runs, and per figure the median, mean ± standard error and seeds ahead/behind."""
+    table = []
+    for name in SETTINGS:
+        seeds = sorted(seed for (n, seed, kind) in runs if n == name and kind == "restarted"
+                       and (n, seed, "uniform") in runs)
+        if name in settings_in_table or not seeds:
+            continue
+        nan = {"test_accuracy": math.nan}
+        per_seed = [{"seed": seed, "uniform_test": runs[(name, seed, "uniform")]["test_accuracy"],
+                     **_restarted(runs, name, seed, runs[(name, seed, "uniform")],
+                                  runs.get((name, seed, "retrained-shrink"), nan))} for seed in seeds]
+        entry = {"setting": name, "seeds": seeds, "per_seed": per_seed}
+        for key in ("uniform_test", *RESTARTED_KEYS):
+            values = [p[key] for p in per_seed if not math.isnan(p[key])]
+            entry[f"{key}_median"] = statistics.median(values) if values else math.nan
+            entry[f"{key}_paired"] = {
+                "mean": statistics.mean(values) if values else math.nan,
+                "standard_error": statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan,
+                "ahead": sum(v > 0 for v in values), "behind": sum(v < 0 for v in values), "seeds": len(values)}
+        table.append(entry)
+    return table
 
 
 def growth_share(row: dict) -> float:
@@ -472,6 +499,14 @@ def report(args) -> None:
                       "method": sorted({runs[(name, seed, "grown")]["method"] for seed in seeds}),
                       "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
     per_method = method_table(rows)
+    restarted_only = restarted_table(runs, {t["setting"] for t in table})
+    for t in restarted_only:
+        print(f"{t['setting']} (restarted runs only, seeds {t['seeds']}): uniform {100 * t['uniform_test_median']:.1f} %, "
+              f"restarted {100 * t['restarted_test_median']:.1f} %, compute {t['restarted_compute_share_median']:.2f}× "
+              "uniform's; " + "; ".join(
+                  f"{label} {100 * t[key + '_median']:+.1f} ({t[key + '_paired']['ahead']}/{t[key + '_paired']['behind']})"
+                  for key, label in (("restarted_equal_compute", "− uniform, equal compute"),
+                                     ("restarted_equal_epochs", "− uniform, equal epochs"))))
     print(f"{'setting':<12}{'uniform':>9}{'grown':>8}{'retrain':>9}  {'Δ epochs':>10}{'Δ compute':>11}"
           f"{'Δ retrain':>11}{'Δ u+shrink':>12}   usage grown/uniform   kept")
     for t in table:
@@ -510,7 +545,7 @@ def report(args) -> None:
                                "torch": torch.__version__, "epochs": EPOCHS,
                                "config": config_for(0, args.method).to_dict(),
                                "settings": {n: asdict(s) for n, s in SETTINGS.items()}, "table": table,
-                               "methods": per_method}, indent=1) + "\n")
+                               "methods": per_method, "restarted_only": restarted_only}, indent=1) + "\n")
     write_pareto_svg(table, runs, Path(args.plot))
     print(f"wrote {out} and {args.plot}")
 
