@@ -43,6 +43,22 @@ def replace_durably(temporary: str | Path, path: str | Path) -> None:
     fsync_folder(Path(path).parent)
 
 
+def publish_folder(building: str | Path, out: str | Path) -> bool:
+    """Move the finished folder ``building`` to ``out`` in one durable rename. False, with ``building``
+    removed, when ``out`` appeared meanwhile: another process building the same thing finished first,
+    and the caller reuses its folder (or says it was made otherwise)."""
+    import shutil
+
+    try:
+        replace_durably(building, out)
+    except OSError:
+        if not Path(out).exists():
+            raise
+        shutil.rmtree(building, ignore_errors=True)
+        return False
+    return True
+
+
 def write_atomically(path: str | Path, content: str | bytes) -> None:
     """Replace ``path`` with ``content``; an existing file keeps its permission bits, a new one gets
     the usual ones (:func:`new_file_mode`)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import string
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..argument_checks import check_positive_integer
+from ..atomic import publish_folder
 
 CHARACTERS = string.digits + string.ascii_uppercase + string.ascii_lowercase
 MANIFEST = "edgegrow-fonts.json"
@@ -191,23 +191,9 @@ def render_font_characters(out: str | Path, config: FontSetConfig = FontSetConfi
         manifest = {"generator": "edgegrow data fonts", "config": settings, "fonts": fonts, "families": splits,
                     "images": counts}
         (building / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if not _publish(building, out):  # another process made it first: reuse it if it matches
+        if not publish_folder(building, out):  # another process made it first: reuse it if it matches
             return render_font_characters(out, config)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
     return FontSetReport(out, False, splits, counts)
-
-
-def _publish(building: Path, out: Path) -> bool:
-    """Move the finished folder ``building`` to ``out`` in one rename. False, with ``building`` removed,
-    when ``out`` appeared meanwhile (another process building the same set finished first: the caller
-    reuses its folder, or says it was made otherwise)."""
-    try:
-        os.replace(building, out)
-    except OSError:
-        if not out.exists():
-            raise
-        shutil.rmtree(building, ignore_errors=True)
-        return False
-    return True

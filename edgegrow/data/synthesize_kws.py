@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..argument_checks import check_positive_integer
+from ..atomic import publish_folder
 from ..progress import progress_bar
 from .audio import fit_length, resample, write_wav
 from .speech_commands import BACKGROUND_FOLDER, KEYWORDS, UNKNOWN_WORDS_V2, which_set
@@ -302,7 +302,7 @@ def synthesize_speech_commands(
             "clips": counts,
         }
         (building / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if not _publish(building, out):  # another process made it first: reuse it if it matches
+        if not publish_folder(building, out):  # another process made it first: reuse it if it matches
             return synthesize_speech_commands(out, config, workers=workers, progress=progress)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
@@ -323,17 +323,3 @@ def default_kws_folder(cache_dir: str | Path | None = None) -> Path:
 def ensure_default_kws_set(cache_dir: str | Path | None = None, *, progress: bool = False) -> SynthesisReport:
     """Synthesise the default KWS set (``SynthesisConfig()``) into the cache folder, or reuse it."""
     return synthesize_speech_commands(default_kws_folder(cache_dir), SynthesisConfig(), progress=progress)
-
-
-def _publish(building: Path, out: Path) -> bool:
-    """Move the finished folder ``building`` to ``out`` in one rename. False, with ``building`` removed,
-    when ``out`` appeared meanwhile (another process building the same set finished first: the caller
-    reuses its folder, or says it was made otherwise)."""
-    try:
-        os.replace(building, out)
-    except OSError:
-        if not out.exists():
-            raise
-        shutil.rmtree(building, ignore_errors=True)
-        return False
-    return True
