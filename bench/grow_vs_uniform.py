@@ -363,6 +363,25 @@ def method_table(rows: list[dict]) -> list[dict]:
     return table
 
 
+MISSING = {"test_accuracy": math.nan}  # a run not made: its differences are NaN and left out of the statistics
+
+
+def _values(per_seed: list[dict], key: str) -> list[float]:
+    return [p[key] for p in per_seed if not math.isnan(p[key])]
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def _paired(values: list[float]) -> dict:
+    """Mean and standard error over seeds of a per-seed difference, and in how many seeds the first was
+    ahead: beside the median, what 8 seeds can say that 3 cannot."""
+    error = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return {"mean": statistics.mean(values) if values else math.nan, "standard_error": error,
+            "ahead": sum(x > 0 for x in values), "behind": sum(x < 0 for x in values), "seeds": len(values)}
+
+
 RESTARTED_KEYS = ("restarted_test", "restarted_compute_share", "restarted_equal_compute",
                   "restarted_minus_uniform_shrink_compute", "restarted_equal_epochs", "restarted_minus_retrained_shrink",
                   "restarted_minus_grown_validation")
@@ -378,17 +397,17 @@ def _restarted(runs: dict, name: str, seed: int, uniform: dict, found_shrunk: di
     if restarted is None:
         return dict.fromkeys(RESTARTED_KEYS, math.nan)
     test = restarted["summary"]["test_accuracy"]
-    nan = {"test_accuracy": math.nan}
+    grown = runs.get((name, seed, "grown"))
+    grown_validation = grown["summary"]["grown"]["validation_accuracy"] if grown else math.nan
     return {"restarted_test": test,
             "restarted_compute_share": restarted["summary"]["mac_epochs"] / uniform["mac_epochs"],
-            "restarted_equal_compute": test - runs.get((name, seed, "uniform-compute-restarted"), nan)["test_accuracy"],
+            "restarted_equal_compute":
+                test - runs.get((name, seed, "uniform-compute-restarted"), MISSING)["test_accuracy"],
             "restarted_minus_uniform_shrink_compute":
-                test - runs.get((name, seed, "uniform-shrink-compute-restarted"), nan)["test_accuracy"],
+                test - runs.get((name, seed, "uniform-shrink-compute-restarted"), MISSING)["test_accuracy"],
             "restarted_equal_epochs": test - uniform["test_accuracy"],
             "restarted_minus_retrained_shrink": test - found_shrunk["test_accuracy"],
-            "restarted_minus_grown_validation": restarted["summary"]["validation_accuracy"]
-            - runs.get((name, seed, "grown"), {"summary": {"grown": {"validation_accuracy": math.nan}}})["summary"]["grown"][
-                "validation_accuracy"]}
+            "restarted_minus_grown_validation": restarted["summary"]["validation_accuracy"] - grown_validation}
 
 
 def restarted_table(runs: dict, settings_in_table: set[str]) -> list[dict]:
@@ -401,18 +420,13 @@ def restarted_table(runs: dict, settings_in_table: set[str]) -> list[dict]:
                        and (n, seed, "uniform") in runs)
         if name in settings_in_table or not seeds:
             continue
-        nan = {"test_accuracy": math.nan}
         per_seed = [{"seed": seed, "uniform_test": runs[(name, seed, "uniform")]["test_accuracy"],
                      **_restarted(runs, name, seed, runs[(name, seed, "uniform")],
-                                  runs.get((name, seed, "retrained-shrink"), nan))} for seed in seeds]
+                                  runs.get((name, seed, "retrained-shrink"), MISSING))} for seed in seeds]
         entry = {"setting": name, "seeds": seeds, "per_seed": per_seed}
         for key in ("uniform_test", *RESTARTED_KEYS):
-            values = [p[key] for p in per_seed if not math.isnan(p[key])]
-            entry[f"{key}_median"] = statistics.median(values) if values else math.nan
-            entry[f"{key}_paired"] = {
-                "mean": statistics.mean(values) if values else math.nan,
-                "standard_error": statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan,
-                "ahead": sum(v > 0 for v in values), "behind": sum(v < 0 for v in values), "seeds": len(values)}
+            entry[f"{key}_median"] = _median(_values(per_seed, key))
+            entry[f"{key}_paired"] = _paired(_values(per_seed, key))
         table.append(entry)
     return table
 
@@ -438,8 +452,8 @@ def report(args) -> None:
         for seed in seeds:
             grown = runs[(name, seed, "grown")]["summary"]
             uniform, compute = runs[(name, seed, "uniform")], runs[(name, seed, "uniform-compute")]
-            shrunk = runs.get((name, seed, "uniform-shrink"), {"test_accuracy": math.nan})
-            found_shrunk = runs.get((name, seed, "retrained-shrink"), {"test_accuracy": math.nan})
+            shrunk = runs.get((name, seed, "uniform-shrink"), MISSING)
+            found_shrunk = runs.get((name, seed, "retrained-shrink"), MISSING)
             per_seed.append({
                 "seed": seed, "grown_test": grown["grown"]["test_accuracy"],
                 "retrained_test": grown["retrained"]["test_accuracy"], "kept": grown["kept"],
@@ -462,22 +476,15 @@ def report(args) -> None:
                 **_restarted(runs, name, seed, uniform, found_shrunk),
             })
 
-        def values(key):
-            return [p[key] for p in per_seed if not math.isnan(p[key])]
-
         def median(key):
-            return statistics.median(values(key)) if values(key) else math.nan
+            return _median(_values(per_seed, key))
 
         def spread(key):
-            return [min(values(key)), max(values(key))] if values(key) else [math.nan, math.nan]
+            v = _values(per_seed, key)
+            return [min(v), max(v)] if v else [math.nan, math.nan]
 
         def paired(key):
-            """Mean and standard error over seeds of a per-seed difference, and in how many seeds grown
-            (or retrained) was ahead: beside the median, what 8 seeds can say that 3 cannot."""
-            v = values(key)
-            error = statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else math.nan
-            return {"mean": statistics.mean(v) if v else math.nan, "standard_error": error,
-                    "ahead": sum(x > 0 for x in v), "behind": sum(x < 0 for x in v), "seeds": len(v)}
+            return _paired(_values(per_seed, key))
 
         table.append({"setting": name, "about": setting.about, "target": setting.target,
                       "target_profile_sha256": runs[(name, seeds[0], "uniform")].get("target_profile_sha256"),

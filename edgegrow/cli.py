@@ -519,7 +519,7 @@ def _grow(args):
         seed_width = "auto" if args.seed_width is None else args.seed_width  # None: not given
         task = task.with_seed_width(seed_width_for(task, target, budget, seed_width))
     print(task.data.summary())
-    resolved = config.for_family(task.family)
+    resolved = config.for_family(task.family, len(task.data.train))
     restart = (f", then the found architecture from fresh weights for the last {resolved.epochs - resolved.search_epochs}"
                if resolved.restart else "")
     print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {resolved.method}: "

@@ -218,7 +218,7 @@ def test_the_family_default_restart_gives_way_to_growing_in_place_on_a_few_batch
     assert result.summary.retrained is None and len(result.log.phase("grow")) == TINY["epochs"]
     assert any(f"3 optimizer steps after growth, fewer than {loop_module.MIN_RESTART_STEPS}" in line for line in lines)
     big = toy_task(examples=64 * loop_module.MIN_RESTART_STEPS)  # 300 steps an epoch: the default holds
-    assert loop_module._default_restart(GrowConfig(**settings).for_family("ds-cnn"), len(big.train), lines.append).restart
+    assert GrowConfig(**settings).for_family("ds-cnn", len(big.train)).restart
 
 
 def test_resume_of_a_finished_run_returns_it_and_other_settings_are_refused(tmp_path):

@@ -14,7 +14,7 @@ retrained from scratch, and the better of the two by validation accuracy.
    again from fresh weights with the same schedule, its convolutions shrunk by ``shrink`` at every
    scheduled event's step as the grow run's were (the recipe without growth), and the run keeps the
    better of the two on the validation split (never the test split). With ``restart`` (DS-CNN's
-   default, ``_default_restart``) the growth phase ends with growth (``GrowConfig.search_epochs``) and
+   default where the data allows, ``GrowConfig.for_family``) the growth phase ends with growth (``GrowConfig.search_epochs``) and
    that retraining gets the run's remaining epochs, so the whole run costs one run's compute.
 
 Guarantees: a seed that already exceeds a budget is refused before any training, and the model after
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import platform
 import sys
 import time
@@ -53,15 +52,12 @@ from ..training.train import NON_FINITE, LossFunction
 from . import run_folder as files
 from .callbacks import Rollback, RunStart, call, check_callbacks
 from .checks import check_budget_reachable, check_seed_fits, check_seed_suits_task
-from .config import GrowConfig
+from .config import MIN_RESTART_STEPS, GrowConfig
 from .growth_step import CostCache, grow_step, model_depth, model_widths, predicted_costs, shrink_convolutions
 from .run_folder import EpochRow, GrowthRow, Outcome, RunFolder, RunLog, RunMeta, Summary
 from .schedule import GrowthEvent, growth_events
 
 NUMERICAL_RETRIES = 2  # growth events rolled back for a NaN or infinite loss before growth stops
-# the family default restart needs this many optimizer steps after growth (a guard, not a measured boundary:
-# 36 steps failed on a 96-clip folder, 2,100 won in bench/grow_vs_uniform.py)
-MIN_RESTART_STEPS = 300
 
 
 class NumericalFault(RuntimeError):
@@ -350,10 +346,12 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     target = load_target(target) if isinstance(target, str) else target
     if family is None:
         family, seed_options = CUSTOM_FAMILY, {"input_shape": list(task.input_shape), **(seed_options or {})}
-    restart_given = config.restart is not None
-    config = config.for_family(family)  # the family's measured settings where config leaves them None
-    if config.restart and not restart_given:
-        config = _default_restart(config, len(task.train), log)
+    # the family's measured settings where config leaves them None
+    config, by_family = config.for_family(family, len(task.train)), config.for_family(family)
+    if by_family.restart and not config.restart:
+        log(f"note: growing in place, not restarting after growth (the family's default): the found architecture "
+            f"would get {config.restart_steps(len(task.train))} optimizer steps after growth, fewer than "
+            f"{MIN_RESTART_STEPS}; --restart forces it")
     folder = RunFolder(out_dir) if out_dir is not None else None
     run = _Run(model, task, target, budget, config, folder, family, seed_options or {}, log, progress,
                task_source or {}, callbacks, loss_function)
@@ -401,38 +399,21 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     return _finish(run)
 
 
-def _default_restart(config: GrowConfig, train_examples: int, log: Callable[[str], None]) -> GrowConfig:
-    """The family's default ``restart``, kept only where the found architecture gets at least
-    ``MIN_RESTART_STEPS`` optimizer steps after growth: on a data set of a few batches a fresh network
-    has no time to train (a 96-clip KWS folder, 36 steps after growth: 17 % test against 100 % grown in
-    place). A ``restart`` given explicitly is kept whatever the data."""
-    steps = (config.epochs - config.search_epochs) * math.ceil(train_examples / config.batch_size)
-    if steps >= MIN_RESTART_STEPS:
-        return config
-    log(f"note: growing in place, not restarting after growth (the family's default): the found architecture "
-        f"would get {steps} optimizer steps after growth, fewer than {MIN_RESTART_STEPS}; --restart forces it")
-    return replace(config, restart=False)
-
-
 def _train_phase(run: _Run) -> None:
     """Train the current phase to its end: the growth phase stops at each due event to grow, the
     retraining at each scheduled event's step to shrink its convolutions as growth did."""
-    grow_steps = run.grow_steps
-    while not run.training.finished:
-        if run.state.phase == "grow" and run.training.step >= grow_steps:  # restart: the search is over
-            break
+    end = run.grow_steps if run.state.phase == "grow" else run.training.total_steps  # restart: the search's end
+    while run.training.step < end:
         event = shrink_at = None
         growing = run.state.phase == "grow" and run.state.growth_stopped_by is None
         if growing and run.state.events_done < len(run.events):
             event = run.events[run.state.events_done]
         if run.state.phase == "retrain" and run.config.shrink != 1.0 \
                 and run.state.retrain_shrinks_done < len(run.events) \
-                and run.events[run.state.retrain_shrinks_done].step < run.training.total_steps:
-            shrink_at = run.events[run.state.retrain_shrinks_done].step  # (a restart's shorter run: those before its end)
+                and run.events[run.state.retrain_shrinks_done].step < end:  # a restart's shorter run: those before its end
+            shrink_at = run.events[run.state.retrain_shrinks_done].step
         stop = event.step if event is not None else shrink_at
-        if run.state.phase == "grow" and grow_steps < run.training.total_steps:
-            stop = grow_steps if stop is None else min(stop, grow_steps)
-        outcome = run.training.run(stop)
+        outcome = run.training.run(end if stop is None else min(stop, end))
         if outcome == NON_FINITE:
             if run.recover():
                 continue
