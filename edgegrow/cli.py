@@ -617,19 +617,8 @@ def _export(args):
         raise ValueError(f"--calibration must be at least 1, got {args.calibration}")
     result = export_checkpoint(args.source, args.out, formats=args.format, data=args.data, cache_dir=args.cache_dir,
                                force=args.force, progress=not args.quiet, calibration_examples=args.calibration)
-    card = result.card
-    accuracy = ", ".join(f"{fmt} {value:.1%}" for fmt, value in card["accuracy"].items()
-                         if isinstance(value, float))
-    print(f"accuracy on {card['accuracy']['examples']} test examples: {accuracy}")
-    if card.get("tflm"):
-        print(f"TFLite Micro arena: {card['tflm']['arena_bytes']:,} bytes")
-    measured = card["targets"].get("host", {}).get("measured", {})
-    if measured.get("latency_ms_median"):
-        print(f"host latency: {measured['latency_ms_median']:.4f} ms measured, "
-              f"{card['targets']['host']['predicted']['latency_ms']:.4f} ms predicted")
-    names = ", ".join(sorted(path.name for path in result.out_dir.iterdir()))
-    print(f"wrote {result.out_dir} in {result.seconds:.0f} s ({names})")
-    return {"out_dir": str(result.out_dir), "seconds": result.seconds, "card": card}
+    print(result.describe())
+    return {"out_dir": str(result.out_dir), "seconds": result.seconds, "card": result.card}
 
 
 def _bench(args):
@@ -669,46 +658,8 @@ def _workflow(args):
         config=config, reprofile=args.reprofile, progress=not args.quiet)
     if result.index is None:  # a rank of a torchrun job other than 0: rank 0 exports and says where
         return {}
-    for deployment in result.deployments:
-        grown, export = deployment.grown, deployment.export
-        predicted, accuracy = grown.predicted, export.get("accuracy", {})
-        used = ", ".join(f"{metric} {share:.0%}" for metric, share in grown.usage.items())
-        print(f"\n{deployment.target.name}: {deployment.budget.describe()} (used: {used}; growth: {grown.stopped_by})")
-        print(f"  {grown.kept}: widths {'/'.join(str(w) for w in grown.widths.values())}, depth {grown.depth}, "
-              f"{predicted['macs']:,} MACs; test accuracy {_percent(grown.test_accuracy)}, "
-              f"int8 {_percent(accuracy.get('tflite-int8'))}")
-        host_bench = next((b for b in deployment.benchmarks if b["runtime"] == "onnxruntime"), None)
-        if deployment.target.kind == "mcu":
-            arena = (export.get("tflm") or {}).get("arena_bytes")
-            int8_bytes = export.get("files", {}).get("tflite-int8", {}).get("bytes")
-            print(f"  predicted: {predicted['latency_ms']:.4g} ms, SRAM {predicted['sram_kb']:.1f} KiB, flash "
-                  f"{predicted['flash_kb']:.1f} KiB; measured: TFLite Micro arena {_kib(arena)}, "
-                  f"int8 file {_kib(int8_bytes)}")
-        elif host_bench is not None:
-            print(f"  latency: {predicted['latency_ms']:.4f} ms predicted, {host_bench['latency_ms_median']:.4f} ms "
-                  "measured (onnxruntime, median)")
-        fair = deployment.fair
-        if fair:
-            print(f"  against {fair['name']}, the largest uniform network within the budget, trained with the same "
-                  f"compute ({fair['epochs']:.1f} epochs): test {_percent(fair.get('test_accuracy'))}, grown "
-                  f"{_points(fair.get('test_difference'))} (1 seed; bench/grow_vs_uniform.py has the spread)")
-    steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in result.seconds.items() if step != "total")
-    print(f"\n{result.seconds['total']:.0f} s in all ({steps})")
-    print(f"results: {result.out_dir}\n  open {result.index}\n  runs, reports: {result.out_dir / 'runs'}\n"
-          f"  deployable files: {result.out_dir / 'exported'}")
+    print(f"\n{result.describe()}")
     return json.loads((result.out_dir / "workflow.json").read_text())
-
-
-def _percent(value) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-def _points(difference) -> str:
-    return "n/a" if difference is None else f"{100 * difference:+.1f} points"
-
-
-def _kib(size_bytes) -> str:
-    return "n/a" if size_bytes is None else f"{size_bytes / 1024:.1f} KiB"
 
 
 def _data_kws(args):
@@ -716,8 +667,7 @@ def _data_kws(args):
 
     config = SynthesisConfig(per_class=args.per_class, unknown_per_word=max(1, args.per_class // 5), seed=args.seed)
     report = synthesize_speech_commands(args.out, config, workers=args.workers, progress=not args.quiet)
-    how = "reused (made earlier with the same settings)" if report.reused else f"made in {report.seconds:.0f} s"
-    print(f"{report.folder}: {sum(report.clips.values())} clips, {how}")
+    print(report.describe())
     return {"folder": str(report.folder), "clips": report.clips, "reused": report.reused, "seconds": report.seconds}
 
 
@@ -726,9 +676,7 @@ def _data_fonts(args):
 
     report = render_font_characters(args.out, FontSetConfig(renders_per_font=args.renders, image_size=args.size,
                                                             seed=args.seed))
-    how = "reused (made earlier with the same settings and fonts)" if report.reused else "made"
-    counts = ", ".join(f"{split} {count:,}" for split, count in report.images.items())
-    print(f"{report.folder}: {counts} images, {how}; test fonts: {', '.join(report.families['test'])}")
+    print(report.describe())
     return {"folder": str(report.folder), "images": report.images, "families": report.families,
             "reused": report.reused}
 

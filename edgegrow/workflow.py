@@ -103,6 +103,34 @@ class Deployment:
     export: dict = field(default_factory=dict)  # accuracy, files, arena from the model card
     benchmarks: list[dict] = field(default_factory=list)
 
+    def describe(self) -> list[str]:
+        """What ``edgegrow workflow`` prints for this device: budget and usage, the kept network, its
+        predicted against measured cost, and the fair uniform baseline."""
+        grown, export = self.grown, self.export
+        predicted, accuracy = grown.predicted, export.get("accuracy", {})
+        used = ", ".join(f"{metric} {share:.0%}" for metric, share in grown.usage.items())
+        lines = [f"{self.target.name}: {self.budget.describe()} (used: {used}; growth: {grown.stopped_by})",
+                 f"  {grown.kept}: widths {'/'.join(str(w) for w in grown.widths.values())}, depth {grown.depth}, "
+                 f"{predicted['macs']:,} MACs; test accuracy {_percent(grown.test_accuracy)}, "
+                 f"int8 {_percent(accuracy.get('tflite-int8'))}"]
+        host_bench = next((b for b in self.benchmarks if b["runtime"] == "onnxruntime"), None)
+        if self.target.kind == "mcu":
+            arena = (export.get("tflm") or {}).get("arena_bytes")
+            int8_bytes = export.get("files", {}).get("tflite-int8", {}).get("bytes")
+            lines.append(f"  predicted: {predicted['latency_ms']:.4g} ms, SRAM {predicted['sram_kb']:.1f} KiB, flash "
+                         f"{predicted['flash_kb']:.1f} KiB; measured: TFLite Micro arena {_kib(arena)}, "
+                         f"int8 file {_kib(int8_bytes)}")
+        elif host_bench is not None:
+            lines.append(f"  latency: {predicted['latency_ms']:.4f} ms predicted, "
+                         f"{host_bench['latency_ms_median']:.4f} ms measured (onnxruntime, median)")
+        if self.fair:
+            fair = self.fair
+            lines.append(f"  against {fair['name']}, the largest uniform network within the budget, trained with the "
+                         f"same compute ({fair['epochs']:.1f} epochs): test {_percent(fair.get('test_accuracy'))}, "
+                         f"grown {_points(fair.get('test_difference'))} (1 seed; bench/grow_vs_uniform.py has the "
+                         "spread)")
+        return lines
+
 
 @dataclass
 class WorkflowResult:
@@ -111,6 +139,29 @@ class WorkflowResult:
     deployments: list[Deployment]
     baselines: list[dict]
     seconds: dict[str, float]  # per step
+
+    def describe(self) -> str:
+        """What ``edgegrow workflow`` prints at the end: each device's outcome, the time per step, and
+        where the results are."""
+        blocks = ["\n".join(deployment.describe()) for deployment in self.deployments]
+        steps = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in self.seconds.items() if step != "total")
+        blocks.append(f"{self.seconds['total']:.0f} s in all ({steps})\n"
+                      f"results: {self.out_dir}\n  open {self.index}\n  runs, reports: {self.out_dir / 'runs'}\n"
+                      f"  deployable files: {self.out_dir / 'exported'}")
+        return "\n\n".join(blocks)
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
+
+
+def _points(difference: float | None) -> str:
+    """An accuracy difference (a share) in percentage points."""
+    return "n/a" if difference is None else f"{100 * difference:+.1f} points"
+
+
+def _kib(size_bytes: int | None) -> str:
+    return "n/a" if size_bytes is None else f"{size_bytes / 1024:.1f} KiB"
 
 
 def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: str | None = None,
@@ -365,10 +416,6 @@ def train_fair_baseline(loaded: Task, deployment: Deployment, config: WorkflowCo
         f"training compute ({trained.epochs:.1f} epochs): test {_percent(trained.test_accuracy)}; grown "
         f"{_percent(grown.test_accuracy)}")
     return result
-
-
-def _percent(value) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 def baselines_for(baselines: list[dict], target: str) -> list[dict]:

@@ -188,6 +188,24 @@ def test_each_grown_network_is_compared_with_the_largest_uniform_network_at_equa
     assert "Grown against the largest uniform network that fits" in index and "points" in index
 
 
+def test_the_printed_outcome_names_each_devices_network_costs_baseline_and_files(workflow):
+    result, _, _ = workflow
+    text = result.describe()
+    host, mcu = result.deployments
+    for deployment in result.deployments:
+        grown = deployment.grown
+        assert f"{deployment.target.name}: {deployment.budget.describe()}" in text
+        assert f"widths {'/'.join(str(w) for w in grown.widths.values())}, depth {grown.depth}" in text
+        assert f"test accuracy {grown.test_accuracy:.1%}" in text
+        assert f"against {deployment.fair['name']}" in text
+        assert f"grown {100 * deployment.fair['test_difference']:+.1f} points" in text
+    arena = mcu.export["tflm"]["arena_bytes"]
+    assert f"TFLite Micro arena {arena / 1024:.1f} KiB" in text  # measured, beside the prediction
+    measured = next(b for b in host.benchmarks if b["runtime"] == "onnxruntime")["latency_ms_median"]
+    assert f"{measured:.4f} ms measured (onnxruntime, median)" in text
+    assert f"{result.seconds['total']:.0f} s in all" in text and f"deployable files: {result.out_dir / 'exported'}" in text
+
+
 def test_a_folder_with_results_is_refused_and_left_alone(workflow):
     result, root, _ = workflow
     before = sorted(path.name for path in result.out_dir.iterdir())

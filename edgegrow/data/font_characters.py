@@ -60,6 +60,12 @@ class FontSetReport:
     families: dict[str, list[str]] = field(default_factory=dict)  # split → families
     images: dict[str, int] = field(default_factory=dict)  # split → images
 
+    def describe(self) -> str:
+        """One line: where the set is, its images per split, whether it was reused, the test fonts."""
+        how = "reused (made earlier with the same settings and fonts)" if self.reused else "made"
+        counts = ", ".join(f"{split} {count:,}" for split, count in self.images.items())
+        return f"{self.folder}: {counts} images, {how}; test fonts: {', '.join(self.families['test'])}"
+
 
 def class_name(character: str) -> str:
     kind = "digit" if character.isdigit() else "upper" if character.isupper() else "lower"

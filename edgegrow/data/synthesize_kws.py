@@ -91,6 +91,11 @@ class SynthesisReport:
     clips: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def describe(self) -> str:
+        """One line: where the set is, how many clips, and whether it was made now or reused."""
+        how = "reused (made earlier with the same settings)" if self.reused else f"made in {self.seconds:.0f} s"
+        return f"{self.folder}: {sum(self.clips.values())} clips, {how}"
+
 
 def find_espeak() -> str:
     """Path of the espeak-ng program, or MissingToolError with how to install it."""

@@ -51,6 +51,23 @@ class ExportResult:
     files: dict[str, Path] = field(default_factory=dict)  # format -> file
     seconds: float = 0.0
 
+    def describe(self) -> str:
+        """What ``edgegrow export`` prints: accuracy per format, the TFLite Micro arena, host latency
+        measured against predicted, and the files written."""
+        card = self.card
+        accuracy = ", ".join(f"{fmt} {value:.1%}" for fmt, value in card["accuracy"].items()
+                             if isinstance(value, float))
+        lines = [f"accuracy on {card['accuracy']['examples']} test examples: {accuracy}"]
+        if card.get("tflm"):
+            lines.append(f"TFLite Micro arena: {card['tflm']['arena_bytes']:,} bytes")
+        measured = card["targets"].get("host", {}).get("measured", {})
+        if measured.get("latency_ms_median"):
+            lines.append(f"host latency: {measured['latency_ms_median']:.4f} ms measured, "
+                         f"{card['targets']['host']['predicted']['latency_ms']:.4f} ms predicted")
+        names = ", ".join(sorted(path.name for path in self.out_dir.iterdir()))
+        lines.append(f"wrote {self.out_dir} in {self.seconds:.0f} s ({names})")
+        return "\n".join(lines)
+
 
 def parse_formats(formats: str | Iterable[str]) -> list[str]:
     """``"onnx,tflite-int8"`` or a list → known formats in canonical order; ``all`` means every one."""

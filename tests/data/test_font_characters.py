@@ -60,6 +60,9 @@ def test_the_set_loads_as_an_image_task_with_held_out_families(tmp_path):
     assert task.num_classes == 62 and len(task.test) == report.images["test"]
     again = render_font_characters(tmp_path / "fonts", config)
     assert again.reused
+    counts = ", ".join(f"{split} {count:,}" for split, count in report.images.items())
+    assert report.describe().startswith(f"{report.folder}: {counts} images, made; test fonts: ")
+    assert "reused" in again.describe() and all(family in again.describe() for family in report.families["test"])
     with pytest.raises(ValueError, match="not a character set made with these settings"):
         render_font_characters(tmp_path / "fonts", FontSetConfig(renders_per_font=2, image_size=16))
 

@@ -36,8 +36,12 @@ def test_synthesised_folder_has_the_speech_commands_layout(tmp_path):
 
 @needs_espeak
 def test_same_settings_are_reused_other_settings_refused(tmp_path):
-    synthesize_speech_commands(tmp_path / "kws", TINY, progress=False)
-    assert synthesize_speech_commands(tmp_path / "kws", TINY, progress=False).reused
+    made = synthesize_speech_commands(tmp_path / "kws", TINY, progress=False)
+    again = synthesize_speech_commands(tmp_path / "kws", TINY, progress=False)
+    assert again.reused
+    clips = sum(made.clips.values())
+    assert made.describe() == f"{made.folder}: {clips} clips, made in {made.seconds:.0f} s"
+    assert again.describe() == f"{made.folder}: {clips} clips, reused (made earlier with the same settings)"
     with pytest.raises(ValueError, match="already exists and is a synthetic set made with other settings"):
         synthesize_speech_commands(tmp_path / "kws", SynthesisConfig(per_class=5), progress=False)
     (tmp_path / "mine").mkdir()

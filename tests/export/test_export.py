@@ -236,6 +236,15 @@ def test_a_file_failing_verification_is_not_written(run, tmp_path, monkeypatch, 
     assert code == 1 and "failed: model.onnx differs" in capsys.readouterr().err
 
 
+def test_the_printed_outcome_gives_each_formats_accuracy_the_arena_and_the_files(exported):
+    text, card = exported.describe(), exported.card
+    assert f"accuracy on {card['accuracy']['examples']} test examples" in text
+    for fmt in ("pytorch", "onnx", "tflite-int8"):
+        assert f"{fmt} {card['accuracy'][fmt]:.1%}" in text
+    assert f"TFLite Micro arena: {card['tflm']['arena_bytes']:,} bytes" in text
+    assert all(name in text.splitlines()[-1] for name in FILES)
+
+
 def test_int8_files_record_their_agreement_with_the_float_model(exported):
     for fmt in ("onnx-int8", "tflite-int8", "c"):
         entry = exported.card["files"][fmt]
