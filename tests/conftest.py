@@ -55,3 +55,29 @@ def run_on_meta_default_device():
     """``on_meta_default_device`` for a test's own calls (a fixture: tests cannot import one conftest
     by name when several folders have one)."""
     return on_meta_default_device
+
+
+@pytest.fixture
+def toy_data():
+    """The toy task (tests/toy.py): four classes told apart by where a bump sits."""
+    from toy import toy_task
+
+    return toy_task()
+
+
+@pytest.fixture
+def toy_seed():
+    """The DS-CNN seed for the toy task, made under torch.manual_seed(0)."""
+    from toy import seed_model
+
+    return seed_model()
+
+
+@pytest.fixture
+def quick_grow(tmp_path):
+    """``quick_grow(name="run", **options)``: ``toy.grow_toy`` into ``tmp_path / name``."""
+    from toy import grow_toy
+
+    def run(name: str = "run", **options):
+        return grow_toy(tmp_path / name, **options)
+    return run

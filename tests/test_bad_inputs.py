@@ -39,7 +39,8 @@ from edgegrow.growth.budget import Budget
 from edgegrow.models import ds_cnn_seed
 from edgegrow.tasks import load_task
 
-TINY = GrowConfig(epochs=2, warmup_epochs=0.5, growth_every=1.0, score_batches=1, fast_steps=2, batch_size=16)
+# two epochs: these tests check refusals and messages, not what growth finds
+QUICK = GrowConfig(epochs=2, warmup_epochs=0.5, growth_every=1.0, score_batches=1, fast_steps=2, batch_size=16)
 GROW = ["grow", "--task", "kws", "--target", "host", "--out", "{tmp}/run"]  # + --budget (and --data)
 GROW_KWS = [*GROW, "--budget", "latency_ms=1"]
 GROW_IMAGE = ["grow", "--task", "image", "--target", "host", "--out", "{tmp}/run", "--budget", "latency_ms=1"]
@@ -111,7 +112,7 @@ def torch_file(path: Path, payload) -> Path:
 def run_record(folder: Path, source: dict | None = {"task": "kws", "data": None, "family": "ds-cnn"}) -> Path:
     """A grow run folder's run.json (edgegrow-run/2), as a run on the default KWS set to host writes it."""
     write(folder / "run.json", json.dumps({
-        "format": "edgegrow-run/2", "seed": 0, "config": TINY.to_dict(), "family": "ds-cnn",
+        "format": "edgegrow-run/2", "seed": 0, "config": QUICK.to_dict(), "family": "ds-cnn",
         "seed_options": {"num_classes": 12}, "target": "host", "target_profile": None,
         "budget": {"latency_ms": 1.0}, "task": "kws", "task_source": source}))
     return folder
@@ -235,17 +236,17 @@ CASES = [
                                       "--out", "{tmp}/run"],
                  "the seed already exceeds the budget on host (latency_ms", id="budget: below the seed's cost"),
     pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=4), s.task, "host",
-                                             Budget({"macs": 1000}), TINY, t / "run", log=print),
+                                             Budget({"macs": 1000}), QUICK, t / "run", log=print),
                  "the seed already exceeds the budget on host (macs", id="budget: below the seed's cost, api"),
     pytest.param("cli", lambda t, s: ["grow", "--task", "image", "--target", "host", "--budget", "latency_ms=1e300",
                                       "--out", "{tmp}/run"],
                  "budget latency_ms=1e+300 is", id="budget: far above any reachable cost"),
     pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=4), s.task, "host",
-                                             Budget({"macs": 1e15}), TINY, t / "run", log=print),
+                                             Budget({"macs": 1e15}), QUICK, t / "run", log=print),
                  "growth event(s) can reach: lower the budget, start from a wider seed (--seed-width)",
                  id="budget: far above any reachable cost, api"),
     pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=4), s.task, "host",
-                                             Budget({"energy_mj": 1.0}), TINY, t / "run", log=print),
+                                             Budget({"energy_mj": 1.0}), QUICK, t / "run", log=print),
                  "target host has no power figure, so an energy_mj budget cannot be checked",
                  id="budget: energy on a target without power"),
     pytest.param("api", lambda t, s: partial(Budget, {}), "no budget given", id="budget: empty, api"),
@@ -336,7 +337,7 @@ CASES = [
                  id="model: group behind an unsupported layer"),
     pytest.param("api", lambda t, s: partial(add_neurons, model := linear_only(), group(model, "1"), 2),
                  "channel group `1` is not growable: feeds the model output", id="model: no growable group"),
-    pytest.param("api", lambda t, s: partial(grow, linear_only(), s.task, "host", Budget({"latency_ms": 1.0}), TINY,
+    pytest.param("api", lambda t, s: partial(grow, linear_only(), s.task, "host", Budget({"latency_ms": 1.0}), QUICK,
                                              log=print),
                  "no growable channel group", id="model: no growable group, grow"),
     pytest.param("api", lambda t, s: partial(find_channel_groups, DataDependentNet(), torch.randn(2, 1, 4, 4)),
@@ -345,11 +346,11 @@ CASES = [
                  "the example input of shape (1, 3, 32, 32) does not run through DSCNN",
                  id="model: wrong example input, estimate"),
     pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=4), noise_task(shape=(3, 8, 8)), "host",
-                                             Budget({"latency_ms": 1.0}), TINY, t / "run", log=print),
+                                             Budget({"latency_ms": 1.0}), QUICK, t / "run", log=print),
                  "the example input of shape (1, 3, 8, 8) does not run through DSCNN",
                  id="model: seed input does not match the data, grow"),
     pytest.param("api", lambda t, s: partial(grow, ds_cnn_seed(num_classes=12), s.task, "host",
-                                             Budget({"latency_ms": 1.0}), TINY, t / "run", log=print),
+                                             Budget({"latency_ms": 1.0}), QUICK, t / "run", log=print),
                  "4 classes", id="model: seed outputs do not match the classes, grow"),
 
     # checkpoints

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from toy import TINY, latency_budget, seed_model, toy_task
+from toy import TINY, grow_toy, latency_budget, toy_task
 
-from edgegrow.grow import GrowCallback, GrowConfig, RunFolder, TensorBoardLog, grow, read_run
+from edgegrow.grow import GrowCallback, RunFolder, TensorBoardLog, read_run
 from edgegrow.grow.run_folder import EPOCHS_CSV, GROWTH_CSV
 
 CONFIG = {**TINY, "retrain": True}
@@ -35,17 +35,12 @@ class Recorder(GrowCallback):
         self.calls.append(("end", summary))
 
 
-def grow_toy(out, **kwargs):
-    return grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**CONFIG), out, family="ds-cnn",
-                seed_options={"num_classes": 4}, log=lambda line: None, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     out = tmp_path_factory.mktemp("callbacks") / "run"
     recorder = Recorder()
     tensorboard = TensorBoardLog(out / "tensorboard")
-    result = grow_toy(out, callbacks=[recorder, tensorboard])
+    result = grow_toy(out, CONFIG, callbacks=[recorder, tensorboard])
     return out, recorder.calls, result
 
 
@@ -114,7 +109,7 @@ def test_a_loss_of_ones_own_trains_the_network_and_scores_growth(tmp_path):
         calls["training" if torch.is_grad_enabled() and logits.requires_grad else "other"] += 1
         return torch.nn.functional.cross_entropy(logits, torch.zeros_like(labels))
 
-    result = grow_toy(tmp_path / "run", loss_function=always_class_zero)
+    result = grow_toy(tmp_path / "run", CONFIG, loss_function=always_class_zero)
     model = result.model.train()  # batch statistics, as trained: 12 steps leave BatchNorm's running ones unsettled
     data = toy_task()
     with torch.no_grad():
@@ -122,14 +117,14 @@ def test_a_loss_of_ones_own_trains_the_network_and_scores_growth(tmp_path):
     assert (answers == 0).all()
     steps = result.log.phase("grow")[-1].step + result.log.phase("retrain")[-1].step
     assert calls["training"] > steps  # every optimizer step, and the growth methods' scoring passes besides
-    default = grow_toy(tmp_path / "default").model.train()  # the same run with cross-entropy answers otherwise
+    default = grow_toy(tmp_path / "default", CONFIG).model.train()  # the same run with cross-entropy answers otherwise
     with torch.no_grad():
         assert (default(data.validation.inputs).argmax(dim=1) != 0).any()
 
 
 def test_a_callback_without_any_hook_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="none of the hooks"):
-        grow_toy(tmp_path / "run", callbacks=[lambda row: None])
+        grow_toy(tmp_path / "run", CONFIG, callbacks=[lambda row: None])
     assert not RunFolder(tmp_path / "run").holds_run()
 
 
@@ -147,9 +142,9 @@ def test_a_resumed_run_calls_back_from_where_it_goes_on(tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        grow_toy(out, callbacks=[StopAfterTwoEpochs(), TensorBoardLog(out / "tensorboard")])
+        grow_toy(out, CONFIG, callbacks=[StopAfterTwoEpochs(), TensorBoardLog(out / "tensorboard")])
     recorder = Recorder()
-    grow_toy(out, callbacks=[recorder, TensorBoardLog(out / "tensorboard")], resume=True)
+    grow_toy(out, CONFIG, callbacks=[recorder, TensorBoardLog(out / "tensorboard")], resume=True)
     start = recorder.calls[0][1]
     assert start.resumed and start.step == 2 * start.steps_per_epoch
     log, _ = read_run(out)
@@ -188,16 +183,13 @@ def test_a_rolled_back_growth_event_is_undone_for_the_callbacks_and_in_tensorboa
     """The first event leaves a NaN weight, the run rolls it back and retries: callbacks hear on_rollback
     at the event's step, and what they heard, less what was undone, is the log; TensorBoard's curves
     hold the retried event once."""
-    from test_numerical_faults import CONFIG as FAULT_CONFIG
-    from test_numerical_faults import budget, poison_growth
+    from toy import poison_growth
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     poison_growth(monkeypatch, 1)
     recorder, out = Recorder(), tmp_path / "run"
-    grow(seed_model(), toy_task(), "host", budget(), FAULT_CONFIG, out, family="ds-cnn",
-         seed_options={"num_classes": 4}, log=lambda line: None,
-         callbacks=[recorder, TensorBoardLog(out / "tensorboard")])
+    grow_toy(out, {}, latency_budget(3), callbacks=[recorder, TensorBoardLog(out / "tensorboard")])
     log, _ = read_run(out)
     heard = []
     rollbacks = []

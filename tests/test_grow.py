@@ -28,18 +28,13 @@ from edgegrow.growth.candidates import Candidate
 from edgegrow.training import learning_rate_factor
 from toy import EXAMPLE, TINY, latency_budget, seed_model, toy_task
 
-def run(tmp_path, budget=None, name="run", **settings):
-    return grow(seed_model(), toy_task(), "host", budget or latency_budget(2.2), GrowConfig(**{**TINY, **settings}),
-                tmp_path / name, family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None)
-
-
 @pytest.mark.parametrize("method", ["fast-split", "signed-split", "split", "firefly", "tiny", "auto", "gradient-new",
                                     "random-split", "random-new"])
-def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, tmp_path, growth_on_meta_default_device):
+def test_grown_model_fits_every_budget_and_uses_the_binding_one(method, growth_on_meta_default_device, quick_grow):
     """(Growth events run with 'meta' as the default device: every tensor a method makes follows the model.)"""
     seed_cost = estimate(seed_model(), EXAMPLE, "host")
     budget = Budget({"latency_ms": 2.2 * seed_cost.latency_ms, "sram_kb": 4 * seed_cost.sram_bytes / 1024})
-    result = run(tmp_path, budget, method=method)
+    result = quick_grow(config={"method": method}, budget=budget)
     report = estimate(result.model, EXAMPLE, "host")
     assert budget.violations(report) == []
     assert max(budget.usage(report).values()) >= 0.85, (result.stopped_by, budget.usage(report))
@@ -68,8 +63,8 @@ def test_the_default_method_widens_a_residual_stream_an_se_gate_and_a_concat(gro
     assert grown["stem"] > 8 and grown["left"] > 8 and grown["right"] > 8, grown
 
 
-def test_events_follow_the_schedule_and_reach_the_budget_by_growth_end(tmp_path):
-    result = run(tmp_path)
+def test_events_follow_the_schedule_and_reach_the_budget_by_growth_end(quick_grow):
+    result = quick_grow()
     events = growth_events(GrowConfig(**TINY), steps_per_epoch=3)
     assert [e.step for e in events] == [1, 3, 5, 7] and all(e.count == 4 for e in events)
     rows = result.log.growth
@@ -89,7 +84,7 @@ def test_usage_caps_rise_in_equal_steps_to_the_whole_budget():
     assert len(growth_events(config, 3)) == 1
 
 
-def test_one_optimizer_and_one_learning_rate_schedule_span_the_whole_run(tmp_path, monkeypatch):
+def test_one_optimizer_and_one_learning_rate_schedule_span_the_whole_run(monkeypatch, quick_grow):
     made = []
     real = loop_module.make_optimizer
 
@@ -98,7 +93,7 @@ def test_one_optimizer_and_one_learning_rate_schedule_span_the_whole_run(tmp_pat
         return real(model, config)
 
     monkeypatch.setattr(loop_module, "make_optimizer", counting)
-    result = run(tmp_path)
+    result = quick_grow()
     assert len(made) == 1, "a growth event built a new optimizer"
     config = GrowConfig(**TINY).train_config()
     for row in result.log.epochs:  # the learning rate of each epoch's last step, on the one schedule
@@ -107,8 +102,8 @@ def test_one_optimizer_and_one_learning_rate_schedule_span_the_whole_run(tmp_pat
     assert [row.epoch for row in result.log.epochs] == [1, 2, 3, 4] and result.log.epochs[-1].step == 12
 
 
-def test_log_checkpoint_and_summary(tmp_path):
-    result = run(tmp_path)
+def test_log_checkpoint_and_summary(tmp_path, quick_grow):
+    result = quick_grow()
     folder = RunFolder(tmp_path / "run")
     log, summary = read_run(folder.path)
     assert [row.row for row in log.rows][0] == "growth" and len(log.epochs) == TINY["epochs"]
@@ -131,8 +126,8 @@ def test_log_checkpoint_and_summary(tmp_path):
     assert not folder.file("state.pt").exists() and not folder.file("before_growth.pt").exists()
 
 
-def test_retrain_trains_the_found_architecture_afresh_and_keeps_the_better_on_validation(tmp_path):
-    result = run(tmp_path, retrain=True)
+def test_retrain_trains_the_found_architecture_afresh_and_keeps_the_better_on_validation(tmp_path, quick_grow):
+    result = quick_grow(config={"retrain": True})
     summary = result.summary
     grown, retrained = summary.grown, summary.retrained
     assert grown is not None and retrained is not None
@@ -155,7 +150,7 @@ def test_retrain_trains_the_found_architecture_afresh_and_keeps_the_better_on_va
     torch.testing.assert_close(kept(x), (retrained_model if summary.kept == "retrained" else grown_model)(x))
 
 
-def test_retraining_shrinks_its_convolutions_at_every_scheduled_event_step(tmp_path, monkeypatch):
+def test_retraining_shrinks_its_convolutions_at_every_scheduled_event_step(monkeypatch, quick_grow):
     """The retraining gets the grow run's recipe without growth: the convolutions scaled by ``shrink`` at
     each scheduled event's step (as the uniform+shrink baseline is), whether or not growth took it."""
     calls = []
@@ -174,19 +169,19 @@ def test_retraining_shrinks_its_convolutions_at_every_scheduled_event_step(tmp_p
 
     monkeypatch.setattr(loop_module, "shrink_convolutions", record)
     monkeypatch.setattr(loop_module, "_train_phase", phase)
-    run(tmp_path, retrain=True, shrink=0.5)
+    quick_grow(config={"retrain": True, "shrink": 0.5})
     events = growth_events(GrowConfig(**TINY), 3)  # 192 examples at batch 64: 3 steps an epoch
     assert calls == [(0.5, ("retrain", event.step)) for event in events]
     calls.clear()
-    run(tmp_path, name="plain", retrain=True, shrink=1.0)
+    quick_grow("plain", config={"retrain": True, "shrink": 1.0})
     assert calls == []  # shrink 1: no stop, no scaling
 
 
-def test_restart_grows_until_growth_ends_then_trains_the_found_architecture_for_the_rest_of_the_run(tmp_path):
+def test_restart_grows_until_growth_ends_then_trains_the_found_architecture_for_the_rest_of_the_run(tmp_path, quick_grow):
     """Growth as search within one run: TINY's 4 epochs of 3 steps with growth_end 0.6 grow for 3 epochs
     (events at steps 1, 3, 5 and 7), then the found architecture trains from fresh weights for 1 epoch with
     its own schedule; the run's compute is the two phases' and the better of the two on validation is kept."""
-    result = run(tmp_path, restart=True, shrink=0.5)
+    result = quick_grow(config={"restart": True, "shrink": 0.5})
     summary, log = result.summary, result.log
     grow_rows, retrain_rows = log.phase("grow"), log.phase("retrain")
     assert [row.step for row in grow_rows] == [3, 6, 9] and [row.step for row in retrain_rows] == [3]
@@ -208,28 +203,25 @@ def test_restart_grows_until_growth_ends_then_trains_the_found_architecture_for_
                                        "(validation)")
 
 
-def test_the_family_default_restart_gives_way_to_growing_in_place_on_a_few_batches_of_data(tmp_path):
+def test_the_family_default_restart_gives_way_to_growing_in_place_on_a_few_batches_of_data(quick_grow):
     """DS-CNN restarts by default, but not where the found architecture would get fewer than
     MIN_RESTART_STEPS optimizer steps after growth (the toy task: 3 steps an epoch); it says so."""
     lines = []
     settings = {**TINY, "restart": None}
-    result = grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**settings), tmp_path / "run",
-                  family="ds-cnn", seed_options={"num_classes": 4}, log=lines.append)
+    result = quick_grow(config=settings, log=lines.append)
     assert result.summary.retrained is None and len(result.log.phase("grow")) == TINY["epochs"]
     assert any(f"3 optimizer steps after growth, fewer than {loop_module.MIN_RESTART_STEPS}" in line for line in lines)
     big = toy_task(examples=64 * loop_module.MIN_RESTART_STEPS)  # 300 steps an epoch: the default holds
     assert GrowConfig(**settings).for_family("ds-cnn", len(big.train)).restart
 
 
-def test_resume_of_a_finished_run_returns_it_and_other_settings_are_refused(tmp_path):
-    first = run(tmp_path)
+def test_resume_of_a_finished_run_returns_it_and_other_settings_are_refused(quick_grow):
+    first = quick_grow()
     with pytest.raises(ValueError, match="already holds a grow run; pass --resume"):
-        run(tmp_path)
+        quick_grow()
     with pytest.raises(ValueError, match="another method 'tiny'"):  # DS-CNN's measured method
-        grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(method="split", **TINY),
-             tmp_path / "run", family="ds-cnn", seed_options={"num_classes": 4}, resume=True, log=lambda line: None)
-    again = grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**TINY), tmp_path / "run",
-                 family="ds-cnn", seed_options={"num_classes": 4}, resume=True, log=lambda line: None)
+        quick_grow(config={"method": "split"}, resume=True)
+    again = quick_grow(resume=True)
     assert again.log.to_dicts() == first.log.to_dicts() and again.summary == first.summary
 
 
@@ -282,13 +274,13 @@ def test_shrink_and_method_left_unset_are_the_familys_measured_values():
     assert GrowConfig(method="random").method == "random-split"  # aliases resolve when given
 
 
-def test_a_run_shrinks_by_its_familys_value_and_records_it(tmp_path, monkeypatch):
+def test_a_run_shrinks_by_its_familys_value_and_records_it(tmp_path, monkeypatch, quick_grow):
     import edgegrow.grow.growth_step as growth_step
 
     factors = []
     original = growth_step.shrink_convolutions
     monkeypatch.setattr(growth_step, "shrink_convolutions", lambda model, f: (factors.append(f), original(model, f)))
-    run(tmp_path, name="zoo")
+    quick_grow("zoo")
     zoo = json.loads((tmp_path / "zoo" / "run.json").read_text())["config"]["shrink"]
     zoo_factors, factors[:] = list(factors), []
     grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**TINY), tmp_path / "own",
@@ -298,7 +290,7 @@ def test_a_run_shrinks_by_its_familys_value_and_records_it(tmp_path, monkeypatch
     assert own == 1.0 and factors and set(factors) == {1.0}
 
 
-def test_a_registered_method_is_used_by_name(tmp_path):
+def test_a_registered_method_is_used_by_name(quick_grow):
     class FirstGroupOnly:
         name = "first-group-only"
 
@@ -310,7 +302,7 @@ def test_a_registered_method_is_used_by_name(tmp_path):
 
     register_method(FirstGroupOnly())
     try:
-        result = run(tmp_path, method="first-group-only")
+        result = quick_grow(config={"method": "first-group-only"})
         widths = result.summary.widths
         first, *others = widths.values()
         assert first > 8 and all(width == 8 for width in others)
@@ -414,12 +406,12 @@ def _fake_task():
     return Task(toy_task(), "ds-cnn", {"num_classes": 4})
 
 
-def test_run_files_get_the_usual_permissions(tmp_path):
+def test_run_files_get_the_usual_permissions(tmp_path, quick_grow):
     import os
 
     umask = os.umask(0o022)
     try:
-        run(tmp_path, latency_budget(1.5))
+        quick_grow(budget=latency_budget(1.5))
     finally:
         os.umask(umask)
     for name in ("checkpoint.pt", "grown.pt", "log.jsonl", "summary.json", "run.json", "report.html"):

@@ -2,48 +2,16 @@
 rate, said in the log and kept in the run; after the retries run out growth stops and training goes on
 with the network from before the event; a loss that diverges long after growth keeps the last finished
 epoch; a seed that diverges stops with a clear error."""
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
-from toy import EXAMPLE, TINY, seed_model, toy_task
-from test_resume import CHILD, TESTS
+from toy import RESUME_CONFIG, TINY, grow_toy, kill_at, latency_budget, poison, poison_growth, seed_model, toy_task
 
-import edgegrow.grow.growth_step as step_module
 import edgegrow.grow.loop as loop_module
-from cost_models import estimate
 from edgegrow.grow import NUMERICAL_RETRIES, GrowConfig, NumericalFault, grow
-from edgegrow.growth.budget import Budget
 from edgegrow.training import learning_rate_factor
 
 CONFIG = GrowConfig(**TINY)
-
-
-def budget() -> Budget:
-    return Budget({"latency_ms": 3 * estimate(seed_model(), EXAMPLE, "host").latency_ms})
-
-
-def poison(model) -> None:
-    with torch.no_grad():
-        next(p for p in model.parameters() if p.dim() == 4).view(-1)[0] = float("nan")
-
-
-def poison_growth(monkeypatch, events_to_poison: int) -> dict:
-    """The first ``events_to_poison`` growth events leave a NaN weight behind (as an exploding step would)."""
-    calls = {"count": 0}
-    real_apply = step_module.apply_candidates
-
-    def apply_then_poison(model, chosen, batch, **kwargs):
-        edits = real_apply(model, chosen, batch, **kwargs)
-        calls["count"] += 1
-        if calls["count"] <= events_to_poison:
-            poison(model)
-        return edits
-
-    monkeypatch.setattr(step_module, "apply_candidates", apply_then_poison)
-    return calls
 
 
 def finite(model) -> bool:
@@ -53,8 +21,7 @@ def finite(model) -> bool:
 def test_a_diverging_event_is_rolled_back_and_retried_with_smaller_settings(monkeypatch, tmp_path):
     poison_growth(monkeypatch, 1)
     lines = []
-    result = grow(seed_model(), toy_task(), "host", budget(), CONFIG, tmp_path / "run", family="ds-cnn",
-                  seed_options={"num_classes": 4}, log=lines.append)
+    result = grow_toy(tmp_path / "run", CONFIG, latency_budget(3), log=lines.append)
     said = [line for line in lines if "rolled the event back" in line]
     assert len(said) == 1 and "trying again with ε 0.025 and the learning rate halved" in said[0]
     events = [row.event for row in result.log.growth]
@@ -72,8 +39,7 @@ def test_a_diverging_event_is_rolled_back_and_retried_with_smaller_settings(monk
 def test_growth_stops_cleanly_when_every_retry_diverges(monkeypatch, tmp_path):
     poison_growth(monkeypatch, 99)
     lines = []
-    result = grow(seed_model(), toy_task(), "host", budget(), CONFIG, tmp_path / "run", family="ds-cnn",
-                  seed_options={"num_classes": 4}, log=lines.append)
+    result = grow_toy(tmp_path / "run", CONFIG, latency_budget(3), log=lines.append)
     assert result.stopped_by == "numerical fault: the loss diverged after growth"
     assert sum("rolled the event back" in line for line in lines) == NUMERICAL_RETRIES + 1
     assert result.summary.events == 0 and result.summary.widths == {name: 8 for name in result.summary.widths}
@@ -92,8 +58,7 @@ def test_a_late_divergence_keeps_the_model_of_the_last_finished_epoch(monkeypatc
     monkeypatch.setattr(loop_module.Training, "_end_epoch", end_then_poison)
     lines = []
     config = GrowConfig(**{**TINY, "epochs": 7, "growth_end": 0.3})
-    result = grow(seed_model(), toy_task(), "host", budget(), config, tmp_path / "run", family="ds-cnn",
-                  seed_options={"num_classes": 4}, log=lines.append)
+    result = grow_toy(tmp_path / "run", config, latency_budget(3), log=lines.append)
     assert any("loss became NaN or infinite in grow epoch 6; kept the model from the end of the epoch before" in line
                for line in lines), lines
     assert finite(result.model) and len(result.log.epochs) == 5
@@ -106,20 +71,15 @@ def test_a_seed_that_diverges_is_a_clear_error(tmp_path):
     task.train.inputs[3, 0, 0, 0] = float("inf")
     with pytest.raises(NumericalFault, match=r"seed's training loss became NaN or infinite in epoch 1 .*"
                                              r"lower learning_rate .* check the data"):
-        grow(seed_model(), task, "host", budget(), CONFIG, tmp_path / "run", family="ds-cnn",
+        grow(seed_model(), task, "host", latency_budget(3), CONFIG, tmp_path / "run", family="ds-cnn",
              seed_options={"num_classes": 4}, log=lambda line: None)
 
 
 def test_a_resumed_run_rolls_back_to_the_saved_state_from_before_the_event(tmp_path, monkeypatch):
     """Killed after the epoch in which growth event 2 happened, then resumed with that epoch's next step
     poisoned: the rollback comes from before_growth.pt on disk and the event is retried."""
-    from test_resume import CONFIG as RESUME_CONFIG
-    from test_resume import budget as resume_budget
-
     folder = tmp_path / "run"
-    child = subprocess.run([sys.executable, "-c", CHILD.format(tests=str(TESTS), kill_after=2, out=str(folder), config="CONFIG")],
-                           capture_output=True, text=True, timeout=600, cwd=TESTS.parent)
-    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    kill_at(folder, 2)
     assert (folder / "before_growth.pt").exists()
     real_run, poisoned = loop_module.Training.run, []
 
@@ -131,8 +91,7 @@ def test_a_resumed_run_rolls_back_to_the_saved_state_from_before_the_event(tmp_p
 
     monkeypatch.setattr(loop_module.Training, "run", poison_once)
     lines = []
-    result = grow(seed_model(), toy_task(), "host", resume_budget(), GrowConfig(**RESUME_CONFIG), folder,
-                  family="ds-cnn", seed_options={"num_classes": 4}, resume=True, log=lines.append)
+    result = grow_toy(folder, RESUME_CONFIG, latency_budget(3), resume=True, log=lines.append)
     assert poisoned == [6]
     assert any("rolled the event back" in line for line in lines), lines
     events = [row.event for row in result.log.growth]

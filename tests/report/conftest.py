@@ -1,19 +1,14 @@
 """The finished grow run that the report tests (file and browser) read."""
 import pytest
-from toy import EXAMPLE, TINY, seed_model, toy_task
+from toy import grow_toy
 
-from cost_models import estimate
-from edgegrow.grow import GrowConfig, grow, read_run
-from edgegrow.growth.budget import Budget
+from edgegrow.grow import read_run
 
 
 @pytest.fixture(scope="session")
 def run(tmp_path_factory):
     """A finished fast-split run (the seed, growth events, retraining) in a run folder, and its log and summary."""
     folder = tmp_path_factory.mktemp("report") / "run"
-    seed_cost = estimate(seed_model(), EXAMPLE, "host")
-    budget = Budget({"latency_ms": 2.2 * seed_cost.latency_ms})
-    grow(seed_model(), toy_task(), "host", budget, GrowConfig(**TINY, retrain=True), folder, family="ds-cnn",
-         seed_options={"num_classes": 4}, log=lambda line: None)
+    grow_toy(folder, {"retrain": True})  # to 2.2× the seed's host latency
     log, summary = read_run(folder)
     return folder, log, summary

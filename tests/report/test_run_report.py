@@ -10,12 +10,10 @@ from html.parser import HTMLParser
 
 import pytest
 import torch
-from toy import EXAMPLE, TINY, seed_model, toy_task
+from toy import TINY, latency_budget
 
 from cost_models import estimate, known_targets, load_target
 from edgegrow.checkpoint import load_checkpoint
-from edgegrow.grow import GrowConfig, grow
-from edgegrow.growth.budget import Budget
 from edgegrow.report import write_report
 from edgegrow.report.run_report import pareto_front
 from edgegrow.report.svg_plot import Figure, Series, VerticalMarker, log_ticks, nice_ticks
@@ -354,11 +352,8 @@ def test_pareto_front_keeps_points_nothing_beats():
     assert pareto_front([(1.0, 1.0)]) == [0]
 
 
-def test_grow_writes_the_report_itself(tmp_path):
-    seed_cost = estimate(seed_model(), EXAMPLE, "host")
-    grow(seed_model(), toy_task(), "host", Budget({"latency_ms": 1.5 * seed_cost.latency_ms}),
-         GrowConfig(**TINY), tmp_path / "run", family="ds-cnn", seed_options={"num_classes": 4},
-         log=lambda line: None)
+def test_grow_writes_the_report_itself(quick_grow, tmp_path):
+    quick_grow(budget=latency_budget(1.5))
     assert 'data-plot="training"' in (tmp_path / "run" / "report.html").read_text()
 
 

@@ -5,11 +5,11 @@ device lands there and breaks on first use beside the model's CPU tensors, as it
 checkpoints hold CPU tensors; and on a machine with CUDA a run grows there and resumes on the CPU."""
 import pytest
 import torch
-from toy import EXAMPLE, TINY, latency_budget, seed_model, toy_task
+from toy import EXAMPLE, TINY, grow_toy, latency_budget, seed_model, toy_task
 
 from cost_models import estimate
 from edgegrow.checkpoint import load_checkpoint
-from edgegrow.grow import GrowConfig, grow, read_run
+from edgegrow.grow import GrowConfig, read_run
 from edgegrow.training import Training, resolve_device
 from edgegrow.training.device import to_cpu
 
@@ -83,12 +83,10 @@ def test_a_run_grows_on_the_gpu_and_resumes_on_the_cpu(tmp_path):
     loop_module.save_checkpoint = save_then_stop
     try:
         with pytest.raises(KeyboardInterrupt):
-            grow(seed_model(), toy_task(), "host", budget, config, tmp_path / "run", family="ds-cnn",
-                 seed_options={"num_classes": 4}, log=lambda line: None)
+            grow_toy(tmp_path / "run", config, budget)
     finally:
         loop_module.save_checkpoint = real_save
-    result = grow(seed_model(), toy_task(), "host", budget, GrowConfig(**{**TINY, "device": "cpu"}), tmp_path / "run",
-                  family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None, resume=True)
+    result = grow_toy(tmp_path / "run", {"device": "cpu"}, budget, resume=True)
     log, summary = read_run(tmp_path / "run")
     assert len(log.phase("grow")) == TINY["epochs"] and summary.events >= 1
     model, _ = load_checkpoint(tmp_path / "run" / "checkpoint.pt")

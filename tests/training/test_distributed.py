@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from toy import TINY, latency_budget, seed_model, toy_task
+from toy import TINY, grow_toy
 
-from edgegrow.grow import GrowConfig, grow
 from edgegrow.training.distributed import World, check_batch_divisible, current_world
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -141,8 +140,7 @@ def test_two_processes_grow_the_same_network_as_one_with_the_same_global_batch(j
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        grow(seed_model(), toy_task(), "host", latency_budget(2.2), GrowConfig(**CONFIG), tmp_path / "one",
-             family="ds-cnn", seed_options={"num_classes": 4}, log=lambda line: None)
+        grow_toy(tmp_path / "one", CONFIG)
     finally:
         torch.set_num_threads(threads)
     two, one = rows(job / "whole"), rows(tmp_path / "one")
