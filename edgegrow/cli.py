@@ -27,6 +27,8 @@ examples:
                                      grow a seed DS-CNN to a latency budget on this machine
   edgegrow export runs/kws --out exported/kws
                                      ONNX, TFLite float and int8, C array; verified in their runtimes
+  edgegrow extend runs/kws --classes bed,cat --out runs/kws-14
+                                     learn new words; the old words' answers stay as they were
   edgegrow bench exported/kws/model_int8.tflite --runtime tflm --target cortex-m4f-120mhz
                                      measure a file in a runtime beside the cost model's prediction
   edgegrow report runs/kws           the run's HTML report: training, widths, accuracy vs cost, costs
@@ -165,6 +167,7 @@ def _commands() -> tuple[Command, ...]:
         Command("profile", _profile_parser, _profile),
         Command("grow", _grow_parser, _grow),
         Command("export", _export_parser, _export),
+        Command("extend", _extend_parser, _extend),
         Command("bench", _bench_parser, _bench),
         Command("report", _report_parser, _report),
     )
@@ -436,6 +439,44 @@ def _export_parser(commands) -> argparse.ArgumentParser:
     return export
 
 
+def _extend_parser(commands) -> argparse.ArgumentParser:
+    """The 'extend' command's parser, added to ``commands``."""
+    extend = commands.add_parser(
+        "extend", help="teach a grown KWS model new words without changing its answers on the old ones",
+        description="Add new words as classes to a grown keyword-spotting network. Its weights are frozen; every "
+                    "layer gets new neurons that read the old and new ones, old neurons never read new ones, and the "
+                    "head gets a row per new word, so the old classes' logits stay the old network's (to float "
+                    "rounding) on every input. The new neurons train on the new words' clips and a small replay "
+                    "of the old classes'. Writes checkpoint.pt and extend.json to --out, and the exported files, "
+                    "each checked against the old network, to --out/exported.",
+        epilog="examples:\n  edgegrow extend runs/kws-host --classes bed,bird,cat,dog,eight --out runs/kws-host-15\n"
+               "  edgegrow extend runs/kws-m4 --classes happy,house --target cortex-m4f-120mhz --budget latency_ms=60 "
+               "--budget sram_kb=16 --out runs/kws-m4-14",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    extend.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a KWS run made by 'edgegrow grow' (or "
+                                                                        "'edgegrow extend'), or its checkpoint.pt")
+    extend.add_argument("--classes", required=True, metavar="WORD,WORD",
+                        help="the new words: folders of the data (from the 'unknown' words of the set)")
+    extend.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for checkpoint.pt, extend.json, exported/")
+    extend.add_argument("--data", metavar="DIR", help="a Speech Commands folder with the new words (default: the "
+                                                      "data the run used)")
+    extend.add_argument("--target", help="the target the budget is on (default: the run's)")
+    extend.add_argument("--budget", action="append", metavar="METRIC=VALUE",
+                        help="an upper limit for the extended network, e.g. latency_ms=0.05 (repeat for several); "
+                             "without one, every layer grows by --width-increase")
+    extend.add_argument("--width-increase", type=float, metavar="SHARE",
+                        help="share of each layer's width to add (default: the largest that fits the budget, up to 1; "
+                             "0.25 without a budget)")
+    extend.add_argument("--replay", type=int, default=50, metavar="N",
+                        help="training examples kept of each old class (default 50; 0: none)")
+    extend.add_argument("--epochs", type=int, default=20, help="epochs of training the new neurons (default 20)")
+    extend.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (default 0.005)")
+    extend.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    extend.add_argument("--format", default="all", help="export formats, comma-separated, or none (default all)")
+    _add_cache_dir_argument(extend)
+    return extend
+
+
 def _bench_parser(commands) -> argparse.ArgumentParser:
     """The 'bench' command's parser, added to ``commands``."""
     bench = commands.add_parser(
@@ -619,6 +660,21 @@ def _export(args):
                                force=args.force, progress=not args.quiet, calibration_examples=args.calibration)
     print(result.describe())
     return {"out_dir": str(result.out_dir), "seconds": result.seconds, "card": result.card}
+
+
+def _extend(args):
+    from .extend import ExtendConfig, extend
+    from .growth.budget import Budget
+
+    config = ExtendConfig(epochs=args.epochs, learning_rate=args.lr, replay_per_class=args.replay,
+                          width_increase=args.width_increase, seed=args.seed)
+    classes = [word.strip() for word in args.classes.split(",") if word.strip()]
+    formats = None if args.format.strip().lower() == "none" else args.format
+    result = extend(args.source, classes, args.out, data=args.data, target=args.target,
+                    budget=Budget.parse(args.budget) if args.budget else None, config=config, formats=formats,
+                    cache_dir=args.cache_dir, progress=not args.quiet)
+    print(result.describe())
+    return json.loads((result.out_dir / "extend.json").read_text())
 
 
 def _bench(args):

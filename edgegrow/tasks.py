@@ -12,6 +12,7 @@ registered family of your own grows on its task by name.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,9 +65,14 @@ class Task:
 
 
 def load_task(task: str, data: str | Path | None = None, *, family: str | None = None,
-              cache_dir: str | Path | None = None, progress: bool = True) -> Task:
+              cache_dir: str | Path | None = None, progress: bool = True, new_classes: Sequence[str] = (),
+              normalization: dict | None = None) -> Task:
     """The task's data and its seed family (default ``registry.DEFAULT_FAMILY[task]``), sized for the
-    data's input shape and classes."""
+    data's input shape and classes.
+
+    ``new_classes`` (kws): words of the folder that become classes after the 12 (``edgegrow extend``);
+    ``normalization`` (kws): the standardisation ``{"mean", "std"}`` to use instead of the training
+    split's. Both are recorded in ``Task.source`` so a checkpoint's data loads the same again."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     family = family or DEFAULT_FAMILY[task]
@@ -74,14 +80,21 @@ def load_task(task: str, data: str | Path | None = None, *, family: str | None =
         raise ValueError(f"family {family!r} does not grow on the {task} task; choose one of "
                          f"{', '.join(families_of(task))}")
     source = {"task": task, "data": None if data is None else str(Path(data).resolve()), "family": family}
+    if (new_classes or normalization is not None) and task != "kws":
+        raise ValueError(f"new classes and a fixed normalisation are for the kws task, not {task}")
+    if new_classes:
+        source["new_classes"] = list(new_classes)
+    if normalization is not None:
+        source["normalization"] = {"mean": list(normalization["mean"]), "std": list(normalization["std"])}
     if task == "kws":
-        from .data.speech_commands import load_speech_commands
+        from .data.speech_commands import KwsConfig, load_speech_commands
 
         if data is None:
             from .data.synthesize_kws import ensure_default_kws_set
 
             data = ensure_default_kws_set(cache_dir, progress=progress).folder
-        task_data = load_speech_commands(data, cache_dir=cache_dir, progress=progress)
+        config = KwsConfig(extra_keywords=tuple(new_classes), normalization=source.get("normalization"))
+        task_data = load_speech_commands(data, config, cache_dir=cache_dir, progress=progress)
         return Task(task_data, family, _seed_options(task_data), source)
     if task == "image":
         from .data import images
@@ -119,7 +132,8 @@ def load_task_of_checkpoint(family: str, meta: RunMeta, data: str | Path | None 
     folder = data if data is not None else source.get("data")
     if folder is not None and not Path(folder).exists():
         raise ValueError(f"the data the run used, {folder}, is not there; pass --data with its folder")
-    task_data = load_task(task, folder, cache_dir=cache_dir, progress=progress).data
+    task_data = load_task(task, folder, cache_dir=cache_dir, progress=progress,
+                          new_classes=source.get("new_classes", ()), normalization=source.get("normalization")).data
     expected = meta.preprocessing
     if expected is not None and json.loads(json.dumps(task_data.preprocessing)) != expected:
         where = "--data" if data is not None else "the run's data"

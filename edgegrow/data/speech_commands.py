@@ -5,7 +5,9 @@ Layout: one folder per word of 1 s 16 kHz 16-bit mono WAVs, ``validation_list.tx
 ``_background_noise_/`` with long noise recordings. Works on the real dataset and on the set
 ``edgegrow data kws`` synthesises.
 
-12 classes in the MLPerf Tiny order: the 10 keywords, ``_silence_`` and ``_unknown_``. As in the
+12 classes in the MLPerf Tiny order: the 10 keywords, ``_silence_`` and ``_unknown_``; words of the
+folder named in ``extra_keywords`` become classes of their own after these (``edgegrow extend``),
+and leave ``_unknown_``. As in the
 TensorFlow speech_commands pipeline the reference uses, each split gets silence clips and clips of
 other words ("unknown") amounting to ``silence_percent`` and ``unknown_percent`` of its keyword
 clips. Training clips are shifted by up to ±``time_shift_ms`` and, with probability
@@ -67,8 +69,33 @@ class KwsConfig:
     augment_every_epoch: bool = False
     normalize: bool = True
     mfcc: MfccConfig = field(default_factory=MfccConfig)
+    extra_keywords: tuple[str, ...] = ()  # classes after the 12, in this order (words of the folder)
+    # fixed standardisation {"mean": [...], "std": [...]} per coefficient instead of the training split's:
+    # a network extended to new words must see its inputs as it was trained to
+    normalization: dict | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES + tuple(self.extra_keywords)
 
     def __post_init__(self):
+        object.__setattr__(self, "extra_keywords", tuple(self.extra_keywords))
+        words = self.extra_keywords
+        reserved = [word for word in words if word in CLASS_NAMES or word.startswith(("_", ".")) or "/" in word
+                    or not word]
+        if reserved:
+            raise ValueError(f"{reserved[0]!r} cannot be a new keyword: it is one of the 12 classes or not a word "
+                             "folder's name")
+        if len(set(words)) != len(words):
+            raise ValueError(f"new keywords are given twice: {', '.join(words)}")
+        if self.normalization is not None:
+            mean, std = self.normalization.get("mean"), self.normalization.get("std")
+            size = self.mfcc.coefficients
+            if not (isinstance(mean, (list, tuple)) and isinstance(std, (list, tuple)) and len(mean) == len(std) == size
+                    and all(isinstance(v, (int, float)) and math.isfinite(v) for v in [*mean, *std])
+                    and all(v > 0 for v in std)):
+                raise ValueError(f"normalization must be {{'mean': [...], 'std': [...]}} with {size} finite values "
+                                 "each and positive std")
         for name in ("silence_percent", "unknown_percent", "time_shift_ms", "background_volume"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -117,7 +144,7 @@ def _assign_split(relative: str, lists: dict[str, str] | None) -> str:
     return which_set(relative, 10.0, 10.0)
 
 
-def _index(root: Path, notes: list[str]) -> dict[str, list[tuple[str, str]]]:
+def _index(root: Path, notes: list[str], extra_keywords: tuple[str, ...] = ()) -> dict[str, list[tuple[str, str]]]:
     """(relative path, word) of every clip, by split."""
     if not root.is_dir():
         raise ValueError(
@@ -125,8 +152,8 @@ def _index(root: Path, notes: list[str]) -> dict[str, list[tuple[str, str]]]:
             f"`edgegrow data kws --out {root}`"
         )
     words = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
-    missing = [word for word in KEYWORDS if word not in words]
-    if len(missing) == len(KEYWORDS):
+    missing = [word for word in (*KEYWORDS, *extra_keywords) if word not in words]
+    if all(word not in words for word in KEYWORDS):
         raise ValueError(
             f"{root} has none of the keyword folders ({', '.join(KEYWORDS)}); is it a Speech Commands folder?"
         )
@@ -143,7 +170,11 @@ def _index(root: Path, notes: list[str]) -> dict[str, list[tuple[str, str]]]:
 
 def _fingerprint(root: Path, by_split: dict, config: KwsConfig) -> str:
     digest = hashlib.sha1()
-    digest.update(json.dumps([_CACHE_FORMAT, str(root.resolve()), asdict(config)], sort_keys=True).encode())
+    settings = asdict(config)
+    for name in ("extra_keywords", "normalization"):  # left out when unused: older caches keep their names
+        if not settings[name]:
+            del settings[name]
+    digest.update(json.dumps([_CACHE_FORMAT, str(root.resolve()), settings], sort_keys=True).encode())
     paths = [relative for split in SPLITS for relative, _ in by_split[split]]
     paths += [f"{BACKGROUND_FOLDER}/{p.name}" for p in sorted((root / BACKGROUND_FOLDER).glob("*.wav"))]
     paths += [name for name in ("validation_list.txt", "testing_list.txt") if (root / name).exists()]
@@ -195,8 +226,10 @@ def _backgrounds(root: Path, samples: int, skips: _Skips, notes: list[str]) -> l
 def _plan_split(entries: list[tuple[str, str]], split_index: int, config: KwsConfig) -> list[tuple[str | None, int]]:
     """(relative path, label) of every clip of a split: its keywords, the sampled unknown words, and
     silence clips (path None)."""
-    keyword_clips = [(relative, CLASS_NAMES.index(word)) for relative, word in entries if word in KEYWORDS]
-    unknown_paths = [relative for relative, word in entries if word not in KEYWORDS]
+    names = config.class_names
+    keywords = (*KEYWORDS, *config.extra_keywords)
+    keyword_clips = [(relative, names.index(word)) for relative, word in entries if word in keywords]
+    unknown_paths = [relative for relative, word in entries if word not in keywords]
     rng = np.random.default_rng([config.seed, 10, split_index])
     unknown_count = min(len(unknown_paths), math.ceil(len(keyword_clips) * config.unknown_percent / 100))
     chosen = sorted(rng.choice(len(unknown_paths), unknown_count, replace=False))
@@ -278,7 +311,7 @@ def features_cache_file(root: str | Path, config: KwsConfig = KwsConfig(), *,
     """The file that holds the MFCC features of the Speech Commands folder ``root`` once
     ``load_speech_commands`` has computed them (it may not exist yet)."""
     root = Path(root)
-    return cache_path(cache_dir, "kws", _fingerprint(root, _index(root, []), config))
+    return cache_path(cache_dir, "kws", _fingerprint(root, _index(root, [], config.extra_keywords), config))
 
 
 def load_kws_features(path: str | Path) -> TaskData:
@@ -297,7 +330,8 @@ def load_kws_features(path: str | Path) -> TaskData:
 def _task_of_features(cached: dict) -> TaskData:
     meta = json.loads(cached["meta"])
     splits = [Split(cached[f"{s}_inputs"], cached[f"{s}_labels"]) for s in SPLITS]
-    return TaskData("kws", list(CLASS_NAMES), *splits, meta["preprocessing"], meta["skipped"],
+    names = meta["preprocessing"].get("class_names") or list(CLASS_NAMES)
+    return TaskData("kws", list(names), *splits, meta["preprocessing"], meta["skipped"],
                     meta["notes"] + ["features loaded from the cache"])
 
 
@@ -308,7 +342,8 @@ def load_speech_commands(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> TaskData:
-    """The KWS task from a Speech Commands v2 folder: MFCC inputs (N, 1, 49, 10), 12 classes.
+    """The KWS task from a Speech Commands v2 folder: MFCC inputs (N, 1, 49, 10), 12 classes (and one per
+    ``config.extra_keywords``).
 
     Unreadable clips, clips of another sample rate or channel count, are skipped and counted in
     ``TaskData.skipped``; a keyword with no usable training clip is an error.
@@ -318,8 +353,9 @@ def load_speech_commands(
     """
     root = Path(root)
     notes: list[str] = []
-    by_split = _index(root, notes)
-    preprocessing = {"kind": "mfcc", **config.mfcc.to_dict(), "class_names": list(CLASS_NAMES)}
+    by_split = _index(root, notes, config.extra_keywords)
+    names = config.class_names
+    preprocessing = {"kind": "mfcc", **config.mfcc.to_dict(), "class_names": list(names)}
     key = _fingerprint(root, by_split, config)
     # memory-mapped: the features are read from the cache as batches index them, not held
     cached = None if config.augment_every_epoch else load_tensors(cache_path(cache_dir, "kws", key), mmap=True)
@@ -334,22 +370,27 @@ def load_speech_commands(
                         f"{split} features", progress, keep_audio=split == "training" and config.augment_every_epoch)
         for index, split in enumerate(SPLITS)
     ]
-    train_counts = torch.bincount(computed[0][1], minlength=len(CLASS_NAMES))
-    empty = [CLASS_NAMES[i] for i in range(len(KEYWORDS)) if train_counts[i] == 0]
+    train_counts = torch.bincount(computed[0][1], minlength=len(names))
+    empty = [name for i, name in enumerate(names) if name not in (SILENCE, UNKNOWN) and train_counts[i] == 0]
     if empty:
         raise ValueError(
             f"class(es) {', '.join(empty)} have no usable training clips in {root} "
             f"(skipped: {skips.as_dict() or 'none'})"
         )
     mean, std = torch.zeros(config.mfcc.coefficients), torch.ones(config.mfcc.coefficients)
-    if config.normalize:
+    if config.normalization is not None:
+        mean, std = torch.tensor(config.normalization["mean"]), torch.tensor(config.normalization["std"])
+        preprocessing["normalization"] = {"mean": list(config.normalization["mean"]),
+                                          "std": list(config.normalization["std"]),
+                                          "formula": "(mfcc - mean[k]) / std[k] per coefficient k"}
+    elif config.normalize:
         train_inputs = computed[0][0]
         mean, std = train_inputs.mean(dim=(0, 1, 2)), train_inputs.std(dim=(0, 1, 2)).clamp(min=1e-6)
         preprocessing["normalization"] = {"mean": mean.tolist(), "std": std.tolist(),
                                           "formula": "(mfcc - mean[k]) / std[k] per coefficient k"}
 
     def standardise(inputs: torch.Tensor) -> torch.Tensor:
-        return (inputs - mean) / std if config.normalize else inputs
+        return (inputs - mean) / std if config.normalize or config.normalization is not None else inputs
 
     splits = []
     for inputs, labels, audio in computed:
@@ -365,4 +406,4 @@ def load_speech_commands(
                    for part in ("inputs", "labels")}
         tensors["meta"] = json.dumps({"skipped": skipped, "notes": notes, "preprocessing": preprocessing})
         save_tensors(cache_path(cache_dir, "kws", key), tensors)
-    return TaskData("kws", list(CLASS_NAMES), *splits, preprocessing, skipped, notes)
+    return TaskData("kws", list(names), *splits, preprocessing, skipped, notes)

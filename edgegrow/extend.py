@@ -1,0 +1,465 @@
+"""Teach a grown keyword-spotting network new words without changing what it says about the old ones.
+
+The method is Firefly's continual-learning scheme (seed 000, Wu et al. 2020; ../shared/docs/ALGORITHMS.md,
+Firefly): the old network's weights are frozen, and the new task gets neurons of its own.
+
+- Every growable channel group gets about ``r · width`` new neurons (at least one), rounded so its new
+  width is a multiple of ``channel_multiple`` (8: onnxruntime's depthwise kernels on this machine's
+  profile take 5–8× longer for 63 or 65 channels than for 64, and CMSIS-NN prefers multiples of 4),
+  and the head a row per new class.
+- A new neuron reads old and new neurons. An old neuron reads old neurons only: the weights from new
+  neurons into old ones start at zero (``add_neurons``' zero fan-out) and are held there.
+- Every old weight, bias and BatchNorm statistic is held at its value. The whole old block of each
+  tensor (its rows for the old output channels) is written back after every optimizer step, so
+  neither the optimizer's momentum and weight decay nor BatchNorm's running statistics move it.
+
+So the old classes' logits are a function of the old neurons only, which are the old network's:
+equal to float rounding on every input. The network is a plain PyTorch module, one head for all
+classes. Its checkpoint is an ordinary one (the seed with ``num_classes`` of the new total, the old
+run's edits, then one ``widen`` per group), so ``edgegrow export`` and ``load_checkpoint`` take it.
+
+What the old classes can lose is only to the new ones: an old word heard as a new word. A replay
+buffer (``replay_per_class`` training examples of each old class, the ``_unknown_`` and ``_silence_``
+classes included) teaches the new head rows where not to fire. The new words' clips leave
+``_unknown_`` (``KwsConfig.extra_keywords``), and the inputs are standardised with the old network's
+statistics, so it sees them as it was trained to.
+
+``r`` is the largest share up to ``max_width_increase`` whose network fits the budget on the target
+(bisection on the predicted cost), or ``width_increase`` when given; without a budget, 0.25.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .argument_checks import check_finite, check_positive_integer
+from .atomic import replace_durably, write_atomically
+from .checkpoint import CUSTOM_FAMILY, Checkpoint, load_checkpoint, save_checkpoint
+from .data.task_data import Split, TaskData
+from .growth import add_neurons, find_channel_groups, growable_groups
+from .growth.budget import Budget
+from .models import example_input
+
+SUMMARY = "extend.json"
+CHECKPOINT = "checkpoint.pt"
+DEFAULT_WIDTH_INCREASE = 0.25  # without a budget
+OLD_OUTPUT_TOLERANCE = 1e-5  # the largest change of an old class's logit the extension may cause
+
+
+@dataclass
+class ExtendConfig:
+    """How the new words are learnt. ``replay_per_class``: training examples of each old class kept
+    beside the new words' (0: none, the new head rows then never see an old word). ``width_increase``:
+    the share of each group's width added; None: the largest share up to ``max_width_increase`` that
+    fits the budget (``DEFAULT_WIDTH_INCREASE`` without one)."""
+
+    epochs: int = 20
+    learning_rate: float = 5e-3
+    batch_size: int = 64
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.0
+    replay_per_class: int = 50
+    width_increase: float | None = None
+    max_width_increase: float = 1.0
+    channel_multiple: int = 8  # new widths are multiples of this (1: any width)
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        check_positive_integer("epochs", self.epochs)
+        check_positive_integer("batch_size", self.batch_size)
+        check_positive_integer("replay_per_class", self.replay_per_class, allow_zero=True)
+        check_positive_integer("channel_multiple", self.channel_multiple)
+        check_finite("learning_rate", self.learning_rate, above=0)
+        check_finite("weight_decay", self.weight_decay, at_least=0)
+        check_finite("warmup_epochs", self.warmup_epochs, at_least=0)
+        check_finite("max_width_increase", self.max_width_increase, above=0)
+        if self.width_increase is not None:
+            check_finite("width_increase", self.width_increase, above=0)
+
+    def train_config(self):
+        from .training import TrainConfig
+
+        return TrainConfig(epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
+                           warmup_epochs=min(self.warmup_epochs, self.epochs - 0.5), weight_decay=self.weight_decay,
+                           seed=self.seed, device=self.device)
+
+
+@dataclass
+class ClassAccuracy:
+    """Test accuracy (shares in [0, 1]) on the old classes' and the new classes' examples."""
+
+    old_before: float  # the old network, choosing among the old classes
+    old_after: float  # the extended network, choosing among all classes
+    new_after: float
+    all_after: float
+    old_examples: int
+    new_examples: int
+
+
+@dataclass
+class ExtendResult:
+    out_dir: Path
+    model: nn.Module
+    class_names: list[str]
+    old_classes: int  # the first this many classes are the old network's
+    new_neurons: dict[str, int]  # group → neurons added
+    width_increase: float
+    predicted: dict  # the extended network's cost on the target
+    predicted_before: dict
+    test: ClassAccuracy
+    old_output_difference: float  # the largest change of an old class's logit on the test inputs
+    old_top1_agreement: float  # share of test inputs whose top-1 among the old classes is the old network's
+    seconds: float
+    exported: dict = field(default_factory=dict)  # format → its old-class check (when exported)
+
+    def describe(self) -> str:
+        test = self.test
+        added = ", ".join(f"{group} +{count}" for group, count in self.new_neurons.items())
+        lines = [f"extended from {self.old_classes} to {len(self.class_names)} classes: new neurons {added} "
+                 f"(width +{self.width_increase:.0%}), {self.predicted.get('latency_ms', float('nan')):.4g} ms "
+                 f"predicted (was {self.predicted_before.get('latency_ms', float('nan')):.4g})",
+                 f"old classes: {test.old_before:.1%} before, {test.old_after:.1%} after ({test.old_examples} test "
+                 f"examples); new classes: {test.new_after:.1%} ({test.new_examples}); all: {test.all_after:.1%}",
+                 f"old classes' logits changed by at most {self.old_output_difference:.2g}; top-1 among them "
+                 f"unchanged on {self.old_top1_agreement:.1%} of test inputs"]
+        for fmt, check in self.exported.items():
+            lines.append(f"  {fmt}: " + ", ".join(f"{key} {value:.3g}" for key, value in check.items()))
+        lines.append(f"wrote {self.out_dir} in {self.seconds:.0f} s")
+        return "\n".join(lines)
+
+
+class _FrozenBlocks:
+    """The old block of every tensor of an extended network, written back after every optimizer step.
+
+    A tensor's old block is its first ``rows`` entries along dim 0 (the old output channels or classes,
+    since new neurons are appended after the old), with every other dim whole: old weights where the
+    input is old, zero where it is new."""
+
+    def __init__(self, model: nn.Module, old: nn.Module):
+        state, old_state = model.state_dict(), old.state_dict()
+        self.blocks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for name, tensor in state.items():
+            before = old_state[name]
+            if tensor.dim() == 0:
+                self.blocks[name] = (tensor, tensor.detach().clone())
+                continue
+            block = tensor[:before.shape[0]]
+            old_part = block[tuple(slice(0, size) for size in before.shape)]
+            if not torch.equal(old_part, before):
+                raise ValueError(f"cannot extend this network: {name}'s old entries did not stay first when it was "
+                                 "widened (a concatenation inside a group?); extend supports networks whose new "
+                                 "channels follow the old")
+            self.blocks[name] = (block, block.detach().clone())
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for tensor, value in self.blocks.values():
+                tensor.copy_(value)
+
+
+def _output_producer(model: nn.Module, example: torch.Tensor) -> str:
+    groups = find_channel_groups(model, example)
+    heads = [group for group in groups if any("model output" in reason for reason in group.reasons)]
+    if len(heads) != 1 or len(heads[0].producers) != 1:
+        raise ValueError("cannot find the network's classifier layer (one layer whose outputs are the logits)")
+    return heads[0].producers[0].layer
+
+
+def extend_head(model: nn.Module, layer: str, count: int, generator: torch.Generator) -> None:
+    """``count`` more outputs (classes) on the classifier ``layer`` (Linear or 1×1 Conv2d), in place: the
+    old rows are kept, the new ones get PyTorch's default initialisation."""
+    from .growth.new_neurons import default_fan_in
+
+    head = model.get_submodule(layer)
+    if isinstance(head, nn.Linear):
+        bigger = nn.Linear(head.in_features, head.out_features + count, bias=head.bias is not None)
+    elif isinstance(head, nn.Conv2d) and head.groups == 1:
+        bigger = nn.Conv2d(head.in_channels, head.out_channels + count, head.kernel_size, head.stride, head.padding,
+                           head.dilation, bias=head.bias is not None)
+    else:
+        raise ValueError(f"cannot add classes to {layer} ({type(head).__name__}): the classifier must be a Linear or "
+                         "a Conv2d")
+    bigger = bigger.to(head.weight.device, head.weight.dtype)
+    with torch.no_grad():
+        old_rows = head.weight.shape[0]
+        bigger.weight[:old_rows] = head.weight
+        bigger.weight[old_rows:] = default_fan_in(tuple(head.weight.shape[1:]), count, generator).to(bigger.weight)
+        if head.bias is not None:
+            bigger.bias[:old_rows] = head.bias
+            bigger.bias[old_rows:] = 0.0
+    parent, _, name = layer.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, bigger)
+
+
+def new_neurons(width: int, share: float, multiple: int = 1) -> int:
+    """How many neurons a group of ``width`` gets for ``share``: at least one, about ``share · width``,
+    and as many more as make the new width a multiple of ``multiple``."""
+    wanted = width + max(1, math.ceil(share * width - 1e-9))
+    return math.ceil(wanted / multiple) * multiple - width
+
+
+def widen_every_group(model: nn.Module, example: torch.Tensor, share: float, multiple: int = 1,
+                      generator: torch.Generator | None = None) -> dict[str, int]:
+    """``new_neurons(width, share, multiple)`` new neurons (zero fan-out) in every growable group, in
+    place; group → count."""
+    added = {}
+    for name, width in [(g.name, g.width_at_discovery) for g in growable_groups(find_channel_groups(model, example))]:
+        group = next(g for g in find_channel_groups(model, example) if g.name == name)
+        count = new_neurons(width, share, multiple)
+        add_neurons(model, group, count, generator=generator)
+        added[name] = count
+    return added
+
+
+def _fitting_share(old: nn.Module, example: torch.Tensor, classes: int, layer: str, budget: Budget | None, target,
+                   config: ExtendConfig) -> float:
+    """The width share to add: given, or the largest that fits the budget (bisection on the predicted cost)."""
+    from cost_models import estimate
+
+    def over(share: float) -> list[str]:
+        trial, _ = _extended(old, example, classes, layer, share, config.channel_multiple,
+                             torch.Generator().manual_seed(0))
+        return budget.violations(estimate(trial.eval(), example, target))
+
+    if config.width_increase is not None or budget is None:
+        share = config.width_increase if config.width_increase is not None else DEFAULT_WIDTH_INCREASE
+        if budget is not None and over(share):
+            raise ValueError(f"the extended network at width increase {share:g} is over the budget "
+                             f"({over(share)[0]}); lower --width-increase or raise the budget")
+        return share
+    smallest = 1e-9  # the fewest new neurons: one per group, rounded up to the channel multiple
+    if over(smallest):
+        raise ValueError(f"the budget leaves no room for new neurons: the fewest new neurons and the new classes are "
+                         f"already over it ({over(smallest)[0]}); raise the budget")
+    if not over(config.max_width_increase):
+        return config.max_width_increase
+    low, high = smallest, config.max_width_increase
+    for _ in range(12):
+        middle = (low + high) / 2
+        low, high = (low, middle) if over(middle) else (middle, high)
+    return low
+
+
+def _extended(old: nn.Module, example: torch.Tensor, classes: int, layer: str, share: float, multiple: int,
+              generator: torch.Generator) -> tuple[nn.Module, dict[str, int]]:
+    model = copy.deepcopy(old).eval()
+    extend_head(model, layer, classes, generator)
+    added = widen_every_group(model, example, share, multiple, generator)
+    return model, added
+
+
+def _replay_split(train: Split, old_classes: int, per_class: int, seed: int) -> Split:
+    """Every example of a new class, and ``per_class`` random examples of each old class."""
+    generator = torch.Generator().manual_seed(seed)
+    keep = [torch.nonzero(train.labels >= old_classes).flatten()]
+    for label in range(old_classes):
+        members = torch.nonzero(train.labels == label).flatten()
+        keep.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    chosen = torch.cat(keep).sort().values
+    return Split(train.take(chosen), train.labels[chosen])
+
+
+def _logits(model: nn.Module, inputs: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return torch.cat([model(inputs[i:i + batch].to(device)).cpu() for i in range(0, len(inputs), batch)])
+
+
+def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, *, data: str | Path | None = None,
+           budget: Budget | None = None, target: str | None = None, config: ExtendConfig = ExtendConfig(),
+           formats: str | Sequence[str] | None = None, cache_dir: str | Path | None = None, progress: bool = True,
+           log: Callable[[str], None] = print) -> ExtendResult:
+    """Extend the KWS network in ``checkpoint`` (a run folder or checkpoint file) to ``new_classes``,
+    words with folders of their own in ``data`` (default: the data its run used), and write the run to
+    ``out`` (``checkpoint.pt``, ``extend.json``; with ``formats``, the exported files in ``exported/``,
+    each checked to give the old classes' logits of the old network).
+
+    ``budget``: limits on ``target`` (default: the run's target) the extended network must fit.
+
+    Raises:
+        ValueError: a user mistake (not a KWS network, a network of one's own, a word that is already a
+            class or has no folder, a budget with no room, an ``out`` that holds results); nothing is
+            written.
+    """
+    from cost_models import estimate, load_target
+
+    from .export.exporter import find_checkpoint
+    from .grow.growth_step import predicted_costs
+    from .grow.run_folder import RunMeta
+    from .tasks import load_task
+    from .training import Training, make_optimizer
+
+    started = time.perf_counter()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} already holds files; choose another --out or remove it")
+    new_classes = list(new_classes)
+    if not new_classes:
+        raise ValueError("name at least one new word to learn (--classes WORD,WORD)")
+    path = find_checkpoint(checkpoint)
+    old, record = load_checkpoint(path) if _family(path) != CUSTOM_FAMILY else (None, None)
+    if old is None:
+        raise ValueError(f"{path} grew a network of your own, which cannot be rebuilt from the file; extend "
+                         "supports the zoo's KWS families")
+    meta = RunMeta.from_dict(record.meta, str(path))
+    if meta.task != "kws":
+        raise ValueError(f"{path} is a {meta.task} network; extend teaches keyword-spotting networks new words")
+    already = [word for word in new_classes if word in meta.class_names]
+    if already:
+        raise ValueError(f"{already[0]!r} is already one of the network's classes")
+    preprocessing = meta.preprocessing or {}
+    normalization = preprocessing.get("normalization")
+    coefficients = int(meta.input_shape[-1])
+    normalization = ({"mean": normalization["mean"], "std": normalization["std"]} if normalization
+                     else {"mean": [0.0] * coefficients, "std": [1.0] * coefficients})
+    source = meta.task_source or {}
+    folder = data if data is not None else source.get("data")
+    all_new = [*source.get("new_classes", []), *new_classes]
+    task = load_task("kws", folder, family=record.family, cache_dir=cache_dir, progress=progress,
+                     new_classes=all_new, normalization=normalization)
+    names = task.data.class_names
+    old_count = len(meta.class_names)
+    if names[:old_count] != list(meta.class_names):
+        raise ValueError(f"the data's classes ({', '.join(names[:old_count])}) are not the network's "
+                         f"({', '.join(meta.class_names)}); pass --data with the folder the network was grown on")
+    target_name = target or meta.target
+    target_profile = load_target(target_name)
+    example = example_input(old)
+    layer = _output_producer(old, example)
+    share = _fitting_share(old, example, len(new_classes), layer, budget, target_profile, config)
+    generator = torch.Generator().manual_seed(config.seed)
+    model, added = _extended(old, example, len(new_classes), layer, share, config.channel_multiple, generator)
+    frozen = _FrozenBlocks(model, old)
+    log(f"extending {path.parent.name if path.name == CHECKPOINT else path.name} from {old_count} to {len(names)} "
+        f"classes: +{', +'.join(f'{count} in {group}' for group, count in added.items())} neurons "
+        f"(width +{share:.0%}); old weights frozen")
+
+    train = _replay_split(task.data.train, old_count, config.replay_per_class, config.seed)
+    data_for_training = TaskData(task.data.name, names, train, task.data.validation, task.data.test,
+                                 task.data.preprocessing)
+    train_config = config.train_config()
+    optimizer = make_optimizer(model, train_config)
+    optimizer.register_step_post_hook(lambda optimizer, args, kwargs: frozen.restore())
+    training = Training(model, data_for_training, train_config, optimizer=optimizer, progress=progress)
+    stopped = training.run()
+    if stopped != "epochs":
+        raise ValueError(f"training the new neurons stopped early: {stopped} (lower the learning rate)")
+    model = model.cpu().eval()
+
+    test = task.data.test
+    inputs = test.take(torch.arange(len(test)))
+    labels = test.labels
+    before, after = _logits(old, inputs), _logits(model, inputs)
+    difference = float((after[:, :old_count] - before).abs().max()) if len(inputs) else 0.0
+    agreement = float((after[:, :old_count].argmax(1) == before.argmax(1)).float().mean()) if len(inputs) else 1.0
+    if difference > OLD_OUTPUT_TOLERANCE * max(1.0, float(before.abs().max())):
+        raise RuntimeError(f"the old classes' logits moved by {difference:.2g}: the old weights were not held "
+                           "(a bug in edgegrow; please report it)")
+    old_rows, new_rows = labels < old_count, labels >= old_count
+    accuracy = ClassAccuracy(
+        old_before=_share(before.argmax(1)[old_rows] == labels[old_rows]),
+        old_after=_share(after.argmax(1)[old_rows] == labels[old_rows]),
+        new_after=_share(after.argmax(1)[new_rows] == labels[new_rows]),
+        all_after=_share(after.argmax(1) == labels),
+        old_examples=int(old_rows.sum()), new_examples=int(new_rows.sum()))
+    predicted_before = predicted_costs(estimate(old, example, target_profile))
+    predicted = predicted_costs(estimate(model, example, target_profile))
+
+    new_meta = RunMeta(task="kws", class_names=list(names), input_shape=list(meta.input_shape),
+                       preprocessing=task.data.preprocessing, task_source=task.source, target=target_name,
+                       budget=dict(budget.limits) if budget else {}, method="extend",
+                       config={**asdict(config), "new_classes": new_classes, "extended_from": str(path.resolve())},
+                       model="extended", stopped_by="epochs", events=0)
+    extended_record = Checkpoint(record.family, {**record.seed_options, "num_classes": len(names)},
+                                 [*record.edits, *({"op": "widen", "group": group, "channels": count}
+                                                   for group, count in added.items())], asdict(new_meta))
+    result = ExtendResult(out, model, list(names), old_count, added, share, predicted, predicted_before, accuracy,
+                          difference, agreement, 0.0)
+    # everything is written to a staging folder and appears under ``out`` in one rename at the end: a run
+    # that fails or is killed half-way leaves no folder that looks finished
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        save_checkpoint(staging / CHECKPOINT, model, extended_record)
+        rebuilt, _ = load_checkpoint(staging / CHECKPOINT)  # the file rebuilds the same network, or this is a bug
+        if not torch.equal(_logits(rebuilt, inputs[:64]), after[:64]):
+            raise RuntimeError("the extended checkpoint does not rebuild the extended network (a bug in edgegrow)")
+        if formats:
+            result.exported = _export_and_check(model, old, task.data, staging / "exported", formats, old_count,
+                                                record.family, log)
+        result.seconds = time.perf_counter() - started
+        _write_summary(staging, result, path, new_classes, budget, target_name, config)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        replace_durably(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def _write_summary(out: Path, result: ExtendResult, source: Path, new_classes: list[str], budget: Budget | None,
+                   target_name: str, config: ExtendConfig) -> None:
+    """extend.json: what was learnt, the neurons added, costs before and after, and the test figures."""
+    summary = {"format": "edgegrow-extend/1", "checkpoint": str(source.resolve()), "new_classes": new_classes,
+               "class_names": result.class_names, "new_neurons": result.new_neurons,
+               "width_increase": result.width_increase, "budget": dict(budget.limits) if budget else None,
+               "target": target_name, "predicted_before": result.predicted_before, "predicted": result.predicted,
+               "test": asdict(result.test), "old_output_difference": result.old_output_difference,
+               "old_top1_agreement": result.old_top1_agreement, "exported": result.exported,
+               "config": asdict(config), "seconds": result.seconds}
+    write_atomically(out / SUMMARY, json.dumps(summary, indent=1) + "\n")
+
+
+def _family(path: Path) -> str:
+    from .checkpoint import read_checkpoint
+
+    return read_checkpoint(path).family
+
+
+def _share(correct: torch.Tensor) -> float:
+    return float(correct.float().mean()) if len(correct) else float("nan")
+
+
+def _export_and_check(model: nn.Module, old: nn.Module, data: TaskData, out: Path, formats, old_count: int,
+                      family: str, log) -> dict:
+    """Export the extended network and check, in each file's own runtime, that the old classes' answers
+    are the old network's: the largest logit change for float files, top-1 agreement among the old
+    classes for every file."""
+    from .export import runtimes
+    from .export.exporter import export_model
+
+    result = export_model(model, data, out, formats=formats, family=family, task_kind="kws", log=log)
+    inputs = data.test.take(torch.arange(min(len(data.test), 512))).numpy()
+    with torch.no_grad():
+        before = old.eval()(torch.from_numpy(inputs)).double().numpy()
+    nhwc = np.ascontiguousarray(inputs.transpose(0, 2, 3, 1))
+    checks = {}
+    for fmt, path in result.files.items():
+        if fmt in ("onnx", "onnx-int8"):
+            loaded, batch = runtimes.open_onnx(path), inputs
+        elif fmt in ("tflite", "tflite-int8"):
+            loaded, batch = runtimes.open_litert(path), nhwc
+        else:
+            continue
+        answers = loaded.output.dequantize(loaded.run(loaded.input.quantize(batch)))
+        old_answers = np.asarray(answers, dtype=np.float64)[:, :old_count]
+        check = {"old_top1_agreement": float((old_answers.argmax(1) == before.argmax(1)).mean())}
+        if "int8" not in fmt:
+            check["old_max_abs_difference"] = float(np.abs(old_answers - before).max())
+        checks[fmt] = check
+    return checks
