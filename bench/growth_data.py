@@ -4,6 +4,8 @@ point of test accuracy is many examples.
 - ``kws``: the synthetic Speech Commands set at 1,000 clips per keyword from 240 speakers (espeak-ng
   voices × variants), 15 % of the speakers held out for the test split: ≈ 9,000 training clips and
   ≈ 1,760 test clips of unseen speakers (one point = 17 clips).
+- ``kws-extend``: the same keywords and speakers with 400 clips of each other word, for learning five of
+  them as new classes (bench/extend_keywords.py).
 - ``fonts``: the 62 characters 0-9, A-Z, a-z rendered from the fonts installed on this machine
   (``edgegrow data fonts``), whole font families held out for the test split.
 
@@ -28,6 +30,18 @@ def kws_folder(cache_dir: str | Path | None = None) -> Path:
     """The large synthetic KWS set, synthesised into the cache on first use (about 2 minutes on 2 cores)."""
     folder = cache_root(cache_dir) / "kws-synthetic-large-v1"
     return synthesize_speech_commands(folder, KWS, progress=False).folder
+
+
+# the set issue 21's extension benchmark learns new words on: the large set's keywords and speakers, and 400
+# clips of each of the 25 other words, so five of them can become classes with ≈ 60 test clips each
+KWS_EXTEND = SynthesisConfig(per_class=1000, unknown_per_word=400, speakers=240, validation_percent=10.0,
+                             testing_percent=15.0)
+
+
+def kws_extend_folder(cache_dir: str | Path | None = None) -> Path:
+    """The KWS set with many clips of the 'unknown' words (synthesised into the cache on first use)."""
+    folder = cache_root(cache_dir) / "kws-synthetic-extend-v1"
+    return synthesize_speech_commands(folder, KWS_EXTEND, progress=False).folder
 
 
 def fonts_folder(cache_dir: str | Path | None = None) -> Path:

@@ -24,6 +24,12 @@ classes included) teaches the new head rows where not to fire. The new words' cl
 ``_unknown_`` (``KwsConfig.extra_keywords``), and the inputs are standardised with the old network's
 statistics, so it sees them as it was trained to.
 
+After training, one offset on the new classes' logits, folded into the head's bias, is chosen on the
+validation split (``calibrate_new_logits``): the most new-word clips recognised while the old classes'
+validation accuracy stays within ``max_old_drop`` of the old network's. It is the bias correction of
+class-incremental learning (BiC, Wu et al. 2019) reduced to one number, and it moves only where a new
+word wins: the old logits stay as they were.
+
 ``r`` is the largest share up to ``max_width_increase`` whose network fits the budget on the target
 (bisection on the predicted cost), or ``width_increase`` when given; without a budget, 0.25.
 """
@@ -72,6 +78,10 @@ class ExtendConfig:
     replay_per_class: int = 50
     width_increase: float | None = None
     max_width_increase: float = 1.0
+    # after training, one offset on the new classes' logits (in the head's bias) chosen on the validation
+    # split: the most new-word clips recognised while the old classes lose at most this share of their
+    # validation accuracy; None: no offset
+    max_old_drop: float | None = 0.005
     channel_multiple: int = 8  # new widths are multiples of this (1: any width)
     seed: int = 0
     device: str = "auto"
@@ -87,6 +97,8 @@ class ExtendConfig:
         check_finite("max_width_increase", self.max_width_increase, above=0)
         if self.width_increase is not None:
             check_finite("width_increase", self.width_increase, above=0)
+        if self.max_old_drop is not None:
+            check_finite("max_old_drop", self.max_old_drop, at_least=0)
 
     def train_config(self):
         from .training import TrainConfig
@@ -123,6 +135,7 @@ class ExtendResult:
     old_top1_agreement: float  # share of test inputs whose top-1 among the old classes is the old network's
     seconds: float
     exported: dict = field(default_factory=dict)  # format → its old-class check (when exported)
+    calibration: dict = field(default_factory=dict)  # the new logits' offset and the validation figures it gave
 
     def describe(self) -> str:
         test = self.test
@@ -134,6 +147,10 @@ class ExtendResult:
                  f"examples); new classes: {test.new_after:.1%} ({test.new_examples}); all: {test.all_after:.1%}",
                  f"old classes' logits changed by at most {self.old_output_difference:.2g}; top-1 among them "
                  f"unchanged on {self.old_top1_agreement:.1%} of test inputs"]
+        if self.calibration:
+            lines.insert(1, f"new classes' logits offset by {self.calibration['offset']:+.3g} on validation (old "
+                            f"classes there {self.calibration['old_accuracy']:.1%}, at most "
+                            f"{100 * self.calibration['max_old_drop']:.1f} points below {self.calibration['old_accuracy_before']:.1%})")
         for fmt, check in self.exported.items():
             lines.append(f"  {fmt}: " + ", ".join(f"{key} {value:.3g}" for key, value in check.items()))
         lines.append(f"wrote {self.out_dir} in {self.seconds:.0f} s")
@@ -358,6 +375,12 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     if stopped != "epochs":
         raise ValueError(f"training the new neurons stopped early: {stopped} (lower the learning rate)")
     model = model.cpu().eval()
+    calibration = {}
+    if config.max_old_drop is not None and len(task.data.validation):
+        calibration = calibrate_new_logits(model, layer, task.data.validation, old_count, config.max_old_drop)
+        log(f"new classes' logits offset by {calibration['offset']:+.3g} (validation: old classes "
+            f"{calibration['old_accuracy_before']:.1%} → {calibration['old_accuracy']:.1%}, new "
+            f"{calibration['new_accuracy_uncalibrated']:.1%} → {calibration['new_accuracy']:.1%})")
 
     test = task.data.test
     inputs = test.take(torch.arange(len(test)))
@@ -387,7 +410,7 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
                                  [*record.edits, *({"op": "widen", "group": group, "channels": count}
                                                    for group, count in added.items())], asdict(new_meta))
     result = ExtendResult(out, model, list(names), old_count, added, share, predicted, predicted_before, accuracy,
-                          difference, agreement, 0.0)
+                          difference, agreement, 0.0, calibration=calibration)
     # everything is written to a staging folder and appears under ``out`` in one rename at the end: a run
     # that fails or is killed half-way leaves no folder that looks finished
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -420,9 +443,48 @@ def _write_summary(out: Path, result: ExtendResult, source: Path, new_classes: l
                "width_increase": result.width_increase, "budget": dict(budget.limits) if budget else None,
                "target": target_name, "predicted_before": result.predicted_before, "predicted": result.predicted,
                "test": asdict(result.test), "old_output_difference": result.old_output_difference,
-               "old_top1_agreement": result.old_top1_agreement, "exported": result.exported,
+               "old_top1_agreement": result.old_top1_agreement, "calibration": result.calibration,
+               "exported": result.exported,
                "config": asdict(config), "seconds": result.seconds}
     write_atomically(out / SUMMARY, json.dumps(summary, indent=1) + "\n")
+
+
+def calibrate_new_logits(model: nn.Module, head: str, validation: Split, old_classes: int, max_old_drop: float) -> dict:
+    """Add one offset ``b`` to the new classes' logits (the head's bias), in place, chosen on
+    ``validation``: the most new-class examples recognised while the old classes' accuracy stays within
+    ``max_old_drop`` (a share) of what it is with the new classes never chosen. The old logits do not
+    change; only where a new word wins moves.
+
+    An example's answer is a new class exactly when ``max new logit + b > max old logit``, so each
+    example switches at ``d = max old − max new``: accuracies are step functions of ``b``, evaluated
+    between consecutive ``d``."""
+    bias = model.get_submodule(head).bias
+    if bias is None:
+        return {}
+    logits = _logits(model, validation.take(torch.arange(len(validation))))
+    labels = validation.labels
+    old_best, new_best = logits[:, :old_classes].max(1), logits[:, old_classes:].max(1)
+    switch = (old_best.values - new_best.values).double()
+    old_rows, new_rows = labels < old_classes, labels >= old_classes
+    old_right = old_rows & (old_best.indices == labels)  # right while no new class wins
+    new_right = new_rows & (new_best.indices + old_classes == labels)  # right once its new class wins
+    points = torch.unique(switch)
+    candidates = torch.cat([points[:1] - 1, (points[1:] + points[:-1]) / 2, points[-1:] + 1])
+    old_count, new_count = max(1, int(old_rows.sum())), max(1, int(new_rows.sum()))
+    # b means "switch < b"; offsets on the rows, examples on the columns
+    old_accuracy = ((switch[None, :] > candidates[:, None]) & old_right[None, :]).sum(1).double() / old_count
+    new_accuracy = ((switch[None, :] < candidates[:, None]) & new_right[None, :]).sum(1).double() / new_count
+    ceiling = float(old_right.sum()) / old_count
+    allowed = old_accuracy >= ceiling - max_old_drop - 1e-12
+    best = float(new_accuracy[allowed].max())
+    chosen = int(torch.nonzero(allowed & (new_accuracy == best)).flatten()[0])  # the smallest such offset
+    offset = float(candidates[chosen])
+    with torch.no_grad():
+        bias[old_classes:] += offset
+    uncalibrated = float(((switch < 0) & new_right).sum()) / new_count
+    return {"offset": offset, "old_accuracy_before": ceiling, "old_accuracy": float(old_accuracy[chosen]),
+            "old_accuracy_uncalibrated": float(((switch > 0) & old_right).sum()) / old_count,
+            "new_accuracy": best, "new_accuracy_uncalibrated": uncalibrated, "max_old_drop": max_old_drop}
 
 
 def _family(path: Path) -> str:

@@ -91,6 +91,8 @@ def test_the_new_words_are_learnt_and_the_old_ones_still_recognised(extended):
     test = result.test
     assert test.new_examples > 0 and test.new_after >= 0.75  # two tones of their own: easy to tell apart
     assert test.old_after >= test.old_before - 0.05  # a new word may take an old word's clip, rarely
+    calibration = result.calibration  # on the validation split, the offset kept the old classes within 0.5 points
+    assert calibration["old_accuracy"] >= calibration["old_accuracy_before"] - 0.005
 
 
 def test_exported_files_give_the_old_classes_the_old_networks_answers(extended):
@@ -223,3 +225,32 @@ def test_a_failure_after_training_leaves_no_folder_that_looks_finished(grown, tm
         extend(run, NEW, tmp_path / "out", cache_dir=root / "cache", progress=False,
                config=ExtendConfig(epochs=1, replay_per_class=2), formats="onnx", log=lambda line: None)
     assert list(tmp_path.iterdir()) == []  # neither the folder nor its staging copy
+
+
+def test_the_new_logits_offset_keeps_the_old_classes_within_the_allowed_drop_and_recognises_the_most_new():
+    """A head that passes its inputs through (identity weights), so each input is the logits: 2 old
+    classes, 1 new. Old examples whose margin over the new logit is small would be lost to the new
+    class; the offset gives up the fewest new examples that keeps the old accuracy within the drop."""
+    from edgegrow.data.task_data import Split
+    from edgegrow.extend import calibrate_new_logits
+
+    head = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(3))
+        head.bias.zero_()
+    model = torch.nn.Sequential(head)
+    # old examples: right among the old, with margins 4, 3, 2, 1 over the new logit (max old − new)
+    old = [[5.0, 0.0, 1.0], [4.0, 0.0, 1.0], [0.0, 3.0, 1.0], [0.0, 2.0, 1.0]]
+    # new examples: their new logit behind the best old one by 0.5, 1.5 and 2.5
+    new = [[2.0, 0.0, 1.5], [2.0, 0.0, 0.5], [2.0, 0.0, -0.5]]
+    split = Split(torch.tensor(old + new), torch.tensor([0, 0, 1, 1, 2, 2, 2]))
+    strict = calibrate_new_logits(model, "0", split, old_classes=2, max_old_drop=0.0)
+    # every old example kept: the offset stays under the smallest old margin (1), past the first new switch (0.5)
+    assert strict["old_accuracy"] == 1.0 and strict["new_accuracy"] == pytest.approx(1 / 3)
+    assert 0.5 < strict["offset"] < 1.0
+    with torch.no_grad():
+        head.bias.zero_()
+    one_lost = calibrate_new_logits(model, "0", split, old_classes=2, max_old_drop=0.25)  # one old example of 4
+    assert one_lost["old_accuracy"] == 0.75 and one_lost["new_accuracy"] == pytest.approx(2 / 3)
+    assert 1.5 < one_lost["offset"] < 2.0  # the third new example (2.5) would cost a second old one (margin 2)
+    assert head.bias[:2].tolist() == [0.0, 0.0] and head.bias[2].item() == pytest.approx(one_lost["offset"])
