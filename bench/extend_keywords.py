@@ -10,8 +10,9 @@ Per seed:
 1. ``old``: DS-CNN grown with edgegrow's DS-CNN defaults (20 epochs, growth as search, TINY) on the 12
    classes to ``OLD_BUDGET`` on the pinned CPU profile of bench/grow_vs_uniform.py;
 2. ``extended``: ``edgegrow.extend.extend`` of it to the 17 classes within ``NEW_BUDGET`` on the same
-   profile (the widest extension that fits), with its defaults (20 epochs, 50 replayed clips per old
-   class); ``extended-no-replay``: the same without replay;
+   profile (the widest extension that fits), with its defaults (20 epochs, 200 replayed clips per old
+   class, about a quarter of the old training clips); ``extended-replay-50``, ``extended-replay-all``
+   (every old training clip) and ``extended-no-replay``: the same with other replay buffers;
 3. ``fine-tuned``: the old network with its head extended by five rows, every weight trained on the
    same clips (the new words' and the same replay) for the same epochs: what fine-tuning does;
 4. ``joint``: the extended network's architecture from fresh weights trained on all 17 classes' full
@@ -63,7 +64,9 @@ OLD_BUDGET = {"latency_ms": 0.046}  # grow_vs_uniform.py's kws-host-b
 NEW_BUDGET = {"latency_ms": 0.069}  # 1.5× the old budget
 NEW = ("bed", "bird", "cat", "dog", "eight")  # the first five words of the 'unknown' vocabulary
 EPOCHS = 20
-KINDS = ("old", "extended", "extended-no-replay", "fine-tuned", "joint")
+KINDS = ("old", "extended", "extended-replay-50", "extended-replay-all", "extended-no-replay", "fine-tuned", "joint")
+REPLAY = {"extended": ExtendConfig.replay_per_class, "extended-replay-50": 50, "extended-replay-all": 10 ** 6,
+          "extended-no-replay": 0}  # old clips kept per class; 10**6: every training clip of the old classes
 
 
 def result_path(work: Path, seed: int, kind: str) -> Path:
@@ -112,7 +115,7 @@ def run_one(seed: int, kind: str, work: Path) -> dict:
     elif kind.startswith("extended"):
         out = work / f"seed{seed}-{kind}-run"
         shutil.rmtree(out, ignore_errors=True)
-        config = ExtendConfig(seed=seed, replay_per_class=0 if kind == "extended-no-replay" else 50)
+        config = ExtendConfig(seed=seed, replay_per_class=REPLAY[kind])
         result = extend(old_run, NEW, out, budget=Budget(NEW_BUDGET), target=PROFILE, config=config, progress=False,
                         log=lambda line: None)
         model = result.model
@@ -198,7 +201,12 @@ def report(args) -> None:
         "extended new − joint new (target ≥ −3)": points("extended", "new", ("joint", "new")),
         "fine-tuned old − old (forgetting)": points("fine-tuned", "old", ("old", "old")),
         "fine-tuned new − extended new": points("fine-tuned", "new", ("extended", "new")),
+        "extended-replay-50 old − old": points("extended-replay-50", "old", ("old", "old")),
+        "extended-replay-50 new − joint new": points("extended-replay-50", "new", ("joint", "new")),
+        "extended-replay-all old − old": points("extended-replay-all", "old", ("old", "old")),
+        "extended-replay-all new − joint new": points("extended-replay-all", "new", ("joint", "new")),
         "extended-no-replay old − old": points("extended-no-replay", "old", ("old", "old")),
+        "extended-no-replay new − joint new": points("extended-no-replay", "new", ("joint", "new")),
         "joint old − old": points("joint", "old", ("old", "old")),
     }
     summary = {name: {"median": _median(v), "min": min(v), "max": max(v), "per_seed": v}

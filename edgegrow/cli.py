@@ -467,8 +467,8 @@ def _extend_parser(commands) -> argparse.ArgumentParser:
     extend.add_argument("--width-increase", type=float, metavar="SHARE",
                         help="share of each layer's width to add (default: the largest that fits the budget, up to 1; "
                              "0.25 without a budget)")
-    extend.add_argument("--replay", type=int, default=50, metavar="N",
-                        help="training examples kept of each old class (default 50; 0: none)")
+    extend.add_argument("--replay", type=int, default=200, metavar="N",
+                        help="training examples kept of each old class (default 200; 0: none)")
     extend.add_argument("--epochs", type=int, default=20, help="epochs of training the new neurons (default 20)")
     extend.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (default 0.005)")
     extend.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

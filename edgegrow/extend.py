@@ -75,7 +75,8 @@ class ExtendConfig:
     batch_size: int = 64
     warmup_epochs: float = 1.0
     weight_decay: float = 0.0
-    replay_per_class: int = 50
+    replay_per_class: int = 200
+    balanced: bool = False  # weigh every class equally in the loss (the replayed old classes have few examples)
     width_increase: float | None = None
     max_width_increase: float = 1.0
     # after training, one offset on the new classes' logits (in the head's bias) chosen on the validation
@@ -370,7 +371,13 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     train_config = config.train_config()
     optimizer = make_optimizer(model, train_config)
     optimizer.register_step_post_hook(lambda optimizer, args, kwargs: frozen.restore())
-    training = Training(model, data_for_training, train_config, optimizer=optimizer, progress=progress)
+    loss_function = None
+    if config.balanced:
+        counts = torch.bincount(train.labels, minlength=len(names)).clamp(min=1).float()
+        loss_function = nn.CrossEntropyLoss(weight=(len(train.labels) / (len(names) * counts)).to(
+            next(model.parameters()).device))
+    training = Training(model, data_for_training, train_config, optimizer=optimizer, loss_function=loss_function,
+                        progress=progress)
     stopped = training.run()
     if stopped != "epochs":
         raise ValueError(f"training the new neurons stopped early: {stopped} (lower the learning rate)")
