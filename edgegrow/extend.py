@@ -163,28 +163,34 @@ class _FrozenBlocks:
 
     A tensor's old block is its first ``rows`` entries along dim 0 (the old output channels or classes,
     since new neurons are appended after the old), with every other dim whole: old weights where the
-    input is old, zero where it is new."""
+    input is old, zero where it is new. Tensors are looked up on their module at every restore, so the
+    blocks follow the network to another device (``Module.to`` swaps a parameter's data)."""
 
     def __init__(self, model: nn.Module, old: nn.Module):
-        state, old_state = model.state_dict(), old.state_dict()
-        self.blocks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for name, tensor in state.items():
+        old_state = old.state_dict()
+        self.blocks: list[list] = []  # [module, attribute, rows (None: the whole tensor), value]
+        for name, tensor in model.state_dict().items():
             before = old_state[name]
+            path, _, attribute = name.rpartition(".")
+            module = model.get_submodule(path)
             if tensor.dim() == 0:
-                self.blocks[name] = (tensor, tensor.detach().clone())
+                self.blocks.append([module, attribute, None, tensor.detach().clone()])
                 continue
             block = tensor[:before.shape[0]]
-            old_part = block[tuple(slice(0, size) for size in before.shape)]
-            if not torch.equal(old_part, before):
+            if not torch.equal(block[tuple(slice(0, size) for size in before.shape)], before):
                 raise ValueError(f"cannot extend this network: {name}'s old entries did not stay first when it was "
                                  "widened (a concatenation inside a group?); extend supports networks whose new "
                                  "channels follow the old")
-            self.blocks[name] = (block, block.detach().clone())
+            self.blocks.append([module, attribute, before.shape[0], block.detach().clone()])
 
     def restore(self) -> None:
         with torch.no_grad():
-            for tensor, value in self.blocks.values():
-                tensor.copy_(value)
+            for entry in self.blocks:
+                module, attribute, rows, value = entry
+                tensor = getattr(module, attribute)
+                if value.device != tensor.device:
+                    entry[3] = value = value.to(tensor.device)
+                (tensor if rows is None else tensor[:rows]).copy_(value)
 
 
 def _output_producer(model: nn.Module, example: torch.Tensor) -> str:

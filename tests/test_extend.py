@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from fake_speech_commands import write_speech_commands
+from toy import grown_kws_run
 
 from cost_models import estimate
 from edgegrow.checkpoint import load_checkpoint
@@ -16,7 +16,6 @@ from edgegrow.cli import main
 from edgegrow.data.speech_commands import CLASS_NAMES, KwsConfig, load_speech_commands
 from edgegrow.export import export_checkpoint
 from edgegrow.extend import ExtendConfig, extend, new_neurons
-from edgegrow.grow import GrowConfig, grow
 from edgegrow.growth.budget import Budget
 from edgegrow.models import example_input
 from edgegrow.tasks import load_task
@@ -29,16 +28,9 @@ QUICK = ExtendConfig(epochs=30, replay_per_class=20)
 def grown(tmp_path_factory):
     """A DS-CNN grown on the 12 classes of a small Speech Commands folder: the run folder, its root."""
     root = tmp_path_factory.mktemp("extend")
-    write_speech_commands(root / "data", clips_per_word=20)
-    task = load_task("kws", root / "data", cache_dir=root / "cache", progress=False)
-    torch.manual_seed(0)
-    seed = task.seed()
-    budget = Budget({"latency_ms": 1.6 * estimate(seed, torch.zeros(1, *task.data.input_shape), "host").latency_ms})
-    grow(seed, task.data, "host", budget, GrowConfig(epochs=10, growth_every=2.0, growth_end=0.3, score_batches=1,
-                                                     fast_steps=5, batch_size=32, restart=False),
-         root / "run", family=task.family, seed_options=task.seed_options, log=lambda line: None,
-         task_source=task.source)
-    return root / "run", root
+    folder, _ = grown_kws_run(root, 20, dict(epochs=10, growth_every=2.0, growth_end=0.3, score_batches=1,
+                                             fast_steps=5, batch_size=32, restart=False))
+    return folder, root
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +246,24 @@ def test_the_new_logits_offset_keeps_the_old_classes_within_the_allowed_drop_and
     assert one_lost["old_accuracy"] == 0.75 and one_lost["new_accuracy"] == pytest.approx(2 / 3)
     assert 1.5 < one_lost["offset"] < 2.0  # the third new example (2.5) would cost a second old one (margin 2)
     assert head.bias[:2].tolist() == [0.0, 0.0] and head.bias[2].item() == pytest.approx(one_lost["offset"])
+
+
+def test_the_frozen_blocks_follow_the_network_when_its_tensors_are_swapped(grown):
+    """Training moves the network to its device, which swaps every parameter's data (here to float64, as
+    a move to a GPU would): the old blocks are still the ones written back."""
+    from edgegrow.extend import _FrozenBlocks, _extended, _output_producer
+
+    run, _ = grown
+    old, _ = load_checkpoint(run / "checkpoint.pt")
+    example = example_input(old)
+    model, _ = _extended(old, example, 2, _output_producer(old, example), 0.25, 8, torch.Generator().manual_seed(0))
+    frozen = _FrozenBlocks(model, old)
+    model.double()
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.add_(1)
+    frozen.restore()
+    for name, before in old.state_dict().items():
+        after = model.state_dict()[name]
+        rows = after if before.dim() == 0 else after[:before.shape[0]][tuple(slice(0, n) for n in before.shape)]
+        assert torch.equal(rows, before.to(after.dtype)), name

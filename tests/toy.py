@@ -115,3 +115,21 @@ def poison_growth(monkeypatch, events_to_poison: int) -> dict:
 
     monkeypatch.setattr(growth_step_module, "apply_candidates", apply_then_poison)
     return calls
+
+
+def grown_kws_run(root: Path, clips_per_word: int, settings: dict):
+    """A DS-CNN grown with ``settings`` to 1.6× its seed's host latency on a small Speech Commands folder
+    (tests/fake_speech_commands.py) written under ``root``: ``root/data``, ``root/cache``, ``root/run``.
+    Returns the run folder and the task."""
+    from fake_speech_commands import write_speech_commands
+
+    from edgegrow.tasks import load_task
+
+    write_speech_commands(root / "data", clips_per_word=clips_per_word)
+    task = load_task("kws", root / "data", cache_dir=root / "cache", progress=False)
+    torch.manual_seed(0)
+    seed = task.seed()
+    budget = Budget({"latency_ms": 1.6 * estimate(seed, torch.zeros(1, *task.data.input_shape), "host").latency_ms})
+    grow(seed, task.data, "host", budget, GrowConfig(**settings), root / "run", family=task.family,
+         seed_options=task.seed_options, log=lambda line: None, task_source=task.source)
+    return root / "run", task

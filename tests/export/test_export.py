@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from fake_speech_commands import write_speech_commands
+from toy import grown_kws_run
 from torch import nn
 
 pytest.importorskip("litert_torch")
@@ -27,9 +27,6 @@ from edgegrow.export import (  # noqa: E402  # noqa: E402
     runtimes,
     tflite_format,
 )
-from edgegrow.grow import GrowConfig, grow  # noqa: E402
-from edgegrow.growth.budget import Budget  # noqa: E402
-from edgegrow.tasks import load_task  # noqa: E402
 
 # a run long enough on the 12-clips-a-word folder that int8 files can be checked against a trained network
 EXPORTED_RUN = dict(epochs=18, growth_every=2.0, growth_end=0.3, score_batches=1, fast_steps=5, batch_size=32)
@@ -41,14 +38,8 @@ FILES = {"model.onnx", "model_int8.onnx", "model.tflite", "model_int8.tflite", "
 def run(tmp_path_factory):
     """A real grow run on a small Speech Commands folder: the run folder and its task."""
     root = tmp_path_factory.mktemp("kws")
-    write_speech_commands(root / "data", clips_per_word=12)
-    task = load_task("kws", root / "data", cache_dir=root / "cache", progress=False)
-    torch.manual_seed(0)
-    seed = task.seed()
-    budget = Budget({"latency_ms": 1.6 * estimate(seed, torch.zeros(1, *task.data.input_shape), "host").latency_ms})
-    grow(seed, task.data, "host", budget, GrowConfig(**EXPORTED_RUN), root / "run", family=task.family,
-         seed_options=task.seed_options, log=lambda line: None, task_source=task.source)
-    return root / "run", task, root / "cache"
+    folder, task = grown_kws_run(root, 12, EXPORTED_RUN)
+    return folder, task, root / "cache"
 
 
 @pytest.fixture(scope="module")
