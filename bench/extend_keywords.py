@@ -13,6 +13,7 @@ Per seed:
    profile (the widest extension that fits), with its defaults (20 epochs, 200 replayed clips per old
    class, about a quarter of the old training clips); ``extended-replay-50``, ``extended-replay-all``
    (every old training clip) and ``extended-no-replay``: the same with other replay buffers;
+   ``extended-balanced``: the default replay with a class-balanced loss (``ExtendConfig.balanced``);
 3. ``fine-tuned``: the old network with its head extended by five rows, every weight trained on the
    same clips (the new words' and the same replay) for the same epochs: what fine-tuning does;
 4. ``joint``: the extended network's architecture from fresh weights trained on all 17 classes' full
@@ -64,9 +65,10 @@ OLD_BUDGET = {"latency_ms": 0.046}  # grow_vs_uniform.py's kws-host-b
 NEW_BUDGET = {"latency_ms": 0.069}  # 1.5× the old budget
 NEW = ("bed", "bird", "cat", "dog", "eight")  # the first five words of the 'unknown' vocabulary
 EPOCHS = 20
-KINDS = ("old", "extended", "extended-replay-50", "extended-replay-all", "extended-no-replay", "fine-tuned", "joint")
+KINDS = ("old", "extended", "extended-replay-50", "extended-replay-all", "extended-no-replay", "fine-tuned", "joint",
+         "extended-balanced")
 REPLAY = {"extended": ExtendConfig.replay_per_class, "extended-replay-50": 50, "extended-replay-all": 10 ** 6,
-          "extended-no-replay": 0}  # old clips kept per class; 10**6: every training clip of the old classes
+          "extended-no-replay": 0, "extended-balanced": ExtendConfig.replay_per_class}  # old clips kept per class; 10**6: every training clip of the old classes
 
 
 def result_path(work: Path, seed: int, kind: str) -> Path:
@@ -115,7 +117,7 @@ def run_one(seed: int, kind: str, work: Path) -> dict:
     elif kind.startswith("extended"):
         out = work / f"seed{seed}-{kind}-run"
         shutil.rmtree(out, ignore_errors=True)
-        config = ExtendConfig(seed=seed, replay_per_class=REPLAY[kind])
+        config = ExtendConfig(seed=seed, replay_per_class=REPLAY[kind], balanced=kind == "extended-balanced")
         result = extend(old_run, NEW, out, budget=Budget(NEW_BUDGET), target=PROFILE, config=config, progress=False,
                         log=lambda line: None)
         model = result.model
@@ -156,13 +158,14 @@ def run_all(args) -> None:
     if args.jobs > 1:
         queues = [args.seeds[job::args.jobs] for job in range(args.jobs)]
         processes = [subprocess.Popen([sys.executable, __file__, "run", "--work", str(work), "--jobs", "1",
-                                       "--seeds", *map(str, queue)]) for queue in queues if queue]
+                                       "--seeds", *map(str, queue), "--kinds", *args.kinds])
+                     for queue in queues if queue]
         for process in processes:
             process.wait()
         return
     torch.set_num_threads(1)
     for seed in args.seeds:
-        for kind in KINDS:
+        for kind in (k for k in KINDS if k in args.kinds):
             if not result_path(work, seed, kind).exists():
                 run_one(seed, kind, work)
 
@@ -175,9 +178,10 @@ def report(args) -> None:
     work = Path(args.work)
     rows = {(row["seed"], row["kind"]): row for row in
             (json.loads(path.read_text()) for path in sorted(work.glob("seed*-*.json")))}
-    seeds = sorted({seed for seed, kind in rows if all((seed, k) in rows for k in KINDS)})
-    if not seeds:
-        raise SystemExit(f"no seed in {work} has every kind yet ({', '.join(KINDS)}); run first")
+    kinds = [kind for kind in KINDS if any(k == kind for _, k in rows)]
+    seeds = sorted({seed for seed, kind in rows if all((seed, k) in rows for k in kinds)})
+    if not seeds or "extended" not in kinds or "joint" not in kinds:
+        raise SystemExit(f"no seed in {work} has the old, extended and joint runs yet; run first")
 
     def points(kind: str, split: str, minus: tuple[str, str] | None = None) -> list[float]:
         values = []
@@ -189,26 +193,28 @@ def report(args) -> None:
         return values
 
     table = {}
-    for kind in KINDS:
+    for kind in kinds:
         accuracy = {split: points(kind, split) for split in ("old", "new", "all") if kind != "old" or split != "new"}
         predicted = rows[(seeds[0], kind)]["predicted"]
         table[kind] = {"test_accuracy_points": {split: {"median": _median(v), "per_seed": v}
                                                 for split, v in accuracy.items()},
                        "predicted": predicted, "parameters": [rows[(s, kind)]["parameters"] for s in seeds],
                        "wall_seconds": _median([rows[(s, kind)]["wall_seconds"] for s in seeds])}
-    comparisons = {
-        "extended old − old (target ≥ −0.5)": points("extended", "old", ("old", "old")),
-        "extended new − joint new (target ≥ −3)": points("extended", "new", ("joint", "new")),
-        "fine-tuned old − old (forgetting)": points("fine-tuned", "old", ("old", "old")),
-        "fine-tuned new − extended new": points("fine-tuned", "new", ("extended", "new")),
-        "extended-replay-50 old − old": points("extended-replay-50", "old", ("old", "old")),
-        "extended-replay-50 new − joint new": points("extended-replay-50", "new", ("joint", "new")),
-        "extended-replay-all old − old": points("extended-replay-all", "old", ("old", "old")),
-        "extended-replay-all new − joint new": points("extended-replay-all", "new", ("joint", "new")),
-        "extended-no-replay old − old": points("extended-no-replay", "old", ("old", "old")),
-        "extended-no-replay new − joint new": points("extended-no-replay", "new", ("joint", "new")),
-        "joint old − old": points("joint", "old", ("old", "old")),
-    }
+    wanted = [("extended old − old (target ≥ −0.5)", "extended", "old", ("old", "old")),
+              ("extended new − joint new (target ≥ −3)", "extended", "new", ("joint", "new")),
+              ("fine-tuned old − old (forgetting)", "fine-tuned", "old", ("old", "old")),
+              ("fine-tuned new − extended new", "fine-tuned", "new", ("extended", "new")),
+              ("extended-replay-50 old − old", "extended-replay-50", "old", ("old", "old")),
+              ("extended-replay-50 new − joint new", "extended-replay-50", "new", ("joint", "new")),
+              ("extended-replay-all old − old", "extended-replay-all", "old", ("old", "old")),
+              ("extended-replay-all new − joint new", "extended-replay-all", "new", ("joint", "new")),
+              ("extended-no-replay old − old", "extended-no-replay", "old", ("old", "old")),
+              ("extended-no-replay new − joint new", "extended-no-replay", "new", ("joint", "new")),
+              ("extended-balanced new − extended new", "extended-balanced", "new", ("extended", "new")),
+              ("extended-balanced old − extended old", "extended-balanced", "old", ("extended", "old")),
+              ("joint old − old", "joint", "old", ("old", "old"))]
+    comparisons = {name: points(kind, split, minus) for name, kind, split, minus in wanted
+                   if kind in kinds and minus[0] in kinds}
     summary = {name: {"median": _median(v), "min": min(v), "max": max(v), "per_seed": v}
                for name, v in comparisons.items()}
     first = rows[(seeds[0], "extended")]
@@ -237,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run")
     run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     run.add_argument("--jobs", type=int, default=2)
+    run.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     run.add_argument("--work", default=str(Path.home() / ".cache" / "edgegrow-bench" / "extend_keywords"))
     rep = commands.add_parser("report")
     rep.add_argument("--work", default=str(Path.home() / ".cache" / "edgegrow-bench" / "extend_keywords"))

@@ -469,8 +469,8 @@ def _extend_parser(commands) -> argparse.ArgumentParser:
                              "0.25 without a budget)")
     extend.add_argument("--replay", type=int, default=200, metavar="N",
                         help="training examples kept of each old class (default 200; 0: none)")
-    extend.add_argument("--epochs", type=int, default=20, help="epochs of training the new neurons (default 20)")
-    extend.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (default 0.005)")
+    extend.add_argument("--epochs", type=int, default=60, help="epochs of training the new neurons (default 60)")
+    extend.add_argument("--lr", type=float, default=2e-2, help="peak learning rate (default 0.02)")
     extend.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     extend.add_argument("--format", default="all", help="export formats, comma-separated, or none (default all)")
     _add_cache_dir_argument(extend)
