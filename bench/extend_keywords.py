@@ -10,8 +10,8 @@ Per seed:
 1. ``old``: DS-CNN grown with edgegrow's DS-CNN defaults (20 epochs, growth as search, TINY) on the 12
    classes to ``OLD_BUDGET`` on the pinned CPU profile of bench/grow_vs_uniform.py;
 2. ``extended``: ``edgegrow.extend.extend`` of it to the 17 classes within ``NEW_BUDGET`` on the same
-   profile (the widest extension that fits), with its defaults (20 epochs, 200 replayed clips per old
-   class, about a quarter of the old training clips); ``extended-replay-50``, ``extended-replay-all``
+   profile (the widest extension that fits), with its defaults (``ExtendConfig``: 60 epochs at 2e-2, 200
+   replayed clips per old class, about a quarter of the old training clips); ``extended-replay-50``, ``extended-replay-all``
    (every old training clip) and ``extended-no-replay``: the same with other replay buffers;
    ``extended-balanced``: the default replay with a class-balanced loss (``ExtendConfig.balanced``);
 3. ``fine-tuned``: the old network with its head extended by five rows, every weight trained on the

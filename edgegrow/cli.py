@@ -441,6 +441,9 @@ def _export_parser(commands) -> argparse.ArgumentParser:
 
 def _extend_parser(commands) -> argparse.ArgumentParser:
     """The 'extend' command's parser, added to ``commands``."""
+    from .extend import ExtendConfig
+
+    defaults = ExtendConfig()
     extend = commands.add_parser(
         "extend", help="teach a grown KWS model new words without changing its answers on the old ones",
         description="Add new words as classes to a grown keyword-spotting network. Its weights are frozen; every "
@@ -449,7 +452,7 @@ def _extend_parser(commands) -> argparse.ArgumentParser:
                     "rounding) on every input. The new neurons train on the new words' clips and a small replay "
                     "of the old classes'. Writes checkpoint.pt and extend.json to --out, and the exported files, "
                     "each checked against the old network, to --out/exported.",
-        epilog="examples:\n  edgegrow extend runs/kws-host --classes bed,bird,cat,dog,eight --out runs/kws-host-15\n"
+        epilog="examples:\n  edgegrow extend runs/kws-host --classes bed,bird,cat,dog,eight --out runs/kws-host-17\n"
                "  edgegrow extend runs/kws-m4 --classes happy,house --target cortex-m4f-120mhz --budget latency_ms=60 "
                "--budget sram_kb=16 --out runs/kws-m4-14",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -467,10 +470,12 @@ def _extend_parser(commands) -> argparse.ArgumentParser:
     extend.add_argument("--width-increase", type=float, metavar="SHARE",
                         help="share of each layer's width to add (default: the largest that fits the budget, up to 1; "
                              "0.25 without a budget)")
-    extend.add_argument("--replay", type=int, default=200, metavar="N",
-                        help="training examples kept of each old class (default 200; 0: none)")
-    extend.add_argument("--epochs", type=int, default=60, help="epochs of training the new neurons (default 60)")
-    extend.add_argument("--lr", type=float, default=2e-2, help="peak learning rate (default 0.02)")
+    extend.add_argument("--replay", type=int, default=defaults.replay_per_class, metavar="N",
+                        help=f"training examples kept of each old class (default {defaults.replay_per_class}; 0: none)")
+    extend.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help=f"epochs of training the new neurons (default {defaults.epochs})")
+    extend.add_argument("--lr", type=float, default=defaults.learning_rate,
+                        help=f"peak learning rate (default {defaults.learning_rate:g})")
     extend.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     extend.add_argument("--format", default="all", help="export formats, comma-separated, or none (default all)")
     _add_cache_dir_argument(extend)

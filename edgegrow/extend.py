@@ -61,6 +61,7 @@ SUMMARY = "extend.json"
 CHECKPOINT = "checkpoint.pt"
 DEFAULT_WIDTH_INCREASE = 0.25  # without a budget
 OLD_OUTPUT_TOLERANCE = 1e-5  # the largest change of an old class's logit the extension may cause
+FLOAT_FILE_TOLERANCE = 1e-4  # the same in an exported float file (the exporter's own tolerance against PyTorch)
 
 
 @dataclass
@@ -130,7 +131,7 @@ class ExtendResult:
     class_names: list[str]
     old_classes: int  # the first this many classes are the old network's
     new_neurons: dict[str, int]  # group → neurons added
-    width_increase: float
+    width_increase: float  # the share asked of every group; the counts round it up to the channel multiple
     predicted: dict  # the extended network's cost on the target
     predicted_before: dict
     test: ClassAccuracy
@@ -143,14 +144,14 @@ class ExtendResult:
     def describe(self) -> str:
         test = self.test
         added = ", ".join(f"{group} +{count}" for group, count in self.new_neurons.items())
-        lines = [f"extended from {self.old_classes} to {len(self.class_names)} classes: new neurons {added} "
-                 f"(width +{self.width_increase:.0%}), {self.predicted.get('latency_ms', float('nan')):.4g} ms "
+        lines = [f"extended from {self.old_classes} to {len(self.class_names)} classes: new neurons {added}, "
+                 f"{self.predicted.get('latency_ms', float('nan')):.4g} ms "
                  f"predicted (was {self.predicted_before.get('latency_ms', float('nan')):.4g})",
                  f"old classes: {test.old_before:.1%} before, {test.old_after:.1%} after ({test.old_examples} test "
                  f"examples); new classes: {test.new_after:.1%} ({test.new_examples}); all: {test.all_after:.1%}",
                  f"old classes' logits changed by at most {self.old_output_difference:.2g}; top-1 among them "
                  f"unchanged on {self.old_top1_agreement:.1%} of test inputs"]
-        if self.calibration:
+        if self.calibration and "skipped" not in self.calibration:
             lines.insert(1, f"new classes' logits offset by {self.calibration['offset']:+.3g} on validation (old "
                             f"classes there {self.calibration['old_accuracy']:.1%}, at most "
                             f"{100 * self.calibration['max_old_drop']:.1f} points below {self.calibration['old_accuracy_before']:.1%})")
@@ -261,14 +262,16 @@ def _fitting_share(old: nn.Module, example: torch.Tensor, classes: int, layer: s
 
     if config.width_increase is not None or budget is None:
         share = config.width_increase if config.width_increase is not None else DEFAULT_WIDTH_INCREASE
-        if budget is not None and over(share):
+        exceeded = over(share) if budget is not None else []
+        if exceeded:
             raise ValueError(f"the extended network at width increase {share:g} is over the budget "
-                             f"({over(share)[0]}); lower --width-increase or raise the budget")
+                             f"({exceeded[0]}); lower --width-increase or raise the budget")
         return share
     smallest = 1e-9  # the fewest new neurons: one per group, rounded up to the channel multiple
-    if over(smallest):
+    exceeded = over(smallest)
+    if exceeded:
         raise ValueError(f"the budget leaves no room for new neurons: the fewest new neurons and the new classes are "
-                         f"already over it ({over(smallest)[0]}); raise the budget")
+                         f"already over it ({exceeded[0]}); raise the budget")
     if not over(config.max_width_increase):
         return config.max_width_increase
     low, high = smallest, config.max_width_increase
@@ -301,6 +304,8 @@ def _logits(model: nn.Module, inputs: torch.Tensor, batch: int = 512) -> torch.T
     model.eval()
     device = next(model.parameters()).device
     with torch.no_grad():
+        if len(inputs) == 0:
+            return model(torch.zeros(1, *inputs.shape[1:], device=device)).cpu()[:0]
         return torch.cat([model(inputs[i:i + batch].to(device)).cpu() for i in range(0, len(inputs), batch)])
 
 
@@ -322,16 +327,18 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     """
     from cost_models import estimate, load_target
 
-    from .export.exporter import find_checkpoint
+    from .export.exporter import find_checkpoint, parse_formats
     from .grow.growth_step import predicted_costs
     from .grow.run_folder import RunMeta
     from .tasks import load_task
-    from .training import Training, make_optimizer
+    from .training import Training, make_optimizer, resolve_device
 
     started = time.perf_counter()
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} already holds files; choose another --out or remove it")
+    if formats:
+        formats = parse_formats(formats)  # a bad format is said now, not after training
     new_classes = list(new_classes)
     if not new_classes:
         raise ValueError("name at least one new word to learn (--classes WORD,WORD)")
@@ -351,6 +358,8 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     coefficients = int(meta.input_shape[-1])
     normalization = ({"mean": normalization["mean"], "std": normalization["std"]} if normalization
                      else {"mean": [0.0] * coefficients, "std": [1.0] * coefficients})
+    target_name = target or meta.target
+    target_profile = load_target(target_name)  # an unknown target is said before the data loads
     source = meta.task_source or {}
     folder = data if data is not None else source.get("data")
     all_new = [*source.get("new_classes", []), *new_classes]
@@ -358,11 +367,6 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
                      new_classes=all_new, normalization=normalization)
     names = task.data.class_names
     old_count = len(meta.class_names)
-    if names[:old_count] != list(meta.class_names):
-        raise ValueError(f"the data's classes ({', '.join(names[:old_count])}) are not the network's "
-                         f"({', '.join(meta.class_names)}); pass --data with the folder the network was grown on")
-    target_name = target or meta.target
-    target_profile = load_target(target_name)
     example = example_input(old)
     layer = _output_producer(old, example)
     share = _fitting_share(old, example, len(new_classes), layer, budget, target_profile, config)
@@ -371,7 +375,7 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     frozen = _FrozenBlocks(model, old)
     log(f"extending {path.parent.name if path.name == CHECKPOINT else path.name} from {old_count} to {len(names)} "
         f"classes: +{', +'.join(f'{count} in {group}' for group, count in added.items())} neurons "
-        f"(width +{share:.0%}); old weights frozen")
+        f"(asked width +{share:.0%}, in whole steps of {config.channel_multiple}); old weights frozen")
 
     train = _replay_split(task.data.train, old_count, config.replay_per_class, config.seed)
     data_for_training = TaskData(task.data.name, names, train, task.data.validation, task.data.test,
@@ -383,16 +387,21 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     if config.balanced:
         counts = torch.bincount(train.labels, minlength=len(names)).clamp(min=1).float()
         loss_function = nn.CrossEntropyLoss(weight=(len(train.labels) / (len(names) * counts)).to(
-            next(model.parameters()).device))
+            resolve_device(train_config.device)))  # where Training will move the network
     training = Training(model, data_for_training, train_config, optimizer=optimizer, loss_function=loss_function,
                         progress=progress)
     stopped = training.run()
     if stopped != "epochs":
-        raise ValueError(f"training the new neurons stopped early: {stopped} (lower the learning rate)")
+        from .grow.loop import NumericalFault
+
+        raise NumericalFault(f"training the new neurons stopped early ({stopped}): lower --lr")
     model = model.cpu().eval()
     calibration = {}
     if config.max_old_drop is not None and len(task.data.validation):
         calibration = calibrate_new_logits(model, layer, task.data.validation, old_count, config.max_old_drop)
+    if "skipped" in calibration:
+        log(f"no offset on the new classes' logits: {calibration['skipped']}")
+    elif calibration:
         log(f"new classes' logits offset by {calibration['offset']:+.3g} (validation: old classes "
             f"{calibration['old_accuracy_before']:.1%} → {calibration['old_accuracy']:.1%}, new "
             f"{calibration['new_accuracy_uncalibrated']:.1%} → {calibration['new_accuracy']:.1%})")
@@ -403,7 +412,7 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     before, after = _logits(old, inputs), _logits(model, inputs)
     difference = float((after[:, :old_count] - before).abs().max()) if len(inputs) else 0.0
     agreement = float((after[:, :old_count].argmax(1) == before.argmax(1)).float().mean()) if len(inputs) else 1.0
-    if difference > OLD_OUTPUT_TOLERANCE * max(1.0, float(before.abs().max())):
+    if len(inputs) and difference > OLD_OUTPUT_TOLERANCE * max(1.0, float(before.abs().max())):
         raise RuntimeError(f"the old classes' logits moved by {difference:.2g}: the old weights were not held "
                            "(a bug in edgegrow; please report it)")
     old_rows, new_rows = labels < old_count, labels >= old_count
@@ -485,7 +494,11 @@ def calibrate_new_logits(model: nn.Module, head: str, validation: Split, old_cla
     new_right = new_rows & (new_best.indices + old_classes == labels)  # right once its new class wins
     points = torch.unique(switch)
     candidates = torch.cat([points[:1] - 1, (points[1:] + points[:-1]) / 2, points[-1:] + 1])
-    old_count, new_count = max(1, int(old_rows.sum())), max(1, int(new_rows.sum()))
+    if not old_rows.any() or not new_rows.any():  # nothing to trade: the validation split lacks one side
+        return {"offset": 0.0, "skipped": "the validation split has no clips of the "
+                                          f"{'old classes' if not old_rows.any() else 'new words'}",
+                "max_old_drop": max_old_drop}
+    old_count, new_count = int(old_rows.sum()), int(new_rows.sum())
     # b means "switch < b"; offsets on the rows, examples on the columns
     old_accuracy = ((switch[None, :] > candidates[:, None]) & old_right[None, :]).sum(1).double() / old_count
     new_accuracy = ((switch[None, :] < candidates[:, None]) & new_right[None, :]).sum(1).double() / new_count
@@ -498,7 +511,7 @@ def calibrate_new_logits(model: nn.Module, head: str, validation: Split, old_cla
         bias[old_classes:] += offset
     uncalibrated = float(((switch < 0) & new_right).sum()) / new_count
     return {"offset": offset, "old_accuracy_before": ceiling, "old_accuracy": float(old_accuracy[chosen]),
-            "old_accuracy_uncalibrated": float(((switch > 0) & old_right).sum()) / old_count,
+            "old_accuracy_uncalibrated": float(((switch >= 0) & old_right).sum()) / old_count,  # ties: old
             "new_accuracy": best, "new_accuracy_uncalibrated": uncalibrated, "max_old_drop": max_old_drop}
 
 
@@ -515,10 +528,11 @@ def _share(correct: torch.Tensor) -> float:
 def _export_and_check(model: nn.Module, old: nn.Module, data: TaskData, out: Path, formats, old_count: int,
                       family: str, log) -> dict:
     """Export the extended network and check, in each file's own runtime, that the old classes' answers
-    are the old network's: the largest logit change for float files, top-1 agreement among the old
-    classes for every file."""
+    are the old network's: a float file whose old logits are more than ``FLOAT_FILE_TOLERANCE`` from the
+    old network's, or that ever answers another old class, is an ExportError (nothing is kept); for an
+    int8 file the top-1 agreement among the old classes is recorded."""
     from .export import runtimes
-    from .export.exporter import export_model
+    from .export.exporter import ExportError, export_model
 
     result = export_model(model, data, out, formats=formats, family=family, task_kind="kws", log=log)
     inputs = data.test.take(torch.arange(min(len(data.test), 512))).numpy()
@@ -538,5 +552,9 @@ def _export_and_check(model: nn.Module, old: nn.Module, data: TaskData, out: Pat
         check = {"old_top1_agreement": float((old_answers.argmax(1) == before.argmax(1)).mean())}
         if "int8" not in fmt:
             check["old_max_abs_difference"] = float(np.abs(old_answers - before).max())
+            if check["old_max_abs_difference"] > FLOAT_FILE_TOLERANCE or check["old_top1_agreement"] < 1:
+                raise ExportError(f"{path.name} moves the old classes' logits by {check['old_max_abs_difference']:.2g} "
+                                  f"(top-1 among them the old network's on {check['old_top1_agreement']:.1%} of test "
+                                  "inputs): the exported network is not the extended one (a bug in edgegrow)")
         checks[fmt] = check
     return checks

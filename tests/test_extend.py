@@ -267,3 +267,33 @@ def test_the_frozen_blocks_follow_the_network_when_its_tensors_are_swapped(grown
         after = model.state_dict()[name]
         rows = after if before.dim() == 0 else after[:before.shape[0]][tuple(slice(0, n) for n in before.shape)]
         assert torch.equal(rows, before.to(after.dtype)), name
+
+
+def test_without_validation_clips_of_the_new_words_no_offset_is_applied():
+    """A word folder of one's own often has no clips in validation_list.txt: nothing to trade, so the
+    new logits keep their bias (an offset picked from old clips alone would be arbitrary)."""
+    from edgegrow.data.task_data import Split
+    from edgegrow.extend import calibrate_new_logits
+
+    head = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(3))
+        head.bias.zero_()
+    split = Split(torch.tensor([[5.0, 0.0, -5.0], [0.0, 12.0, -10.0]]), torch.tensor([0, 1]))
+    calibration = calibrate_new_logits(torch.nn.Sequential(head), "0", split, old_classes=2, max_old_drop=0.005)
+    assert calibration["offset"] == 0.0 and "no clips of the new words" in calibration["skipped"]
+    assert head.bias.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_bad_format_or_an_out_that_is_a_file_is_refused_before_training(grown, tmp_path, monkeypatch):
+    import edgegrow.extend as extend_module
+
+    run, root = grown
+    monkeypatch.setattr(extend_module, "_replay_split", lambda *args: pytest.fail("trained before refusing"))
+    with pytest.raises(ValueError, match="unknown export format 'tflit'"):
+        extend(run, NEW, tmp_path / "out", cache_dir=root / "cache", progress=False, formats="onnx,tflit",
+               log=lambda line: None)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match="already holds files"):
+        extend(run, NEW, tmp_path / "file", cache_dir=root / "cache", progress=False, log=lambda line: None)
+    assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "out").exists()
