@@ -53,7 +53,7 @@ from .argument_checks import check_finite, check_positive_integer
 from .atomic import replace_durably, write_atomically
 from .checkpoint import CUSTOM_FAMILY, Checkpoint, load_checkpoint, save_checkpoint
 from .data.task_data import Split, TaskData
-from .growth import add_neurons, find_channel_groups, growable_groups
+from .growth import add_neurons, find_channel_groups, group_named, growable_groups
 from .growth.budget import Budget
 from .models import example_input
 
@@ -243,7 +243,7 @@ def widen_every_group(model: nn.Module, example: torch.Tensor, share: float, mul
     place; group → count."""
     added = {}
     for name, width in [(g.name, g.width_at_discovery) for g in growable_groups(find_channel_groups(model, example))]:
-        group = next(g for g in find_channel_groups(model, example) if g.name == name)
+        group = group_named(find_channel_groups(model, example), name)  # again: the edits before changed it
         count = new_neurons(width, share, multiple)
         add_neurons(model, group, count, generator=generator)
         added[name] = count

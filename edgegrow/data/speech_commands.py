@@ -75,8 +75,13 @@ class KwsConfig:
     normalization: dict | None = None
 
     @property
+    def keywords(self) -> tuple[str, ...]:
+        """The words with classes of their own: the 10 keywords, then ``extra_keywords``."""
+        return KEYWORDS + self.extra_keywords
+
+    @property
     def class_names(self) -> tuple[str, ...]:
-        return CLASS_NAMES + tuple(self.extra_keywords)
+        return CLASS_NAMES + self.extra_keywords
 
     def __post_init__(self):
         object.__setattr__(self, "extra_keywords", tuple(self.extra_keywords))
@@ -144,7 +149,7 @@ def _assign_split(relative: str, lists: dict[str, str] | None) -> str:
     return which_set(relative, 10.0, 10.0)
 
 
-def _index(root: Path, notes: list[str], extra_keywords: tuple[str, ...] = ()) -> dict[str, list[tuple[str, str]]]:
+def _index(root: Path, notes: list[str], keywords: tuple[str, ...] = KEYWORDS) -> dict[str, list[tuple[str, str]]]:
     """(relative path, word) of every clip, by split."""
     if not root.is_dir():
         raise ValueError(
@@ -152,7 +157,7 @@ def _index(root: Path, notes: list[str], extra_keywords: tuple[str, ...] = ()) -
             f"`edgegrow data kws --out {root}`"
         )
     words = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
-    missing = [word for word in (*KEYWORDS, *extra_keywords) if word not in words]
+    missing = [word for word in keywords if word not in words]
     if all(word not in words for word in KEYWORDS):
         raise ValueError(
             f"{root} has none of the keyword folders ({', '.join(KEYWORDS)}); is it a Speech Commands folder?"
@@ -227,7 +232,7 @@ def _plan_split(entries: list[tuple[str, str]], split_index: int, config: KwsCon
     """(relative path, label) of every clip of a split: its keywords, the sampled unknown words, and
     silence clips (path None)."""
     names = config.class_names
-    keywords = (*KEYWORDS, *config.extra_keywords)
+    keywords = config.keywords
     keyword_clips = [(relative, names.index(word)) for relative, word in entries if word in keywords]
     unknown_paths = [relative for relative, word in entries if word not in keywords]
     rng = np.random.default_rng([config.seed, 10, split_index])
@@ -311,7 +316,7 @@ def features_cache_file(root: str | Path, config: KwsConfig = KwsConfig(), *,
     """The file that holds the MFCC features of the Speech Commands folder ``root`` once
     ``load_speech_commands`` has computed them (it may not exist yet)."""
     root = Path(root)
-    return cache_path(cache_dir, "kws", _fingerprint(root, _index(root, [], config.extra_keywords), config))
+    return cache_path(cache_dir, "kws", _fingerprint(root, _index(root, [], config.keywords), config))
 
 
 def load_kws_features(path: str | Path) -> TaskData:
@@ -353,7 +358,7 @@ def load_speech_commands(
     """
     root = Path(root)
     notes: list[str] = []
-    by_split = _index(root, notes, config.extra_keywords)
+    by_split = _index(root, notes, config.keywords)
     names = config.class_names
     preprocessing = {"kind": "mfcc", **config.mfcc.to_dict(), "class_names": list(names)}
     key = _fingerprint(root, by_split, config)
