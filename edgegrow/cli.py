@@ -29,6 +29,8 @@ examples:
                                      ONNX, TFLite float and int8, C array; verified in their runtimes
   edgegrow extend runs/kws --classes bed,cat --out runs/kws-14
                                      learn new words; the old words' answers stay as they were
+  edgegrow compare --targets host,cortex-m4f-120mhz,cortex-m7-480mhz --accuracy 85 --quick
+                                     grow for each device at a ladder of budgets: which is cheapest for 85 %
   edgegrow bench exported/kws/model_int8.tflite --runtime tflm --target cortex-m4f-120mhz
                                      measure a file in a runtime beside the cost model's prediction
   edgegrow report runs/kws           the run's HTML report: training, widths, accuracy vs cost, costs
@@ -168,6 +170,7 @@ def _commands() -> tuple[Command, ...]:
         Command("grow", _grow_parser, _grow),
         Command("export", _export_parser, _export),
         Command("extend", _extend_parser, _extend),
+        Command("compare", _compare_parser, _compare),
         Command("bench", _bench_parser, _bench),
         Command("report", _report_parser, _report),
     )
@@ -265,6 +268,81 @@ def _workflow_parser(commands) -> argparse.ArgumentParser:
     _add_cache_dir_argument(workflow)
     _add_training_arguments(workflow)
     return workflow
+
+
+def _compare_parser(commands) -> argparse.ArgumentParser:
+    """The 'compare' command's parser, added to ``commands``."""
+    from .compare import DEFAULT_TARGETS, LADDER, QUICK_LADDER, RANK_METRICS
+    from .models.registry import TASKS
+
+    compare = commands.add_parser(
+        "compare", help="grow for several devices at a ladder of budgets: what each budget buys, which device is "
+                        "cheapest for an accuracy",
+        description="Grow a network for every target at every rung of a ladder of budgets (a rung: the predicted "
+                    "cost of the family's reference network at that width on the target; latency, and on a "
+                    "microcontroller also SRAM and flash), measure what this machine can (host latency in "
+                    "onnxruntime; a microcontroller's TFLite Micro arena and int8 file size), and write "
+                    "comparison.html (accuracy against latency, energy, SRAM and flash, every device on each chart) "
+                    "and comparison.json. With --accuracy: per device the cheapest rung that reaches it on the "
+                    "validation split, and the cheapest device.",
+        epilog="examples:\n  edgegrow compare --quick                                  the default targets, a "
+               "smoke run (two minutes on 2 cores)\n"
+               "  edgegrow compare --targets cortex-m4f-120mhz,cortex-m7-480mhz --accuracy 88 --rank-by energy_mj\n"
+               "  edgegrow compare --targets cortex-m4f-120mhz,cortex-m7-480mhz --accuracy 88 "
+               "--price cortex-m4f-120mhz=6.5 --price cortex-m7-480mhz=9\n"
+               "  edgegrow compare --budget sram_kb=16 --ladder 0.25,0.5,0.75,1,1.5 --out runs/boards\n"
+               "  edgegrow compare --resume --out runs/boards                continue a killed comparison",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    compare.add_argument("--targets", default=",".join(DEFAULT_TARGETS), metavar="A,B,C",
+                         help=f"the devices, names from 'edgegrow targets' or profile files (default "
+                              f"{','.join(DEFAULT_TARGETS)})")
+    compare.add_argument("--task", default="kws", choices=TASKS, help="kws (default) or image")
+    _add_data_arguments(compare)
+    compare.add_argument("--out", metavar="DIR", help="results folder (default runs/compare-TASK-DATE-TIME)")
+    ladder, quick_ladder = (",".join(f"{w:g}" for w in rungs) for rungs in (LADDER, QUICK_LADDER))
+    compare.add_argument("--ladder", type=_ladder, metavar="W,W,...",
+                         help=f"the rungs, width multipliers of the reference network (default {ladder}; --quick "
+                              f"{quick_ladder})")
+    compare.add_argument("--budget", action="append", metavar="METRIC=VALUE",
+                         help="a limit on every rung of every device; repeat for several (e.g. sram_kb=64)")
+    compare.add_argument("--accuracy", type=float, metavar="PERCENT",
+                         help="an accuracy target in percent (e.g. 88): the cheapest device and budget that reach it")
+    compare.add_argument("--rank-by", default="latency_ms", choices=RANK_METRICS,
+                         help="the cost devices are ranked by when no price is given (default latency_ms)")
+    compare.add_argument("--price", action="append", metavar="TARGET=PRICE",
+                         help="a device's unit price, for --accuracy; repeat per device")
+    compare.add_argument("--method", help=_method_help())
+    compare.add_argument("--no-measure", action="store_true", help="predicted figures only: no export, no timing")
+    compare.add_argument("--quick", action="store_true", help="short runs, three rungs, fewer timed runs (a smoke run)")
+    compare.add_argument("--resume", action="store_true", help="continue the comparison killed in --out")
+    compare.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_cache_dir_argument(compare)
+    _add_training_arguments(compare)
+    return compare
+
+
+def _ladder(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected width multipliers separated by commas, e.g. 0.25,0.5,1; got "
+                                         f"{text!r}") from None
+
+
+def _prices(items: list[str] | None) -> dict[str, float]:
+    prices: dict[str, float] = {}
+    for item in items or ():
+        name, separator, text = item.partition("=")
+        try:
+            price = float(text)
+        except ValueError:
+            price = None
+        if not separator or not name.strip() or price is None:
+            raise ValueError(f"--price {item!r} is not TARGET=PRICE; e.g. --price cortex-m4f-120mhz=6.5")
+        if name.strip() in prices:
+            raise ValueError(f"--price {name.strip()} is given twice")
+        prices[name.strip()] = price
+    return prices
 
 
 def _data_kws_parser(commands) -> argparse.ArgumentParser:
@@ -682,6 +760,28 @@ def _extend(args):
     return json.loads((result.out_dir / "extend.json").read_text())
 
 
+def _compare(args):
+    from .compare import CompareConfig, compare_targets
+    from .grow import GrowConfig
+    from .growth.budget import Budget
+
+    if args.accuracy is not None and not 1 <= args.accuracy <= 100:
+        raise ValueError(f"--accuracy is a percentage between 1 and 100 (e.g. 88 for 88 %), got {args.accuracy:g}")
+    grow_config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed,
+                                                                   **_training_settings(args))
+    settings = {"seed_width": "auto" if args.seed_width is None else args.seed_width, "measure": not args.no_measure}
+    if args.ladder is not None:
+        settings["ladder"] = args.ladder
+    config = (CompareConfig.quick if args.quick else CompareConfig)(grow=grow_config, **settings)
+    result = compare_targets(
+        [name for name in args.targets.split(",")], args.task, data=args.data, family=args.family, out=args.out,
+        cache_dir=args.cache_dir, budget=Budget.parse(args.budget).limits if args.budget else None, config=config,
+        accuracy=None if args.accuracy is None else args.accuracy / 100, rank_by=args.rank_by,
+        prices=_prices(args.price), resume=args.resume, progress=not args.quiet)
+    print(f"\n{result.describe()}")
+    return result.to_dict()
+
+
 def _bench(args):
     from .export.benchmark import benchmark
 
@@ -938,9 +1038,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        out = getattr(args, "out", None)
         resume = {"profile": "; run the same command again to resume",
-                  "grow": f"; 'edgegrow grow --resume {getattr(args, 'out', None) or 'RUN_DIR'}' continues after the last "
-                          "finished epoch"}.get(args.command, "")
+                  "grow": f"; 'edgegrow grow --resume {out or 'RUN_DIR'}' continues after the last finished epoch",
+                  "compare": f"; the same command with --resume --out {out or 'DIR'} continues it"
+                  }.get(args.command, "")
         print(f"edgegrow {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
     finally:

@@ -212,7 +212,7 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
     started = time.perf_counter()
 
     step = time.perf_counter()
-    loaded = rank_zero_first(world, lambda: _load_data(task, data, family, cache_dir, progress, log))
+    loaded = rank_zero_first(world, lambda: load_task_data(task, data, family, cache_dir, progress, log))
     seconds["data"] = time.perf_counter() - step
 
     step = time.perf_counter()
@@ -296,7 +296,9 @@ def run_workflow(task: str = "kws", *, data: str | Path | None = None, family: s
 
 
 # -- steps -------------------------------------------------------------------------------------------
-def _load_data(task: str, data, family, cache_dir, progress: bool, log) -> Task:
+def load_task_data(task: str, data, family, cache_dir, progress: bool, log) -> Task:
+    """The task's data (for ``kws`` without ``data``: the default synthetic set, made on first use), saying
+    where it comes from."""
     if task == "kws" and data is None:
         from .data.synthesize_kws import default_kws_folder, ensure_default_kws_set
 

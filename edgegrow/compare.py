@@ -1,0 +1,610 @@
+"""Which device, and what each budget buys on it: grow for several targets at a ladder of budgets.
+
+``compare_targets`` answers what a product team asks before it buys a board (seed 002's point: choose
+the hardware together with the network). For every target it grows a network at each rung of a
+ladder of budgets. A rung is a width multiplier of the family's reference network (DS-CNN-S for
+keyword spotting): its budget on a target is that network's predicted cost there, in latency, and on
+a microcontroller also in SRAM and flash, so rung ×0.5 buys on every device what DS-CNN-S ×0.5 costs
+on it. Limits given with ``budget`` (e.g. ``sram_kb=64``) and a device's own SRAM and flash cap every
+rung.
+
+Every grown network's cost on its device is predicted by the device's cost model, and measured where
+this machine can measure it: on ``host`` (this machine) the float ONNX file's median latency in
+onnxruntime; on a microcontroller the int8 TFLite file's TFLite Micro arena (SRAM) and its size
+(flash), with its int8 test accuracy. Energy is never measured. The result says, per device and
+metric, which figures are measured and which predicted, and from what.
+
+Given an accuracy target, ``Comparison.cheapest`` picks for every device the cheapest rung whose
+network reaches it on the validation split (never the test split), and the cheapest device: by the
+unit prices given, else by one cost metric.
+
+Output layout (``out``)::
+
+    comparison.json  comparison.html
+    runs/<target>/x<rung>/       each grow run: steps.jsonl, checkpoint.pt, summary.json
+    exported/<target>/x<rung>/   the file measured, with its model card
+
+``comparison.json`` (format ``FORMAT``) is rewritten after every rung, so a killed comparison
+continues with ``resume=True``: finished rungs are kept, a rung killed mid-run resumes its grow run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from cost_models import estimate, load_target
+from cost_models.target import Target, user_targets_folder
+from cost_models.whole_model_calibration import calibration_status
+
+from .atomic import write_atomically
+from .baseline import seed_width_for
+from .grow import GrowConfig, grow
+from .grow.checks import check_seed_fits
+from .grow.growth_step import predicted_costs
+from .grow.run_folder import SUMMARY, RunFolder
+from .growth.budget import Budget
+from .models.registry import TASKS
+from .tasks import Task
+from .training import resolve_device
+from .training.distributed import current_world
+from .workflow import HOST, ensure_host_profile, load_task_data
+
+FORMAT = "edgegrow-comparison/1"
+COMPARISON = "comparison.json"
+REPORT = "comparison.html"
+DEFAULT_TARGETS = (HOST, "cortex-m4f-120mhz", "cortex-m7-480mhz")
+LADDER = (0.25, 0.5, 0.75, 1.0)
+QUICK_LADDER = (0.25, 0.5, 1.0)
+COST_METRICS = ("latency_ms", "energy_mj", "sram_kb", "flash_kb")
+RANK_METRICS = COST_METRICS
+COST_NAMES = {"latency_ms": "latency (ms)", "energy_mj": "energy per inference (mJ)", "sram_kb": "SRAM (KiB)",
+              "flash_kb": "flash (KiB)"}
+RUNG_METRICS = {"mcu": ("latency_ms", "sram_kb", "flash_kb")}  # what a rung limits; other kinds: latency alone
+CAPACITY_FIELDS = {"sram_kb": "sram_bytes", "flash_kb": "flash_bytes"}  # a device's own limits (Target fields)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """How much work each rung does. ``grow`` is every grow run's config (``edgegrow grow``'s defaults);
+    ``ladder`` the rungs, width multipliers of the family's reference network whose predicted cost on
+    a target is that rung's budget there; ``seed_width`` as ``WorkflowConfig``'s; ``measure`` exports
+    each grown network and measures it where this machine can (see the module docstring)."""
+
+    grow: GrowConfig = GrowConfig()
+    ladder: tuple[float, ...] = LADDER
+    seed_width: float | str | None = "auto"
+    measure: bool = True
+    calibration_examples: int = 300
+    bench_runs: int = 200
+    bench_warmup: int = 20
+
+    def __post_init__(self):
+        ladder = tuple(self.ladder)
+        if not ladder:
+            raise ValueError("the ladder has no rung; e.g. --ladder 0.25,0.5,1")
+        for width in ladder:
+            if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) \
+                    or not 0 < width <= 4:
+                raise ValueError(f"ladder rungs are width multipliers of the reference network in (0, 4], got "
+                                 f"{width!r}")
+        if len(set(ladder)) != len(ladder):
+            raise ValueError(f"the ladder repeats a rung: {', '.join(f'{w:g}' for w in ladder)}")
+        object.__setattr__(self, "ladder", tuple(sorted(float(w) for w in ladder)))
+        if self.bench_runs < 1 or self.bench_warmup < 0 or self.calibration_examples < 1:
+            raise ValueError("need bench_runs >= 1, bench_warmup >= 0 and calibration_examples >= 1")
+
+    @classmethod
+    def quick(cls, grow: GrowConfig | None = None, **overrides) -> CompareConfig:
+        """A smoke comparison: GrowConfig.quick's short runs, three rungs, fewer timed runs."""
+        settings = dict(grow=grow or GrowConfig.quick(), ladder=QUICK_LADDER, calibration_examples=100,
+                        bench_runs=50, bench_warmup=5)
+        settings.update(overrides)
+        return cls(**settings)
+
+
+@dataclass
+class Point:
+    """One network grown for one device at one rung, with its accuracy and its cost there.
+
+    Accuracies are shares (0.9 = 90 %) of the float network, ``int8_test_accuracy`` the int8 file's
+    where one was exported. ``predicted`` holds every metric of ``COST_METRICS`` (None where the
+    device has no model of it); ``measured`` the ones measured here, ``measured_by`` how."""
+
+    target: str
+    rung: float  # the reference network's width multiplier whose cost is this budget
+    budget: dict[str, float]
+    run_dir: str  # relative to the comparison's folder
+    skipped: str | None = None  # why no network was grown at this rung (e.g. the seed does not fit a cap)
+    widths: dict = field(default_factory=dict)
+    depth: int | None = None
+    macs: int | None = None
+    params: int | None = None
+    validation_accuracy: float | None = None
+    test_accuracy: float | None = None
+    int8_test_accuracy: float | None = None
+    predicted: dict = field(default_factory=dict)
+    measured: dict = field(default_factory=dict)
+    measured_by: dict = field(default_factory=dict)
+    export_dir: str | None = None
+    not_measured: str | None = None  # why a measurement this device allows was not made
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"×{self.rung:g}"
+
+    @property
+    def grown(self) -> bool:
+        return self.skipped is None and self.test_accuracy is not None
+
+    def cost(self, metric: str) -> float | None:
+        """The measured value of ``metric`` where there is one, else the predicted one (None: neither)."""
+        value = self.measured.get(metric)
+        return self.predicted.get(metric) if value is None else value
+
+
+@dataclass
+class Device:
+    """A target of the comparison and, per metric of ``COST_METRICS``, where its figures come from."""
+
+    name: str
+    kind: str
+    description: str
+    sources: dict[str, str] = field(default_factory=dict)  # metric → "measured: …", "predicted: …" or "no model: …"
+
+    def measured(self, metric: str) -> bool:
+        return self.sources.get(metric, "").startswith("measured")
+
+
+@dataclass
+class Choice:
+    """The answer to "which device and budget reach this accuracy most cheaply"."""
+
+    accuracy: float  # the target, a share of the validation split
+    rank_by: str  # the metric devices are ranked by when no price is given for them
+    prices: dict[str, float]
+    per_device: dict[str, Point | None]  # each device's cheapest rung that reaches the target (None: none does)
+    best: Point | None
+    best_validation: dict[str, float | None]  # each device's highest validation accuracy, for the misses
+
+    def describe(self) -> str:
+        lines = [f"to reach {self.accuracy:.1%} validation accuracy:"]
+        for name, point in self.per_device.items():
+            if point is None:
+                best = self.best_validation.get(name)
+                lines.append(f"  {name}: no rung reaches it (best {_percent(best)})")
+            else:
+                price = f", {self.prices[name]:g} per unit" if name in self.prices else ""
+                lines.append(f"  {name}: {point.label} — {_costs(point)}{price}; validation "
+                             f"{_percent(point.validation_accuracy)}, test {_percent(point.test_accuracy)}")
+        if self.best is None:
+            lines.append("no device reaches it at these budgets: raise the ladder (--ladder) or lower --accuracy")
+        else:
+            how = "the lowest unit price" if self.best.target in self.prices else \
+                f"the lowest {COST_NAMES[self.rank_by]}"
+            lines.append(f"cheapest: {self.best.target} at {self.best.label} ({how})")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "rank_by": self.rank_by, "prices": self.prices,
+                "per_device": {name: None if p is None else {"target": p.target, "rung": p.rung}
+                               for name, p in self.per_device.items()},
+                "best": None if self.best is None else {"target": self.best.target, "rung": self.best.rung},
+                "best_validation": self.best_validation}
+
+
+@dataclass
+class Comparison:
+    """Everything a comparison made: the devices, every rung's point, and where the files are."""
+
+    out_dir: Path
+    task: str
+    family: str
+    data: str
+    validation_examples: int
+    test_examples: int
+    devices: list[Device]
+    points: list[Point]
+    config: dict
+    seconds: float = 0.0
+    report: Path | None = None
+    choice: Choice | None = None
+
+    def points_of(self, target: str) -> list[Point]:
+        return [point for point in self.points if point.target == target]
+
+    def cheapest(self, accuracy: float, *, rank_by: str = "latency_ms",
+                 prices: Mapping[str, float] | None = None) -> Choice:
+        """For each device the cheapest grown rung (by ``rank_by``) whose validation accuracy is at least
+        ``accuracy`` (a share), and the cheapest device: the lowest of ``prices`` (unit prices by
+        target name) among the devices that reach it and have one, else the lowest ``rank_by``."""
+        check_accuracy_target(accuracy)
+        if rank_by not in RANK_METRICS:
+            raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(RANK_METRICS)}")
+        prices = dict(prices or {})
+        names = [device.name for device in self.devices]
+        unknown = [name for name in prices if name not in names]
+        if unknown:
+            raise ValueError(f"a price is given for {unknown[0]!r}, which is not compared; the targets are "
+                             f"{', '.join(names)}")
+        for name, price in prices.items():
+            if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
+                raise ValueError(f"the price of {name} must be a number >= 0, got {price!r}")
+        per_device, best_validation = {}, {}
+        for device in self.devices:
+            grown = [p for p in self.points_of(device.name) if p.grown and p.validation_accuracy is not None]
+            best_validation[device.name] = max((p.validation_accuracy for p in grown), default=None)
+            reaching = [p for p in grown if p.validation_accuracy >= accuracy]
+            per_device[device.name] = min(reaching, key=lambda p: _rank_key(p, rank_by), default=None)
+        reached = [p for p in per_device.values() if p is not None]
+        priced = [p for p in reached if p.target in prices]
+        if priced:
+            best = min(priced, key=lambda p: (prices[p.target], _rank_key(p, rank_by)))
+        else:
+            ranked = [p for p in reached if p.cost(rank_by) is not None]
+            best = min(ranked, key=lambda p: _rank_key(p, rank_by), default=None)
+        return Choice(accuracy, rank_by, prices, per_device, best, best_validation)
+
+    def describe(self) -> str:
+        """What ``edgegrow compare`` prints: one row per rung, where each device's figures come from, the
+        answer for an accuracy target, and where the files are."""
+        lines = [f"{self.task} ({self.family}): validation {self.validation_examples} examples, test "
+                 f"{self.test_examples} (one test example is {100 / max(self.test_examples, 1):.2g} points; one "
+                 "seed per rung)", "",
+                 f"{'target':<20} {'rung':<6} {'valid.':>6} {'test':>6} {'int8':>6}  {'latency ms':<19} "
+                 f"{'energy mJ':<10} {'SRAM KiB':<14} {'flash KiB':<14} widths"]
+        for point in self.points:
+            if not point.grown:
+                lines.append(f"{point.target:<20} {point.label:<6} skipped: {point.skipped}")
+                continue
+            lines.append(
+                f"{point.target:<20} {point.label:<6} {_percent(point.validation_accuracy):>6} "
+                f"{_percent(point.test_accuracy):>6} {_percent(point.int8_test_accuracy):>6}  "
+                f"{_pair(point, 'latency_ms'):<19} {_pair(point, 'energy_mj'):<10} {_pair(point, 'sram_kb'):<14} "
+                f"{_pair(point, 'flash_kb'):<14} {'/'.join(str(w) for w in point.widths.values())}")
+        lines += ["", "predicted → measured where measured. Where the figures come from:"]
+        for device in self.devices:
+            lines.append(f"  {device.name}: " + "; ".join(f"{metric} {source}"
+                                                          for metric, source in device.sources.items()))
+        not_measured = sorted({f"{p.target}: {p.not_measured}" for p in self.points if p.not_measured})
+        lines += [f"  not measured, {reason}" for reason in not_measured]
+        if self.choice is not None:
+            lines += ["", self.choice.describe()]
+        lines += ["", f"{self.seconds:.0f} s; results: {self.out_dir}"]
+        if self.report is not None:
+            lines.append(f"  open {self.report}")
+        return "\n".join(lines)
+
+    def to_dict(self, *, finished: bool = True) -> dict:
+        return {"format": FORMAT, "finished": finished, "task": self.task, "family": self.family, "data": self.data,
+                "validation_examples": self.validation_examples, "test_examples": self.test_examples,
+                "config": self.config, "seconds": self.seconds,
+                "devices": [asdict(device) for device in self.devices],
+                "points": [asdict(point) for point in self.points],
+                "choice": None if self.choice is None else self.choice.to_dict()}
+
+    def save(self, *, finished: bool = True) -> Path:
+        path = self.out_dir / COMPARISON
+        write_atomically(path, json.dumps(self.to_dict(finished=finished), indent=1) + "\n")
+        return path
+
+
+def read_comparison(folder: str | Path) -> dict:
+    """``comparison.json`` of a comparison folder, checked to be one; ValueError naming the problem."""
+    path = Path(folder) / COMPARISON
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{folder} holds no {COMPARISON}: it is not a comparison made by 'edgegrow compare'") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} cannot be read: {error}") from None
+    if not isinstance(values, dict) or values.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a comparison of format {FORMAT}")
+    return values
+
+
+def check_accuracy_target(accuracy: float) -> None:
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 < accuracy <= 1:
+        raise ValueError(f"the accuracy target is a share in (0, 1] (0.9 for 90 %), got {accuracy!r}")
+
+
+def compare_targets(targets: Sequence[str] = DEFAULT_TARGETS, task: str = "kws", *, data: str | Path | None = None,
+                    family: str | None = None, out: str | Path | None = None, cache_dir: str | Path | None = None,
+                    budget: Mapping[str, float] | None = None, config: CompareConfig = CompareConfig(),
+                    accuracy: float | None = None, rank_by: str = "latency_ms",
+                    prices: Mapping[str, float] | None = None, resume: bool = False, progress: bool = True,
+                    log: Callable[[str], None] = print) -> Comparison:
+    """Grow a network for every target at every rung of ``config.ladder``, measure what can be measured,
+    write ``comparison.json`` and ``comparison.html`` to ``out`` and return the comparison (see the module
+    docstring). ``budget``: ``{metric: limit}`` that caps every rung on every target. ``accuracy`` (a
+    share of the validation split), ``rank_by`` and ``prices`` (unit prices by target name): the question
+    ``Comparison.cheapest`` answers in the result. ``resume``: continue a comparison killed in ``out``.
+
+    Raises:
+        ValueError: bad input (unknown task or target, a target named twice, a malformed budget or one a
+            target cannot check, an accuracy or price out of range, an ``out`` that already holds results
+            without ``resume`` or another comparison's with it), before anything slow runs.
+    """
+    started = time.perf_counter()
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    names = [name.strip() for name in targets if name.strip()]
+    if not names:
+        raise ValueError("no target to compare; e.g. --targets host,cortex-m4f-120mhz")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"target {repeated[0]} is named twice")
+    if accuracy is not None:
+        check_accuracy_target(accuracy)
+    if rank_by not in RANK_METRICS:
+        raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(RANK_METRICS)}")
+    unpriced = [name for name in (prices or {}) if name not in names]
+    if unpriced:
+        raise ValueError(f"a price is given for {unpriced[0]!r}, which is not among --targets ({', '.join(names)})")
+    caps = Budget(dict(budget)) if budget else None
+    if current_world().size > 1:
+        raise ValueError("edgegrow compare runs in one process; run it without torchrun (its grow runs are small)")
+    resolve_device(config.grow.device)
+    loaded_targets = {name: load_target(name) for name in names if name != HOST}  # unknown names said now
+    _check_caps(caps, loaded_targets, host=HOST in names)
+    out = Path(out) if out is not None else Path("runs") / datetime.now().strftime(f"compare-{task}-%Y%m%d-%H%M%S")
+    plan = _plan(names, task, data, family, caps, config)
+    _check_out(out, plan, resume)
+
+    loaded = load_task_data(task, data, family, cache_dir, progress, log)
+    if HOST in names:
+        loaded_targets[HOST] = ensure_host_profile(progress=progress, log=log)
+        _check_caps(caps, {HOST: loaded_targets[HOST]})
+    devices = [_device(loaded_targets[name]) for name in names]
+    out.mkdir(parents=True, exist_ok=True)
+    comparison = Comparison(out, task, loaded.family, loaded.data.summary().splitlines()[0],
+                            len(loaded.data.validation), len(loaded.data.test), devices, [], plan)
+    if not (out / COMPARISON).is_file():
+        comparison.save(finished=False)  # from now on the folder is a comparison --resume continues
+    done = _finished_points(out) if resume else {}
+    for name in names:
+        target = loaded_targets[name]
+        for rung in config.ladder:
+            point = done.get((name, rung))
+            if point is None:
+                point = _grow_point(loaded, target, rung, caps, config, out, cache_dir, progress, log)
+            comparison.points.append(point)
+            comparison.seconds = time.perf_counter() - started
+            comparison.save(finished=False)
+    for device in comparison.devices:
+        device.sources = _sources(loaded_targets[device.name], comparison.points_of(device.name))
+    if accuracy is not None:
+        comparison.choice = comparison.cheapest(accuracy, rank_by=rank_by, prices=prices)
+    from .report.compare_report import write_comparison_report
+
+    comparison.report = write_comparison_report(comparison)
+    comparison.seconds = time.perf_counter() - started
+    comparison.save()
+    return comparison
+
+
+# -- planning ------------------------------------------------------------------------------------------
+def _plan(names: list[str], task: str, data, family, caps: Budget | None, config: CompareConfig) -> dict:
+    """What decides a comparison's results: a resumed one must have the same."""
+    return {"targets": names, "task": task, "data": None if data is None else str(Path(data).resolve()),
+            "family": family, "budget": None if caps is None else dict(caps.limits),
+            "ladder": list(config.ladder), "seed_width": config.seed_width, "measure": config.measure,
+            "grow": asdict(config.grow), "calibration_examples": config.calibration_examples,
+            "bench_runs": config.bench_runs, "bench_warmup": config.bench_warmup}
+
+
+def _check_out(out: Path, plan: dict, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; choose a folder")
+    holds = out.is_dir() and any(out.iterdir())
+    if not resume:
+        if holds:
+            raise ValueError(f"{out} already holds results; choose another --out, delete it, or continue a killed "
+                             "comparison with --resume")
+        return
+    if not holds:
+        return  # nothing to resume: a fresh comparison
+    saved = read_comparison(out)
+    if json.loads(json.dumps(plan)) != saved.get("config"):
+        changed = sorted(key for key in plan if json.loads(json.dumps(plan.get(key))) != saved["config"].get(key))
+        raise ValueError(f"{out} holds a comparison made with other settings ({', '.join(changed)}); --resume "
+                         "continues only the same comparison")
+
+
+def _finished_points(out: Path) -> dict[tuple[str, float], Point]:
+    """The points a killed comparison in ``out`` finished, by (target, rung)."""
+    saved = read_comparison(out)
+    known = {f.name for f in fields(Point)}
+    points = {}
+    for values in saved.get("points", []):
+        point = Point(**{key: value for key, value in values.items() if key in known})
+        points[(point.target, point.rung)] = point
+    return points
+
+
+def has_energy_model(target: Target) -> bool:
+    """Whether ``target``'s profile predicts energy: a power figure, or energy per MAC and per byte."""
+    return target.active_power_mw.value is not None or (
+        target.energy_pj_per_mac is not None and target.energy_pj_per_byte is not None)
+
+
+def _check_caps(caps: Budget | None, targets: Mapping[str, Target], *, host: bool = False) -> None:
+    """ValueError for an energy cap on a target that cannot predict energy. ``host``: host is compared too;
+    a host profile measured here has no power figure, so one not yet measured cannot have one either."""
+    if caps is None or "energy_mj" not in caps.limits:
+        return
+    names = [name for name, target in targets.items() if not has_energy_model(target)]
+    if host and not (user_targets_folder() / f"{HOST}.json").is_file():
+        names.append(HOST)
+    if names:
+        raise ValueError(f"--budget energy_mj cannot be checked on {', '.join(names)}: the profile has no power "
+                         "figure (give it a power_w, or leave energy out of --budget)")
+
+
+def rung_budget(target: Target, reference_cost: dict, caps: Budget | None) -> Budget:
+    """A rung's budget on ``target``: the reference network's predicted cost there in the rung's metrics
+    (``RUNG_METRICS``), each limit capped by ``caps`` and the device's own SRAM and flash, plus every
+    other limit of ``caps``."""
+    limits = {metric: reference_cost[metric] for metric in RUNG_METRICS.get(target.kind, ("latency_ms",))}
+    for metric, limit in (caps.limits.items() if caps is not None else ()):
+        limits[metric] = min(limit, limits.get(metric, math.inf))
+    for metric, name in CAPACITY_FIELDS.items():
+        capacity = getattr(target, name).value
+        if capacity is not None and metric in limits:
+            limits[metric] = min(limits[metric], capacity / 1024)
+    return Budget(limits)
+
+
+def _grow_point(loaded: Task, target: Target, rung: float, caps: Budget | None, config: CompareConfig, out: Path,
+                cache_dir, progress: bool, log: Callable[[str], None]) -> Point:
+    """Grow, and measure, the network of one rung on one target."""
+    started = time.perf_counter()
+    example = torch.zeros(1, *loaded.data.input_shape)
+    with torch.device("meta"):  # the reference network's shapes are its cost
+        reference = loaded.uniform(rung)
+    budget = rung_budget(target, predicted_costs(estimate(reference.eval(), example, target)), caps)
+    relative = Path("runs") / target.name / f"x{rung:g}"
+    point = Point(target.name, rung, dict(budget.limits), str(relative))
+    try:
+        seeded = loaded.with_seed_width(seed_width_for(loaded, target, budget, config.seed_width))
+        seed = seeded.seed().eval()
+        check_seed_fits(estimate(seed, example, target), budget)
+    except ValueError as error:  # a cap below what this rung's seed costs: no network here, say why
+        point.skipped = str(error)
+        log(f"[compare] {target.name} {point.label}: skipped: {error}")
+        return point
+    run_dir = out / relative
+    log(f"\n[compare] {target.name} {point.label}: a {loaded.family} seed to {budget.describe()} → {run_dir}")
+    folder = RunFolder(run_dir)
+    if folder.file(SUMMARY).is_file():
+        summary = folder.read_summary()  # finished before a kill, between the run and its record here
+    else:
+        torch.manual_seed(config.grow.seed)
+        summary = grow(seeded.seed(), loaded.data, target, budget, config.grow, run_dir, family=loaded.family,
+                       seed_options=seeded.seed_options, progress=progress, log=log, task_source=loaded.source,
+                       resume=run_dir.is_dir() and any(run_dir.iterdir())).summary
+    point.widths, point.depth = dict(summary.widths), summary.depth
+    point.macs, point.params = summary.predicted.get("macs"), summary.predicted.get("params")
+    point.validation_accuracy, point.test_accuracy = summary.validation_accuracy, summary.test_accuracy
+    point.predicted = {metric: summary.predicted.get(metric) for metric in COST_METRICS}
+    if config.measure:
+        _measure(point, target, out, config, cache_dir, log)
+    point.seconds = time.perf_counter() - started
+    log(f"[compare] {target.name} {point.label}: test {_percent(point.test_accuracy)}, {_costs(point)}")
+    return point
+
+
+# -- measuring -----------------------------------------------------------------------------------------
+def measurement_plan(target: Target) -> tuple[str, str | None] | None:
+    """(export format, runtime to time it in or None) that measures ``target`` here, or None when this
+    machine cannot measure it: ``host`` is this machine (its latency, in the runtime it was profiled
+    with); a microcontroller's SRAM and flash are the int8 file's TFLite Micro arena and size, whatever
+    the board; other devices are elsewhere."""
+    if target.name == HOST:
+        runtime = target.runtime.split()[0].lower()
+        if runtime == "onnxruntime":
+            return "onnx", "onnxruntime"
+        if runtime in ("tflite", "litert", "ai-edge-litert"):
+            return "tflite", "litert"
+        return None
+    if target.kind == "mcu":
+        return "tflite-int8", None
+    return None
+
+
+def _measure(point: Point, target: Target, out: Path, config: CompareConfig, cache_dir,
+             log: Callable[[str], None]) -> None:
+    from .export import export_checkpoint
+    from .export.benchmark import benchmark
+    from .export.exporter import ExportError
+
+    plan = measurement_plan(target)
+    if plan is None:
+        return
+    fmt, runtime = plan
+    relative = Path("exported") / target.name / f"x{point.rung:g}"
+    export_dir = out / relative
+    try:
+        card = json.loads((export_dir / "model_card.json").read_text()) if export_dir.is_dir() else None
+        if card is None:
+            card = export_checkpoint(out / point.run_dir, export_dir, formats=[fmt], cache_dir=cache_dir,
+                                     progress=False, log=lambda line: None,
+                                     calibration_examples=config.calibration_examples).card
+        point.export_dir = str(relative)
+        file = card["files"][fmt]
+        if runtime is not None:
+            result = benchmark(export_dir / file["path"], runtime, target=None, warmup=config.bench_warmup,
+                               runs=config.bench_runs)
+            point.measured["latency_ms"] = result.latency_ms_median
+            point.measured_by["latency_ms"] = f"{runtime} median of {config.bench_runs} runs on this machine" + (
+                "" if result.trusted else " (too noisy to trust)")
+        if fmt == "tflite-int8":
+            point.int8_test_accuracy = card["accuracy"].get("tflite-int8")
+            arena = (card.get("tflm") or {}).get("arena_bytes")
+            if arena is not None:
+                point.measured["sram_kb"] = arena / 1024
+                point.measured_by["sram_kb"] = "TFLite Micro arena of the int8 file"
+            point.measured["flash_kb"] = file["bytes"] / 1024
+            point.measured_by["flash_kb"] = "size of the int8 .tflite file"
+    except (ImportError, ExportError, OSError, ValueError) as error:  # e.g. the tflite extra not installed
+        point.not_measured = f"{fmt}: {str(error).splitlines()[0]}"
+        log(f"[compare] {target.name} {point.label}: not measured: {point.not_measured}")
+
+
+def _device(target: Target) -> Device:
+    return Device(target.name, target.kind, target.description)
+
+
+def _sources(target: Target, points: list[Point]) -> dict[str, str]:
+    """Per metric, where the device's figures come from."""
+    latency = ("predicted from the latency table measured on this machine" if target.measured and target.name == HOST
+               else f"predicted from a measured latency table ({target.runtime})" if target.measured
+               else f"predicted ({calibration_status(target)})")
+    sources = {"latency_ms": latency,
+               "energy_mj": ("predicted (energy per MAC and per byte moved)"
+                             if target.energy_pj_per_mac is not None and target.energy_pj_per_byte is not None
+                             else "predicted (power × latency)" if has_energy_model(target)
+                             else "no model (the profile has no power figure)"),
+               "sram_kb": "predicted (peak activations plus the runtime's own)",
+               "flash_kb": "predicted (weights plus model overhead)"}
+    for metric in COST_METRICS:
+        hows = sorted({p.measured_by[metric] for p in points if metric in p.measured_by})
+        if hows:
+            sources[metric] = f"measured: {'; '.join(hows)} (predicted beside it)"
+    return sources
+
+
+# -- formatting ----------------------------------------------------------------------------------------
+def _rank_key(point: Point, metric: str) -> tuple:
+    cost = point.cost(metric)
+    return (math.inf if cost is None else cost, point.rung)
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _pair(point: Point, metric: str) -> str:
+    predicted, measured = point.predicted.get(metric), point.measured.get(metric)
+    return _number(predicted) if measured is None else f"{_number(predicted)} → {_number(measured)}"
+
+
+def _costs(point: Point) -> str:
+    parts = []
+    for metric, unit in (("latency_ms", "ms"), ("energy_mj", "mJ"), ("sram_kb", "KiB SRAM"), ("flash_kb", "KiB flash")):
+        value = point.cost(metric)
+        if value is not None:
+            parts.append(f"{value:.4g} {unit}{' (measured)' if metric in point.measured else ''}")
+    return ", ".join(parts)
+
