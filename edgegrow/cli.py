@@ -303,6 +303,9 @@ def _compare_parser(commands) -> argparse.ArgumentParser:
     compare.add_argument("--ladder", type=_ladder, metavar="W,W,...",
                          help=f"the rungs, width multipliers of the reference network (default {ladder}; --quick "
                               f"{quick_ladder})")
+    compare.add_argument("--seeds", type=int, default=1, metavar="N",
+                         help="grow runs per rung, random seeds --seed, --seed + 1, …: each rung's figures are their "
+                              "medians (default 1)")
     compare.add_argument("--budget", action="append", metavar="METRIC=VALUE",
                          help="a limit on every rung of every device; repeat for several (e.g. sram_kb=64)")
     compare.add_argument("--accuracy", type=float, metavar="PERCENT",
@@ -769,7 +772,8 @@ def _compare(args):
         raise ValueError(f"--accuracy is a percentage between 1 and 100 (e.g. 88 for 88 %), got {args.accuracy:g}")
     grow_config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed,
                                                                    **_training_settings(args))
-    settings = {"seed_width": "auto" if args.seed_width is None else args.seed_width, "measure": not args.no_measure}
+    settings = {"seed_width": "auto" if args.seed_width is None else args.seed_width, "measure": not args.no_measure,
+                "seeds": args.seeds}
     if args.ladder is not None:
         settings["ladder"] = args.ladder
     config = (CompareConfig.quick if args.quick else CompareConfig)(grow=grow_config, **settings)

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -46,7 +47,6 @@ from cost_models.whole_model_calibration import calibration_status
 from .atomic import write_atomically
 from .baseline import seed_width_for
 from .grow import GrowConfig, grow
-from .grow.checks import check_seed_fits
 from .grow.growth_step import predicted_costs
 from .grow.run_folder import SUMMARY, RunFolder
 from .growth.budget import Budget
@@ -74,11 +74,14 @@ CAPACITY_FIELDS = {"sram_kb": "sram_bytes", "flash_kb": "flash_bytes"}  # a devi
 class CompareConfig:
     """How much work each rung does. ``grow`` is every grow run's config (``edgegrow grow``'s defaults);
     ``ladder`` the rungs, width multipliers of the family's reference network whose predicted cost on
-    a target is that rung's budget there; ``seed_width`` as ``WorkflowConfig``'s; ``measure`` exports
-    each grown network and measures it where this machine can (see the module docstring)."""
+    a target is that rung's budget there; ``seeds`` how many grow runs each rung gets (random seeds
+    ``grow.seed``, ``grow.seed + 1``, …: a rung's figures are their medians); ``seed_width`` as
+    ``WorkflowConfig``'s; ``measure`` exports each grown network and measures it where this machine can
+    (see the module docstring)."""
 
     grow: GrowConfig = GrowConfig()
     ladder: tuple[float, ...] = LADDER
+    seeds: int = 1
     seed_width: float | str | None = "auto"
     measure: bool = True
     calibration_examples: int = 300
@@ -97,6 +100,8 @@ class CompareConfig:
         if len(set(ladder)) != len(ladder):
             raise ValueError(f"the ladder repeats a rung: {', '.join(f'{w:g}' for w in ladder)}")
         object.__setattr__(self, "ladder", tuple(sorted(float(w) for w in ladder)))
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValueError(f"need 1 or more seeds per rung, got {self.seeds!r}")
         if self.bench_runs < 1 or self.bench_warmup < 0 or self.calibration_examples < 1:
             raise ValueError("need bench_runs >= 1, bench_warmup >= 0 and calibration_examples >= 1")
 
@@ -110,18 +115,15 @@ class CompareConfig:
 
 
 @dataclass
-class Point:
-    """One network grown for one device at one rung, with its accuracy and its cost there.
+class GrownRun:
+    """One grow run of a rung (one random seed): its network, accuracy and cost on the device.
 
     Accuracies are shares (0.9 = 90 %) of the float network, ``int8_test_accuracy`` the int8 file's
     where one was exported. ``predicted`` holds every metric of ``COST_METRICS`` (None where the
     device has no model of it); ``measured`` the ones measured here, ``measured_by`` how."""
 
-    target: str
-    rung: float  # the reference network's width multiplier whose cost is this budget
-    budget: dict[str, float]
+    seed: int
     run_dir: str  # relative to the comparison's folder
-    skipped: str | None = None  # why no network was grown at this rung (e.g. the seed does not fit a cap)
     widths: dict = field(default_factory=dict)
     depth: int | None = None
     macs: int | None = None
@@ -136,6 +138,18 @@ class Point:
     not_measured: str | None = None  # why a measurement this device allows was not made
     seconds: float = 0.0
 
+
+@dataclass
+class Point:
+    """One device at one rung: its budget and the grow runs made for it. Its accuracies and costs are
+    the medians over those runs (a cost counts as measured when every run's was)."""
+
+    target: str
+    rung: float  # the reference network's width multiplier whose cost is this budget
+    budget: dict[str, float]
+    skipped: str | None = None  # why no network was grown at this rung (e.g. no seed fits a cap)
+    runs: list[GrownRun] = field(default_factory=list)
+
     @property
     def label(self) -> str:
         return f"×{self.rung:g}"
@@ -144,10 +158,58 @@ class Point:
     def grown(self) -> bool:
         return self.skipped is None and self.test_accuracy is not None
 
+    @property
+    def validation_accuracy(self) -> float | None:
+        return _median([run.validation_accuracy for run in self.runs])
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return _median([run.test_accuracy for run in self.runs])
+
+    @property
+    def int8_test_accuracy(self) -> float | None:
+        return _median([run.int8_test_accuracy for run in self.runs])
+
+    @property
+    def test_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) test accuracy over the runs; None without runs."""
+        values = [run.test_accuracy for run in self.runs if run.test_accuracy is not None]
+        return (min(values), max(values)) if values else None
+
+    @property
+    def macs(self) -> float | None:
+        return _median([run.macs for run in self.runs])
+
+    @property
+    def predicted(self) -> dict[str, float | None]:
+        return {metric: _median([run.predicted.get(metric) for run in self.runs]) for metric in COST_METRICS}
+
+    @property
+    def measured(self) -> dict[str, float]:
+        return {metric: _median([run.measured[metric] for run in self.runs]) for metric in COST_METRICS
+                if self.runs and all(metric in run.measured for run in self.runs)}
+
+    @property
+    def not_measured(self) -> str | None:
+        return next((run.not_measured for run in self.runs if run.not_measured), None)
+
     def cost(self, metric: str) -> float | None:
         """The measured value of ``metric`` where there is one, else the predicted one (None: neither)."""
         value = self.measured.get(metric)
         return self.predicted.get(metric) if value is None else value
+
+    def to_dict(self) -> dict:
+        """The point as saved: its fields, and the medians it is shown and chosen by."""
+        return {**asdict(self), "median": {"validation_accuracy": self.validation_accuracy,
+                                           "test_accuracy": self.test_accuracy,
+                                           "int8_test_accuracy": self.int8_test_accuracy,
+                                           "predicted": self.predicted, "measured": self.measured}}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Point:
+        runs = [GrownRun(**{f.name: run[f.name] for f in fields(GrownRun) if f.name in run})
+                for run in values.get("runs", [])]
+        return cls(values["target"], values["rung"], values["budget"], values.get("skipped"), runs)
 
 
 @dataclass
@@ -255,9 +317,11 @@ class Comparison:
     def describe(self) -> str:
         """What ``edgegrow compare`` prints: one row per rung, where each device's figures come from, the
         answer for an accuracy target, and where the files are."""
+        seeds = self.config.get("seeds", 1)
         lines = [f"{self.task} ({self.family}): validation {self.validation_examples} examples, test "
-                 f"{self.test_examples} (one test example is {100 / max(self.test_examples, 1):.2g} points; one "
-                 "seed per rung)", "",
+                 f"{self.test_examples} (one test example is {100 / max(self.test_examples, 1):.2g} points); "
+                 + ("one seed per rung" if seeds == 1 else f"medians of {seeds} seeds per rung, test [lowest, "
+                                                          "highest]"), "",
                  f"{'target':<20} {'rung':<6} {'valid.':>6} {'test':>6} {'int8':>6}  {'latency ms':<19} "
                  f"{'energy mJ':<10} {'SRAM KiB':<14} {'flash KiB':<14} widths"]
         for point in self.points:
@@ -268,7 +332,9 @@ class Comparison:
                 f"{point.target:<20} {point.label:<6} {_percent(point.validation_accuracy):>6} "
                 f"{_percent(point.test_accuracy):>6} {_percent(point.int8_test_accuracy):>6}  "
                 f"{_pair(point, 'latency_ms'):<19} {_pair(point, 'energy_mj'):<10} {_pair(point, 'sram_kb'):<14} "
-                f"{_pair(point, 'flash_kb'):<14} {'/'.join(str(w) for w in point.widths.values())}")
+                f"{_pair(point, 'flash_kb'):<14} {' | '.join(_widths(run) for run in point.runs)}"
+                + (f"  test [{_percent(point.test_range[0])}, {_percent(point.test_range[1])}]"
+                   if len(point.runs) > 1 else ""))
         lines += ["", "predicted → measured where measured. Where the figures come from:"]
         for device in self.devices:
             lines.append(f"  {device.name}: " + "; ".join(f"{metric} {source}"
@@ -287,7 +353,7 @@ class Comparison:
                 "validation_examples": self.validation_examples, "test_examples": self.test_examples,
                 "config": self.config, "seconds": self.seconds,
                 "devices": [asdict(device) for device in self.devices],
-                "points": [asdict(point) for point in self.points],
+                "points": [point.to_dict() for point in self.points],
                 "choice": None if self.choice is None else self.choice.to_dict()}
 
     def save(self, *, finished: bool = True) -> Path:
@@ -372,12 +438,13 @@ def compare_targets(targets: Sequence[str] = DEFAULT_TARGETS, task: str = "kws",
     for name in names:
         target = loaded_targets[name]
         for rung in config.ladder:
-            point = done.get((name, rung))
-            if point is None:
-                point = _grow_point(loaded, target, rung, caps, config, out, cache_dir, progress, log)
+            point = done.get((name, rung)) or _plan_point(loaded, target, rung, caps, config, log)
             comparison.points.append(point)
-            comparison.seconds = time.perf_counter() - started
-            comparison.save(finished=False)
+            for seed in _seeds(config):
+                if point.skipped is None and seed not in {run.seed for run in point.runs}:
+                    point.runs.append(_grow_run(loaded, target, point, seed, config, out, cache_dir, progress, log))
+                comparison.seconds = time.perf_counter() - started
+                comparison.save(finished=False)
     for device in comparison.devices:
         device.sources = _sources(loaded_targets[device.name], comparison.points_of(device.name))
     if accuracy is not None:
@@ -395,8 +462,8 @@ def _plan(names: list[str], task: str, data, family, caps: Budget | None, config
     """What decides a comparison's results: a resumed one must have the same."""
     return {"targets": names, "task": task, "data": None if data is None else str(Path(data).resolve()),
             "family": family, "budget": None if caps is None else dict(caps.limits),
-            "ladder": list(config.ladder), "seed_width": config.seed_width, "measure": config.measure,
-            "grow": asdict(config.grow), "calibration_examples": config.calibration_examples,
+            "ladder": list(config.ladder), "seeds": config.seeds, "seed_width": config.seed_width,
+            "measure": config.measure, "grow": asdict(config.grow), "calibration_examples": config.calibration_examples,
             "bench_runs": config.bench_runs, "bench_warmup": config.bench_warmup}
 
 
@@ -419,14 +486,9 @@ def _check_out(out: Path, plan: dict, resume: bool) -> None:
 
 
 def _finished_points(out: Path) -> dict[tuple[str, float], Point]:
-    """The points a killed comparison in ``out`` finished, by (target, rung)."""
-    saved = read_comparison(out)
-    known = {f.name for f in fields(Point)}
-    points = {}
-    for values in saved.get("points", []):
-        point = Point(**{key: value for key, value in values.items() if key in known})
-        points[(point.target, point.rung)] = point
-    return points
+    """The points a killed comparison in ``out`` began, with the runs it finished, by (target, rung)."""
+    points = [Point.from_dict(values) for values in read_comparison(out).get("points", [])]
+    return {(point.target, point.rung): point for point in points}
 
 
 def has_energy_model(target: Target) -> bool:
@@ -462,43 +524,56 @@ def rung_budget(target: Target, reference_cost: dict, caps: Budget | None) -> Bu
     return Budget(limits)
 
 
-def _grow_point(loaded: Task, target: Target, rung: float, caps: Budget | None, config: CompareConfig, out: Path,
-                cache_dir, progress: bool, log: Callable[[str], None]) -> Point:
-    """Grow, and measure, the network of one rung on one target."""
-    started = time.perf_counter()
+def _seeds(config: CompareConfig) -> range:
+    return range(config.grow.seed, config.grow.seed + config.seeds)
+
+
+def _plan_point(loaded: Task, target: Target, rung: float, caps: Budget | None, config: CompareConfig,
+                log: Callable[[str], None]) -> Point:
+    """The point of one rung on one target: its budget, or why nothing can grow to it."""
     example = torch.zeros(1, *loaded.data.input_shape)
     with torch.device("meta"):  # the reference network's shapes are its cost
         reference = loaded.uniform(rung)
     budget = rung_budget(target, predicted_costs(estimate(reference.eval(), example, target)), caps)
-    relative = Path("runs") / target.name / f"x{rung:g}"
-    point = Point(target.name, rung, dict(budget.limits), str(relative))
-    try:
-        seeded = loaded.with_seed_width(seed_width_for(loaded, target, budget, config.seed_width))
-        seed = seeded.seed().eval()
-        check_seed_fits(estimate(seed, example, target), budget)
-    except ValueError as error:  # a cap below what this rung's seed costs: no network here, say why
-        point.skipped = str(error)
-        log(f"[compare] {target.name} {point.label}: skipped: {error}")
-        return point
+    point = Point(target.name, rung, dict(budget.limits))
+    seeded = loaded.with_seed_width(seed_width_for(loaded, target, budget, config.seed_width))
+    over = budget.violations(estimate(seeded.seed().eval(), example, target))
+    if over:  # nothing narrower is cheaper on this device (a latency staircase), or a cap is below every seed
+        point.skipped = (f"no seed fits this budget ({'; '.join(over)}): on {target.name} no network narrower "
+                         "than the rung's own costs less, or a --budget cap is below every seed")
+        log(f"[compare] {target.name} {point.label}: skipped: {point.skipped}")
+    return point
+
+
+def _grow_run(loaded: Task, target: Target, point: Point, seed: int, config: CompareConfig, out: Path, cache_dir,
+              progress: bool, log: Callable[[str], None]) -> GrownRun:
+    """Grow, and measure, the network of one rung on one target with one random seed."""
+    started = time.perf_counter()
+    budget = Budget(point.budget)
+    relative = Path("runs") / target.name / f"x{point.rung:g}" / f"seed{seed}"
+    run = GrownRun(seed, str(relative))
+    seeded = loaded.with_seed_width(seed_width_for(loaded, target, budget, config.seed_width))
     run_dir = out / relative
-    log(f"\n[compare] {target.name} {point.label}: a {loaded.family} seed to {budget.describe()} → {run_dir}")
+    log(f"\n[compare] {target.name} {point.label}, seed {seed}: a {loaded.family} seed to {budget.describe()} "
+        f"→ {run_dir}")
     folder = RunFolder(run_dir)
     if folder.file(SUMMARY).is_file():
         summary = folder.read_summary()  # finished before a kill, between the run and its record here
     else:
-        torch.manual_seed(config.grow.seed)
-        summary = grow(seeded.seed(), loaded.data, target, budget, config.grow, run_dir, family=loaded.family,
+        grow_config = replace(config.grow, seed=seed)
+        torch.manual_seed(seed)
+        summary = grow(seeded.seed(), loaded.data, target, budget, grow_config, run_dir, family=loaded.family,
                        seed_options=seeded.seed_options, progress=progress, log=log, task_source=loaded.source,
                        resume=run_dir.is_dir() and any(run_dir.iterdir())).summary
-    point.widths, point.depth = dict(summary.widths), summary.depth
-    point.macs, point.params = summary.predicted.get("macs"), summary.predicted.get("params")
-    point.validation_accuracy, point.test_accuracy = summary.validation_accuracy, summary.test_accuracy
-    point.predicted = {metric: summary.predicted.get(metric) for metric in COST_METRICS}
+    run.widths, run.depth = dict(summary.widths), summary.depth
+    run.macs, run.params = summary.predicted.get("macs"), summary.predicted.get("params")
+    run.validation_accuracy, run.test_accuracy = summary.validation_accuracy, summary.test_accuracy
+    run.predicted = {metric: summary.predicted.get(metric) for metric in COST_METRICS}
     if config.measure:
-        _measure(point, target, out, config, cache_dir, log)
-    point.seconds = time.perf_counter() - started
-    log(f"[compare] {target.name} {point.label}: test {_percent(point.test_accuracy)}, {_costs(point)}")
-    return point
+        _measure(run, target, out, config, cache_dir, log)
+    run.seconds = time.perf_counter() - started
+    log(f"[compare] {target.name} {point.label}, seed {seed}: test {_percent(run.test_accuracy)}")
+    return run
 
 
 # -- measuring -----------------------------------------------------------------------------------------
@@ -519,7 +594,7 @@ def measurement_plan(target: Target) -> tuple[str, str | None] | None:
     return None
 
 
-def _measure(point: Point, target: Target, out: Path, config: CompareConfig, cache_dir,
+def _measure(run: GrownRun, target: Target, out: Path, config: CompareConfig, cache_dir,
              log: Callable[[str], None]) -> None:
     from .export import export_checkpoint
     from .export.benchmark import benchmark
@@ -529,33 +604,33 @@ def _measure(point: Point, target: Target, out: Path, config: CompareConfig, cac
     if plan is None:
         return
     fmt, runtime = plan
-    relative = Path("exported") / target.name / f"x{point.rung:g}"
+    relative = Path("exported") / Path(run.run_dir).relative_to("runs")
     export_dir = out / relative
     try:
         card = json.loads((export_dir / "model_card.json").read_text()) if export_dir.is_dir() else None
         if card is None:
-            card = export_checkpoint(out / point.run_dir, export_dir, formats=[fmt], cache_dir=cache_dir,
+            card = export_checkpoint(out / run.run_dir, export_dir, formats=[fmt], cache_dir=cache_dir,
                                      progress=False, log=lambda line: None,
                                      calibration_examples=config.calibration_examples).card
-        point.export_dir = str(relative)
+        run.export_dir = str(relative)
         file = card["files"][fmt]
         if runtime is not None:
             result = benchmark(export_dir / file["path"], runtime, target=None, warmup=config.bench_warmup,
                                runs=config.bench_runs)
-            point.measured["latency_ms"] = result.latency_ms_median
-            point.measured_by["latency_ms"] = f"{runtime} median of {config.bench_runs} runs on this machine" + (
+            run.measured["latency_ms"] = result.latency_ms_median
+            run.measured_by["latency_ms"] = f"{runtime} median of {config.bench_runs} runs on this machine" + (
                 "" if result.trusted else " (too noisy to trust)")
         if fmt == "tflite-int8":
-            point.int8_test_accuracy = card["accuracy"].get("tflite-int8")
+            run.int8_test_accuracy = card["accuracy"].get("tflite-int8")
             arena = (card.get("tflm") or {}).get("arena_bytes")
             if arena is not None:
-                point.measured["sram_kb"] = arena / 1024
-                point.measured_by["sram_kb"] = "TFLite Micro arena of the int8 file"
-            point.measured["flash_kb"] = file["bytes"] / 1024
-            point.measured_by["flash_kb"] = "size of the int8 .tflite file"
+                run.measured["sram_kb"] = arena / 1024
+                run.measured_by["sram_kb"] = "TFLite Micro arena of the int8 file"
+            run.measured["flash_kb"] = file["bytes"] / 1024
+            run.measured_by["flash_kb"] = "size of the int8 .tflite file"
     except (ImportError, ExportError, OSError, ValueError) as error:  # e.g. the tflite extra not installed
-        point.not_measured = f"{fmt}: {str(error).splitlines()[0]}"
-        log(f"[compare] {target.name} {point.label}: not measured: {point.not_measured}")
+        run.not_measured = f"{fmt}: {str(error).splitlines()[0]}"
+        log(f"[compare] {target.name}: {run.run_dir} not measured: {run.not_measured}")
 
 
 def _device(target: Target) -> Device:
@@ -575,13 +650,24 @@ def _sources(target: Target, points: list[Point]) -> dict[str, str]:
                "sram_kb": "predicted (peak activations plus the runtime's own)",
                "flash_kb": "predicted (weights plus model overhead)"}
     for metric in COST_METRICS:
-        hows = sorted({p.measured_by[metric] for p in points if metric in p.measured_by})
+        hows = sorted({run.measured_by[metric] for p in points for run in p.runs if metric in run.measured_by})
         if hows:
             sources[metric] = f"measured: {'; '.join(hows)} (predicted beside it)"
     return sources
 
 
 # -- formatting ----------------------------------------------------------------------------------------
+def _median(values: list) -> float | None:
+    """The median of ``values``; None when any is None or there is none."""
+    if not values or any(value is None for value in values):
+        return None
+    return statistics.median(values)
+
+
+def _widths(run: GrownRun) -> str:
+    return "/".join(str(width) for width in run.widths.values())
+
+
 def _rank_key(point: Point, metric: str) -> tuple:
     cost = point.cost(metric)
     return (math.inf if cost is None else cost, point.rung)

@@ -15,8 +15,19 @@ from fake_speech_commands import write_speech_commands
 import edgegrow.compare as compare_module
 from cost_models import estimate, load_target
 from edgegrow.cli import main
-from edgegrow.compare import (COMPARISON, FORMAT, Choice, CompareConfig, Comparison, Device, Point, compare_targets,
-                              read_comparison, rung_budget)
+from edgegrow.compare import (
+    COMPARISON,
+    FORMAT,
+    Choice,
+    CompareConfig,
+    Comparison,
+    Device,
+    GrownRun,
+    Point,
+    compare_targets,
+    read_comparison,
+    rung_budget,
+)
 from edgegrow.grow import GrowConfig
 from edgegrow.growth.budget import Budget
 from edgegrow.report.run_report import pareto_front
@@ -63,7 +74,8 @@ def test_every_device_gets_a_network_at_every_rung_within_that_rungs_budget(comp
         assert set(point.budget) == ({"latency_ms", "sram_kb", "flash_kb"} if target.kind == "mcu" else {"latency_ms"})
         for metric, limit in point.budget.items():
             assert point.predicted[metric] <= limit * (1 + 1e-9), (point.target, point.rung, metric)
-        summary = json.loads((result.out_dir / point.run_dir / "summary.json").read_text())
+        (run,) = point.runs
+        summary = json.loads((result.out_dir / run.run_dir / "summary.json").read_text())
         assert summary["target"] == point.target and summary["test_accuracy"] == point.test_accuracy
     for name in TARGETS:  # a higher rung buys a costlier network on every device
         low, high = result.points_of(name)
@@ -73,17 +85,19 @@ def test_every_device_gets_a_network_at_every_rung_within_that_rungs_budget(comp
 def test_host_is_timed_a_microcontroller_is_measured_in_tflite_micro_and_the_gpu_is_predicted(compared):
     result, _, _ = compared
     for point in result.points_of("host"):
-        assert set(point.measured) == {"latency_ms"} and "onnxruntime" in point.measured_by["latency_ms"]
-        assert (result.out_dir / point.export_dir / "model.onnx").is_file()
+        (run,) = point.runs
+        assert set(point.measured) == {"latency_ms"} and "onnxruntime" in run.measured_by["latency_ms"]
+        assert (result.out_dir / run.export_dir / "model.onnx").is_file()
     for point in result.points_of(MCU):
-        card = json.loads((result.out_dir / point.export_dir / "model_card.json").read_text())
-        int8 = result.out_dir / point.export_dir / "model_int8.tflite"
+        (run,) = point.runs
+        card = json.loads((result.out_dir / run.export_dir / "model_card.json").read_text())
+        int8 = result.out_dir / run.export_dir / "model_int8.tflite"
         assert point.measured["sram_kb"] == card["tflm"]["arena_bytes"] / 1024
         assert point.measured["flash_kb"] == int8.stat().st_size / 1024
         assert point.int8_test_accuracy == card["accuracy"]["tflite-int8"] is not None
         assert point.predicted["energy_mj"] > 0
     for point in result.points_of(GPU):
-        assert point.measured == {} and point.export_dir is None and point.predicted["energy_mj"] > 0
+        assert point.measured == {} and point.runs[0].export_dir is None and point.predicted["energy_mj"] > 0
     sources = {device.name: device.sources for device in result.devices}
     assert sources["host"]["latency_ms"].startswith("measured: onnxruntime")
     assert sources["host"]["energy_mj"].startswith("no model")
@@ -149,8 +163,9 @@ def made_up(points: list[Point], devices=("a", "b")) -> Comparison:
 
 
 def point(target, rung, validation, test, latency_ms, energy_mj=None) -> Point:
-    return Point(target, rung, {}, "", validation_accuracy=validation, test_accuracy=test,
-                 predicted={"latency_ms": latency_ms, "energy_mj": energy_mj})
+    run = GrownRun(0, "", validation_accuracy=validation, test_accuracy=test,
+                   predicted={"latency_ms": latency_ms, "energy_mj": energy_mj})
+    return Point(target, rung, {}, runs=[run])
 
 
 def test_the_cheapest_rung_per_device_is_chosen_on_validation_and_the_cheapest_device_by_price_or_cost():
@@ -173,7 +188,7 @@ def test_the_cheapest_rung_per_device_is_chosen_on_validation_and_the_cheapest_d
 
 def test_a_measured_cost_ranks_before_the_predicted_one():
     fast_when_measured = point("a", 0.5, 0.9, 0.9, 50.0)
-    fast_when_measured.measured["latency_ms"] = 1.0
+    fast_when_measured.runs[0].measured["latency_ms"] = 1.0
     comparison = made_up([fast_when_measured, point("b", 0.5, 0.9, 0.9, 5.0)])
     assert comparison.cheapest(0.5).best is fast_when_measured
 
@@ -206,11 +221,11 @@ def test_a_rung_whose_seed_cannot_fit_a_cap_is_skipped_with_the_reason(compared,
                                  config=CompareConfig.quick(grow=CONFIG.grow, ladder=(0.5,), measure=False),
                                  budget={"flash_kb": 1.0}, accuracy=0.2, progress=False, log=lambda line: None)
     (skipped,) = result.points
-    assert not skipped.grown and "the seed already exceeds the budget" in skipped.skipped
+    assert not skipped.grown and skipped.skipped.startswith("no seed fits this budget (flash_kb ")
     assert skipped.budget["flash_kb"] == 1.0
     assert result.choice.best is None
-    assert "skipped: the seed already exceeds" in result.describe()
-    assert "skipped: the seed already exceeds" in result.report.read_text()
+    assert "skipped: no seed fits this budget" in result.describe()
+    assert "skipped: no seed fits this budget" in result.report.read_text()
 
 
 def test_a_killed_comparison_resumes_keeping_the_finished_rungs(compared, tmp_path, monkeypatch):
@@ -220,7 +235,7 @@ def test_a_killed_comparison_resumes_keeping_the_finished_rungs(compared, tmp_pa
     shutil.copytree(result.out_dir, out)
     saved = json.loads((out / COMPARISON).read_text())
     last = saved["points"].pop()  # killed during the last rung: its run and export never finished
-    shutil.rmtree(out / last["run_dir"])
+    shutil.rmtree(out / last["runs"][0]["run_dir"])
     saved["finished"] = False
     (out / COMPARISON).write_text(json.dumps(saved))
     grown = []
@@ -272,6 +287,7 @@ def test_the_command_prints_the_table_and_the_answer(compared, tmp_path, capsys,
     (["--price", "cortex-a76=3"], "a price is given for 'cortex-a76', which is not among --targets"),
     (["--targets", f"host,{MCU}", "--budget", "energy_mj=1"], "--budget energy_mj cannot be checked on host"),
     (["--rank-by", "macs"], "argument --rank-by: invalid choice: 'macs'"),
+    (["--seeds", "0"], "need 1 or more seeds per rung, got 0"),
 ])
 def test_bad_input_is_one_line_before_anything_is_written(argv, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EDGEGROW_TARGETS", str(tmp_path / "targets"))
@@ -287,3 +303,27 @@ def test_a_choice_describes_a_device_that_misses_and_one_that_reaches():
     choice = Choice(0.85, "latency_ms", {}, {"a": None, "b": reached}, reached, {"a": 0.6, "b": 0.9})
     text = choice.describe()
     assert "a: no rung reaches it (best 60.0%)" in text and "b: ×0.5 — 4 ms" in text
+
+
+def test_several_seeds_per_rung_give_the_medians_and_each_seeds_run(compared, tmp_path, monkeypatch):
+    _, root, _ = compared
+    monkeypatch.setenv("EDGEGROW_TARGETS", str(root / "targets"))
+    config = CompareConfig.quick(grow=CONFIG.grow, ladder=(0.5,), seeds=3)
+    result = compare_targets([GPU], "kws", data=root / "data", out=tmp_path / "out", cache_dir=root / "cache",
+                             config=config, progress=False, log=lambda line: None)
+    (point,) = result.points
+    assert [run.seed for run in point.runs] == [0, 1, 2]
+    assert len({run.run_dir for run in point.runs}) == 3
+    tests = sorted(run.test_accuracy for run in point.runs)
+    assert point.test_accuracy == tests[1] and point.test_range == (tests[0], tests[2])
+    assert point.predicted["latency_ms"] == sorted(run.predicted["latency_ms"] for run in point.runs)[1]
+    for run in point.runs:
+        assert json.loads((result.out_dir / run.run_dir / "summary.json").read_text())["test_accuracy"] == \
+            run.test_accuracy
+    parser = Circles()
+    parser.feed(result.report.read_text())
+    dots = [c for c in parser.points["compare-latency-ms"] if "data-seed-of" in c]
+    assert sorted(int(c["data-seed"]) for c in dots) == [0, 1, 2]
+    assert "medians of 3 seeds per rung" in result.describe()
+    saved = read_comparison(result.out_dir)["points"][0]
+    assert saved["median"]["test_accuracy"] == point.test_accuracy and len(saved["runs"]) == 3

@@ -47,8 +47,10 @@ def render_comparison(comparison: Comparison) -> str:
                 '<p class="note">Each rung is a budget: the predicted cost, on that device, of the family\'s reference '
                 "network at the rung's width multiplier (latency; on a microcontroller also SRAM and flash). A "
                 "network was grown for every device at every rung. Accuracy is the float network's top-1 on the "
-                f"test split ({comparison.test_examples} examples, one seed per rung: one example is "
-                f"{100 / max(comparison.test_examples, 1):.2g} points).</p>"]
+                f"test split ({comparison.test_examples} examples: one example is "
+                f"{100 / max(comparison.test_examples, 1):.2g} points), "
+                + ("one seed per rung" if comparison.config.get("seeds", 1) == 1 else
+                   f"the median of {comparison.config['seeds']} seeds per rung") + ".</p>"]
     if comparison.choice is not None:
         sections += ["<h2>Cheapest device and budget for the accuracy target</h2>",
                      f"<pre>{_text(comparison.choice.describe())}</pre>",
@@ -81,14 +83,23 @@ def cost_figure(comparison: Comparison, metric: str) -> Figure:
                          point_labels=[p.label for p in points],
                          point_attributes=[{"data-target": device.name, "data-rung": f"{p.rung:g}",
                                             "data-measured": str(metric in p.measured).lower()} for p in points]))
+        seeds = [(run.measured.get(metric, run.predicted.get(metric)), 100 * run.test_accuracy, p, run)
+                 for p in points for run in p.runs if len(p.runs) > 1 and run.test_accuracy is not None]
+        if seeds:
+            panel.add(Series(f"{device.name}, each seed", [(x, y) for x, y, _, _ in seeds], style="scatter",
+                             color=PALETTE[index % len(PALETTE)], key=f"seeds-{slug(device.name)}",
+                             marker_radius_px=1.5, in_legend=False,
+                             point_attributes=[{"data-seed-of": device.name, "data-rung": f"{p.rung:g}",
+                                                "data-seed": str(run.seed)} for _, _, p, run in seeds]))
         candidates += [(p.cost(metric), 100 * p.test_accuracy, f"{device.name} {p.label}") for p in points]
     if candidates:
         front = [candidates[i] for i in pareto_front([(c, a) for c, a, _ in candidates])]
         panel.add(Series("Pareto front, all devices", [(c, a) for c, a, _ in front], style="ring", color=FRONT_COLOR,
                          key="pareto-front", point_attributes=[{"data-pareto": "true", "data-name": name}
                                                                for _, _, name in front]))
-    caption = ["Each line is one device, its points the rungs (labelled by width multiplier). Ringed green: the "
-               "Pareto front over all devices (nothing else is both cheaper and more accurate)."]
+    caption = ["Each line is one device, its points the rungs (labelled by width multiplier; with several seeds, the "
+               "medians, and each seed's run a small dot). Ringed green: the Pareto front over all devices (nothing "
+               "else is both cheaper and more accurate)."]
     if missing:
         caption.append(f"Not drawn: {', '.join(missing)} (no {metric} figure for that device).")
     figure.caption = " ".join(caption)
@@ -99,9 +110,9 @@ def points_table(comparison: Comparison) -> str:
     from ..compare import COST_METRICS
 
     head = ("<tr><th>target</th><th>rung</th><th>budget</th><th>widths, depth</th><th>valid. acc.</th>"
-            "<th>test acc.</th><th>int8 test acc.</th>"
+            "<th>test acc. [lowest, highest]</th><th>int8 test acc.</th>"
             + "".join(f"<th>{html.escape(AXES[m].split(' (')[0])} (predicted / measured)</th>" for m in COST_METRICS)
-            + "<th>run</th></tr>")
+            + "<th>runs</th></tr>")
     rows = []
     for point in comparison.points:
         budget = ", ".join(f"{metric} ≤ {limit:.4g}" for metric, limit in point.budget.items())
@@ -109,13 +120,16 @@ def points_table(comparison: Comparison) -> str:
             rows.append(f"<tr><td>{_text(point.target)}</td><td>{_text(point.label)}</td><td>{_text(budget)}</td>"
                         f"<td colspan=\"{5 + len(COST_METRICS)}\">skipped: {_text(point.skipped)}</td></tr>")
             continue
-        widths = "/".join(str(w) for w in point.widths.values())
+        widths = "<br>".join(f"{_text('/'.join(str(w) for w in run.widths.values()))}, {_text(run.depth)}"
+                             for run in point.runs)
+        test = _percent(point.test_accuracy) + (
+            f" [{_percent(point.test_range[0])}, {_percent(point.test_range[1])}]" if len(point.runs) > 1 else "")
         costs = "".join(f"<td>{_number(point.predicted.get(m))} / {_number(point.measured.get(m))}</td>"
                         for m in COST_METRICS)
+        runs = "<br>".join(_text(run.run_dir) for run in point.runs)
         rows.append(f"<tr><td>{_text(point.target)}</td><td>{_text(point.label)}</td><td>{_text(budget)}</td>"
-                    f"<td>{_text(widths)}, {_text(point.depth)}</td><td>{_percent(point.validation_accuracy)}</td>"
-                    f"<td>{_percent(point.test_accuracy)}</td><td>{_percent(point.int8_test_accuracy)}</td>{costs}"
-                    f"<td>{_text(point.run_dir)}</td></tr>")
+                    f"<td>{widths}</td><td>{_percent(point.validation_accuracy)}</td>"
+                    f"<td>{test}</td><td>{_percent(point.int8_test_accuracy)}</td>{costs}<td>{runs}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
