@@ -272,7 +272,7 @@ def _workflow_parser(commands) -> argparse.ArgumentParser:
 
 def _compare_parser(commands) -> argparse.ArgumentParser:
     """The 'compare' command's parser, added to ``commands``."""
-    from .compare import DEFAULT_TARGETS, LADDER, QUICK_LADDER, RANK_METRICS
+    from .compare import DEFAULT_TARGETS, RANK_METRICS
     from .models.registry import TASKS
 
     compare = commands.add_parser(
@@ -299,10 +299,9 @@ def _compare_parser(commands) -> argparse.ArgumentParser:
     compare.add_argument("--task", default="kws", choices=TASKS, help="kws (default) or image")
     _add_data_arguments(compare)
     compare.add_argument("--out", metavar="DIR", help="results folder (default runs/compare-TASK-DATE-TIME)")
-    ladder, quick_ladder = (",".join(f"{w:g}" for w in rungs) for rungs in (LADDER, QUICK_LADDER))
     compare.add_argument("--ladder", type=_ladder, metavar="W,W,...",
-                         help=f"the rungs, width multipliers of the reference network (default {ladder}; --quick "
-                              f"{quick_ladder})")
+                         help="the rungs, width multipliers of the reference network (default: the family's baseline "
+                              "widths, 0.25,0.5,1 of DS-CNN-S; 0.35,0.5,0.75 of MobileNet)")
     compare.add_argument("--seeds", type=int, default=1, metavar="N",
                          help="grow runs per rung, random seeds --seed, --seed + 1, …: each rung's figures are their "
                               "medians (default 1)")
@@ -316,7 +315,7 @@ def _compare_parser(commands) -> argparse.ArgumentParser:
                          help="a device's unit price, for --accuracy; repeat per device")
     compare.add_argument("--method", help=_method_help())
     compare.add_argument("--no-measure", action="store_true", help="predicted figures only: no export, no timing")
-    compare.add_argument("--quick", action="store_true", help="short runs, three rungs, fewer timed runs (a smoke run)")
+    compare.add_argument("--quick", action="store_true", help="short runs, fewer timed runs (a smoke run)")
     compare.add_argument("--resume", action="store_true", help="continue the comparison killed in --out")
     compare.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_cache_dir_argument(compare)

@@ -60,8 +60,6 @@ FORMAT = "edgegrow-comparison/1"
 COMPARISON = "comparison.json"
 REPORT = "comparison.html"
 DEFAULT_TARGETS = (HOST, "cortex-m4f-120mhz", "cortex-m7-480mhz")
-LADDER = (0.25, 0.5, 0.75, 1.0)
-QUICK_LADDER = (0.25, 0.5, 1.0)
 COST_METRICS = ("latency_ms", "energy_mj", "sram_kb", "flash_kb")
 RANK_METRICS = COST_METRICS
 COST_NAMES = {"latency_ms": "latency (ms)", "energy_mj": "energy per inference (mJ)", "sram_kb": "SRAM (KiB)",
@@ -74,13 +72,14 @@ CAPACITY_FIELDS = {"sram_kb": "sram_bytes", "flash_kb": "flash_bytes"}  # a devi
 class CompareConfig:
     """How much work each rung does. ``grow`` is every grow run's config (``edgegrow grow``'s defaults);
     ``ladder`` the rungs, width multipliers of the family's reference network whose predicted cost on
-    a target is that rung's budget there; ``seeds`` how many grow runs each rung gets (random seeds
+    a target is that rung's budget there (None: the family's ``baseline_widths``, the uniform networks
+    the workflow trains, e.g. ×0.25, ×0.5 and ×1 of DS-CNN-S); ``seeds`` how many grow runs each rung gets (random seeds
     ``grow.seed``, ``grow.seed + 1``, …: a rung's figures are their medians); ``seed_width`` as
     ``WorkflowConfig``'s; ``measure`` exports each grown network and measures it where this machine can
     (see the module docstring)."""
 
     grow: GrowConfig = GrowConfig()
-    ladder: tuple[float, ...] = LADDER
+    ladder: tuple[float, ...] | None = None
     seeds: int = 1
     seed_width: float | str | None = "auto"
     measure: bool = True
@@ -89,17 +88,8 @@ class CompareConfig:
     bench_warmup: int = 20
 
     def __post_init__(self):
-        ladder = tuple(self.ladder)
-        if not ladder:
-            raise ValueError("the ladder has no rung; e.g. --ladder 0.25,0.5,1")
-        for width in ladder:
-            if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) \
-                    or not 0 < width <= 4:
-                raise ValueError(f"ladder rungs are width multipliers of the reference network in (0, 4], got "
-                                 f"{width!r}")
-        if len(set(ladder)) != len(ladder):
-            raise ValueError(f"the ladder repeats a rung: {', '.join(f'{w:g}' for w in ladder)}")
-        object.__setattr__(self, "ladder", tuple(sorted(float(w) for w in ladder)))
+        if self.ladder is not None:
+            object.__setattr__(self, "ladder", check_ladder(self.ladder))
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValueError(f"need 1 or more seeds per rung, got {self.seeds!r}")
         if self.bench_runs < 1 or self.bench_warmup < 0 or self.calibration_examples < 1:
@@ -107,11 +97,24 @@ class CompareConfig:
 
     @classmethod
     def quick(cls, grow: GrowConfig | None = None, **overrides) -> CompareConfig:
-        """A smoke comparison: GrowConfig.quick's short runs, three rungs, fewer timed runs."""
-        settings = dict(grow=grow or GrowConfig.quick(), ladder=QUICK_LADDER, calibration_examples=100,
-                        bench_runs=50, bench_warmup=5)
+        """A smoke comparison: GrowConfig.quick's short runs, fewer timed runs."""
+        settings = dict(grow=grow or GrowConfig.quick(), calibration_examples=100, bench_runs=50, bench_warmup=5)
         settings.update(overrides)
         return cls(**settings)
+
+
+def check_ladder(ladder) -> tuple[float, ...]:
+    """The rungs sorted; ValueError for none, one out of (0, 4] or one given twice."""
+    ladder = tuple(ladder)
+    if not ladder:
+        raise ValueError("the ladder has no rung; e.g. --ladder 0.25,0.5,1")
+    for width in ladder:
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) \
+                or not 0 < width <= 4:
+            raise ValueError(f"ladder rungs are width multipliers of the reference network in (0, 4], got {width!r}")
+    if len(set(ladder)) != len(ladder):
+        raise ValueError(f"the ladder repeats a rung: {', '.join(f'{w:g}' for w in ladder)}")
+    return tuple(sorted(float(width) for width in ladder))
 
 
 @dataclass
@@ -274,10 +277,11 @@ class Comparison:
     test_examples: int
     devices: list[Device]
     points: list[Point]
-    config: dict
+    config: dict  # the settings that decide the results (a resumed comparison must have the same)
     seconds: float = 0.0
     report: Path | None = None
     choice: Choice | None = None
+    rungs: tuple[float, ...] = ()  # the ladder: config's, or the family's when config's is None
 
     def points_of(self, target: str) -> list[Point]:
         return [point for point in self.points if point.target == target]
@@ -351,7 +355,7 @@ class Comparison:
     def to_dict(self, *, finished: bool = True) -> dict:
         return {"format": FORMAT, "finished": finished, "task": self.task, "family": self.family, "data": self.data,
                 "validation_examples": self.validation_examples, "test_examples": self.test_examples,
-                "config": self.config, "seconds": self.seconds,
+                "config": self.config, "rungs": list(self.rungs), "seconds": self.seconds,
                 "devices": [asdict(device) for device in self.devices],
                 "points": [point.to_dict() for point in self.points],
                 "choice": None if self.choice is None else self.choice.to_dict()}
@@ -387,7 +391,8 @@ def compare_targets(targets: Sequence[str] = DEFAULT_TARGETS, task: str = "kws",
                     accuracy: float | None = None, rank_by: str = "latency_ms",
                     prices: Mapping[str, float] | None = None, resume: bool = False, progress: bool = True,
                     log: Callable[[str], None] = print) -> Comparison:
-    """Grow a network for every target at every rung of ``config.ladder``, measure what can be measured,
+    """Grow a network for every target at every rung of ``config.ladder`` (None: the family's baseline
+    widths), measure what can be measured,
     write ``comparison.json`` and ``comparison.html`` to ``out`` and return the comparison (see the module
     docstring). ``budget``: ``{metric: limit}`` that caps every rung on every target. ``accuracy`` (a
     share of the validation split), ``rank_by`` and ``prices`` (unit prices by target name): the question
@@ -401,49 +406,56 @@ def compare_targets(targets: Sequence[str] = DEFAULT_TARGETS, task: str = "kws",
     started = time.perf_counter()
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    names = [name.strip() for name in targets if name.strip()]
-    if not names:
+    given = [name.strip() for name in targets if name.strip()]
+    if not given:
         raise ValueError("no target to compare; e.g. --targets host,cortex-m4f-120mhz")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"target {repeated[0]} is named twice")
     if accuracy is not None:
         check_accuracy_target(accuracy)
     if rank_by not in RANK_METRICS:
         raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(RANK_METRICS)}")
-    unpriced = [name for name in (prices or {}) if name not in names]
-    if unpriced:
-        raise ValueError(f"a price is given for {unpriced[0]!r}, which is not among --targets ({', '.join(names)})")
     caps = Budget(dict(budget)) if budget else None
     if current_world().size > 1:
         raise ValueError("edgegrow compare runs in one process; run it without torchrun (its grow runs are small)")
     resolve_device(config.grow.device)
-    loaded_targets = {name: load_target(name) for name in names if name != HOST}  # unknown names said now
-    _check_caps(caps, loaded_targets, host=HOST in names)
+    loaded_targets = {}  # by the profile's own name (a target may be given as a profile file)
+    for name in given:
+        target = _host_profile() if name == HOST else load_target(name)  # unknown names said now
+        canonical = HOST if target is None else target.name
+        if canonical in loaded_targets:
+            raise ValueError(f"target {canonical} is named twice")
+        loaded_targets[canonical] = target
+    names = list(loaded_targets)
+    unpriced = [name for name in (prices or {}) if name not in names]
+    if unpriced:
+        raise ValueError(f"a price is given for {unpriced[0]!r}, which is not among --targets ({', '.join(names)})")
+    _check_caps(caps, loaded_targets)
     out = Path(out) if out is not None else Path("runs") / datetime.now().strftime(f"compare-{task}-%Y%m%d-%H%M%S")
     plan = _plan(names, task, data, family, caps, config)
     _check_out(out, plan, resume)
 
     loaded = load_task_data(task, data, family, cache_dir, progress, log)
-    if HOST in names:
+    if HOST in names and loaded_targets[HOST] is None:  # not measured yet: measured now
         loaded_targets[HOST] = ensure_host_profile(progress=progress, log=log)
-        _check_caps(caps, {HOST: loaded_targets[HOST]})
     devices = [_device(loaded_targets[name]) for name in names]
+    ladder = config.ladder or check_ladder(loaded.family_record.baseline_widths)
     out.mkdir(parents=True, exist_ok=True)
     comparison = Comparison(out, task, loaded.family, loaded.data.summary().splitlines()[0],
-                            len(loaded.data.validation), len(loaded.data.test), devices, [], plan)
+                            len(loaded.data.validation), len(loaded.data.test), devices, [], plan, rungs=ladder)
+    earlier = 0.0  # seconds a resumed comparison spent before it was killed
     if not (out / COMPARISON).is_file():
         comparison.save(finished=False)  # from now on the folder is a comparison --resume continues
+    elif resume:
+        earlier = float(read_comparison(out).get("seconds") or 0.0)
     done = _finished_points(out) if resume else {}
     for name in names:
         target = loaded_targets[name]
-        for rung in config.ladder:
+        for rung in ladder:
             point = done.get((name, rung)) or _plan_point(loaded, target, rung, caps, config, log)
             comparison.points.append(point)
             for seed in _seeds(config):
                 if point.skipped is None and seed not in {run.seed for run in point.runs}:
                     point.runs.append(_grow_run(loaded, target, point, seed, config, out, cache_dir, progress, log))
-                comparison.seconds = time.perf_counter() - started
+                comparison.seconds = earlier + time.perf_counter() - started
                 comparison.save(finished=False)
     for device in comparison.devices:
         device.sources = _sources(loaded_targets[device.name], comparison.points_of(device.name))
@@ -452,7 +464,7 @@ def compare_targets(targets: Sequence[str] = DEFAULT_TARGETS, task: str = "kws",
     from .report.compare_report import write_comparison_report
 
     comparison.report = write_comparison_report(comparison)
-    comparison.seconds = time.perf_counter() - started
+    comparison.seconds = earlier + time.perf_counter() - started
     comparison.save()
     return comparison
 
@@ -462,9 +474,10 @@ def _plan(names: list[str], task: str, data, family, caps: Budget | None, config
     """What decides a comparison's results: a resumed one must have the same."""
     return {"targets": names, "task": task, "data": None if data is None else str(Path(data).resolve()),
             "family": family, "budget": None if caps is None else dict(caps.limits),
-            "ladder": list(config.ladder), "seeds": config.seeds, "seed_width": config.seed_width,
-            "measure": config.measure, "grow": asdict(config.grow), "calibration_examples": config.calibration_examples,
-            "bench_runs": config.bench_runs, "bench_warmup": config.bench_warmup}
+            "ladder": None if config.ladder is None else list(config.ladder), "seeds": config.seeds,
+            "seed_width": config.seed_width, "measure": config.measure, "grow": asdict(config.grow),
+            "calibration_examples": config.calibration_examples, "bench_runs": config.bench_runs,
+            "bench_warmup": config.bench_warmup}
 
 
 def _check_out(out: Path, plan: dict, resume: bool) -> None:
@@ -497,14 +510,18 @@ def has_energy_model(target: Target) -> bool:
         target.energy_pj_per_mac is not None and target.energy_pj_per_byte is not None)
 
 
-def _check_caps(caps: Budget | None, targets: Mapping[str, Target], *, host: bool = False) -> None:
-    """ValueError for an energy cap on a target that cannot predict energy. ``host``: host is compared too;
-    a host profile measured here has no power figure, so one not yet measured cannot have one either."""
+def _host_profile() -> Target | None:
+    """This machine's profile where ``edgegrow profile --target host`` wrote it; None if not measured yet."""
+    path = user_targets_folder() / f"{HOST}.json"
+    return load_target(str(path)) if path.is_file() else None
+
+
+def _check_caps(caps: Budget | None, targets: Mapping[str, Target | None]) -> None:
+    """ValueError for an energy cap on a target that cannot predict energy; ``None`` is a host profile not
+    measured yet, which will have no power figure."""
     if caps is None or "energy_mj" not in caps.limits:
         return
-    names = [name for name, target in targets.items() if not has_energy_model(target)]
-    if host and not (user_targets_folder() / f"{HOST}.json").is_file():
-        names.append(HOST)
+    names = [name for name, target in targets.items() if target is None or not has_energy_model(target)]
     if names:
         raise ValueError(f"--budget energy_mj cannot be checked on {', '.join(names)}: the profile has no power "
                          "figure (give it a power_w, or leave energy out of --budget)")

@@ -154,7 +154,7 @@ def test_the_saved_comparison_declares_its_format_and_holds_every_point(compared
     saved = read_comparison(result.out_dir)
     assert saved["format"] == FORMAT and saved["finished"] is True
     assert len(saved["points"]) == len(TARGETS) * len(LADDER)
-    assert saved["choice"]["accuracy"] == 0.2 and saved["config"]["ladder"] == list(LADDER)
+    assert saved["choice"]["accuracy"] == 0.2 and saved["config"]["ladder"] == saved["rungs"] == list(LADDER)
 
 
 def made_up(points: list[Point], devices=("a", "b")) -> Comparison:
@@ -236,7 +236,7 @@ def test_a_killed_comparison_resumes_keeping_the_finished_rungs(compared, tmp_pa
     saved = json.loads((out / COMPARISON).read_text())
     last = saved["points"].pop()  # killed during the last rung: its run and export never finished
     shutil.rmtree(out / last["runs"][0]["run_dir"])
-    saved["finished"] = False
+    saved["finished"], saved["seconds"] = False, 1000.0
     (out / COMPARISON).write_text(json.dumps(saved))
     grown = []
     real_grow = compare_module.grow
@@ -252,6 +252,7 @@ def test_a_killed_comparison_resumes_keeping_the_finished_rungs(compared, tmp_pa
     assert [(p.target, p.rung, p.test_accuracy) for p in again.points[:-1]] == [
         (p.target, p.rung, p.test_accuracy) for p in result.points[:-1]]
     assert again.points[-1].grown and read_comparison(out)["finished"] is True
+    assert 1000.0 < again.seconds < 1000.0 + result.seconds * 5  # the killed run's time, then this one's
     with pytest.raises(ValueError, match="made with other settings \\(ladder\\)"):
         compare_targets(TARGETS, "kws", data=root / "data", out=out, cache_dir=root / "cache",
                         config=CompareConfig.quick(grow=CONFIG.grow, ladder=(0.5,), bench_runs=8, bench_warmup=1,
@@ -327,3 +328,15 @@ def test_several_seeds_per_rung_give_the_medians_and_each_seeds_run(compared, tm
     assert "medians of 3 seeds per rung" in result.describe()
     saved = read_comparison(result.out_dir)["points"][0]
     assert saved["median"]["test_accuracy"] == point.test_accuracy and len(saved["runs"]) == 3
+
+
+def test_without_a_ladder_the_rungs_are_the_familys_baseline_widths(compared, tmp_path, monkeypatch):
+    _, root, _ = compared
+    monkeypatch.setenv("EDGEGROW_TARGETS", str(root / "targets"))
+    grown = []
+    monkeypatch.setattr(compare_module, "_grow_run", lambda loaded, target, point, seed, *rest: grown.append(
+        point.rung) or GrownRun(seed, "", validation_accuracy=0.5, test_accuracy=0.5))
+    result = compare_targets([GPU], "kws", data=root / "data", out=tmp_path / "out", cache_dir=root / "cache",
+                             config=CompareConfig(), progress=False, log=lambda line: None)
+    assert grown == [0.25, 0.5, 1.0] and result.rungs == (0.25, 0.5, 1.0)
+    assert read_comparison(result.out_dir)["config"]["ladder"] is None

@@ -25,7 +25,7 @@ AXES = {"latency_ms": "latency per inference (ms, log scale)",
         "flash_kb": "flash: weights plus overhead (KiB, log scale)"}
 TITLES = {"latency_ms": "Accuracy against latency", "energy_mj": "Accuracy against energy",
           "sram_kb": "Accuracy against SRAM", "flash_kb": "Accuracy against flash"}
-FRONT_COLOR = "#2ca02c"
+FRONT_COLOR = "#111111"  # not a device colour
 WIDE = "body { max-width: 1180px; } td { vertical-align: top; }"
 
 
@@ -43,7 +43,7 @@ def render_comparison(comparison: Comparison) -> str:
 
     sections = [f"<h1>edgegrow compare: {_text(comparison.task)}, {_text(comparison.family)}</h1>",
                 f'<p class="subtitle">{_text(comparison.data)} · {len(comparison.devices)} devices × '
-                f"{len(comparison.config.get('ladder', []))} budgets · {comparison.seconds:.0f} s</p>",
+                f"{len(comparison.rungs)} budgets · {comparison.seconds:.0f} s</p>",
                 '<p class="note">Each rung is a budget: the predicted cost, on that device, of the family\'s reference '
                 "network at the rung's width multiplier (latency; on a microcontroller also SRAM and flash). A "
                 "network was grown for every device at every rung. Accuracy is the float network's top-1 on the "
@@ -98,7 +98,7 @@ def cost_figure(comparison: Comparison, metric: str) -> Figure:
                          key="pareto-front", point_attributes=[{"data-pareto": "true", "data-name": name}
                                                                for _, _, name in front]))
     caption = ["Each line is one device, its points the rungs (labelled by width multiplier; with several seeds, the "
-               "medians, and each seed's run a small dot). Ringed green: the Pareto front over all devices (nothing "
+               "medians, and each seed's run a small dot). Ringed black: the Pareto front over all devices (nothing "
                "else is both cheaper and more accurate)."]
     if missing:
         caption.append(f"Not drawn: {', '.join(missing)} (no {metric} figure for that device).")
