@@ -260,14 +260,20 @@ def _workflow_parser(commands) -> argparse.ArgumentParser:
                           help="the microcontroller profile (default cortex-m4f-120mhz)")
     workflow.add_argument("--mcu-budget", action="append", metavar="METRIC=VALUE",
                           help="budget on the microcontroller; repeat (default: the reference's latency, SRAM, flash)")
-    workflow.add_argument("--method", help=_method_help())
     workflow.add_argument("--format", default="all", help="export formats (default all)")
-    workflow.add_argument("--quick", action="store_true", help="fewer epochs, steps and timed runs (a smoke run)")
     workflow.add_argument("--reprofile", action="store_true", help="measure host again even if a profile exists")
-    workflow.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    _add_cache_dir_argument(workflow)
-    _add_training_arguments(workflow)
+    _add_grow_runs_arguments(workflow, quick_help="fewer epochs, steps and timed runs (a smoke run)")
     return workflow
+
+
+def _add_grow_runs_arguments(parser, *, quick_help: str) -> None:
+    """--method, --quick, --seed, --cache-dir and the training flags: for the commands that make grow runs
+    of their own (workflow, compare)."""
+    parser.add_argument("--method", help=_method_help())
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_cache_dir_argument(parser)
+    _add_training_arguments(parser)
 
 
 def _compare_parser(commands) -> argparse.ArgumentParser:
@@ -313,13 +319,9 @@ def _compare_parser(commands) -> argparse.ArgumentParser:
                          help="the cost devices are ranked by when no price is given (default latency_ms)")
     compare.add_argument("--price", action="append", metavar="TARGET=PRICE",
                          help="a device's unit price, for --accuracy; repeat per device")
-    compare.add_argument("--method", help=_method_help())
     compare.add_argument("--no-measure", action="store_true", help="predicted figures only: no export, no timing")
-    compare.add_argument("--quick", action="store_true", help="short runs, fewer timed runs (a smoke run)")
     compare.add_argument("--resume", action="store_true", help="continue the comparison killed in --out")
-    compare.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    _add_cache_dir_argument(compare)
-    _add_training_arguments(compare)
+    _add_grow_runs_arguments(compare, quick_help="short runs, fewer timed runs (a smoke run)")
     return compare
 
 

@@ -238,6 +238,7 @@ class Choice:
     per_device: dict[str, Point | None]  # each device's cheapest rung that reaches the target (None: none does)
     best: Point | None
     best_validation: dict[str, float | None]  # each device's highest validation accuracy, for the misses
+    unranked: list[str] = field(default_factory=list)  # devices that reach it, unpriced, with no rank_by figure
 
     def describe(self) -> str:
         lines = [f"to reach {self.accuracy:.1%} validation accuracy:"]
@@ -255,6 +256,8 @@ class Choice:
             how = "the lowest unit price" if self.best.target in self.prices else \
                 f"the lowest {COST_NAMES[self.rank_by]}"
             lines.append(f"cheapest: {self.best.target} at {self.best.label} ({how})")
+        if self.unranked:
+            lines.append(f"not ranked, having no {self.rank_by} figure: {', '.join(self.unranked)}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -262,7 +265,7 @@ class Choice:
                 "per_device": {name: None if p is None else {"target": p.target, "rung": p.rung}
                                for name, p in self.per_device.items()},
                 "best": None if self.best is None else {"target": self.best.target, "rung": self.best.rung},
-                "best_validation": self.best_validation}
+                "best_validation": self.best_validation, "unranked": self.unranked}
 
 
 @dataclass
@@ -316,7 +319,8 @@ class Comparison:
         else:
             ranked = [p for p in reached if p.cost(rank_by) is not None]
             best = min(ranked, key=lambda p: _rank_key(p, rank_by), default=None)
-        return Choice(accuracy, rank_by, prices, per_device, best, best_validation)
+        unranked = [p.target for p in reached if p.target not in prices and p.cost(rank_by) is None]
+        return Choice(accuracy, rank_by, prices, per_device, best, best_validation, unranked)
 
     def describe(self) -> str:
         """What ``edgegrow compare`` prints: one row per rung, where each device's figures come from, the

@@ -177,6 +177,11 @@ def test_the_cheapest_rung_per_device_is_chosen_on_validation_and_the_cheapest_d
     assert choice.per_device["a"] is points[1]  # ×0.25 has the better test accuracy, but misses on validation
     assert choice.per_device["b"] is points[3] and choice.best is points[3]
     assert comparison.cheapest(0.85, rank_by="energy_mj").best is points[1]
+    for unmodelled in points[3:]:  # b has no energy model: it reaches, but cannot be ranked by energy
+        unmodelled.runs[0].predicted["energy_mj"] = None
+    by_energy = comparison.cheapest(0.85, rank_by="energy_mj")
+    assert by_energy.best is points[1] and by_energy.unranked == ["b"] and by_energy.per_device["b"] is points[3]
+    assert "not ranked, having no energy_mj figure: b" in by_energy.describe()
     assert comparison.cheapest(0.85, prices={"a": 3.0, "b": 5.0}).best is points[1]
     assert comparison.cheapest(0.85, prices={"b": 5.0}).best is points[3]  # the only priced device
     missed = comparison.cheapest(0.95)
