@@ -161,10 +161,18 @@ class _CapturedStderr:
         return False
 
 
+TFLM_PROBE_ARENA_BYTES = 1 << 20  # where a model is first loaded to read what it needs
+TFLM_ARENA_STEP_BYTES = 16  # TFLite Micro aligns its arena to 16 bytes
+TFLM_ARENA_RETRIES = 8
+
+
 def open_tflm(model: bytes | str | Path, arena_bytes: int | None = None) -> Loaded:
     """TFLite Micro's reference interpreter. With no ``arena_bytes`` the model is first loaded in a
-    1 MiB arena to measure what it needs, then loaded again in exactly that arena, so a model that
-    runs here is known to fit the reported size."""
+    1 MiB arena to read the total TFLite Micro reports, then loaded again in exactly that arena, so a
+    model that runs here is known to fit the reported size. That total leaves out the temporary
+    memory some kernels ask for while they are prepared: when TFLite Micro says how much is missing,
+    that much is added (rounded up to 16 bytes) and the model loaded again. (Bisecting sizes instead
+    crashed TFLite Micro's interpreter in some arenas.)"""
     runtime = require("tflite_micro.python.tflite_micro.runtime")
     content = model if isinstance(model, bytes) else Path(model).read_bytes()
 
@@ -178,7 +186,7 @@ def open_tflm(model: bytes | str | Path, arena_bytes: int | None = None) -> Load
         return None, f"{first_line(failure)}" + (f" ({reason})" if reason else "")
 
     if arena_bytes is None:
-        interpreter, reason = load(1 << 20)
+        interpreter, reason = load(TFLM_PROBE_ARENA_BYTES)
         if interpreter is None:
             raise ValueError(f"TFLite Micro cannot load the model: {reason}")
         with _CapturedStderr() as log:
@@ -187,6 +195,12 @@ def open_tflm(model: bytes | str | Path, arena_bytes: int | None = None) -> Load
         if match is None:
             raise RuntimeError("TFLite Micro did not report its arena size")
         arena_bytes = int(match.group(1))
+        for _ in range(TFLM_ARENA_RETRIES):  # a kernel's temporary memory on top: add what TFLite Micro says is missing
+            reason = load(arena_bytes)[1]
+            missing = re.search(r"missing: (\d+)", reason)
+            if missing is None:
+                break
+            arena_bytes += -(-int(missing.group(1)) // TFLM_ARENA_STEP_BYTES) * TFLM_ARENA_STEP_BYTES
     interpreter, reason = load(arena_bytes)
     if interpreter is None:
         raise ValueError(f"TFLite Micro cannot load the model in a {arena_bytes}-byte arena: {reason}")
