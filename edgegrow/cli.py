@@ -769,6 +769,13 @@ def _compare(args):
     from .grow import GrowConfig
     from .growth.budget import Budget
 
+    if args.resume and not args.out:
+        raise ValueError("--resume continues the comparison in --out; give that folder (--resume --out DIR)")
+    unused = [flag for flag, given in (("--tensorboard", args.tensorboard), ("--sync-batch-norm", args.sync_batch_norm))
+              if given]
+    if unused:
+        raise ValueError(f"edgegrow compare does not take {unused[0]} (its runs write no TensorBoard scalars and run "
+                         "in one process)")
     if args.accuracy is not None and not 1 <= args.accuracy <= 100:
         raise ValueError(f"--accuracy is a percentage between 1 and 100 (e.g. 88 for 88 %), got {args.accuracy:g}")
     grow_config = (GrowConfig.quick if args.quick else GrowConfig)(method=args.method, seed=args.seed,

@@ -90,6 +90,10 @@ class CompareConfig:
     def __post_init__(self):
         if self.ladder is not None:
             object.__setattr__(self, "ladder", check_ladder(self.ladder))
+        if not (self.seed_width in (None, "auto", "seed") or (
+                isinstance(self.seed_width, (int, float)) and not isinstance(self.seed_width, bool)
+                and 0 < self.seed_width <= 8)):
+            raise ValueError(f"seed width must be auto, seed or a width multiplier in (0, 8], got {self.seed_width!r}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValueError(f"need 1 or more seeds per rung, got {self.seeds!r}")
         if self.bench_runs < 1 or self.bench_warmup < 0 or self.calibration_examples < 1:
@@ -112,7 +116,7 @@ def check_ladder(ladder) -> tuple[float, ...]:
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) \
                 or not 0 < width <= 4:
             raise ValueError(f"ladder rungs are width multipliers of the reference network in (0, 4], got {width!r}")
-    if len(set(ladder)) != len(ladder):
+    if len({f"{width:g}" for width in ladder}) != len(ladder):  # a rung's folder is named x{width:g}
         raise ValueError(f"the ladder repeats a rung: {', '.join(f'{w:g}' for w in ladder)}")
     return tuple(sorted(float(width) for width in ladder))
 
@@ -224,8 +228,10 @@ class Device:
     description: str
     sources: dict[str, str] = field(default_factory=dict)  # metric → "measured: …", "predicted: …" or "no model: …"
 
-    def measured(self, metric: str) -> bool:
-        return self.sources.get(metric, "").startswith("measured")
+    def measured(self, metric: str) -> str:
+        """"all" when every grown rung's ``metric`` is measured, "some" when only some are, else ""."""
+        source = self.sources.get(metric, "")
+        return "all" if source.startswith("measured:") else "some" if source.startswith("measured at") else ""
 
 
 @dataclass
@@ -239,9 +245,11 @@ class Choice:
     best: Point | None
     best_validation: dict[str, float | None]  # each device's highest validation accuracy, for the misses
     unranked: list[str] = field(default_factory=list)  # devices that reach it, unpriced, with no rank_by figure
+    unpriced: list[str] = field(default_factory=list)  # devices that reach it without a price, when others have one
 
     def describe(self) -> str:
-        lines = [f"to reach {self.accuracy:.1%} validation accuracy:"]
+        lines = [f"to reach {self.accuracy:.1%} validation accuracy (the float network's; the int8 file's test "
+                 "accuracy is in the table):"]
         for name, point in self.per_device.items():
             if point is None:
                 best = self.best_validation.get(name)
@@ -256,7 +264,9 @@ class Choice:
             how = "the lowest unit price" if self.best.target in self.prices else \
                 f"the lowest {COST_NAMES[self.rank_by]}"
             lines.append(f"cheapest: {self.best.target} at {self.best.label} ({how})")
-        if self.unranked:
+        if self.unpriced:
+            lines.append(f"not compared by price, having none: {', '.join(self.unpriced)}")
+        elif self.unranked:
             lines.append(f"not ranked, having no {self.rank_by} figure: {', '.join(self.unranked)}")
         return "\n".join(lines)
 
@@ -265,7 +275,7 @@ class Choice:
                 "per_device": {name: None if p is None else {"target": p.target, "rung": p.rung}
                                for name, p in self.per_device.items()},
                 "best": None if self.best is None else {"target": self.best.target, "rung": self.best.rung},
-                "best_validation": self.best_validation, "unranked": self.unranked}
+                "best_validation": self.best_validation, "unranked": self.unranked, "unpriced": self.unpriced}
 
 
 @dataclass
@@ -297,15 +307,7 @@ class Comparison:
         check_accuracy_target(accuracy)
         if rank_by not in RANK_METRICS:
             raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(RANK_METRICS)}")
-        prices = dict(prices or {})
-        names = [device.name for device in self.devices]
-        unknown = [name for name in prices if name not in names]
-        if unknown:
-            raise ValueError(f"a price is given for {unknown[0]!r}, which is not compared; the targets are "
-                             f"{', '.join(names)}")
-        for name, price in prices.items():
-            if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
-                raise ValueError(f"the price of {name} must be a number >= 0, got {price!r}")
+        prices = check_prices(prices, [device.name for device in self.devices])
         per_device, best_validation = {}, {}
         for device in self.devices:
             grown = [p for p in self.points_of(device.name) if p.grown and p.validation_accuracy is not None]
@@ -320,7 +322,8 @@ class Comparison:
             ranked = [p for p in reached if p.cost(rank_by) is not None]
             best = min(ranked, key=lambda p: _rank_key(p, rank_by), default=None)
         unranked = [p.target for p in reached if p.target not in prices and p.cost(rank_by) is None]
-        return Choice(accuracy, rank_by, prices, per_device, best, best_validation, unranked)
+        unpriced = [p.target for p in reached if p.target not in prices] if priced else []
+        return Choice(accuracy, rank_by, prices, per_device, best, best_validation, unranked, unpriced)
 
     def describe(self) -> str:
         """What ``edgegrow compare`` prints: one row per rung, where each device's figures come from, the
@@ -384,6 +387,19 @@ def read_comparison(folder: str | Path) -> dict:
     return values
 
 
+def check_prices(prices: Mapping[str, float] | None, names: Sequence[str]) -> dict[str, float]:
+    """``prices`` as a dict; ValueError for a price of a target not compared or one not a number >= 0."""
+    prices = dict(prices or {})
+    unknown = [name for name in prices if name not in names]
+    if unknown:
+        raise ValueError(f"a price is given for {unknown[0]!r}, which is not compared; the targets are "
+                         f"{', '.join(names)}")
+    for name, price in prices.items():
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
+            raise ValueError(f"the price of {name} must be a number >= 0, got {price!r}")
+    return prices
+
+
 def check_accuracy_target(accuracy: float) -> None:
     if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 < accuracy <= 1:
         raise ValueError(f"the accuracy target is a share in (0, 1] (0.9 for 90 %), got {accuracy!r}")
@@ -429,13 +445,12 @@ def compare_targets(targets: Sequence[str] = DEFAULT_TARGETS, task: str = "kws",
             raise ValueError(f"target {canonical} is named twice")
         loaded_targets[canonical] = target
     names = list(loaded_targets)
-    unpriced = [name for name in (prices or {}) if name not in names]
-    if unpriced:
-        raise ValueError(f"a price is given for {unpriced[0]!r}, which is not among --targets ({', '.join(names)})")
+    prices = check_prices(prices, names)
     _check_caps(caps, loaded_targets)
     out = Path(out) if out is not None else Path("runs") / datetime.now().strftime(f"compare-{task}-%Y%m%d-%H%M%S")
     plan = _plan(names, task, data, family, caps, config)
     _check_out(out, plan, resume)
+    log(f"[compare] {', '.join(names)} → {out}" + (" (resumed)" if resume and out.is_dir() else ""))
 
     loaded = load_task_data(task, data, family, cache_dir, progress, log)
     if HOST in names and loaded_targets[HOST] is None:  # not measured yet: measured now
@@ -560,8 +575,11 @@ def _plan_point(loaded: Task, target: Target, rung: float, caps: Budget | None, 
     seeded = loaded.with_seed_width(seed_width_for(loaded, target, budget, config.seed_width))
     over = budget.violations(estimate(seeded.seed().eval(), example, target))
     if over:  # nothing narrower is cheaper on this device (a latency staircase), or a cap is below every seed
-        point.skipped = (f"no seed fits this budget ({'; '.join(over)}): on {target.name} no network narrower "
-                         "than the rung's own costs less, or a --budget cap is below every seed")
+        fixed = isinstance(config.seed_width, float | int)
+        why = (f"the seed ×{config.seed_width:g} (--seed-width) is over it" if fixed
+               else f"on {target.name} no network narrower than the rung's own costs less, or a --budget cap is below "
+                    "every seed")
+        point.skipped = f"no seed fits this budget ({'; '.join(over)}): {why}"
         log(f"[compare] {target.name} {point.label}: skipped: {point.skipped}")
     return point
 
@@ -585,7 +603,7 @@ def _grow_run(loaded: Task, target: Target, point: Point, seed: int, config: Com
         torch.manual_seed(seed)
         summary = grow(seeded.seed(), loaded.data, target, budget, grow_config, run_dir, family=loaded.family,
                        seed_options=seeded.seed_options, progress=progress, log=log, task_source=loaded.source,
-                       resume=run_dir.is_dir() and any(run_dir.iterdir())).summary
+                       resume=folder.holds_run()).summary  # killed before its first epoch ended: starts again
     run.widths, run.depth = dict(summary.widths), summary.depth
     run.macs, run.params = summary.predicted.get("macs"), summary.predicted.get("params")
     run.validation_accuracy, run.test_accuracy = summary.validation_accuracy, summary.test_accuracy
@@ -670,10 +688,15 @@ def _sources(target: Target, points: list[Point]) -> dict[str, str]:
                              else "no model (the profile has no power figure)"),
                "sram_kb": "predicted (peak activations plus the runtime's own)",
                "flash_kb": "predicted (weights plus model overhead)"}
+    grown = [p for p in points if p.grown]
     for metric in COST_METRICS:
-        hows = sorted({run.measured_by[metric] for p in points for run in p.runs if metric in run.measured_by})
-        if hows:
+        hows = sorted({run.measured_by[metric] for p in grown for run in p.runs if metric in run.measured_by})
+        measured = sum(metric in p.measured for p in grown)
+        if hows and measured == len(grown):
             sources[metric] = f"measured: {'; '.join(hows)} (predicted beside it)"
+        elif hows:
+            sources[metric] = (f"measured at {measured} of {len(grown)} rungs ({'; '.join(hows)}), predicted at the "
+                               "others (a run there was not measured)")
     return sources
 
 

@@ -30,6 +30,7 @@ from edgegrow.compare import (
 )
 from edgegrow.grow import GrowConfig
 from edgegrow.growth.budget import Budget
+from edgegrow.report.compare_report import render_comparison as comparison_page
 from edgegrow.report.run_report import pareto_front
 from edgegrow.tasks import load_task
 
@@ -239,8 +240,12 @@ def test_a_killed_comparison_resumes_keeping_the_finished_rungs(compared, tmp_pa
     out = tmp_path / "out"
     shutil.copytree(result.out_dir, out)
     saved = json.loads((out / COMPARISON).read_text())
-    last = saved["points"].pop()  # killed during the last rung: its run and export never finished
-    shutil.rmtree(out / last["runs"][0]["run_dir"])
+    last = saved["points"].pop()  # killed in the first epoch of the last rung's run: only its run.json is left
+    run_dir = out / last["runs"][0]["run_dir"]
+    for path in run_dir.iterdir():
+        if path.name != "run.json":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(out / "exported" / Path(last["runs"][0]["run_dir"]).relative_to("runs"), ignore_errors=True)
     saved["finished"], saved["seconds"] = False, 1000.0
     (out / COMPARISON).write_text(json.dumps(saved))
     grown = []
@@ -290,10 +295,15 @@ def test_the_command_prints_the_table_and_the_answer(compared, tmp_path, capsys,
     (["--ladder", "half"], "expected width multipliers separated by commas"),
     (["--accuracy", "0.85"], "--accuracy is a percentage between 1 and 100 (e.g. 88 for 88 %), got 0.85"),
     (["--price", "cortex-m4f-120mhz"], "--price 'cortex-m4f-120mhz' is not TARGET=PRICE"),
-    (["--price", "cortex-a76=3"], "a price is given for 'cortex-a76', which is not among --targets"),
+    (["--price", "cortex-a76=3"], "a price is given for 'cortex-a76', which is not compared; the targets are host"),
     (["--targets", f"host,{MCU}", "--budget", "energy_mj=1"], "--budget energy_mj cannot be checked on host"),
     (["--rank-by", "macs"], "argument --rank-by: invalid choice: 'macs'"),
     (["--seeds", "0"], "need 1 or more seeds per rung, got 0"),
+    (["--targets", MCU, "--price", f"{MCU}=-3"], f"the price of {MCU} must be a number >= 0, got -3.0"),
+    (["--targets", MCU, "--price", f"{MCU}=nan"], f"the price of {MCU} must be a number >= 0, got nan"),
+    (["--seed-width", "9"], "seed width must be auto, seed or a width multiplier in (0, 8], got 9.0"),
+    (["--ladder", "0.5,0.5000001"], "the ladder repeats a rung: 0.5, 0.5"),
+    (["--tensorboard"], "edgegrow compare does not take --tensorboard"),
 ])
 def test_bad_input_is_one_line_before_anything_is_written(argv, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EDGEGROW_TARGETS", str(tmp_path / "targets"))
@@ -345,3 +355,28 @@ def test_without_a_ladder_the_rungs_are_the_familys_baseline_widths(compared, tm
                              config=CompareConfig(), progress=False, log=lambda line: None)
     assert grown == [0.25, 0.5, 1.0] and result.rungs == (0.25, 0.5, 1.0)
     assert read_comparison(result.out_dir)["config"]["ladder"] is None
+
+
+def test_resume_needs_the_folder_it_continues(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "--resume", "--quick"]) == 2
+    assert "--resume continues the comparison in --out; give that folder" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_metric_measured_at_some_rungs_only_is_said_to_be_partly_measured():
+    measured, failed = point(MCU, 0.5, 0.8, 0.8, 60.0), point(MCU, 1.0, 0.9, 0.9, 180.0)
+    measured.runs[0].measured["sram_kb"], measured.runs[0].measured_by["sram_kb"] = 13.4, "TFLite Micro arena"
+    failed.runs[0].not_measured = "tflite-int8: TFLite Micro cannot load the model"
+    measured.runs[0].predicted["sram_kb"], failed.runs[0].predicted["sram_kb"] = 13.0, 23.0
+    sources = compare_module._sources(load_target(MCU), [measured, failed])
+    assert sources["sram_kb"].startswith("measured at 1 of 2 rungs (TFLite Micro arena), predicted at the others")
+    device = Device(MCU, "mcu", "", sources)
+    assert device.measured("sram_kb") == "some" and device.measured("latency_ms") == ""
+    comparison = made_up([measured, failed], devices=(MCU,))
+    comparison.devices = [device]
+    parser = Circles()
+    parser.feed(comparison_page(comparison))
+    assert "cortex-m4f-120mhz (partly measured)" in comparison_page(comparison)
+    drawn = {c["data-rung"]: c for c in parser.points["compare-sram-kb"] if "data-target" in c}
+    assert drawn["0.5"]["data-measured"] == "true" and drawn["1"]["data-measured"] == "false"

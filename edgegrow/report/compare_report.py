@@ -46,8 +46,8 @@ def render_comparison(comparison: Comparison) -> str:
                 f"{len(comparison.rungs)} budgets · {comparison.seconds:.0f} s</p>",
                 '<p class="note">Each rung is a budget: the predicted cost, on that device, of the family\'s reference '
                 "network at the rung's width multiplier (latency; on a microcontroller also SRAM and flash). A "
-                "network was grown for every device at every rung. Accuracy is the float network's top-1 on the "
-                f"test split ({comparison.test_examples} examples: one example is "
+                "network was grown for every device at every rung a seed fits. Accuracy is the float network's "
+                "top-1 on the "                f"test split ({comparison.test_examples} examples: one example is "
                 f"{100 / max(comparison.test_examples, 1):.2g} points), "
                 + ("one seed per rung" if comparison.config.get("seeds", 1) == 1 else
                    f"the median of {comparison.config['seeds']} seeds per rung") + ".</p>"]
@@ -77,13 +77,14 @@ def cost_figure(comparison: Comparison, metric: str) -> Figure:
         if not points:
             missing.append(device.name)
             continue
-        how = "measured" if device.measured(metric) else "predicted"
+        how = {"all": "measured", "some": "partly measured"}.get(device.measured(metric), "predicted")
         panel.add(Series(f"{device.name} ({how})", [(p.cost(metric), 100 * p.test_accuracy) for p in points],
                          color=PALETTE[index % len(PALETTE)], key=f"device-{slug(device.name)}",
                          point_labels=[p.label for p in points],
                          point_attributes=[{"data-target": device.name, "data-rung": f"{p.rung:g}",
                                             "data-measured": str(metric in p.measured).lower()} for p in points]))
-        seeds = [(run.measured.get(metric, run.predicted.get(metric)), 100 * run.test_accuracy, p, run)
+        seeds = [(run.measured[metric] if metric in p.measured else run.predicted.get(metric),
+                  100 * run.test_accuracy, p, run)
                  for p in points for run in p.runs if len(p.runs) > 1 and run.test_accuracy is not None]
         if seeds:
             panel.add(Series(f"{device.name}, each seed", [(x, y) for x, y, _, _ in seeds], style="scatter",
