@@ -3,9 +3,9 @@
 Every file is written into a staging folder beside the output folder and checked in its runtime
 before anything becomes visible: the float files must match PyTorch to ``tolerance`` (1e-4
 absolute on the logits of task inputs) in onnxruntime and in ai-edge-litert; the int8 TFLite model
-must load in TFLite Micro, in an arena of exactly the size it reports, and give the same integers as
-ai-edge-litert. Accuracy on the task's test split is measured for PyTorch and for every file. Only
-then is the staging folder renamed to the output folder (an existing one is replaced only with
+must load in TFLite Micro, in an arena of exactly the size it needs (``runtimes.open_tflm``), and give
+the same integers as ai-edge-litert. Accuracy on the task's test split is measured for PyTorch and
+for every file. Only then is the staging folder renamed to the output folder (an existing one is replaced only with
 ``force``, and is kept until the new one is in place), so a failed or interrupted export never
 leaves files that look good.
 """
