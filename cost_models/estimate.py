@@ -155,6 +155,9 @@ def estimate_kernels(kernels: list[Kernel], shapes: list[KernelShape], target: T
         runtime_bytes = runtime.overhead_bytes(operators, channels)
         file_bytes = runtime.file_overhead_bytes(operators, tflite_tensors(kernels, buffers))
     arena = plan_arena(buffers).arena_bytes + runtime_bytes
+    if runtime is not None:  # the widest layer's quantisation arrays while kernels are prepared
+        widest = max((shape.output[0] for shape in shapes if shape.kind in WEIGHTED_KINDS), default=0)
+        arena = max(arena, runtime_bytes + runtime.prepare_bytes(widest))
     weights_on_target = sum(weight_bytes(shape, target.dtype) for shape in shapes) + file_bytes
     if energy_per_op:
         energy_total = sum(row.energy_mj for row in rows)

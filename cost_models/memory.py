@@ -15,7 +15,11 @@ the worst step is a lower bound on it.
 
 TFLite Micro's arena holds more than activations: per-tensor and per-operator structs and each
 convolution's per-channel requantisation (an int32 multiplier and shift per output channel).
-``RuntimeMemory`` (``runtime_memory.json``, measured on the TFLite Micro interpreter) adds them.
+``RuntimeMemory`` (``runtime_memory.json``, measured on the TFLite Micro interpreter) adds them. While
+kernels are prepared, before the activations are placed, TFLite Micro also holds the quantisation
+arrays of each per-channel tensor in temporary memory: the arena is at least the runtime's own bytes
+plus those of the widest layer (``RuntimeMemory.prepare_bytes``), which is more than the activations
+need behind a wide layer on a small map (a 1×1 convolution after a global pool).
 """
 from __future__ import annotations
 
@@ -162,7 +166,15 @@ class RuntimeMemory:
     bytes_per_output_channel: int = 0  # of each convolution and fully connected layer
     file_bytes_per_operator: int = 0
     file_bytes_per_tensor: int = 0
+    prepare_fixed_bytes: int = 0
+    prepare_bytes_per_channel: int = 0  # of the widest convolution or fully connected layer
     source: str = ""
+
+    def prepare_bytes(self, widest_channels: int) -> int:
+        """Arena bytes a kernel asks for on top of the runtime's own while it is prepared, before the
+        activations are placed: the quantisation arrays of the widest per-channel tensor. The arena
+        must hold the runtime's own bytes plus these, even where the activations need less."""
+        return self.prepare_fixed_bytes + self.prepare_bytes_per_channel * widest_channels if widest_channels else 0
 
     def overhead_bytes(self, operators: int, output_channels: int) -> int:
         """Arena bytes besides the activations."""
@@ -193,7 +205,7 @@ def tflite_tensors(kernels: list[Kernel], buffers: list[Buffer]) -> int:
 def _read_runtime_memory() -> dict[str, RuntimeMemory]:
     data = json.loads((Path(__file__).with_name("runtime_memory.json")).read_text())
     fields = ("fixed_bytes", "bytes_per_operator", "bytes_per_output_channel", "file_bytes_per_operator",
-              "file_bytes_per_tensor")
+              "file_bytes_per_tensor", "prepare_fixed_bytes", "prepare_bytes_per_channel")
     return {name: RuntimeMemory(name, bool(entry["converter_pads"]), *(int(entry.get(key, 0)) for key in fields),
                                 source=entry.get("source", ""))
             for name, entry in data["runtimes"].items()}

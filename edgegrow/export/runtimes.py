@@ -163,16 +163,63 @@ class _CapturedStderr:
 
 TFLM_PROBE_ARENA_BYTES = 1 << 20  # where a model is first loaded to read what it needs
 TFLM_ARENA_STEP_BYTES = 16  # TFLite Micro aligns its arena to 16 bytes
-TFLM_ARENA_RETRIES = 8
+_TFLM_LOAD = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+try:
+    runtime.Interpreter.from_bytes(open(sys.argv[1], "rb").read(), arena_size=int(sys.argv[2]))
+except Exception:
+    sys.exit(1)
+"""
+
+
+def tflm_loads_in(path: Path, arena_bytes: int) -> tuple[bool, str]:
+    """Whether TFLite Micro loads the model file ``path`` in an arena of ``arena_bytes``, and what it said,
+    tried in a child process: in too small an arena its interpreter can crash (signal 11) rather than
+    fail."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _TFLM_LOAD, str(path), str(arena_bytes)], capture_output=True,
+                            text=True, errors="replace")
+    return result.returncode == 0, " ".join(result.stderr.split())
+
+
+def tflm_arena_bytes(content: bytes, reported_bytes: int, loads_in: Callable | None = None) -> int:
+    """The smallest arena (to 16 bytes) TFLite Micro loads the model in, at least ``reported_bytes``,
+    the total it reports after loading it in a large arena. That total leaves out the temporary memory
+    some kernels ask for while they are prepared (the quantisation arrays of a wide per-channel tensor);
+    when the model does not load in it, what TFLite Micro says is missing is added, and the smallest
+    arena is bisected. Every try runs in a child process (``tflm_loads_in``)."""
+    loads_in = loads_in or tflm_loads_in
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.tflite"
+        path.write_bytes(content)
+        loaded, said = loads_in(path, reported_bytes)
+        if loaded:
+            return reported_bytes
+        low, high = reported_bytes, TFLM_PROBE_ARENA_BYTES  # fails at low; loaded at high (the probe)
+        missing = re.search(r"missing: (\d+)", said)
+        if missing:
+            guess = low + -(-int(missing.group(1)) // TFLM_ARENA_STEP_BYTES) * TFLM_ARENA_STEP_BYTES
+            if guess < high:  # usually exactly the arena it needs: then one step less fails
+                low, high = (low, guess) if loads_in(path, guess)[0] else (guess, high)
+                if high == guess and guess - TFLM_ARENA_STEP_BYTES > low \
+                        and not loads_in(path, guess - TFLM_ARENA_STEP_BYTES)[0]:
+                    low = guess - TFLM_ARENA_STEP_BYTES
+        while high - low > TFLM_ARENA_STEP_BYTES:
+            step = TFLM_ARENA_STEP_BYTES
+            middle = max(low + step, (low + high) // 2 // step * step)
+            low, high = (low, middle) if loads_in(path, middle)[0] else (middle, high)
+        return high
 
 
 def open_tflm(model: bytes | str | Path, arena_bytes: int | None = None) -> Loaded:
     """TFLite Micro's reference interpreter. With no ``arena_bytes`` the model is first loaded in a
-    1 MiB arena to read the total TFLite Micro reports, then loaded again in exactly that arena, so a
-    model that runs here is known to fit the reported size. That total leaves out the temporary
-    memory some kernels ask for while they are prepared: when TFLite Micro says how much is missing,
-    that much is added (rounded up to 16 bytes) and the model loaded again. (Bisecting sizes instead
-    crashed TFLite Micro's interpreter in some arenas.)"""
+    1 MiB arena to read the total TFLite Micro reports, then loaded again in the smallest arena it
+    loads in (``tflm_arena_bytes``: that total, or more when a kernel asks for temporary memory on top),
+    so a model that runs here is known to fit the size reported. A given ``arena_bytes`` is used as it
+    is: too small a one can crash TFLite Micro's interpreter."""
     runtime = require("tflite_micro.python.tflite_micro.runtime")
     content = model if isinstance(model, bytes) else Path(model).read_bytes()
 
@@ -194,13 +241,7 @@ def open_tflm(model: bytes | str | Path, arena_bytes: int | None = None) -> Load
         match = re.search(r"Arena allocation total (\d+) bytes", log.text)
         if match is None:
             raise RuntimeError("TFLite Micro did not report its arena size")
-        arena_bytes = int(match.group(1))
-        for _ in range(TFLM_ARENA_RETRIES):  # a kernel's temporary memory on top: add what TFLite Micro says is missing
-            reason = load(arena_bytes)[1]
-            missing = re.search(r"missing: (\d+)", reason)
-            if missing is None:
-                break
-            arena_bytes += -(-int(missing.group(1)) // TFLM_ARENA_STEP_BYTES) * TFLM_ARENA_STEP_BYTES
+        arena_bytes = tflm_arena_bytes(content, int(match.group(1)))
     interpreter, reason = load(arena_bytes)
     if interpreter is None:
         raise ValueError(f"TFLite Micro cannot load the model in a {arena_bytes}-byte arena: {reason}")
