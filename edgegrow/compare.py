@@ -449,7 +449,7 @@ def compare_targets(targets: Sequence[str] = DEFAULT_TARGETS, task: str = "kws",
     _check_caps(caps, loaded_targets)
     out = Path(out) if out is not None else Path("runs") / datetime.now().strftime(f"compare-{task}-%Y%m%d-%H%M%S")
     plan = _plan(names, task, data, family, caps, config)
-    _check_out(out, plan, resume)
+    saved = _check_out(out, plan, resume)  # the killed comparison --resume continues, if any
     log(f"[compare] {', '.join(names)} → {out}" + (" (resumed)" if resume and out.is_dir() else ""))
 
     loaded = load_task_data(task, data, family, cache_dir, progress, log)
@@ -460,20 +460,22 @@ def compare_targets(targets: Sequence[str] = DEFAULT_TARGETS, task: str = "kws",
     out.mkdir(parents=True, exist_ok=True)
     comparison = Comparison(out, task, loaded.family, loaded.data.summary().splitlines()[0],
                             len(loaded.data.validation), len(loaded.data.test), devices, [], plan, rungs=ladder)
-    earlier = 0.0  # seconds a resumed comparison spent before it was killed
-    if not (out / COMPARISON).is_file():
+    if saved is None:
         comparison.save(finished=False)  # from now on the folder is a comparison --resume continues
-    elif resume:
-        earlier = float(read_comparison(out).get("seconds") or 0.0)
-    done = _finished_points(out) if resume else {}
+    earlier = float(saved.get("seconds") or 0.0) if saved else 0.0  # before it was killed
+    begun = _begun_points(saved) if saved else {}
     for name in names:
         target = loaded_targets[name]
         for rung in ladder:
-            point = done.get((name, rung)) or _plan_point(loaded, target, rung, caps, config, log)
+            point, seeded = begun.get((name, rung)), None  # seeded: the task with the rung's seed network
+            if point is None:
+                point, seeded = _plan_point(loaded, target, rung, caps, config, log)
             comparison.points.append(point)
             for seed in _seeds(config):
                 if point.skipped is None and seed not in {run.seed for run in point.runs}:
-                    point.runs.append(_grow_run(loaded, target, point, seed, config, out, cache_dir, progress, log))
+                    seeded = seeded or _seeded_task(loaded, target, Budget(point.budget), config)
+                    point.runs.append(_grow_run(loaded, seeded, target, point, seed, config, out, cache_dir, progress,
+                                                log))
                 comparison.seconds = earlier + time.perf_counter() - started
                 comparison.save(finished=False)
     for device in comparison.devices:
@@ -499,7 +501,9 @@ def _plan(names: list[str], task: str, data, family, caps: Budget | None, config
             "bench_warmup": config.bench_warmup}
 
 
-def _check_out(out: Path, plan: dict, resume: bool) -> None:
+def _check_out(out: Path, plan: dict, resume: bool) -> dict | None:
+    """ValueError for an ``out`` a comparison cannot go to; with ``resume``, the saved comparison there
+    (None when there is none yet)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; choose a folder")
     holds = out.is_dir() and any(out.iterdir())
@@ -507,19 +511,21 @@ def _check_out(out: Path, plan: dict, resume: bool) -> None:
         if holds:
             raise ValueError(f"{out} already holds results; choose another --out, delete it, or continue a killed "
                              "comparison with --resume")
-        return
+        return None
     if not holds:
-        return  # nothing to resume: a fresh comparison
+        return None  # nothing to resume: a fresh comparison
     saved = read_comparison(out)
     if json.loads(json.dumps(plan)) != saved.get("config"):
         changed = sorted(key for key in plan if json.loads(json.dumps(plan.get(key))) != saved["config"].get(key))
         raise ValueError(f"{out} holds a comparison made with other settings ({', '.join(changed)}); --resume "
                          "continues only the same comparison")
+    return saved
 
 
-def _finished_points(out: Path) -> dict[tuple[str, float], Point]:
-    """The points a killed comparison in ``out`` began, with the runs it finished, by (target, rung)."""
-    points = [Point.from_dict(values) for values in read_comparison(out).get("points", [])]
+def _begun_points(saved: dict) -> dict[tuple[str, float], Point]:
+    """The points a killed comparison (its saved ``comparison.json``) began, with the runs it finished, by
+    (target, rung)."""
+    points = [Point.from_dict(values) for values in saved.get("points", [])]
     return {(point.target, point.rung): point for point in points}
 
 
@@ -564,15 +570,21 @@ def _seeds(config: CompareConfig) -> range:
     return range(config.grow.seed, config.grow.seed + config.seeds)
 
 
+def _seeded_task(loaded: Task, target: Target, budget: Budget, config: CompareConfig) -> Task:
+    """The task with the seed a rung's runs grow from (``config.seed_width`` for that budget)."""
+    return loaded.with_seed_width(seed_width_for(loaded, target, budget, config.seed_width))
+
+
 def _plan_point(loaded: Task, target: Target, rung: float, caps: Budget | None, config: CompareConfig,
-                log: Callable[[str], None]) -> Point:
-    """The point of one rung on one target: its budget, or why nothing can grow to it."""
+                log: Callable[[str], None]) -> tuple[Point, Task]:
+    """The point of one rung on one target (its budget, or why nothing can grow to it), and the task with
+    the seed its runs grow from."""
     example = torch.zeros(1, *loaded.data.input_shape)
     with torch.device("meta"):  # the reference network's shapes are its cost
         reference = loaded.uniform(rung)
     budget = rung_budget(target, predicted_costs(estimate(reference.eval(), example, target)), caps)
     point = Point(target.name, rung, dict(budget.limits))
-    seeded = loaded.with_seed_width(seed_width_for(loaded, target, budget, config.seed_width))
+    seeded = _seeded_task(loaded, target, budget, config)
     over = budget.violations(estimate(seeded.seed().eval(), example, target))
     if over:  # nothing narrower is cheaper on this device (a latency staircase), or a cap is below every seed
         fixed = isinstance(config.seed_width, float | int)
@@ -581,17 +593,16 @@ def _plan_point(loaded: Task, target: Target, rung: float, caps: Budget | None, 
                     "every seed")
         point.skipped = f"no seed fits this budget ({'; '.join(over)}): {why}"
         log(f"[compare] {target.name} {point.label}: skipped: {point.skipped}")
-    return point
+    return point, seeded
 
 
-def _grow_run(loaded: Task, target: Target, point: Point, seed: int, config: CompareConfig, out: Path, cache_dir,
-              progress: bool, log: Callable[[str], None]) -> GrownRun:
-    """Grow, and measure, the network of one rung on one target with one random seed."""
+def _grow_run(loaded: Task, seeded: Task, target: Target, point: Point, seed: int, config: CompareConfig, out: Path,
+              cache_dir, progress: bool, log: Callable[[str], None]) -> GrownRun:
+    """Grow, from ``seeded``'s seed, and measure the network of one rung on one target with one random seed."""
     started = time.perf_counter()
     budget = Budget(point.budget)
     relative = Path("runs") / target.name / f"x{point.rung:g}" / f"seed{seed}"
     run = GrownRun(seed, str(relative))
-    seeded = loaded.with_seed_width(seed_width_for(loaded, target, budget, config.seed_width))
     run_dir = out / relative
     log(f"\n[compare] {target.name} {point.label}, seed {seed}: a {loaded.family} seed to {budget.describe()} "
         f"→ {run_dir}")

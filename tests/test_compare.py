@@ -349,7 +349,7 @@ def test_without_a_ladder_the_rungs_are_the_familys_baseline_widths(compared, tm
     _, root, _ = compared
     monkeypatch.setenv("EDGEGROW_TARGETS", str(root / "targets"))
     grown = []
-    monkeypatch.setattr(compare_module, "_grow_run", lambda loaded, target, point, seed, *rest: grown.append(
+    monkeypatch.setattr(compare_module, "_grow_run", lambda loaded, seeded, target, point, seed, *rest: grown.append(
         point.rung) or GrownRun(seed, "", validation_accuracy=0.5, test_accuracy=0.5))
     result = compare_targets([GPU], "kws", data=root / "data", out=tmp_path / "out", cache_dir=root / "cache",
                              config=CompareConfig(), progress=False, log=lambda line: None)

@@ -185,32 +185,32 @@ def tflm_loads_in(path: Path, arena_bytes: int) -> tuple[bool, str]:
     return result.returncode == 0, " ".join(result.stderr.split())
 
 
-def tflm_arena_bytes(content: bytes, reported_bytes: int, loads_in: Callable | None = None) -> int:
+def tflm_arena_bytes(content: bytes, reported_bytes: int) -> int:
     """The smallest arena (to 16 bytes) TFLite Micro loads the model in, at least ``reported_bytes``,
     the total it reports after loading it in a large arena. That total leaves out the temporary memory
     some kernels ask for while they are prepared (the quantisation arrays of a wide per-channel tensor);
     when the model does not load in it, what TFLite Micro says is missing is added, and the smallest
     arena is bisected. Every try runs in a child process (``tflm_loads_in``)."""
-    loads_in = loads_in or tflm_loads_in
+    step = TFLM_ARENA_STEP_BYTES
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.tflite"
         path.write_bytes(content)
-        loaded, said = loads_in(path, reported_bytes)
+        loaded, said = tflm_loads_in(path, reported_bytes)
         if loaded:
             return reported_bytes
         low, high = reported_bytes, TFLM_PROBE_ARENA_BYTES  # fails at low; loaded at high (the probe)
         missing = re.search(r"missing: (\d+)", said)
-        if missing:
-            guess = low + -(-int(missing.group(1)) // TFLM_ARENA_STEP_BYTES) * TFLM_ARENA_STEP_BYTES
-            if guess < high:  # usually exactly the arena it needs: then one step less fails
-                low, high = (low, guess) if loads_in(path, guess)[0] else (guess, high)
-                if high == guess and guess - TFLM_ARENA_STEP_BYTES > low \
-                        and not loads_in(path, guess - TFLM_ARENA_STEP_BYTES)[0]:
-                    low = guess - TFLM_ARENA_STEP_BYTES
-        while high - low > TFLM_ARENA_STEP_BYTES:
-            step = TFLM_ARENA_STEP_BYTES
+        guess = low + -(-int(missing.group(1)) // step) * step if missing else high
+        if guess < high:
+            if not tflm_loads_in(path, guess)[0]:
+                low = guess
+            else:
+                high = guess  # usually exactly what it needs: then one step less fails
+                if guess - step > low and not tflm_loads_in(path, guess - step)[0]:
+                    low = guess - step
+        while high - low > step:
             middle = max(low + step, (low + high) // 2 // step * step)
-            low, high = (low, middle) if loads_in(path, middle)[0] else (middle, high)
+            low, high = (low, middle) if tflm_loads_in(path, middle)[0] else (middle, high)
         return high
 
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..atomic import write_atomically
+from ..compare import COST_METRICS, REPORT, Comparison
 from .run_report import CSS, pareto_front
 from .svg_plot import PALETTE, Figure, Series, figure_html, slug
-
-if TYPE_CHECKING:
-    from ..compare import Comparison
 
 AXES = {"latency_ms": "latency per inference (ms, log scale)",
         "energy_mj": "energy per inference (mJ, log scale)",
@@ -31,16 +28,12 @@ WIDE = "body { max-width: 1180px; } td { vertical-align: top; }"
 
 def write_comparison_report(comparison: Comparison) -> Path:
     """Write ``comparison.html`` (atomically) into the comparison's folder and return its path."""
-    from ..compare import REPORT
-
     path = comparison.out_dir / REPORT
     write_atomically(path, render_comparison(comparison))
     return path
 
 
 def render_comparison(comparison: Comparison) -> str:
-    from ..compare import COST_METRICS
-
     sections = [f"<h1>edgegrow compare: {_text(comparison.task)}, {_text(comparison.family)}</h1>",
                 f'<p class="subtitle">{_text(comparison.data)} · {len(comparison.devices)} devices × '
                 f"{len(comparison.rungs)} budgets · {comparison.seconds:.0f} s</p>",
@@ -108,8 +101,6 @@ def cost_figure(comparison: Comparison, metric: str) -> Figure:
 
 
 def points_table(comparison: Comparison) -> str:
-    from ..compare import COST_METRICS
-
     head = ("<tr><th>target</th><th>rung</th><th>budget</th><th>widths, depth</th><th>valid. acc.</th>"
             "<th>test acc. [lowest, highest]</th><th>int8 test acc.</th>"
             + "".join(f"<th>{html.escape(AXES[m].split(' (')[0])} (predicted / measured)</th>" for m in COST_METRICS)
@@ -135,8 +126,6 @@ def points_table(comparison: Comparison) -> str:
 
 
 def sources_table(comparison: Comparison) -> str:
-    from ..compare import COST_METRICS
-
     head = "<tr><th>device</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in COST_METRICS) + "</tr>"
     rows = [f"<tr><td>{_text(d.name)}<br><small>{_text(d.description)}</small></td>"
             + "".join(f"<td>{_text(d.sources.get(m))}</td>" for m in COST_METRICS) + "</tr>"
