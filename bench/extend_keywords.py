@@ -10,12 +10,14 @@ Per seed:
 1. ``old``: DS-CNN grown with edgegrow's DS-CNN defaults (20 epochs, growth as search, TINY) on the 12
    classes to ``OLD_BUDGET`` on the pinned CPU profile of bench/grow_vs_uniform.py;
 2. ``extended``: ``edgegrow.extend.extend`` of it to the 17 classes within ``NEW_BUDGET`` on the same
-   profile (the widest extension that fits), with its defaults (``ExtendConfig``: 60 epochs at 2e-2, 200
-   replayed clips per old class, about a quarter of the old training clips); ``extended-replay-50``, ``extended-replay-all``
-   (every old training clip) and ``extended-no-replay``: the same with other replay buffers;
-   ``extended-balanced``: the default replay with a class-balanced loss (``ExtendConfig.balanced``);
+   profile (the widest extension that fits), with its defaults (``ExtendConfig``: 30 epochs at 1e-2, every
+   old training clip replayed); ``extended-replay-200`` and ``extended-replay-50``: 200 or 50 clips of each
+   old keyword, the generic classes (``_unknown_``, ``_silence_``) whole, as ``--replay N`` does;
+   ``extended-replay-200-keywords-only``: 200 clips of every old class, the generic ones too (what
+   ``--replay`` did before, to show what replaying the generic classes whole buys); ``extended-no-replay``:
+   no old clip at all;
 3. ``fine-tuned``: the old network with its head extended by five rows, every weight trained on the
-   same clips (the new words' and the same replay) for the same epochs: what fine-tuning does;
+   clips of ``extended-replay-200`` for the same epochs: what fine-tuning does;
 4. ``joint``: the extended network's architecture from fresh weights trained on all 17 classes' full
    training split for 20 epochs with the grow runs' training settings: retraining everything, at the
    extended network's cost.
@@ -65,10 +67,12 @@ OLD_BUDGET = {"latency_ms": 0.046}  # grow_vs_uniform.py's kws-host-b
 NEW_BUDGET = {"latency_ms": 0.069}  # 1.5× the old budget
 NEW = ("bed", "bird", "cat", "dog", "eight")  # the first five words of the 'unknown' vocabulary
 EPOCHS = 20
-KINDS = ("old", "extended", "extended-replay-50", "extended-replay-all", "extended-no-replay", "fine-tuned", "joint",
-         "extended-balanced")
-REPLAY = {"extended": ExtendConfig.replay_per_class, "extended-replay-50": 50, "extended-replay-all": 10 ** 6,
-          "extended-no-replay": 0, "extended-balanced": ExtendConfig.replay_per_class}  # old clips kept per class; 10**6: every training clip of the old classes
+KINDS = ("old", "extended", "extended-replay-200", "extended-replay-50", "extended-replay-200-keywords-only",
+         "extended-no-replay", "fine-tuned", "joint")
+SMALL_REPLAY = {"replay_per_class": 200}  # fine-tuning's clips too
+OPTIONS = {"extended": {}, "extended-replay-200": SMALL_REPLAY, "extended-replay-50": {"replay_per_class": 50},
+           "extended-replay-200-keywords-only": {"replay_per_class": 200, "replay_whole": ()},
+           "extended-no-replay": {"replay_per_class": 0, "replay_whole": ()}}  # ExtendConfig options per kind
 
 
 def result_path(work: Path, seed: int, kind: str) -> Path:
@@ -117,7 +121,7 @@ def run_one(seed: int, kind: str, work: Path) -> dict:
     elif kind.startswith("extended"):
         out = work / f"seed{seed}-{kind}-run"
         shutil.rmtree(out, ignore_errors=True)
-        config = ExtendConfig(seed=seed, replay_per_class=REPLAY[kind], balanced=kind == "extended-balanced")
+        config = ExtendConfig(seed=seed, **OPTIONS[kind])
         result = extend(old_run, NEW, out, budget=Budget(NEW_BUDGET), target=PROFILE, config=config, progress=False,
                         log=lambda line: None)
         model = result.model
@@ -129,9 +133,10 @@ def run_one(seed: int, kind: str, work: Path) -> dict:
         generator = torch.Generator().manual_seed(seed)
         extend_head(model, _output_producer(model, example_input(model)), len(NEW), generator)
         task = _task17(work, seed).data
-        config = ExtendConfig(seed=seed)
-        data = TaskData(task.name, task.class_names, _replay_split(task.train, 12, config.replay_per_class, seed),
-                        task.validation, task.test, task.preprocessing)
+        config = ExtendConfig(seed=seed, **SMALL_REPLAY)
+        replayed = _replay_split(task.train, 12, config.replay_per_class, seed,
+                                 config.whole_classes(task.class_names[:12]))
+        data = TaskData(task.name, task.class_names, replayed, task.validation, task.test, task.preprocessing)
         train(model, data, config.train_config(), progress=False)
         row = {"accuracy": _accuracies(model, task, 12), "config": asdict(config)}
     else:  # joint: the extended architecture from fresh weights on every class's full training split
@@ -201,18 +206,15 @@ def report(args) -> None:
                        "predicted": predicted, "parameters": [rows[(s, kind)]["parameters"] for s in seeds],
                        "wall_seconds": _median([rows[(s, kind)]["wall_seconds"] for s in seeds])}
     wanted = [("extended old − old (target ≥ −0.5)", "extended", "old", ("old", "old")),
-              ("extended new − joint new (target ≥ −3)", "extended", "new", ("joint", "new")),
-              ("fine-tuned old − old (forgetting)", "fine-tuned", "old", ("old", "old")),
-              ("fine-tuned new − extended new", "fine-tuned", "new", ("extended", "new")),
-              ("extended-replay-50 old − old", "extended-replay-50", "old", ("old", "old")),
-              ("extended-replay-50 new − joint new", "extended-replay-50", "new", ("joint", "new")),
-              ("extended-replay-all old − old", "extended-replay-all", "old", ("old", "old")),
-              ("extended-replay-all new − joint new", "extended-replay-all", "new", ("joint", "new")),
-              ("extended-no-replay old − old", "extended-no-replay", "old", ("old", "old")),
-              ("extended-no-replay new − joint new", "extended-no-replay", "new", ("joint", "new")),
-              ("extended-balanced new − extended new", "extended-balanced", "new", ("extended", "new")),
-              ("extended-balanced old − extended old", "extended-balanced", "old", ("extended", "old")),
-              ("joint old − old", "joint", "old", ("old", "old"))]
+              ("extended new − joint new (target ≥ −3)", "extended", "new", ("joint", "new"))]
+    for kind in KINDS[2:6]:
+        wanted += [(f"{kind} old − old", kind, "old", ("old", "old")),
+                   (f"{kind} new − joint new", kind, "new", ("joint", "new"))]
+    wanted += [("extended-replay-200 new − extended-replay-200-keywords-only new", "extended-replay-200", "new",
+                ("extended-replay-200-keywords-only", "new")),
+               ("fine-tuned old − old (forgetting)", "fine-tuned", "old", ("old", "old")),
+               ("fine-tuned new − extended-replay-200 new", "fine-tuned", "new", ("extended-replay-200", "new")),
+               ("joint old − old", "joint", "old", ("old", "old"))]
     comparisons = {name: points(kind, split, minus) for name, kind, split, minus in wanted
                    if kind in kinds and minus[0] in kinds}
     summary = {name: {"median": _median(v), "min": min(v), "max": max(v), "per_seed": v}

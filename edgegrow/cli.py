@@ -552,8 +552,11 @@ def _extend_parser(commands) -> argparse.ArgumentParser:
     extend.add_argument("--width-increase", type=float, metavar="SHARE",
                         help="share of each layer's width to add (default: the largest that fits the budget, up to 1; "
                              "0.25 without a budget)")
-    extend.add_argument("--replay", type=int, default=defaults.replay_per_class, metavar="N",
-                        help=f"training examples kept of each old class (default {defaults.replay_per_class}; 0: none)")
+    extend.add_argument("--replay", type=_replay_count, default=defaults.replay_per_class, metavar="N|all",
+                        help="training clips replayed of each old keyword (default all the data holds; 0: none)")
+    extend.add_argument("--replay-whole", type=_class_list, default=defaults.replay_whole, metavar="CLASS,CLASS|none",
+                        help="old classes replayed whole whatever --replay says (default: the generic ones, "
+                             "_unknown_ and _silence_: other words are what a new word is most often taken for)")
     extend.add_argument("--epochs", type=int, default=defaults.epochs,
                         help=f"epochs of training the new neurons (default {defaults.epochs})")
     extend.add_argument("--lr", type=float, default=defaults.learning_rate,
@@ -749,12 +752,35 @@ def _export(args):
     return {"out_dir": str(result.out_dir), "seconds": result.seconds, "card": result.card}
 
 
+def _replay_count(text: str) -> int | None:
+    """--replay's value: a count of clips, or 'all' (None)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of clips (0 or more) or 'all', got {text!r}")
+    return count
+
+
+def _class_list(text: str) -> tuple[str, ...]:
+    """--replay-whole's value: class names, comma-separated, or 'none'."""
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected class names, comma-separated, or 'none'")
+    return names
+
+
 def _extend(args):
     from .extend import ExtendConfig, extend
     from .growth.budget import Budget
 
     config = ExtendConfig(epochs=args.epochs, learning_rate=args.lr, replay_per_class=args.replay,
-                          width_increase=args.width_increase, seed=args.seed)
+                          replay_whole=args.replay_whole, width_increase=args.width_increase, seed=args.seed)
     classes = [word.strip() for word in args.classes.split(",") if word.strip()]
     formats = None if args.format.strip().lower() == "none" else args.format
     result = extend(args.source, classes, args.out, data=args.data, target=args.target,

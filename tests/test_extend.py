@@ -182,6 +182,23 @@ def test_cli_errors_are_one_line_and_the_cli_extends(grown, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "extended from 12 to 13 classes" in printed and "old classes' logits changed by at most" in printed
     assert (tmp_path / "ok" / "checkpoint.pt").is_file() and not (tmp_path / "ok" / "exported").exists()
+    config = json.loads((tmp_path / "ok" / "extend.json").read_text())["config"]
+    assert config["replay_per_class"] == 3 and config["replay_whole"] is None
+    for flags, wrong in ((["--replay", "some"], "expected a number of clips"), (["--replay", "-1"], "or 'all'"),
+                         (["--replay-whole", ","], "expected class names"),
+                         (["--replay-whole", "_noise_"], "'_noise_' is not one of the network's classes")):
+        assert main(["extend", str(run), "--classes", "bed", "--out", str(tmp_path / "bad"), "--cache-dir",
+                     str(root / "cache"), "--quiet", *flags]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and wrong in error, error
+    assert not (tmp_path / "bad").exists()
+
+
+def test_replay_options_parse_from_the_command_line():
+    from edgegrow.cli import _class_list, _replay_count
+
+    assert _replay_count("all") is None and _replay_count("ALL") is None and _replay_count("0") == 0
+    assert _class_list("none") == () and _class_list("_unknown_, yes") == ("_unknown_", "yes")
 
 
 def test_a_folder_with_results_is_refused(extended):
@@ -202,6 +219,24 @@ def test_the_replay_keeps_every_new_clip_and_a_few_of_each_old_class():
     assert counts.tolist() == [4, 4, 7, 5]
     indices = kept.inputs.view(-1).long()
     assert torch.equal(labels[indices], kept.labels) and len(set(indices.tolist())) == len(indices)
+    # the old classes named whole keep every clip; None keeps every clip of every old class
+    assert np.bincount(_replay_split(split, 2, 4, 0, whole=[1]).labels.numpy(), minlength=4).tolist() == [4, 30, 7, 5]
+    assert np.bincount(_replay_split(split, 2, None, 0).labels.numpy(), minlength=4).tolist() == [30, 30, 7, 5]
+    # the keywords drawn do not depend on which classes are kept whole (runs compare like with like)
+    assert torch.equal(kept.inputs[kept.labels == 0], _replay_split(split, 2, 4, 0, whole=[1]).inputs[
+        _replay_split(split, 2, 4, 0, whole=[1]).labels == 0])
+
+
+def test_the_generic_classes_are_replayed_whole_by_default_and_named_classes_must_exist():
+    names = list(CLASS_NAMES)
+    assert ExtendConfig().whole_classes(names) == [names.index("_unknown_"), names.index("_silence_")]
+    assert ExtendConfig().whole_classes(["yes", "no"]) == []  # a network without them
+    assert ExtendConfig(replay_whole=("yes",)).whole_classes(names) == [names.index("yes")]
+    assert ExtendConfig(replay_whole=()).whole_classes(names) == []
+    with pytest.raises(ValueError, match="'maybe' is not one of the network's classes"):
+        ExtendConfig(replay_whole=("maybe",)).whole_classes(names)
+    with pytest.raises(ValueError, match="must be class names"):
+        ExtendConfig(replay_whole="_unknown_")
 
 
 def test_a_failure_after_training_leaves_no_folder_that_looks_finished(grown, tmp_path, monkeypatch):
