@@ -175,6 +175,43 @@ def run_all(args) -> None:
                 run_one(seed, kind, work)
 
 
+def replay_figures(work: Path, seeds: list[int], kinds: list[str]) -> dict:
+    """Per extended kind: the old training clips it replays, and per seed the old validation clips whose
+    right old answer a new word takes before the offset (per class): where the new head rows fire wrongly.
+    Read from the run folders (their checkpoints and extend.json)."""
+    from edgegrow.extend import _logits
+
+    figures = {}
+    for kind in (k for k in kinds if k.startswith("extended")):
+        per_seed = {}
+        for seed in seeds:
+            run = work / f"seed{seed}-{kind}-run"
+            if not (run / "checkpoint.pt").is_file():
+                continue
+            task = _task17(work, seed).data
+            config = ExtendConfig(**{key: value for key, value in json.loads((run / "extend.json").read_text())[
+                "config"].items() if key in ExtendConfig.__dataclass_fields__})
+            replayed = _replay_split(task.train, 12, config.replay_per_class, config.seed,
+                                     config.whole_classes(task.class_names[:12]))
+            model, _ = load_checkpoint(run / "checkpoint.pt")
+            offset = json.loads((run / "extend.json").read_text())["calibration"].get("offset", 0.0)
+            head = model.get_submodule(_output_producer(model, example_input(model)))
+            with torch.no_grad():
+                head.bias[12:] -= offset  # before the offset
+            validation = task.validation
+            logits = _logits(model, validation.take(torch.arange(len(validation))))
+            labels = validation.labels
+            lost = (labels < 12) & (logits[:, :12].argmax(1) == labels) & (logits.argmax(1) >= 12)
+            per_seed[seed] = {"old_clips_replayed": int((replayed.labels < 12).sum()),
+                              "old_training_clips": int((task.train.labels < 12).sum()),
+                              "old_validation_clips": int((labels < 12).sum()),
+                              "old_validation_clips_lost_to_new_words": int(lost.sum()),
+                              "lost_by_class": {task.class_names[c]: int((lost & (labels == c)).sum())
+                                                for c in range(12) if (lost & (labels == c)).any()}}
+        figures[kind] = per_seed
+    return figures
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -225,7 +262,7 @@ def report(args) -> None:
            "test_examples": {"old": first["accuracy"]["old_examples"], "new": first["accuracy"]["new_examples"]},
            "commits": sorted({str(row.get("commit")) for row in rows.values()}),
            "old_output_difference_max": max(rows[(s, "extended")]["old_output_difference"] for s in seeds),
-           "kinds": table, "comparisons_points": summary}
+           "kinds": table, "comparisons_points": summary, "replay": replay_figures(work, seeds, kinds)}
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"seeds {seeds}; test clips: old classes {out['test_examples']['old']}, new {out['test_examples']['new']}")

@@ -531,8 +531,8 @@ def _extend_parser(commands) -> argparse.ArgumentParser:
         description="Add new words as classes to a grown keyword-spotting network. Its weights are frozen; every "
                     "layer gets new neurons that read the old and new ones, old neurons never read new ones, and the "
                     "head gets a row per new word, so the old classes' logits stay the old network's (to float "
-                    "rounding) on every input. The new neurons train on the new words' clips and a small replay "
-                    "of the old classes'. Writes checkpoint.pt and extend.json to --out, and the exported files, "
+                    "rounding) on every input. The new neurons train on the new words' clips and the old classes' "
+                    "(all of them, or --replay N of each keyword and the generic classes whole). Writes checkpoint.pt and extend.json to --out, and the exported files, "
                     "each checked against the old network, to --out/exported.",
         epilog="examples:\n  edgegrow extend runs/kws-host --classes bed,bird,cat,dog,eight --out runs/kws-host-17\n"
                "  edgegrow extend runs/kws-m4 --classes happy,house --target cortex-m4f-120mhz --budget latency_ms=60 "
@@ -553,7 +553,8 @@ def _extend_parser(commands) -> argparse.ArgumentParser:
                         help="share of each layer's width to add (default: the largest that fits the budget, up to 1; "
                              "0.25 without a budget)")
     extend.add_argument("--replay", type=_replay_count, default=defaults.replay_per_class, metavar="N|all",
-                        help="training clips replayed of each old keyword (default all the data holds; 0: none)")
+                        help="training clips replayed of each old keyword (default all the data holds; 0: none, "
+                             "with --replay-whole none no old clip at all)")
     extend.add_argument("--replay-whole", type=_class_list, default=defaults.replay_whole, metavar="CLASS,CLASS|none",
                         help="old classes replayed whole whatever --replay says (default: the generic ones, "
                              "_unknown_ and _silence_: other words are what a new word is most often taken for)")

@@ -59,6 +59,8 @@ def _tokens(flag: str, action: argparse.Action, value, path: Path) -> list[str]:
             value = [f"{key}={item}" for key, item in value.items()]
         values = value if isinstance(value, list) else [value]
         return [token for item in values for token in (f"--{flag}", str(item))]
+    if isinstance(value, list) and "," in str(action.metavar or ""):  # a comma-separated flag (--classes WORD,WORD)
+        return [f"--{flag}", ",".join(str(item) for item in value)]
     if isinstance(value, (dict, list)):
         raise ValueError(f"{path}: '{flag}' takes one value, not a {type(value).__name__}")
     return [f"--{flag}", str(value).lower() if isinstance(value, bool) else str(value)]

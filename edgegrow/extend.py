@@ -87,7 +87,7 @@ class ExtendConfig:
     weight_decay: float = 0.0
     replay_per_class: int | None = None
     replay_whole: tuple[str, ...] | None = None
-    balanced: bool = False  # weigh every class equally in the loss (the replayed old classes have few examples)
+    balanced: bool = False  # weigh every class equally in the loss (with --replay N the old keywords have few examples)
     width_increase: float | None = None
     max_width_increase: float = 1.0
     # after training, one offset on the new classes' logits (in the head's bias) chosen on the validation
@@ -104,19 +104,10 @@ class ExtendConfig:
         if self.replay_per_class is not None:
             check_positive_integer("replay_per_class", self.replay_per_class, allow_zero=True)
         if self.replay_whole is not None:
-            if isinstance(self.replay_whole, str) or not all(isinstance(name, str) for name in self.replay_whole):
-                raise ValueError(f"replay_whole must be class names, got {self.replay_whole!r}")
+            if not isinstance(self.replay_whole, (list, tuple)) or not all(isinstance(name, str)
+                                                                          for name in self.replay_whole):
+                raise ValueError(f"replay_whole must be a list of class names, got {self.replay_whole!r}")
             self.replay_whole = tuple(self.replay_whole)
-
-    def whole_classes(self, class_names: Sequence[str]) -> list[int]:
-        """The indices in ``class_names`` (the old network's) of the classes replayed whole."""
-        if self.replay_whole is None:
-            return [class_names.index(name) for name in GENERIC_CLASSES if name in class_names]
-        missing = [name for name in self.replay_whole if name not in class_names]
-        if missing:
-            raise ValueError(f"{missing[0]!r} is not one of the network's classes ({', '.join(class_names)}); "
-                             "--replay-whole names old classes")
-        return [class_names.index(name) for name in self.replay_whole]
         check_positive_integer("channel_multiple", self.channel_multiple)
         check_finite("learning_rate", self.learning_rate, above=0)
         check_finite("weight_decay", self.weight_decay, at_least=0)
@@ -126,6 +117,17 @@ class ExtendConfig:
             check_finite("width_increase", self.width_increase, above=0)
         if self.max_old_drop is not None:
             check_finite("max_old_drop", self.max_old_drop, at_least=0)
+
+    def whole_classes(self, class_names: Sequence[str]) -> list[int]:
+        """The indices in ``class_names`` (the old network's) of the classes replayed whole."""
+        class_names = list(class_names)
+        if self.replay_whole is None:
+            return [class_names.index(name) for name in GENERIC_CLASSES if name in class_names]
+        missing = [name for name in self.replay_whole if name not in class_names]
+        if missing:
+            raise ValueError(f"{missing[0]!r} is not one of the network's classes ({', '.join(class_names)}); "
+                             "--replay-whole names old classes")
+        return [class_names.index(name) for name in self.replay_whole]
 
     def train_config(self):
         from .training import TrainConfig
@@ -163,6 +165,7 @@ class ExtendResult:
     seconds: float
     exported: dict = field(default_factory=dict)  # format → its old-class check (when exported)
     calibration: dict = field(default_factory=dict)  # the new logits' offset and the validation figures it gave
+    replayed: dict = field(default_factory=dict)  # the old clips trained on: per class asked, classes whole, counts
 
     def describe(self) -> str:
         test = self.test
@@ -174,6 +177,9 @@ class ExtendResult:
                  f"examples); new classes: {test.new_after:.1%} ({test.new_examples}); all: {test.all_after:.1%}",
                  f"old classes' logits changed by at most {self.old_output_difference:.2g}; top-1 among them "
                  f"unchanged on {self.old_top1_agreement:.1%} of test inputs"]
+        if self.replayed:
+            lines.insert(1, f"trained on the new words' {self.replayed['new_clips']:,} clips and "
+                            f"{describe_replay(self.replayed)}")
         if self.calibration and "skipped" not in self.calibration:
             lines.insert(1, f"new classes' logits offset by {self.calibration['offset']:+.3g} on validation (old "
                             f"classes there {self.calibration['old_accuracy']:.1%}, at most "
@@ -217,6 +223,17 @@ class _FrozenBlocks:
                 if value.device != tensor.device:
                     entry[3] = value = value.to(tensor.device)
                 (tensor if rows is None else tensor[:rows]).copy_(value)
+
+
+def describe_replay(replayed: dict) -> str:
+    """'3,802 of the 9,309 old training clips (200 of each other class, _unknown_ and _silence_ whole)', or
+    'all 9,309 old training clips'."""
+    if replayed["per_class"] is None:
+        return f"all {replayed['old_training_clips']:,} old training clips"
+    text = f"{replayed['old_clips']:,} of the {replayed['old_training_clips']:,} old training clips"
+    whole = replayed["whole"]
+    return text + (f" ({replayed['per_class']} of each {'other ' if whole else ''}class"
+                   + (f", {' and '.join(whole)} whole)" if whole else ")"))
 
 
 def _output_producer(model: nn.Module, example: torch.Tensor) -> str:
@@ -394,6 +411,9 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
                      new_classes=all_new, normalization=normalization)
     names = task.data.class_names
     old_count = len(meta.class_names)
+    if list(names[:old_count]) != list(meta.class_names):
+        raise ValueError(f"the data's classes ({', '.join(names[:old_count])}) are not the network's "
+                         f"({', '.join(meta.class_names)}) in its order; pass the data the network was trained on")
     example = example_input(old)
     layer = _output_producer(old, example)
     share = _fitting_share(old, example, len(new_classes), layer, budget, target_profile, config)
@@ -405,6 +425,11 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
         f"(asked width +{share:.0%}, in whole steps of {config.channel_multiple}); old weights frozen")
 
     train = _replay_split(task.data.train, old_count, config.replay_per_class, config.seed, whole)
+    old_train = int((task.data.train.labels < old_count).sum())
+    replayed = {"per_class": config.replay_per_class, "whole": [meta.class_names[i] for i in whole],
+                "old_clips": int((train.labels < old_count).sum()), "old_training_clips": old_train,
+                "new_clips": int((train.labels >= old_count).sum())}
+    log(f"replaying {describe_replay(replayed)}")
     data_for_training = TaskData(task.data.name, names, train, task.data.validation, task.data.test,
                                  task.data.preprocessing)
     train_config = config.train_config()
@@ -461,7 +486,7 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
                                  [*record.edits, *({"op": "widen", "group": group, "channels": count}
                                                    for group, count in added.items())], asdict(new_meta))
     result = ExtendResult(out, model, list(names), old_count, added, share, predicted, predicted_before, accuracy,
-                          difference, agreement, 0.0, calibration=calibration)
+                          difference, agreement, 0.0, calibration=calibration, replayed=replayed)
     # everything is written to a staging folder and appears under ``out`` in one rename at the end: a run
     # that fails or is killed half-way leaves no folder that looks finished
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -495,6 +520,7 @@ def _write_summary(out: Path, result: ExtendResult, source: Path, new_classes: l
                "target": target_name, "predicted_before": result.predicted_before, "predicted": result.predicted,
                "test": asdict(result.test), "old_output_difference": result.old_output_difference,
                "old_top1_agreement": result.old_top1_agreement, "calibration": result.calibration,
+               "replayed": result.replayed,
                "exported": result.exported,
                "config": asdict(config), "seconds": result.seconds}
     write_atomically(out / SUMMARY, json.dumps(summary, indent=1) + "\n")

@@ -42,6 +42,15 @@ def test_positional_arguments_and_nested_commands(tmp_path, commands):
     assert (args.kind, args.out, args.per_class) == ("kws", "data/kws", 40)
 
 
+def test_a_comma_separated_flag_takes_a_list(tmp_path, commands):
+    path = _write(tmp_path, 'classes = ["bed", "cat"]\nreplay-whole = ["_unknown_"]\nout = "r"\nreplay = "all"\n')
+    args = _parser().parse_args(expand_config(["extend", "runs/x", "--config", path], commands))
+    assert (args.classes, args.replay_whole, args.replay) == ("bed,cat", ("_unknown_",), None)
+    path = _write(tmp_path, 'targets = ["host", "cortex-m7-480mhz"]\nladder = [0.5, 1]\nout = "c"\n')
+    args = _parser().parse_args(expand_config(["compare", "--config", path], commands))
+    assert (args.targets, args.ladder) == ("host,cortex-m7-480mhz", (0.5, 1.0))
+
+
 def test_no_config_leaves_argv_alone(commands):
     assert expand_config(["cost", "ds-cnn", "--target", "host"], commands) == ["cost", "ds-cnn", "--target", "host"]
 

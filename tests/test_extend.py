@@ -222,9 +222,40 @@ def test_the_replay_keeps_every_new_clip_and_a_few_of_each_old_class():
     # the old classes named whole keep every clip; None keeps every clip of every old class
     assert np.bincount(_replay_split(split, 2, 4, 0, whole=[1]).labels.numpy(), minlength=4).tolist() == [4, 30, 7, 5]
     assert np.bincount(_replay_split(split, 2, None, 0).labels.numpy(), minlength=4).tolist() == [30, 30, 7, 5]
-    # the keywords drawn do not depend on which classes are kept whole (runs compare like with like)
-    assert torch.equal(kept.inputs[kept.labels == 0], _replay_split(split, 2, 4, 0, whole=[1]).inputs[
-        _replay_split(split, 2, 4, 0, whole=[1]).labels == 0])
+    # the clips drawn of a class do not depend on which classes before it are kept whole (runs compare like
+    # with like)
+    other = _replay_split(split, 2, 4, 0, whole=[0])
+    assert torch.equal(kept.inputs[kept.labels == 1], other.inputs[other.labels == 1])
+
+
+@pytest.mark.parametrize("bad", [dict(learning_rate=-1.0), dict(learning_rate=float("nan")), dict(channel_multiple=0),
+                                 dict(weight_decay=-1.0), dict(max_old_drop=-1.0), dict(width_increase=0.0),
+                                 dict(max_width_increase=0.0), dict(warmup_epochs=-1.0), dict(epochs=0),
+                                 dict(replay_per_class=-1), dict(replay_whole=5), dict(replay_whole="_unknown_"),
+                                 dict(replay_whole=iter(["_unknown_"]))])
+def test_bad_settings_are_refused_when_the_config_is_made(bad):
+    with pytest.raises(ValueError):
+        ExtendConfig(**bad)
+
+
+def test_extend_trains_on_the_replay_it_reports(grown, tmp_path):
+    """The run replays what its config asks (here 3 clips of each keyword, the generic classes whole) and
+    says so in extend.json."""
+    run, root = grown
+    data = load_speech_commands(root / "data", KwsConfig(extra_keywords=tuple(NEW[:1])), cache_dir=root / "cache",
+                                progress=False)
+    counts = torch.bincount(data.train.labels, minlength=len(data.class_names))
+    names = list(CLASS_NAMES)
+    whole = [names.index("_unknown_"), names.index("_silence_")]
+    expected = sum(int(counts[i]) if i in whole else min(3, int(counts[i])) for i in range(len(names)))
+    result = extend(run, NEW[:1], tmp_path / "out", cache_dir=root / "cache", progress=False,
+                    config=ExtendConfig(epochs=1, replay_per_class=3), log=lambda line: None)
+    replayed = json.loads((tmp_path / "out" / "extend.json").read_text())["replayed"]
+    assert replayed == result.replayed
+    assert replayed["whole"] == ["_unknown_", "_silence_"] and replayed["per_class"] == 3
+    assert replayed["old_clips"] == expected and replayed["old_training_clips"] == int(counts[:len(names)].sum())
+    assert replayed["new_clips"] == int(counts[len(names):].sum())
+    assert "_unknown_ and _silence_ whole" in result.describe()
 
 
 def test_the_generic_classes_are_replayed_whole_by_default_and_named_classes_must_exist():
@@ -235,7 +266,7 @@ def test_the_generic_classes_are_replayed_whole_by_default_and_named_classes_mus
     assert ExtendConfig(replay_whole=()).whole_classes(names) == []
     with pytest.raises(ValueError, match="'maybe' is not one of the network's classes"):
         ExtendConfig(replay_whole=("maybe",)).whole_classes(names)
-    with pytest.raises(ValueError, match="must be class names"):
+    with pytest.raises(ValueError, match="must be a list of class names"):
         ExtendConfig(replay_whole="_unknown_")
 
 
