@@ -181,7 +181,7 @@ class ExtendResult:
             lines.insert(1, f"trained on the new words' {self.replayed['new_clips']:,} clips and "
                             f"{describe_replay(self.replayed)}")
         if self.calibration and "skipped" not in self.calibration:
-            lines.insert(1, f"new classes' logits offset by {self.calibration['offset']:+.3g} on validation (old "
+            lines.insert(2 if self.replayed else 1, f"new classes' logits offset by {self.calibration['offset']:+.3g} on validation (old "
                             f"classes there {self.calibration['old_accuracy']:.1%}, at most "
                             f"{100 * self.calibration['max_old_drop']:.1f} points below {self.calibration['old_accuracy_before']:.1%})")
         for fmt, check in self.exported.items():
