@@ -180,10 +180,12 @@ class ExtendResult:
         if self.replayed:
             lines.insert(1, f"trained on the new words' {self.replayed['new_clips']:,} clips and "
                             f"{describe_replay(self.replayed)}")
-        if self.calibration and "skipped" not in self.calibration:
-            lines.insert(2 if self.replayed else 1, f"new classes' logits offset by {self.calibration['offset']:+.3g} on validation (old "
-                            f"classes there {self.calibration['old_accuracy']:.1%}, at most "
-                            f"{100 * self.calibration['max_old_drop']:.1f} points below {self.calibration['old_accuracy_before']:.1%})")
+        calibration = self.calibration
+        if calibration and "skipped" not in calibration:
+            lines.insert(2 if self.replayed else 1,
+                         f"new classes' logits offset by {calibration['offset']:+.3g} on validation (old classes "
+                         f"there {calibration['old_accuracy']:.1%}, at most {100 * calibration['max_old_drop']:.1f} "
+                         f"points below {calibration['old_accuracy_before']:.1%})")
         for fmt, check in self.exported.items():
             lines.append(f"  {fmt}: " + ", ".join(f"{key} {value:.3g}" for key, value in check.items()))
         lines.append(f"wrote {self.out_dir} in {self.seconds:.0f} s")
@@ -374,8 +376,6 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     from .grow.growth_step import predicted_costs
     from .grow.run_folder import RunMeta
     from .tasks import load_task
-    from .training import Training, make_optimizer, resolve_device
-
     started = time.perf_counter()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -430,24 +430,8 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
                 "old_clips": int((train.labels < old_count).sum()), "old_training_clips": old_train,
                 "new_clips": int((train.labels >= old_count).sum())}
     log(f"replaying {describe_replay(replayed)}")
-    data_for_training = TaskData(task.data.name, names, train, task.data.validation, task.data.test,
-                                 task.data.preprocessing)
-    train_config = config.train_config()
-    optimizer = make_optimizer(model, train_config)
-    optimizer.register_step_post_hook(lambda optimizer, args, kwargs: frozen.restore())
-    loss_function = None
-    if config.balanced:
-        counts = torch.bincount(train.labels, minlength=len(names)).clamp(min=1).float()
-        loss_function = nn.CrossEntropyLoss(weight=(len(train.labels) / (len(names) * counts)).to(
-            resolve_device(train_config.device)))  # where Training will move the network
-    training = Training(model, data_for_training, train_config, optimizer=optimizer, loss_function=loss_function,
-                        progress=progress)
-    stopped = training.run()
-    if stopped != "epochs":
-        from .grow.loop import NumericalFault
-
-        raise NumericalFault(f"training the new neurons stopped early ({stopped}): lower --lr")
-    model = model.cpu().eval()
+    model = _train_new_neurons(model, frozen, TaskData(task.data.name, names, train, task.data.validation,
+                                                       task.data.test, task.data.preprocessing), config, progress)
     calibration = {}
     if config.max_old_drop is not None and len(task.data.validation):
         calibration = calibrate_new_logits(model, layer, task.data.validation, old_count, config.max_old_drop)
@@ -458,22 +442,8 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
             f"{calibration['old_accuracy_before']:.1%} → {calibration['old_accuracy']:.1%}, new "
             f"{calibration['new_accuracy_uncalibrated']:.1%} → {calibration['new_accuracy']:.1%})")
 
-    test = task.data.test
-    inputs = test.take(torch.arange(len(test)))
-    labels = test.labels
-    before, after = _logits(old, inputs), _logits(model, inputs)
-    difference = float((after[:, :old_count] - before).abs().max()) if len(inputs) else 0.0
-    agreement = float((after[:, :old_count].argmax(1) == before.argmax(1)).float().mean()) if len(inputs) else 1.0
-    if len(inputs) and difference > OLD_OUTPUT_TOLERANCE * max(1.0, float(before.abs().max())):
-        raise RuntimeError(f"the old classes' logits moved by {difference:.2g}: the old weights were not held "
-                           "(a bug in edgegrow; please report it)")
-    old_rows, new_rows = labels < old_count, labels >= old_count
-    accuracy = ClassAccuracy(
-        old_before=_share(before.argmax(1)[old_rows] == labels[old_rows]),
-        old_after=_share(after.argmax(1)[old_rows] == labels[old_rows]),
-        new_after=_share(after.argmax(1)[new_rows] == labels[new_rows]),
-        all_after=_share(after.argmax(1) == labels),
-        old_examples=int(old_rows.sum()), new_examples=int(new_rows.sum()))
+    inputs = task.data.test.take(torch.arange(len(task.data.test)))
+    accuracy, difference, agreement = _test_old_and_new(old, model, inputs, task.data.test.labels, old_count)
     predicted_before = predicted_costs(estimate(old, example, target_profile))
     predicted = predicted_costs(estimate(model, example, target_profile))
 
@@ -495,7 +465,7 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     try:
         save_checkpoint(staging / CHECKPOINT, model, extended_record)
         rebuilt, _ = load_checkpoint(staging / CHECKPOINT)  # the file rebuilds the same network, or this is a bug
-        if not torch.equal(_logits(rebuilt, inputs[:64]), after[:64]):
+        if not torch.equal(_logits(rebuilt, inputs[:64]), _logits(model, inputs[:64])):
             raise RuntimeError("the extended checkpoint does not rebuild the extended network (a bug in edgegrow)")
         if formats:
             result.exported = _export_and_check(model, old, task.data, staging / "exported", formats, old_count,
@@ -509,6 +479,51 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return result
+
+
+def _train_new_neurons(model: nn.Module, frozen: _FrozenBlocks, data: TaskData, config: ExtendConfig,
+                       progress: bool) -> nn.Module:
+    """Train ``model`` on ``data`` (the new words and the replayed clips) with ``frozen`` written back after
+    every optimizer step; the trained network, on the CPU in eval mode."""
+    from .training import Training, make_optimizer, resolve_device
+
+    train_config = config.train_config()
+    optimizer = make_optimizer(model, train_config)
+    optimizer.register_step_post_hook(lambda optimizer, args, kwargs: frozen.restore())
+    loss_function = None
+    if config.balanced:
+        classes, labels = len(data.class_names), data.train.labels
+        counts = torch.bincount(labels, minlength=classes).clamp(min=1).float()
+        loss_function = nn.CrossEntropyLoss(weight=(len(labels) / (classes * counts)).to(
+            resolve_device(train_config.device)))  # where Training will move the network
+    stopped = Training(model, data, train_config, optimizer=optimizer, loss_function=loss_function,
+                       progress=progress).run()
+    if stopped != "epochs":
+        from .grow.loop import NumericalFault
+
+        raise NumericalFault(f"training the new neurons stopped early ({stopped}): lower --lr")
+    return model.cpu().eval()
+
+
+def _test_old_and_new(old: nn.Module, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
+                      old_count: int) -> tuple[ClassAccuracy, float, float]:
+    """Test accuracy of the old and the extended network, the largest change of an old class's logit, and
+    the share of inputs whose top-1 among the old classes is the old network's. A change past
+    ``OLD_OUTPUT_TOLERANCE`` is a bug (RuntimeError)."""
+    before, after = _logits(old, inputs), _logits(model, inputs)
+    difference = float((after[:, :old_count] - before).abs().max()) if len(inputs) else 0.0
+    agreement = float((after[:, :old_count].argmax(1) == before.argmax(1)).float().mean()) if len(inputs) else 1.0
+    if len(inputs) and difference > OLD_OUTPUT_TOLERANCE * max(1.0, float(before.abs().max())):
+        raise RuntimeError(f"the old classes' logits moved by {difference:.2g}: the old weights were not held "
+                           "(a bug in edgegrow; please report it)")
+    old_rows, new_rows = labels < old_count, labels >= old_count
+    accuracy = ClassAccuracy(
+        old_before=_share(before.argmax(1)[old_rows] == labels[old_rows]),
+        old_after=_share(after.argmax(1)[old_rows] == labels[old_rows]),
+        new_after=_share(after.argmax(1)[new_rows] == labels[new_rows]),
+        all_after=_share(after.argmax(1) == labels),
+        old_examples=int(old_rows.sum()), new_examples=int(new_rows.sum()))
+    return accuracy, difference, agreement
 
 
 def _write_summary(out: Path, result: ExtendResult, source: Path, new_classes: list[str], budget: Budget | None,
