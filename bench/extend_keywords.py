@@ -51,7 +51,7 @@ from provenance import commit  # noqa: E402
 
 from cost_models import estimate, load_target  # noqa: E402
 from edgegrow.checkpoint import load_checkpoint  # noqa: E402
-from edgegrow.extend import ExtendConfig, _output_producer, _replay_split, extend, extend_head  # noqa: E402
+from edgegrow.extend import ExtendConfig, _output_producer, extend, extend_head, replay_split  # noqa: E402
 from edgegrow.grow import GrowConfig, grow  # noqa: E402
 from edgegrow.grow.growth_step import predicted_costs  # noqa: E402
 from edgegrow.grow.loop import reinitialise  # noqa: E402
@@ -134,9 +134,8 @@ def run_one(seed: int, kind: str, work: Path) -> dict:
         extend_head(model, _output_producer(model, example_input(model)), len(NEW), generator)
         task = _task17(work, seed).data
         config = ExtendConfig(seed=seed, **SMALL_REPLAY)
-        replayed = _replay_split(task.train, 12, config.replay_per_class, seed,
-                                 config.whole_classes(task.class_names[:12]))
-        data = TaskData(task.name, task.class_names, replayed, task.validation, task.test, task.preprocessing)
+        data = TaskData(task.name, task.class_names, replay_split(task.train, task.class_names[:12], config),
+                        task.validation, task.test, task.preprocessing)
         train(model, data, config.train_config(), progress=False)
         row = {"accuracy": _accuracies(model, task, 12), "config": asdict(config)}
     else:  # joint: the extended architecture from fresh weights on every class's full training split
@@ -181,20 +180,22 @@ def replay_figures(work: Path, seeds: list[int], kinds: list[str]) -> dict:
     Read from the run folders (their checkpoints and extend.json)."""
     from edgegrow.extend import _logits
 
-    figures = {}
+    figures, tasks = {}, {}
     for kind in (k for k in kinds if k.startswith("extended")):
         per_seed = {}
         for seed in seeds:
             run = work / f"seed{seed}-{kind}-run"
             if not (run / "checkpoint.pt").is_file():
                 continue
-            task = _task17(work, seed).data
-            config = ExtendConfig(**{key: value for key, value in json.loads((run / "extend.json").read_text())[
-                "config"].items() if key in ExtendConfig.__dataclass_fields__})
-            replayed = _replay_split(task.train, 12, config.replay_per_class, config.seed,
-                                     config.whole_classes(task.class_names[:12]))
+            if seed not in tasks:
+                tasks[seed] = _task17(work, seed).data
+            task = tasks[seed]
+            summary = json.loads((run / "extend.json").read_text())
+            config = ExtendConfig(**{key: value for key, value in summary["config"].items()
+                                     if key in ExtendConfig.__dataclass_fields__})  # fields of its time
+            replayed = replay_split(task.train, task.class_names[:12], config)
             model, _ = load_checkpoint(run / "checkpoint.pt")
-            offset = json.loads((run / "extend.json").read_text())["calibration"].get("offset", 0.0)
+            offset = summary["calibration"].get("offset", 0.0)
             head = model.get_submodule(_output_producer(model, example_input(model)))
             with torch.no_grad():
                 head.bias[12:] -= offset  # before the offset

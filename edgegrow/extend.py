@@ -339,10 +339,18 @@ def _replay_split(train: Split, old_classes: int, per_class: int | None, seed: i
     keep = [torch.nonzero(train.labels >= old_classes).flatten()]
     for label in range(old_classes):
         members = torch.nonzero(train.labels == label).flatten()
+        # drawn for every class, so the draw of a class does not depend on which classes are kept whole
         chosen = members[torch.randperm(len(members), generator=generator)[:per_class]]
         keep.append(members if label in whole else chosen)
     chosen = torch.cat(keep).sort().values
     return Split(train.take(chosen), train.labels[chosen])
+
+
+def replay_split(train: Split, old_class_names: Sequence[str], config: ExtendConfig) -> Split:
+    """What ``extend`` trains on: every example of a new class and the replay ``config`` asks of the old
+    classes (``old_class_names``, the first labels)."""
+    return _replay_split(train, len(old_class_names), config.replay_per_class, config.seed,
+                         config.whole_classes(old_class_names))
 
 
 def _logits(model: nn.Module, inputs: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -376,6 +384,7 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     from .grow.growth_step import predicted_costs
     from .grow.run_folder import RunMeta
     from .tasks import load_task
+
     started = time.perf_counter()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -396,7 +405,7 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
     already = [word for word in new_classes if word in meta.class_names]
     if already:
         raise ValueError(f"{already[0]!r} is already one of the network's classes")
-    whole = config.whole_classes(list(meta.class_names))
+    whole = config.whole_classes(meta.class_names)  # a class the network lacks is said before the data loads
     preprocessing = meta.preprocessing or {}
     normalization = preprocessing.get("normalization")
     coefficients = int(meta.input_shape[-1])
@@ -424,7 +433,7 @@ def extend(checkpoint: str | Path, new_classes: Sequence[str], out: str | Path, 
         f"classes: +{', +'.join(f'{count} in {group}' for group, count in added.items())} neurons "
         f"(asked width +{share:.0%}, in whole steps of {config.channel_multiple}); old weights frozen")
 
-    train = _replay_split(task.data.train, old_count, config.replay_per_class, config.seed, whole)
+    train = replay_split(task.data.train, meta.class_names, config)
     old_train = int((task.data.train.labels < old_count).sum())
     replayed = {"per_class": config.replay_per_class, "whole": [meta.class_names[i] for i in whole],
                 "old_clips": int((train.labels < old_count).sum()), "old_training_clips": old_train,
