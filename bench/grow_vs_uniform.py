@@ -33,9 +33,12 @@ Per setting and seed:
    this equals the grown run's ``retrained``; it re-derives that for runs made before.
 6. ``restarted`` (when ``--kinds`` names it): ``grow`` with ``restart=True`` instead of ``retrain``, growth
    as search within one run: growing until ``growth_end`` (5 of the 20 epochs), then the found
-   architecture from fresh weights for the other 15, so the run's epochs and compute are one run's;
-   ``uniform-compute-restarted`` and ``uniform-shrink-compute-restarted``: the uniform network with that
-   run's whole training compute, without and with the shrink steps.
+   architecture for the other 15 from its grown weights blended with fresh ones
+   (``GrowConfig.restart_keep``, ``--restart-keep``; 0 is fresh weights, as all runs before 2026-12-05),
+   so the run's epochs and compute are one run's; ``uniform-compute-restarted``,
+   ``uniform-shrink-compute-restarted`` and ``uniform-recipe-compute-restarted``: the uniform network with
+   that run's whole training compute, without the shrink steps, with them, and with them and the same
+   restart (``baseline.RestartAt``: the grow run's recipe, growth alone left out).
 
 Comparisons (median over seeds of the per-seed difference, in points of test accuracy): equal epochs
 (grown − uniform), equal training compute (grown − uniform-compute, and kept − uniform-compute with the
@@ -76,6 +79,7 @@ from provenance import commit  # noqa: E402
 
 from cost_models import Target, load_target  # noqa: E402
 from edgegrow.baseline import (  # noqa: E402
+    RestartAt,
     UniformBaseline,
     auto_seed_width,
     largest_fitting_uniform,
@@ -93,7 +97,7 @@ from edgegrow.workflow import shrink_schedule  # noqa: E402
 
 EPOCHS = 20
 KINDS = ("uniform", "grown", "uniform-compute", "uniform-shrink", "retrained-shrink", "restarted",
-         "uniform-compute-restarted", "uniform-shrink-compute-restarted")
+         "uniform-compute-restarted", "uniform-shrink-compute-restarted", "uniform-recipe-compute-restarted")
 DEFAULT_KINDS = KINDS[:4]  # the others only when --kinds names them
 REQUIRED = KINDS[:3]  # the three comparisons; uniform-shrink is a control that --kinds may leave out
 
@@ -163,17 +167,18 @@ def load(setting: Setting) -> Task:
 
 
 SHRINK = GrowConfig.shrink  # the dataclass default: None, the family's (GrowConfig.for_family)
+RESTART_KEEP = GrowConfig.restart_keep
 
 
 def config_for(seed: int, method: str) -> GrowConfig:
-    return GrowConfig(method=method, epochs=EPOCHS, seed=seed, retrain=True, shrink=SHRINK)
+    return GrowConfig(method=method, epochs=EPOCHS, seed=seed, retrain=True, shrink=SHRINK, restart_keep=RESTART_KEEP)
 
 
-def set_run_settings(epochs: int, shrink: float | None) -> None:
-    """A quick look at fewer epochs, or another ``--shrink`` (the recorded results are at ``EPOCHS``
-    and each family's shrink; use another --work folder for another shrink)."""
-    global EPOCHS, SHRINK
-    EPOCHS, SHRINK = epochs, shrink
+def set_run_settings(epochs: int, shrink: float | None, restart_keep: float = GrowConfig.restart_keep) -> None:
+    """A quick look at fewer epochs, or another ``--shrink`` or ``--restart-keep`` (the recorded results
+    are at ``EPOCHS`` and each family's shrink; use another --work folder for other settings)."""
+    global EPOCHS, SHRINK, RESTART_KEEP
+    EPOCHS, SHRINK, RESTART_KEEP = epochs, shrink, restart_keep
 
 
 def result_path(work: Path, setting: str, seed: int, kind: str) -> Path:
@@ -200,6 +205,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
                       seed_options=grown_task.seed_options, log=lambda line: None, task_source=task.source)
         summary = result.summary
         row = {"kind": kind, "method": config.method, "shrink": config.shrink, "restart": config.restart,
+               "restart_keep": config.restart_keep if config.restart else None,
                "seed_width": seed_width,
                "summary": asdict(summary),
                "predicted": summary.predicted, "usage": summary.usage, "widths": summary.widths,
@@ -226,11 +232,17 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
         usage, predicted = fair.usage, {"latency_ms": fair.report.latency_ms, "macs": fair.report.macs,
                                         "sram_kb": fair.report.sram_bytes / 1024,
                                         "flash_kb": fair.report.flash_bytes / 1024}
-        if kind in ("uniform-shrink", "retrained-shrink", "uniform-shrink-compute-restarted"):
+        if kind in ("uniform-shrink", "retrained-shrink", "uniform-shrink-compute-restarted",
+                    "uniform-recipe-compute-restarted"):
             shrink = shrink_schedule(config, len(task.data.train))
+        restart = None
+        if kind == "uniform-recipe-compute-restarted":  # the restarted run's restart, at the same step
+            steps_per_epoch = math.ceil(len(task.data.train) / config.batch_size)
+            restart = RestartAt(config.search_epochs * steps_per_epoch, grown.get("restart_keep") or 0.0, config.seed)
         if kind == "retrained-shrink":  # the grown run's architecture, fresh weights, the uniform+shrink recipe
             fair, record, usage, predicted = _found_architecture(work, setting, seed, fair)
-        trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs, shrink=shrink)
+        trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs, shrink=shrink,
+                                 restart=restart)
         save_checkpoint(work / f"{setting.name}-{seed}-{kind}.pt", fair.model, record)
         row = {"kind": kind, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
                "mac_epochs": trained.mac_epochs, "validation_accuracy": trained.validation_accuracy,
@@ -284,6 +296,7 @@ def run_all(args) -> None:
                                        "--epochs", str(args.epochs), *_features_args(args),
                                        *(["--method", args.method] if args.method is not None else []),
                                        *(["--shrink", str(args.shrink)] if args.shrink is not None else []),
+                                       "--restart-keep", str(args.restart_keep),
                                        "--kinds", *args.kinds, "--pairs", *[f"{n}@{s}" for n, s in queue]])
                      for queue in queues if queue]
         for process in processes:
@@ -319,6 +332,7 @@ def methods(args) -> None:
                                        "--epochs", str(args.epochs), "--methods-setting", setting.name,
                                        *_features_args(args),
                                        *(["--shrink", str(args.shrink)] if args.shrink is not None else []),
+                                       "--restart-keep", str(args.restart_keep),
                                        "--pairs", *[f"{method}@{seed}" for seed, method in queue]])
                      for queue in queues if queue]
         for process in processes:
@@ -383,14 +397,16 @@ def _paired(values: list[float]) -> dict:
 
 
 RESTARTED_KEYS = ("restarted_test", "restarted_compute_share", "restarted_equal_compute",
-                  "restarted_minus_uniform_shrink_compute", "restarted_equal_epochs", "restarted_minus_retrained_shrink",
+                  "restarted_minus_uniform_shrink_compute", "restarted_minus_uniform_recipe_compute",
+                  "restarted_equal_epochs", "restarted_minus_retrained_shrink",
                   "restarted_minus_grown_validation")
 
 
 def _restarted(runs: dict, name: str, seed: int, uniform: dict, found_shrunk: dict) -> dict:
     """A seed's ``restarted`` figures (NaN where its runs are missing): the kept network's test accuracy,
     its whole run's compute over the uniform network's 20 epochs, its differences from the uniform
-    network at equal compute (without and with the shrink steps), at equal epochs, and from the found
+    network at equal compute (without the shrink steps, with them, and with them and the same restart:
+    the recipe without growth), at equal epochs, and from the found
     architecture retrained for all 20 epochs (``retrained-shrink``: what the 5 searching epochs cost),
     and its validation accuracy against the network grown in place (the split the protocol is chosen on)."""
     restarted = runs.get((name, seed, "restarted"))
@@ -405,6 +421,8 @@ def _restarted(runs: dict, name: str, seed: int, uniform: dict, found_shrunk: di
                 test - runs.get((name, seed, "uniform-compute-restarted"), MISSING)["test_accuracy"],
             "restarted_minus_uniform_shrink_compute":
                 test - runs.get((name, seed, "uniform-shrink-compute-restarted"), MISSING)["test_accuracy"],
+            "restarted_minus_uniform_recipe_compute":
+                test - runs.get((name, seed, "uniform-recipe-compute-restarted"), MISSING)["test_accuracy"],
             "restarted_equal_epochs": test - uniform["test_accuracy"],
             "restarted_minus_retrained_shrink": test - found_shrunk["test_accuracy"],
             "restarted_minus_grown_validation": restarted["summary"]["validation_accuracy"] - grown_validation}
@@ -513,6 +531,8 @@ def report(args) -> None:
               "uniform's; " + "; ".join(
                   f"{label} {100 * t[key + '_median']:+.1f} ({t[key + '_paired']['ahead']}/{t[key + '_paired']['behind']})"
                   for key, label in (("restarted_equal_compute", "− uniform, equal compute"),
+                                     ("restarted_minus_uniform_shrink_compute", "− uniform+shrink, equal compute"),
+                                     ("restarted_minus_uniform_recipe_compute", "− uniform+recipe, equal compute"),
                                      ("restarted_equal_epochs", "− uniform, equal epochs"))))
     print(f"{'setting':<12}{'uniform':>9}{'grown':>8}{'retrain':>9}  {'Δ epochs':>10}{'Δ compute':>11}"
           f"{'Δ retrain':>11}{'Δ u+shrink':>12}   usage grown/uniform   kept")
@@ -610,6 +630,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (1 thread each)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every run (default {EPOCHS})")
+    parser.add_argument("--restart-keep", type=float, default=GrowConfig.restart_keep,
+                        help=f"GrowConfig.restart_keep of the restarted runs (default {GrowConfig.restart_keep:g}; "
+                             "give each value its own --work)")
     parser.add_argument("--shrink", type=float, default=GrowConfig.shrink,
                         help="GrowConfig.shrink of the grown runs and the shrink control (default: each family's, "
                              "0.5 for DS-CNN, 1 for MobileNetV2; results go in --work, so give each shrink its own)")
@@ -618,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results/grow_vs_uniform.json")
     parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
     args = parser.parse_args(argv)
-    set_run_settings(args.epochs, args.shrink)
+    set_run_settings(args.epochs, args.shrink, args.restart_keep)
     global KWS_FEATURES
     KWS_FEATURES = args.kws_features
     {"run": run_all, "methods": methods, "report": report}[args.phase](args)

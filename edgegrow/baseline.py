@@ -17,15 +17,16 @@ twice the widest fitting grid point is not looked for.
 """
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from cost_models import CostReport, Target, count_macs, estimate, load_target
 
-from .grow.growth_step import shrink_convolutions
+from .grow.growth_step import blend_with_fresh, shrink_convolutions
 from .growth.budget import Budget
 from .tasks import Task
 from .training import TrainConfig, Training, TrainResult, evaluate
@@ -151,28 +152,61 @@ class TrainedBaseline:
     training: TrainResult
 
 
+@dataclass(frozen=True)
+class RestartAt:
+    """A restart inside a baseline's training, as a grow run's ``restart`` makes one: after ``step``
+    optimizer steps of the run's schedule, the weights are blended with a fresh draw
+    (``growth_step.blend_with_fresh`` with ``keep``, the draw ``loop.reinitialise`` makes for a run of
+    ``seed``) and the remaining steps train with a new optimizer and schedule of their own."""
+
+    step: int
+    keep: float
+    seed: int
+
+
 def train_baseline(baseline: UniformBaseline, task: Task, config: TrainConfig, *, mac_epochs: float | None = None,
-                   shrink: tuple[list[int], float] = ((), 1.0), progress: bool = False) -> TrainedBaseline:
+                   shrink: tuple[list[int], float] = ((), 1.0), restart: RestartAt | None = None,
+                   progress: bool = False) -> TrainedBaseline:
     """Train ``baseline.model`` with ``config``'s schedule: for ``config.epochs`` epochs, or with
     ``mac_epochs`` for as many optimizer steps as that training compute buys at the baseline's MACs
     (Σ MACs × examples / training-set size, the measure ``EpochRow.mac_epochs`` uses). ``shrink``:
     (optimizer steps, factor) at which to scale the convolutions as a grow run's events do
-    (``GrowConfig.shrink``), for the control that is the grow protocol without growth."""
+    (``GrowConfig.shrink``), for the control that is the grow protocol without growth. ``restart``:
+    the grow run's restart too (``RestartAt``; its second stretch shrinks at the same steps counted
+    from the restart), for the control that is a restarted grow run without growth; none is made when
+    the baseline's steps end at or before it."""
+    from .grow.loop import reinitialise
+
     data = task.data
     macs = count_macs(baseline.model.eval(), torch.zeros(1, *data.input_shape)).total
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    if mac_epochs is not None:
-        epochs = mac_epochs / macs
-        steps = max(1, round(epochs * steps_per_epoch))
-        config = TrainConfig(**{**config.__dict__, "epochs": max(1, math.ceil(steps / steps_per_epoch)),
-                                "steps": steps})
-    training = Training(baseline.model, data, config, progress=progress)
-    steps, factor = shrink
-    for step in steps:
-        training.run(step)
-        shrink_convolutions(baseline.model, factor)
-    result = training.result(training.run())
-    epochs_trained = result.samples_seen / len(data.train)
+    total = round(mac_epochs / macs * steps_per_epoch) if mac_epochs is not None else config.epochs * steps_per_epoch
+    total = max(1, total)
+    stretches = [(config, total)]
+    if restart is not None and restart.step >= total:  # the baseline ends before the run's search would
+        restart = None
+    if restart is not None:
+        if restart.step < 1:
+            raise ValueError(f"a restart needs at least one step before it, got step {restart.step}")
+        stretches = [(config, restart.step), (replace(config, steps=total - restart.step), total - restart.step)]
+    elif mac_epochs is not None:
+        stretches = [(replace(config, steps=total), total)]
+    samples = 0
+    for index, (stretch, steps) in enumerate(stretches):
+        if index:  # the restart
+            grown = copy.deepcopy(baseline.model)
+            blend_with_fresh(reinitialise(baseline.model, restart.seed), grown, restart.keep)
+        if stretch.steps is not None:
+            stretch = replace(stretch, epochs=max(1, math.ceil(stretch.steps / steps_per_epoch)))
+        training = Training(baseline.model, data, stretch, progress=progress)
+        shrink_steps, factor = shrink
+        for step in shrink_steps:
+            if step < steps:
+                training.run(step)
+                shrink_convolutions(baseline.model, factor)
+        result = training.result(training.run(steps))
+        samples += result.samples_seen
+    epochs_trained = samples / len(data.train)
     validation = evaluate(baseline.model, data.validation, data.class_names).accuracy if len(data.validation) else None
     test = evaluate(baseline.model, data.test, data.class_names).accuracy if len(data.test) else None
     return TrainedBaseline(baseline.name, baseline.width_multiplier, epochs_trained, macs * epochs_trained,

@@ -118,6 +118,10 @@ def _add_training_arguments(parser) -> None:
                             "epoch), train the found architecture from fresh weights for the remaining epochs and "
                             "keep the better of the two by validation accuracy (one run's training compute; "
                             "default: the family's, on for DS-CNN, off for the others and with --retrain)")
+    group.add_argument("--restart-keep", type=float, metavar="SHARE",
+                       help="how much of the grown network a restart keeps: its weights' directions blended with a "
+                            "fresh draw's (0: fresh weights, 1: the grown weights; default "
+                            f"{defaults.restart_keep:g})")
 
 
 def _seed_width(text: str) -> float | str:
@@ -132,7 +136,8 @@ def _seed_width(text: str) -> float | str:
 TRAINING_FLAGS = {"epochs": "epochs", "lr": "learning_rate", "batch_size": "batch_size", "optimizer": "optimizer",
                   "weight_decay": "weight_decay", "schedule": "schedule", "warmup": "warmup_epochs",
                   "label_smoothing": "label_smoothing", "growth_start": "growth_start", "growth_end": "growth_end",
-                  "growth_every": "growth_every", "shrink": "shrink", "new_units": "new_units", "device": "device"}
+                  "growth_every": "growth_every", "shrink": "shrink", "new_units": "new_units", "device": "device",
+                  "restart_keep": "restart_keep"}
 
 
 def _training_settings(args) -> dict:
@@ -652,7 +657,7 @@ def _grow(args):
         task = task.with_seed_width(seed_width_for(task, target, budget, seed_width))
     print(task.data.summary())
     resolved = config.for_family(task.family, len(task.data.train))
-    restart = (f", then the found architecture from fresh weights for the last {resolved.epochs - resolved.search_epochs}"
+    restart = (f", then the found architecture from {resolved.restart_start} for the last {resolved.epochs - resolved.search_epochs}"
                if resolved.restart else "")
     print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {resolved.method}: "
           f"{config.epochs} epochs, growth by {config.growth_end:.0%} of the run{restart}")

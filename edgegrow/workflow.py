@@ -42,7 +42,7 @@ from cost_models import estimate, load_target
 from cost_models.target import Target, user_targets_folder
 
 from .atomic import write_atomically
-from .baseline import UniformBaseline, largest_fitting_uniform, seed_width_for, train_baseline
+from .baseline import RestartAt, UniformBaseline, largest_fitting_uniform, seed_width_for, train_baseline
 from .grow import GrowConfig, Summary, TensorBoardLog, check_seed_fits, grow, growth_events
 from .grow.callbacks import tensorboard_writer_class
 from .grow.growth_step import predicted_costs
@@ -371,11 +371,24 @@ def recipe_shrink(loaded: Task, config: WorkflowConfig) -> tuple[list[int], floa
     return shrink_schedule(config.grow.for_family(loaded.family), len(loaded.data.train))
 
 
+def recipe_restart(loaded: Task, config: WorkflowConfig) -> RestartAt | None:
+    """The grow runs' restart (``GrowConfig.restart``: at the search's end, the weights blended with a fresh
+    draw by ``restart_keep``, a new optimizer and schedule) for a baseline trained with the same recipe;
+    None when they grow in place. bench/grow_vs_uniform.py: the uniform DS-CNN given the shrink steps and
+    this restart was level with the restarted grow runs, so a baseline without it flatters growth."""
+    grow = config.grow.for_family(loaded.family, len(loaded.data.train))
+    if not grow.restart:
+        return None
+    return RestartAt(grow.search_epochs * math.ceil(len(loaded.data.train) / grow.batch_size), grow.restart_keep,
+                     grow.seed)
+
+
 def train_baselines(loaded: Task, widths, targets: list[Target], config: WorkflowConfig, progress: bool,
                     log: Callable[[str], None]) -> list[dict]:
     """The family at each width multiplier, trained from scratch with the grow runs' schedule for as many
-    epochs (``config.grow.train_config()``) and their shrink steps (``recipe_shrink``) on the same data, with validation and test accuracy and
-    predicted cost per target: the points of the accuracy-against-cost plot."""
+    epochs (``config.grow.train_config()``), their shrink steps (``recipe_shrink``) and restart
+    (``recipe_restart``) on the same data, with validation and test accuracy and predicted cost per
+    target: the points of the accuracy-against-cost plot."""
     baselines = []
     example = torch.zeros(1, *loaded.data.input_shape)
     for width in widths:
@@ -383,7 +396,8 @@ def train_baselines(loaded: Task, widths, targets: list[Target], config: Workflo
         model = loaded.uniform(width)
         started = time.perf_counter()
         trained = train_baseline(UniformBaseline(width, model), loaded, config.grow.train_config(),
-                                 shrink=recipe_shrink(loaded, config), progress=progress)
+                                 shrink=recipe_shrink(loaded, config), restart=recipe_restart(loaded, config),
+                                 progress=progress)
         name = f"{loaded.family} ×{width:g}"
         baselines.append({"name": name, "width_multiplier": width, "epochs": trained.epochs,
                           "accuracy": trained.validation_accuracy, "validation_accuracy": trained.validation_accuracy,
@@ -397,14 +411,15 @@ def train_baselines(loaded: Task, widths, targets: list[Target], config: Workflo
 def train_fair_baseline(loaded: Task, deployment: Deployment, config: WorkflowConfig, progress: bool,
                         log: Callable[[str], None]) -> dict:
     """The largest uniform network that fits the deployment's budget, trained with the grow run's schedule, shrink
-    steps (``recipe_shrink``) and training compute (its MAC-epochs: growing, and retraining when it retrained), against the network the run
+    steps (``recipe_shrink``), restart (``recipe_restart``) and training compute (its MAC-epochs: growing, and retraining when it retrained), against the network the run
     kept: the differences are kept minus baseline."""
     torch.manual_seed(config.seed)  # before the network is built, so its initial weights come from the seed
     fair = largest_fitting_uniform(loaded, deployment.target, deployment.budget)
     grown = deployment.grown
     started = time.perf_counter()
     trained = train_baseline(fair, loaded, config.grow.train_config(), mac_epochs=grown.mac_epochs,
-                             shrink=recipe_shrink(loaded, config), progress=progress)
+                             shrink=recipe_shrink(loaded, config), restart=recipe_restart(loaded, config),
+                             progress=progress)
     example = torch.zeros(1, *loaded.data.input_shape)
     result = {"name": fair.name, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
               "mac_epochs": trained.mac_epochs, "usage": fair.usage, "accuracy": trained.validation_accuracy,

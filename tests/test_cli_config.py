@@ -96,6 +96,10 @@ def test_training_settings_in_a_file_reach_the_grow_config(tmp_path, commands):
         args = _parser().parse_args(expand_config(["grow", "--config", path], commands))
         assert GrowConfig(**_training_settings(args)).restart is expected, line
     assert _parser().parse_args(["grow", "--task", "kws", "--no-restart"]).restart is False
+    path = _write(tmp_path, 'task = "kws"\ntarget = "host"\nout = "r"\nbudget = "latency_ms=1"\nrestart-keep = 0.25\n')
+    args = _parser().parse_args(expand_config(["grow", "--config", path], commands))
+    assert GrowConfig(**_training_settings(args)).restart_keep == 0.25
+    assert GrowConfig(**_training_settings(_parser().parse_args(["grow", "--task", "kws"]))).restart_keep == 0.5
 
 
 def test_without_tomllib_the_cli_runs_and_a_config_file_names_what_to_install(tmp_path):

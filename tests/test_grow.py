@@ -181,7 +181,7 @@ def test_restart_grows_until_growth_ends_then_trains_the_found_architecture_for_
     """Growth as search within one run: TINY's 4 epochs of 3 steps with growth_end 0.6 grow for 3 epochs
     (events at steps 1, 3, 5 and 7), then the found architecture trains from fresh weights for 1 epoch with
     its own schedule; the run's compute is the two phases' and the better of the two on validation is kept."""
-    result = quick_grow(config={"restart": True, "shrink": 0.5})
+    result = quick_grow(config={"restart": True, "shrink": 0.5, "restart_keep": 0.0})
     summary, log = result.summary, result.log
     grow_rows, retrain_rows = log.phase("grow"), log.phase("retrain")
     assert [row.step for row in grow_rows] == [3, 6, 9] and [row.step for row in retrain_rows] == [3]
@@ -201,6 +201,27 @@ def test_restart_grows_until_growth_ends_then_trains_the_found_architecture_for_
                             else "grown")
     assert summary.describe().endswith(f"test accuracy {summary.test_accuracy:.1%}; kept the {summary.kept} network "
                                        "(validation)")
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.5, 1.0])
+def test_a_restart_starts_from_the_grown_weights_blended_with_fresh_ones(tmp_path, quick_grow, monkeypatch, keep):
+    """The found architecture's start is blend_with_fresh(fresh draw, the grown network, restart_keep):
+    called once, at the end of the search, with the network grown.pt holds; the log says how it starts."""
+    calls, lines = [], []
+    original = loop_module.blend_with_fresh
+
+    def spy(fresh, grown, share):
+        calls.append(({name: t.detach().clone() for name, t in grown.state_dict().items()}, share))
+        return original(fresh, grown, share)
+
+    monkeypatch.setattr(loop_module, "blend_with_fresh", spy)
+    quick_grow(config={"restart": True, "shrink": 0.5, "restart_keep": keep}, log=lines.append)
+    assert [share for _, share in calls] == [keep]
+    grown_model, _ = load_checkpoint(tmp_path / "run" / "grown.pt")
+    for name, tensor in grown_model.state_dict().items():
+        torch.testing.assert_close(calls[0][0][name], tensor)
+    start = GrowConfig(**{**TINY, "restart_keep": keep}).restart_start
+    assert any(f"training the found architecture from {start} for the run's last" in line for line in lines)
 
 
 def test_the_family_default_restart_gives_way_to_growing_in_place_on_a_few_batches_of_data(quick_grow):

@@ -258,10 +258,31 @@ def test_baselines_train_with_the_grow_runs_shrink_steps(monkeypatch):
         pass
 
     def record(*args, **kwargs):
-        seen.append(kwargs["shrink"])
+        seen.append((kwargs["shrink"], kwargs["restart"]))
         raise Recorded
 
     monkeypatch.setattr(workflow, "train_baseline", record)
     with pytest.raises(Recorded):
         workflow.train_baselines(kws, [0.25], [], config, False, print)
-    assert seen == [(expected, 0.5)]
+    assert seen == [((expected, 0.5), None)]  # 3 steps an epoch: the grow runs grow in place, no restart
+
+
+def test_baselines_restart_where_the_grow_runs_restart():
+    """Where DS-CNN's grow runs restart after their search (enough data), the baselines restart at the same
+    step with the same blend (recipe_restart); a family that grows in place gives none."""
+    import math
+
+    import edgegrow.workflow as workflow
+    from edgegrow.baseline import RestartAt
+    from edgegrow.grow.config import MIN_RESTART_STEPS
+    from edgegrow.tasks import Task
+    from toy import toy_task
+
+    config = WorkflowConfig.quick()
+    big = Task(toy_task(examples=64 * MIN_RESTART_STEPS), "ds-cnn", {"num_classes": 4})
+    grow_config = config.grow.for_family("ds-cnn", len(big.data.train))
+    assert grow_config.restart
+    assert workflow.recipe_restart(big, config) == RestartAt(
+        grow_config.search_epochs * math.ceil(len(big.data.train) / grow_config.batch_size),
+        grow_config.restart_keep, grow_config.seed)
+    assert workflow.recipe_restart(Task(big.data, "mobilenet-v2", {"num_classes": 4}), config) is None

@@ -73,14 +73,23 @@ class GrowConfig:
     ``restart``: growth as search within one run's epochs (``None``, the default: the family's measured
     value, on for DS-CNN when the run is long enough for it, off otherwise; off with ``retrain``). The grown network trains only until growth
     ends (``growth_end`` of the run, rounded up to a whole epoch: ``search_epochs``); then the found
-    architecture trains from freshly initialised weights for the remaining ``epochs − search_epochs``
-    with its own warm-up and schedule and ``shrink`` at the scheduled events' steps, as ``retrain``
+    architecture trains for the remaining ``epochs − search_epochs``, from its grown weights blended
+    with freshly initialised ones (``restart_keep``), with its own warm-up and schedule and ``shrink`` at the scheduled events' steps, as ``retrain``
     does, and the better of the two on the validation split is kept (the retrained one, unless the
     short growth phase's network is better). The run's epochs and training compute (MAC-epochs) are
     those of one run: bench/grow_vs_uniform.py compares it with the largest fitting uniform network at
     equal compute: 8 of 8 seeds ahead of the uniform network on three DS-CNN budgets, and above growing
     in place on the validation split on all four. On MobileNetV2 (image-m4f, 3 seeds) it was 5.8 points
     below uniform at equal epochs, so other families grow in place by default. It excludes ``retrain``.
+
+    ``restart_keep``: how much of the grown network a restart keeps (``growth_step.blend_with_fresh``):
+    each weight tensor of two or more dimensions becomes the fresh tensor's norm times the direction
+    of ``restart_keep``·(grown direction) + (1 − ``restart_keep``)·(fresh direction), biases and
+    BatchNorm's affine parameters the same mix of values, BatchNorm statistics start again; 0 is
+    fresh weights, 1 the grown weights as they are (the optimizer and schedule start again either
+    way). Shrink-and-perturb (Ash & Adams 2020) at the restart: the grown network's features, made
+    trainable again. 0.5 was chosen on the validation split of bench/grow_vs_uniform.py's
+    ``restarted`` runs, against 0 and 1 (see the README).
 
     ``device``: where the run computes (``edgegrow.training.device``: ``auto``, ``cpu``, ``cuda``,
     ``cuda:N``, ``mps``; ``auto`` is a CUDA GPU where there is one). It says where, not what: a run
@@ -124,6 +133,7 @@ class GrowConfig:
     tiny_neurons: int = 16
     retrain: bool = False
     restart: bool | None = None  # None: the family's (see for_family)
+    restart_keep: float = 0.5
     seed: int = 0
     device: str = "auto"
     sync_batch_norm: bool = False  # in a torchrun job (TrainConfig.sync_batch_norm)
@@ -154,6 +164,7 @@ class GrowConfig:
         check_finite("firefly_new_fraction", self.firefly_new_fraction, at_least=0)
         if self.shrink is not None:
             check_share("shrink", self.shrink)
+        check_share("restart_keep", self.restart_keep, allow_zero=True)
         check_share("growth_start", self.growth_start, allow_zero=True)
         check_share("growth_end", self.growth_end, allow_zero=True)
         if self.growth_start > self.growth_end:
@@ -220,6 +231,12 @@ class GrowConfig:
         """With ``restart``, the epochs the growing network trains: ``growth_end`` of the run rounded up
         to a whole epoch, at least one."""
         return max(1, math.ceil(self.growth_end * self.epochs - 1e-9))
+
+    @property
+    def restart_start(self) -> str:
+        """How a restart's found architecture starts (``restart_keep``), in words for the log."""
+        return {0.0: "fresh weights", 1.0: "its grown weights"}.get(
+            self.restart_keep, f"its grown weights blended with fresh ones (keep {self.restart_keep:g})")
 
     def lowered(self) -> GrowConfig:
         """The settings a growth event is retried with after the loss diverged: both ε quartered."""

@@ -114,6 +114,38 @@ def shrink_convolutions(model: nn.Module, factor: float) -> None:
                 module.weight.mul_(factor)
 
 
+def blend_with_fresh(fresh: nn.Module, grown: nn.Module, keep: float) -> nn.Module:
+    """``fresh`` (the same architecture as ``grown``, freshly initialised) moved ``keep`` of the way back
+    to ``grown``, in place (``GrowConfig.restart_keep``): a weight tensor of two or more dimensions
+    becomes ‖θ_fresh‖ · unit(keep·unit(θ_grown) + (1 − keep)·unit(θ_fresh)) — its direction mixed, its
+    norm the fresh one's, so behind a BatchNorm its effective learning rate is a fresh network's — and
+    every other floating-point parameter keep·θ_grown + (1 − keep)·θ_fresh; BatchNorm's running
+    statistics stay as ``fresh`` has them (reset). keep 0 leaves ``fresh`` as it is; keep 1 gives the
+    grown weights, their statistics included."""
+    if keep == 0.0:
+        return fresh
+    grown_state = grown.state_dict()
+    with torch.no_grad():
+        for name, tensor in fresh.state_dict().items():
+            old = grown_state[name].to(tensor.device)
+            if old.shape != tensor.shape:
+                raise ValueError(f"cannot blend {name}: grown {tuple(old.shape)}, fresh {tuple(tensor.shape)}")
+            if keep == 1.0:
+                tensor.copy_(old)
+            elif not tensor.is_floating_point() or "running_" in name:  # statistics start again
+                continue
+            elif tensor.dim() >= 2:
+                mixed = keep * _unit(old) + (1 - keep) * _unit(tensor)
+                tensor.copy_(_unit(mixed) * tensor.norm())
+            else:
+                tensor.copy_(keep * old + (1 - keep) * tensor)
+    return fresh
+
+
+def _unit(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor / tensor.norm().clamp_min(1e-12)
+
+
 def as_fresh_units(candidates: list[Candidate]) -> list[Candidate]:
     """``GrowConfig.new_units = "fresh"``: each split becomes as many new neurons of its group as it adds
     channels, with the default fan-in and a zero fan-out (and the split's score); the rest stay."""

@@ -14,8 +14,10 @@ retrained from scratch, and the better of the two by validation accuracy.
    again from fresh weights with the same schedule, its convolutions shrunk by ``shrink`` at every
    scheduled event's step as the grow run's were (the recipe without growth), and the run keeps the
    better of the two on the validation split (never the test split). With ``restart`` (DS-CNN's
-   default where the data allows, ``GrowConfig.for_family``) the growth phase ends with growth (``GrowConfig.search_epochs``) and
-   that retraining gets the run's remaining epochs, so the whole run costs one run's compute.
+   default where the data allows, ``GrowConfig.for_family``) the growth phase ends with growth
+   (``GrowConfig.search_epochs``) and that retraining gets the run's remaining epochs, so the whole run
+   costs one run's compute; it starts from the grown weights blended with fresh ones
+   (``GrowConfig.restart_keep``, ``growth_step.blend_with_fresh``) rather than from fresh weights alone.
 
 Guarantees: a seed that already exceeds a budget is refused before any training, and the model after
 every event fits every limit (``fit_to_budget`` checks the grown model's full estimate). A NaN or
@@ -53,7 +55,15 @@ from . import run_folder as files
 from .callbacks import Rollback, RunStart, call, check_callbacks
 from .checks import check_budget_reachable, check_seed_fits, check_seed_suits_task
 from .config import MIN_RESTART_STEPS, GrowConfig
-from .growth_step import CostCache, grow_step, model_depth, model_widths, predicted_costs, shrink_convolutions
+from .growth_step import (
+    CostCache,
+    blend_with_fresh,
+    grow_step,
+    model_depth,
+    model_widths,
+    predicted_costs,
+    shrink_convolutions,
+)
 from .run_folder import EpochRow, GrowthRow, Outcome, RunFolder, RunLog, RunMeta, Summary
 from .schedule import GrowthEvent, growth_events
 
@@ -380,7 +390,10 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
         _save_model(run, files.GROWN, "grown")
         if config.retrain or config.restart:
             run.state.phase = "retrain"
-            run.training = run._training(_fresh(run))
+            restarted = _fresh(run)
+            if config.restart:
+                restarted = blend_with_fresh(restarted, run.model, run.config.restart_keep)
+            run.training = run._training(restarted)
             run.last_epoch = run.before_growth = None
             run.state.mac_epochs = 0.0
             run._start_segment()
@@ -388,7 +401,7 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
             shrinks = (f", convolutions ×{run.config.shrink:g} at the events' steps" if run.config.shrink != 1.0
                        else "")
             if config.restart:
-                run.log(f"growth is over: training the found architecture from fresh weights for the run's last "
+                run.log(f"growth is over: training the found architecture from {run.config.restart_start} for the run's last "
                         f"{run.training.config.epochs} epochs (its own warm-up and schedule{shrinks})")
             else:
                 run.log(f"retraining the found architecture from scratch ({config.epochs} epochs, the same "
