@@ -66,6 +66,13 @@ def test_restart_keep_must_be_a_share(keep):
         GrowConfig(restart_keep=keep)
 
 
+def test_a_run_recorded_before_restart_keep_existed_resumes_with_the_fresh_start_it_was_made_with():
+    recorded = GrowConfig(restart=True).to_dict()
+    assert GrowConfig.from_dict(recorded).restart_keep == 0.5
+    del recorded["restart_keep"]
+    assert GrowConfig.from_dict(recorded).restart_keep == 0.0
+
+
 def test_a_baseline_restarted_as_a_grow_run_trains_the_same_steps_and_blends_once(monkeypatch):
     """RestartAt: the baseline trains its compute's steps in two stretches (the first on the run's own
     schedule, the second on a schedule of its own) and is blended with a fresh draw between them."""

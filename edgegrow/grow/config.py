@@ -247,9 +247,12 @@ class GrowConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> GrowConfig:
-        """From ``to_dict()`` output; keys this version does not know are an error naming them."""
+        """From ``to_dict()`` output; keys this version does not know are an error naming them. A record
+        from before ``restart_keep`` existed restarted from fresh weights, and is read so (0)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown grow setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "restart" in values and "restart_keep" not in values:
+            values = {**values, "restart_keep": 0.0}
         return cls(**values)
