@@ -245,6 +245,7 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
                                  restart=restart)
         save_checkpoint(work / f"{setting.name}-{seed}-{kind}.pt", fair.model, record)
         row = {"kind": kind, "width_multiplier": fair.width_multiplier, "epochs": trained.epochs,
+               "restart": {**asdict(restart), "made": trained.restarted} if restart is not None else None,
                "mac_epochs": trained.mac_epochs, "validation_accuracy": trained.validation_accuracy,
                "test_accuracy": trained.test_accuracy, "usage": usage, "predicted": predicted,
                "wall_seconds": time.perf_counter() - started}
@@ -277,8 +278,14 @@ def plan(args) -> list[tuple[str, int, str]]:
     for seed in args.seeds:
         for name in args.settings:
             for kind in (k for k in KINDS if k in args.kinds):  # equal compute needs the grown run first
-                if not result_path(work, name, seed, kind).exists():
+                path = result_path(work, name, seed, kind)
+                if not path.exists():
                     todo.append((name, seed, kind))
+                elif kind == "restarted":
+                    recorded = json.loads(path.read_text()).get("restart_keep") or 0.0
+                    if recorded != args.restart_keep:
+                        raise SystemExit(f"{path} was made with restart_keep {recorded:g}, not --restart-keep "
+                                         f"{args.restart_keep:g}; give each value its own --work")
     return todo
 
 
@@ -428,6 +435,12 @@ def _restarted(runs: dict, name: str, seed: int, uniform: dict, found_shrunk: di
             "restarted_minus_grown_validation": restarted["summary"]["validation_accuracy"] - grown_validation}
 
 
+def _restart_keeps(runs: dict, name: str, seeds: list[int]) -> list[float]:
+    """The restart_keep values of a setting's ``restarted`` runs (0: fresh weights, as before it existed)."""
+    return sorted({runs[(name, seed, "restarted")].get("restart_keep") or 0.0 for seed in seeds
+                   if (name, seed, "restarted") in runs})
+
+
 def restarted_table(runs: dict, settings_in_table: set[str]) -> list[dict]:
     """Settings with ``restarted`` runs but not the main table's three comparisons (their ``grown`` runs
     were made elsewhere or not at all): per seed the ``restarted`` figures against this folder's
@@ -441,7 +454,8 @@ def restarted_table(runs: dict, settings_in_table: set[str]) -> list[dict]:
         per_seed = [{"seed": seed, "uniform_test": runs[(name, seed, "uniform")]["test_accuracy"],
                      **_restarted(runs, name, seed, runs[(name, seed, "uniform")],
                                   runs.get((name, seed, "retrained-shrink"), MISSING))} for seed in seeds]
-        entry = {"setting": name, "seeds": seeds, "per_seed": per_seed}
+        entry = {"setting": name, "seeds": seeds, "restart_keep": _restart_keeps(runs, name, seeds),
+                 "per_seed": per_seed}
         for key in ("uniform_test", *RESTARTED_KEYS):
             entry[f"{key}_median"] = _median(_values(per_seed, key))
             entry[f"{key}_paired"] = _paired(_values(per_seed, key))
@@ -521,6 +535,7 @@ def report(args) -> None:
                       "devices": sorted({str(runs[(name, seed, kind)].get("device", "cpu"))
                                          for seed in seeds for kind in KINDS if (name, seed, kind) in runs}),
                       "shrink": sorted({runs[(name, seed, "grown")].get("shrink") for seed in seeds}, key=str),
+                      "restart_keep": _restart_keeps(runs, name, seeds),
                       "method": sorted({runs[(name, seed, "grown")]["method"] for seed in seeds}),
                       "kept": [p["kept"] for p in per_seed], "per_seed": per_seed})
     per_method = method_table(rows)

@@ -150,6 +150,7 @@ class TrainedBaseline:
     validation_accuracy: float | None
     test_accuracy: float | None
     training: TrainResult
+    restarted: bool = False  # whether a RestartAt was made
 
 
 @dataclass(frozen=True)
@@ -174,28 +175,30 @@ def train_baseline(baseline: UniformBaseline, task: Task, config: TrainConfig, *
     (``GrowConfig.shrink``), for the control that is the grow protocol without growth. ``restart``:
     the grow run's restart too (``RestartAt``; its second stretch shrinks at the same steps counted
     from the restart), for the control that is a restarted grow run without growth; none is made when
-    the baseline's steps end at or before it."""
+    the baseline's steps end at or before it or leave no more than its warm-up after it
+    (``TrainedBaseline.restarted`` says whether it was). ``training`` is then the second stretch's
+    result; ``epochs`` and ``mac_epochs`` count both."""
     from .grow.loop import reinitialise
 
     data = task.data
     macs = count_macs(baseline.model.eval(), torch.zeros(1, *data.input_shape)).total
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    total = round(mac_epochs / macs * steps_per_epoch) if mac_epochs is not None else config.epochs * steps_per_epoch
-    total = max(1, total)
-    stretches = [(config, total)]
-    if restart is not None and restart.step >= total:  # the baseline ends before the run's search would
-        restart = None
+    if mac_epochs is not None:
+        total = max(1, round(mac_epochs / macs * steps_per_epoch))
+    else:
+        total = config.steps or config.epochs * steps_per_epoch
+    if restart is not None and restart.step < 1:
+        raise ValueError(f"a restart needs at least one step before it, got step {restart.step}")
+    if restart is not None and total - restart.step <= config.warmup_epochs * steps_per_epoch:
+        restart = None  # the baseline ends before the run's search would, or leaves no room after its warm-up
+    stretches = [(config if mac_epochs is None else replace(config, steps=total), total)]
     if restart is not None:
-        if restart.step < 1:
-            raise ValueError(f"a restart needs at least one step before it, got step {restart.step}")
         stretches = [(config, restart.step), (replace(config, steps=total - restart.step), total - restart.step)]
-    elif mac_epochs is not None:
-        stretches = [(replace(config, steps=total), total)]
     samples = 0
     for index, (stretch, steps) in enumerate(stretches):
-        if index:  # the restart
-            grown = copy.deepcopy(baseline.model)
-            blend_with_fresh(reinitialise(baseline.model, restart.seed), grown, restart.keep)
+        if index:  # the restart: the fresh draw on the CPU, where the grow loop makes it
+            fresh = reinitialise(copy.deepcopy(baseline.model).cpu(), restart.seed)
+            baseline.model.load_state_dict(blend_with_fresh(fresh, baseline.model, restart.keep).state_dict())
         if stretch.steps is not None:
             stretch = replace(stretch, epochs=max(1, math.ceil(stretch.steps / steps_per_epoch)))
         training = Training(baseline.model, data, stretch, progress=progress)
@@ -210,4 +213,4 @@ def train_baseline(baseline: UniformBaseline, task: Task, config: TrainConfig, *
     validation = evaluate(baseline.model, data.validation, data.class_names).accuracy if len(data.validation) else None
     test = evaluate(baseline.model, data.test, data.class_names).accuracy if len(data.test) else None
     return TrainedBaseline(baseline.name, baseline.width_multiplier, epochs_trained, macs * epochs_trained,
-                           validation, test, result)
+                           validation, test, result, restarted=len(stretches) == 2)

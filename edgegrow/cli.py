@@ -115,7 +115,8 @@ def _add_training_arguments(parser) -> None:
                             "better of the two by validation accuracy (a second run's training compute)")
     group.add_argument("--restart", action=argparse.BooleanOptionalAction,
                        help="growth as search within the run: once growth ends (--growth-end, rounded up to a whole "
-                            "epoch), train the found architecture from fresh weights for the remaining epochs and "
+                            "epoch), train the found architecture for the remaining epochs (from its grown weights "
+                            "blended with fresh ones, --restart-keep) and "
                             "keep the better of the two by validation accuracy (one run's training compute; "
                             "default: the family's, on for DS-CNN, off for the others and with --retrain)")
     group.add_argument("--restart-keep", type=float, metavar="SHARE",

@@ -85,10 +85,14 @@ def test_a_baseline_restarted_as_a_grow_run_trains_the_same_steps_and_blends_onc
     config = TrainConfig(epochs=4, batch_size=64)  # 3 steps an epoch on the toy task
     plain = train_baseline(largest_fitting_uniform(task, "host", Budget({"macs": 300_000})), task, config)
     restarted = train_baseline(found, task, config, restart=RestartAt(5, 0.5, 0))
-    assert calls == [0.5]
+    assert calls == [0.5] and restarted.restarted and not plain.restarted
     assert restarted.epochs == plain.epochs == 4 and restarted.training.samples_seen == 7 * 64  # the second stretch
     calls.clear()
     late = train_baseline(found, task, config, restart=RestartAt(12, 0.5, 0))  # the baseline's 12 steps end first
-    assert calls == [] and late.training.samples_seen == 12 * 64
+    assert calls == [] and late.training.samples_seen == 12 * 64 and not late.restarted
+    warm = TrainConfig(epochs=4, batch_size=64, warmup_epochs=1.0)  # 2 steps after step 10: inside the warm-up
+    short = train_baseline(found, task, warm, restart=RestartAt(10, 0.5, 0))
+    assert calls == [] and not short.restarted and short.epochs == 4
+    assert train_baseline(found, task, TrainConfig(epochs=2, steps=9, batch_size=64)).training.samples_seen == 9 * 64
     with pytest.raises(ValueError, match="a restart needs at least one step before it, got step 0"):
         train_baseline(found, task, config, restart=RestartAt(0, 0.5, 0))

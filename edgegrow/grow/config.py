@@ -83,13 +83,14 @@ class GrowConfig:
     below uniform at equal epochs, so other families grow in place by default. It excludes ``retrain``.
 
     ``restart_keep``: how much of the grown network a restart keeps (``growth_step.blend_with_fresh``):
-    each weight tensor of two or more dimensions becomes the fresh tensor's norm times the direction
-    of ``restart_keep``·(grown direction) + (1 − ``restart_keep``)·(fresh direction), biases and
-    BatchNorm's affine parameters the same mix of values, BatchNorm statistics start again; 0 is
-    fresh weights, 1 the grown weights as they are (the optimizer and schedule start again either
-    way). Shrink-and-perturb (Ash & Adams 2020) at the restart: the grown network's features, made
-    trainable again. 0.5 was chosen on the validation split of bench/grow_vs_uniform.py's
-    ``restarted`` runs, against 0 and 1 (see the README).
+    for 0 < ``restart_keep`` < 1 each weight tensor of two or more dimensions becomes the fresh
+    tensor's norm times the direction of ``restart_keep``·(grown direction) + (1 −
+    ``restart_keep``)·(fresh direction), every other floating-point tensor the same mix of values,
+    and BatchNorm's statistics start again; 0 is fresh weights, and 1 the grown network exactly as it
+    is, statistics and norms included (the optimizer and schedule start again either way).
+    Shrink-and-perturb (Ash & Adams 2020) at the restart: the grown network's features, made
+    trainable again. 0.5 was chosen on the validation split over 0 and 1 (bench/grow_vs_uniform.py's
+    ``restarted`` runs, see the README).
 
     ``device``: where the run computes (``edgegrow.training.device``: ``auto``, ``cpu``, ``cuda``,
     ``cuda:N``, ``mps``; ``auto`` is a CUDA GPU where there is one). It says where, not what: a run
@@ -253,6 +254,6 @@ class GrowConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown grow setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        if "restart" in values and "restart_keep" not in values:
+        if "restart_keep" not in values:
             values = {**values, "restart_keep": 0.0}
         return cls(**values)

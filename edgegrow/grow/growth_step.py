@@ -116,12 +116,13 @@ def shrink_convolutions(model: nn.Module, factor: float) -> None:
 
 def blend_with_fresh(fresh: nn.Module, grown: nn.Module, keep: float) -> nn.Module:
     """``fresh`` (the same architecture as ``grown``, freshly initialised) moved ``keep`` of the way back
-    to ``grown``, in place (``GrowConfig.restart_keep``): a weight tensor of two or more dimensions
-    becomes ‖θ_fresh‖ · unit(keep·unit(θ_grown) + (1 − keep)·unit(θ_fresh)) — its direction mixed, its
-    norm the fresh one's, so behind a BatchNorm its effective learning rate is a fresh network's — and
-    every other floating-point parameter keep·θ_grown + (1 − keep)·θ_fresh; BatchNorm's running
-    statistics stay as ``fresh`` has them (reset). keep 0 leaves ``fresh`` as it is; keep 1 gives the
-    grown weights, their statistics included."""
+    to ``grown``, in place (``GrowConfig.restart_keep``). For 0 < keep < 1 a weight tensor of two or
+    more dimensions becomes ‖θ_fresh‖ · unit(keep·unit(θ_grown) + (1 − keep)·unit(θ_fresh)) — its
+    direction mixed, its norm the fresh one's, so behind a BatchNorm its effective learning rate is a
+    fresh network's — and every other floating-point tensor but BatchNorm's running statistics
+    keep·θ_grown + (1 − keep)·θ_fresh; the statistics (and integer buffers) stay as ``fresh`` has them
+    (reset). keep 0 leaves ``fresh`` as it is; keep 1 is a special case, not the formula's limit: the
+    grown network exactly, norms and statistics included."""
     if keep == 0.0:
         return fresh
     grown_state = grown.state_dict()
