@@ -237,8 +237,8 @@ def run_one(setting: Setting, seed: int, kind: str, work: Path, task: Task, meth
             shrink = shrink_schedule(config, len(task.data.train))
         restart = None
         if kind == "uniform-recipe-compute-restarted":  # the restarted run's restart, at the same step
-            steps_per_epoch = math.ceil(len(task.data.train) / config.batch_size)
-            restart = RestartAt(config.search_epochs * steps_per_epoch, grown.get("restart_keep") or 0.0, config.seed)
+            restart = RestartAt(config.search_steps(len(task.data.train)), grown.get("restart_keep") or 0.0,
+                                config.seed)
         if kind == "retrained-shrink":  # the grown run's architecture, fresh weights, the uniform+shrink recipe
             fair, record, usage, predicted = _found_architecture(work, setting, seed, fair)
         trained = train_baseline(fair, task, config.train_config(), mac_epochs=mac_epochs, shrink=shrink,

@@ -29,7 +29,6 @@ Output layout (``out``)::
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -359,8 +358,8 @@ def shrink_schedule(grow_config: GrowConfig, train_examples: int) -> tuple[list[
     (its family's settings filled in) on ``train_examples``; ([], 1.0) when it does not shrink."""
     if grow_config.shrink == 1.0:
         return [], 1.0
-    steps_per_epoch = math.ceil(train_examples / grow_config.batch_size)
-    return [event.step for event in growth_events(grow_config, steps_per_epoch)], grow_config.shrink
+    return [event.step for event in growth_events(grow_config, grow_config.steps_per_epoch(train_examples))], \
+        grow_config.shrink
 
 
 def recipe_shrink(loaded: Task, config: WorkflowConfig) -> tuple[list[int], float]:
@@ -379,8 +378,7 @@ def recipe_restart(loaded: Task, config: WorkflowConfig) -> RestartAt | None:
     grow = config.grow.for_family(loaded.family, len(loaded.data.train))
     if not grow.restart:
         return None
-    return RestartAt(grow.search_epochs * math.ceil(len(loaded.data.train) / grow.batch_size), grow.restart_keep,
-                     grow.seed)
+    return RestartAt(grow.search_steps(len(loaded.data.train)), grow.restart_keep, grow.seed)
 
 
 def train_baselines(loaded: Task, widths, targets: list[Target], config: WorkflowConfig, progress: bool,

@@ -204,9 +204,17 @@ class GrowConfig:
             unset["restart"] = False
         return replace(self, **unset) if unset else self
 
+    def steps_per_epoch(self, train_examples: int) -> int:
+        """Optimizer steps of one epoch on ``train_examples``."""
+        return math.ceil(train_examples / self.batch_size)
+
+    def search_steps(self, train_examples: int) -> int:
+        """With ``restart``, the optimizer step at which growth's search ends and the restart happens."""
+        return self.search_epochs * self.steps_per_epoch(train_examples)
+
     def restart_steps(self, train_examples: int) -> int:
         """Optimizer steps a restart's found architecture gets after growth on ``train_examples``."""
-        return (self.epochs - self.search_epochs) * math.ceil(train_examples / self.batch_size)
+        return (self.epochs - self.search_epochs) * self.steps_per_epoch(train_examples)
 
     def _restart_problem(self) -> str | None:
         """Why these settings leave ``restart`` no room to train the found architecture; None if they do."""
