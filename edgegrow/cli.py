@@ -658,6 +658,10 @@ def _grow(args):
         task = task.with_seed_width(seed_width_for(task, target, budget, seed_width))
     print(task.data.summary())
     resolved = config.for_family(task.family, len(task.data.train))
+    if args.restart_keep is not None:
+        why = config.no_restart_reason(task.family, len(task.data.train))
+        if why:
+            print(f"note: --restart-keep {args.restart_keep:g} has no effect: {why}")
     restart = (f", then the found architecture from {resolved.restart_start} for the last {resolved.epochs - resolved.search_epochs}"
                if resolved.restart else "")
     print(f"growing a {task.family} seed on {target.name} to {budget.describe()} with {resolved.method}: "

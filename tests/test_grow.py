@@ -22,6 +22,7 @@ from edgegrow.grow import (
     read_run,
     register_method,
 )
+from edgegrow.grow.config import MIN_RESTART_STEPS
 from edgegrow.grow.growth_step import model_widths
 from edgegrow.growth.budget import Budget
 from edgegrow.growth.candidates import Candidate
@@ -231,8 +232,8 @@ def test_the_family_default_restart_gives_way_to_growing_in_place_on_a_few_batch
     settings = {**TINY, "restart": None}
     result = quick_grow(config=settings, log=lines.append)
     assert result.summary.retrained is None and len(result.log.phase("grow")) == TINY["epochs"]
-    assert any(f"3 optimizer steps after growth, fewer than {loop_module.MIN_RESTART_STEPS}" in line for line in lines)
-    big = toy_task(examples=64 * loop_module.MIN_RESTART_STEPS)  # 300 steps an epoch: the default holds
+    assert any(f"only 3 optimizer steps after growth, fewer than the {MIN_RESTART_STEPS}" in line for line in lines)
+    big = toy_task(examples=64 * MIN_RESTART_STEPS)  # 300 steps an epoch: the default holds
     assert GrowConfig(**settings).for_family("ds-cnn", len(big.train)).restart
 
 
@@ -419,6 +420,31 @@ def test_training_flags_reach_the_config(monkeypatch, tmp_path):
 
     [tensorboard] = seen["callbacks"]
     assert isinstance(tensorboard, TensorBoardLog) and tensorboard.log_dir == tmp_path / "r" / "tensorboard"
+
+
+@pytest.mark.parametrize("flags,note", [
+    (["--no-restart"], "restart is off (--no-restart"),
+    (["--retrain"], "--retrain trains the found architecture from fresh weights instead"),
+    ([], "the found architecture would get only 18 optimizer steps after growth"),  # toy: 3 steps an epoch, 6 epochs after the search
+    (["--family", "mobilenet-v2"], "mobilenet-v2 grows in place by default; add --restart"),
+    (["--restart"], None),
+])
+def test_restart_keep_without_a_restart_says_it_has_no_effect(flags, note, monkeypatch, tmp_path, capsys):
+    """--restart-keep only changes a restart: a run that grows in place says why the flag does nothing."""
+    from edgegrow.tasks import Task
+
+    family = flags[1] if flags[:1] == ["--family"] else "ds-cnn"
+    monkeypatch.setattr("edgegrow.grow.grow", lambda *a, **k: (_ for _ in ()).throw(ValueError("stop here")))
+    monkeypatch.setattr("edgegrow.tasks.load_task", lambda *a, **k: Task(toy_task(), family, {"num_classes": 4}))
+    monkeypatch.setattr("edgegrow.baseline.seed_width_for", lambda *a, **k: None)
+    argv = ["grow", "--task", "kws", "--target", "host", "--budget", "latency_ms=1", "--out", str(tmp_path / "r"),
+            "--epochs", "8", "--restart-keep", "0.25", *flags]
+    assert main(argv) == 2
+    out = capsys.readouterr().out
+    if note is None:
+        assert "--restart-keep" not in out and "blended with fresh ones (keep 0.25)" in out
+    else:
+        assert f"note: --restart-keep 0.25 has no effect: {note}" in out
 
 
 def _fake_task():

@@ -204,6 +204,25 @@ class GrowConfig:
             unset["restart"] = False
         return replace(self, **unset) if unset else self
 
+    def no_restart_reason(self, family: str, train_examples: int | None = None) -> str | None:
+        """Why a run of ``family`` with these settings grows without a restart, in words for a user who set
+        ``restart_keep`` (which only a restart reads); None when it restarts."""
+        from ..models import family_growth_settings
+
+        if self.for_family(family, train_examples).restart:
+            return None
+        if self.restart is False:
+            return "restart is off (--no-restart, restart = false)"
+        if self.retrain:
+            return "--retrain trains the found architecture from fresh weights instead of restarting; drop --retrain"
+        if not family_growth_settings(family).get("restart", FALLBACKS["restart"]):
+            return f"{family} grows in place by default; add --restart"
+        problem = self._restart_problem()
+        if problem:
+            return problem
+        return (f"the found architecture would get only {self.restart_steps(train_examples)} optimizer steps after "
+                f"growth, fewer than the {MIN_RESTART_STEPS} a default restart needs; --restart forces it")
+
     def steps_per_epoch(self, train_examples: int) -> int:
         """Optimizer steps of one epoch on ``train_examples``."""
         return math.ceil(train_examples / self.batch_size)

@@ -54,7 +54,7 @@ from ..training.train import NON_FINITE, LossFunction
 from . import run_folder as files
 from .callbacks import Rollback, RunStart, call, check_callbacks
 from .checks import check_budget_reachable, check_seed_fits, check_seed_suits_task
-from .config import MIN_RESTART_STEPS, GrowConfig
+from .config import GrowConfig
 from .growth_step import (
     CostCache,
     blend_with_fresh,
@@ -357,11 +357,10 @@ def grow(model: nn.Module, task: TaskData, target: Target | str, budget: Budget,
     if family is None:
         family, seed_options = CUSTOM_FAMILY, {"input_shape": list(task.input_shape), **(seed_options or {})}
     # the family's measured settings where config leaves them None
-    config, by_family = config.for_family(family, len(task.train)), config.for_family(family)
-    if by_family.restart and not config.restart:
-        log(f"note: growing in place, not restarting after growth (the family's default): the found architecture "
-            f"would get {config.restart_steps(len(task.train))} optimizer steps after growth, fewer than "
-            f"{MIN_RESTART_STEPS}; --restart forces it")
+    short_restart = config.no_restart_reason(family, len(task.train)) if config.for_family(family).restart else None
+    config = config.for_family(family, len(task.train))
+    if short_restart:
+        log(f"note: growing in place, not restarting after growth (the family's default): {short_restart}")
     folder = RunFolder(out_dir) if out_dir is not None else None
     run = _Run(model, task, target, budget, config, folder, family, seed_options or {}, log, progress,
                task_source or {}, callbacks, loss_function)
