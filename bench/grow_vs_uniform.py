@@ -588,8 +588,9 @@ def report(args) -> None:
                                "config": config_for(0, args.method).to_dict(),
                                "settings": {n: asdict(s) for n, s in SETTINGS.items()}, "table": table,
                                "methods": per_method, "restarted_only": restarted_only}, indent=1) + "\n")
-    write_pareto_svg(table, runs, Path(args.plot))
-    print(f"wrote {out} and {args.plot}")
+    plot = Path(args.plot) if args.plot else out.with_suffix(".html")
+    write_pareto_svg(table, runs, plot)
+    print(f"wrote {out} and {plot}")
 
 
 def write_pareto_svg(table: list[dict], runs: dict, path: Path) -> None:
@@ -654,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kws-features", help="the large KWS set's MFCC features file (growth_data.py "
                         "kws-features writes it): runs on a machine without espeak-ng or the clips, e.g. a GPU one")
     parser.add_argument("--out", default="bench/results/grow_vs_uniform.json")
-    parser.add_argument("--plot", default="bench/results/grow_vs_uniform.html")
+    parser.add_argument("--plot", help="the Pareto plot (default: --out with .html for .json)")
     args = parser.parse_args(argv)
     set_run_settings(args.epochs, args.shrink, args.restart_keep)
     global KWS_FEATURES
