@@ -199,8 +199,7 @@ class GrowConfig:
 
         measured = family_growth_settings(family)
         unset = {name: measured.get(name, FALLBACKS[name]) for name in FALLBACKS if getattr(self, name) is None}
-        if unset.get("restart") and (self.retrain or self._restart_problem() or (
-                train_examples is not None and self.restart_steps(train_examples) < MIN_RESTART_STEPS)):
+        if unset.get("restart") and (self.retrain or self._short_restart(train_examples)):
             unset["restart"] = False
         return replace(self, **unset) if unset else self
 
@@ -217,8 +216,13 @@ class GrowConfig:
             return "--retrain trains the found architecture from fresh weights instead of restarting; drop --retrain"
         if not family_growth_settings(family).get("restart", FALLBACKS["restart"]):
             return f"{family} grows in place by default; add --restart"
+        return self._short_restart(train_examples)
+
+    def _short_restart(self, train_examples: int | None) -> str | None:
+        """Why a default restart leaves the found architecture too little training (no epoch after
+        growth, or, given ``train_examples``, fewer than ``MIN_RESTART_STEPS`` steps); None if it does not."""
         problem = self._restart_problem()
-        if problem:
+        if problem or train_examples is None or self.restart_steps(train_examples) >= MIN_RESTART_STEPS:
             return problem
         return (f"the found architecture would get only {self.restart_steps(train_examples)} optimizer steps after "
                 f"growth, fewer than the {MIN_RESTART_STEPS} a default restart needs; --restart forces it")
