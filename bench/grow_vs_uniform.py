@@ -12,7 +12,12 @@ Settings (bench/growth_data.py makes the data; one point of test accuracy is ≥
 - ``image-m4f``: MobileNetV2 on 62 characters rendered from held-out font families (32×32 grey) under
   a Cortex-M4F SRAM (and latency) limit. Its networks are underfit at 20 epochs (training accuracy
   82–83 % at the last epoch) and train to about 94 % at 40: give it ``--epochs 40`` (its own ``--work``)
-  for equal-compute comparisons that are not mostly "who trains longer".
+  for equal-compute comparisons that are not mostly "who trains longer";
+- ``image-user-m4f``: issue 17's hand-written CNN (``user_network.py``: a residual block, a
+  squeeze-and-excitation gate, a concatenation of two Hardswish branches and a ReLU block, every width
+  ``32 × width multiplier``), registered as a family of its own, on the same characters to a Cortex-M4F
+  latency + SRAM + flash budget that falls between 16 and 17 channels (``methods --methods-setting
+  image-user-m4f``).
 
 Per setting and seed:
 
@@ -77,6 +82,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from growth_data import fonts_folder, kws_folder  # noqa: E402
+import user_network  # noqa: E402  (registers the family "user-cnn" in every process of the benchmark)
 from provenance import commit  # noqa: E402
 
 from cost_models import Target, load_target  # noqa: E402
@@ -111,6 +117,11 @@ class Setting:
     target: str
     budget: dict[str, float]
     about: str
+    family: str = ""  # the network family; "" is the task's: DS-CNN for kws, MobileNetV2 for image
+
+    @property
+    def network_family(self) -> str:
+        return self.family or {"kws": "ds-cnn", "image": "mobilenet-v2"}[self.task]
 
 
 BENCH = Path(__file__).resolve().parent
@@ -123,7 +134,13 @@ SETTINGS = {s.name: s for s in (
             "DS-CNN, Cortex-M4F latency + SRAM + flash"),
     Setting("image-m4f", "image", "cortex-m4f-120mhz", {"sram_kb": 90.0, "latency_ms": 80.0},
             "MobileNetV2 on font characters, Cortex-M4F SRAM (and latency)"),
+    Setting("image-user-m4f", "image", "cortex-m4f-120mhz", {"latency_ms": 135.0, "sram_kb": 40.0, "flash_kb": 40.0},
+            "issue 17's user-style CNN on font characters, Cortex-M4F latency + SRAM + flash",
+            family=user_network.FAMILY),
 )}
+
+
+ISSUE_16_SETTINGS = ("kws-host-a", "kws-host-b", "kws-host-c", "kws-m4f", "image-m4f")
 
 
 def target_of(setting: Setting) -> Target:
@@ -165,7 +182,8 @@ def load(setting: Setting) -> Task:
 
     data = load_image_folder(fonts_folder(), ImageTaskConfig(resolution=32, channels=1, flips=False, max_shift=2))
     options = {"num_classes": data.num_classes, "input_shape": list(data.input_shape)}
-    return Task(data, "mobilenet-v2", options, {"task": "image", "data": str(fonts_folder()), "family": "mobilenet-v2"})
+    family = setting.network_family
+    return Task(data, family, options, {"task": "image", "data": str(fonts_folder()), "family": family})
 
 
 SHRINK = GrowConfig.shrink  # the dataclass default: None, the family's (GrowConfig.for_family)
@@ -317,7 +335,7 @@ def run_all(args) -> None:
     tasks: dict[str, Task] = {}
     for name, seed in pairs:
         setting = SETTINGS[name]
-        task = tasks.setdefault(setting.task, load(setting))
+        task = tasks.setdefault(setting.network_family, load(setting))
         for kind in (k for k in KINDS if k in args.kinds):
             if not result_path(work, name, seed, kind).exists():
                 run_one(setting, seed, kind, work, task, args.method)
@@ -635,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("phase", choices=("run", "methods", "report"))
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgegrow" / "bench-grow-vs-uniform"))
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=list(ISSUE_16_SETTINGS), choices=list(SETTINGS),
+                        help="default: the five of the growth issue (image-user-m4f only when named)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--method", default=GrowConfig.method,
                         help="the growth method of the grown runs (default: each family's, GrowConfig.for_family)")
