@@ -105,13 +105,46 @@ def loss_is_finite(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Ten
 
 
 def shrink_convolutions(model: nn.Module, factor: float) -> None:
-    """θ ← factor·θ for every convolution's weight (see ``GrowConfig.shrink``)."""
+    """θ ← factor·θ for every convolution's weight (see ``GrowConfig.shrink``), and the running statistics
+    of every BatchNorm that reads a convolution's output scaled to match (the mean's part from the
+    weight ×factor, the variance ×factor²), so that in eval mode the network computes what it did
+    before (up to BatchNorm's ε) instead of normalising with statistics of the unshrunk network until
+    training has replaced them (with momentum 0.1, some 50 steps: an evaluation in between, such as the
+    epoch's validation right after an event, read near chance). Training mode normalises with the
+    batch's statistics and is unchanged either way. A model torch.fx cannot trace keeps its statistics."""
     if factor == 1.0:
         return
     with torch.no_grad():
+        for convolution, norm in _normalised_convolutions(model):
+            if norm.running_mean is None:
+                continue
+            bias = convolution.bias if convolution.bias is not None else torch.zeros_like(norm.running_mean)
+            norm.running_mean.sub_(bias).mul_(factor).add_(bias)
+            norm.running_var.mul_(factor * factor)
         for module in model.modules():
             if isinstance(module, nn.Conv2d):
                 module.weight.mul_(factor)
+
+
+def _normalised_convolutions(model: nn.Module) -> list[tuple[nn.Conv2d, nn.modules.batchnorm._BatchNorm]]:
+    """(convolution, BatchNorm) for every BatchNorm module whose input is a Conv2d module's output, read
+    from the model's torch.fx graph; none when it cannot be traced."""
+    import torch.fx
+
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception:  # fx raises many types; all mean "cannot trace", and the statistics then adapt in training
+        return []
+    modules = dict(model.named_modules())
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.modules.batchnorm._BatchNorm):
+            continue
+        source = node.args[0] if node.args else None
+        if isinstance(source, torch.fx.Node) and source.op == "call_module" \
+                and isinstance(modules.get(source.target), nn.Conv2d):
+            pairs.append((modules[source.target], modules[node.target]))
+    return pairs
 
 
 def blend_with_fresh(fresh: nn.Module, grown: nn.Module, keep: float) -> nn.Module:
