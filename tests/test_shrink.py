@@ -77,3 +77,43 @@ def test_a_model_fx_cannot_trace_still_shrinks_and_keeps_its_statistics(factor):
     shrink_convolutions(model, factor)
     torch.testing.assert_close(model.conv.weight, weight * factor)
     torch.testing.assert_close(model.norm.running_var, statistics)
+
+
+class TwoGroups(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first, self.first_norm = nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+        self.second, self.second_norm = nn.Conv2d(4, 6, 1, bias=False), nn.BatchNorm2d(6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.second_norm(self.second(torch.relu(self.first_norm(self.first(x))))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_methods_new_units_keep_their_size_relative_to_the_shrunk_weights():
+    """Applying candidates to the shrunk network after on_shrunk_network equals applying them first and
+    shrinking after: the convolutions' entries scale with the weights beside them, the Linear's do not,
+    and fresh neurons (default fan-in, zero fan-out) stay fresh."""
+    from edgegrow.grow.growth_step import on_shrunk_network
+    from edgegrow.growth.candidates import Candidate, apply_candidates
+
+    torch.manual_seed(0)
+    example = torch.randn(2, 1, 6, 6)
+    candidates = [
+        Candidate("new", "first", 1.0, fan_in={"first": torch.randn(1, 3, 3)}, fan_out={"second": torch.randn(6, 1, 1)}),
+        Candidate("new", "second", 1.0, fan_in={"second": torch.randn(4, 1, 1)}, fan_out={"head": torch.randn(3)}),
+    ]
+    applied_first, shrunk_first = TwoGroups(), TwoGroups()
+    shrunk_first.load_state_dict(applied_first.state_dict())
+    apply_candidates(applied_first, candidates, example)
+    shrink_convolutions(applied_first, 0.5)
+    edits = on_shrunk_network(candidates, shrunk_first, 0.5)
+    shrink_convolutions(shrunk_first, 0.5)
+    apply_candidates(shrunk_first, edits, example)
+    for name in ("first.weight", "second.weight", "head.weight"):
+        torch.testing.assert_close(shrunk_first.state_dict()[name], applied_first.state_dict()[name])
+    torch.testing.assert_close(edits[1].fan_out["head"], candidates[1].fan_out["head"])  # a Linear: not shrunk
+    fresh = [Candidate("new", "first", 0.0), Candidate("layer", "first", 0.0)]
+    assert on_shrunk_network(fresh, TwoGroups(), 0.5) == fresh
+    assert on_shrunk_network(candidates, TwoGroups(), 1.0) is candidates

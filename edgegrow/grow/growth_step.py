@@ -1,11 +1,12 @@
 """One growth event: the method proposes candidates on scoring batches, selection keeps the most loss
 decrease per unit of the target's cost under the event's share of the budget, and the kept ones are
 applied to the model in place, carrying the optimizer's state. Before applying, existing convolutions
-are shrunk by ``GrowConfig.shrink`` (see there)."""
+are shrunk by ``GrowConfig.shrink`` (see there), and what the candidates write into convolutions with
+them (``on_shrunk_network``)."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -193,6 +194,26 @@ def as_fresh_units(candidates: list[Candidate]) -> list[Candidate]:
     return fresh
 
 
+def on_shrunk_network(candidates: list[Candidate], model: nn.Module, factor: float) -> list[Candidate]:
+    """``candidates``, proposed on ``model`` as it is, as edits of the network that
+    ``shrink_convolutions(model, factor)`` leaves: every tensor a candidate writes into a convolution (fan-in
+    rows, fan-out columns, depthwise filters, a split's fan-in perturbations) scaled by ``factor`` like the
+    weights beside it. A new unit then keeps the size relative to the existing ones that its method
+    chose (TINY's fan-in at the producer's mean row norm and its line-searched fan-out amplitude,
+    Firefly's trained directions); unscaled, a shrink of 0.5 doubled it. Fresh neurons (default fan-in,
+    zero fan-out) and inserted layers are new and stay as they are."""
+    if factor == 1.0:
+        return candidates
+    convolutions = {name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)}
+
+    def scaled(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {layer: tensor * factor if layer in convolutions else tensor for layer, tensor in tensors.items()}
+
+    return [replace(candidate, fan_in=scaled(candidate.fan_in), fan_out=scaled(candidate.fan_out),
+                    passthrough=scaled(candidate.passthrough), directions=scaled(candidate.directions))
+            if candidate.kind in ("new", "split") else candidate for candidate in candidates]
+
+
 def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: Budget, costs: CostCache,
               config: GrowConfig, event: int, events: int, usage_cap: float, loss_fn,
               optimizer: torch.optim.Optimizer) -> StepResult:
@@ -234,6 +255,7 @@ def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: B
     if not selection.chosen:
         return StepResult(scored=len(candidates))
     applied = as_fresh_units(selection.chosen) if config.new_units == "fresh" else selection.chosen
+    applied = on_shrunk_network(applied, model, config.shrink)
     shrink_convolutions(model, config.shrink)
     edits = apply_candidates(model, applied, batches[0][0], optimizer=optimizer)
     match_parameter_order(optimizer, model)
