@@ -608,6 +608,9 @@ def report(args) -> None:
                                "config": config_for(0, args.method).to_dict(),
                                "settings": {n: asdict(s) for n, s in SETTINGS.items()}, "table": table,
                                "methods": per_method, "restarted_only": restarted_only}, indent=1) + "\n")
+    if not table:  # a methods-only folder: no setting with the three comparisons to plot
+        print(f"wrote {out} (no Pareto plot: no setting here has the uniform, grown and uniform-compute runs)")
+        return
     plot = Path(args.plot) if args.plot else out.with_suffix(".html")
     write_pareto_svg(table, runs, plot)
     print(f"wrote {out} and {plot}")
