@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import torch
+import torch.fx
 from torch import nn
 
 from cost_models import CostReport, KernelCostModel, LatencyModel, Target
@@ -130,8 +131,6 @@ def shrink_convolutions(model: nn.Module, factor: float) -> None:
 def _normalised_convolutions(model: nn.Module) -> list[tuple[nn.Conv2d, nn.modules.batchnorm._BatchNorm]]:
     """(convolution, BatchNorm) for every BatchNorm module whose input is a Conv2d module's output, read
     from the model's torch.fx graph; none when it cannot be traced."""
-    import torch.fx
-
     try:
         graph = torch.fx.symbolic_trace(model).graph
     except Exception:  # fx raises many types; all mean "cannot trace", and the statistics then adapt in training
