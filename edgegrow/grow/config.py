@@ -49,8 +49,9 @@ class GrowConfig:
     ``zero`` (Adam's moments at zero, so its normalised step is several times the learning rate for
     hundreds of steps) or ``mean`` (the second moment of the tensor's existing entries, first moment
     zero, so a newborn entry steps like its neighbours); ``shrink`` multiplies every existing
-    convolution's weights at each event (θ ← shrink·θ; 1 keeps them): behind a BatchNorm a
-    convolution computes nearly the same function at any scale, but its effective learning rate
+    convolution's weights at each event (θ ← shrink·θ; 1 keeps them): behind a BatchNorm (whose
+    running statistics are scaled with it) a convolution computes nearly the same function at any
+    scale, but its effective learning rate
     grows as its norm shrinks, so old units re-learn alongside the new ones (shrink-and-perturb
     without the perturbation). ``None`` (the default) takes the family's measured value, the
     ``growth`` entry of edgegrow/models/shapes/FAMILY.json (0.5 for DS-CNN), and 1 for families
