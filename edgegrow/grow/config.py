@@ -51,9 +51,8 @@ class GrowConfig:
     zero, so a newborn entry steps like its neighbours); ``shrink`` multiplies every existing
     convolution's weights at each event (θ ← shrink·θ; 1 keeps them): behind a BatchNorm (whose
     running statistics are scaled with it) a convolution computes nearly the same function at any
-    scale, but its effective learning rate
-    grows as its norm shrinks, so old units re-learn alongside the new ones (shrink-and-perturb
-    without the perturbation). ``None`` (the default) takes the family's measured value, the
+    scale, but its effective learning rate grows as its norm shrinks, so old units re-learn
+    alongside the new ones (shrink-and-perturb without the perturbation). ``None`` (the default) takes the family's measured value, the
     ``growth`` entry of edgegrow/models/shapes/FAMILY.json (0.5 for DS-CNN), and 1 for families
     without one and for networks of your own: four halvings raise the effective learning rate
     about 16×, which helped DS-CNN and made MobileNetV2's training unstable.

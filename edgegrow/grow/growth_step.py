@@ -118,8 +118,6 @@ def shrink_convolutions(model: nn.Module, factor: float) -> None:
         return
     with torch.no_grad():
         for convolution, norm in _normalised_convolutions(model):
-            if norm.running_mean is None:
-                continue
             bias = convolution.bias if convolution.bias is not None else torch.zeros_like(norm.running_mean)
             norm.running_mean.sub_(bias).mul_(factor).add_(bias)
             norm.running_var.mul_(factor * factor)
@@ -129,8 +127,8 @@ def shrink_convolutions(model: nn.Module, factor: float) -> None:
 
 
 def _normalised_convolutions(model: nn.Module) -> list[tuple[nn.Conv2d, nn.modules.batchnorm._BatchNorm]]:
-    """(convolution, BatchNorm) for every BatchNorm module whose input is a Conv2d module's output, read
-    from the model's torch.fx graph; none when it cannot be traced."""
+    """(convolution, BatchNorm) for every BatchNorm module with running statistics whose input is a Conv2d
+    module's output, read from the model's torch.fx graph; none when it cannot be traced."""
     try:
         graph = torch.fx.symbolic_trace(model).graph
     except Exception:  # fx raises many types; all mean "cannot trace", and the statistics then adapt in training
@@ -138,12 +136,13 @@ def _normalised_convolutions(model: nn.Module) -> list[tuple[nn.Conv2d, nn.modul
     modules = dict(model.named_modules())
     pairs = []
     for node in graph.nodes:
-        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.modules.batchnorm._BatchNorm):
+        norm = modules.get(node.target) if node.op == "call_module" else None
+        if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.running_mean is None:
             continue
         source = node.args[0] if node.args else None
         if isinstance(source, torch.fx.Node) and source.op == "call_module" \
                 and isinstance(modules.get(source.target), nn.Conv2d):
-            pairs.append((modules[source.target], modules[node.target]))
+            pairs.append((modules[source.target], norm))
     return pairs
 
 
