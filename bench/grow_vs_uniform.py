@@ -128,7 +128,9 @@ BENCH = Path(__file__).resolve().parent
 CPU_PROFILE = "targets/x86-vm-onnxruntime.json"  # relative to bench/; see the module docstring
 SETTINGS = {s.name: s for s in (
     Setting("kws-host-a", "kws", CPU_PROFILE, {"latency_ms": 0.036}, "DS-CNN, CPU latency between 32 and 36 channels"),
-    Setting("kws-host-b", "kws", CPU_PROFILE, {"latency_ms": 0.046}, "DS-CNN, CPU latency between 36 and 40 channels"),
+    Setting("kws-host-b", "kws", CPU_PROFILE, {"latency_ms": 0.046},
+            "DS-CNN, CPU latency: 40 channels fit with 0.1 % to spare (between 36 and 40 before the cost-model "
+            "fixes of 2026-12-05)"),
     Setting("kws-host-c", "kws", CPU_PROFILE, {"latency_ms": 0.060}, "DS-CNN, CPU latency between 48 and 52 channels"),
     Setting("kws-m4f", "kws", "cortex-m4f-120mhz", {"latency_ms": 60.0, "sram_kb": 13.0, "flash_kb": 19.0},
             "DS-CNN, Cortex-M4F latency + SRAM + flash"),

@@ -128,8 +128,10 @@ def kernel_model(shape: KernelShape, seed: int = 0):
         raise ValueError(f"cannot write a single-kernel model for kind {shape.kind!r}")
     fully_connected = shape.kind == "fully_connected"
     inputs = [_tensor("x", shape, "input", flat=fully_connected)]
-    if shape.kind in ("add", "mul"):
+    if shape.kind == "add":
         inputs.append(_tensor("y", shape, "input"))
+    elif shape.kind == "mul":  # one value per channel, broadcast: a squeeze-and-excitation gate
+        inputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, shape.input[0], 1, 1]))
     elif shape.kind == "concat":
         c_in, h_in, w_in = shape.input
         inputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, max(1, shape.output[0] - c_in),

@@ -71,7 +71,9 @@ class KernelShape:
 
     @property
     def input_elements(self) -> int:
-        return math.prod(self.input) * (2 if self.kind in ("add", "mul") else 1)
+        if self.kind == "mul":  # times one value per channel (a gate)
+            return math.prod(self.input) + self.input[0]
+        return math.prod(self.input) * (2 if self.kind == "add" else 1)
 
     @property
     def output_elements(self) -> int:
@@ -111,8 +113,12 @@ class KernelShape:
 
     @classmethod
     def from_kernel(cls, kernel: Kernel) -> KernelShape:
-        """The shape of a kernel from ``fused_kernels``."""
-        return cls(kind=kernel.kind, input=_chw(kernel.input_shapes[0] if kernel.input_shapes else kernel.output_shape),
+        """The shape of a kernel from ``fused_kernels``; a mul's input is its larger operand (``gate * x``
+        is ``x * gate``)."""
+        inputs = list(kernel.input_shapes) or [kernel.output_shape]
+        if kernel.kind == "mul":
+            inputs.sort(key=math.prod, reverse=True)
+        return cls(kind=kernel.kind, input=_chw(inputs[0]),
                    output=_chw(kernel.output_shape), kernel=tuple(kernel.kernel_size), stride=tuple(kernel.stride),
                    activation=canonical_activation(kernel.activation))
 

@@ -59,8 +59,10 @@ class _Kernel(nn.Module):
         else:
             self.op = nn.Identity()
         self.twice = shape.kind == "concat" and c_out == 2 * c_in  # two tensors of one layout, as in a network
-        if shape.kind in ("add", "mul"):
+        if shape.kind == "add":
             self.register_buffer("other", torch.randn(1, c_in, h_in, w_in, generator=generator))
+        elif shape.kind == "mul":  # one value per channel, broadcast: a squeeze-and-excitation gate
+            self.register_buffer("other", torch.randn(1, c_in, 1, 1, generator=generator))
         elif shape.kind == "concat":
             self.register_buffer("other", torch.randn(1, max(1, c_out - c_in), h_in, w_in, generator=generator))
         for parameter in self.parameters():

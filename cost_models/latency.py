@@ -10,6 +10,12 @@ For one kernel, in order:
    shapes sit from that line.
 4. ``analytic``: profiles without a table: padded MACs at the kind's MAC rate plus a per-kernel
    overhead.
+Steps 2 and 3 work on a kernel's time without its fused activation, and add the activation back
+as the profile's cost per output element for that activation and layout (``activation_ms``): an
+activation is not free beside a conv (on an x86 host with onnxruntime, Clip adds about 0.08 ns an
+output element and HardSwish or Sigmoid about 0.2, a third of a small pointwise conv's time), and the
+table's lines and fits mix kernels with different activations. Profiles without those costs
+(measured before 2026-12-05) price activations at nothing, as before.
 Table latencies (1–3) pass through the profile's calibration (scale and per-node offset fitted on
 whole networks, see ``calibration``).
 Every kernel is at least its roofline bound, max(MACs / peak MAC rate, bytes / bandwidth); a kind
@@ -74,6 +80,14 @@ class LatencyModel:
         self.step = max(1, target.layout_block_channels if target.entries else
                         (target.analytic.channel_step if target.analytic else 1))
         self._exact = {entry.shape: entry for entry in target.entries}
+        # the profile's bandwidth is DRAM's (a 4 M-element add); kernels whose tensors sit in cache move
+        # bytes faster, and a floor no measured kernel obeys would push every prediction near it up
+        self._bandwidth = max([target.memory_bandwidth_bytes_per_s.value] + [
+            entry.shape.traffic_bytes(target.bytes_per_element) / (entry.latency_ms / 1e3)
+            for entry in target.entries if entry.latency_ms > 0])
+        # each entry's time less its activation's (what lines and fits work on; see ``activation_ms``)
+        self._bare = {entry.shape: max(entry.latency_ms - self.activation_ms(entry.shape, entry.layout),
+                                       0.25 * entry.latency_ms) for entry in target.entries}
         self._lines: dict[tuple, list] = {}
         for entry in target.entries:
             for axis, key in _line_keys(entry.shape):
@@ -83,7 +97,7 @@ class LatencyModel:
         for entry in target.entries:
             groups.setdefault((entry.shape.kind, entry.layout), []).append(entry)
         for key, entries in groups.items():
-            self._fits[key] = _Fit(entries, self._step(key[1]))
+            self._fits[key] = _Fit(entries, [self._bare[e.shape] for e in entries], self._step(key[1]))
 
     # --- one kernel -------------------------------------------------------------------------------
     def layout(self, shape: KernelShape) -> str:
@@ -92,9 +106,10 @@ class LatencyModel:
         return "plain"
 
     def roofline_ms(self, shape: KernelShape) -> float:
+        """The floor under every prediction: MACs at the peak rate, or bytes at the bandwidth the table
+        itself shows (``_bandwidth``)."""
         bytes_moved = shape.traffic_bytes(self.target.bytes_per_element)
-        return 1e3 * max(shape.macs / self.target.peak_macs_per_s.value,
-                         bytes_moved / self.target.memory_bandwidth_bytes_per_s.value)
+        return 1e3 * max(shape.macs / self.target.peak_macs_per_s.value, bytes_moved / self._bandwidth)
 
     def kernel(self, shape: KernelShape) -> KernelLatency:
         roofline = self.roofline_ms(shape)
@@ -102,16 +117,31 @@ class LatencyModel:
         entry = self._exact.get(shape)
         if entry is not None:
             return KernelLatency(self._calibrated(entry.latency_ms, roofline), "table", roofline, entry.layout)
+        activation = self.activation_ms(shape, layout)
         interpolated = self._interpolate(shape, layout)
         if interpolated is not None:
-            return KernelLatency(self._calibrated(interpolated, roofline), "interpolated", roofline, layout)
+            return KernelLatency(self._calibrated(interpolated + activation, roofline), "interpolated", roofline,
+                                 layout)
         fit = self._fits.get((shape.kind, layout))
         if fit is not None and fit.usable:
-            return KernelLatency(self._calibrated(fit.predict(shape), roofline), "fitted", roofline, layout)
+            return KernelLatency(self._calibrated(fit.predict(shape) + activation, roofline), "fitted", roofline,
+                                 layout)
         analytic = self.target.analytic
         if analytic is not None and shape.kind != "unknown":
             return KernelLatency(max(self._analytic(shape), roofline), "analytic", roofline, layout)
         return KernelLatency(roofline, "roofline", roofline, layout)
+
+    def activation_ms(self, shape: KernelShape, layout: str) -> float:
+        """What the activation fused into a conv or fully connected kernel adds to its time (ms): the
+        profile's cost per output element for that activation in that layout. An activation the profile
+        did not measure costs as much as the dearest one it did; without measured costs, nothing."""
+        if shape.activation is None or shape.kind not in WEIGHTED_KINDS:
+            return 0.0
+        costs = self.target.activation_ms_per_element.get(layout) or {}
+        if not costs:
+            return 0.0
+        per_element = costs.get(shape.activation, max(costs.values()))
+        return per_element * shape.output_elements
 
     def _calibrated(self, table_ms: float, roofline_ms: float) -> float:
         """A table latency as it shows in a whole model (the profile's calibration), never below the roofline."""
@@ -152,19 +182,29 @@ class LatencyModel:
             target_padded = _padded(channels, step)
             same_step = [(abs(c - channels), e) for c, e in points if _padded(c, step) == target_padded]
             if same_step:
-                value = min(same_step, key=lambda pair: pair[0])[1].latency_ms
+                value = self._bare[min(same_step, key=lambda pair: pair[0])[1].shape]
             else:
                 below = [(c, e) for c, e in points if _padded(c, step) < target_padded]
                 above = [(c, e) for c, e in points if _padded(c, step) > target_padded]
-                if not below or not above:
-                    continue
-                (c_lo, e_lo), (c_hi, e_hi) = max(below, key=lambda p: p[0]), min(above, key=lambda p: p[0])
-                p_lo, p_hi = _padded(c_lo, step), _padded(c_hi, step)
                 linear = step == 1 and shape.kind in CHANNELWISE_KINDS  # channel by channel: time is linear in them
+                if linear and len(below) + len(above) >= 2 and (not below or not above):
+                    # on one side only: the straight line through the two nearest counts, not beyond 3× of them
+                    (c_lo, e_lo), (c_hi, e_hi) = sorted(sorted(below + above, key=lambda p: abs(p[0] - channels))[:2],
+                                                        key=lambda p: p[0])
+                    if c_lo == c_hi or not (min(c_lo, c_hi) / 3 <= channels <= 3 * max(c_lo, c_hi)):
+                        continue
+                elif not below or not above:
+                    continue
+                else:
+                    (c_lo, e_lo), (c_hi, e_hi) = max(below, key=lambda p: p[0]), min(above, key=lambda p: p[0])
+                p_lo, p_hi = _padded(c_lo, step), _padded(c_hi, step)
                 if p_hi - p_lo > 4 * self.step and not linear:  # too far apart to trust a straight line
                     continue
                 weight = (target_padded - p_lo) / (p_hi - p_lo)
-                value = e_lo.latency_ms + weight * (e_hi.latency_ms - e_lo.latency_ms)
+                bare_lo, bare_hi = self._bare[e_lo.shape], self._bare[e_hi.shape]
+                value = bare_lo + weight * (bare_hi - bare_lo)
+                if value <= 0:
+                    continue
             best = value if best is None else min(best, value)
         return best
 
@@ -204,11 +244,20 @@ class LatencyModel:
         layouts = [r.layout for r in results]
         if self.target.layout_rule != "onnxruntime-nchwc":
             return results, layouts
+        readers = [0] * len(shapes)
+        for sources in inputs:
+            for j in sources:
+                if j >= 0:
+                    readers[j] += 1
         for index, shape in enumerate(shapes):
+            per_element = self.target.reorder_ms_per_element
             if shape.kind == "add" and inputs[index] and all(j >= 0 and layouts[j] == "blocked" for j in inputs[index]):
                 layouts[index] = "blocked"  # onnxruntime folds the add (and its ReLU) into the blocked conv
-                per_element = self.target.reorder_ms_per_element
                 results[index] = KernelLatency(shape.output_elements * per_element, "fused", 0.0, "blocked")
+            elif shape.kind == "add" and any(j >= 0 and layouts[j] == "plain" and readers[j] == 1 and shapes[j].kind in
+                                             ("conv", "pointwise", "depthwise") for j in inputs[index]):
+                # and into a plain conv whose output only the add reads (its FusedConv sums the other input)
+                results[index] = KernelLatency(shape.output_elements * per_element, "fused", 0.0, "plain")
             if shape.kind == "pad" and len(shapes) > index + 1 and shapes[index + 1].kind in ("conv", "depthwise",
                                                                                                "pointwise", "pool"):
                 layouts[index] = "plain"  # onnxruntime folds a zero pad into the conv that reads it
@@ -252,6 +301,7 @@ def _features(shape: KernelShape, step: int) -> np.ndarray:
 
     - MACs with channels padded to the SIMD step (and with the output width padded to 8, as vector
       kernels sweep rows in blocks), MACs, tensor sizes, weights, output rows and row blocks;
+    - an activation that runs as a node of its own (on an add): its output elements and its call;
     - the terms of a convolution lowered to a matrix product, as a CPU runtime's plain (NCHW) path
       runs it: the unfolded input it writes (``im2col``: K × N elements, K inputs per output and N
       output positions, copied in K × H rows, and short rows cost more per element); the product
@@ -275,9 +325,13 @@ def _features(shape: KernelShape, step: int) -> np.ndarray:
         product_4, product_16 = _padded(c, 4) * per_output * positions, _padded(c, 16) * per_output * positions
     elif shape.kind == "depthwise":
         unfolded, product_4, calls = float(shape.macs), c * shape.kernel[0] * shape.kernel[1] * positions, float(c)
+    # an activation on an add (or any kernel without weights) is a node of its own in onnxruntime: a
+    # call and a pass over the output (weighted kernels' activations are priced apart, ``activation_ms``)
+    separate = shape.activation is not None and shape.kind not in WEIGHTED_KINDS
     return np.array([padded.macs, shape.macs, padded.macs / w * _padded(w, 8), padded.output_elements,
                      shape.input_elements, shape.weight_count, c * h, c * h * -(-w // 8),
-                     unfolded, unfolded_rows, product_4, product_16, vector, calls, 1.0])
+                     unfolded, unfolded_rows, product_4, product_16, vector, calls,
+                     shape.output_elements if separate else 0.0, 1.0 if separate else 0.0, 1.0])
 
 
 def _neighbourhood(shape: KernelShape, features: np.ndarray) -> np.ndarray:
@@ -292,13 +346,13 @@ class _Fit:
 
     NEIGHBOURS = 8
 
-    def __init__(self, entries: list, step: int):
+    def __init__(self, entries: list, latencies_ms: list[float], step: int):
         self.step = step
         self.usable = len(entries) >= 3
         if not self.usable:
             return
         design = np.stack([_features(e.shape, step) for e in entries])
-        measured = np.array([e.latency_ms for e in entries])
+        measured = np.array(latencies_ms)
         self.scale = np.maximum(design.max(axis=0), 1e-12)
         weights = 1.0 / measured
         self.coefficients = _nnls(design / self.scale * weights[:, None], measured * weights)

@@ -124,6 +124,11 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         c, (h, w) = channels(0, 6), rng.choice(spatial)
         return KernelShape("pad", (c, h, w), (c, h + 1, w + 1))
 
+    def mul() -> KernelShape:
+        """a feature map times one value per channel (kernel_onnx's mul): a squeeze-and-excitation gate"""
+        c, hw = channels(), rng.choice(spatial)
+        return KernelShape("mul", (c, *hw), (c, *hw))
+
     def concat() -> KernelShape:
         c, hw = channels(), rng.choice(spatial)
         return KernelShape("concat", (c, *hw), (2 * c, *hw))
@@ -176,11 +181,91 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     sample(60, lambda: few_positions("pointwise"))
     sample(30, lambda: few_positions("depthwise"))
     sample(50, kws_depthwise)
+    sample(40, mul)
+
+    def few_channels() -> KernelShape:
+        """a kernel of 2–16 channels at a small map, as networks of tens of microseconds have (onnxruntime
+        runs them blocked or plain by their count, and their cost is mostly per call and per channel)"""
+        kind = rng.choice(("conv", "pointwise", "depthwise"))
+        c_in, c_out = rng.randint(2, 16), rng.randint(2, 16)
+        hw = rng.choice(KWS_MAPS[:4] + ((8, 8), (16, 16), (4, 4)))
+        return KernelShape.same(kind, c_in, c_in if kind == "depthwise" else c_out, hw, 1 if kind == "pointwise" else 3,
+                                1, rng.choice(ACTIVATIONS))
+
+    sample(90, few_channels)
     # dense sweeps: every channel count across two SIMD steps, where the staircase shows
     for kind, c_in, size, kernel in SWEEPS[:1] if quick else SWEEPS:
         for c in range(56, 74):
             shapes.append(KernelShape.same(kind, c_in or c, c, (size, size), kernel, 1))
     return list(dict.fromkeys(shapes))
+
+
+# the activations a fused activation's cost is measured for (``activation_sweep``); None is the bare kernel
+SWEPT_ACTIVATIONS = (None, "relu", "relu6", "hardswish", "sigmoid", "tanh", "leaky_relu", "silu")
+
+
+def activation_sweep(quick: bool = False, seed: int = 0) -> list[KernelShape]:
+    """Kernels measured with every activation of ``SWEPT_ACTIVATIONS`` and without one, so the cost of a
+    fused activation per output element can be read per layout (``fit_activation_costs``): for each
+    of conv 3×3, pointwise and depthwise, shapes onnxruntime runs in its blocked layout (channels a
+    multiple of 4) and in its plain one (odd channels), 4 each (1 when ``quick``). Deterministic."""
+    rng = random.Random(seed + 1)
+    sizes = ((8, 8), (14, 14), (16, 16), (28, 28), (25, 5), (16, 10), (32, 32))
+    shapes = []
+    for _ in range(1 if quick else 4):
+        for kind in ("conv", "pointwise", "depthwise"):
+            for layout in ("blocked", "plain"):
+                c_in = 4 * rng.randint(4, 24) if layout == "blocked" else 2 * rng.randint(8, 40) + 1
+                c_out = c_in if kind == "depthwise" else rng.randint(8, 96)
+                kernel = 1 if kind == "pointwise" else 3
+                hw = rng.choice(sizes)
+                shapes += [KernelShape.same(kind, c_in, c_out, hw, kernel, 1, activation)
+                           for activation in SWEPT_ACTIVATIONS]
+    return shapes
+
+
+def profile_grid(quick: bool = False) -> list[KernelShape]:
+    """Every kernel a profile measures: the grid (``kernel_grid``) and the activation sweep."""
+    return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick)))
+
+
+def fit_activation_costs(entries: list[dict]) -> dict[str, dict[str, float]]:
+    """{layout: {activation: ms per output element}} from profile entries (shape fields, ``latency_ms``,
+    ``layout``): for every kernel measured both with an activation and without one, the difference
+    over its output elements; per layout and activation the median of those (never below 0)."""
+    bare = {}
+    for entry in entries:
+        shape = KernelShape.from_dict(entry)
+        if shape.activation is None:
+            bare[shape] = entry
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for entry in entries:
+        shape = KernelShape.from_dict(entry)
+        if shape.activation is None or shape.kind not in ("conv", "pointwise", "depthwise"):
+            continue
+        base = bare.get(KernelShape(shape.kind, shape.input, shape.output, shape.kernel, shape.stride, None))
+        if base is None or base.get("layout", "plain") != entry.get("layout", "plain"):
+            continue
+        ratios.setdefault((entry.get("layout", "plain"), shape.activation), []).append(
+            (entry["latency_ms"] - base["latency_ms"]) / shape.output_elements)
+    costs: dict[str, dict[str, float]] = {}
+    for (layout, activation), values in sorted(ratios.items()):
+        costs.setdefault(layout, {})[activation] = max(0.0, float(np.median(values)))
+    return costs
+
+
+def activation_costs_block(entries: list[dict], where: str) -> dict | None:
+    """A profile's ``latency.activations`` from its entries (``fit_activation_costs``), or None when no
+    kernel was measured both with and without an activation."""
+    costs = fit_activation_costs(entries)
+    if not costs:
+        return None
+    pairs = sum(len(per_activation) for per_activation in costs.values())
+    rounded = {layout: {activation: float(f"{value:.4g}") for activation, value in per_activation.items()}
+               for layout, per_activation in costs.items()}
+    return {"ms_per_element": rounded,
+            "source": f"{where}: per layout and activation ({pairs} pairs), the median over the kernels measured "
+                      "with it and without any of the difference per output element (profiler.activation_sweep)"}
 
 
 def write_suite(folder: str | Path, shapes: list[KernelShape]) -> Path:
@@ -339,6 +424,9 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
             "entries": entries,
         },
     }
+    activations = activation_costs_block(entries, where)
+    if activations is not None:
+        profile["latency"]["activations"] = activations
     parse_target(profile, f"<profile {name}>")
     return profile
 
@@ -417,7 +505,7 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".measurements.jsonl")
-    records = measure_grid(kernel_grid(quick), partial, threads, quick, progress)
+    records = measure_grid(profile_grid(quick), partial, threads, quick, progress)
     # whole networks for the calibration, and the Identity model for the per-model overhead, timed
     # in the same spread-out rounds
     from .calibration import random_chains
@@ -486,6 +574,10 @@ def device_profile(name: str, kind: str, runtime: str, version: str, threads: in
     shapes = [KernelShape.from_dict(entry) for entry in entries]
     rates = [shape.macs / (entry["latency_ms"] / 1e3) for shape, entry in zip(shapes, entries) if shape.macs]
     bytes_rates = [shape.traffic_bytes(4) / (entry["latency_ms"] / 1e3) for shape, entry in zip(shapes, entries)]
+    latency = {"source": latency_source, "entries": entries}
+    activations = activation_costs_block(entries, where)
+    if activations is not None:
+        latency["activations"] = activations
     return {
         "schema": SCHEMA, "name": name, "kind": kind,
         "description": f"Measured on a device ({len(entries)} kernels).",
@@ -497,7 +589,7 @@ def device_profile(name: str, kind: str, runtime: str, version: str, threads: in
         "active_power_mw": {"value": None, "source": "not measured: edit with a power-meter reading"},
         "model_overhead_ms": {"value": overhead_ms, "source": f"{where}: time outside the kernels"},
         "model_overhead_flash_bytes": {"value": 0, "source": "not measured"},
-        "latency": {"source": latency_source, "entries": entries},
+        "latency": latency,
     }
 
 

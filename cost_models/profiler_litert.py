@@ -1,6 +1,6 @@
 """``edgegrow profile --runtime litert``: the profiler's grid through ai-edge-litert on this machine.
 
-The same kernel shapes as the onnxruntime profile (``profiler.kernel_grid``), each as a float32
+The same kernel shapes as the onnxruntime profile (``profiler.profile_grid``), each as a float32
 single-kernel .tflite (``kernel_tflite``) run by TFLite's interpreter with its default XNNPACK
 delegate: the kernels a phone's TFLite runs for a float model, on this machine's CPU. TFLite's Python
 interpreter has no per-op profiler, so a kernel's time is its model's wall-clock time (the
@@ -22,16 +22,16 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from .kernel_shape import KernelShape
 from .kernel_onnx import NODE_CHAIN_LENGTHS
+from .kernel_shape import KernelShape
 from .kernel_tflite import chain_tflite, computed_shape, kernel_tflite, node_chain_tflite, overhead_tflite
 from .profiler import (
     _block_channels,
     calibrate,
     device_profile,
     fastest_rounds,
-    kernel_grid,
     node_overhead_ms,
+    profile_grid,
     read_rounds,
     shape_id,
     write_json_atomically,
@@ -105,7 +105,7 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".measurements.jsonl")
     files = out.with_name(out.name + ".tflite")
-    records = measure_grid_litert(kernel_grid(quick), partial, files, threads, 2 if quick else 4, progress)
+    records = measure_grid_litert(profile_grid(quick), partial, files, threads, 2 if quick else 4, progress)
     fastest = fastest_rounds(records)
     entries = list({json.dumps(r["shape"], sort_keys=True): {**r["shape"], "latency_ms": round(r["kernel_ms"], 6),
                                                               "layout": "plain"}

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .kernel_shape import KINDS, KernelShape
+from .kernel_shape import ACTIVATIONS, KINDS, KernelShape
 
 SCHEMA = "edgegrow-target/1"
 TARGET_KINDS = ("cpu", "mcu", "gpu")
@@ -84,6 +84,9 @@ class Target:
     calibration_scale: float = 1.0  # whole-model calibration of a measured table (see cost_models.calibration)
     calibration_per_kernel_ms: float = 0.0  # per node (kernel or layout change) if calibration_per_node, else kernel
     calibration_per_node: bool = False  # profiles written before layout changes counted as nodes say nothing
+    # what a fused activation adds to a conv's time, ms per output element, by layout then activation
+    # (``latency.activations``); empty in profiles measured before it: there activations cost nothing
+    activation_ms_per_element: dict[str, dict[str, float]] = field(default_factory=dict)
     energy_pj_per_mac: Sourced | None = None
     energy_pj_per_byte: Sourced | None = None
     path: str = ""
@@ -223,6 +226,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         calibration_scale=read.number("latency.calibration.scale", default=1.0),
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         calibration_per_node=_counted_over_nodes(read),
+        activation_ms_per_element=_activation_costs(read),
         energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),
         energy_pj_per_byte=read.sourced("energy_pj_per_byte", optional=True),
         path=path, extra={key: data[key] for key in ("calibration", "notes", "whole_model_calibration") if key in data},
@@ -246,6 +250,28 @@ def _counted_over_nodes(read: _Reader) -> bool:
     if counted not in ("kernels", "nodes"):
         raise read.fail("latency.calibration.counted_over", f"must be 'kernels' or 'nodes', got {counted!r}")
     return counted == "nodes"
+
+
+def _activation_costs(read: _Reader) -> dict[str, dict[str, float]]:
+    """``latency.activations.ms_per_element``: {layout: {activation: ms per output element}}, with a source."""
+    if read.get("latency.activations", (dict, type(None)), None) is None:
+        return {}
+    source = read.get("latency.activations.source", str)
+    if not source.strip():
+        raise read.fail("latency.activations.source", "must say where the numbers come from")
+    costs = {}
+    for layout, per_activation in read.get("latency.activations.ms_per_element", dict).items():
+        if layout not in ("plain", "blocked"):
+            raise read.fail(f"latency.activations.ms_per_element.{layout}", "is not a layout: 'plain' or 'blocked'")
+        read.get(f"latency.activations.ms_per_element.{layout}", dict)
+        costs[layout] = {}
+        for activation in per_activation:
+            if activation not in ACTIVATIONS:
+                raise read.fail(f"latency.activations.ms_per_element.{layout}.{activation}",
+                                f"is not an activation: one of {', '.join(ACTIVATIONS)}")
+            costs[layout][activation] = read.number(f"latency.activations.ms_per_element.{layout}.{activation}",
+                                                    positive=False)
+    return costs
 
 
 def _signed(read: _Reader, name: str) -> float:

@@ -984,7 +984,7 @@ def _profile(args):
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     if args.write_suite:
-        shapes = profiler.kernel_grid(args.quick)
+        shapes = profiler.profile_grid(args.quick)
         folder = profiler.write_suite(args.write_suite, shapes)
         print(f"wrote {len(shapes)} single-kernel models to {folder}; copy it and "
               f"cost_models/runner.py to the device and run: python runner.py {folder} --out {args.target}.jsonl")

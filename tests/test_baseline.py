@@ -102,9 +102,9 @@ def test_the_widest_fitting_width_is_found_past_slow_widths_in_between(latency_m
     assert stem.out_channels == widest
 
 
-@pytest.mark.parametrize("latency_ms", [0.036, 0.046, 0.060])
+@pytest.mark.parametrize("latency_ms", [0.036, 0.044, 0.046, 0.060])
 def test_the_auto_seed_fits_the_budget_where_half_the_width_is_a_slow_step(latency_ms):
-    """At 0.046 ms the widest fitting DS-CNN has 36 channels and half of it, 18, is predicted at twice the
+    """At 0.044 ms the widest fitting DS-CNN has 36 channels and half of it, 18, is predicted at twice the
     budget: the auto seed steps down to the widest width at most half the fitting one that fits."""
     from edgegrow.baseline import seed_width_for
 
@@ -115,5 +115,5 @@ def test_the_auto_seed_fits_the_budget_where_half_the_width_is_a_slow_step(laten
     seed_stem = next(m for m in seed.modules() if isinstance(m, torch.nn.Conv2d)).out_channels
     assert budget.violations(estimate(seed.eval(), EXAMPLE, PINNED_CPU_PROFILE)) == []
     assert seed_stem == max(c for c in range(1, fair_stem // 2 + 1) if latency(c) <= latency_ms)
-    if latency_ms == 0.046:
+    if latency_ms == 0.044:
         assert latency(fair_stem // 2) > latency_ms  # the case this guards: half the width is a slow step

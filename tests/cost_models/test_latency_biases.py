@@ -1,13 +1,16 @@
 """The latency biases bench/cost_model_accuracy.py found on held-out networks, each pinned by a case
 the earlier model got wrong: pooling strides, the profiler's per-node time, matrix-product padding,
-plain depthwise layers between distant table entries, blocked convs on few input channels, and the
-per-node offset of layout changes."""
+plain depthwise layers between distant table entries, blocked convs on few input channels, the
+per-node offset of layout changes; and (2026-12-05) the cost of a fused activation, the
+squeeze-and-excitation gate's mul, an add folded into a plain conv, the roofline floor at DRAM's
+bandwidth, an add's ReLU node, and plain depthwise layers below the table's smallest count."""
 import numpy as np
 import pytest
 import torch
 from profiles import table_profile, target
 from torch import nn
 
+from cost_models import profiler
 from cost_models.calibration import fit_calibration
 from cost_models.kernel_onnx import NODE_CHAIN_LENGTHS, kernel_model, node_chain_model
 from cost_models.kernel_shape import KernelShape
@@ -156,3 +159,137 @@ def test_a_plain_pointwise_layer_at_one_position_is_not_priced_as_a_panel_of_six
         assert model.kernel(shape).latency_ms == pytest.approx(vector_ms(shape), rel=0.10)
     assert model.kernel(_pointwise(411, 409, 2)).latency_ms == pytest.approx(_padded_product_ms(_pointwise(411, 409, 2)),
                                                                             rel=0.10)
+
+
+# --- found on the 2026-12-05 machine (AMD EPYC, AVX-512): activations, gates, residual adds, the floor ----------
+def _plain_depthwise(c: int, activation: str | None) -> KernelShape:
+    return KernelShape("depthwise", (c, 25, 5), (c, 25, 5), (3, 3), (1, 1), activation)
+
+
+def _with_activation_costs(profile: dict, costs: dict) -> dict:
+    profile["latency"]["activations"] = {"ms_per_element": costs, "source": "test"}
+    return profile
+
+
+def test_a_fused_activation_is_priced_per_output_element_of_its_layout():
+    """Clip, HardSwish and Sigmoid beside a conv cost 0.05–0.25 ns an output element on an x86 host (a
+    third of a small pointwise conv); the table's lines mixed them as if they were free."""
+    elements = 25 * 5
+    relu6_ms, hardswish_ms = 0.6e-7, 2.2e-7  # per output element
+
+    def measured(c, activation):
+        per_element = {None: 0.0, "relu6": relu6_ms, "hardswish": hardswish_ms}[activation]
+        return 0.0007 + 0.00095 * c + per_element * c * elements
+
+    entries = [{**_plain_depthwise(c, "relu6").to_dict(), "latency_ms": measured(c, "relu6"), "layout": "plain"}
+               for c in (7, 10, 155, 201)]
+    costs = {"plain": {"relu6": relu6_ms, "hardswish": hardswish_ms}}
+    model = LatencyModel(target(_with_activation_costs(table_profile(entries), costs)))
+    for c in (19, 99):
+        for activation in (None, "relu6", "hardswish"):
+            result = model.kernel(_plain_depthwise(c, activation))
+            assert result.method == "interpolated"
+            assert result.latency_ms == pytest.approx(measured(c, activation))
+    # an activation the profile did not measure costs as much as the dearest one it did
+    assert model.activation_ms(_plain_depthwise(19, "gelu"), "plain") == pytest.approx(hardswish_ms * 19 * elements)
+    # a profile measured before these costs prices every activation as its table's lines say
+    before = LatencyModel(target(table_profile(entries)))
+    assert before.kernel(_plain_depthwise(19, "hardswish")).latency_ms == pytest.approx(measured(19, "relu6"))
+    assert before.activation_ms(_plain_depthwise(19, "hardswish"), "plain") == 0.0
+
+
+def test_activation_costs_are_the_median_difference_per_output_element():
+    records = []
+    for c in (16, 24, 40):
+        for activation, per_element in ((None, 0.0), ("relu", -1e-9), ("sigmoid", 2.5e-7)):
+            shape = KernelShape("pointwise", (c, 8, 8), (c, 8, 8), (1, 1), (1, 1), activation)
+            records.append({**shape.to_dict(), "latency_ms": 0.001 * c / 16 + per_element * shape.output_elements,
+                            "layout": "blocked"})
+    lone = KernelShape("conv", (33, 8, 8), (33, 8, 8), (3, 3), (1, 1), "tanh")  # no bare twin: says nothing
+    records.append({**lone.to_dict(), "latency_ms": 1.0, "layout": "plain"})
+    costs = profiler.fit_activation_costs(records)
+    assert costs == {"blocked": {"relu": 0.0, "sigmoid": pytest.approx(2.5e-7)}}  # never below nothing
+    # a device's measurements (runner.py's suite holds the sweep too) give its profile the same costs
+    phone = target(profiler.device_profile("phone", "cpu", "litert", "1", 4, "float32", records, 0.01, "test", "test"))
+    assert phone.activation_ms_per_element == {"blocked": {"relu": 0.0, "sigmoid": pytest.approx(2.5e-7)}}
+    assert set(profiler.profile_grid(quick=True)) >= set(profiler.activation_sweep(quick=True))
+    sweep = profiler.activation_sweep(quick=True)
+    assert {shape.activation for shape in sweep} == set(profiler.SWEPT_ACTIVATIONS)
+    assert {(shape.kind, shape.input[0] % 4 == 0) for shape in sweep} == {
+        (kind, blocked) for kind in ("conv", "pointwise", "depthwise") for blocked in (True, False)}
+    assert profiler.activation_sweep(quick=True) == sweep  # the same shapes every run: a profile resumes
+
+
+@pytest.mark.parametrize(("costs", "field"), [({"nhwc": {"relu": 1e-9}}, "ms_per_element.nhwc"),
+                                              ({"plain": {"swish2": 1e-9}}, "ms_per_element.plain.swish2"),
+                                              ({"plain": {"relu": -1e-9}}, "ms_per_element.plain.relu")])
+def test_malformed_activation_costs_name_their_field(costs, field):
+    with pytest.raises(ValueError, match=f"latency.activations.{field}"):
+        target(_with_activation_costs(table_profile(), costs))
+
+
+def test_a_gate_multiplies_one_value_per_channel_whichever_operand_comes_first():
+    import onnx
+
+    gate = KernelShape("mul", (40, 32, 32), (40, 32, 32))
+    inputs = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+              for value in kernel_model(gate).graph.input}
+    assert inputs == {"x": [1, 40, 32, 32], "y": [1, 40, 1, 1]}  # a squeeze-and-excitation gate, as networks have
+    onnx.checker.check_model(kernel_model(gate))
+    assert gate.input_elements == 40 * 32 * 32 + 40
+
+    class GateFirst(nn.Module):
+        def forward(self, x):
+            return torch.sigmoid(x.mean((2, 3), keepdim=True)) * x
+
+    (mul,) = [k for k in fused_kernels(GateFirst(), torch.randn(1, 40, 32, 32)) if k.kind == "mul"]
+    assert KernelShape.from_kernel(mul).input == (40, 32, 32)  # was (40, 1, 1): a 1,024× smaller kernel
+
+
+def test_an_add_behind_a_plain_conv_is_folded_into_it_as_onnxruntime_does():
+    from cost_models.kernel_onnx import chain_model
+
+    conv = KernelShape("conv", (33, 16, 16), (33, 16, 16), (3, 3), (1, 1), None)
+    add = KernelShape("add", (33, 16, 16), (33, 16, 16), activation="relu")
+    shapes, inputs = [KernelShape("conv", (33, 16, 16), (33, 16, 16), (3, 3)), conv, add], [[-1], [0], [1, -1]]
+    times = onnxruntime_node_times(chain_model(shapes, inputs).SerializeToString(), budget_ms=5.0)
+    assert times["layout"] == "plain" and times["nodes"] == 2  # the add and its ReLU run inside the second conv
+    model = LatencyModel(target(table_profile()))
+    results, _ = model._placed(shapes, inputs)
+    assert results[2].method == "fused" and results[2].latency_ms < model.kernel(add).latency_ms
+    # a conv whose output another kernel reads as well keeps its own output: the add is a node
+    shared = shapes + [KernelShape("pointwise", (33, 16, 16), (8, 16, 16))]
+    results, _ = model._placed(shared, inputs + [[1]])
+    assert results[2].method != "fused"
+
+
+def test_the_floor_is_the_bandwidth_the_table_shows_not_dram():
+    """Tensors that sit in cache move faster than the 4 M-element add that measures the profile's
+    bandwidth: a floor at that bandwidth was above most measured adds, gates and concatenations."""
+    def add(c, h, activation=None):
+        return KernelShape("add", (c, h, h), (c, h, h), activation=activation)
+
+    def measured(shape):  # 0.1 ns an element plus 0.4 µs, and a ReLU node of its own: +0.07 ns and +0.3 µs
+        relu = shape.activation == "relu"
+        return 0.0004 + 0.0003 * relu + (1e-7 + 0.7e-7 * relu) * shape.output_elements
+
+    entries = [{**shape.to_dict(), "latency_ms": measured(shape), "layout": "plain"}
+               for c, h in ((8, 8), (16, 14), (33, 25), (64, 28), (96, 48), (160, 32), (256, 56))
+               for shape in (add(c, h), add(c + 3, h + 1, "relu"))]
+    model = LatencyModel(target(table_profile(entries)))  # 20 GB/s: 12 bytes an element take 0.6 ns
+    for entry in model.target.entries:
+        assert model.roofline_ms(entry.shape) <= entry.latency_ms * (1 + 1e-9)
+    for shape in (add(48, 40), add(200, 48), add(50, 41, "relu"), add(130, 30, "relu")):
+        assert model.kernel(shape).latency_ms == pytest.approx(measured(shape), rel=0.10)
+
+
+def test_a_plain_depthwise_layer_below_the_table_follows_the_line_of_the_nearest_counts():
+    """A 7-channel plain depthwise layer at 25×5 measured 5.3 µs; the fit said 3.9: the per-channel cost
+    is a straight line that the table's counts (17, 26, …) only need to be extended along."""
+    entries = [{**_plain_depthwise(c, "relu").to_dict(), "latency_ms": 0.00095 + 0.000617 * c, "layout": "plain"}
+               for c in (17, 26, 94, 155)]
+    model = LatencyModel(target(table_profile(entries)))
+    for c in (7, 13, 301):  # odd: the plain layout
+        result = model.kernel(_plain_depthwise(c, "relu"))
+        assert result.method == "interpolated" and result.latency_ms == pytest.approx(0.00095 + 0.000617 * c)
+    assert model.kernel(_plain_depthwise(3, "relu")).method == "fitted"  # beyond 3× of the nearest: not trusted

@@ -46,7 +46,7 @@ def test_a_single_kernel_file_is_one_op_computing_its_module(op):
 def test_a_litert_profile_is_written_read_and_rebuilt_without_converting_again(tmp_path, monkeypatch):
     shapes = [SHAPES["CONV_2D"], SHAPES["DEPTHWISE_CONV_2D"], SHAPES["FULLY_CONNECTED"],
               KernelShape.same("pointwise", 12, 16, (9, 9), 1, 1, "relu")]
-    monkeypatch.setattr(profiler_litert, "kernel_grid", lambda quick: shapes)
+    monkeypatch.setattr(profiler_litert, "profile_grid", lambda quick: shapes)
     chains = calibration.random_chains(2)
     monkeypatch.setattr(calibration, "random_chains", lambda count, seed=7: chains)
     out = tmp_path / "test-litert.json"
