@@ -40,7 +40,10 @@ With ``--runtime litert`` the networks are edgegrow's float TFLite exports (lite
 input) run by ai-edge-litert with XNNPACK, the profile one made by ``edgegrow profile --runtime litert``,
 and the held-out kernels are measured as that profiler measures its grid.
 
-Run it with the machine otherwise quiet, on the machine the target was profiled on.
+Run it with the machine otherwise quiet, on the machine the target was profiled on. A profile made by
+``edgegrow profile`` here keeps the times of a few reference kernels (``cost_models.speed_reference``);
+they are timed again in the same rounds, and ``speed_vs_profile`` (printed, and in the summary) says
+how much slower (> 1) or faster the machine runs them now: the figures are not corrected by it.
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ from scipy import stats
 
 from cost_models import estimate, load_target
 from cost_models.runner import Session, measure, noise_verdict
+from cost_models.speed_reference import reference_models, speed_ratio
 from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8
 from edgegrow.models.mobilenet_v2 import BlockSpec
 from held_out_models import GROWN_FAMILIES, USER_FAMILIES, grown_style, user_style
@@ -323,15 +327,27 @@ def main(argv: list[str] | None = None) -> int:
         models.append((family, description, estimate(model, example, target), session))
     print(f"{len(models)} networks exported in {time.time() - started:.0f} s ({len(skipped)} could not be)", flush=True)
 
+    # the profile's reference kernels, timed in the same rounds as the profiler timed them: how fast the
+    # machine runs now against when the profile was made (reported beside the figures, never applied)
+    references = ([Session(model) for model in reference_models([shape for shape, _ in target.speed_reference])]
+                  if args.runtime == "onnxruntime" and target.speed_reference else [])
+
     def measure_all() -> dict:
-        return measure([session.run for *_, session in models], args.rounds, repeats=10, sample_ms=1.0,
-                       warmup_ms=5, progress=lambda done, total: print(f"round {done}/{total} done", flush=True))
+        return measure([session.run for *_, session in models] + [session.run for session in references],
+                       args.rounds, repeats=10, sample_ms=1.0, warmup_ms=5,
+                       progress=lambda done, total: print(f"round {done}/{total} done", flush=True))
 
     protocol = measure_all()
-    timings = protocol["models"]
+    timings = protocol["models"][:len(models)]
+    speed = None
+    if references:
+        speed = speed_ratio([ms for _, ms in target.speed_reference],
+                            [timing["fast_ms"] for timing in protocol["models"][len(models):]])
+        print(f"this machine ran the profile's {len(references)} reference kernels at {speed:.3f}× their time when "
+              "it was profiled", flush=True)
     retest = None
     if args.retest:
-        again = np.array([timing["fast_ms"] for timing in measure_all()["models"]])
+        again = np.array([timing["fast_ms"] for timing in measure_all()["models"][:len(models)]])
         agreement = np.abs(again / np.array([timing["fast_ms"] for timing in timings]) - 1)
         retest = {"within_10_percent": float(np.mean(agreement <= 0.10)),
                   "within_5_percent": float(np.mean(agreement <= 0.05)),
@@ -380,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_of_median_over_fastest": max(contention),
         "measurement_retest": retest,
         "noise_floor": noise,
+        "speed_vs_profile": speed,
         "runtime": args.runtime, "not_exported": skipped,
         "command": "python bench/cost_model_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import speed_reference
 from .kernel_onnx import kernel_model, overhead_model
 from .kernel_shape import KernelShape
 from .runner import (
@@ -378,6 +379,11 @@ def memory_bandwidth_bytes_per_s(threads: int = 1) -> float:
     return 3 * 4 * 64 * 256 * 256 / (fastest_ms / 1e3)
 
 
+def _where() -> str:
+    return (f"measured here by 'edgegrow profile' on {datetime.date.today().isoformat()} "
+            f"({machine_description()['processor']}, {platform.node()})")
+
+
 def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth: float, threads: int,
                   quick: bool) -> dict:
     """A target profile (plain dict, checked by ``parse_target``) from all rounds of measurements;
@@ -387,9 +393,8 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
     records = fastest_rounds(measurements, overhead["fast_ms"])
     rounds = len(measurements) // max(1, len(records))
     corrected = any("wall_ms" in record for record in records)
-    today = datetime.date.today().isoformat()
+    where = _where()
     machine = machine_description()
-    where = f"measured here by 'edgegrow profile' on {today} ({machine['processor']}, {platform.node()})"
     reorder_points = [pair for record in records for pair in record["reorders"]]
     per_call, per_element = _fit_reorders(reorder_points)
     weighted = [(KernelShape.from_dict(r["shape"]).macs, r["kernel_ms"]) for r in records]
@@ -515,10 +520,14 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     rounds = 4 if quick else 10
     sessions = [Session(chain_model(shapes, inputs).SerializeToString(), threads=threads) for shapes, inputs in chains]
     node_chains = [Session(node_chain_model(n).SerializeToString(), threads=threads) for n in NODE_CHAIN_LENGTHS]
+    references = [Session(model, threads=threads) for model in speed_reference.reference_models()]
     identity = Session(overhead_model().SerializeToString(), threads=threads)
-    timings = time_interleaved(sessions + node_chains + [identity], rounds)
-    chain_timings, node_timings, overhead = timings[:len(chains)], timings[len(chains):-1], timings[-1]
+    timings = time_interleaved(sessions + node_chains + references + [identity], rounds)
+    chain_timings, timings = timings[:len(chains)], timings[len(chains):]
+    node_timings, reference_timings, overhead = timings[:len(node_chains)], timings[len(node_chains):-1], timings[-1]
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
+    profile["speed_reference"] = speed_reference.reference_block([timing["fast_ms"] for timing in reference_timings],
+                                                                 rounds, _where())
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
                         [timing["split_half"] for timing in chain_timings], per_node_ms=node_overhead_ms(node_timings))
     write_json_atomically(out, profile)

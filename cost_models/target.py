@@ -87,6 +87,9 @@ class Target:
     # what a fused activation adds to a conv's time, ms per output element, by layout then activation
     # (``latency.activations``); empty in profiles measured before it: there activations cost nothing
     activation_ms_per_element: dict[str, dict[str, float]] = field(default_factory=dict)
+    # kernels timed while the profile was made, with their times (ms): how fast the machine ran then
+    # (``cost_models.speed_reference``); empty in profiles made before it or elsewhere
+    speed_reference: tuple[tuple[KernelShape, float], ...] = ()
     energy_pj_per_mac: Sourced | None = None
     energy_pj_per_byte: Sourced | None = None
     path: str = ""
@@ -227,6 +230,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         calibration_per_node=_counted_over_nodes(read),
         activation_ms_per_element=_activation_costs(read),
+        speed_reference=_speed_reference(read),
         energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),
         energy_pj_per_byte=read.sourced("energy_pj_per_byte", optional=True),
         path=path, extra={key: data[key] for key in ("calibration", "notes", "whole_model_calibration") if key in data},
@@ -272,6 +276,31 @@ def _activation_costs(read: _Reader) -> dict[str, dict[str, float]]:
             costs[layout][activation] = read.number(f"latency.activations.ms_per_element.{layout}.{activation}",
                                                     positive=False)
     return costs
+
+
+def _speed_reference(read: _Reader) -> tuple[tuple[KernelShape, float], ...]:
+    """``speed_reference``: {"kernels": [shapes], "ms": [their times], "source"}."""
+    if read.get("speed_reference", (dict, type(None)), None) is None:
+        return ()
+    read.get("speed_reference.source", str)
+    kernels, times = read.get("speed_reference.kernels", list), read.get("speed_reference.ms", list)
+    if not kernels or len(kernels) != len(times):
+        raise read.fail("speed_reference", "needs as many 'ms' as 'kernels', and at least one")
+    pairs = []
+    for index, raw in enumerate(kernels):
+        try:
+            shape = KernelShape.from_dict(raw)
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise read.fail(f"speed_reference.kernels[{index}]", f"is malformed: {error}") from None
+        pairs.append((shape, _positive(read, times, index)))
+    return tuple(pairs)
+
+
+def _positive(read: _Reader, values: list, index: int) -> float:
+    value = values[index]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise read.fail(f"speed_reference.ms[{index}]", f"must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def _signed(read: _Reader, name: str) -> float:

@@ -102,6 +102,9 @@ class BenchResult:
     noise_split_half: float | None = None  # relative disagreement of the two halves of the rounds
     slow_rounds: int = 0  # rounds run while the probe said the machine was slow
     trusted: bool = True  # False: too noisy to trust (the notes say why)
+    # the target profile's reference kernels timed now over their time when it was profiled (median;
+    # > 1: this machine runs slower than then; None: the profile has none, or another runtime)
+    speed_vs_profile: float | None = None
 
     @property
     def model_rss_bytes(self) -> int:
@@ -138,7 +141,9 @@ class BenchResult:
                  f"min {_ms(self.latency_ms_min)}",
                  f"noise      {self.rounds} rounds, {self.slow_rounds} slow; the halves agree "
                  + ("n/a" if self.noise_split_half is None else f"within {self.noise_split_half:.1%}")
-                 + ("" if self.trusted else "  TOO NOISY TO TRUST (see the note)"),
+                 + ("" if self.trusted else "  TOO NOISY TO TRUST (see the note)")
+                 + ("" if self.speed_vs_profile is None else
+                    f"; the profile's reference kernels ran at {self.speed_vs_profile:.3f}× their profiled time"),
                  f"memory     peak RSS {_mib(self.peak_rss_bytes)}; runtime loaded, no model "
                  f"{_mib(self.baseline_rss_bytes)}; model's share {_mib(self.model_rss_bytes)} "
                  f"({self.model_rss_bytes:,} B)"]
@@ -214,7 +219,9 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
 
     from cost_models.runner import noise_verdict  # here, not at the top: the measuring child imports this file
 
-    child = _measure_in_child_process(path, runtime, threads, spec, arena_bytes, warmup, runs, rounds)
+    references = _reference_kernels(profile, runtime, threads)
+    child = _measure_in_child_process(path, runtime, threads, spec, arena_bytes, warmup, runs, rounds,
+                                      [model for model, _ in references])
     times_ms = np.asarray(child["times_ms"], dtype=np.float64)
     protocol = child["protocol"]
     timing = protocol["models"][0]
@@ -240,6 +247,14 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
     arena_ratio = None
     if arena_bytes is not None and prediction is not None and prediction.sram_bytes:
         arena_ratio = arena_bytes / prediction.sram_bytes
+    speed = None
+    if references:
+        from cost_models.speed_reference import drift_note, speed_ratio
+
+        speed = speed_ratio([ms for _, ms in references], child["reference_ms"])
+        note = drift_note(speed, profile.name)
+        if note is not None:
+            notes.append(note)
 
     result = BenchResult(
         file=path.name, runtime=runtime, runtime_version=_runtime_version(runtime), threads=threads,
@@ -252,7 +267,8 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
         fast_latency_ratio=fast_latency_ratio,
         arena_ratio=arena_ratio, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=machine_description(), notes=notes, rounds=rounds, latency_ms_fast=fast,
-        noise_split_half=timing["split_half"], slow_rounds=protocol["slow_rounds"], trusted=not untrusted)
+        noise_split_half=timing["split_half"], slow_rounds=protocol["slow_rounds"], trusted=not untrusted,
+        speed_vs_profile=speed)
     if record and card is not None:
         _append_measurement(card_path, result.to_dict())
     return result
@@ -291,14 +307,40 @@ def _runner_folder() -> str:
     return importlib.util.find_spec("cost_models").submodule_search_locations[0]
 
 
+def _reference_kernels(profile, runtime: str, threads: int) -> list[tuple[bytes, float]]:
+    """The target profile's reference kernels as ONNX models with their profiled times (ms), when this
+    measurement can time them as the profile did: onnxruntime, the profile's own runtime and threads."""
+    if (profile is None or not profile.speed_reference or runtime != "onnxruntime"
+            or TARGET_RUNTIMES.get(profile.runtime) != "onnxruntime" or profile.threads != threads):
+        return []
+    from cost_models.speed_reference import reference_models
+
+    shapes = [shape for shape, _ in profile.speed_reference]
+    return list(zip(reference_models(shapes), [ms for _, ms in profile.speed_reference]))
+
+
+def _reference_timing(references) -> dict:
+    if not references:
+        return {}
+    from cost_models.speed_reference import TIMING
+
+    return TIMING
+
+
 def _measure_in_child_process(path: Path, runtime: str, threads: int, spec: TensorSpec,
-                              arena_bytes: int | None, warmup: int, runs: int, rounds: int) -> dict:
+                              arena_bytes: int | None, warmup: int, runs: int, rounds: int,
+                              references: list[bytes] = ()) -> dict:
     export_folder = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="edgegrow-bench-") as folder:
         request = Path(folder) / "request.json"
+        reference_paths = []
+        for index, model in enumerate(references):
+            reference_paths.append(str(Path(folder) / f"reference-{index}.onnx"))
+            Path(reference_paths[-1]).write_bytes(model)
         request.write_text(json.dumps({
             "path": str(path.resolve()), "runtime": runtime, "threads": threads, "arena_bytes": arena_bytes,
             "warmup": warmup, "runs": runs, "rounds": rounds, "result": str(Path(folder) / "result.json"),
+            "references": reference_paths, "reference_timing": _reference_timing(references),
             "input": {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype),
                       "scale": spec.scale, "zero_point": spec.zero_point}}))
         done = subprocess.run([sys.executable, "-c", _CHILD_PROGRAM, str(request), str(export_folder.parent),
@@ -338,9 +380,16 @@ def _measure_in_child(request_path: str) -> None:
                        repeats=[runs // rounds + (r < runs % rounds) for r in range(rounds)], sample_ms=0, warmup_ms=0)
     peak = _peak_rss_bytes()
     times_ms = [value for taken in protocol["models"][0].pop("samples_ms") for value in taken]
+    reference_ms = []
+    if request.get("references"):  # timed as the profiler timed them (speed_reference.TIMING)
+        from cost_models.runner import Session
+
+        sessions = [Session(reference, threads=request["threads"]) for reference in request["references"]]
+        timed = measure([session.run for session in sessions], rounds=4, **request["reference_timing"])
+        reference_ms = [model["fast_ms"] for model in timed["models"]]
     Path(request["result"]).write_text(json.dumps({
         "times_ms": times_ms, "protocol": protocol, "baseline_rss_bytes": baseline, "peak_rss_bytes": peak,
-        "input_shape": list(shape), "imported_torch": "torch" in sys.modules}))
+        "input_shape": list(shape), "imported_torch": "torch" in sys.modules, "reference_ms": reference_ms}))
 
 
 def _peak_rss_bytes() -> int:

@@ -5,7 +5,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from cost_models import profiler
+from cost_models import profiler, speed_reference
 from cost_models.kernel_onnx import kernel_model, overhead_model
 from cost_models.kernel_shape import KernelShape
 from cost_models.runner import Session, measured_ids, onnxruntime_node_times, run_suite, time_session
@@ -129,6 +129,9 @@ def test_profile_here_resumes_after_an_interruption_and_writes_a_calibrated_prof
     here = load_target(str(out))
     assert here.measured and len(here.entries) == len(grid) and here.runtime == "onnxruntime"
     assert "random multi-kernel networks" in json.loads(out.read_text())["latency"]["calibration"]["source"]
+    # the reference kernels were timed in the calibration's rounds: how fast this machine ran then
+    assert [shape for shape, _ in here.speed_reference] == list(speed_reference.REFERENCE_KERNELS)
+    assert all(0 < ms < 1.0 for _, ms in here.speed_reference)
 
 
 KILLED_PROFILE = """

@@ -240,3 +240,32 @@ def test_a_file_that_changed_since_its_export_is_refused(onnx_file, tmp_path):
     with pytest.raises(ValueError, match=r"model.onnx does not match the SHA-256 its model_card.json recorded"):
         benchmark(path, "onnxruntime", target="host", **FAST)
     assert (tmp_path / CARD_NAME).read_text() == card_before  # nothing recorded for a refused file
+
+
+@pytest.mark.parametrize(("profiled_ms", "words"), [(1e-6, "slower"), (10.0, "faster")])
+def test_a_machine_that_runs_the_profiles_reference_kernels_at_another_speed_says_so(onnx_file, tmp_path,
+                                                                                      profiled_ms, words):
+    """A profile keeps how long its reference kernels took when it was made; bench times them again
+    (a machine drifts by several per cent in minutes, and the probe does not see it)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cost_models"))
+    from profiles import table_profile
+
+    from cost_models.speed_reference import REFERENCE_KERNELS, reference_block
+
+    profile = table_profile()
+    profile["speed_reference"] = reference_block([profiled_ms] * len(REFERENCE_KERNELS), rounds=4, where="test")
+    profile_path = tmp_path / "test-cpu.json"
+    profile_path.write_text(json.dumps(profile))
+    model = copy_into(tmp_path, onnx_file)
+    result = benchmark(model, "onnxruntime", target=str(profile_path), **FAST)
+    assert (result.speed_vs_profile > 100) if words == "slower" else (result.speed_vs_profile < 0.5)
+    assert any("reference kernels" in note and words in note for note in result.notes)
+    assert "reference kernels ran at" in result.table()
+    # another runtime, or a profile without reference times: nothing to compare, nothing said
+    del profile["speed_reference"]
+    profile_path.write_text(json.dumps(profile))
+    plain = benchmark(model, "onnxruntime", target=str(profile_path), **FAST)
+    assert plain.speed_vs_profile is None and not any("reference kernels" in note for note in plain.notes)

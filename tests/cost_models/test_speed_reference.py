@@ -1,0 +1,66 @@
+"""The speed reference: kernels a profile times while it is made, timed again by whoever compares a
+measurement with it, to say how much slower or faster the machine runs now."""
+import copy
+
+import numpy as np
+import pytest
+from profiles import table_profile, target
+
+from cost_models import speed_reference
+from cost_models.runner import Session
+from cost_models.speed_reference import REFERENCE_KERNELS, drift_note, reference_block, speed_ratio
+
+
+def with_reference(ms: list[float]) -> dict:
+    profile = table_profile()
+    profile["speed_reference"] = reference_block(ms, rounds=4, where="test")
+    return profile
+
+
+def test_the_ratio_is_the_median_of_now_over_then():
+    assert speed_ratio([1.0, 2.0, 4.0], [1.1, 2.0, 8.0]) == pytest.approx(1.1)
+    with pytest.raises(ValueError, match="as many times now"):
+        speed_ratio([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize(("ratio", "words"), [(1.0, None), (1.029, None), (0.975, None), (1.052, "5.2% slower"),
+                                              (0.9, "10.0% faster")])
+def test_only_a_drift_beyond_the_tolerance_is_reported(ratio, words):
+    note = drift_note(ratio, "host")
+    assert (note is None) == (words is None)
+    if words:
+        assert words in note and "edgegrow profile --target host" in note
+
+
+def test_a_profile_keeps_its_reference_kernels_and_their_times():
+    times = [0.01 * (index + 1) for index in range(len(REFERENCE_KERNELS))]
+    parsed = target(with_reference(times))
+    assert [shape for shape, _ in parsed.speed_reference] == list(REFERENCE_KERNELS)
+    assert [ms for _, ms in parsed.speed_reference] == times
+    assert target(table_profile()).speed_reference == ()  # profiles made before it have none
+    with pytest.raises(ValueError, match="reference times expected"):
+        reference_block(times[:-1], rounds=4, where="test")
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda block: block["ms"].pop(), "'speed_reference' needs as many"),
+    (lambda block: block["ms"].__setitem__(0, -1.0), r"speed_reference.ms\[0\]"),
+    (lambda block: block["kernels"].__setitem__(1, {"kind": "conv"}), r"speed_reference.kernels\[1\]"),
+    (lambda block: block.pop("source"), "speed_reference.source"),
+])
+def test_a_malformed_speed_reference_names_its_field(change, field):
+    profile = with_reference([0.01] * len(REFERENCE_KERNELS))
+    broken = copy.deepcopy(profile)
+    change(broken["speed_reference"])
+    with pytest.raises(ValueError, match=field):
+        target(broken)
+
+
+def test_the_reference_kernels_run_and_take_microseconds_not_milliseconds():
+    for model in speed_reference.reference_models():
+        session = Session(model)
+        session.run()
+    shapes = {(shape.kind, shape.input[0] % 4 == 0) for shape in REFERENCE_KERNELS}
+    assert {("conv", True), ("conv", False), ("depthwise", True), ("depthwise", False)} <= shapes
+    assert all(1e5 <= shape.macs <= 1e7 for shape in REFERENCE_KERNELS if shape.macs)
+    assert np.isfinite([shape.output_elements for shape in REFERENCE_KERNELS]).all()
