@@ -223,6 +223,11 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
         return Kernel(name, "add" if len(tensor_inputs) == 2 else "activation", [name], input_shapes, out)
     if node.op == "call_function" and node.target in (operator.mul, torch.mul):
         return Kernel(name, "mul", [name], input_shapes, out)
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        # a BatchNorm no conv precedes (behind a concat, an add, or first in a pre-activation block)
+        # stays a node of its own: one scale and shift per channel, priced as a per-channel mul
+        return Kernel(name, "mul", [name], input_shapes, out,
+                      parameters=sum(p.numel() for p in module.parameters()))
     if node.op == "call_function" and node.target in (torch.cat, torch.concat):
         return Kernel(name, "concat", [name], input_shapes, out)
     if is_activation:

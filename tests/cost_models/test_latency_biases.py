@@ -293,3 +293,28 @@ def test_a_plain_depthwise_layer_below_the_table_follows_the_line_of_the_nearest
         result = model.kernel(_plain_depthwise(c, "relu"))
         assert result.method == "interpolated" and result.latency_ms == pytest.approx(0.00095 + 0.000617 * c)
     assert model.kernel(_plain_depthwise(3, "relu")).method == "fitted"  # beyond 3× of the nearest: not trusted
+
+
+def test_a_batchnorm_no_conv_precedes_is_a_per_channel_mul_not_an_uncosted_kernel():
+    """Behind a concatenation (or first in a pre-activation block) a BatchNorm cannot fold into a conv:
+    onnxruntime runs it as a node of its own, one scale and shift per channel."""
+    from cost_models import estimate
+
+    class ConcatThenNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.left, self.right = nn.Conv2d(3, 8, 1), nn.Conv2d(3, 8, 3, padding=1)
+            self.norm = nn.BatchNorm2d(16)
+
+        def forward(self, x):
+            return torch.relu(self.norm(torch.cat([self.left(x), self.right(x)], 1)))
+
+    model = ConcatThenNorm().eval()
+    (norm,) = [k for k in fused_kernels(model, torch.randn(1, 3, 16, 16)) if k.layers == ["norm"]]
+    assert norm.kind == "mul" and norm.parameters == 32
+    gates = [{**KernelShape("mul", (c, h, h), (c, h, h)).to_dict(), "latency_ms": 0.0005 + 1e-7 * c * h * h,
+              "layout": "plain"} for c, h in ((8, 8), (16, 16), (32, 16), (64, 28))]  # a profile's gates
+    report = estimate(model, torch.randn(1, 3, 16, 16), target(table_profile(gates)))
+    (row,) = [row for row in report.kernels if row.layers == ("norm",)]
+    assert row.latency_method != "roofline" and row.latency_ms == pytest.approx(0.0005 + 1e-7 * 16 * 16 * 16)
+    assert not any("norm" in line for line in report.uncosted)  # was "unknown", at its roofline and flagged
