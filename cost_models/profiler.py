@@ -234,14 +234,10 @@ def fit_activation_costs(entries: list[dict]) -> dict[str, dict[str, float]]:
     """{layout: {activation: ms per output element}} from profile entries (shape fields, ``latency_ms``,
     ``layout``): for every kernel measured both with an activation and without one, the difference
     over its output elements; per layout and activation the median of those (never below 0)."""
-    bare = {}
-    for entry in entries:
-        shape = KernelShape.from_dict(entry)
-        if shape.activation is None:
-            bare[shape] = entry
+    shaped = [(KernelShape.from_dict(entry), entry) for entry in entries]
+    bare = {shape: entry for shape, entry in shaped if shape.activation is None}
     ratios: dict[tuple[str, str], list[float]] = {}
-    for entry in entries:
-        shape = KernelShape.from_dict(entry)
+    for shape, entry in shaped:
         if shape.activation is None or shape.kind not in ("conv", "pointwise", "depthwise"):
             continue
         base = bare.get(KernelShape(shape.kind, shape.input, shape.output, shape.kernel, shape.stride, None))

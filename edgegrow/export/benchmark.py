@@ -319,28 +319,22 @@ def _reference_kernels(profile, runtime: str, threads: int) -> list[tuple[bytes,
     return list(zip(reference_models(shapes), [ms for _, ms in profile.speed_reference]))
 
 
-def _reference_timing(references) -> dict:
-    if not references:
-        return {}
-    from cost_models.speed_reference import TIMING
-
-    return TIMING
-
-
 def _measure_in_child_process(path: Path, runtime: str, threads: int, spec: TensorSpec,
                               arena_bytes: int | None, warmup: int, runs: int, rounds: int,
                               references: list[bytes] = ()) -> dict:
     export_folder = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="edgegrow-bench-") as folder:
         request = Path(folder) / "request.json"
-        reference_paths = []
+        reference_paths, reference_timing = [], {}
+        if references:
+            from cost_models.speed_reference import TIMING as reference_timing
         for index, model in enumerate(references):
             reference_paths.append(str(Path(folder) / f"reference-{index}.onnx"))
             Path(reference_paths[-1]).write_bytes(model)
         request.write_text(json.dumps({
             "path": str(path.resolve()), "runtime": runtime, "threads": threads, "arena_bytes": arena_bytes,
             "warmup": warmup, "runs": runs, "rounds": rounds, "result": str(Path(folder) / "result.json"),
-            "references": reference_paths, "reference_timing": _reference_timing(references),
+            "references": reference_paths, "reference_timing": reference_timing,
             "input": {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype),
                       "scale": spec.scale, "zero_point": spec.zero_point}}))
         done = subprocess.run([sys.executable, "-c", _CHILD_PROGRAM, str(request), str(export_folder.parent),
