@@ -167,8 +167,7 @@ def table_cross_validation(target, folds: int = 5, seed: int = 0) -> dict:
     for fold in range(folds):
         held = {int(i) for i in order[fold::folds]}
         kept = tuple(e for i, e in enumerate(entries) if i not in held)  # and the table as measured: no calibration
-        model = LatencyModel(dataclasses.replace(target, entries=kept, calibration_scale=1.0,
-                                                 calibration_per_kernel_ms=0.0))
+        model = LatencyModel(dataclasses.replace(target.without_calibration(), entries=kept))
         for index in held:
             entry = entries[index]
             result = model.kernel(entry.shape)
@@ -196,8 +195,6 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
     table entries, each measured as the profiler measures its grid (``profiler.measure_kernel``: node
     time in onnxruntime's profiler turned into wall-clock time, fastest of 4 rounds in a random
     order) and predicted from the table alone (no whole-model calibration)."""
-    import dataclasses
-
     from cost_models import LatencyModel
     from cost_models.profiler import measure_kernel, without_profiler
 
@@ -208,7 +205,7 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
                     key=lambda shape: json.dumps(shape.to_dict(), sort_keys=True))
     rng = random.Random(seed)
     shapes = rng.sample(shapes, min(count, len(shapes)))
-    model = LatencyModel(dataclasses.replace(target, calibration_scale=1.0, calibration_per_kernel_ms=0.0))
+    model = LatencyModel(target.without_calibration())
     overhead_ms = target.model_overhead_ms.value
     best: dict[int, dict] = {}
     if runtime == "litert":  # the litert profiler's own measurement, in a scratch folder

@@ -194,6 +194,21 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
                                 1, rng.choice(ACTIVATIONS))
 
     sample(90, few_channels)
+
+    def weight_bound_pointwise() -> KernelShape:
+        """a pointwise conv at 1–4 positions with 256–1,024 channels in and out (0.25–4 MB of float
+        weights), half of them multiples of 16, which onnxruntime runs blocked: its time is reading its
+        weights, at the speed of the cache level they fit in, where MobileNets at low resolution end;
+        the draws above hold few of them, and fits from smaller ones read them 15–60 % too fast"""
+        hw = rng.choice(((1, 1), (2, 2), (4, 4)))
+
+        def count() -> int:
+            c = int(round(np.exp(rng.uniform(np.log(256), np.log(1024)))))
+            return c // 16 * 16 if rng.random() < 0.5 else c
+
+        return KernelShape.same("pointwise", count(), count(), hw, 1, 1, rng.choice(ACTIVATIONS))
+
+    sample(48, weight_bound_pointwise)
     # dense sweeps: every channel count across two SIMD steps, where the staircase shows
     for kind, c_in, size, kernel in SWEEPS[:1] if quick else SWEEPS:
         for c in range(56, 74):
@@ -436,7 +451,9 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
               split_halves: list[float | None] | None = None, per_node_ms: float | None = None) -> dict:
     """Add ``latency.calibration`` to a measured profile: the scale and per-node offset that turn
     summed table latencies of the random networks ``chains`` into their measured latencies
-    (``split_halves``: the measurement protocol's noise floor of each, recorded in the source).
+    (``split_halves``: the measurement protocol's noise floor of each, recorded in the source). The
+    networks' measured times are kept (``measured_ms``, in the order of ``random_chains``), so a
+    calibration can be refitted without measuring again.
 
     ``per_node_ms``: the runtime's per-node overhead measured directly (``node_chain_model``s); then
     only the scale is fitted. A table of wall-clock kernel times (``without_profiler``) holds each
@@ -463,6 +480,7 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
                   "timed in the same rounds, and only the scale is fitted")
     profile["latency"]["calibration"] = {
         "scale": scale, "per_kernel_ms": per_kernel_ms, "counted_over": "nodes",
+        "measured_ms": [round(ms, 6) for ms in measured_ms],
         "source": f"fitted here on {len(chains)} random multi-kernel networks (calibration.random_chains, seed 7), "
                   f"each the fast-regime figure of {rounds} rounds (cost_models.runner.measure)"
                   + _noise_words(split_halves) + node_words + refused,

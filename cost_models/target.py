@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .kernel_shape import ACTIVATIONS, KINDS, KernelShape
@@ -94,6 +94,10 @@ class Target:
     energy_pj_per_byte: Sourced | None = None
     path: str = ""
     extra: dict = field(default_factory=dict)
+
+    def without_calibration(self) -> Target:
+        """This target with its table as measured: no whole-model calibration (scale 1, no offset)."""
+        return replace(self, calibration_scale=1.0, calibration_per_kernel_ms=0.0)
 
     @property
     def channel_step(self) -> int:

@@ -43,3 +43,11 @@ def test_calibration_applies_to_table_latencies_but_not_below_the_roofline():
     assert model.kernel(shape).latency_ms == pytest.approx(1.1 * 0.8 - 0.01)  # roofline 0.58 ms
     profile["latency"]["calibration"]["per_kernel_ms"] = -1.0
     assert LatencyModel(target(profile)).kernel(shape).latency_ms == pytest.approx(shape.macs / 5e10 * 1e3)
+
+
+def test_a_target_without_calibration_prices_its_table_as_measured():
+    profile = table_profile(conv_sweep([64], lambda c: 0.8))
+    profile["latency"]["calibration"] = {"scale": 1.1, "per_kernel_ms": 0.01, "source": "test"}
+    shape = KernelShape("conv", (64, 28, 28), (64, 28, 28), (3, 3), (1, 1), "relu")
+    assert LatencyModel(target(profile)).kernel(shape).latency_ms == pytest.approx(1.1 * 0.8 + 0.01)
+    assert LatencyModel(target(profile).without_calibration()).kernel(shape).latency_ms == pytest.approx(0.8)
