@@ -12,7 +12,10 @@ Settings (bench/growth_data.py makes the data; one point of test accuracy is ≥
 - ``image-m4f``: MobileNetV2 on 62 characters rendered from held-out font families (32×32 grey) under
   a Cortex-M4F SRAM (and latency) limit. Its networks are underfit at 20 epochs (training accuracy
   82–83 % at the last epoch) and train to about 94 % at 40: give it ``--epochs 40`` (its own ``--work``)
-  for equal-compute comparisons that are not mostly "who trains longer";
+  for equal-compute comparisons that are not mostly "who trains longer"; at 40 the uniform network
+  still gains about a point from 8 more epochs, at 80 it gains 0.1–0.5 from 13–16 more (3 seeds,
+  ``bench/results/grow_vs_uniform_image_80_epochs.json``), so ``--epochs 80`` compares converged
+  networks (about 12 minutes a run on one CPU core);
 - ``image-user-m4f``: issue 17's hand-written CNN (``user_network.py``: a residual block, a
   squeeze-and-excitation gate, a concatenation of two Hardswish branches and a ReLU block, every width
   ``32 × width multiplier``), registered as a family of its own, on the same characters to a Cortex-M4F
