@@ -71,7 +71,7 @@ def test_grid_is_deterministic_and_sweeps_channels_one_by_one():
 
 def test_grid_times_pointwise_kernels_whose_time_is_reading_their_weights():
     """MobileNets at low resolution end in pointwise convs at 1–4 positions with ~1 MB of weights; fits
-    from the rest of the grid read those 15–64 % too fast on an x86 host, so the grid measures them."""
+    from the rest of the grid priced those 7–70 % too fast on an x86 host, so the grid measures them."""
     heavy = [s for s in profiler.kernel_grid(quick=False) if s.kind == "pointwise"
              and s.output[1] * s.output[2] <= 16 and s.weight_count * 4 >= 250_000]
     assert len(heavy) >= 40
