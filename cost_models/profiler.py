@@ -197,10 +197,9 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 
     def weight_bound_pointwise() -> KernelShape:
         """a pointwise conv at 1–4 positions with 256–1,024 channels in and out (0.25–4 MB of float
-        weights), half of them multiples of 16, which onnxruntime runs blocked: its time is mostly
-        reading its weights, as where MobileNets at low resolution end;
-        the draws above held few of them, and fits from smaller ones priced them 7–70 % too fast on an
-        x86 host (2026-12-06)"""
+        weights), half of them multiples of 16, which onnxruntime runs blocked. Its time is mostly reading
+        its weights; MobileNets at low resolution end in such layers. The draws above held few of them,
+        and fits from smaller ones priced them 7–70 % too fast on an x86 host (2026-12-06)"""
         hw = rng.choice(((1, 1), (2, 2), (4, 4)))
 
         def count() -> int:
