@@ -1,7 +1,12 @@
 """The random baselines of the seeds: random splitting and random new neurons, at equal budget.
 
 The candidates carry a random ``predicted_decrease`` (uniform in (0, 1)), so the same cost-aware
-selection that serves the real methods picks a random subset that spends the same budget.
+selection that serves the real methods picks a random subset that spends the same budget. That
+selection ranks by decrease per unit of cost, so the subset is random in which neurons of a group
+grow but not in which groups: the cheaper a group's neurons, the more of them it takes. In
+MobileNetV2 at the growth benchmark's image setting the 1,280-channel head's neurons cost a
+fraction of a body neuron's latency, and ``random-new`` put 992 of its new neurons there (seed 0,
+1,280 → 2,272 channels). Read a random baseline as "cheapest first, ties broken at random".
 
 - ``random-split``: every neuron of every growable group may split in two (ω = ½, ½) along ±δ, δ a
   random direction with the norm of the neuron's fan-in row, moved by ``epsilon`` (relative).
