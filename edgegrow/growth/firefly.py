@@ -33,14 +33,15 @@ candidates together.
 
 Held-out scoring. The directions are trained on the first ⌈n/2⌉ of the n batches and scored on the
 others (one batch does both). Thousands of candidates, each with its own trained direction, fit
-the few hundred examples they were trained on: scored on those same examples their decrease is
-inflated, and most for the cheapest candidates, which then win the cost-normalised selection. On
-MobileNetV2 at the growth benchmark's image setting (seed 0, first event), the 640 new-neuron
-candidates of the last 1×1 conv (the 1,280-channel head: 0.0064 ms a neuron on the Cortex-M4F,
-among the cheapest of the network, and 640 of its 1,304 new-neuron candidates) predicted 0.113 in total on their training batches and 0.0145 on two other batches, with a
-correlation of 0.14 between the two. Scored in-sample, that run spent most of its budget on the
-head (1,280 → 2,552 channels, the body near its seed widths) and ended at 81.1 % test accuracy,
-10–14 points behind every other method (``bench/grow_vs_uniform.py``'s per-method table).
+the few hundred examples they were trained on, so scored on those same examples their decrease
+is inflated. On MobileNetV2 at the growth benchmark's image setting (seed 0, first event) the
+inflation sat in the 640 new-neuron candidates of the last 1×1 conv, the 1,280-channel head
+(0.0064 ms a neuron on the Cortex-M4F, among the cheapest of the network; 640 of the 1,304
+new-neuron candidates): 0.113 predicted in total on their training batches, 0.0145 on two other
+batches, a correlation of 0.14 between the two. Scored in-sample, that run spent most of its
+budget on the head (1,280 → 2,552 channels, the body near its seed widths) and ended at 81.1 %
+test accuracy, 10–14 points behind every other method (``bench/grow_vs_uniform.py``'s
+per-method table).
 
 Every tensor a candidate carries is shaped for the original model, so ``apply_candidates`` can
 apply it there, and a single candidate applied to the model computes exactly what the over-grown
