@@ -7,7 +7,7 @@ channels (``new_fraction`` × width), so the subset is not spread evenly over th
 cheaper a group's neurons and the wider the group, the more of them it takes. In MobileNetV2 at
 the growth benchmark's image setting (Cortex-M4F) the 1,280-channel head's neurons cost
 0.0064 ms each, as little as the last blocks' (0.0046–0.0060 ms) and a tenth or less of the first
-blocks', and the head holds most of the candidates: ``random-new`` put 992 of its new neurons
+blocks', and the head holds about half the candidates: ``random-new`` put 992 of its new neurons
 there (seed 0, 1,280 → 2,272 channels).
 
 - ``random-split``: every neuron of every growable group may split in two (ω = ½, ½) along ±δ, δ a
