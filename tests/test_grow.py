@@ -466,14 +466,55 @@ def test_run_files_get_the_usual_permissions(tmp_path, quick_grow):
     assert json.loads((tmp_path / "run" / "run.json").read_text())["format"] == "edgegrow-run/2"
 
 
+@pytest.mark.parametrize("method", ["random-new", "firefly"])
+def test_new_neuron_methods_propose_new_per_group_neurons_in_every_group(method):
+    """Every method that adds new neurons proposes the same count per group, whatever the group's
+    width: proposing one per channel (or half) gave a wide group most of every event's candidates.
+    ``new_fraction`` brings back the count proportional to the width."""
+    from edgegrow.grow.methods import ProposalContext
+    from edgegrow.growth.candidates import apply_candidates
+    from edgegrow.growth.channel_groups import find_channel_groups, growable_groups
+    from edgegrow.growth.staged_edit import group_width
+
+    model = seed_model()
+    first = growable_groups(find_channel_groups(model, EXAMPLE))[0].name
+    apply_candidates(model, [Candidate("new", first, 0.0)] * 24, EXAMPLE)  # 8 → 32 channels
+    task = toy_task()
+    batches = [(task.train.inputs[:32], task.train.labels[:32])]
+    widths = {g.name: group_width(model, g) for g in growable_groups(find_channel_groups(model, EXAMPLE))}
+    assert len(set(widths.values())) > 1  # groups of different widths
+    for settings, expected in (({"new_per_group": 3}, dict.fromkeys(widths, 3)),
+                               ({"new_fraction": 0.25}, {n: math.ceil(0.25 * w) for n, w in widths.items()})):
+        config = GrowConfig(**TINY, **settings)
+        context = ProposalContext(config, EXAMPLE, batches, torch.nn.functional.cross_entropy,
+                                  torch.Generator().manual_seed(0), 0, 1, 1, lambda grown: {})
+        counts = dict.fromkeys(widths, 0)
+        for candidate in growth_method(method).propose(model, context):
+            if candidate.kind == "new":
+                counts[candidate.group] += 1
+        assert counts == expected, settings
+
+
+def test_a_record_from_before_new_per_group_reads_with_the_counts_it_ran_with():
+    old = {**GrowConfig().to_dict(), "method": "firefly"}
+    del old["new_per_group"], old["new_fraction"]
+    old.update(tiny_neurons=12, firefly_new_fraction=0.25)
+    config = GrowConfig.from_dict(old)
+    assert (config.new_per_group, config.new_fraction) == (12, 0.25)
+    old.update(method="random-new")
+    assert GrowConfig.from_dict(old).new_fraction == 1.0
+    old.update(method="tiny")
+    assert GrowConfig.from_dict(old).new_fraction is None
+
+
 def test_tiny_fills_each_group_with_fresh_neurons_after_its_own():
     """TINY finds at most as many neurons as the bottleneck's rank (4 for the classifier's group of a
-    4-class task); the method completes each group to tiny_neurons with fresh, zero-scored neurons."""
+    4-class task); the method completes each group to new_per_group with fresh, zero-scored neurons."""
     from edgegrow.grow.methods import ProposalContext
 
     model = seed_model()
     task = toy_task()
-    config = GrowConfig(**TINY, tiny_neurons=12)
+    config = GrowConfig(**TINY, new_per_group=12)
     batches = [(task.train.inputs[:64], task.train.labels[:64])]
     context = ProposalContext(config, EXAMPLE, batches, torch.nn.functional.cross_entropy,
                               torch.Generator().manual_seed(0), 0, 1, 1, lambda grown: {})

@@ -60,8 +60,13 @@ class GrowConfig:
     Method settings: ``score_batches`` training batches score the candidates; ``epsilon`` is the
     split perturbation relative to a neuron's fan-in norm; ``firefly_epsilon`` Firefly's ε-ball radius
     (weight units); ``fast_steps`` the fast eigen-solver's steps; ``weight_bound`` Σ|ω| of signed
-    splitting; ``firefly_*`` Firefly's direction training and candidate counts; ``tiny_neurons``
-    TINY's new neurons per group and event (at most the rank of its bottleneck). A NaN retry quarters
+    splitting; ``firefly_*`` Firefly's direction training. ``new_per_group``: the new-neuron candidates
+    every method that adds new neurons (TINY, ``auto``, ``gradient-new``, ``random-new``, Firefly)
+    proposes per group and event (TINY: at most the rank of its bottleneck, the rest fresh neurons).
+    One count for all, so methods differ in which neurons they propose, not in how many; Firefly and
+    ``random-new`` proposed ``new_fraction`` × the group's width before 2026-12-06 (0.5 and 1), which
+    gave MobileNetV2's 1,280-channel head half of every event's candidates and most of their growth
+    (docs/methods_benchmark.md); set ``new_fraction`` for that count again. A NaN retry quarters
     both ε.
 
     ``retrain``: after growing, train the found architecture from freshly initialised weights with the
@@ -129,9 +134,9 @@ class GrowConfig:
     # 12 of 32 for 30 steps from another random start of the directions; 0.42× the time
     # (bench/firefly_steps.py, median of 3 grown DS-CNNs)
     firefly_steps: int = 10
-    firefly_new_fraction: float = 0.5
     firefly_layers: bool = True
-    tiny_neurons: int = 16
+    new_per_group: int = 16
+    new_fraction: float | None = None  # Firefly and random-new only: ceil(new_fraction × width) per group instead
     retrain: bool = False
     restart: bool | None = None  # None: the family's (see for_family)
     restart_keep: float = 0.5
@@ -147,7 +152,7 @@ class GrowConfig:
             if method not in METHODS:
                 raise ValueError(f"unknown growth method {self.method!r}; choose one of {', '.join(METHODS)}")
             object.__setattr__(self, "method", method)
-        for name in ("epochs", "batch_size", "score_batches", "fast_steps", "tiny_neurons"):
+        for name in ("epochs", "batch_size", "score_batches", "fast_steps", "new_per_group"):
             check_positive_integer(name, getattr(self, name))
         check_positive_integer("firefly_steps", self.firefly_steps, allow_zero=True)
         if self.optimizer not in OPTIMIZERS:
@@ -162,7 +167,8 @@ class GrowConfig:
         for name in ("learning_rate", "epsilon", "firefly_epsilon", "weight_bound", "growth_every"):
             check_finite(name, getattr(self, name), above=0)
         check_finite("weight_decay", self.weight_decay, at_least=0)
-        check_finite("firefly_new_fraction", self.firefly_new_fraction, at_least=0)
+        if self.new_fraction is not None:
+            check_finite("new_fraction", self.new_fraction, above=0)
         if self.shrink is not None:
             check_share("shrink", self.shrink)
         check_share("restart_keep", self.restart_keep, allow_zero=True)
@@ -280,7 +286,15 @@ class GrowConfig:
     @classmethod
     def from_dict(cls, values: dict) -> GrowConfig:
         """From ``to_dict()`` output; keys this version does not know are an error naming them. A record
-        from before ``restart_keep`` existed restarted from fresh weights, and is read so (0)."""
+        from before ``restart_keep`` existed restarted from fresh weights, and is read so (0). A record
+        from before ``new_per_group`` (``tiny_neurons``, ``firefly_new_fraction``) is read with the
+        counts it ran with: ``tiny_neurons`` per group, and Firefly's ``firefly_new_fraction`` or
+        ``random-new``'s whole width as ``new_fraction``."""
+        if "tiny_neurons" in values or "firefly_new_fraction" in values:
+            values = dict(values)
+            old_fraction = values.pop("firefly_new_fraction", 0.5)
+            values["new_per_group"] = values.pop("tiny_neurons", 16)
+            values.setdefault("new_fraction", {"firefly": old_fraction, "random-new": 1.0}.get(values.get("method")))
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

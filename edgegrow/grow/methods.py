@@ -76,7 +76,8 @@ class Firefly:
 
         config = context.config
         return firefly_candidates(model, context.batches[0][0], context.batches, context.loss_fn,
-                                  new_fraction=config.firefly_new_fraction, layers=config.firefly_layers,
+                                  new_per_group=config.new_per_group if config.new_fraction is None else None,
+                                  new_fraction=config.new_fraction or 0.5, layers=config.firefly_layers,
                                   epsilon=config.firefly_epsilon, steps=config.firefly_steps,
                                   generator=context.generator, cost_of_layer=context.cost_of_layer)
 
@@ -88,18 +89,20 @@ class Random:
     name: str
 
     def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
-        return random_candidates(model, context.example_input, method=self.name, epsilon=context.config.epsilon,
-                                 generator=context.generator)
+        config = context.config
+        return random_candidates(model, context.example_input, method=self.name, epsilon=config.epsilon,
+                                 new_per_group=config.new_per_group if config.new_fraction is None else None,
+                                 new_fraction=config.new_fraction or 1.0, generator=context.generator)
 
 
 @dataclass(frozen=True)
 class Tiny:
     """TINY: new neurons from the expressivity bottleneck of the groups with a pointwise path
-    (``edgegrow.growth.tiny``), up to ``GrowConfig.tiny_neurons`` per group.
+    (``edgegrow.growth.tiny``), up to ``GrowConfig.new_per_group`` per group.
 
     The bottleneck's rank bounds how many neurons TINY finds (at most the consumer's outputs: 4 for a
     classifier of 4 classes, and the scoring samples), which left a DS-CNN of a small task at 61 % of
-    its budget. The rest of ``tiny_neurons`` in each group with a site are fresh neurons (PyTorch's
+    its budget. The rest of ``new_per_group`` in each group with a site are fresh neurons (PyTorch's
     default fan-in, zero fan-out: function kept) with zero predicted decrease, so selection takes them
     only after TINY's own, to fill an event's share of the budget as the splitting methods do."""
 
@@ -109,14 +112,14 @@ class Tiny:
         from ..growth.tiny import tiny_candidates
 
         return tiny_candidates(model, context.example_input, context.batches, context.loss_fn,
-                               count=context.config.tiny_neurons, fill=True)
+                               count=context.config.new_per_group, fill=True)
 
 
 @dataclass(frozen=True)
 class Auto:
     """``auto``: every growable group gets candidates — fast splitting where a curvature site exists, TINY
     where a TINY site does, new neurons scored by their fan-out's gradient everywhere else — on one scale
-    (``edgegrow.growth.auto_candidates``). ``tiny_neurons`` new neurons are scored per group."""
+    (``edgegrow.growth.auto_candidates``). ``new_per_group`` new neurons are scored per group."""
 
     name: str = "auto"
 
@@ -125,7 +128,7 @@ class Auto:
 
         config = context.config
         return auto_candidates(model, context.example_input, context.batches, context.loss_fn,
-                               epsilon=config.epsilon, fast_steps=config.fast_steps, count=config.tiny_neurons,
+                               epsilon=config.epsilon, fast_steps=config.fast_steps, count=config.new_per_group,
                                seed=context.seed).candidates
 
 
@@ -140,7 +143,7 @@ class Gradient:
         from ..growth.gradient_neurons import gradient_candidates
 
         return gradient_candidates(model, context.example_input, context.batches, context.loss_fn,
-                                   count=context.config.tiny_neurons, generator=context.generator)
+                                   count=context.config.new_per_group, generator=context.generator)
 
 
 _REGISTRY: dict[str, GrowthMethod] = {}
