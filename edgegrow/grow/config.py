@@ -168,7 +168,7 @@ class GrowConfig:
             check_finite(name, getattr(self, name), above=0)
         check_finite("weight_decay", self.weight_decay, at_least=0)
         if self.new_fraction is not None:
-            check_finite("new_fraction", self.new_fraction, above=0)
+            check_finite("new_fraction", self.new_fraction, at_least=0)
         if self.shrink is not None:
             check_share("shrink", self.shrink)
         check_share("restart_keep", self.restart_keep, allow_zero=True)

@@ -65,6 +65,14 @@ class Splitting:
                                     weight_bound=config.weight_bound, seed=context.seed)
 
 
+def _new_neuron_count(config: GrowConfig) -> dict:
+    """Firefly's and random-new's count of new-neuron candidates per group: ``new_per_group``, or
+    ``new_fraction`` × the group's width where that is set."""
+    if config.new_fraction is None:
+        return {"new_per_group": config.new_per_group}
+    return {"new_per_group": None, "new_fraction": config.new_fraction}
+
+
 @dataclass(frozen=True)
 class Firefly:
     """Firefly: splits, new neurons and new layers scored after a short training of their directions."""
@@ -76,8 +84,7 @@ class Firefly:
 
         config = context.config
         return firefly_candidates(model, context.batches[0][0], context.batches, context.loss_fn,
-                                  new_per_group=config.new_per_group if config.new_fraction is None else None,
-                                  new_fraction=config.new_fraction or 0.5, layers=config.firefly_layers,
+                                  **_new_neuron_count(config), layers=config.firefly_layers,
                                   epsilon=config.firefly_epsilon, steps=config.firefly_steps,
                                   generator=context.generator, cost_of_layer=context.cost_of_layer)
 
@@ -91,8 +98,7 @@ class Random:
     def propose(self, model: nn.Module, context: ProposalContext) -> list[Candidate]:
         config = context.config
         return random_candidates(model, context.example_input, method=self.name, epsilon=config.epsilon,
-                                 new_per_group=config.new_per_group if config.new_fraction is None else None,
-                                 new_fraction=config.new_fraction or 1.0, generator=context.generator)
+                                 **_new_neuron_count(config), generator=context.generator)
 
 
 @dataclass(frozen=True)
