@@ -9,6 +9,7 @@ layers and makes channel groups stale.
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
@@ -73,6 +74,12 @@ class Candidate:
         if self.kind == "new":
             return f"new neuron in {self.group}, predicted loss change {-self.predicted_decrease:+.3g}"
         return f"{self.layer_kind} layer after {self.group}, predicted loss change {-self.predicted_decrease:+.3g}"
+
+
+def new_neuron_count(width: int, new_per_group: int | None, new_fraction: float) -> int:
+    """How many new-neuron candidates a method proposes in a group of ``width`` channels:
+    ``new_per_group``, or ``ceil(new_fraction × width)`` when that is None (``GrowConfig.new_per_group``)."""
+    return new_per_group if new_per_group is not None else math.ceil(new_fraction * width)
 
 
 def apply_candidates(model: nn.Module, candidates: list[Candidate], example_input: torch.Tensor, *,

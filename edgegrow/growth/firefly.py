@@ -69,7 +69,7 @@ from torch.func import functional_call
 
 from ..argument_checks import check_positive_integer
 from .arguments import fan_in_shape, fan_out_shape
-from .candidates import Candidate, Kind
+from .candidates import Candidate, Kind, new_neuron_count
 from .channel_groups import ChannelGroup, find_channel_groups, growable_groups
 from .deepen import deepen
 from .new_neurons import add_neurons, default_fan_in
@@ -332,7 +332,7 @@ def build_overgrown(model: nn.Module, example_input: torch.Tensor, *, new_per_gr
     all_groups = find_channel_groups(reference, example_input)
     groups = growable_groups(all_groups)
     widths = {group.name: group_width(reference, group) for group in groups}
-    counts = {name: _new_count(width, new_per_group, new_fraction) for name, width in widths.items()}
+    counts = {name: new_neuron_count(width, new_per_group, new_fraction) for name, width in widths.items()}
     for group in groups:
         _widen(grown, group, widths[group.name], counts[group.name])
     columns = _original_columns(reference, grown, all_groups)
@@ -345,10 +345,6 @@ def build_overgrown(model: nn.Module, example_input: torch.Tensor, *, new_per_gr
             _add_layer_candidate(network, grown, *point, example_input, draw)
     network._finish()
     return network
-
-
-def _new_count(width: int, new_per_group: int | None, new_fraction: float) -> int:
-    return new_per_group if new_per_group is not None else math.ceil(new_fraction * width)
 
 
 def _widen(grown: nn.Module, group: ChannelGroup, width: int, count: int) -> None:

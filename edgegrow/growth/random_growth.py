@@ -17,13 +17,11 @@ the last blocks' (0.0064 ms against 0.0046–0.0060 ms, a tenth or less of the f
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from ..argument_checks import check_positive_integer
-from .candidates import Candidate
+from .candidates import Candidate, new_neuron_count
 from .channel_groups import find_channel_groups, growable_groups
 from .staged_edit import group_width
 
@@ -44,8 +42,7 @@ def random_candidates(model: nn.Module, example_input: torch.Tensor, *, method: 
     for group in growable_groups(find_channel_groups(model, example_input)):
         width = group_width(model, group)
         if method == "random-new":
-            count = new_per_group if new_per_group is not None else max(1, math.ceil(new_fraction * width))
-            for _ in range(count):
+            for _ in range(max(1, new_neuron_count(width, new_per_group, new_fraction))):
                 score = float(torch.rand((), generator=generator, device="cpu"))
                 candidates.append(Candidate(kind="new", group=group.name, predicted_decrease=score))
             continue
