@@ -507,6 +507,31 @@ def test_a_record_from_before_new_per_group_reads_with_the_counts_it_ran_with():
     assert GrowConfig.from_dict(old).new_fraction is None
 
 
+def test_firefly_proposes_splits_only_when_asked_and_old_records_keep_them():
+    from edgegrow.grow.methods import ProposalContext
+    from edgegrow.growth.channel_groups import find_channel_groups, growable_groups
+    from edgegrow.growth.staged_edit import group_width
+
+    model = seed_model()
+    task = toy_task()
+    batches = [(task.train.inputs[:32], task.train.labels[:32])]
+    channels = sum(group_width(model, g) for g in growable_groups(find_channel_groups(model, EXAMPLE)))
+    kinds = {}
+    for splits in (False, True):
+        context = ProposalContext(GrowConfig(**TINY, firefly_splits=splits), EXAMPLE, batches,
+                                  torch.nn.functional.cross_entropy, torch.Generator().manual_seed(0), 0, 1, 1,
+                                  lambda grown: {})
+        found = [c.kind for c in growth_method("firefly").propose(model, context)]
+        kinds[splits] = (found.count("split"), found.count("new") > 0)
+    assert kinds == {False: (0, True), True: (channels, True)}
+    assert GrowConfig().firefly_splits is False
+    old = GrowConfig().to_dict()
+    del old["firefly_splits"]
+    assert GrowConfig.from_dict(old).firefly_splits is True
+    with pytest.raises(ValueError, match="firefly_splits must be true or false, got 'yes'"):
+        GrowConfig(firefly_splits="yes")
+
+
 def test_tiny_fills_each_group_with_fresh_neurons_after_its_own():
     """TINY finds at most as many neurons as the bottleneck's rank (4 for the classifier's group of a
     4-class task); the method completes each group to new_per_group with fresh, zero-scored neurons."""

@@ -60,7 +60,9 @@ class GrowConfig:
     Method settings: ``score_batches`` training batches score the candidates; ``epsilon`` is the
     split perturbation relative to a neuron's fan-in norm; ``firefly_epsilon`` Firefly's ε-ball radius
     (weight units); ``fast_steps`` the fast eigen-solver's steps; ``weight_bound`` Σ|ω| of signed
-    splitting; ``firefly_*`` Firefly's direction training. ``new_per_group``: the new-neuron candidates
+    splitting; ``firefly_*`` Firefly's direction training, its block candidates (``firefly_layers``) and
+    its split candidates (``firefly_splits``, off: never chosen in the growth benchmark, and they double
+    the over-grown copy). ``new_per_group``: the new-neuron candidates
     every method that adds new neurons (TINY, ``auto``, ``gradient-new``, ``random-new``, Firefly)
     proposes per group and event (TINY: at most the rank of its bottleneck, the rest fresh neurons).
     One count for all, so methods differ in which neurons they propose, not in how many; Firefly and
@@ -135,6 +137,10 @@ class GrowConfig:
     # (bench/firefly_steps.py, median of 3 grown DS-CNNs)
     firefly_steps: int = 10
     firefly_layers: bool = True
+    # off: in 15 grow_vs_uniform runs (12 DS-CNN, 3 MobileNetV2) Firefly never chose one of its split
+    # candidates (at ε ≤ 0.01 a split's midpoint score is second order in ε, a new neuron's first order),
+    # and their twins double every group of the over-grown copy (docs/methods_benchmark.md)
+    firefly_splits: bool = False
     new_per_group: int = 16
     new_fraction: float | None = None  # Firefly and random-new only: ceil(new_fraction × width) per group instead
     retrain: bool = False
@@ -167,6 +173,9 @@ class GrowConfig:
         for name in ("learning_rate", "epsilon", "firefly_epsilon", "weight_bound", "growth_every"):
             check_finite(name, getattr(self, name), above=0)
         check_finite("weight_decay", self.weight_decay, at_least=0)
+        for name in ("firefly_layers", "firefly_splits"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.new_fraction is not None:
             check_finite("new_fraction", self.new_fraction, at_least=0)
         if self.shrink is not None:
@@ -289,7 +298,8 @@ class GrowConfig:
         from before ``restart_keep`` existed restarted from fresh weights, and is read so (0). A record
         from before ``new_per_group`` (``tiny_neurons``, ``firefly_new_fraction``) is read with the
         counts it ran with: ``tiny_neurons`` per group, and Firefly's ``firefly_new_fraction`` or
-        ``random-new``'s whole width as ``new_fraction``."""
+        ``random-new``'s whole width as ``new_fraction``. One from before ``firefly_splits`` proposed
+        splits (True)."""
         if "tiny_neurons" in values or "firefly_new_fraction" in values:
             values = dict(values)
             old_fraction = values.pop("firefly_new_fraction", 0.5)
@@ -301,4 +311,6 @@ class GrowConfig:
             raise ValueError(f"unknown grow setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         if "restart_keep" not in values:
             values = {**values, "restart_keep": 0.0}
+        if "firefly_splits" not in values:
+            values = {**values, "firefly_splits": True}
         return cls(**values)

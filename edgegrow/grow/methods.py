@@ -75,7 +75,8 @@ def _new_neuron_count(config: GrowConfig) -> dict:
 
 @dataclass(frozen=True)
 class Firefly:
-    """Firefly: splits, new neurons and new layers scored after a short training of their directions."""
+    """Firefly: new neurons, new layers and (``firefly_splits``) splits, scored after a short training of
+    their directions."""
 
     name: str = "firefly"
 
@@ -84,7 +85,8 @@ class Firefly:
 
         config = context.config
         return firefly_candidates(model, context.batches[0][0], context.batches, context.loss_fn,
-                                  **_new_neuron_count(config), layers=config.firefly_layers,
+                                  **_new_neuron_count(config), splits=config.firefly_splits,
+                                  layers=config.firefly_layers,
                                   epsilon=config.firefly_epsilon, steps=config.firefly_steps,
                                   generator=context.generator, cost_of_layer=context.cost_of_layer)
 

@@ -297,12 +297,14 @@ class OvergrownNetwork:
 # Building the over-grown copy.
 
 def build_overgrown(model: nn.Module, example_input: torch.Tensor, *, new_per_group: int | None = None,
-                    new_fraction: float = 0.5, layers: bool = True, layer_kind: str = "auto",
+                    new_fraction: float = 0.5, splits: bool = True, layers: bool = True, layer_kind: str = "auto",
                     epsilon: float = 1e-2, generator: torch.Generator | None = None) -> OvergrownNetwork:
     """The over-grown copy of ``model`` with every candidate at ``ε = epsilon`` and random directions.
 
     Args:
         new_per_group: new-neuron candidates per growable group; default ``ceil(new_fraction × width)``.
+        splits: a split candidate for every neuron of every growable group (without them the copy holds
+            no twins, and costs a fraction of the compute: see the module docstring).
         layers: add a new-block candidate after every block of the features stack.
         layer_kind: the block after a 4-D output: ``auto``, ``conv`` or ``ds-block`` (see the module doc).
         epsilon: bound on |ε_i| (the ε-ball's radius, in the units of the weights).
@@ -311,7 +313,7 @@ def build_overgrown(model: nn.Module, example_input: torch.Tensor, *, new_per_gr
     Raises:
         ValueError: bad arguments, or a model without parameters.
     """
-    _check_growth_arguments(new_per_group, new_fraction, layer_kind, epsilon)
+    _check_growth_arguments(new_per_group, new_fraction, splits, layer_kind, epsilon)
     generator = generator or torch.Generator().manual_seed(0)
     reference = copy.deepcopy(model).eval()
     grown = copy.deepcopy(model).eval()
@@ -334,23 +336,25 @@ def build_overgrown(model: nn.Module, example_input: torch.Tensor, *, new_per_gr
     widths = {group.name: group_width(reference, group) for group in groups}
     counts = {name: new_neuron_count(width, new_per_group, new_fraction) for name, width in widths.items()}
     for group in groups:
-        _widen(grown, group, widths[group.name], counts[group.name])
+        _widen(grown, group, widths[group.name], counts[group.name], splits)
     columns = _original_columns(reference, grown, all_groups)
-    twins = {slot.layer: widths[group.name] for group in groups for slot in group.producers}
+    twins = {slot.layer: widths[group.name] for group in groups for slot in group.producers} if splits else {}
     for group in groups:
         _add_width_candidates(network, grown, reference, group, widths[group.name], counts[group.name],
-                              columns, twins, draw)
+                              columns, twins, draw, splits)
     if layers:
-        for point in _insertion_points(reference, grown, example_input, layer_kind, network.skipped):
+        for point in _insertion_points(reference, grown, example_input, layer_kind, network.skipped, splits):
             _add_layer_candidate(network, grown, *point, example_input, draw)
     network._finish()
     return network
 
 
-def _widen(grown: nn.Module, group: ChannelGroup, width: int, count: int) -> None:
-    """Split every neuron (zero directions) and append ``count`` new neurons with zero fan-in,
-    filters and fan-out: channels [0, C) originals, [C, 2C) their twins, [2C, 2C + count) new."""
-    split_neurons(grown, group, list(range(width)))
+def _widen(grown: nn.Module, group: ChannelGroup, width: int, count: int, splits: bool) -> None:
+    """Split every neuron (zero directions) if ``splits`` and append ``count`` new neurons with zero
+    fan-in, filters and fan-out: channels [0, C) originals, [C, 2C) their twins, [2C, 2C + count)
+    new; without splits [C, C + count) new."""
+    if splits:
+        split_neurons(grown, group, list(range(width)))
     if count == 0:
         return
     modules = {slot.layer: grown.get_submodule(slot.layer) for slot in group.slots}
@@ -386,8 +390,8 @@ def _original_columns(reference: nn.Module, grown: nn.Module, groups: list[Chann
 
 def _add_width_candidates(network: OvergrownNetwork, grown: nn.Module, reference: nn.Module, group: ChannelGroup,
                           width: int, count: int, columns: dict[str, torch.Tensor], twins: dict[str, int],
-                          draw) -> None:
-    """Split candidates for every neuron of ``group`` and ``count`` new-neuron candidates.
+                          draw, splits: bool) -> None:
+    """Split candidates for every neuron of ``group`` (if ``splits``) and ``count`` new-neuron candidates.
 
     ``columns``: each layer's original input columns in the widened copy; ``twins``: for the
     producers of split groups, where the twins' rows start (the group's original width)."""
@@ -397,20 +401,22 @@ def _add_width_candidates(network: OvergrownNetwork, grown: nn.Module, reference
         return
     device = network.device
     columns = {layer: mapping.to(device) for layer, mapping in columns.items()}
-    split = network._add_family("split", group.name, width)
-    for slot in group.producers:
-        module = grown.get_submodule(slot.layer)
-        key = network._add_direction(f"split:{group.name}:{slot.layer}",
-                                     draw((width, *fan_in_shape(reference.get_submodule(slot.layer)))))
-        split.fan_in[slot.layer] = key
-        rows = torch.arange(2 * width, device=device)
-        network._terms.append(_Term(module, "weight", (rows[:, None], columns[slot.layer][None, :]), key,
-                                    split.span, "mirrored"))
-    network._add_unit_set(split.fan_in.values())
+    if splits:
+        split = network._add_family("split", group.name, width)
+        for slot in group.producers:
+            module = grown.get_submodule(slot.layer)
+            key = network._add_direction(f"split:{group.name}:{slot.layer}",
+                                         draw((width, *fan_in_shape(reference.get_submodule(slot.layer)))))
+            split.fan_in[slot.layer] = key
+            rows = torch.arange(2 * width, device=device)
+            network._terms.append(_Term(module, "weight", (rows[:, None], columns[slot.layer][None, :]), key,
+                                        split.span, "mirrored"))
+        network._add_unit_set(split.fan_in.values())
     if count == 0:
         return
+    first_new = 2 * width if splits else width  # the new neurons' first channel in the copy
     new = network._add_family("new", group.name, count)
-    rows = torch.arange(2 * width, 2 * width + count, device=device)
+    rows = torch.arange(first_new, first_new + count, device=device)
     for slot in group.producers:
         shape = fan_in_shape(reference.get_submodule(slot.layer))
         key = network._add_direction(f"new-in:{group.name}:{slot.layer}", draw((count, *shape), unit=False))
@@ -429,7 +435,7 @@ def _add_width_candidates(network: OvergrownNetwork, grown: nn.Module, reference
                                      draw((count, *fan_out_shape(original, slot))))
         new.fan_out[slot.layer] = key
         offset = slot_offset(grown, slot)
-        consumer_columns = torch.arange(offset + 2 * width * slot.inner, offset + (2 * width + count) * slot.inner,
+        consumer_columns = torch.arange(offset + first_new * slot.inner, offset + (first_new + count) * slot.inner,
                                         device=device)
         # The fan-out reaches the consumer's original output channels and, where they were split, their twins.
         output_rows = torch.arange(original.weight.shape[0], device=device)
@@ -473,9 +479,9 @@ def _capture(model: nn.Module, names: list[str], example_input: torch.Tensor) ->
 
 
 def _insertion_points(reference: nn.Module, grown: nn.Module, example_input: torch.Tensor, layer_kind: str,
-                      skipped: list[str]) -> list[tuple[str, str, int, bool]]:
+                      skipped: list[str], splits: bool) -> list[tuple[str, str, int, bool]]:
     """(module name, block kind, original channels C, whether channels [C, 2C) are their split twins)
-    of every place a block candidate goes."""
+    of every place a block candidate goes (no twins without ``splits``)."""
     names = _feature_blocks(reference)
     before, after = _capture(reference, names, example_input), _capture(grown, names, example_input)
     depthwise_stack = any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in reference.modules())
@@ -498,7 +504,7 @@ def _insertion_points(reference: nn.Module, grown: nn.Module, example_input: tor
             kind = "ds-block" if depthwise_stack else "conv"
         else:
             kind = layer_kind
-        twinned = widened.shape[1] >= 2 * channels and torch.allclose(
+        twinned = splits and widened.shape[1] >= 2 * channels and torch.allclose(
             widened[:, channels:2 * channels], original, rtol=1e-4, atol=1e-5)
         points.append((name, kind, channels, twinned))
     return points
@@ -540,8 +546,8 @@ def _add_layer_candidate(network: OvergrownNetwork, grown: nn.Module, after: str
 # The method.
 
 def firefly_candidates(model: nn.Module, example_input: torch.Tensor, batches: Sequence[Batch], loss_fn: LossFn, *,
-                       new_per_group: int | None = None, new_fraction: float = 0.5, layers: bool = True,
-                       layer_kind: str = "auto", epsilon: float = 1e-2, steps: int = 10, learning_rate: float = 1e-2,
+                       new_per_group: int | None = None, new_fraction: float = 0.5, splits: bool = True,
+                       layers: bool = True, layer_kind: str = "auto", epsilon: float = 1e-2, steps: int = 10, learning_rate: float = 1e-2,
                        generator: torch.Generator | None = None,
                        cost_of_layer: Callable[[nn.Module], dict[str, float]] | None = None) -> list[Candidate]:
     """Firefly's candidates for ``model``, trained ``steps`` Adam steps and scored by the midpoint rule.
@@ -551,6 +557,7 @@ def firefly_candidates(model: nn.Module, example_input: torch.Tensor, batches: S
         batches: (inputs, targets) pairs; ``loss_fn(logits, targets)`` is a scalar batch mean. The
             first ⌈n/2⌉ train the directions and the rest score them (``held_out_split``).
         new_per_group: new-neuron candidates per growable group (default ``ceil(new_fraction × width)``).
+        splits: also propose a split of every neuron of every growable group.
         layers: also propose a new block after every block of the features stack.
         layer_kind: block after a 4-D output: ``auto`` (``ds-block`` in a depthwise-separable stack,
             else ``conv``), ``conv`` or ``ds-block``; after a 2-D output it is always ``linear``.
@@ -561,13 +568,13 @@ def firefly_candidates(model: nn.Module, example_input: torch.Tensor, batches: S
             cost increase per metric, stored as the layer candidate's ``layer_cost``.
 
     Returns:
-        Splits and new neurons group by group, then blocks; ``predicted_decrease`` in loss units.
+        Splits (if ``splits``) and new neurons group by group, then blocks; ``predicted_decrease`` in loss units.
         The model is left unchanged and in its training mode.
     """
     batches = _check_training_arguments(batches, steps, learning_rate, cost_of_layer)
     training, scoring = held_out_split(batches)
     network = build_overgrown(model, example_input, new_per_group=new_per_group, new_fraction=new_fraction,
-                              layers=layers, layer_kind=layer_kind, epsilon=epsilon, generator=generator)
+                              splits=splits, layers=layers, layer_kind=layer_kind, epsilon=epsilon, generator=generator)
     if not network.entries:
         return []
     network.train_directions(training, loss_fn, steps, learning_rate)
@@ -598,8 +605,10 @@ def _check_training_arguments(batches, steps, learning_rate, cost_of_layer) -> l
     return batches
 
 
-def _check_growth_arguments(new_per_group, new_fraction, layer_kind, epsilon) -> None:
+def _check_growth_arguments(new_per_group, new_fraction, splits, layer_kind, epsilon) -> None:
     _check_positive("epsilon", epsilon)
+    if not isinstance(splits, bool):
+        raise ValueError(f"splits must be True or False, got {splits!r}")
     if new_per_group is not None and (isinstance(new_per_group, bool) or not isinstance(new_per_group, int)
                                       or new_per_group < 0):
         raise ValueError(f"new_per_group must be None or an integer >= 0, got {new_per_group!r}")

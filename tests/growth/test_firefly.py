@@ -70,8 +70,8 @@ def trained_like(cls, input_shape, dtype=torch.float64):
     return model, example, batches
 
 
-def trained_overgrown(model, example, batches, epsilon=0.05, steps=30):
-    network = build_overgrown(model, example, epsilon=epsilon, new_per_group=2)
+def trained_overgrown(model, example, batches, epsilon=0.05, steps=30, splits=True):
+    network = build_overgrown(model, example, epsilon=epsilon, new_per_group=2, splits=splits)
     network.train_directions(batches, F.cross_entropy, steps, 1e-2)
     return network
 
@@ -157,21 +157,23 @@ def test_training_keeps_epsilon_in_the_ball_and_directions_in_the_unit_ball():
     lambda: (ds_cnn_seed().eval(), torch.randn(4, 1, 49, 10)),
     lambda: trained_like(SmoothDSNet, (1, 6, 5), torch.float32)[:2],
 ], ids=["ds-cnn-seed", "smooth-ds-net"])
-def test_overgrown_network_at_zero_epsilon_is_the_model(build):
+@pytest.mark.parametrize("splits", [True, False], ids=["splits", "no-splits"])
+def test_overgrown_network_at_zero_epsilon_is_the_model(build, splits):
     model, example = build()
-    network = build_overgrown(model, example, generator=torch.Generator().manual_seed(0))
-    assert {entry.kind for entry in network.entries} == set(KINDS)
+    network = build_overgrown(model, example, splits=splits, generator=torch.Generator().manual_seed(0))
+    assert {entry.kind for entry in network.entries} == set(KINDS) - ({"split"} if not splits else set())
     with torch.no_grad():
         torch.testing.assert_close(network.logits(example, torch.zeros_like(network.epsilon)), model(example),
                                    rtol=1e-5, atol=1e-5)
 
 
-def test_candidates_applied_together_compute_the_overgrown_network():
+@pytest.mark.parametrize("splits", [True, False], ids=["splits", "no-splits"])
+def test_candidates_applied_together_compute_the_overgrown_network(splits):
     # The splits and new neurons of one group, of every group (in the order returned: upstream
     # groups first), and every block: the applied model is the over-grown network with just those
-    # entries at their trained ε.
+    # entries at their trained ε. Without splits the new neurons sit right after the originals.
     model, example, batches = trained_like(SmoothDSNet, (1, 6, 5))
-    network = trained_overgrown(model, example, batches, steps=5)
+    network = trained_overgrown(model, example, batches, steps=5, splits=splits)
     candidates = network.candidates(network.midpoint_scores(batches, F.cross_entropy), model, example)
     for chosen in (lambda e: e.group == "features.1.3", lambda e: e.kind != "layer", lambda e: e.kind == "layer"):
         keep = [i for i, entry in enumerate(network.entries) if chosen(entry)]
@@ -191,6 +193,19 @@ def test_applying_every_widening_candidate_grows_each_group_by_the_expected_coun
     assert [c.kind for c in candidates] == ["split"] * width + ["new"] * 2  # ceil(0.5 × 4) new neurons
     apply_candidates(model, candidates, example)
     assert group_width(model, growable_groups(find_channel_groups(model, example))[0]) == 2 * width + 2
+
+
+def test_without_splits_the_copy_holds_only_new_neurons_and_blocks_and_costs_less():
+    model, example, batches = trained_like(OneGroupNet, (1, 6, 5), torch.float32)
+    candidates = firefly_candidates(model, example, batches, F.cross_entropy, splits=False, new_per_group=3, steps=3)
+    assert [c.kind for c in candidates] == ["new"] * 3 + ["layer"] * 2
+    (group,) = growable_groups(find_channel_groups(model, example))
+    widths = {splits: group_width(network.network, growable_groups(find_channel_groups(network.network, example))[0])
+              for splits in (True, False)
+              for network in [build_overgrown(model, example, splits=splits, new_per_group=3, layers=False)]}
+    assert widths == {True: 2 * 4 + 3, False: 4 + 3}
+    apply_candidates(model, candidates[:3], example)
+    assert group_width(model, growable_groups(find_channel_groups(model, example))[0]) == 4 + 3
 
 
 def test_applying_every_candidate_of_a_ds_cnn_grows_every_group_and_inserts_every_block():
@@ -245,6 +260,7 @@ def test_layer_cost_is_priced_on_the_model_with_the_block_inserted():
     ({"steps": 2.5}, "steps must be a non-negative integer, got 2.5"),
     ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
     ({"new_per_group": -2}, "new_per_group must be None or an integer >= 0"),
+    ({"splits": "no"}, "splits must be True or False, got 'no'"),
     ({"layer_kind": "attention"}, "unknown layer_kind 'attention'; choose one of auto, conv, ds-block"),
     ({"batches": [torch.zeros(2)]}, r"each batch must be an \(inputs, targets\) pair"),
 ], ids=lambda value: value if isinstance(value, str) else None)
