@@ -524,8 +524,7 @@ def test_firefly_proposes_splits_only_when_asked_and_old_records_keep_them():
         found = [c.kind for c in growth_method("firefly").propose(model, context)]
         kinds[splits] = (found.count("split"), found.count("new") > 0)
     assert kinds == {False: (0, True), True: (channels, True)}
-    assert GrowConfig().firefly_splits is False
-    old = GrowConfig().to_dict()
+    old = GrowConfig(firefly_splits=False).to_dict()
     del old["firefly_splits"]
     assert GrowConfig.from_dict(old).firefly_splits is True
     with pytest.raises(ValueError, match="firefly_splits must be true or false, got 'yes'"):

@@ -3,7 +3,8 @@
 One growth phase builds a copy of the model that holds every candidate at once, each scaled by its
 own ``ε_i``:
 
-- split: every neuron ``i`` of every growable channel group has a twin; their fan-in rows are
+- split (``splits``, on by default as in the paper; ``GrowConfig.firefly_splits``): every neuron
+  ``i`` of every growable channel group has a twin; their fan-in rows are
   ``w ± ε_i δ_i`` in every producer and their fan-out ½, ½ (``split_neurons`` with zero directions
   builds the copy), so the pair computes ``½(σ(h + ε_i δ_i·x) + σ(h − ε_i δ_i·x))``;
 - new neuron: ``new_per_group`` neurons per group with trainable fan-in ``δ_in`` in every producer,
@@ -286,8 +287,11 @@ class OvergrownNetwork:
                  for name, (key, identity) in family.block.items()}
         cost = {}
         if cost_of_layer is not None:
-            deeper = copy.deepcopy(model)
-            deepen(deeper, family.group, example_input, kind=family.layer_kind)
+            # the price depends on shapes only: a copy of the model's structure that shares its
+            # tensors (deepen only reads them), the block calibrated on one example
+            shared = {id(tensor): tensor for tensor in (*model.parameters(), *model.buffers())}
+            deeper = copy.deepcopy(model, memo=shared)
+            deepen(deeper, family.group, example_input[:1], kind=family.layer_kind)
             cost = {metric: float(value) for metric, value in cost_of_layer(deeper).items()}
         return Candidate(kind="layer", group=family.group, predicted_decrease=decrease,
                          layer_kind=family.layer_kind, layer_state=state, layer_cost=cost)
