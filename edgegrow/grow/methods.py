@@ -42,7 +42,7 @@ class ProposalContext:
     seed: int  # the same, as an integer, for methods that seed their own generators
     event: int  # this event's number (1-based) of ``events`` in the run's schedule
     events: int
-    cost_of_layer: Callable[[nn.Module], dict[str, float]]  # a grown copy → its cost increase per budget metric
+    cost_of_layer: Callable[[nn.Module], dict[str, float]]  # the model with a block in → its cost increase per budget metric
 
 
 class GrowthMethod(Protocol):

@@ -18,6 +18,8 @@ block without BatchNorm, exact in both modes.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -184,3 +186,20 @@ def deepen(
     if optimizer is not None:
         add_parameters(optimizer, list(block.parameters()), like=reference)
     return new_name
+
+
+@contextmanager
+def block_inserted(model: nn.Module, after: str, example_input: torch.Tensor, *, kind: Kind | None = None) -> Iterator[str]:
+    """``model`` with a block inserted after ``after`` (``deepen``) while the ``with`` body runs, then
+    exactly as it was (the same modules and tensors), even if the body raises: for pricing a block
+    without copying the model. Yields the block's module name."""
+    layer = model.get_submodule(after) if isinstance(after, str) and after else None
+    name = deepen(model, after, example_input, kind=kind)
+    try:
+        yield name
+    finally:
+        if isinstance(layer, nn.Sequential):
+            del layer[-1]
+        else:
+            parent_name, _, attribute = after.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attribute, layer)

@@ -144,12 +144,13 @@ def fit_to_budget(model: nn.Module, example_batch: torch.Tensor, chosen: list[Ca
                   estimate_grown: Callable[[nn.Module], CostReport], budget: Budget, *,
                   usage_cap: float = 1.0, drop_fraction: float = 0.1) -> Selection:
     """Apply ``chosen`` to a copy, estimate it, and drop the last-chosen ``drop_fraction`` until
-    every limit × ``usage_cap`` holds. ``example_batch`` calibrates inserted layers."""
+    every limit × ``usage_cap`` holds. ``example_batch`` calibrates inserted layers (its first example
+    does: the copy is only priced, and a price depends on shapes alone)."""
     chosen = list(chosen)
     dropped = 0
     while chosen:
         trial = copy.deepcopy(model)
-        apply_candidates(trial, chosen, example_batch)
+        apply_candidates(trial, chosen, example_batch[:1])
         report = estimate_grown(trial)
         if all(metric_value(report, m) <= usage_cap * limit for m, limit in budget.limits.items()):
             return Selection(chosen, report, dropped)

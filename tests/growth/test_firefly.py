@@ -241,8 +241,10 @@ def test_layer_cost_is_priced_on_the_model_with_the_block_inserted():
     def parameters(m):
         return sum(p.numel() for p in m.parameters())
 
+    before = parameters(model)  # cost_of_layer sees the model itself with the block in, for the call
     candidates = firefly_candidates(model, example, batches, F.cross_entropy, steps=1,
-                                    cost_of_layer=lambda m: {"parameters": parameters(m) - parameters(model)})
+                                    cost_of_layer=lambda m: {"parameters": parameters(m) - before})
+    assert parameters(model) == before
     layers = [c for c in candidates if c.kind == "layer"]
     # A ds-block after Tanh: depthwise 3×3 + BN + pointwise 1×1 + BN, on 3 and 4 channels.
     assert [(c.group, c.layer_kind, c.layer_cost) for c in layers] == [

@@ -211,3 +211,23 @@ def test_deepen_is_close_to_identity_in_training_mode_once_statistics_are_calibr
         deepen(model, "features.2", x, kind="ds-block")
         drift = (model(x) - reference).abs().max() / reference.abs().max()
     assert drift < 1e-2
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_block_inserted_puts_the_model_back_exactly_even_when_the_body_raises(name):
+    from edgegrow.growth.deepen import block_inserted
+
+    model, x = trained_like(MODELS[name])
+    after, kind = DEEPEN_AFTER[name]
+    modules = [(n, id(m)) for n, m in model.named_modules()]
+    tensors = [(n, id(t)) for n, t in (*model.named_parameters(), *model.named_buffers())]
+    reference = model(x)
+    with block_inserted(model, after, x[:1], kind=kind) as inserted:
+        assert isinstance(model.get_submodule(inserted), nn.Sequential)
+        assert len(list(model.modules())) > len(modules)
+    with pytest.raises(RuntimeError, match="priced"):
+        with block_inserted(model, after, x[:1], kind=kind):
+            raise RuntimeError("priced")
+    assert [(n, id(m)) for n, m in model.named_modules()] == modules
+    assert [(n, id(t)) for n, t in (*model.named_parameters(), *model.named_buffers())] == tensors
+    torch.testing.assert_close(model(x), reference, atol=0, rtol=0)
