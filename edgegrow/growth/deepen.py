@@ -193,7 +193,10 @@ def block_inserted(model: nn.Module, after: str, example_input: torch.Tensor, *,
     """``model`` with a block inserted after ``after`` (``deepen``) while the ``with`` body runs, then
     exactly as it was (the same modules and tensors), even if the body raises: for pricing a block
     without copying the model. Yields the block's module name."""
-    layer = model.get_submodule(after) if isinstance(after, str) and after else None
+    try:
+        layer = model.get_submodule(after)
+    except (AttributeError, TypeError):
+        layer = None  # deepen raises its one-line error for a bad name
     name = deepen(model, after, example_input, kind=kind)
     try:
         yield name

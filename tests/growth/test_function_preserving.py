@@ -231,3 +231,6 @@ def test_block_inserted_puts_the_model_back_exactly_even_when_the_body_raises(na
     assert [(n, id(m)) for n, m in model.named_modules()] == modules
     assert [(n, id(t)) for n, t in (*model.named_parameters(), *model.named_buffers())] == tensors
     torch.testing.assert_close(model(x), reference, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="the model has no layer `nowhere`"):
+        with block_inserted(model, "nowhere", x[:1]):
+            pass
