@@ -307,7 +307,7 @@ def build_overgrown(model: nn.Module, example_input: torch.Tensor, *, new_per_gr
     Args:
         new_per_group: new-neuron candidates per growable group; default ``ceil(new_fraction × width)``.
         splits: a split candidate for every neuron of every growable group (without them the copy holds
-            no twins, and costs a fraction of the compute: see the module docstring).
+            no twins: about 0.7× a proposal's time on MobileNetV2, docs/methods_benchmark.md).
         layers: add a new-block candidate after every block of the features stack.
         layer_kind: the block after a 4-D output: ``auto``, ``conv`` or ``ds-block`` (see the module doc).
         epsilon: bound on |ε_i| (the ε-ball's radius, in the units of the weights).
