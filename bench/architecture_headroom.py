@@ -73,7 +73,8 @@ def name_of(widths: tuple[int, ...]) -> str:
 
 def binding_usage(model, task: Task, setting) -> float:
     """The model's predicted share of its binding limit (> 1: over budget)."""
-    report = estimate(model.eval(), torch.zeros(1, *task.data.input_shape, device="meta"), gvu.target_of(setting))
+    example = torch.zeros(1, *task.data.input_shape, device=next(model.parameters()).device)
+    report = estimate(model.eval(), example, gvu.target_of(setting))
     return max(Budget(setting.budget).usage(report).values())
 
 
