@@ -19,9 +19,10 @@ Per ``--setting`` (one of grow_vs_uniform.py's DS-CNN settings, the same data, p
    given (e.g. the widths a grow run ended with). Each trained for ``--epochs`` with the grow run's
    recipe, as grow_vs_uniform.py's ``uniform-recipe`` control (DS-CNN's defaults: the shrink steps and
    the blended restart at the search's end), seeds ``--seeds``.
-2. ``confirm``: the ``--top`` architectures by median validation accuracy in the screen, trained again
-   with other seeds (``--confirm-seeds``) next to the uniform network with those seeds, so the
-   reported test gain is not the screen's selection bias.
+2. ``confirm``: the ``--top`` architectures by median validation accuracy in the screen, and the best
+   of the ``--widths`` given if it is not among them, trained again with other seeds
+   (``--confirm-seeds``) next to the uniform network with those seeds, so the reported test gain is
+   not the screen's selection bias.
 
     python bench/architecture_headroom.py screen --work DIR --setting kws-host-a --jobs 2
     python bench/architecture_headroom.py confirm --work DIR --setting kws-host-a --jobs 2
@@ -161,6 +162,10 @@ def plan(args, task: Task, setting) -> list[tuple[tuple[int, ...], int, str]]:
     if not ranking:
         raise SystemExit(f"no screened architectures for {setting.name} in {args.work}: run screen first")
     top = [tuple(entry["widths"]) for entry in ranking if tuple(entry["widths"]) != uniform][:args.top]
+    given = {tuple(row["widths"]) for row in screened if row["role"] == "given"}
+    best_given = next((tuple(e["widths"]) for e in ranking if tuple(e["widths"]) in given), None)
+    if best_given is not None and best_given not in top:  # the grow run's architecture is confirmed either way
+        top.append(best_given)
     return [(w, seed, role) for seed in args.confirm_seeds for w, role in [(uniform, "uniform"), *((t, "top") for t in top)]]
 
 
@@ -242,7 +247,7 @@ def report(args) -> None:
             print(f"    {name_of(tuple(entry['widths'])):>24} usage {entry['usage']:.0%}  val "
                   f"{entry['validation_median']:.1%} {['%+.1f' % (100 * d) for d in entry['validation_minus_uniform']]}"
                   f"  test {entry['test_median']:.1%} {['%+.1f' % (100 * d) for d in entry['test_minus_uniform']]}")
-        for entry in confirm:
+        for entry in (e for e in confirm if tuple(e["widths"]) != uniform):
             print(f"  confirm {name_of(tuple(entry['widths'])):>24}: test − uniform "
                   f"{['%+.1f' % (100 * d) for d in entry['test_minus_uniform']]} "
                   f"(median {100 * statistics.median(entry['test_minus_uniform']):+.1f}), validation − uniform "
