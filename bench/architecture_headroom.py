@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grow_vs_uniform as gvu  # noqa: E402  (the settings, their data and profiles)
 from provenance import commit  # noqa: E402
 
-from cost_models import estimate  # noqa: E402
+from cost_models import Target, estimate  # noqa: E402
 from edgegrow.baseline import RestartAt, UniformBaseline, largest_fitting_uniform, train_baseline  # noqa: E402
 from edgegrow.growth.budget import Budget  # noqa: E402
 from edgegrow.models.ds_cnn import DSCNN  # noqa: E402
@@ -72,23 +72,24 @@ def name_of(widths: tuple[int, ...]) -> str:
     return "-".join(str(w) for w in widths)
 
 
-def binding_usage(model, task: Task, setting) -> float:
-    """The model's predicted share of its binding limit (> 1: over budget)."""
+def binding_usage(model, task: Task, setting, target: Target) -> float:
+    """The model's predicted share of its binding limit on ``target`` (> 1: over budget)."""
     example = torch.zeros(1, *task.data.input_shape, device=next(model.parameters()).device)
-    report = estimate(model.eval(), example, gvu.target_of(setting))
+    report = estimate(model.eval(), example, target)
     return max(Budget(setting.budget).usage(report).values())
 
 
-def uniform_widths(task: Task, setting) -> tuple[tuple[int, ...], float]:
-    fair = largest_fitting_uniform(task, gvu.target_of(setting), Budget(setting.budget))
+def uniform_widths(task: Task, setting, target: Target) -> tuple[tuple[int, ...], float]:
+    """The largest fitting uniform network's widths (stem, then each block) and its share of the binding limit."""
+    fair = largest_fitting_uniform(task, target, Budget(setting.budget))
     widths = tuple(m.out_channels for m in fair.model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == 1)
     return widths, max(fair.usage.values())
 
 
-def draw(task: Task, setting, count: int, step: int, slack: float, draw_seed: int) -> list[tuple[int, ...]]:
+def draw(task: Task, setting, target: Target, uniform: tuple[int, ...], usage: float, count: int, step: int,
+         slack: float, draw_seed: int) -> list[tuple[int, ...]]:
     """``count`` distinct random architectures that fit the budget and use at least the uniform network's
-    share of it less ``slack`` (see the module docstring)."""
-    uniform, usage = uniform_widths(task, setting)
+    share of it (``usage``) less ``slack`` (see the module docstring)."""
     choices = [w for w in range(step, 2 * max(uniform) + 1, step) if w >= min(uniform) / 2]
     rng = random.Random(draw_seed)
     drawn: list[tuple[int, ...]] = []
@@ -102,7 +103,7 @@ def draw(task: Task, setting, count: int, step: int, slack: float, draw_seed: in
             continue
         with torch.device("meta"):
             model = ds_cnn_of(widths, task)
-        share = binding_usage(model, task, setting)
+        share = binding_usage(model, task, setting, target)
         if usage - slack <= share <= 1.0:
             drawn.append(widths)
     return drawn
@@ -112,25 +113,25 @@ def result_path(work: Path, setting: str, widths: tuple[int, ...], seed: int) ->
     return work / f"{setting}-{name_of(widths)}-{seed}.json"
 
 
-def train_one(task: Task, setting, widths: tuple[int, ...], seed: int, role: str, epochs: int, work: Path) -> dict:
+def train_one(task: Task, setting, target: Target, widths: tuple[int, ...], seed: int, role: str,
+              work: Path) -> dict:
     path = result_path(work, setting.name, widths, seed)
     if path.exists():
         return json.loads(path.read_text())
-    gvu.set_run_settings(epochs, gvu.SHRINK, gvu.RESTART_KEEP)
     config = gvu.config_for(seed, "tiny").for_family(task.family)  # the grow run's recipe: DS-CNN's defaults
     examples = len(task.data.train)
     restart = RestartAt(config.search_steps(examples), config.restart_keep, config.seed) if config.restart else None
     started = time.perf_counter()
     torch.manual_seed(seed)
     model = ds_cnn_of(widths, task)
-    usage = binding_usage(model, task, setting)
+    usage = binding_usage(model, task, setting, target)
     trained = train_baseline(UniformBaseline(1.0, model), task, config.train_config(),
                              shrink=shrink_schedule(config, examples), restart=restart)
     row = {"setting": setting.name, "widths": list(widths), "seed": seed, "role": role, "usage": usage,
            "epochs": trained.epochs, "restarted": trained.restarted, "mac_epochs": trained.mac_epochs,
            "validation_accuracy": trained.validation_accuracy, "test_accuracy": trained.test_accuracy,
            "wall_seconds": time.perf_counter() - started, "torch_threads": torch.get_num_threads(),
-           "commit": commit(), "target_profile_sha256": gvu.profile_sha256(gvu.target_of(setting))}
+           "commit": commit(), "target_profile_sha256": gvu.profile_sha256(target)}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(row, indent=1))
     tmp.replace(path)
@@ -149,13 +150,12 @@ def parse_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def plan(args, task: Task, setting) -> list[tuple[tuple[int, ...], int, str]]:
-    uniform, _ = uniform_widths(task, setting)
+def plan(args, task: Task, setting, target: Target) -> list[tuple[tuple[int, ...], int, str]]:
+    uniform, usage = uniform_widths(task, setting, target)
     if args.phase == "screen":
         extra = [parse_widths(w) for w in args.widths]
-        architectures = [(uniform, "uniform"), *((w, "given") for w in extra),
-                         *((w, "drawn") for w in draw(task, setting, args.architectures, args.step, args.slack,
-                                                      args.draw_seed))]
+        drawn = draw(task, setting, target, uniform, usage, args.architectures, args.step, args.slack, args.draw_seed)
+        architectures = [(uniform, "uniform"), *((w, "given") for w in extra), *((w, "drawn") for w in drawn)]
         return [(w, seed, role) for seed in args.seeds for w, role in architectures]
     screened = rows_of(Path(args.work), setting.name)
     ranking = rank(screened, uniform, args.seeds)
@@ -202,8 +202,13 @@ def run(args) -> None:
     if setting.task != "kws":
         raise SystemExit(f"{setting.name} is not a DS-CNN setting; choose one of "
                          f"{[s for s, v in gvu.SETTINGS.items() if v.task == 'kws']}")
-    task = gvu.load(setting)
-    todo = [item for item in plan(args, task, setting) if not result_path(work, setting.name, *item[:2]).exists()]
+    task, target = gvu.load(setting), gvu.target_of(setting)
+    gvu.set_run_settings(args.epochs, gvu.SHRINK, gvu.RESTART_KEEP)
+    if args.only:  # a job of the parallel run: its share of the plan, given on the command line
+        todo = [(parse_widths(w), int(seed), role) for w, seed, role in (item.split("@") for item in args.only)]
+    else:
+        todo = [item for item in plan(args, task, setting, target)
+                if not result_path(work, setting.name, *item[:2]).exists()]
     if args.jobs > 1 and not args.only:
         queues = [todo[job::args.jobs] for job in range(args.jobs)]
         processes = [subprocess.Popen([sys.executable, __file__, args.phase, "--work", str(work), "--setting",
@@ -214,15 +219,14 @@ def run(args) -> None:
             process.wait()
         return
     torch.set_num_threads(1)
-    if args.only:
-        todo = [(parse_widths(w), int(seed), role) for w, seed, role in (item.split("@") for item in args.only)]
     for widths, seed, role in todo:
-        train_one(task, setting, widths, seed, role, args.epochs, work)
+        train_one(task, setting, target, widths, seed, role, work)
 
 
 def report(args) -> None:
     work = Path(args.work)
-    out = {"command": " ".join(sys.argv), "settings": {}}
+    out = {"command": f"python bench/architecture_headroom.py report --work DIR --settings {' '.join(args.settings)}",
+           "settings": {}}
     for setting_name in args.settings:
         setting = gvu.SETTINGS[setting_name]
         rows = rows_of(work, setting_name)
