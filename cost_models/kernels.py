@@ -137,16 +137,20 @@ def _conv_kind(conv: nn.Conv2d) -> str:
 def fused_kernels(model: nn.Module, example_input: torch.Tensor) -> list[Kernel]:
     """The kernels of ``model`` in execution order, with BatchNorm and activations fused into the
     conv / fully connected layer they follow (when that layer's output has no other reader)."""
-    graph_module = trace_with_shapes(model, example_input)
-    modules = dict(model.named_modules())
-    users = {node: len(node.users) for node in graph_module.graph.nodes}
+    return kernels_of_graph(trace_with_shapes(model, example_input).graph, dict(model.named_modules()))
+
+
+def kernels_of_graph(graph: torch.fx.Graph, modules: dict[str, nn.Module]) -> list[Kernel]:
+    """``fused_kernels`` of a graph ``trace_with_shapes`` made (or one edited from it, such as
+    ``graph_with_modules_after``'s), whose ``call_module`` targets are in ``modules``."""
+    users = {node: len(node.users) for node in graph.nodes}
     kernels: list[Kernel] = []
     produced_by: dict[torch.fx.Node, str] = {}  # node → kernel name whose output it is (aliases included)
 
     def source(node) -> str:
         return produced_by.get(node, "input")
 
-    for node in graph_module.graph.nodes:
+    for node in graph.nodes:
         if node.op == "placeholder":
             produced_by[node] = "input"
             continue
@@ -189,6 +193,50 @@ def fused_kernels(model: nn.Module, example_input: torch.Tensor) -> list[Kernel]
         kernels.append(kernel)
         produced_by[node] = kernel.name
     return kernels
+
+
+def output_node_of(graph: torch.fx.Graph, module_name: str) -> torch.fx.Node:
+    """The node of ``graph`` (traced by ``trace_with_shapes``) that is the output of module
+    ``module_name``: the one node run inside the module that something outside it reads.
+
+    Raises:
+        ValueError: no such module in the graph, a layer the graph runs more than once, or not exactly
+            one node leaving the module (it returns more than one tensor).
+    """
+    inside = {node for node in graph.nodes if module_name in (node.meta.get("nn_module_stack") or {})}
+    if not inside:
+        raise ValueError(f"the traced graph runs no module `{module_name}`")
+    runs = sum(node.op == "call_module" and node.target == module_name for node in graph.nodes)
+    if runs > 1:  # a layer run twice; a block run twice reads as its last run (Firefly skips both)
+        raise ValueError(f"module `{module_name}` runs {runs} times; expected once")
+    leaving = [node for node in graph.nodes if node in inside and any(user not in inside for user in node.users)]
+    if len(leaving) != 1:
+        raise ValueError(f"{len(leaving)} outputs of module `{module_name}` are read outside it; expected one")
+    return leaving[0]
+
+
+def graph_with_modules_after(graph: torch.fx.Graph, module_name: str,
+                             inserted: list[tuple[str, nn.Module]]) -> torch.fx.Graph:
+    """A copy of ``graph`` (traced by ``trace_with_shapes``) with the modules ``inserted`` (name, module)
+    run one after another on the output of module ``module_name``, and everything that read that
+    output reading theirs instead: the graph ``trace_with_shapes`` gives the model with a block of
+    those modules inserted there, without tracing it. The modules must keep their input's shape (an
+    identity-initialised block does); their nodes carry the output's shape."""
+    produced = output_node_of(graph, module_name)
+    edited = torch.fx.Graph()
+    values: dict[torch.fx.Node, torch.fx.Node] = {}
+    edited.output(edited.graph_copy(graph, values))
+    output = values[produced]
+    readers = list(output.users)
+    last = output
+    for name, module in inserted:
+        with edited.inserting_after(last):
+            node = edited.call_module(name, (last,))
+        node.meta = {**output.meta, "nn_module_stack": {name: (name, type(module))}}
+        last = node
+    for reader in readers:
+        reader.replace_input_with(output, last)
+    return edited
 
 
 def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...],

@@ -17,7 +17,7 @@ from torch import nn
 
 from .estimate import CostReport, estimate_kernels, kernel_inputs
 from .kernel_shape import CHANNELWISE_KINDS, KernelShape
-from .kernels import Kernel, fused_kernels
+from .kernels import Kernel, graph_with_modules_after, kernels_of_graph, output_node_of, output_shape, trace_with_shapes
 from .latency import LatencyModel
 from .target import Target, load_target
 
@@ -42,13 +42,16 @@ class MarginalCost:
 
 
 class KernelCostModel:
-    """A traced model on a target: re-costs widened channel groups without tracing again."""
+    """A traced model on a target: re-costs widened channel groups, and inserted blocks, without tracing
+    again."""
 
     def __init__(self, model: nn.Module, example_input: torch.Tensor, target: Target | str,
                  latency_model: LatencyModel | None = None):
         self.target = load_target(target) if isinstance(target, str) else target
         self.latency_model = latency_model or LatencyModel(self.target)
-        self.kernels = fused_kernels(model, example_input)
+        self.graph = trace_with_shapes(model, example_input).graph
+        self.modules = dict(model.named_modules())  # the graph's modules, as traced
+        self.kernels = kernels_of_graph(self.graph, self.modules)
         self.shapes = [KernelShape.from_kernel(kernel) for kernel in self.kernels]
         self.inputs = kernel_inputs(self.kernels)
         self.input_shape = tuple(example_input.shape)
@@ -107,6 +110,24 @@ class KernelCostModel:
     def widened_report(self, growth: Mapping[tuple[str, ...], int]) -> CostReport:
         """The predicted cost after widening several groups at once (``widened_groups``), without tracing."""
         return self._report(*self.widened_groups(growth))
+
+    def output_shape_of(self, module_name: str) -> tuple[int, ...]:
+        """The traced output shape (batch 1) of module ``module_name``; ValueError as ``output_node_of``."""
+        return output_shape(output_node_of(self.graph, module_name))
+
+    def report_with_modules_after(self, module_name: str, inserted: list[tuple[str, nn.Module]]) -> CostReport:
+        """The predicted cost with the shape-keeping modules ``inserted`` ((name, module), run in turn)
+        on the output of module ``module_name`` — a block ``deepen`` inserts — without tracing again:
+        the same report as tracing the model with the block in (``graph_with_modules_after``)."""
+        names = [name for name, _ in inserted]
+        clash = sorted(set(names) & set(self.modules)) or sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ValueError(f"inserted module names must be new and distinct; {', '.join(clash)} is taken")
+        graph = graph_with_modules_after(self.graph, module_name, inserted)
+        kernels = kernels_of_graph(graph, {**self.modules, **dict(inserted)})
+        parameters = self.parameters + sum(p.numel() for _, module in inserted for p in module.parameters())
+        return estimate_kernels(kernels, [KernelShape.from_kernel(kernel) for kernel in kernels], self.target,
+                                self.input_shape, parameters, self.latency_model)
 
     def marginal(self, producers: list[str] | set[str], channels: int) -> MarginalCost:
         """Cost before and after adding ``channels`` to the group produced by ``producers``."""

@@ -487,7 +487,7 @@ def test_new_neuron_methods_propose_new_per_group_neurons_in_every_group(method)
                                ({"new_fraction": 0.25}, {n: math.ceil(0.25 * w) for n, w in widths.items()})):
         config = GrowConfig(**TINY, **settings)
         context = ProposalContext(config, EXAMPLE, batches, torch.nn.functional.cross_entropy,
-                                  torch.Generator().manual_seed(0), 0, 1, 1, lambda grown: {})
+                                  torch.Generator().manual_seed(0), 0, 1, 1, lambda after, kind: {})
         counts = dict.fromkeys(widths, 0)
         for candidate in growth_method(method).propose(model, context):
             if candidate.kind == "new":
@@ -520,7 +520,7 @@ def test_firefly_proposes_splits_only_when_asked_and_old_records_keep_them():
     for splits in (False, True):
         context = ProposalContext(GrowConfig(**TINY, firefly_splits=splits), EXAMPLE, batches,
                                   torch.nn.functional.cross_entropy, torch.Generator().manual_seed(0), 0, 1, 1,
-                                  lambda grown: {})
+                                  lambda after, kind: {})
         found = [c.kind for c in growth_method("firefly").propose(model, context)]
         kinds[splits] = (found.count("split"), found.count("new") > 0)
     assert kinds == {False: (0, True), True: (channels, True)}
@@ -541,7 +541,7 @@ def test_tiny_fills_each_group_with_fresh_neurons_after_its_own():
     config = GrowConfig(**TINY, new_per_group=12)
     batches = [(task.train.inputs[:64], task.train.labels[:64])]
     context = ProposalContext(config, EXAMPLE, batches, torch.nn.functional.cross_entropy,
-                              torch.Generator().manual_seed(0), 0, 1, 1, lambda grown: {})
+                              torch.Generator().manual_seed(0), 0, 1, 1, lambda after, kind: {})
     candidates = growth_method("tiny").propose(model, context)
     by_group = {}
     for candidate in candidates:

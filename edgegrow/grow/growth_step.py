@@ -18,6 +18,7 @@ from ..data.task_data import TaskData
 from ..growth import find_channel_groups, group_width, growable_groups
 from ..growth.budget import Budget, metric_value
 from ..growth.candidates import Candidate, apply_candidates
+from ..growth.deepen import block_inserted, block_layers
 from ..growth.optimizer_state import match_parameter_order
 from ..growth.selection import fit_to_budget, select_candidates
 from ..training.device import model_device
@@ -212,6 +213,21 @@ def on_shrunk_network(candidates: list[Candidate], model: nn.Module, factor: flo
             if candidate.kind in ("new", "split") else candidate for candidate in candidates]
 
 
+def deepened_report(model: nn.Module, after: str, kind: str | None, costs: CostCache,
+                    example: torch.Tensor) -> CostReport:
+    """The predicted cost of ``model`` with the block ``deepen`` would insert after layer ``after``: the
+    block's layers spliced into the traced model (``KernelCostModel.report_with_modules_after``, no
+    tracing); a layer the trace cannot single out (no node of its own) is priced by inserting the block
+    for the call and tracing again, the same figures and slower. ``example`` (one example) calibrates it."""
+    cost_model = costs(model)
+    try:
+        layers = block_layers(model, after, cost_model.output_shape_of(after), kind=kind)
+        return cost_model.report_with_modules_after(after, layers)
+    except ValueError:
+        with block_inserted(model, after, example, kind=kind):
+            return costs.report(model)
+
+
 def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: Budget, costs: CostCache,
               config: GrowConfig, event: int, events: int, usage_cap: float, loss_fn,
               optimizer: torch.optim.Optimizer) -> StepResult:
@@ -225,13 +241,13 @@ def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: B
         return StepResult(stopped_by="the loss on the scoring batches is NaN or infinite")
     now = cost_model.report
 
-    def cost_of_layer(grown: nn.Module) -> dict[str, float]:
-        after = costs.report(grown)
-        return {m: metric_value(after, m) - metric_value(now, m) for m in budget.limits}
+    def cost_of_block(after: str, kind: str) -> dict[str, float]:
+        deepened = deepened_report(model, after, kind, costs, batches[0][0][:1])
+        return {m: metric_value(deepened, m) - metric_value(now, m) for m in budget.limits}
 
     seed = config.seed * 1_000_003 + event
     context = ProposalContext(config, example, batches, loss_fn, torch.Generator().manual_seed(seed), seed, event,
-                              events, cost_of_layer)
+                              events, cost_of_block)
     candidates = growth_method(config.method).propose(model, context)
     if not candidates:
         return StepResult(stopped_by="no growable channel group has candidates")

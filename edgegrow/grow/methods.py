@@ -42,7 +42,7 @@ class ProposalContext:
     seed: int  # the same, as an integer, for methods that seed their own generators
     event: int  # this event's number (1-based) of ``events`` in the run's schedule
     events: int
-    cost_of_layer: Callable[[nn.Module], dict[str, float]]  # the model with a block in → its cost increase per budget metric
+    cost_of_block: Callable[[str, str], dict[str, float]]  # (layer, block kind) → what that block adds per budget metric
 
 
 class GrowthMethod(Protocol):
@@ -88,7 +88,7 @@ class Firefly:
                                   **_new_neuron_count(config), splits=config.firefly_splits,
                                   layers=config.firefly_layers,
                                   epsilon=config.firefly_epsilon, steps=config.firefly_steps,
-                                  generator=context.generator, cost_of_layer=context.cost_of_layer)
+                                  generator=context.generator, cost_of_block=context.cost_of_block)
 
 
 @dataclass(frozen=True)

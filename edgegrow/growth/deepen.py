@@ -55,9 +55,8 @@ def _identity_conv(channels: int, kernel_size: int, depthwise: bool) -> nn.Conv2
     conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=groups, bias=False)
     with torch.no_grad():
         conv.weight.zero_()
-        centre = kernel_size // 2
-        for c in range(channels):
-            conv.weight[c, 0 if depthwise else c, centre, centre] = 1.0
+        centre, rows = kernel_size // 2, torch.arange(channels)
+        conv.weight[rows, 0 if depthwise else rows, centre, centre] = 1.0
     return conv
 
 
@@ -90,6 +89,30 @@ def _build_block(kind: Kind, output: torch.Tensor, activation: list[nn.Module], 
         _identity_conv(channels, 3, True), *norm(), *act(),
         _identity_conv(channels, 1, False), *norm(), *act(),
     )
+
+
+def _block_kind(kind: Kind | None, after: str, shape: tuple[int, ...]) -> Kind:
+    """``kind``, or the default for an output of ``shape``; ValueError if it cannot follow that output."""
+    rank = len(shape)
+    kind = kind or ("linear" if rank == 2 else "conv")
+    if (kind == "linear") != (rank == 2) or rank not in (2, 4):
+        raise ValueError(
+            f"a {kind!r} block cannot follow `{after}`, whose output has shape {shape}; "
+            "use 'conv' or 'ds-block' after a (N, C, H, W) output and 'linear' after (N, F)"
+        )
+    return kind
+
+
+def block_layers(model: nn.Module, after: str, output_shape: tuple[int, ...], *, kind: Kind | None = None,
+                 kernel_size: int = 3) -> list[tuple[str, nn.Module]]:
+    """The layers of the block ``deepen`` would insert after ``after``, whose output has
+    ``output_shape``, as (name, module) pairs in the order they run, without inserting it: for pricing
+    the block on a traced model (``KernelCostModel.report_with_modules_after``). The same layer types
+    and shapes as ``deepen``'s block; the BatchNorms are not calibrated (a price depends on shapes)."""
+    layer = model.get_submodule(after)
+    kind = _block_kind(kind, after, tuple(output_shape))
+    block = _build_block(kind, torch.zeros(output_shape), _activation(layer), kernel_size, batch_norm=True)
+    return [(f"{after}.inserted.{index}", module) for index, module in enumerate(block)]
 
 
 def _capture_output(model: nn.Module, layer: nn.Module, name: str, example_input: torch.Tensor) -> torch.Tensor:
@@ -162,13 +185,7 @@ def deepen(
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
     output = _capture_output(model, layer, after, example_input)
-    rank = output.dim()
-    kind = kind or ("linear" if rank == 2 else "conv")
-    if (kind == "linear") != (rank == 2) or rank not in (2, 4):
-        raise ValueError(
-            f"a {kind!r} block cannot follow `{after}`, whose output has shape {tuple(output.shape)}; "
-            "use 'conv' or 'ds-block' after a (N, C, H, W) output and 'linear' after (N, F)"
-        )
+    kind = _block_kind(kind, after, tuple(output.shape))
     with torch.device("cpu"):  # built and calibrated on the CPU, then moved to where the model is
         block = _build_block(kind, output.cpu().float(), _activation(layer), kernel_size, batch_norm)
     block.to(device=output.device, dtype=output.dtype)

@@ -72,7 +72,7 @@ from ..argument_checks import check_positive_integer
 from .arguments import fan_in_shape, fan_out_shape
 from .candidates import Candidate, Kind, new_neuron_count
 from .channel_groups import ChannelGroup, find_channel_groups, growable_groups
-from .deepen import block_inserted, deepen
+from .deepen import deepen
 from .new_neurons import add_neurons, default_fan_in
 from .split import split_neurons
 from .splitting_matrix import Batch, LossFn
@@ -252,21 +252,20 @@ class OvergrownNetwork:
 
     # -- reading candidates out ------------------------------------------------------------------
 
-    def candidates(self, scores: torch.Tensor, model: nn.Module, example_input: torch.Tensor, *,
-                   cost_of_layer: Callable[[nn.Module], dict[str, float]] | None = None) -> list[Candidate]:
-        """One ``Candidate`` per entry, in the order of ``entries``, for ``apply_candidates`` on ``model``
-        (the original); ``predicted_decrease = −scores``."""
+    def candidates(self, scores: torch.Tensor, *,
+                   cost_of_block: Callable[[str, str], dict[str, float]] | None = None) -> list[Candidate]:
+        """One ``Candidate`` per entry, in the order of ``entries``, for ``apply_candidates`` on the
+        original model; ``predicted_decrease = −scores``; block candidates priced by ``cost_of_block``."""
         epsilon = self.epsilon.detach()
         result = []
         for family in self.families:
             for row, position in enumerate(range(family.span.start, family.span.stop)):
                 decrease = -float(scores[position])
                 trained = float(epsilon[position])
-                result.append(self._candidate(family, row, trained, decrease, model, example_input, cost_of_layer))
+                result.append(self._candidate(family, row, trained, decrease, cost_of_block))
         return result
 
-    def _candidate(self, family: _Family, row: int, trained: float, decrease: float, model: nn.Module,
-                   example_input: torch.Tensor, cost_of_layer) -> Candidate:
+    def _candidate(self, family: _Family, row: int, trained: float, decrease: float, cost_of_block) -> Candidate:
         def direction(key: str) -> torch.Tensor:
             return self.directions[key][row].detach().clone()
 
@@ -286,12 +285,8 @@ class OvergrownNetwork:
         state = {name: (identity + trained * direction(key)).detach().clone()
                  for name, (key, identity) in family.block.items()}
         cost = {}
-        if cost_of_layer is not None:
-            # the price depends on shapes only: the block inserted into the model itself for the call,
-            # calibrated on one example (a deep copy of MobileNetV2 per block, calibrated on the whole
-            # batch, was a third of the pricing's time)
-            with block_inserted(model, family.group, example_input[:1], kind=family.layer_kind):
-                cost = {metric: float(value) for metric, value in cost_of_layer(model).items()}
+        if cost_of_block is not None:
+            cost = {metric: float(value) for metric, value in cost_of_block(family.group, family.layer_kind).items()}
         return Candidate(kind="layer", group=family.group, predicted_decrease=decrease,
                          layer_kind=family.layer_kind, layer_state=state, layer_cost=cost)
 
@@ -552,7 +547,7 @@ def firefly_candidates(model: nn.Module, example_input: torch.Tensor, batches: S
                        new_per_group: int | None = None, new_fraction: float = 0.5, splits: bool = True,
                        layers: bool = True, layer_kind: str = "auto", epsilon: float = 1e-2, steps: int = 10, learning_rate: float = 1e-2,
                        generator: torch.Generator | None = None,
-                       cost_of_layer: Callable[[nn.Module], dict[str, float]] | None = None) -> list[Candidate]:
+                       cost_of_block: Callable[[str, str], dict[str, float]] | None = None) -> list[Candidate]:
     """Firefly's candidates for ``model``, trained ``steps`` Adam steps and scored by the midpoint rule.
 
     Args:
@@ -567,15 +562,15 @@ def firefly_candidates(model: nn.Module, example_input: torch.Tensor, batches: S
         epsilon: radius of the ε-ball, |ε_i| ≤ epsilon (weight units).
         steps, learning_rate: Adam steps (cycling over ``batches``) and step size of the direction training.
         generator: draws the initial directions (default seed 0).
-        cost_of_layer: called with ``model`` itself with one block inserted (for the call only: the
-            model is put back as it was afterwards); returns that block's cost increase per metric
-            (against a price of ``model`` taken before), stored as the layer candidate's ``layer_cost``.
+        cost_of_block: called with (layer name, block kind) of each block candidate; returns what that
+            block (``deepen``'s, after that layer of ``model``) adds per metric, stored as the layer
+            candidate's ``layer_cost`` (the grow loop prices it on the traced model without inserting it).
 
     Returns:
         Splits (if ``splits``) and new neurons group by group, then blocks; ``predicted_decrease`` in loss units.
         The model is left unchanged and in its training mode.
     """
-    batches = _check_training_arguments(batches, steps, learning_rate, cost_of_layer)
+    batches = _check_training_arguments(batches, steps, learning_rate, cost_of_block)
     training, scoring = held_out_split(batches)
     network = build_overgrown(model, example_input, new_per_group=new_per_group, new_fraction=new_fraction,
                               splits=splits, layers=layers, layer_kind=layer_kind, epsilon=epsilon, generator=generator)
@@ -583,7 +578,7 @@ def firefly_candidates(model: nn.Module, example_input: torch.Tensor, batches: S
         return []
     network.train_directions(training, loss_fn, steps, learning_rate)
     scores = network.midpoint_scores(scoring, loss_fn)
-    return network.candidates(scores, model, example_input, cost_of_layer=cost_of_layer)
+    return network.candidates(scores, cost_of_block=cost_of_block)
 
 
 def held_out_split(batches: Sequence[Batch]) -> tuple[list[Batch], list[Batch]]:
@@ -596,7 +591,7 @@ def held_out_split(batches: Sequence[Batch]) -> tuple[list[Batch], list[Batch]]:
     return batches[:half], batches[half:]
 
 
-def _check_training_arguments(batches, steps, learning_rate, cost_of_layer) -> list[Batch]:
+def _check_training_arguments(batches, steps, learning_rate, cost_of_block) -> list[Batch]:
     batches = list(batches) if batches is not None else []
     if not batches:
         raise ValueError("no batches given; pass at least one (inputs, targets) pair to train and score on")
@@ -604,8 +599,8 @@ def _check_training_arguments(batches, steps, learning_rate, cost_of_layer) -> l
         raise ValueError("each batch must be an (inputs, targets) pair")
     _check_positive("learning_rate", learning_rate)
     check_positive_integer("steps", steps, allow_zero=True)
-    if cost_of_layer is not None and not callable(cost_of_layer):
-        raise ValueError(f"cost_of_layer must be callable or None, got {type(cost_of_layer).__name__}")
+    if cost_of_block is not None and not callable(cost_of_block):
+        raise ValueError(f"cost_of_block must be callable or None, got {type(cost_of_block).__name__}")
     return batches
 
 

@@ -123,7 +123,7 @@ def test_midpoint_score_predicts_loss_change_of_applying_the_candidate(kind):
     trained = network.epsilon.detach()
     alone = float(trained[entry] * network.epsilon_gradient(only(entry, trained / 2), batches, F.cross_entropy)[entry])
 
-    candidate = network.candidates(scores, model, example)[entry]
+    candidate = network.candidates(scores)[entry]
     assert candidate.kind == kind and candidate.predicted_decrease == -float(scores[entry])
     grown = copy.deepcopy(model)
     apply_candidates(grown, [candidate], example)
@@ -149,7 +149,7 @@ def test_training_keeps_epsilon_in_the_ball_and_directions_in_the_unit_ball():
     for keys in network.unit_sets:
         norms = sum(network.directions[k].detach().flatten(1).pow(2).sum(1) for k in keys).sqrt()
         assert float(norms.max()) <= 1 + 1e-9
-    candidates = network.candidates(torch.zeros(len(network.entries)), model, example)
+    candidates = network.candidates(torch.zeros(len(network.entries)))
     assert all(0 <= c.epsilon <= 0.05 for c in candidates if c.kind == "split")
 
 
@@ -174,7 +174,7 @@ def test_candidates_applied_together_compute_the_overgrown_network(splits):
     # entries at their trained ε. Without splits the new neurons sit right after the originals.
     model, example, batches = trained_like(SmoothDSNet, (1, 6, 5))
     network = trained_overgrown(model, example, batches, steps=5, splits=splits)
-    candidates = network.candidates(network.midpoint_scores(batches, F.cross_entropy), model, example)
+    candidates = network.candidates(network.midpoint_scores(batches, F.cross_entropy))
     for chosen in (lambda e: e.group == "features.1.3", lambda e: e.kind != "layer", lambda e: e.kind == "layer"):
         keep = [i for i, entry in enumerate(network.entries) if chosen(entry)]
         epsilon = torch.zeros_like(network.epsilon)
@@ -236,21 +236,23 @@ def test_model_is_left_unchanged_and_in_its_mode(training):
     assert all(p.requires_grad for p in model.parameters())
 
 
-def test_layer_cost_is_priced_on_the_model_with_the_block_inserted():
+def test_each_block_candidate_is_priced_by_cost_of_block_with_its_layer_and_kind():
     model, example, batches = trained_like(SmoothDSNet, (1, 6, 5), torch.float32)
-    def parameters(m):
-        return sum(p.numel() for p in m.parameters())
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    asked = []
 
-    before = parameters(model)  # cost_of_layer sees the model itself with the block in, for the call
-    candidates = firefly_candidates(model, example, batches, F.cross_entropy, steps=1,
-                                    cost_of_layer=lambda m: {"parameters": parameters(m) - before})
-    assert parameters(model) == before
+    def cost_of_block(after, kind):
+        asked.append((after, kind))
+        return {"parameters": 10.0 * len(asked)}
+
+    candidates = firefly_candidates(model, example, batches, F.cross_entropy, steps=1, cost_of_block=cost_of_block)
+    assert asked == [("features.0", "ds-block"), ("features.1", "ds-block")]
     layers = [c for c in candidates if c.kind == "layer"]
-    # A ds-block after Tanh: depthwise 3×3 + BN + pointwise 1×1 + BN, on 3 and 4 channels.
     assert [(c.group, c.layer_kind, c.layer_cost) for c in layers] == [
-        ("features.0", "ds-block", {"parameters": 3 * 9 + 6 + 3 * 3 + 6}),
-        ("features.1", "ds-block", {"parameters": 4 * 9 + 8 + 4 * 4 + 8}),
+        ("features.0", "ds-block", {"parameters": 10.0}),
+        ("features.1", "ds-block", {"parameters": 20.0}),
     ]
+    assert all(torch.equal(value, state[key]) for key, value in model.state_dict().items())
 
 
 @pytest.mark.parametrize("arguments, message", [
