@@ -146,6 +146,7 @@ def kernels_of_graph(graph: torch.fx.Graph, modules: dict[str, nn.Module]) -> li
     users = {node: len(node.users) for node in graph.nodes}
     kernels: list[Kernel] = []
     produced_by: dict[torch.fx.Node, str] = {}  # node → kernel name whose output it is (aliases included)
+    names: set[str] = set()  # kernel names are unique: inputs and the memory plan refer to kernels by name
 
     def source(node) -> str:
         return produced_by.get(node, "input")
@@ -189,8 +190,11 @@ def kernels_of_graph(graph: torch.fx.Graph, modules: dict[str, nn.Module]) -> li
             produced_by[node] = previous.name
             continue
         kernel = _kernel(node, module, shape, tensor_inputs, is_activation)
+        if kernel.name in names:  # a module run twice (one pooling for two branches): the node's own name
+            kernel.name = node.name
         kernel.inputs = [source(arg) for arg in tensor_inputs]
         kernels.append(kernel)
+        names.add(kernel.name)
         produced_by[node] = kernel.name
     return kernels
 

@@ -72,6 +72,27 @@ def test_residual_keeps_three_tensors_alive():
     assert plan.lower_bound_bytes == 3 * 16 * 32 * 32 and plan.arena_bytes == 3 * 16 * 32 * 32
 
 
+def test_a_module_run_twice_is_two_kernels_with_their_own_names_and_readers():
+    class TwoPools(nn.Module):  # one pooling module for the gate and for the head, as a user writes an SE net
+        def __init__(self):
+            super().__init__()
+            self.conv, self.gate, self.pool = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 1), nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            x = x * torch.sigmoid(self.gate(self.pool(x)))
+            return self.pool(x)
+
+    kernels = fused_kernels(TwoPools(), torch.zeros(1, 1, 8, 8))
+    names = [k.name for k in kernels]
+    assert names == ["conv", "pool", "gate", "mul", "pool_1"]
+    assert [k.inputs for k in kernels] == [["input"], ["conv"], ["pool"], ["conv", "gate"], ["mul"]]
+    # the first pool's output dies when the gate has read it, before the mul's output is written
+    buffers = {b.tensor: b for b in activation_buffers(kernels, (1, 1, 8, 8), 1)}
+    assert buffers["pool"].last_step == buffers["gate"].first_step < buffers["mul"].first_step
+    assert buffers["pool_1"].first_step > buffers["mul"].first_step
+
+
 @pytest.mark.parametrize("size, stride, padding, expected", [
     (32, 2, 1, (1, 1)),   # SAME would pad 0 before, 1 after: the converter adds a PAD op
     (31, 2, 1, None),     # odd size: SAME pads 1 and 1, as PyTorch does
