@@ -9,6 +9,7 @@ shows: going from 64 to 65 channels costs a step, 63 to 64 nearly nothing.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -56,6 +57,7 @@ class KernelCostModel:
         self.inputs = kernel_inputs(self.kernels)
         self.input_shape = tuple(example_input.shape)
         self.parameters = sum(p.numel() for p in model.parameters())
+        self.square_layers: frozenset[str] = frozenset()  # inserted C → C layers: they widen with their input
         self.report = self._report(self.kernels, self.shapes)
 
     def _report(self, kernels: list[Kernel], shapes: list[KernelShape]) -> CostReport:
@@ -105,7 +107,13 @@ class KernelCostModel:
             else:  # a consumer: its fan-in grows (by H·W per channel after a flatten), its output does not
                 per_channel = max(1, self.shapes[index].input[0] // self.shapes[sources[0]].output[0]) \
                     if shape.kind == "fully_connected" else 1
-                shapes[index] = shape.with_channels(input_channels=shape.input[0] + channels * per_channel)
+                added = channels * per_channel
+                if self.kernels[index].layers[0] in self.square_layers:  # deepen builds it at the widened width
+                    shapes[index] = shape.with_channels(input_channels=shape.input[0] + added,
+                                                        output_channels=shape.output[0] + added)
+                    grown.add(index)
+                else:
+                    shapes[index] = shape.with_channels(input_channels=shape.input[0] + added)
 
     def widened_report(self, growth: Mapping[tuple[str, ...], int]) -> CostReport:
         """The predicted cost after widening several groups at once (``widened_groups``), without tracing."""
@@ -119,15 +127,41 @@ class KernelCostModel:
         """The predicted cost with the shape-keeping modules ``inserted`` ((name, module), run in turn)
         on the output of module ``module_name`` — a block ``deepen`` inserts — without tracing again:
         the same report as tracing the model with the block in (``graph_with_modules_after``)."""
-        names = [name for name, _ in inserted]
-        clash = sorted(set(names) & set(self.modules)) or sorted({n for n in names if names.count(n) > 1})
-        if clash:
-            raise ValueError(f"inserted module names must be new and distinct; {', '.join(clash)} is taken")
-        graph = graph_with_modules_after(self.graph, module_name, inserted)
-        kernels = kernels_of_graph(graph, {**self.modules, **dict(inserted)})
-        parameters = self.parameters + sum(p.numel() for _, module in inserted for p in module.parameters())
-        return estimate_kernels(kernels, [KernelShape.from_kernel(kernel) for kernel in kernels], self.target,
-                                self.input_shape, parameters, self.latency_model)
+        return self.with_modules_after([(module_name, inserted)]).report
+
+    def with_modules_after(self, insertions: list[tuple[str, list[tuple[str, nn.Module]]]]) -> KernelCostModel:
+        """This cost model with, for each (module name, [(name, module), …]) of ``insertions``, those
+        shape-keeping modules run in turn on that module's output (the blocks ``deepen`` inserts), as if
+        the deepened model were traced: its ``report`` prices it and its ``widened_report`` prices it
+        with channel groups widened too. An inserted conv or linear layer widens with its input (its
+        output too), as ``deepen`` builds a block after a widened layer at the new width.
+
+        The ``parameters`` of a widened report are the unwidened model's (as for ``widened_report``).
+
+        Raises:
+            ValueError: a module the graph does not single out (``output_node_of``), or an inserted
+                name that is taken or repeated.
+        """
+        names = [name for _, inserted in insertions for name, _ in inserted]
+        taken, repeated = sorted(set(names) & set(self.modules)), sorted({n for n in names if names.count(n) > 1})
+        if taken or repeated:
+            raise ValueError(f"inserted module names must be new and distinct; "
+                             f"{', '.join(taken or repeated)} {'is taken' if taken else 'comes twice'}")
+        graph = self.graph
+        for module_name, inserted in insertions:
+            graph = graph_with_modules_after(graph, module_name, inserted)
+        layers = {name: module for _, inserted in insertions for name, module in inserted}
+        deepened = copy.copy(self)
+        deepened.graph, deepened.modules = graph, {**self.modules, **layers}
+        deepened.kernels = kernels_of_graph(graph, deepened.modules)
+        deepened.shapes = [KernelShape.from_kernel(kernel) for kernel in deepened.kernels]
+        deepened.inputs = kernel_inputs(deepened.kernels)
+        deepened.parameters = self.parameters + sum(p.numel() for module in layers.values() for p in module.parameters())
+        deepened.square_layers = self.square_layers | {name for name, module in layers.items()
+                                                       if isinstance(module, (nn.Conv2d, nn.Linear))
+                                                       and not (isinstance(module, nn.Conv2d) and module.groups > 1)}
+        deepened.report = deepened._report(deepened.kernels, deepened.shapes)
+        return deepened
 
     def marginal(self, producers: list[str] | set[str], channels: int) -> MarginalCost:
         """Cost before and after adding ``channels`` to the group produced by ``producers``."""

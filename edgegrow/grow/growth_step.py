@@ -5,7 +5,7 @@ are shrunk by ``GrowConfig.shrink`` (see there), and what the candidates write i
 them (``on_shrunk_network``)."""
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -16,6 +16,7 @@ from cost_models import CostReport, KernelCostModel, LatencyModel, Target
 
 from ..data.task_data import TaskData
 from ..growth import find_channel_groups, group_width, growable_groups
+from ..growth.channel_groups import ChannelGroup
 from ..growth.budget import Budget, metric_value
 from ..growth.candidates import Candidate, apply_candidates
 from ..growth.deepen import block_inserted, block_layers
@@ -228,6 +229,29 @@ def deepened_report(model: nn.Module, after: str, kind: str | None, costs: CostC
             return costs.report(model)
 
 
+def selection_report(model: nn.Module, candidates: list[Candidate], cost_model: KernelCostModel,
+                     groups: dict[str, ChannelGroup]) -> CostReport:
+    """The predicted cost of ``model`` after ``apply_candidates(model, candidates)``, on its traced cost
+    model alone: each group widened by the channels its candidates add, and each block candidate's
+    layers spliced in after its layer (``KernelCostModel.with_modules_after``, then ``widened_report``).
+    Every metric but ``parameters`` (the model's as it is) is the grown model's.
+
+    Raises:
+        ValueError: a candidate of a group not in ``groups``, or a block the traced graph cannot place.
+    """
+    growth: dict[tuple[str, ...], int] = defaultdict(int)
+    blocks = []
+    for candidate in candidates:
+        if candidate.kind == "layer":
+            after = candidate.group
+            blocks.append((after, block_layers(model, after, cost_model.output_shape_of(after), kind=candidate.layer_kind)))
+        elif candidate.group in groups:
+            growth[tuple(slot.layer for slot in groups[candidate.group].producers)] += candidate.channels_added
+        else:
+            raise ValueError(f"candidate names channel group `{candidate.group}`, which this model does not have")
+    return (cost_model.with_modules_after(blocks) if blocks else cost_model).widened_report(dict(growth))
+
+
 def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: Budget, costs: CostCache,
               config: GrowConfig, event: int, events: int, usage_cap: float, loss_fn,
               optimizer: torch.optim.Optimizer) -> StepResult:
@@ -265,7 +289,10 @@ def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: B
             break
     if not chosen:
         return StepResult(scored=len(candidates))  # nothing fits this event's share; a later event may
-    selection = fit_to_budget(model, batches[0][0], chosen, costs.report, budget, usage_cap=usage_cap)
+    groups = {group.name: group for group in find_channel_groups(model, example)}
+    price = None if "params" in budget.limits else (  # a widened report's parameters are the model's as it is
+        lambda selected: selection_report(model, selected, cost_model, groups))
+    selection = fit_to_budget(model, batches[0][0], chosen, costs.report, budget, usage_cap=usage_cap, price=price)
     if not selection.chosen:
         return StepResult(scored=len(candidates))
     applied = as_fresh_units(selection.chosen) if config.new_units == "fresh" else selection.chosen

@@ -142,18 +142,37 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
 
 def fit_to_budget(model: nn.Module, example_batch: torch.Tensor, chosen: list[Candidate],
                   estimate_grown: Callable[[nn.Module], CostReport], budget: Budget, *,
-                  usage_cap: float = 1.0, drop_fraction: float = 0.1) -> Selection:
+                  usage_cap: float = 1.0, drop_fraction: float = 0.1,
+                  price: Callable[[list[Candidate]], CostReport] | None = None) -> Selection:
     """Apply ``chosen`` to a copy, estimate it, and drop the last-chosen ``drop_fraction`` until
     every limit × ``usage_cap`` holds. ``example_batch`` calibrates inserted layers (its first example
-    does: the copy is only priced, and a price depends on shapes alone)."""
+    does: the copy is only priced, and a price depends on shapes alone).
+
+    ``price``, if given, prices a selection without applying it (the grow loop's
+    ``selection_report``, the same figures as the copy's estimate): the selections it finds over a
+    limit are dropped without a copy, and the first it finds within them is applied to a copy and
+    estimated to confirm. Where it raises ValueError, or a confirmation disagrees, the copy decides,
+    from there on."""
     chosen = list(chosen)
     dropped = 0
     while chosen:
-        trial = copy.deepcopy(model)
-        apply_candidates(trial, chosen, example_batch[:1])
-        report = estimate_grown(trial)
-        if all(metric_value(report, m) <= usage_cap * limit for m, limit in budget.limits.items()):
-            return Selection(chosen, report, dropped)
+        report = None
+        if price is not None:
+            try:
+                report = price(chosen)
+            except ValueError:
+                price = None
+        if report is None or _within(report, budget, usage_cap):
+            trial = copy.deepcopy(model)
+            apply_candidates(trial, chosen, example_batch[:1])
+            report, priced = estimate_grown(trial), report
+            if _within(report, budget, usage_cap):
+                return Selection(chosen, report, dropped)
+            price = None if priced is not None else price  # it said "fits" where the copy does not
         cut = max(1, int(len(chosen) * drop_fraction))
         chosen, dropped = chosen[:-cut], dropped + cut
     return Selection([], None, dropped)
+
+
+def _within(report: CostReport, budget: Budget, usage_cap: float) -> bool:
+    return all(metric_value(report, m) <= usage_cap * limit for m, limit in budget.limits.items())

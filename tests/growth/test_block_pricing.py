@@ -99,6 +99,8 @@ def test_an_output_the_graph_does_not_single_out_is_a_one_line_error():
     layers = block_layers(model, "conv", (1, 3, 4, 4), kind="conv")
     with pytest.raises(ValueError, match="inserted module names must be new and distinct; conv is taken"):
         costs.report_with_modules_after("conv", [("conv", layers[0][1])])
+    with pytest.raises(ValueError, match="inserted module names must be new and distinct; new comes twice"):
+        costs.report_with_modules_after("conv", [("new", layers[0][1]), ("new", layers[0][1])])
 
 
 def test_the_grow_loop_prices_a_block_spliced_or_else_inserted_the_same_as_deepen_and_a_trace():
@@ -122,3 +124,63 @@ def test_the_grow_loop_prices_a_block_spliced_or_else_inserted_the_same_as_deepe
         priced = deepened_report(model, after, kind, costs, example)
         assert [getattr(priced, m) for m in METRICS] == pytest.approx([getattr(actual, m) for m in METRICS], rel=1e-12)
     assert len(list(model.modules())) == 7  # the model is as it was
+
+
+@pytest.mark.parametrize("target_name", TARGETS)
+@pytest.mark.parametrize("name", MODELS)
+def test_blocks_and_widened_groups_priced_together_cost_what_the_grown_model_costs(name, target_name):
+    """Channel groups widened and blocks inserted in one selection (``apply_candidates``'s order: widen,
+    then deepen at the new widths), priced on the traced model alone."""
+    from edgegrow.growth import add_neurons, find_channel_groups, growable_groups
+
+    target = load_target(target_name)
+    model, x = trained_like(MODELS[name])
+    example = x[:1]
+    costs = KernelCostModel(model, example, target)
+    groups = growable_groups(find_channel_groups(model, example))
+    blocks = list(dict((after, kind) for after, kind in points(model, name) if kind != "ds-block").items())
+    for widened_groups, chosen_blocks in [(groups, blocks[:2]), (groups[::2], blocks[-2:]), (groups[1:2], blocks)]:
+        grown = copy.deepcopy(model)
+        for group in widened_groups:
+            add_neurons(grown, group, 3)
+        for after, kind in chosen_blocks:
+            deepen(grown, after, example, kind=kind)
+        actual = estimate(grown, example, target)
+        deepened = costs.with_modules_after([(after, block_layers(model, after, costs.output_shape_of(after), kind=kind))
+                                             for after, kind in chosen_blocks])
+        priced = deepened.widened_report({tuple(slot.layer for slot in group.producers): 3 for group in widened_groups})
+        for metric in METRICS:
+            assert getattr(priced, metric) == pytest.approx(getattr(actual, metric), rel=1e-12, abs=0), \
+                ([g.name for g in widened_groups], chosen_blocks, metric)
+
+
+@pytest.mark.parametrize("name", ["ds-cnn", "mobilenet-v2", "user-squeeze-excite", "user-concat"])
+def test_a_selection_of_firefly_candidates_is_priced_as_the_copy_it_grows(name):
+    """The grow loop's ``selection_report`` (``fit_to_budget``'s ``price``) against applying the
+    candidates to a copy and tracing it: splits, new neurons and blocks, mixed as an event selects them."""
+    import random
+
+    import torch.nn.functional as F
+
+    from edgegrow.grow.growth_step import selection_report
+    from edgegrow.growth import find_channel_groups
+    from edgegrow.growth.candidates import apply_candidates
+    from edgegrow.growth.firefly import firefly_candidates
+
+    target = load_target("cortex-m4f-120mhz")
+    model, x = trained_like(MODELS[name])
+    labels = torch.randint(0, model(x).shape[1], (x.shape[0],))
+    candidates = firefly_candidates(model, x, [(x, labels)], F.cross_entropy, new_per_group=2, steps=1)
+    kinds = {c.kind for c in candidates}  # blocks go after a features stack, which the user models have not
+    assert kinds >= ({"split", "new", "layer"} if name.startswith(("ds-", "mobilenet")) else {"split", "new"})
+    costs = KernelCostModel(model, x[:1], target)
+    groups = {group.name: group for group in find_channel_groups(model, x[:1])}
+    draw = random.Random(0)
+    for size in (1, 3, len(candidates) // 3, len(candidates)):
+        selected = draw.sample(candidates, size)
+        grown = copy.deepcopy(model)
+        apply_candidates(grown, selected, x[:1])
+        actual = estimate(grown, x[:1], target)
+        priced = selection_report(model, selected, costs, groups)
+        for metric in METRICS:
+            assert getattr(priced, metric) == pytest.approx(getattr(actual, metric), rel=1e-12, abs=0), (size, metric)

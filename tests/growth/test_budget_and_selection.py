@@ -99,6 +99,36 @@ def test_fit_to_budget_drops_candidates_until_the_grown_model_fits():
     assert selection.report.macs <= budget.limits["macs"]
 
 
+def test_fit_to_budget_with_a_price_copies_only_to_confirm_and_falls_back_when_the_price_is_wrong():
+    from edgegrow.grow.growth_step import selection_report
+
+    model = ds_cnn_seed()
+    before = estimate(model, EXAMPLE, "host")
+    candidates = random_candidates(model, EXAMPLE, method="random-new", generator=torch.Generator().manual_seed(0))
+    budget = Budget({"macs": before.macs * 1.5})
+    copies = []
+
+    def traced(grown):
+        copies.append(grown)
+        return estimate(grown, EXAMPLE, "host")
+
+    plain = fit_to_budget(model, EXAMPLE, candidates, traced, budget)
+    copies_without_price = len(copies)
+    copies.clear()
+    groups = {group.name: group for group in find_channel_groups(model, EXAMPLE)}
+    cost_model = KernelCostModel(model, EXAMPLE, "host")
+    priced = fit_to_budget(model, EXAMPLE, candidates, traced, budget,
+                           price=lambda chosen: selection_report(model, chosen, cost_model, groups))
+    assert copies_without_price > 1 and len(copies) == 1  # the same selection, one copy to confirm it
+    assert (priced.chosen, priced.dropped_to_fit, priced.report.macs) == (plain.chosen, plain.dropped_to_fit, plain.report.macs)
+    # a price that says everything fits is caught by the copy; one that cannot price leaves it to the copies
+    for wrong in (lambda chosen: before, lambda chosen: (_ for _ in ()).throw(ValueError("cannot"))):
+        copies.clear()
+        fallback = fit_to_budget(model, EXAMPLE, candidates, traced, budget, price=wrong)
+        assert (fallback.chosen, fallback.dropped_to_fit) == (plain.chosen, plain.dropped_to_fit)
+        assert len(copies) == copies_without_price
+
+
 def test_channel_step_of_targets():
     assert load_target("host").channel_step == 8
     assert load_target("cortex-m4f-120mhz").channel_step == 4
