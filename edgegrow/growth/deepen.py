@@ -69,6 +69,16 @@ def _activation(after: nn.Module) -> list[nn.Module]:
 
 def _build_block(kind: Kind, output: torch.Tensor, activation: list[nn.Module], kernel_size: int,
                  batch_norm: bool) -> nn.Sequential:
+    """The block, every value set here, built without moving the global random stream: layer
+    constructors draw a default initialisation this overwrites, and a block is built to be priced or
+    tried on a copy as often as it is inserted, so those draws would shift the training's shuffling
+    and initialisations with every price taken."""
+    with torch.random.fork_rng(devices=[]):
+        return _identity_block(kind, output, activation, kernel_size, batch_norm)
+
+
+def _identity_block(kind: Kind, output: torch.Tensor, activation: list[nn.Module], kernel_size: int,
+                    batch_norm: bool) -> nn.Sequential:
     def act() -> list[nn.Module]:
         return [type(a)() for a in activation]
 

@@ -164,7 +164,8 @@ def fit_to_budget(model: nn.Module, example_batch: torch.Tensor, chosen: list[Ca
                 price = None
         if report is None or _within(report, budget, usage_cap):
             trial = copy.deepcopy(model)
-            apply_candidates(trial, chosen, example_batch[:1])
+            with torch.random.fork_rng(devices=[]):  # a priced copy: its fillers' draws must not move training's stream
+                apply_candidates(trial, chosen, example_batch[:1])
             report, priced = estimate_grown(trial), report
             if _within(report, budget, usage_cap):
                 return Selection(chosen, report, dropped)

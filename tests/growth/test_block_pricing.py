@@ -184,3 +184,11 @@ def test_a_selection_of_firefly_candidates_is_priced_as_the_copy_it_grows(name):
         priced = selection_report(model, selected, costs, groups)
         for metric in METRICS:
             assert getattr(priced, metric) == pytest.approx(getattr(actual, metric), rel=1e-12, abs=0), (size, metric)
+
+
+def test_building_a_block_to_price_or_insert_it_leaves_the_global_random_stream_where_it_was():
+    model, x = trained_like(MODELS["ds-cnn"])
+    state = torch.get_rng_state()
+    block_layers(model, "features.2", tuple(model.features[:3](x[:1]).shape), kind="ds-block")
+    deepen(model, "features.2", x, kind="ds-block")
+    assert torch.equal(torch.get_rng_state(), state)

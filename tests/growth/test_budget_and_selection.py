@@ -129,6 +129,18 @@ def test_fit_to_budget_with_a_price_copies_only_to_confirm_and_falls_back_when_t
         assert len(copies) == copies_without_price
 
 
+def test_fit_to_budget_leaves_the_global_random_stream_where_it_was():
+    """Fillers (new neurons without tensors) draw their fan-in when applied; on a priced copy those
+    draws must not move the training's stream, however many copies a fit takes."""
+    model = ds_cnn_seed()
+    groups = growable_groups(find_channel_groups(model, EXAMPLE))
+    fillers = [Candidate("new", group.name, 1.0) for group in groups for _ in range(8)]
+    budget = Budget({"macs": estimate(model, EXAMPLE, "host").macs * 1.2})
+    state = torch.get_rng_state()
+    selection = fit_to_budget(model, EXAMPLE, fillers, lambda m: estimate(m, EXAMPLE, "host"), budget)
+    assert selection.dropped_to_fit > 0 and torch.equal(torch.get_rng_state(), state)
+
+
 def test_channel_step_of_targets():
     assert load_target("host").channel_step == 8
     assert load_target("cortex-m4f-120mhz").channel_step == 4
