@@ -23,6 +23,8 @@ need behind a wide layer on a small map (a 1×1 convolution after a global pool)
 """
 from __future__ import annotations
 
+from collections import defaultdict
+
 import json
 import math
 from dataclasses import dataclass
@@ -230,8 +232,18 @@ def plan_arena(buffers: list[Buffer]) -> ArenaPlan:
             offset = max(offset, other.offset_bytes + _align(other.size_bytes))
         placed.append(Buffer(buffer.tensor, buffer.size_bytes, buffer.first_step, buffer.last_step, offset))
     arena = max((b.offset_bytes + _align(b.size_bytes) for b in placed), default=0)
-    first = min((b.first_step for b in buffers), default=0)
-    last = max((b.last_step for b in buffers), default=0)
-    lower = max((sum(_align(b.size_bytes) for b in buffers if b.first_step <= t <= b.last_step)
-                 for t in range(first, last + 1)), default=0)
-    return ArenaPlan(tuple(sorted(placed, key=lambda b: b.first_step)), arena, lower)
+    return ArenaPlan(tuple(sorted(placed, key=lambda b: b.first_step)), arena, _peak_live_bytes(buffers))
+
+
+def _peak_live_bytes(buffers: list[Buffer]) -> int:
+    """The most bytes alive at one step (a buffer is alive from its first step to its last, both
+    included): no placement fits in less. A sweep over the steps where buffers start and end."""
+    changes: dict[int, int] = defaultdict(int)
+    for b in buffers:
+        changes[b.first_step] += _align(b.size_bytes)
+        changes[b.last_step + 1] -= _align(b.size_bytes)
+    alive = peak = 0
+    for step in sorted(changes):
+        alive += changes[step]
+        peak = max(peak, alive)
+    return peak
