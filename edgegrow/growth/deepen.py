@@ -215,6 +215,67 @@ def deepen(
     return new_name
 
 
+def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example_input: torch.Tensor) -> list[str]:
+    """``deepen`` after each (layer, kind) of ``points`` (layers the model runs once, listed in the order
+    it runs them), in one forward pass instead of one per block: each block is built and calibrated
+    from its layer's output with the blocks before it already in effect, and the pass goes on
+    through it, so the blocks are the ones ``deepen`` called point by point builds. They are inserted
+    after the pass (no optimizer). Returns their module names, in the order of ``points``.
+
+    Raises:
+        ValueError: a bad layer name, a layer run more than once, or a kind its output cannot take; the
+            model is then left untouched.
+    """
+    layers = {}
+    for after, _kind in points:
+        try:
+            layers[after] = model.get_submodule(after)
+        except AttributeError:
+            known = ", ".join(name for name, _ in list(model.named_children()))
+            raise ValueError(f"the model has no layer `{after}`; top-level layers: {known}") from None
+    blocks: dict[str, nn.Sequential] = {}
+    errors: list[str] = []
+
+    def continue_through_block(after: str, kind: Kind | None):
+        def hook(_module, _inputs, output):
+            if after in blocks:
+                errors.append(f"layer `{after}` runs more than once per forward pass; deepen needs a layer that runs once")
+                return output
+            with torch.device("cpu"):
+                block = _build_block(_block_kind(kind, after, tuple(output.shape)), output.detach().cpu().float(),
+                                     _activation(layers[after]), 3, True)
+            blocks[after] = block.to(device=output.device, dtype=output.dtype).eval()
+            return blocks[after](output)
+        return hook
+
+    handles = [layers[after].register_forward_hook(continue_through_block(after, kind)) for after, kind in points]
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes.items():
+            module.train(training)
+    missing = [after for after, _ in points if after not in blocks]
+    if errors or missing:
+        raise ValueError(errors[0] if errors else f"layer `{missing[0]}` does not run in the forward pass")
+    names = []
+    for after, _kind in points:
+        layer, block = layers[after], blocks[after]
+        block.train(layer.training)
+        if isinstance(layer, nn.Sequential):
+            names.append(f"{after}.{len(layer)}")
+            layer.append(block)
+        else:
+            parent_name, _, attribute = after.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attribute, nn.Sequential(layer, block))
+            names.append(f"{after}.1")
+    return names
+
+
 @contextmanager
 def block_inserted(model: nn.Module, after: str, example_input: torch.Tensor, *, kind: Kind | None = None) -> Iterator[str]:
     """``model`` with a block inserted after ``after`` (``deepen``) while the ``with`` body runs, then

@@ -72,7 +72,7 @@ from ..argument_checks import check_positive_integer
 from .arguments import fan_in_shape, fan_out_shape
 from .candidates import Candidate, Kind, new_neuron_count
 from .channel_groups import ChannelGroup, find_channel_groups, growable_groups
-from .deepen import deepen
+from .deepen import deepen_many
 from .new_neurons import add_neurons, default_fan_in
 from .split import split_neurons
 from .splitting_matrix import Batch, LossFn
@@ -341,8 +341,10 @@ def build_overgrown(model: nn.Module, example_input: torch.Tensor, *, new_per_gr
         _add_width_candidates(network, grown, reference, group, widths[group.name], counts[group.name],
                               columns, twins, draw, splits)
     if layers:
-        for point in _insertion_points(reference, grown, example_input, layer_kind, network.skipped, splits):
-            _add_layer_candidate(network, grown, *point, example_input, draw)
+        points = _insertion_points(reference, grown, example_input, layer_kind, network.skipped, splits)
+        names = deepen_many(grown, [(after, kind) for after, kind, *_ in points], example_input)
+        for point, name in zip(points, names):
+            _add_layer_candidate(network, grown.get_submodule(name), *point, draw)
     network._finish()
     return network
 
@@ -508,14 +510,13 @@ def _insertion_points(reference: nn.Module, grown: nn.Module, example_input: tor
     return points
 
 
-def _add_layer_candidate(network: OvergrownNetwork, grown: nn.Module, after: str, kind: str, channels: int,
-                         twinned: bool, example_input: torch.Tensor, draw) -> None:
-    """Insert ``kind`` after ``after`` in the grown copy and make its weights ``identity + ε Δ`` on the
-    original ``channels`` (``Δ`` a random unit direction across the block's weights and biases); the
-    rows of split twins get the same perturbation as their originals, so the twins stay copies.
-
-    Blocks go after siblings of one stack, so an earlier insertion never renames ``after``."""
-    block = grown.get_submodule(deepen(grown, after, example_input, kind=kind))
+def _add_layer_candidate(network: OvergrownNetwork, block: nn.Module, after: str, kind: str, channels: int,
+                         twinned: bool, draw) -> None:
+    """Make the weights of ``block``, the ``kind`` block inserted after ``after`` in the grown copy
+    (``deepen_many``: blocks go after siblings of one stack, so no insertion renames another's
+    ``after``), ``identity + ε Δ`` on the original ``channels`` (``Δ`` a random unit direction across the
+    block's weights and biases); the rows of split twins get the same perturbation as their
+    originals, so the twins stay copies."""
     family = network._add_family("layer", after, 1, layer_kind=kind)
     original = torch.arange(channels, device=network.device)
     rows = torch.cat([original, channels + original]) if twinned else original

@@ -234,3 +234,21 @@ def test_block_inserted_puts_the_model_back_exactly_even_when_the_body_raises(na
     with pytest.raises(ValueError, match="the model has no layer `nowhere`"):
         with block_inserted(model, "nowhere", x[:1]):
             pass
+
+
+@pytest.mark.parametrize("name", ["ds-cnn", "mobilenet-v2", "user-residual"])
+def test_deepen_many_builds_in_one_pass_the_blocks_deepen_builds_one_by_one(name):
+    from edgegrow.growth.deepen import deepen_many
+    from edgegrow.growth.firefly import _feature_blocks
+
+    model, x = trained_like(MODELS[name])
+    points = [(after, None) for after in _feature_blocks(model)] or [("stem_bn", None), ("bn1", None), ("head", "linear")]
+    one_by_one, at_once = copy.deepcopy(model), copy.deepcopy(model)
+    names = [deepen(one_by_one, after, x, kind=kind) for after, kind in points]
+    assert deepen_many(at_once, points, x) == names
+    assert one_by_one.state_dict().keys() == at_once.state_dict().keys()
+    for key, value in one_by_one.state_dict().items():
+        assert torch.equal(value, at_once.state_dict()[key]), key
+    assert [m.training for m in one_by_one.modules()] == [m.training for m in at_once.modules()]
+    with pytest.raises(ValueError, match="the model has no layer `nowhere`"):
+        deepen_many(at_once, [("nowhere", None)], x)
