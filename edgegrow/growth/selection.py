@@ -18,9 +18,11 @@ solved exactly by taking candidates in order of d_i / c_i; keeping the ones the 
   (the usual scalarisation of a multi-dimensional knapsack), and every limit is checked;
 - a layer candidate's cost is priced by its method (``Candidate.layer_cost``).
 
-``fit_to_budget`` applies the selection to a copy, estimates the grown model by tracing it again, and
-drops the last-chosen candidates until every limit holds: the guarantee, whatever a method's own
-prices of inserted layers said.
+``fit_to_budget`` drops the last-chosen candidates until every limit holds on the grown model, and
+confirms the selection it keeps by applying it to a copy and estimating the copy by tracing it: the
+guarantee, whatever a method's own prices of inserted layers said. Given a ``price`` (the grow
+loop's ``selection_report``: groups widened and blocks spliced into the traced graph, the same
+figures), the selections it drops on the way cost no copy.
 """
 from __future__ import annotations
 
