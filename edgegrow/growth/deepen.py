@@ -18,7 +18,7 @@ block without BatchNorm, exact in both modes.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -125,23 +125,32 @@ def block_layers(model: nn.Module, after: str, output_shape: tuple[int, ...], *,
     return [(f"{after}.inserted.{index}", module) for index, module in enumerate(block)]
 
 
-def _capture_output(model: nn.Module, layer: nn.Module, name: str, example_input: torch.Tensor) -> torch.Tensor:
-    outputs: list[torch.Tensor] = []
-    hook = layer.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+def run_with_hooks(model: nn.Module, hooks: list[tuple[nn.Module, Callable]], example_input: torch.Tensor) -> None:
+    """``model(example_input)`` in eval mode without gradients, with forward ``hooks`` ((module, hook)
+    pairs; a hook may return a replacement output) registered for the pass only; every module's
+    training mode is put back afterwards, even if the pass raises."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
     modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
         with torch.no_grad():
             model(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes.items():
+            module.train(training)
+
+
+def _capture_output(model: nn.Module, layer: nn.Module, name: str, example_input: torch.Tensor) -> torch.Tensor:
+    outputs: list[torch.Tensor] = []
+    try:
+        run_with_hooks(model, [(layer, lambda _m, _i, out: outputs.append(out))], example_input)
     except Exception as error:
         raise ValueError(
             f"the example input of shape {tuple(example_input.shape)} does not run through the model: "
             f"{type(error).__name__}: {str(error).splitlines()[0]}"
         ) from None
-    finally:
-        hook.remove()
-        for module, training in modes.items():
-            module.train(training)
     if len(outputs) != 1:
         raise ValueError(
             f"layer `{name}` runs {len(outputs)} times per forward pass; deepen needs a layer that runs once"
@@ -248,17 +257,7 @@ def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example
             return blocks[after](output)
         return hook
 
-    handles = [layers[after].register_forward_hook(continue_through_block(after, kind)) for after, kind in points]
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, training in modes.items():
-            module.train(training)
+    run_with_hooks(model, [(layers[after], continue_through_block(after, kind)) for after, kind in points], example_input)
     missing = [after for after, _ in points if after not in blocks]
     if errors or missing:
         raise ValueError(errors[0] if errors else f"layer `{missing[0]}` does not run in the forward pass")

@@ -72,7 +72,7 @@ from ..argument_checks import check_positive_integer
 from .arguments import fan_in_shape, fan_out_shape
 from .candidates import Candidate, Kind, new_neuron_count
 from .channel_groups import ChannelGroup, find_channel_groups, growable_groups
-from .deepen import deepen_many
+from .deepen import deepen_many, run_with_hooks
 from .new_neurons import add_neurons, default_fan_in
 from .split import split_neurons
 from .splitting_matrix import Batch, LossFn
@@ -466,15 +466,8 @@ def _feature_blocks(model: nn.Module) -> list[str]:
 def _capture(model: nn.Module, names: list[str], example_input: torch.Tensor) -> dict[str, list]:
     """Every output of each named module on ``example_input`` (``model`` in eval mode)."""
     outputs: dict[str, list] = {name: [] for name in names}
-    handles = [model.get_submodule(name).register_forward_hook(
-        lambda _m, _i, out, name=name: outputs[name].append(out.clone() if torch.is_tensor(out) else out))
-        for name in names]
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_with_hooks(model, [(model.get_submodule(name), lambda _m, _i, out, name=name: outputs[name].append(
+        out.clone() if torch.is_tensor(out) else out)) for name in names], example_input)
     return outputs
 
 
