@@ -232,8 +232,8 @@ def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example
     after the pass (no optimizer). Returns their module names, in the order of ``points``.
 
     Raises:
-        ValueError: a bad layer name, a layer run more than once, or a kind its output cannot take; the
-            model is then left untouched.
+        ValueError: a bad layer name, a layer run more than once or not at all, an output that is not
+            a tensor, or a kind its output cannot take; the model is then left untouched.
     """
     layers = {}
     for after, _kind in points:
@@ -249,6 +249,9 @@ def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example
         def hook(_module, _inputs, output):
             if after in blocks:
                 errors.append(f"layer `{after}` runs more than once per forward pass; deepen needs a layer that runs once")
+                return output
+            if not torch.is_tensor(output):
+                errors.append(f"layer `{after}` returns a {type(output).__name__}, not a tensor")
                 return output
             with torch.device("cpu"):
                 block = _build_block(_block_kind(kind, after, tuple(output.shape)), output.detach().cpu().float(),

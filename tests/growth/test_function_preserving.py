@@ -252,3 +252,7 @@ def test_deepen_many_builds_in_one_pass_the_blocks_deepen_builds_one_by_one(name
     assert [m.training for m in one_by_one.modules()] == [m.training for m in at_once.modules()]
     with pytest.raises(ValueError, match="the model has no layer `nowhere`"):
         deepen_many(at_once, [("nowhere", None)], x)
+    state = {key: value.clone() for key, value in at_once.state_dict().items()}
+    with pytest.raises(ValueError, match="a 'linear' block cannot follow"):
+        deepen_many(at_once, [(points[0][0], "linear")], x)
+    assert at_once.state_dict().keys() == state.keys()
