@@ -156,7 +156,8 @@ class KernelCostModel:
         deepened.kernels = kernels_of_graph(graph, deepened.modules)
         deepened.shapes = [KernelShape.from_kernel(kernel) for kernel in deepened.kernels]
         deepened.inputs = kernel_inputs(deepened.kernels)
-        deepened.parameters = self.parameters + sum(p.numel() for module in layers.values() for p in module.parameters())
+        added = sum(p.numel() for module in layers.values() for p in module.parameters())
+        deepened.parameters = self.parameters + added
         deepened.square_layers = self.square_layers | {name for name, module in layers.items()
                                                        if isinstance(module, (nn.Conv2d, nn.Linear))
                                                        and not (isinstance(module, nn.Conv2d) and module.groups > 1)}

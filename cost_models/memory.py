@@ -23,10 +23,9 @@ need behind a wide layer on a small map (a 1×1 convolution after a global pool)
 """
 from __future__ import annotations
 
-from collections import defaultdict
-
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -16,9 +16,9 @@ from cost_models import CostReport, KernelCostModel, LatencyModel, Target
 
 from ..data.task_data import TaskData
 from ..growth import find_channel_groups, group_width, growable_groups
-from ..growth.channel_groups import ChannelGroup
 from ..growth.budget import Budget, metric_value
 from ..growth.candidates import Candidate, apply_candidates
+from ..growth.channel_groups import ChannelGroup
 from ..growth.deepen import block_inserted, block_layers
 from ..growth.optimizer_state import match_parameter_order
 from ..growth.selection import fit_to_budget, select_candidates
@@ -244,7 +244,8 @@ def selection_report(model: nn.Module, candidates: list[Candidate], cost_model: 
     for candidate in candidates:
         if candidate.kind == "layer":
             after = candidate.group
-            blocks.append((after, block_layers(model, after, cost_model.output_shape_of(after), kind=candidate.layer_kind)))
+            shape = cost_model.output_shape_of(after)
+            blocks.append((after, block_layers(model, after, shape, kind=candidate.layer_kind)))
         elif candidate.group in groups:
             growth[tuple(slot.layer for slot in groups[candidate.group].producers)] += candidate.channels_added
         else:

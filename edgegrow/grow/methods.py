@@ -42,7 +42,7 @@ class ProposalContext:
     seed: int  # the same, as an integer, for methods that seed their own generators
     event: int  # this event's number (1-based) of ``events`` in the run's schedule
     events: int
-    cost_of_block: Callable[[str, str], dict[str, float]]  # (layer, block kind) → what that block adds per budget metric
+    cost_of_block: Callable[[str, str], dict[str, float]]  # (layer, block kind) → what it adds per budget metric
 
 
 class GrowthMethod(Protocol):

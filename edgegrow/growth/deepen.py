@@ -248,7 +248,8 @@ def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example
     def continue_through_block(after: str, kind: Kind | None):
         def hook(_module, _inputs, output):
             if after in blocks:
-                errors.append(f"layer `{after}` runs more than once per forward pass; deepen needs a layer that runs once")
+                errors.append(f"layer `{after}` runs more than once per forward pass; "
+                              "deepen needs a layer that runs once")
                 return output
             if not torch.is_tensor(output):
                 errors.append(f"layer `{after}` returns a {type(output).__name__}, not a tensor")
@@ -260,7 +261,8 @@ def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example
             return blocks[after](output)
         return hook
 
-    run_with_hooks(model, [(layers[after], continue_through_block(after, kind)) for after, kind in points], example_input)
+    hooks = [(layers[after], continue_through_block(after, kind)) for after, kind in points]
+    run_with_hooks(model, hooks, example_input)
     missing = [after for after, _ in points if after not in blocks]
     if errors or missing:
         raise ValueError(errors[0] if errors else f"layer `{missing[0]}` does not run in the forward pass")

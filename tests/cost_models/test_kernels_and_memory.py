@@ -182,7 +182,8 @@ def test_the_arena_lower_bound_is_the_most_bytes_alive_at_any_one_step():
         for index in range(draw.randint(0, 12)):
             first = draw.randint(-1, 20)
             buffers.append(Buffer(f"t{index}", draw.randint(0, 1000), first, draw.randint(first, 25)))
-        steps = range(min((b.first_step for b in buffers), default=0), max((b.last_step for b in buffers), default=0) + 1)
+        steps = range(min((b.first_step for b in buffers), default=0),
+                      max((b.last_step for b in buffers), default=0) + 1)
         most = max((sum(_align(b.size_bytes) for b in buffers if b.first_step <= t <= b.last_step) for t in steps),
                    default=0)
         assert plan_arena(buffers).lower_bound_bytes == most

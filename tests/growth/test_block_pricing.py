@@ -25,7 +25,8 @@ def points(model, name):
     children = list(model.named_children())
     if len(children) == 1:  # a model that is one Sequential
         children = [(f"{children[0][0]}.{child}", module) for child, module in children[0][1].named_children()]
-    blocks = _feature_blocks(model) or [child for child, module in children[:-1] if any(True for _ in module.parameters())]
+    blocks = _feature_blocks(model) or [child for child, module in children[:-1]
+                                        if any(True for _ in module.parameters())]
     chosen = [(point, None) for point in blocks] + [(after, kind)]
     if kind != "linear":
         chosen += [(point, "ds-block") for point in blocks[:2]]
@@ -60,7 +61,8 @@ def test_the_splice_leaves_the_traced_model_as_it_was():
     costs = KernelCostModel(model, x[:1], load_target("cortex-m4f-120mhz"))
     before = costs.report
     kernels = list(costs.kernels)
-    costs.report_with_modules_after("features.3", block_layers(model, "features.3", costs.output_shape_of("features.3")))
+    layers = block_layers(model, "features.3", costs.output_shape_of("features.3"))
+    costs.report_with_modules_after("features.3", layers)
     again = KernelCostModel(model, x[:1], load_target("cortex-m4f-120mhz"))
     assert costs.kernels == kernels and again.report == before
     assert [n.name for n in costs.graph.nodes] == [n.name for n in again.graph.nodes]
@@ -146,8 +148,9 @@ def test_blocks_and_widened_groups_priced_together_cost_what_the_grown_model_cos
         for after, kind in chosen_blocks:
             deepen(grown, after, example, kind=kind)
         actual = estimate(grown, example, target)
-        deepened = costs.with_modules_after([(after, block_layers(model, after, costs.output_shape_of(after), kind=kind))
-                                             for after, kind in chosen_blocks])
+        deepened = costs.with_modules_after([
+            (after, block_layers(model, after, costs.output_shape_of(after), kind=kind))
+            for after, kind in chosen_blocks])
         priced = deepened.widened_report({tuple(slot.layer for slot in group.producers): 3 for group in widened_groups})
         for metric in METRICS:
             assert getattr(priced, metric) == pytest.approx(getattr(actual, metric), rel=1e-12, abs=0), \

@@ -242,7 +242,8 @@ def test_deepen_many_builds_in_one_pass_the_blocks_deepen_builds_one_by_one(name
     from edgegrow.growth.firefly import _feature_blocks
 
     model, x = trained_like(MODELS[name])
-    points = [(after, None) for after in _feature_blocks(model)] or [("stem_bn", None), ("bn1", None), ("head", "linear")]
+    points = [(after, None) for after in _feature_blocks(model)] or [
+        ("stem_bn", None), ("bn1", None), ("head", "linear")]
     one_by_one, at_once = copy.deepcopy(model), copy.deepcopy(model)
     names = [deepen(one_by_one, after, x, kind=kind) for after, kind in points]
     assert deepen_many(at_once, points, x) == names
