@@ -61,7 +61,22 @@ class KernelCostModel:
         self.report = self._report(self.kernels, self.shapes)
 
     def _report(self, kernels: list[Kernel], shapes: list[KernelShape]) -> CostReport:
-        return estimate_kernels(kernels, shapes, self.target, self.input_shape, self.parameters, self.latency_model)
+        return estimate_kernels(kernels, shapes, self.target, self.input_shape, self._parameters_at(shapes),
+                                self.latency_model)
+
+    def _parameters_at(self, shapes: list[KernelShape]) -> int:
+        """The model's parameter count with its kernels at ``shapes``: a kernel's weights follow its shape
+        (its MACs per output position), and what it holds per output channel (bias, folded BatchNorm)
+        follows its output channels."""
+        total = self.parameters
+        for kernel, before, after in zip(self.kernels, self.shapes, shapes):
+            if after == before or not kernel.parameters:
+                continue
+            weights_before = before.macs // (before.output[1] * before.output[2])
+            weights_after = after.macs // (after.output[1] * after.output[2])
+            per_channel = (kernel.parameters - weights_before) // before.output[0]
+            total += weights_after - weights_before + per_channel * (after.output[0] - before.output[0])
+        return total
 
     def widened(self, producers: list[str] | set[str], channels: int) -> tuple[list[Kernel], list[KernelShape]]:
         """Kernels and shapes after adding ``channels`` output channels to the ``producers`` layers."""
@@ -136,8 +151,6 @@ class KernelCostModel:
         with channel groups widened too. An inserted conv or linear layer widens with its input (its
         output too), as ``deepen`` builds a block after a widened layer at the new width.
 
-        The ``parameters`` of a widened report are the unwidened model's (as for ``widened_report``).
-
         Raises:
             ValueError: a module the graph does not single out (``output_node_of``), or an inserted
                 name that is taken or repeated.
@@ -161,7 +174,7 @@ class KernelCostModel:
         deepened.square_layers = self.square_layers | {name for name, module in layers.items()
                                                        if isinstance(module, (nn.Conv2d, nn.Linear))
                                                        and not (isinstance(module, nn.Conv2d) and module.groups > 1)}
-        deepened.report = deepened._report(deepened.kernels, deepened.shapes)
+        deepened.report = deepened._report(deepened.kernels, deepened.shapes)  # its shapes: no widening
         return deepened
 
     def marginal(self, producers: list[str] | set[str], channels: int) -> MarginalCost:

@@ -234,7 +234,6 @@ def selection_report(model: nn.Module, candidates: list[Candidate], cost_model: 
     """The predicted cost of ``model`` after ``apply_candidates(model, candidates)``, on its traced cost
     model alone: each group widened by the channels its candidates add, and each block candidate's
     layers spliced in after its layer (``KernelCostModel.with_modules_after``, then ``widened_report``).
-    Every metric but ``parameters`` (the model's as it is) is the grown model's.
 
     Raises:
         ValueError: a candidate of a group not in ``groups``, or a block the traced graph cannot place.
@@ -291,9 +290,8 @@ def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: B
     if not chosen:
         return StepResult(scored=len(candidates))  # nothing fits this event's share; a later event may
     groups = {group.name: group for group in find_channel_groups(model, example)}
-    price = None if "params" in budget.limits else (  # a widened report's parameters are the model's as it is
-        lambda selected: selection_report(model, selected, cost_model, groups))
-    selection = fit_to_budget(model, batches[0][0], chosen, costs.report, budget, usage_cap=usage_cap, price=price)
+    selection = fit_to_budget(model, batches[0][0], chosen, costs.report, budget, usage_cap=usage_cap,
+                              price=lambda selected: selection_report(model, selected, cost_model, groups))
     if not selection.chosen:
         return StepResult(scored=len(candidates))
     applied = as_fresh_units(selection.chosen) if config.new_units == "fresh" else selection.chosen

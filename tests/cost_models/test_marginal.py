@@ -21,6 +21,7 @@ def assert_same_costs(predicted, actual, where) -> None:
         if metric == "energy_mj" and actual.energy_mj is None:
             continue
         assert getattr(predicted, metric) == pytest.approx(getattr(actual, metric), rel=1e-9), (*where, metric)
+    assert predicted.parameters == actual.parameters, where
 
 
 @pytest.mark.parametrize("family", SEEDS)

@@ -155,6 +155,7 @@ def test_blocks_and_widened_groups_priced_together_cost_what_the_grown_model_cos
         for metric in METRICS:
             assert getattr(priced, metric) == pytest.approx(getattr(actual, metric), rel=1e-12, abs=0), \
                 ([g.name for g in widened_groups], chosen_blocks, metric)
+        assert priced.parameters == actual.parameters, ([g.name for g in widened_groups], chosen_blocks)
 
 
 @pytest.mark.parametrize("name", ["ds-cnn", "mobilenet-v2", "user-squeeze-excite", "user-concat"])
@@ -187,6 +188,7 @@ def test_a_selection_of_firefly_candidates_is_priced_as_the_copy_it_grows(name):
         priced = selection_report(model, selected, costs, groups)
         for metric in METRICS:
             assert getattr(priced, metric) == pytest.approx(getattr(actual, metric), rel=1e-12, abs=0), (size, metric)
+        assert priced.parameters == actual.parameters, size
 
 
 def test_building_a_block_to_price_or_insert_it_leaves_the_global_random_stream_where_it_was():

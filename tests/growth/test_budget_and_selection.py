@@ -142,6 +142,22 @@ def test_fit_to_budget_leaves_the_global_random_stream_where_it_was():
     assert selection.dropped_to_fit > 0 and torch.equal(torch.get_rng_state(), state)
 
 
+def test_selection_under_a_parameter_limit_prices_the_parameters_it_adds():
+    """A widened report counts the parameters of the widths it prices, so the selection stops at the
+    limit itself, and fit_to_budget has nothing to drop (it read the model's count as it was, so
+    every channel looked free under a ``params`` limit)."""
+    model = ds_cnn_seed()
+    cost_model = KernelCostModel(model, EXAMPLE, "host")
+    budget = Budget({"params": cost_model.report.parameters * 1.3})
+    gains = {g.name: 1.0 for g in growable_groups(find_channel_groups(model, EXAMPLE))}
+    candidates = _candidates(model, gains)
+    chosen = select_candidates(model, EXAMPLE, candidates, cost_model, budget, channel_step=8)
+    assert 0 < len(chosen) < len(candidates)
+    selection = fit_to_budget(model, EXAMPLE, chosen, lambda m: estimate(m, EXAMPLE, "host"), budget)
+    assert selection.dropped_to_fit == 0
+    assert cost_model.report.parameters < selection.report.parameters <= budget.limits["params"]
+
+
 def test_channel_step_of_targets():
     assert load_target("host").channel_step == 8
     assert load_target("cortex-m4f-120mhz").channel_step == 4
