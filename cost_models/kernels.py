@@ -219,27 +219,27 @@ def output_node_of(graph: torch.fx.Graph, module_name: str) -> torch.fx.Node:
     return leaving[0]
 
 
-def graph_with_modules_after(graph: torch.fx.Graph, module_name: str,
-                             inserted: list[tuple[str, nn.Module]]) -> torch.fx.Graph:
-    """A copy of ``graph`` (traced by ``trace_with_shapes``) with the modules ``inserted`` (name, module)
-    run one after another on the output of module ``module_name``, and everything that read that
-    output reading theirs instead: the graph ``trace_with_shapes`` gives the model with a block of
-    those modules inserted there, without tracing it. The modules must keep their input's shape (an
-    identity-initialised block does); their nodes carry the output's shape."""
-    produced = output_node_of(graph, module_name)
+def graph_with_modules_after(graph: torch.fx.Graph,
+                             insertions: list[tuple[str, list[tuple[str, nn.Module]]]]) -> torch.fx.Graph:
+    """A copy of ``graph`` (traced by ``trace_with_shapes``) in which, for each (module name, [(name,
+    module), …]) of ``insertions``, those modules run one after another on that module's output and
+    everything that read the output reads theirs instead: the graph ``trace_with_shapes`` gives the
+    model with those blocks inserted, without tracing it. The modules must keep their input's shape
+    (an identity-initialised block does); their nodes carry the output's shape."""
+    produced = [(output_node_of(graph, module_name), inserted) for module_name, inserted in insertions]
     edited = torch.fx.Graph()
     values: dict[torch.fx.Node, torch.fx.Node] = {}
     edited.output(edited.graph_copy(graph, values))
-    output = values[produced]
-    readers = list(output.users)
-    last = output
-    for name, module in inserted:
-        with edited.inserting_after(last):
-            node = edited.call_module(name, (last,))
-        node.meta = {**output.meta, "nn_module_stack": {name: (name, type(module))}}
-        last = node
-    for reader in readers:
-        reader.replace_input_with(output, last)
+    for node, inserted in produced:
+        output = values[node]
+        readers = list(output.users)
+        last = output
+        for name, module in inserted:
+            with edited.inserting_after(last):
+                last = edited.call_module(name, (last,))
+            last.meta = {**output.meta, "nn_module_stack": {name: (name, type(module))}}
+        for reader in readers:
+            reader.replace_input_with(output, last)
     return edited
 
 

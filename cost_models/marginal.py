@@ -50,14 +50,17 @@ class KernelCostModel:
                  latency_model: LatencyModel | None = None):
         self.target = load_target(target) if isinstance(target, str) else target
         self.latency_model = latency_model or LatencyModel(self.target)
-        self.graph = trace_with_shapes(model, example_input).graph
-        self.modules = dict(model.named_modules())  # the graph's modules, as traced
-        self.kernels = kernels_of_graph(self.graph, self.modules)
+        self.input_shape = tuple(example_input.shape)
+        self.square_layers: frozenset[str] = frozenset()  # inserted C → C layers: they widen with their input
+        self._use_graph(trace_with_shapes(model, example_input).graph, dict(model.named_modules()),
+                        sum(p.numel() for p in model.parameters()))
+
+    def _use_graph(self, graph: torch.fx.Graph, modules: dict[str, nn.Module], parameters: int) -> None:
+        """Price ``graph`` (its ``call_module`` targets in ``modules``; ``parameters`` in all)."""
+        self.graph, self.modules, self.parameters = graph, modules, parameters
+        self.kernels = kernels_of_graph(graph, modules)
         self.shapes = [KernelShape.from_kernel(kernel) for kernel in self.kernels]
         self.inputs = kernel_inputs(self.kernels)
-        self.input_shape = tuple(example_input.shape)
-        self.parameters = sum(p.numel() for p in model.parameters())
-        self.square_layers: frozenset[str] = frozenset()  # inserted C → C layers: they widen with their input
         self.report = self._report(self.kernels, self.shapes)
 
     def _report(self, kernels: list[Kernel], shapes: list[KernelShape]) -> CostReport:
@@ -141,7 +144,7 @@ class KernelCostModel:
     def report_with_modules_after(self, module_name: str, inserted: list[tuple[str, nn.Module]]) -> CostReport:
         """The predicted cost with the shape-keeping modules ``inserted`` ((name, module), run in turn)
         on the output of module ``module_name`` — a block ``deepen`` inserts — without tracing again:
-        the same report as tracing the model with the block in (``graph_with_modules_after``)."""
+        the same report as tracing the model with the block in (``with_modules_after``)."""
         return self.with_modules_after([(module_name, inserted)]).report
 
     def with_modules_after(self, insertions: list[tuple[str, list[tuple[str, nn.Module]]]]) -> KernelCostModel:
@@ -160,21 +163,13 @@ class KernelCostModel:
         if taken or repeated:
             raise ValueError(f"inserted module names must be new and distinct; "
                              f"{', '.join(taken or repeated)} {'is taken' if taken else 'comes twice'}")
-        graph = self.graph
-        for module_name, inserted in insertions:
-            graph = graph_with_modules_after(graph, module_name, inserted)
         layers = {name: module for _, inserted in insertions for name, module in inserted}
         deepened = copy.copy(self)
-        deepened.graph, deepened.modules = graph, {**self.modules, **layers}
-        deepened.kernels = kernels_of_graph(graph, deepened.modules)
-        deepened.shapes = [KernelShape.from_kernel(kernel) for kernel in deepened.kernels]
-        deepened.inputs = kernel_inputs(deepened.kernels)
-        added = sum(p.numel() for module in layers.values() for p in module.parameters())
-        deepened.parameters = self.parameters + added
         deepened.square_layers = self.square_layers | {name for name, module in layers.items()
                                                        if isinstance(module, (nn.Conv2d, nn.Linear))
                                                        and not (isinstance(module, nn.Conv2d) and module.groups > 1)}
-        deepened.report = deepened._report(deepened.kernels, deepened.shapes)  # its shapes: no widening
+        deepened._use_graph(graph_with_modules_after(self.graph, insertions), {**self.modules, **layers},
+                            self.parameters + sum(p.numel() for module in layers.values() for p in module.parameters()))
         return deepened
 
     def marginal(self, producers: list[str] | set[str], channels: int) -> MarginalCost:

@@ -281,15 +281,15 @@ def grow_step(model: nn.Module, task: TaskData, example: torch.Tensor, budget: B
     # Helpful candidates first (most decrease per cost), then the least harmful (S2D's splitting-stable
     # neurons: a near-copy that training then differentiates). Whole vector blocks first; when no
     # group's next block fits, single channels finish the event's share.
+    groups = {group.name: group for group in find_channel_groups(model, example)}
     chosen = []
     for channel_step in dict.fromkeys((costs.target.channel_step, 1)):
         chosen = select_candidates(model, example, candidates, cost_model, budget, usage_cap=usage_cap,
-                                   allow_non_positive=True, channel_step=channel_step)
+                                   allow_non_positive=True, channel_step=channel_step, groups=groups)
         if chosen:
             break
     if not chosen:
         return StepResult(scored=len(candidates))  # nothing fits this event's share; a later event may
-    groups = {group.name: group for group in find_channel_groups(model, example)}
     selection = fit_to_budget(model, batches[0][0], chosen, costs.report, budget, usage_cap=usage_cap,
                               price=lambda selected: selection_report(model, selected, cost_model, groups))
     if not selection.chosen:

@@ -194,34 +194,47 @@ def deepen(
     """
     if not isinstance(after, str) or not after:
         raise ValueError(f"after must name a layer of the model (e.g. 'features.2'), got {after!r}")
-    try:
-        layer = model.get_submodule(after)
-    except AttributeError:
-        known = ", ".join(name for name, _ in list(model.named_children()))
-        raise ValueError(f"the model has no layer `{after}`; top-level layers: {known}") from None
+    layer = _layer_named(model, after)
     if kind not in (None, "conv", "ds-block", "linear"):
         raise ValueError(f"unknown kind {kind!r}; choose 'conv', 'ds-block' or 'linear'")
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
     output = _capture_output(model, layer, after, example_input)
-    kind = _block_kind(kind, after, tuple(output.shape))
-    with torch.device("cpu"):  # built and calibrated on the CPU, then moved to where the model is
-        block = _build_block(kind, output.cpu().float(), _activation(layer), kernel_size, batch_norm)
-    block.to(device=output.device, dtype=output.dtype)
-    block.train(layer.training)
+    block = _calibrated_block(kind, after, layer, output, kernel_size, batch_norm)
     reference = next(layer.parameters(), None)
-
-    if isinstance(layer, nn.Sequential):
-        new_name = f"{after}.{len(layer)}"
-        layer.append(block)
-    else:
-        parent_name, _, attribute = after.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attribute, nn.Sequential(layer, block))
-        new_name = f"{after}.1"
+    new_name = _insert_block(model, after, layer, block)
     if optimizer is not None:
         add_parameters(optimizer, list(block.parameters()), like=reference)
     return new_name
+
+
+def _layer_named(model: nn.Module, after: str) -> nn.Module:
+    try:
+        return model.get_submodule(after)
+    except AttributeError:
+        known = ", ".join(name for name, _ in list(model.named_children()))
+        raise ValueError(f"the model has no layer `{after}`; top-level layers: {known}") from None
+
+
+def _calibrated_block(kind: Kind | None, after: str, layer: nn.Module, output: torch.Tensor, kernel_size: int,
+                      batch_norm: bool) -> nn.Sequential:
+    """The block for ``layer``'s ``output``, built and calibrated on the CPU, then moved to where the
+    output is, in the layer's training mode."""
+    with torch.device("cpu"):
+        block = _build_block(_block_kind(kind, after, tuple(output.shape)), output.detach().cpu().float(),
+                             _activation(layer), kernel_size, batch_norm)
+    return block.to(device=output.device, dtype=output.dtype).train(layer.training)
+
+
+def _insert_block(model: nn.Module, after: str, layer: nn.Module, block: nn.Module) -> str:
+    """Put ``block`` after ``layer`` (module ``after``): appended to a Sequential, or ``after`` replaced
+    by ``Sequential(layer, block)``. Returns the block's module name."""
+    if isinstance(layer, nn.Sequential):
+        layer.append(block)
+        return f"{after}.{len(layer) - 1}"
+    parent_name, _, attribute = after.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, nn.Sequential(layer, block))
+    return f"{after}.1"
 
 
 def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example_input: torch.Tensor) -> list[str]:
@@ -235,13 +248,7 @@ def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example
         ValueError: a bad layer name, a layer run more than once or not at all, an output that is not
             a tensor, or a kind its output cannot take; the model is then left untouched.
     """
-    layers = {}
-    for after, _kind in points:
-        try:
-            layers[after] = model.get_submodule(after)
-        except AttributeError:
-            known = ", ".join(name for name, _ in list(model.named_children()))
-            raise ValueError(f"the model has no layer `{after}`; top-level layers: {known}") from None
+    layers = {after: _layer_named(model, after) for after, _kind in points}
     blocks: dict[str, nn.Sequential] = {}
     errors: list[str] = []
 
@@ -254,11 +261,8 @@ def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example
             if not torch.is_tensor(output):
                 errors.append(f"layer `{after}` returns a {type(output).__name__}, not a tensor")
                 return output
-            with torch.device("cpu"):
-                block = _build_block(_block_kind(kind, after, tuple(output.shape)), output.detach().cpu().float(),
-                                     _activation(layers[after]), 3, True)
-            blocks[after] = block.to(device=output.device, dtype=output.dtype).eval()
-            return blocks[after](output)
+            blocks[after] = _calibrated_block(kind, after, layers[after], output, 3, True)
+            return blocks[after].eval()(output)
         return hook
 
     hooks = [(layers[after], continue_through_block(after, kind)) for after, kind in points]
@@ -266,18 +270,8 @@ def deepen_many(model: nn.Module, points: list[tuple[str, Kind | None]], example
     missing = [after for after, _ in points if after not in blocks]
     if errors or missing:
         raise ValueError(errors[0] if errors else f"layer `{missing[0]}` does not run in the forward pass")
-    names = []
-    for after, _kind in points:
-        layer, block = layers[after], blocks[after]
-        block.train(layer.training)
-        if isinstance(layer, nn.Sequential):
-            names.append(f"{after}.{len(layer)}")
-            layer.append(block)
-        else:
-            parent_name, _, attribute = after.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, attribute, nn.Sequential(layer, block))
-            names.append(f"{after}.1")
-    return names
+    return [_insert_block(model, after, layers[after], blocks[after].train(layers[after].training))
+            for after, _kind in points]
 
 
 @contextmanager

@@ -39,7 +39,7 @@ from cost_models import CostReport, KernelCostModel
 from ..argument_checks import check_positive_integer
 from .budget import Budget, metric_value
 from .candidates import Candidate, apply_candidates
-from .channel_groups import find_channel_groups
+from .channel_groups import ChannelGroup, find_channel_groups
 from .staged_edit import group_width
 
 
@@ -54,7 +54,8 @@ class Selection:
 
 def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates: list[Candidate],
                       cost_model: KernelCostModel, budget: Budget, *, usage_cap: float = 1.0,
-                      allow_non_positive: bool = False, channel_step: int = 1) -> list[Candidate]:
+                      allow_non_positive: bool = False, channel_step: int = 1,
+                      groups: dict[str, ChannelGroup] | None = None) -> list[Candidate]:
     """Greedy by decrease per cost under every limit × ``usage_cap`` (the step's share of the budget).
 
     A group grows by bundles of candidates that bring its width to the next multiple of
@@ -63,6 +64,7 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
     staircase from looking free. A bundle takes the group's best candidates; its gain is their sum.
     Candidates with predicted decrease ≤ 0 complete a bundle, and are taken on their own only with
     ``allow_non_positive`` (spending a budget when nothing is predicted to help), least harmful first.
+    ``groups``: the model's channel groups by name, if the caller has them (else they are traced).
     """
     if not 0 < usage_cap <= 1:
         raise ValueError(f"usage_cap must be in (0, 1], got {usage_cap!r}")
@@ -70,7 +72,7 @@ def select_candidates(model: nn.Module, example_input: torch.Tensor, candidates:
     metrics = list(budget.limits)
     current = {m: metric_value(cost_model.report, m) for m in metrics}
     caps = {m: usage_cap * limit for m, limit in budget.limits.items()}
-    groups = {g.name: g for g in find_channel_groups(model, example_input)}
+    groups = groups if groups is not None else {g.name: g for g in find_channel_groups(model, example_input)}
     cached: dict[frozenset, dict[str, float]] = {}
 
     def widened(growth: dict[str, int]) -> dict[str, float]:
