@@ -59,15 +59,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
+from held_out_models import GROWN_FAMILIES, USER_FAMILIES, grown_style, user_style
 from scipy import stats
 
 from cost_models import estimate, load_target
 from cost_models.runner import Session, measure, noise_verdict
 from cost_models.speed_reference import reference_models, speed_ratio
+from cost_models.target import known_targets
 from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8
 from edgegrow.models.mobilenet_v2 import BlockSpec
-from held_out_models import GROWN_FAMILIES, USER_FAMILIES, grown_style, user_style
 
 ZOO_FAMILIES = ("ds-cnn", "mobilenet-v1", "mobilenet-v2", "resnet8")
 FAMILIES = (*ZOO_FAMILIES, *USER_FAMILIES, *GROWN_FAMILIES)
@@ -177,6 +177,28 @@ def table_cross_validation(target, folds: int = 5, seed: int = 0) -> dict:
     return {**kernel_summary(errors, methods), **by_size(pairs)}
 
 
+def grid_noise_floor(target, profile_path: Path) -> dict:
+    """``split_half_agreement`` of the profile's own grid, from the measurements file the profiler keeps
+    beside it (``<profile>.measurements.jsonl``, rounds in the order measured); {} without that file."""
+    from cost_models.profiler import without_profiler
+
+    measurements = profile_path.with_name(profile_path.name + ".measurements.jsonl")
+    if not measurements.is_file():
+        return {}
+    rounds: dict[str, list[tuple[int, float]]] = {}
+    with open(measurements) as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+                key, round_index = record["id"].split("@")
+                record["kernel_ms"]
+            except (json.JSONDecodeError, KeyError, ValueError):
+                continue
+            record = without_profiler(record, target.model_overhead_ms.value)
+            rounds.setdefault(key, []).append((int(round_index), record["kernel_ms"]))
+    return split_half_agreement([[ms for _, ms in sorted(times)] for times in rounds.values()])
+
+
 def kernel_summary(errors: dict[str, list[float]], methods: dict[str, int]) -> dict:
     summary = {kind: {"kernels": len(values), "within_10_percent": float(np.mean(np.abs(values) <= 0.10)),
                       "median_signed_error": float(np.median(values)),
@@ -208,6 +230,7 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
     model = LatencyModel(target.without_calibration())
     overhead_ms = target.model_overhead_ms.value
     best: dict[int, dict] = {}
+    rounds: dict[int, list[float]] = {}  # every round's time of each shape, in the order measured
     if runtime == "litert":  # the litert profiler's own measurement, in a scratch folder
         import tempfile
 
@@ -220,6 +243,7 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
         index_of = {shape_id(shape): index for index, shape in enumerate(shapes)}
         for record in records:
             index = index_of[record["id"]]
+            rounds.setdefault(index, []).append(record["kernel_ms"])
             if index not in best or record["kernel_ms"] < best[index]["kernel_ms"]:
                 best[index] = {**record, "layout": "plain"}
         shapes = [computed_shape(shape) for shape in shapes]
@@ -228,6 +252,7 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
         rng.shuffle(order)
         for index in order:
             record = without_profiler(measure_kernel(shapes[index]), overhead_ms)
+            rounds.setdefault(index, []).append(record["kernel_ms"])
             if index not in best or record["kernel_ms"] < best[index]["kernel_ms"]:
                 best[index] = record
         print(f"kernel round {round_index + 1}/4 done", flush=True)
@@ -245,7 +270,21 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
                      "method": prediction.method, "error": error})
     summary = kernel_summary(errors, methods)
     summary.update(by_size([(row["error"], row["measured_ms"]) for row in rows]))
+    summary["noise_floor"] = split_half_agreement([rounds[index] for index in range(len(shapes))])
     return summary, rows
+
+
+def split_half_agreement(rounds: list[list[float]]) -> dict:
+    """The kernel measurement's own noise floor: for each kernel timed in 4 rounds, how far the fastest of
+    its first two rounds is from the fastest of its last two, as the shares within ±10 % and ±5 % (all
+    kernels, and those taking at least 5 and 20 µs). A prediction cannot be expected to land within ±10 %
+    of a measurement more often than two halves of that measurement land within ±10 % of each other."""
+    pairs = [(min(times[:2]) / min(times[2:4]) - 1, min(times)) for times in rounds if len(times) >= 4]
+    if not pairs:
+        return {}
+    everything = np.abs([difference for difference, _ in pairs])
+    return {"kernels": len(pairs), "within_10_percent": float(np.mean(everything <= 0.10)),
+            "within_5_percent": float(np.mean(everything <= 0.05)), **by_size(pairs)}
 
 
 def by_size(pairs: list[tuple[float, float]]) -> dict:
@@ -408,10 +447,10 @@ def main(argv: list[str] | None = None) -> int:
                                              args.runtime) if args.kernels else (None, []))
     summary["seconds"] = round(time.time() - started, 1)
     cross_validation = table_cross_validation(target)
-    print(json.dumps({"held_out_kernels": kernels and {key: kernels[key] for key in ("all", "at_least_5_us",
-                                                                                      "at_least_20_us")},
-                      "kernels_5_fold": {key: cross_validation[key] for key in ("all", "at_least_5_us",
-                                                                                 "at_least_20_us")}}, indent=1))
+    cross_validation["noise_floor"] = grid_noise_floor(target, Path(known_targets().get(args.target, args.target)))
+    shown = ("all", "at_least_5_us", "at_least_20_us", "noise_floor")
+    print(json.dumps({"held_out_kernels": kernels and {key: kernels[key] for key in shown},
+                      "kernels_5_fold": {key: cross_validation[key] for key in shown}}, indent=1))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "per_family": per_family, "per_size": per_size,
