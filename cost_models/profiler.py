@@ -528,24 +528,64 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     # whole networks for the calibration, and the Identity model for the per-model overhead, timed
     # in the same spread-out rounds
     from .calibration import random_chains
-    from .kernel_onnx import NODE_CHAIN_LENGTHS, chain_model, node_chain_model
+    from .kernel_onnx import (
+        NODE_CHAIN_LENGTHS,
+        REORDER_CHAIN_PAIRS,
+        REORDER_CHAIN_TENSORS,
+        chain_model,
+        node_chain_model,
+        reorder_chain_model,
+    )
 
     chains = random_chains(12 if quick else 60)
     rounds = 4 if quick else 10
     sessions = [Session(chain_model(shapes, inputs).SerializeToString(), threads=threads) for shapes, inputs in chains]
     node_chains = [Session(node_chain_model(n).SerializeToString(), threads=threads) for n in NODE_CHAIN_LENGTHS]
+    reorder_chains = [Session(reorder_chain_model(tensor, pairs).SerializeToString(), threads=threads)
+                      for tensor in REORDER_CHAIN_TENSORS for pairs in REORDER_CHAIN_PAIRS]
     references = [Session(model, threads=threads) for model in speed_reference.reference_models()]
     identity = Session(overhead_model().SerializeToString(), threads=threads)
-    timings = time_interleaved(sessions + node_chains + references + [identity], rounds)
+    timings = time_interleaved(sessions + node_chains + reorder_chains + references + [identity], rounds)
     chain_timings, timings = timings[:len(chains)], timings[len(chains):]
-    node_timings, reference_timings, overhead = timings[:len(node_chains)], timings[len(node_chains):-1], timings[-1]
+    node_timings, timings = timings[:len(node_chains)], timings[len(node_chains):]
+    reorder_timings, timings = timings[:len(reorder_chains)], timings[len(reorder_chains):]
+    reference_timings, overhead = timings[:-1], timings[-1]
+    per_node_ms = node_overhead_ms(node_timings)
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
+    per_change_ms, per_element_ms = reorder_cost_from_chains(reorder_timings)
+    profile["latency"]["layout"].update({
+        # the per-node offset the calibration adds to every layout change completes its call cost
+        "reorder_ms_per_call": max(0.0, per_change_ms - per_node_ms), "reorder_ms_per_element": per_element_ms,
+        "source": f"{_where()}: chains of 1–8 layout changes there and back (kernel_onnx.reorder_chain_model) on "
+                  f"{len(REORDER_CHAIN_TENSORS)} tensors of 1–200 K elements, timed in the calibration's rounds: "
+                  f"{per_change_ms * 1e3:.3f} µs a change less the per-node offset, and the cost per element"})
     profile["speed_reference"] = speed_reference.reference_block([timing["fast_ms"] for timing in reference_timings],
                                                                  rounds, _where())
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
-                        [timing["split_half"] for timing in chain_timings], per_node_ms=node_overhead_ms(node_timings))
+                        [timing["split_half"] for timing in chain_timings], per_node_ms=per_node_ms)
     write_json_atomically(out, profile)
     return profile
+
+
+def reorder_cost_from_chains(chain_timings: list[dict]) -> tuple[float, float]:
+    """(ms per layout change, ms per element) of onnxruntime's NCHWc layout changes inside a network, from
+    the reorder chains (``kernel_onnx.reorder_chain_model`` of each of ``REORDER_CHAIN_TENSORS`` with each
+    of ``REORDER_CHAIN_PAIRS`` pairs, one timing each, in that order): per tensor, the slope of the
+    chains' latencies over their pairs is two layout changes; least squares on relative error over the
+    tensors' element counts. The call cost includes the node's share of running (the per-node offset)."""
+    from .kernel_onnx import REORDER_CHAIN_PAIRS, REORDER_CHAIN_TENSORS
+
+    per_change, elements = [], []
+    for index, tensor in enumerate(REORDER_CHAIN_TENSORS):
+        timings = chain_timings[index * len(REORDER_CHAIN_PAIRS):(index + 1) * len(REORDER_CHAIN_PAIRS)]
+        slope = float(np.polyfit(REORDER_CHAIN_PAIRS, [timing["fast_ms"] for timing in timings], 1)[0])
+        per_change.append(max(slope / 2, 1e-7))
+        elements.append(float(np.prod(tensor)))
+    per_change, elements = np.array(per_change), np.array(elements)
+    weights = 1.0 / per_change
+    design = np.stack([np.ones_like(elements), elements], axis=1) * weights[:, None]
+    (per_call, per_element), *_ = np.linalg.lstsq(design, per_change * weights, rcond=None)
+    return max(0.0, float(per_call)), max(0.0, float(per_element))
 
 
 def node_overhead_ms(node_timings: list[dict]) -> float:

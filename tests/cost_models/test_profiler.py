@@ -146,6 +146,9 @@ def test_profile_here_resumes_after_an_interruption_and_writes_a_calibrated_prof
     # the reference kernels were timed in the calibration's rounds: how fast this machine ran then
     assert [shape for shape, _ in here.speed_reference] == list(speed_reference.REFERENCE_KERNELS)
     assert all(0 < ms < 1.0 for _, ms in here.speed_reference)
+    # layout changes are priced from chains of them, not from the single-kernel models' reorder nodes
+    layout = json.loads(out.read_text())["latency"]["layout"]
+    assert "reorder_chain_model" in layout["source"] and 0 < layout["reorder_ms_per_element"] < 1e-5
 
 
 KILLED_PROFILE = """
@@ -188,3 +191,32 @@ def test_profile_here_killed_with_sigkill_resumes_from_the_last_measured_row(tmp
     profiler.profile_here("here", out, quick=True, progress=lambda done, total: remaining.append(total))
     assert remaining[0] == 2 * 4 - 3
     assert len(load_target(str(out)).entries) == 4
+
+
+def test_a_reorder_chain_changes_the_layout_there_and_back_and_leaves_the_tensor_as_it_was(tmp_path):
+    import onnx
+
+    from cost_models.kernel_onnx import reorder_chain_model
+
+    session = Session(reorder_chain_model((20, 5, 3), 3).SerializeToString())
+    kinds = [node.op_type for node in reorder_chain_model((20, 5, 3), 3).graph.node]
+    assert kinds == ["ReorderInput", "ReorderOutput"] * 3
+    tensor = np.random.default_rng(0).standard_normal((1, 20, 5, 3)).astype(np.float32)
+    (out,) = session._session.run(None, {"x": tensor})
+    assert np.array_equal(out, tensor)
+    # onnxruntime's optimiser keeps the pairs (what it runs is what the profiler means to time)
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    onnxruntime.InferenceSession(reorder_chain_model((20, 5, 3), 3).SerializeToString(), options,
+                                 providers=["CPUExecutionProvider"])
+    optimised = [node.op_type for node in onnx.load(tmp_path / "optimised.onnx").graph.node]
+    assert optimised == ["ReorderInput", "ReorderOutput"] * 3
+
+
+def test_reorder_cost_is_the_chains_slope_per_change_fitted_over_their_elements():
+    from cost_models.kernel_onnx import REORDER_CHAIN_PAIRS, REORDER_CHAIN_TENSORS
+
+    per_call, per_element = 0.0002, 5e-8  # ms: what two changes a pair cost, plus a fixed part of each chain
+    timings = [{"fast_ms": 0.003 + pairs * 2 * (per_call + per_element * np.prod(tensor))}
+               for tensor in REORDER_CHAIN_TENSORS for pairs in REORDER_CHAIN_PAIRS]
+    assert profiler.reorder_cost_from_chains(timings) == pytest.approx((per_call, per_element), rel=1e-6)
