@@ -246,10 +246,18 @@ class LatencyModel:
         return sum(1 for r in results if r.method != "fused") + len(changes)
 
     def _placed(self, shapes: list[KernelShape], inputs: list[list[int]]) -> tuple[list[KernelLatency], list[str]]:
-        """Each kernel's latency and layout, with the adds and pads onnxruntime folds into a neighbour."""
+        """Each kernel's latency and layout, with the adds and pads onnxruntime folds into a neighbour, and
+        the pads TFLite's converter folds into the conv that reads them (a measured litert table)."""
         results = [self.kernel(shape) for shape in shapes]
         layouts = [r.layout for r in results]
         if self.target.layout_rule != "onnxruntime-nchwc":
+            if self.target.runtime == "litert" and self.target.entries:
+                # litert-torch writes a zero pad that is TensorFlow's 'same' padding of the conv, depthwise or
+                # pooling layer reading it into that layer (DS-CNN's stem and stride-2 pads): the exported file
+                # has no PAD op, while the table prices the single-op PAD model the profiler timed
+                for index, shape in enumerate(shapes):
+                    if _folded_pad(shapes, index) and _same_padding(shape, shapes[index + 1]):
+                        results[index] = KernelLatency(0.0, "fused", 0.0, layouts[index])
             return results, layouts
         readers = [0] * len(shapes)
         for sources in inputs:
@@ -265,8 +273,7 @@ class LatencyModel:
                                              ("conv", "pointwise", "depthwise") for j in inputs[index]):
                 # and into a plain conv whose output only the add reads (its FusedConv sums the other input)
                 results[index] = KernelLatency(shape.output_elements * per_element, "fused", 0.0, "plain")
-            if shape.kind == "pad" and len(shapes) > index + 1 and shapes[index + 1].kind in ("conv", "depthwise",
-                                                                                               "pointwise", "pool"):
+            if _folded_pad(shapes, index):
                 layouts[index] = "plain"  # onnxruntime folds a zero pad into the conv that reads it
                 results[index] = KernelLatency(0.0, "fused", 0.0, "plain")
         return results, layouts
@@ -287,6 +294,25 @@ class LatencyModel:
         if layouts and layouts[-1] == "blocked":
             conversions.add((len(shapes) - 1, "plain"))
         return conversions
+
+
+def _folded_pad(shapes: list[KernelShape], index: int) -> bool:
+    """Whether kernel ``index`` is a pad that the next kernel, a conv or pooling layer, reads (and runtimes
+    fold into that layer's own padding)."""
+    return shapes[index].kind == "pad" and len(shapes) > index + 1 and shapes[index + 1].kind in (
+        "conv", "depthwise", "pointwise", "pool")
+
+
+def _same_padding(pad: KernelShape, reader: KernelShape) -> bool:
+    """Whether ``pad`` adds what TensorFlow's 'same' padding of ``reader`` would (its output ceil(size /
+    stride) in both dimensions, from ``pad``'s input)."""
+    for axis in (0, 1):
+        size, padded = pad.input[axis + 1], pad.output[axis + 1]
+        kernel, stride = reader.kernel[axis], reader.stride[axis]
+        out = -(-size // stride)
+        if reader.output[axis + 1] != out or padded - size != max((out - 1) * stride + kernel - size, 0):
+            return False
+    return True
 
 
 def _channel(shape: KernelShape, axis: str) -> int:
