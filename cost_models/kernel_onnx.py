@@ -94,7 +94,8 @@ def _kernel_nodes(shape: KernelShape, sources: list[str], target: str, prefix: s
     return nodes, initializers
 
 
-def _finish(nodes, initializers, inputs, output, name: str):
+def _finish(nodes, initializers, inputs, output, name: str, domains: tuple[str, ...] = ()):
+    """The checked model of ``nodes``; ``domains``: operator sets beside the default one (version 1)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -103,7 +104,8 @@ def _finish(nodes, initializers, inputs, output, name: str):
     used = {name for node in nodes for name in node.input}
     initializers = [tensor for tensor in initializers if tensor.name in used]
     graph = helper.make_graph(nodes, name, inputs, [output], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgegrow-profiler")
+    opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(domain, 1) for domain in domains]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="edgegrow-profiler")
     model.ir_version = min(model.ir_version, 8)  # readable by onnxruntime releases from 1.14 on
     onnx.checker.check_model(model)
     return model
@@ -199,14 +201,9 @@ def reorder_chain_model(tensor: tuple[int, int, int], pairs: int):
                                       ["out" if index == pairs - 1 else f"plain{index}"],
                                       domain="com.microsoft.nchwc", channels=channels))
     shape = [1, channels, height, width]
-    graph = helper.make_graph(nodes, "edgegrow_reorder_chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                                              shape)],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
-                                                    helper.make_opsetid("com.microsoft.nchwc", 1)],
-                              producer_name="edgegrow-profiler")
-    model.ir_version = min(model.ir_version, 8)
-    return model
+    return _finish(nodes, [], [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                   helper.make_tensor_value_info("out", TensorProto.FLOAT, shape), "edgegrow_reorder_chain",
+                   domains=("com.microsoft.nchwc",))
 
 
 def node_chain_model(nodes: int):

@@ -246,18 +246,16 @@ class LatencyModel:
         return sum(1 for r in results if r.method != "fused") + len(changes)
 
     def _placed(self, shapes: list[KernelShape], inputs: list[list[int]]) -> tuple[list[KernelLatency], list[str]]:
-        """Each kernel's latency and layout, with the adds and pads onnxruntime folds into a neighbour, and
-        the pads TFLite's converter folds into the conv that reads them (a measured litert table)."""
+        """Each kernel's latency and layout, with the pads a runtime folds into the layer that reads them
+        (``_pad_folded``) and the adds onnxruntime folds into a conv."""
         results = [self.kernel(shape) for shape in shapes]
         layouts = [r.layout for r in results]
-        if self.target.layout_rule != "onnxruntime-nchwc":
-            if self.target.runtime == "litert" and self.target.entries:
-                # litert-torch writes a zero pad that is TensorFlow's 'same' padding of the conv, depthwise or
-                # pooling layer reading it into that layer (DS-CNN's stem and stride-2 pads): the exported file
-                # has no PAD op, while the table prices the single-op PAD model the profiler timed
-                for index, shape in enumerate(shapes):
-                    if _folded_pad(shapes, index) and _same_padding(shape, shapes[index + 1]):
-                        results[index] = KernelLatency(0.0, "fused", 0.0, layouts[index])
+        nchwc = self.target.layout_rule == "onnxruntime-nchwc"
+        for index in range(len(shapes)):
+            if self._pad_folded(shapes, index):
+                layouts[index] = "plain" if nchwc else layouts[index]
+                results[index] = KernelLatency(0.0, "fused", 0.0, layouts[index])
+        if not nchwc:
             return results, layouts
         readers = [0] * len(shapes)
         for sources in inputs:
@@ -273,10 +271,21 @@ class LatencyModel:
                                              ("conv", "pointwise", "depthwise") for j in inputs[index]):
                 # and into a plain conv whose output only the add reads (its FusedConv sums the other input)
                 results[index] = KernelLatency(shape.output_elements * per_element, "fused", 0.0, "plain")
-            if _folded_pad(shapes, index):
-                layouts[index] = "plain"  # onnxruntime folds a zero pad into the conv that reads it
-                results[index] = KernelLatency(0.0, "fused", 0.0, "plain")
         return results, layouts
+
+    def _pad_folded(self, shapes: list[KernelShape], index: int) -> bool:
+        """Whether kernel ``index`` is a zero pad the runtime runs inside the conv or pooling layer that reads
+        it: onnxruntime folds every such pad; litert-torch writes one that is TensorFlow's 'same' padding of
+        that layer into it (DS-CNN's stem and stride-2 pads), so the exported file has no PAD op while a
+        litert table prices the single-op PAD model the profiler timed."""
+        shape = shapes[index]
+        if shape.kind != "pad" or index + 1 >= len(shapes) or shapes[index + 1].kind not in (
+                "conv", "depthwise", "pointwise", "pool"):
+            return False
+        if self.target.layout_rule == "onnxruntime-nchwc":
+            return True
+        return self.target.runtime == "litert" and bool(self.target.entries) and _same_padding(shape,
+                                                                                               shapes[index + 1])
 
     def _layout_changes(self, shapes: list[KernelShape], inputs: list[list[int]],
                         layouts: list[str]) -> set[tuple[int, str]]:
@@ -294,13 +303,6 @@ class LatencyModel:
         if layouts and layouts[-1] == "blocked":
             conversions.add((len(shapes) - 1, "plain"))
         return conversions
-
-
-def _folded_pad(shapes: list[KernelShape], index: int) -> bool:
-    """Whether kernel ``index`` is a pad that the next kernel, a conv or pooling layer, reads (and runtimes
-    fold into that layer's own padding)."""
-    return shapes[index].kind == "pad" and len(shapes) > index + 1 and shapes[index + 1].kind in (
-        "conv", "depthwise", "pointwise", "pool")
 
 
 def _same_padding(pad: KernelShape, reader: KernelShape) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import speed_reference
-from .kernel_onnx import kernel_model, overhead_model
+from .kernel_onnx import REORDER_CHAIN_TENSORS, kernel_model, overhead_model
 from .kernel_shape import KernelShape
 from .runner import (
     Session,
@@ -373,15 +373,6 @@ def fastest_rounds(records: list[dict], overhead_ms: float | None = None) -> lis
     return list(fastest.values())
 
 
-def _fit_reorders(points: list[list[float]]) -> tuple[float, float]:
-    if len(points) < 2:
-        return 0.0, 0.0
-    points = np.array(points, dtype=float)
-    design = np.stack([np.ones(len(points)), points[:, 0]], axis=1)
-    (per_call, per_element), *_ = np.linalg.lstsq(design, points[:, 1], rcond=None)
-    return max(0.0, float(per_call)), max(0.0, float(per_element))
-
-
 def memory_bandwidth_bytes_per_s(threads: int = 1) -> float:
     """Streaming bandwidth: a 4 M-element float add (two reads, one write) in onnxruntime."""
     shape = KernelShape("add", (64, 256, 256), (64, 256, 256))
@@ -396,9 +387,10 @@ def _where() -> str:
 
 
 def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth: float, threads: int,
-                  quick: bool) -> dict:
-    """A target profile (plain dict, checked by ``parse_target``) from all rounds of measurements;
-    ``calibrate`` adds its model-level calibration."""
+                  quick: bool, layout_change_ms: tuple[float, float]) -> dict:
+    """A target profile (plain dict, checked by ``parse_target``) from all rounds of measurements and the
+    cost of a layout change (ms per change, without the per-node offset, and ms per element:
+    ``reorder_cost_from_chains``); ``calibrate`` adds its model-level calibration."""
     import onnxruntime
 
     records = fastest_rounds(measurements, overhead["fast_ms"])
@@ -406,8 +398,7 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
     corrected = any("wall_ms" in record for record in records)
     where = _where()
     machine = machine_description()
-    reorder_points = [pair for record in records for pair in record["reorders"]]
-    per_call, per_element = _fit_reorders(reorder_points)
+    per_call, per_element = layout_change_ms
     weighted = [(KernelShape.from_dict(r["shape"]).macs, r["kernel_ms"]) for r in records]
     rates = [macs / (ms / 1e3) for macs, ms in weighted if macs >= 1_000_000]  # big enough for the work to dominate
     rates = rates or [macs / (ms / 1e3) for macs, ms in weighted if macs] or [1e9]
@@ -436,7 +427,10 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
             "layout": {"rule": "onnxruntime-nchwc" if any(r["layout"] == "blocked" for r in records) else "none",
                        "block_channels": _block_channels(), "reorder_ms_per_call": per_call,
                        "reorder_ms_per_element": per_element,
-                       "source": f"{where}: least squares over {len(reorder_points)} reorder nodes"},
+                       "source": f"{where}: chains of 1–8 layout changes there and back "
+                                 f"(kernel_onnx.reorder_chain_model) on {len(REORDER_CHAIN_TENSORS)} tensors of "
+                                 "1–200 K elements, timed in the calibration's rounds: the cost a change less the "
+                                 "per-node offset, and the cost per element"},
             "entries": entries,
         },
     }
@@ -531,7 +525,6 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     from .kernel_onnx import (
         NODE_CHAIN_LENGTHS,
         REORDER_CHAIN_PAIRS,
-        REORDER_CHAIN_TENSORS,
         chain_model,
         node_chain_model,
         reorder_chain_model,
@@ -551,14 +544,10 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     reorder_timings, timings = timings[:len(reorder_chains)], timings[len(reorder_chains):]
     reference_timings, overhead = timings[:-1], timings[-1]
     per_node_ms = node_overhead_ms(node_timings)
-    profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick)
     per_change_ms, per_element_ms = reorder_cost_from_chains(reorder_timings)
-    profile["latency"]["layout"].update({
-        # the per-node offset the calibration adds to every layout change completes its call cost
-        "reorder_ms_per_call": max(0.0, per_change_ms - per_node_ms), "reorder_ms_per_element": per_element_ms,
-        "source": f"{_where()}: chains of 1–8 layout changes there and back (kernel_onnx.reorder_chain_model) on "
-                  f"{len(REORDER_CHAIN_TENSORS)} tensors of 1–200 K elements, timed in the calibration's rounds: "
-                  f"{per_change_ms * 1e3:.3f} µs a change less the per-node offset, and the cost per element"})
+    # the per-node offset the calibration adds to every layout change completes its call cost
+    profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick,
+                            (max(0.0, per_change_ms - per_node_ms), per_element_ms))
     profile["speed_reference"] = speed_reference.reference_block([timing["fast_ms"] for timing in reference_timings],
                                                                  rounds, _where())
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
@@ -573,7 +562,7 @@ def reorder_cost_from_chains(chain_timings: list[dict]) -> tuple[float, float]:
     of ``REORDER_CHAIN_PAIRS`` pairs, one timing each, in that order): per tensor, the slope of the
     chains' latencies over their pairs is two layout changes; least squares on relative error over the
     tensors' element counts. The call cost includes the node's share of running (the per-node offset)."""
-    from .kernel_onnx import REORDER_CHAIN_PAIRS, REORDER_CHAIN_TENSORS
+    from .kernel_onnx import REORDER_CHAIN_PAIRS
 
     per_change, elements = [], []
     for index, tensor in enumerate(REORDER_CHAIN_TENSORS):
