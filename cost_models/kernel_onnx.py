@@ -11,8 +11,8 @@ import numpy as np
 from .kernel_shape import KernelShape
 
 OPSET = 17
-PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "global_pool", "add", "mul",
-                    "concat", "pad", "activation")
+PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "global_pool", "mean", "add",
+                    "mul", "concat", "pad", "activation")
 
 
 def _same_pads(size_in: int, size_out: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -80,6 +80,8 @@ def _kernel_nodes(shape: KernelShape, sources: list[str], target: str, prefix: s
                                       pads=[top, left, bottom, right]))
     elif shape.kind == "global_pool":
         nodes.append(helper.make_node("GlobalAveragePool", sources[:1], [target]))
+    elif shape.kind == "mean":  # what torch.onnx writes for x.mean((2, 3), keepdim=True) at this opset
+        nodes.append(helper.make_node("ReduceMean", sources[:1], [target], axes=[2, 3], keepdims=1))
     elif shape.kind in ("add", "mul"):
         nodes.append(helper.make_node("Add" if shape.kind == "add" else "Mul", sources[:2], [z]))
         nodes += _activation_nodes(helper, shape.activation, z, target)
@@ -118,8 +120,19 @@ def _tensor(name: str, shape: KernelShape, which: str, flat: bool = False):
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, c * h * w] if flat else [1, c, h, w])
 
 
-def kernel_model(shape: KernelShape, seed: int = 0):
+# a node a single-kernel model adds that is not the kernel (runner.onnxruntime_node_times leaves its time out)
+HELPER_NODE = "edgegrow_reader"
+
+
+def kernel_model(shape: KernelShape, seed: int = 0, read_inside: bool = False):
     """An ``onnx.ModelProto`` running ``shape`` once; inputs are named x (and y for two-input kernels).
+
+    ``read_inside``: a kernel with a HardSwish has its output read by one more node (a ReLU named
+    ``HELPER_NODE``), as inside a network. onnxruntime fuses a HardSwish into a blocked (NCHWc) conv only
+    when another node reads it; as a model's output it runs unfused, as HardSigmoid and Mul: on an x86 host
+    a blocked depthwise conv of 12 channels at 48×48 took 21.8 µs alone and 14.9 µs in a chain of them
+    (10.2 µs without the activation; 2026-12-06). The profiler times kernels this way and leaves the helper
+    node's own time out.
 
     Raises:
         ValueError: the kind cannot be written as a single-kernel model (``unknown``).
@@ -138,8 +151,11 @@ def kernel_model(shape: KernelShape, seed: int = 0):
         c_in, h_in, w_in = shape.input
         inputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, max(1, shape.output[0] - c_in),
                                                                               h_in, w_in]))
-    nodes, initializers = _kernel_nodes(shape, [item.name for item in inputs], "out", "", np.random.default_rng(seed),
-                                        flat_input=fully_connected)
+    read = read_inside and shape.activation == "hardswish"
+    nodes, initializers = _kernel_nodes(shape, [item.name for item in inputs], "kernel_out" if read else "out", "",
+                                        np.random.default_rng(seed), flat_input=fully_connected)
+    if read:
+        nodes.append(helper.make_node("Relu", ["kernel_out"], ["out"], name=HELPER_NODE))
     return _finish(nodes, initializers, inputs, _tensor("out", shape, "output", flat=fully_connected),
                    f"edgegrow_{shape.kind}")
 
@@ -178,6 +194,12 @@ NODE_CHAIN_LENGTHS = (1, 2, 5, 10, 20, 40)
 # pairs: 1 K to 200 K elements, the range of the feature maps growth and the zoo make
 REORDER_CHAIN_TENSORS = ((16, 8, 8), (32, 25, 5), (64, 16, 16), (48, 28, 28), (32, 56, 56), (64, 56, 56))
 REORDER_CHAIN_PAIRS = (1, 2, 4, 8)
+# and, timed both in pairs and in fan-outs (``reorder_fanout_model``), tensors whose channels end in a partial
+# block (a multiple of 4, not of 16: 4-12 channels) or whose channel planes are multiples of 4 KB (32×32,
+# 64×64), where onnxruntime's layout changes cost 2-6x more per element (``latency.layout_change_terms``)
+LAYOUT_CHANGE_TENSORS = REORDER_CHAIN_TENSORS + ((16, 32, 32), (32, 64, 64), (12, 16, 16), (20, 28, 28), (8, 25, 5),
+                                                 (12, 63, 63), (8, 32, 32), (20, 64, 64), (12, 32, 32), (44, 32, 32),
+                                                 (12, 64, 64))
 
 
 def reorder_chain_model(tensor: tuple[int, int, int], pairs: int):
@@ -203,6 +225,25 @@ def reorder_chain_model(tensor: tuple[int, int, int], pairs: int):
     shape = [1, channels, height, width]
     return _finish(nodes, [], [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
                    helper.make_tensor_value_info("out", TensorProto.FLOAT, shape), "edgegrow_reorder_chain",
+                   domains=("com.microsoft.nchwc",))
+
+
+def reorder_fanout_model(tensor: tuple[int, int, int], copies: int):
+    """One layout change into onnxruntime's NCHWc layout (``ReorderInput``) and ``copies`` changes back
+    (``ReorderOutput``) of the same blocked tensor, of which one is the output: onnxruntime runs every one
+    of them (a test checks the optimised graph keeps them), so next to each other such models' latencies
+    rise by what one change back of that tensor costs. A pair chain (``reorder_chain_model``) times a change
+    there and back together; with this, each direction: on an x86 host a change back of 12 channels on
+    64×64 planes took 30 µs and the change there 16 µs (2026-12-06)."""
+    from onnx import TensorProto, helper
+
+    channels, height, width = tensor
+    nodes = [helper.make_node("ReorderInput", ["x"], ["blocked"], domain="com.microsoft.nchwc")]
+    nodes += [helper.make_node("ReorderOutput", ["blocked"], ["out" if index == 0 else f"plain{index}"],
+                               domain="com.microsoft.nchwc", channels=channels) for index in range(copies)]
+    shape = [1, channels, height, width]
+    return _finish(nodes, [], [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                   helper.make_tensor_value_info("out", TensorProto.FLOAT, shape), "edgegrow_reorder_fanout",
                    domains=("com.microsoft.nchwc",))
 
 

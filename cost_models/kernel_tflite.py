@@ -21,8 +21,8 @@ from torch import nn
 from .kernel_onnx import _same_pads
 from .kernel_shape import KernelShape
 
-PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "global_pool", "add", "mul",
-                    "concat", "pad", "activation")
+PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "global_pool", "mean", "add",
+                    "mul", "concat", "pad", "activation")
 _ACTIVATIONS = {None: nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
                 "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU,
                 "hardsigmoid": nn.Hardsigmoid, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
@@ -47,7 +47,7 @@ class _Kernel(nn.Module):
         # symmetric padding, as PyTorch layers are written (an odd 'same' total rounds up, which gives
         # the same output size for an odd kernel): litert-torch folds it into the op
         padding = (-(-sum(_same_pads(h_in, h_out, k_h, s_h)) // 2), -(-sum(_same_pads(w_in, w_out, k_w, s_w)) // 2))
-        self.act = _activation(shape.activation if shape.kind not in ("pool", "global_pool", "concat", "pad")
+        self.act = _activation(shape.activation if shape.kind not in ("pool", "global_pool", "mean", "concat", "pad")
                                else None)
         if shape.kind in ("conv", "depthwise", "pointwise"):
             groups = c_in if shape.kind == "depthwise" else 1
@@ -71,7 +71,7 @@ class _Kernel(nn.Module):
     def forward(self, x):
         if self.kind == "fully_connected":
             return self.act(self.op(x))
-        if self.kind == "global_pool":
+        if self.kind in ("global_pool", "mean"):  # litert-torch writes both as MEAN
             return x.mean((2, 3))
         if self.kind == "add":
             return self.act(x + self.other)

@@ -103,7 +103,7 @@ def output_shape(node) -> tuple[int, ...] | None:
 class Kernel:
     """One kernel as a runtime executes it.
 
-    ``kind``: conv, depthwise, pointwise, fully_connected, pool, global_pool, add, mul, concat, pad,
+    ``kind``: conv, depthwise, pointwise, fully_connected, pool, global_pool, mean, add, mul, concat, pad,
     activation, or ``unknown`` (costed by the roofline and flagged). ``layers`` are the module names
     fused into it (the conv, its BatchNorm, its activation). Shapes are per example (batch 1).
     """
@@ -259,9 +259,11 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
         return Kernel(name, "fully_connected", [name], input_shapes, out,
                       macs=linear_macs(module, positions),
                       parameters=sum(p.numel() for p in module.parameters()))
-    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) or (
-            node.op == "call_method" and node.target == "mean") or node.target is torch.mean:
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         return Kernel(name, "global_pool" if _numel(out) == out[1] else "pool", [name], input_shapes, out)
+    if node.op == "call_method" and node.target == "mean" or node.target is torch.mean:
+        # torch.onnx writes a ReduceMean, another kernel than a global pool's GlobalAveragePool
+        return Kernel(name, "mean" if _numel(out) == out[1] else "pool", [name], input_shapes, out)
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         size = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
         stride = module.stride if module.stride is not None else size  # PyTorch's default: the kernel size

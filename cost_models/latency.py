@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,6 +48,30 @@ class KernelLatency:
     method: str  # table, interpolated, fitted, analytic, roofline
     roofline_ms: float
     layout: str = "plain"
+
+
+# kinds a table measured before they were told apart prices as the kind they were measured as: a ``mean``
+# (ReduceMean) as a ``global_pool`` (profiles before 2026-12-06 night), as every estimate did until then
+STAND_INS = {"mean": "global_pool"}
+
+
+def layout_change_terms(tensor: tuple[int, int, int], block: int, bytes_per_element: int,
+                        l1_set_stride_bytes: int = 4096, l1_ways: int = 8) -> list[float]:
+    """What onnxruntime's change of a (channels, height, width) tensor into or out of its NCHWc layout costs
+    linearly in (``LAYOUT_CHANGE_TERMS``): a call; every element; the elements of a last, partial block of
+    channels (copied a channel at a time: 2-4x a full block's cost per element); every element again when
+    a channel's plane is a multiple of the L1 cache's set stride (its size over its ways: 4 KB, so 32×32
+    and 64×64 float maps), where the planes a block is copied to or from share cache sets ("aliased");
+    and the partial block's elements again on such planes when it has more channels than the L1 cache has
+    ways, which thrashes those sets. On an x86 host (L1 32 KB, 8 ways) a change back of a partial block
+    on 64×64 planes took 0.20-0.23 ns an element for 4-7 channels, 0.31 for 8, 0.49-0.62 for 9-15, and
+    0.14 for 12 channels on 63×63 planes (2026-12-06)."""
+    channels, height, width = tensor
+    plane = height * width
+    elements, partial = channels * plane, channels % block * plane
+    aliased = plane * bytes_per_element % l1_set_stride_bytes == 0
+    thrashing = aliased and channels % block > l1_ways
+    return [1.0, float(elements), float(partial), float(elements * aliased), float(partial * thrashing)]
 
 
 def _padded(channels: int, step: int) -> int:
@@ -87,6 +111,7 @@ class LatencyModel:
         self.step = max(1, target.layout_block_channels if target.entries else
                         (target.analytic.channel_step if target.analytic else 1))
         self._exact = {entry.shape: entry for entry in target.entries}
+        self._table_kinds = {entry.shape.kind for entry in target.entries}
         # the profile's bandwidth is DRAM's (a 4 M-element add); kernels whose tensors sit in cache move
         # bytes faster, and a floor no measured kernel obeys would push every prediction near it up
         self._bandwidth = max([target.memory_bandwidth_bytes_per_s.value] + [
@@ -119,6 +144,9 @@ class LatencyModel:
         return 1e3 * max(shape.macs / self.target.peak_macs_per_s.value, bytes_moved / self._bandwidth)
 
     def kernel(self, shape: KernelShape) -> KernelLatency:
+        stand_in = STAND_INS.get(shape.kind)
+        if stand_in in self._table_kinds and shape.kind not in self._table_kinds:
+            shape = replace(shape, kind=stand_in)
         roofline = self.roofline_ms(shape)
         layout = self.layout(shape)
         entry = self._exact.get(shape)
@@ -228,12 +256,19 @@ class LatencyModel:
         conversions = self._layout_changes(shapes, inputs, layouts)
         reorder_ms = 0.0
         target = self.target
-        for source, _ in conversions:
-            elements = math.prod(shapes[0].input) if source < 0 else shapes[source].output_elements
-            moved = target.calibration_scale * target.reorder_ms_per_element * elements
-            # a layout change is a node of its own: a per-node offset applies to it too
-            offset = target.calibration_per_kernel_ms if target.calibration_per_node else 0.0
-            reorder_ms += max(target.calibration_scale * target.reorder_ms_per_call + moved + offset, moved)
+        # a layout change is a node of its own: a per-node offset applies to it too
+        offset = target.calibration_per_kernel_ms if target.calibration_per_node else 0.0
+        for source, wanted in conversions:
+            tensor = shapes[0].input if source < 0 else shapes[source].output
+            coefficients = target.layout_change_ms.get("to_" + wanted)
+            if coefficients is not None:  # by direction, partial blocks and 4 KB planes (profiles from 2026-12-06 on)
+                terms = layout_change_terms(tensor, target.layout_block_channels, target.bytes_per_element,
+                                            *target.l1_cache_geometry)
+                call_ms, moved_ms = coefficients[0], float(np.dot(coefficients[1:], terms[1:]))
+            else:
+                call_ms, moved_ms = target.reorder_ms_per_call, target.reorder_ms_per_element * math.prod(tensor)
+            moved = target.calibration_scale * moved_ms
+            reorder_ms += max(target.calibration_scale * call_ms + moved + offset, moved)
         total = sum(r.latency_ms for r in results) + reorder_ms + self.target.model_overhead_ms.value
         return results, reorder_ms, total
 

@@ -199,7 +199,7 @@ def tflite_tensors(kernels: list[Kernel], buffers: list[Buffer]) -> int:
     weighted = sum(kernel.kind in WEIGHTED_KINDS for kernel in kernels)
     pads = any(name.endswith("/pad") for name in names) or any(
         kernel.kind == "pad" and kernel.name in names for kernel in kernels)
-    means = any(kernel.kind == "global_pool" for kernel in kernels)
+    means = any(kernel.kind in ("global_pool", "mean") for kernel in kernels)
     return 1 + operators + 2 * weighted + int(pads) + int(means)
 
 

@@ -54,7 +54,7 @@ class OpTime:
 
 
 # TFLite builtin op → edgegrow kernel kind (None: not a costed kernel). CONV_2D is "conv" or
-# "pointwise", AVERAGE_POOL_2D and MEAN "pool" or "global_pool": within those families the kernel
+# "pointwise", AVERAGE_POOL_2D and MEAN "pool", "global_pool" or "mean": within those families the kernel
 # list decides.
 KIND_OF_NODE_TYPE: dict[str, str | None] = {
     "CONV_2D": "conv",
@@ -82,7 +82,7 @@ KIND_OF_NODE_TYPE: dict[str, str | None] = {
     "SOFTMAX": None,
 }
 
-_FAMILY = {"pointwise": "conv", "global_pool": "pool"}
+_FAMILY = {"pointwise": "conv", "global_pool": "pool", "mean": "pool"}
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def entries_from_op_profile(op_times: list[OpTime], shapes: list[KernelShape]) -
     of that model, and the summed average ms of the profiled ops that are no kernel.
 
     Ops that map to a kind (``KIND_OF_NODE_TYPE``) pair with the kernels in order, by family: CONV_2D
-    with conv or pointwise, pooling and MEAN with pool or global_pool; the entry takes the kernel's
+    with conv or pointwise, pooling and MEAN with pool, global_pool or mean; the entry takes the kernel's
     shape and kind and the op's average ms. A pad kernel with no PAD op next was fused away by the
     converter and is skipped.
 

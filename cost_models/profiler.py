@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import speed_reference
-from .kernel_onnx import REORDER_CHAIN_TENSORS, kernel_model, overhead_model
+from .kernel_onnx import LAYOUT_CHANGE_TENSORS, REORDER_CHAIN_TENSORS, kernel_model, overhead_model
 from .kernel_shape import KernelShape
 from .runner import (
     Session,
@@ -36,7 +36,7 @@ from .runner import (
     time_interleaved,
     time_session,
 )
-from .target import SCHEMA, parse_target
+from .target import LAYOUT_CHANGE_TERMS, SCHEMA, parse_target
 
 CHANNELS = (3, 8, 12, 16, 17, 24, 32, 33, 40, 48, 56, 64, 65, 72, 96, 112, 128, 129, 160, 192, 256, 320, 384, 512)
 SPATIAL_FULL = ((1, 1), (2, 2), (3, 3), (4, 4), (7, 7), (8, 8), (12, 12), (14, 14), (16, 16), (24, 24), (28, 28),
@@ -209,6 +209,15 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         return KernelShape.same("pointwise", count(), count(), hw, 1, 1, rng.choice(ACTIVATIONS))
 
     sample(48, weight_bound_pointwise)
+
+    def mean() -> KernelShape:
+        """the mean over the map as ``x.mean((2, 3))`` writes it (ReduceMean): onnxruntime runs it in its plain
+        layout and 1.3-3x faster than the GlobalAveragePool of a global pool on maps of 1 K elements and up
+        (x86 host, 2026-12-06), and hand-written networks end in it"""
+        c, hw = channels(), rng.choice(spatial)
+        return KernelShape("mean", (c, *hw), (c, 1, 1))
+
+    sample(40, mean)
     # dense sweeps: every channel count across two SIMD steps, where the staircase shows
     for kind, c_in, size, kernel in SWEEPS[:1] if quick else SWEEPS:
         for c in range(56, 74):
@@ -298,7 +307,7 @@ def measure_kernel(shape: KernelShape, threads: int = 1) -> dict:
     """One measurement of one kernel in its single-kernel model: its nodes' times in onnxruntime's
     profiler (``onnxruntime_node_times``) and the same model's wall-clock time without the profiler
     (``wall_ms``: what its nodes really take together, see ``without_profiler``)."""
-    model = kernel_model(shape).SerializeToString()
+    model = kernel_model(shape, read_inside=True).SerializeToString()
     timing = onnxruntime_node_times(model, threads, budget_ms=30.0)
     wall = time_session(Session(model, threads=threads), warmup_ms=2.0, repeats=9, sample_ms=0.5)
     return {**timing, "wall_ms": wall["fast_ms"]}
@@ -350,13 +359,13 @@ def without_profiler(record: dict, overhead_ms: float | None) -> dict:
     (about 2 µs a node on an x86 host): a 0.6 µs pooling reads 2 µs, a 4.6 µs convolution 4 or 5.
     The single-kernel model's wall-clock time without the profiler, less the per-model overhead
     (the Identity model's time), is what its nodes really take together; the difference from the
-    nodes' profiled sum is shared out equally over the nodes (the kernel's own and each layout
-    reorder). Records measured before wall-clock times were taken, or without the overhead, are
-    returned as they are."""
+    nodes' profiled sum is shared out equally over the nodes (the kernel's own, each layout reorder,
+    and a helper node that reads a HardSwish, ``kernel_onnx.kernel_model``). Records measured before
+    wall-clock times were taken, or without the overhead, are returned as they are."""
     if overhead_ms is None or "wall_ms" not in record or not record.get("nodes"):
         return record
     per_node = (record["wall_ms"] - overhead_ms - record["nodes_ms"]) / record["nodes"]
-    kernel_nodes = max(1, record["nodes"] - len(record["reorders"]))
+    kernel_nodes = max(1, record["nodes"] - len(record["reorders"]) - record.get("helper_nodes", 0))
     corrected = dict(record)
     corrected["kernel_ms"] = max(record["kernel_ms"] + per_node * kernel_nodes, 0.05 * record["kernel_ms"], 1e-5)
     corrected["reorders"] = [[elements, max(ms + per_node, 0.05 * ms)] for elements, ms in record["reorders"]]
@@ -387,10 +396,12 @@ def _where() -> str:
 
 
 def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth: float, threads: int,
-                  quick: bool, layout_change_ms: tuple[float, float]) -> dict:
+                  quick: bool, layout_change_ms: tuple[float, float], layout_changes: dict | None = None,
+                  l1_cache_geometry: tuple[int, int] = (4096, 8)) -> dict:
     """A target profile (plain dict, checked by ``parse_target``) from all rounds of measurements and the
     cost of a layout change (ms per change, without the per-node offset, and ms per element:
-    ``reorder_cost_from_chains``); ``calibrate`` adds its model-level calibration."""
+    ``reorder_cost_from_chains``; by direction, ``layout_costs_from_chains``); ``calibrate`` adds its
+    model-level calibration."""
     import onnxruntime
 
     records = fastest_rounds(measurements, overhead["fast_ms"])
@@ -430,10 +441,17 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
                        "source": f"{where}: chains of 1–8 layout changes there and back "
                                  f"(kernel_onnx.reorder_chain_model) on {len(REORDER_CHAIN_TENSORS)} tensors of "
                                  "1–200 K elements, timed in the calibration's rounds: the cost a change less the "
-                                 "per-node offset, and the cost per element"},
+                                 "per-node offset, and the cost per element"
+                                 + ("; 'changes': by direction, over the terms of latency.layout_change_terms, "
+                                    f"fitted on {len(LAYOUT_CHANGE_TENSORS)} tensors timed in chains of pairs and in "
+                                    "fan-outs of changes back (kernel_onnx.reorder_fanout_model)"
+                                    if layout_changes else "")},
             "entries": entries,
         },
     }
+    if layout_changes:
+        profile["latency"]["layout"].update(changes=layout_changes, l1_set_stride_bytes=l1_cache_geometry[0],
+                                            l1_ways=l1_cache_geometry[1])
     activations = activation_costs_block(entries, where)
     if activations is not None:
         profile["latency"]["activations"] = activations
@@ -491,6 +509,25 @@ def _noise_words(split_halves: list[float | None] | None) -> str:
             f"{known[-1]:.1%} (worst)")
 
 
+def l1_cache_geometry(cache_folder: str | Path = "/sys/devices/system/cpu/cpu0/cache") -> tuple[int, int]:
+    """(set stride in bytes, ways) of this machine's level-1 data cache, from Linux's cache description:
+    tensors whose channel planes are a multiple of the stride share cache sets. (4096, 8) where it cannot be
+    read (32 KB and 8 ways: most x86 and Arm cores)."""
+    for index in sorted(Path(cache_folder).glob("index*")):
+        try:
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            if level != "1" or kind not in ("Data", "Unified"):
+                continue
+            size_text = (index / "size").read_text().strip().upper()
+            ways = int((index / "ways_of_associativity").read_text())
+            size = int(size_text.rstrip("KM")) * {"K": 1024, "M": 1024 * 1024}.get(size_text[-1:], 1)
+        except (OSError, ValueError):
+            continue
+        if ways > 0 and size % ways == 0:
+            return size // ways, ways
+    return 4096, 8
+
+
 def _block_channels() -> int:
     """onnxruntime's NCHWc block: 16 channels with AVX-512, 8 otherwise on x86 (MlasNchwcGetBlockSize)."""
     try:
@@ -528,14 +565,16 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
         chain_model,
         node_chain_model,
         reorder_chain_model,
+        reorder_fanout_model,
     )
 
     chains = random_chains(12 if quick else 60)
     rounds = 4 if quick else 10
     sessions = [Session(chain_model(shapes, inputs).SerializeToString(), threads=threads) for shapes, inputs in chains]
     node_chains = [Session(node_chain_model(n).SerializeToString(), threads=threads) for n in NODE_CHAIN_LENGTHS]
-    reorder_chains = [Session(reorder_chain_model(tensor, pairs).SerializeToString(), threads=threads)
-                      for tensor in REORDER_CHAIN_TENSORS for pairs in REORDER_CHAIN_PAIRS]
+    reorder_chains = [Session(model(tensor, length).SerializeToString(), threads=threads)
+                      for model in (reorder_chain_model, reorder_fanout_model)
+                      for tensor in LAYOUT_CHANGE_TENSORS for length in REORDER_CHAIN_PAIRS]
     references = [Session(model, threads=threads) for model in speed_reference.reference_models()]
     identity = Session(overhead_model().SerializeToString(), threads=threads)
     timings = time_interleaved(sessions + node_chains + reorder_chains + references + [identity], rounds)
@@ -545,9 +584,13 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     reference_timings, overhead = timings[:-1], timings[-1]
     per_node_ms = node_overhead_ms(node_timings)
     per_change_ms, per_element_ms = reorder_cost_from_chains(reorder_timings)
+    pairs = len(LAYOUT_CHANGE_TENSORS) * len(REORDER_CHAIN_PAIRS)
+    geometry = l1_cache_geometry()
+    layout_changes = layout_costs_from_chains(reorder_timings[:pairs], reorder_timings[pairs:], _block_channels(),
+                                              per_node_ms, geometry)
     # the per-node offset the calibration adds to every layout change completes its call cost
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick,
-                            (max(0.0, per_change_ms - per_node_ms), per_element_ms))
+                            (max(0.0, per_change_ms - per_node_ms), per_element_ms), layout_changes, geometry)
     profile["speed_reference"] = speed_reference.reference_block([timing["fast_ms"] for timing in reference_timings],
                                                                  rounds, _where())
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
@@ -575,6 +618,39 @@ def reorder_cost_from_chains(chain_timings: list[dict]) -> tuple[float, float]:
     design = np.stack([np.ones_like(elements), elements], axis=1) * weights[:, None]
     (per_call, per_element), *_ = np.linalg.lstsq(design, per_change * weights, rcond=None)
     return max(0.0, float(per_call)), max(0.0, float(per_element))
+
+
+def layout_costs_from_chains(pair_timings: list[dict], fanout_timings: list[dict], block: int,
+                             per_node_ms: float = 0.0,
+                             l1_cache_geometry: tuple[int, int] = (4096, 8)) -> dict[str, dict[str, float]]:
+    """The cost of onnxruntime's layout changes by direction, over ``latency.layout_change_terms`` (ms each):
+    {"to_plain": {term: ms}, "to_blocked": {term: ms}}. ``pair_timings`` and ``fanout_timings``: one timing
+    each of ``reorder_chain_model`` and ``reorder_fanout_model`` of every tensor of ``LAYOUT_CHANGE_TENSORS``
+    at every length of ``REORDER_CHAIN_PAIRS``, in that order. Per tensor, the slope of the fan-outs is one
+    change back (to plain) and the slope of the pairs less it one change there (to blocked); each direction
+    is non-negative least squares on relative error over the tensors. The call cost is given less the
+    per-node offset the calibration adds to every change. ``l1_cache_geometry``: (set stride in bytes, ways)
+    of the L1 data cache (``l1_cache_geometry``)."""
+    from .kernel_onnx import REORDER_CHAIN_PAIRS
+    from .latency import _nnls, layout_change_terms
+
+    lengths = len(REORDER_CHAIN_PAIRS)
+
+    def slopes(timings: list[dict]) -> np.ndarray:
+        return np.array([np.polyfit(REORDER_CHAIN_PAIRS, [t["fast_ms"] for t in timings[i * lengths:(i + 1) * lengths]],
+                                    1)[0] for i in range(len(LAYOUT_CHANGE_TENSORS))])
+
+    to_plain = np.maximum(slopes(fanout_timings), 1e-7)
+    to_blocked = np.maximum(slopes(pair_timings) - to_plain, 1e-7)
+    design = np.array([layout_change_terms(tensor, block, 4, *l1_cache_geometry) for tensor in LAYOUT_CHANGE_TENSORS])
+    scale = np.maximum(design.max(axis=0), 1e-12)
+    costs = {}
+    for direction, measured in (("to_plain", to_plain), ("to_blocked", to_blocked)):
+        weights = 1.0 / measured
+        coefficients = _nnls(design / scale * weights[:, None], measured * weights) / scale
+        coefficients[0] = max(0.0, coefficients[0] - per_node_ms)
+        costs[direction] = {term: float(value) for term, value in zip(LAYOUT_CHANGE_TERMS, coefficients)}
+    return costs
 
 
 def node_overhead_ms(node_timings: list[dict]) -> float:

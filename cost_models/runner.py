@@ -221,10 +221,11 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
     """Per-node times of a model in onnxruntime's own profiler (µs resolution) over as many runs as fit
     in ``budget_ms``, within [min_runs, max_runs].
 
-    Returns {"kernel_ms": time of every node but layout reorders (mean of the fastest quarter of the
-    runs after the first tenth), "reorders": [[elements, ms], ...], "layout": "blocked" when
-    onnxruntime ran the kernel in its NCHWc layout, else "plain", "nodes": nodes per run,
-    "nodes_ms": all nodes' time per run, reorders included, as kernel_ms}.
+    Returns {"kernel_ms": time of every node but layout reorders and helper nodes (named
+    ``edgegrow_reader``: mean of the fastest quarter of the runs after the first tenth), "reorders":
+    [[elements, ms], ...], "layout": "blocked" when onnxruntime ran the kernel in its NCHWc layout, else
+    "plain", "nodes": nodes per run, "helper_nodes": of them, helper nodes, "nodes_ms": all nodes' time
+    per run, reorders and helpers included, as kernel_ms}.
 
     A node's time here is what the same node takes inside a whole model, plus the few microseconds
     the profiler adds to every node it times; the profile's calibration (``calibration``) takes
@@ -254,7 +255,7 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
     nodes_per_run: dict[int, float] = {}
     reorder_times: dict[str, list[float]] = {}
     sizes: dict[str, int] = {}
-    run_index, seen = -1, set()
+    run_index, seen, helpers = -1, set(), set()
     for event in events:
         if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
             continue
@@ -264,7 +265,9 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
         seen.add(name)
         milliseconds = event["dur"] / 1e3
         nodes_per_run[run_index] = nodes_per_run.get(run_index, 0.0) + milliseconds
-        if event["args"].get("op_name", "").startswith("Reorder"):
+        if name.startswith("edgegrow_reader"):  # kernel_onnx.HELPER_NODE: not the kernel
+            helpers.add(name)
+        elif event["args"].get("op_name", "").startswith("Reorder"):
             reorder_times.setdefault(name, []).append(milliseconds)
             shapes = event["args"].get("output_type_shape") or []
             sizes[name] = sum(int(np.prod(list(item.values())[0])) for item in shapes if item)
@@ -277,7 +280,7 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
     nodes = len(seen)
     all_nodes = [value for index, value in sorted(nodes_per_run.items()) if index >= len(nodes_per_run) // 10]
     return {"kernel_ms": kernel_ms, "reorders": reorders, "layout": layout, "runs": runs,
-            "nodes": nodes, "nodes_ms": _fast_mean(all_nodes)}
+            "nodes": nodes, "helper_nodes": len(helpers), "nodes_ms": _fast_mean(all_nodes)}
 
 
 def load_suite(suite_dir: str | Path) -> dict:

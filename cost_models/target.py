@@ -21,6 +21,10 @@ from .kernel_shape import ACTIVATIONS, KINDS, KernelShape
 
 SCHEMA = "edgegrow-target/1"
 TARGET_KINDS = ("cpu", "mcu", "gpu")
+# what a layout change's time is linear in (``latency.layout_change_terms``), by name in a profile's layout block
+LAYOUT_CHANGE_TERMS = ("ms_per_call", "ms_per_element", "ms_per_partial_block_element",
+                       "ms_per_element_on_aliased_planes",
+                       "ms_per_partial_block_element_past_l1_ways_on_aliased_planes")
 DTYPES = {"float32": 4, "float16": 2, "int8": 1}
 LAYOUT_RULES = ("none", "onnxruntime-nchwc")
 
@@ -81,6 +85,10 @@ class Target:
     layout_block_channels: int = 1
     reorder_ms_per_call: float = 0.0
     reorder_ms_per_element: float = 0.0
+    # a layout change's cost by direction ("to_plain", "to_blocked"): ms per each of LAYOUT_CHANGE_TERMS;
+    # empty in profiles measured before 2026-12-06 night, which price every change by the two numbers above
+    layout_change_ms: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    l1_cache_geometry: tuple[int, int] = (4096, 8)  # (set stride in bytes, ways) of the profiled machine's L1d cache
     calibration_scale: float = 1.0  # whole-model calibration of a measured table (see cost_models.calibration)
     calibration_per_kernel_ms: float = 0.0  # per node (kernel or layout change) if calibration_per_node, else kernel
     calibration_per_node: bool = False  # profiles written before layout changes counted as nodes say nothing
@@ -230,6 +238,9 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         layout_block_channels=int(read.number("latency.layout.block_channels", default=1.0)),
         reorder_ms_per_call=read.number("latency.layout.reorder_ms_per_call", positive=False, default=0.0),
         reorder_ms_per_element=read.number("latency.layout.reorder_ms_per_element", positive=False, default=0.0),
+        layout_change_ms=_layout_changes(read),
+        l1_cache_geometry=(int(read.number("latency.layout.l1_set_stride_bytes", default=4096.0)),
+                           int(read.number("latency.layout.l1_ways", default=8.0))),
         calibration_scale=read.number("latency.calibration.scale", default=1.0),
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         calibration_per_node=_counted_over_nodes(read),
@@ -258,6 +269,21 @@ def _counted_over_nodes(read: _Reader) -> bool:
     if counted not in ("kernels", "nodes"):
         raise read.fail("latency.calibration.counted_over", f"must be 'kernels' or 'nodes', got {counted!r}")
     return counted == "nodes"
+
+
+def _layout_changes(read: _Reader) -> dict[str, tuple[float, ...]]:
+    """``latency.layout.changes``: {"to_plain" | "to_blocked": {term: ms}} over every one of
+    ``LAYOUT_CHANGE_TERMS``."""
+    if read.get("latency.layout.changes", (dict, type(None)), None) is None:
+        return {}
+    changes = {}
+    for direction in read.get("latency.layout.changes", dict):
+        if direction not in ("to_plain", "to_blocked"):
+            raise read.fail(f"latency.layout.changes.{direction}", "is not a direction: 'to_plain' or 'to_blocked'")
+        read.get(f"latency.layout.changes.{direction}", dict)
+        changes[direction] = tuple(read.number(f"latency.layout.changes.{direction}.{term}", positive=False)
+                                   for term in LAYOUT_CHANGE_TERMS)
+    return changes
 
 
 def _activation_costs(read: _Reader) -> dict[str, dict[str, float]]:

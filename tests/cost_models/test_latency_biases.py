@@ -18,6 +18,7 @@ from cost_models.kernels import fused_kernels
 from cost_models.latency import LatencyModel
 from cost_models.profiler import without_profiler
 from cost_models.runner import onnxruntime_node_times
+from cost_models.target import LAYOUT_CHANGE_TERMS
 
 
 @pytest.mark.parametrize(("pool", "stride"), [(nn.MaxPool2d(2), (2, 2)), (nn.MaxPool2d(3, stride=1, padding=1), (1, 1)),
@@ -318,3 +319,114 @@ def test_a_batchnorm_no_conv_precedes_is_a_per_channel_mul_not_an_uncosted_kerne
     (row,) = [row for row in report.kernels if row.layers == ("norm",)]
     assert row.latency_method != "roofline" and row.latency_ms == pytest.approx(0.0005 + 1e-7 * 16 * 16 * 16)
     assert not any("norm" in line for line in report.uncosted)  # was "unknown", at its roofline and flagged
+
+
+def test_a_mean_over_the_map_is_priced_as_the_reducemean_it_exports_to_not_a_global_pool():
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool = nn.Conv2d(3, 24, 3, padding=1), nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            return self.pool(x).flatten(1) + x.mean((2, 3))
+
+    kinds = [kernel.kind for kernel in fused_kernels(Head().eval(), torch.randn(1, 3, 32, 32))]
+    assert "global_pool" in kinds and "mean" in kinds  # torch.onnx writes GlobalAveragePool and ReduceMean
+
+    def pooled(kind, c):
+        return {**KernelShape(kind, (c, 32, 32), (c, 1, 1)).to_dict(), "layout": "plain",
+                "latency_ms": (3e-4 if kind == "mean" else 9e-4) * c / 24}
+
+    mean = KernelShape("mean", (24, 32, 32), (24, 1, 1))
+    old = LatencyModel(target(table_profile([pooled("global_pool", c) for c in (8, 24, 40)])))
+    assert old.kernel(mean).latency_ms == pytest.approx(9e-4)  # a table without means prices one as a global pool
+    both = [pooled(kind, c) for kind in ("global_pool", "mean") for c in (8, 24, 40)]
+    new = LatencyModel(target(table_profile(both)))
+    assert new.kernel(mean).latency_ms == pytest.approx(3e-4)  # ReduceMean ran 1.3-3x faster on such maps
+    assert new.layout(mean) == "plain"
+
+
+def test_a_mean_single_kernel_model_is_the_reducemean_torch_exports():
+    import onnxruntime
+
+    shape = KernelShape("mean", (12, 7, 5), (12, 1, 1))
+    model = kernel_model(shape)
+    assert [node.op_type for node in model.graph.node] == ["ReduceMean"]
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 12, 7, 5)).astype(np.float32)
+    (out,) = session.run(None, {"x": x})
+    assert out.shape == (1, 12, 1, 1) and np.allclose(out, x.mean(axis=(2, 3), keepdims=True), atol=1e-6)
+
+
+def _changes_profile(**changes) -> dict:
+    profile = table_profile()
+    profile["latency"]["layout"].update(block_channels=16, changes={
+        "to_plain": dict(zip(LAYOUT_CHANGE_TERMS, (1e-4, 1e-7, 3e-8, 7e-8, 4e-7))),
+        "to_blocked": dict(zip(LAYOUT_CHANGE_TERMS, (2e-4, 6e-8, 2e-7, 3e-8, 1e-8)))}, **changes)
+    return profile
+
+
+def test_a_layout_change_is_priced_by_direction_partial_block_and_aliased_planes():
+    def stem(c_out, size):  # blocked (3 input channels), read by a plain depthwise layer of odd width
+        return [KernelShape("conv", (3, size, size), (c_out, size, size), (3, 3)),
+                KernelShape("depthwise", (c_out, size, size), (c_out, size, size), (3, 3))]
+
+    model = LatencyModel(target(_changes_profile()))
+    by_direction = {}
+    for c_out, size in ((11, 63), (11, 64), (7, 64), (16, 64)):
+        shapes = stem(c_out, size) if c_out != 16 else [stem(16, size)[0],
+                                                         KernelShape("mean", (16, 64, 64), (16, 1, 1))]
+        _, by_direction[(c_out, size)], _ = model.model(shapes, [[-1], [0]])
+    elements = 11 * 63 * 63
+    assert by_direction[(11, 63)] == pytest.approx(1e-4 + (1e-7 + 3e-8) * elements)  # one change back, partial block
+    # on 64×64 planes (16 KB: a multiple of the L1 set stride) 11 channels are more than its 8 ways: thrashing
+    assert by_direction[(11, 64)] == pytest.approx(1e-4 + (1e-7 + 3e-8 + 7e-8 + 4e-7) * 11 * 4096)
+    assert by_direction[(7, 64)] == pytest.approx(1e-4 + (1e-7 + 3e-8 + 7e-8) * 7 * 4096)  # 7 channels: no thrashing
+    assert by_direction[(16, 64)] == pytest.approx(1e-4 + (1e-7 + 7e-8) * 16 * 4096)  # a whole block
+    # a profile on a machine with 16 L1 ways: 11 channels do not thrash
+    wide = LatencyModel(target(_changes_profile(l1_ways=16)))
+    assert wide.model(stem(11, 64), [[-1], [0]])[1] == pytest.approx(1e-4 + (1e-7 + 3e-8 + 7e-8) * 11 * 4096)
+    # profiles without 'changes' price every change by reorder_ms_per_call and reorder_ms_per_element
+    old = LatencyModel(target(table_profile()))
+    assert old.model(stem(11, 64), [[-1], [0]])[1] == pytest.approx(0.002 + 1e-7 * 11 * 4096)
+
+
+def test_malformed_layout_changes_name_their_field():
+    profile = _changes_profile()
+    profile["latency"]["layout"]["changes"]["sideways"] = profile["latency"]["layout"]["changes"]["to_plain"]
+    with pytest.raises(ValueError, match="sideways"):
+        target(profile)
+    profile = _changes_profile()
+    del profile["latency"]["layout"]["changes"]["to_plain"]["ms_per_element"]
+    with pytest.raises(ValueError, match="to_plain.ms_per_element"):
+        target(profile)
+
+
+def test_a_hardswish_is_timed_fused_into_a_blocked_conv_as_inside_a_network(tmp_path):
+    import onnx
+    import onnxruntime
+
+    def optimised(model) -> list[tuple[str, list[str]]]:
+        options = onnxruntime.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+        onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return [(node.op_type, [a.s.decode() for a in node.attribute if a.name == "activation"])
+                for node in onnx.load(tmp_path / "optimised.onnx").graph.node]
+
+    blocked = KernelShape("depthwise", (12, 16, 16), (12, 16, 16), (3, 3), (1, 1), "hardswish")
+    # as a model's output onnxruntime runs the HardSwish unfused (HardSigmoid and Mul): what the table held
+    assert ("HardSigmoid", []) in optimised(kernel_model(blocked))
+    # read by another node, as inside a network, it is fused into the conv
+    assert ("Conv", ["HardSwish"]) in optimised(kernel_model(blocked, read_inside=True))
+    timing = onnxruntime_node_times(kernel_model(blocked, read_inside=True).SerializeToString(), budget_ms=5.0)
+    assert timing["helper_nodes"] == 1 and timing["nodes"] == 2 + len(timing["reorders"])
+    # the reader is not the kernel
+    assert timing["nodes_ms"] > timing["kernel_ms"] + sum(ms for _, ms in timing["reorders"])
+    record = {"kernel_ms": 0.004, "reorders": [[100, 0.002]], "nodes": 3, "helper_nodes": 1, "nodes_ms": 0.008,
+              "wall_ms": 0.0125}
+    per_node = (0.0125 - 0.005 - 0.008) / 3
+    assert without_profiler(record, overhead_ms=0.005)["kernel_ms"] == pytest.approx(0.004 + per_node)
+    # a kernel with any other activation gets no reader: onnxruntime fuses those either way
+    relu = KernelShape("depthwise", (12, 16, 16), (12, 16, 16), (3, 3), (1, 1), "relu")
+    assert [node.op_type for node in kernel_model(relu, read_inside=True).graph.node] == ["Conv", "Relu"]

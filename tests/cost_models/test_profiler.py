@@ -220,3 +220,50 @@ def test_reorder_cost_is_the_chains_slope_per_change_fitted_over_their_elements(
     timings = [{"fast_ms": 0.003 + pairs * 2 * (per_call + per_element * np.prod(tensor))}
                for tensor in REORDER_CHAIN_TENSORS for pairs in REORDER_CHAIN_PAIRS]
     assert profiler.reorder_cost_from_chains(timings) == pytest.approx((per_call, per_element), rel=1e-6)
+
+
+def test_a_reorder_fanout_runs_every_change_back_and_outputs_the_tensor(tmp_path):
+    import onnx
+    import onnxruntime
+
+    from cost_models.kernel_onnx import reorder_fanout_model
+
+    model = reorder_fanout_model((12, 5, 3), 4)
+    assert [node.op_type for node in model.graph.node] == ["ReorderInput"] + ["ReorderOutput"] * 4
+    tensor = np.random.default_rng(0).standard_normal((1, 12, 5, 3)).astype(np.float32)
+    (out,) = Session(model.SerializeToString())._session.run(None, {"x": tensor})
+    assert np.array_equal(out, tensor)
+    # the changes back nothing reads are kept: onnxruntime runs them, so the fan-out's slope is one change back
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    optimised = [node.op_type for node in onnx.load(tmp_path / "optimised.onnx").graph.node]
+    assert optimised == ["ReorderInput"] + ["ReorderOutput"] * 4
+
+
+def test_layout_change_costs_by_direction_are_recovered_from_pair_and_fanout_slopes():
+    from cost_models.kernel_onnx import LAYOUT_CHANGE_TENSORS, REORDER_CHAIN_PAIRS
+    from cost_models.latency import layout_change_terms
+
+    to_plain = np.array([3e-4, 1e-7, 3e-8, 7e-8, 4e-7])  # ms per term of layout_change_terms
+    to_blocked = np.array([4e-4, 6e-8, 2e-7, 3e-8, 1e-8])
+    pairs, fanouts = [], []
+    for tensor in LAYOUT_CHANGE_TENSORS:
+        terms = np.array(layout_change_terms(tensor, 16, 4))
+        for length in REORDER_CHAIN_PAIRS:
+            pairs.append({"fast_ms": 0.004 + length * float(terms @ (to_plain + to_blocked))})
+            fanouts.append({"fast_ms": 0.003 + float(terms @ to_blocked) + length * float(terms @ to_plain)})
+    costs = profiler.layout_costs_from_chains(pairs, fanouts, 16, per_node_ms=1e-4)
+    assert list(costs["to_plain"].values()) == pytest.approx([2e-4, *to_plain[1:]], rel=1e-4)
+    assert list(costs["to_blocked"].values()) == pytest.approx([3e-4, *to_blocked[1:]], rel=1e-4)
+
+
+def test_the_l1_cache_geometry_is_read_from_linux_and_defaults_where_it_cannot_be(tmp_path):
+    for index, (level, kind, size, ways) in enumerate([("1", "Instruction", "64K", "4"), ("1", "Data", "48K", "12"),
+                                                       ("2", "Unified", "1024K", "8")]):
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size), ("ways_of_associativity", ways)):
+            (folder / name).write_text(value + "\n")
+    assert profiler.l1_cache_geometry(tmp_path) == (4096, 12)  # 48 KB over 12 ways, the data cache's
+    assert profiler.l1_cache_geometry(tmp_path / "missing") == (4096, 8)
