@@ -27,7 +27,9 @@ Every kernel is at least its roofline bound, max(MACs / peak MAC rate, bytes / b
 the profile cannot cost at all (``unknown``) gets the roofline and is flagged.
 
 A whole model is its kernels, plus the layout changes between them the runtime makes
-(onnxruntime's NCHWc blocked layout: see ``blocked_layout``), plus the per-model overhead.
+(onnxruntime's NCHWc blocked layout: see ``blocked_layout``; each priced by its direction, a partial last
+block of channels and planes that alias in the L1 cache, ``layout_change_terms``), plus the per-model
+overhead.
 """
 from __future__ import annotations
 
