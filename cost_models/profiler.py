@@ -352,7 +352,7 @@ def read_rounds(partial_path: str | Path, shapes: list[KernelShape], fields: tup
     return records
 
 
-def without_profiler(record: dict, overhead_ms: float | None) -> dict:
+def without_profiler(record: dict, overhead_ms: float | None, per_node_ms: float = 0.0) -> dict:
     """A measurement with its node times turned into wall-clock time.
 
     onnxruntime's profiler rounds every node's time down to a whole microsecond and adds its own
@@ -361,10 +361,19 @@ def without_profiler(record: dict, overhead_ms: float | None) -> dict:
     (the Identity model's time), is what its nodes really take together; the difference from the
     nodes' profiled sum is shared out equally over the nodes (the kernel's own, each layout reorder,
     and a helper node that reads a HardSwish, ``kernel_onnx.kernel_model``). Records measured before
-    wall-clock times were taken, or without the overhead, are returned as they are."""
+    wall-clock times were taken, or without the overhead, are returned as they are.
+
+    ``per_node_ms``: what running one more node costs (the profile's per-node offset, timed on chains of
+    tiny nodes). The Identity model holds one node's run, so the wall-clock time less the overhead holds
+    the runs of all the model's nodes but one, (nodes - 1) × per_node_ms, which equal shares would leave
+    in each node's time; a network pays a node's run through the calibration's per-node offset, so each
+    node's time here is given without it. Before 2026-12-06 night a blocked kernel (three nodes) kept
+    two thirds of a node's run and was charged a whole one again in networks: a grown MobileNetV2 of
+    64 mostly blocked kernels at 1×1-16×16 was predicted 108 µs and measured 89-94 µs; without it, 99 µs."""
     if overhead_ms is None or "wall_ms" not in record or not record.get("nodes"):
         return record
-    per_node = (record["wall_ms"] - overhead_ms - record["nodes_ms"]) / record["nodes"]
+    nodes = record["nodes"]
+    per_node = (record["wall_ms"] - overhead_ms - record["nodes_ms"]) / nodes - per_node_ms * (nodes - 1) / nodes
     kernel_nodes = max(1, record["nodes"] - len(record["reorders"]) - record.get("helper_nodes", 0))
     corrected = dict(record)
     corrected["kernel_ms"] = max(record["kernel_ms"] + per_node * kernel_nodes, 0.05 * record["kernel_ms"], 1e-5)
@@ -372,11 +381,11 @@ def without_profiler(record: dict, overhead_ms: float | None) -> dict:
     return corrected
 
 
-def fastest_rounds(records: list[dict], overhead_ms: float | None = None) -> list[dict]:
+def fastest_rounds(records: list[dict], overhead_ms: float | None = None, per_node_ms: float = 0.0) -> list[dict]:
     """One record per kernel: its fastest round (of wall-clock corrected times, see ``without_profiler``)."""
     fastest: dict[str, dict] = {}
     for record in records:
-        record = without_profiler(record, overhead_ms)
+        record = without_profiler(record, overhead_ms, per_node_ms)
         if record["id"] not in fastest or record["kernel_ms"] < fastest[record["id"]]["kernel_ms"]:
             fastest[record["id"]] = record
     return list(fastest.values())
@@ -397,14 +406,15 @@ def _where() -> str:
 
 def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth: float, threads: int,
                   quick: bool, layout_change_ms: tuple[float, float], layout_changes: dict | None = None,
-                  l1_cache_geometry: tuple[int, int] = (4096, 8)) -> dict:
+                  l1_cache_geometry: tuple[int, int] = (4096, 8), per_node_ms: float = 0.0) -> dict:
     """A target profile (plain dict, checked by ``parse_target``) from all rounds of measurements and the
     cost of a layout change (ms per change, without the per-node offset, and ms per element:
     ``reorder_cost_from_chains``; by direction, ``layout_costs_from_chains``); ``calibrate`` adds its
-    model-level calibration."""
+    model-level calibration. ``per_node_ms``: the per-node offset, left out of every kernel's time
+    (``without_profiler``)."""
     import onnxruntime
 
-    records = fastest_rounds(measurements, overhead["fast_ms"])
+    records = fastest_rounds(measurements, overhead["fast_ms"], per_node_ms)
     rounds = len(measurements) // max(1, len(records))
     corrected = any("wall_ms" in record for record in records)
     where = _where()
@@ -434,7 +444,8 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
             "source": f"{where}: {len(records)} single-kernel models, fastest of {rounds} rounds, each kernel's node "
                       "time in onnxruntime's profiler (mean of the fastest quarter of its runs)"
                       + (", turned into wall-clock time by the model's own wall-clock time less the per-model "
-                         "overhead (profiler.without_profiler)" if corrected else ""),
+                         "overhead (profiler.without_profiler)" if corrected else "")
+                      + (", less the run of the model's other nodes (the per-node offset)" if per_node_ms else ""),
             "layout": {"rule": "onnxruntime-nchwc" if any(r["layout"] == "blocked" for r in records) else "none",
                        "block_channels": _block_channels(), "reorder_ms_per_call": per_call,
                        "reorder_ms_per_element": per_element,
@@ -590,7 +601,8 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
                                               per_node_ms, geometry)
     # the per-node offset the calibration adds to every layout change completes its call cost
     profile = build_profile(name, records, overhead, memory_bandwidth_bytes_per_s(threads), threads, quick,
-                            (max(0.0, per_change_ms - per_node_ms), per_element_ms), layout_changes, geometry)
+                            (max(0.0, per_change_ms - per_node_ms), per_element_ms), layout_changes, geometry,
+                            per_node_ms)
     profile["speed_reference"] = speed_reference.reference_block([timing["fast_ms"] for timing in reference_timings],
                                                                  rounds, _where())
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,

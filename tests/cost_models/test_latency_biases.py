@@ -40,6 +40,22 @@ def test_node_times_become_wall_clock_time_shared_over_the_nodes():
     assert record["kernel_ms"] == 0.004  # the measurement itself is kept as it was
 
 
+def test_node_times_leave_out_the_runs_of_the_other_nodes_a_network_pays_per_node():
+    # a blocked kernel's model: the kernel and two layout changes; the Identity model holds one node's run,
+    # so the wall-clock time less it holds two; a network charges each node's run as the per-node offset
+    record = {"kernel_ms": 0.004, "reorders": [[100, 0.002], [100, 0.002]], "nodes": 3, "nodes_ms": 0.008,
+              "wall_ms": 0.0095}
+    share = (0.0095 - 0.005 - 0.008) / 3
+    with_runs = without_profiler(record, overhead_ms=0.005)
+    without_runs = without_profiler(record, overhead_ms=0.005, per_node_ms=0.0003)
+    assert with_runs["kernel_ms"] == pytest.approx(0.004 + share)
+    assert without_runs["kernel_ms"] == pytest.approx(0.004 + share - 0.0003 * 2 / 3)
+    assert without_runs["reorders"][0][1] == pytest.approx(0.002 + share - 0.0003 * 2 / 3)
+    # a plain kernel's model is one node: the Identity's run was all there was to take out
+    plain = {"kernel_ms": 0.004, "reorders": [], "nodes": 1, "nodes_ms": 0.004, "wall_ms": 0.0085}
+    assert without_profiler(plain, 0.005, per_node_ms=0.0003)["kernel_ms"] == pytest.approx(0.0035)
+
+
 def test_node_times_report_every_node_of_a_single_kernel_model():
     depthwise = KernelShape("depthwise", (23, 25, 5), (23, 25, 5), (3, 3))
     plain = onnxruntime_node_times(kernel_model(depthwise).SerializeToString(), budget_ms=5.0)
