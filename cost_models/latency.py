@@ -263,7 +263,7 @@ class LatencyModel:
         for source, wanted in conversions:
             tensor = shapes[0].input if source < 0 else shapes[source].output
             coefficients = target.layout_change_ms.get("to_" + wanted)
-            if coefficients is not None:  # by direction, partial blocks and 4 KB planes (profiles from 2026-12-06 on)
+            if coefficients is not None:  # by direction, partial block and L1 aliasing (profiles from 2026-12-06 night)
                 terms = layout_change_terms(tensor, target.layout_block_channels, target.bytes_per_element,
                                             *target.l1_cache_geometry)
                 call_ms, moved_ms = coefficients[0], float(np.dot(coefficients[1:], terms[1:]))
