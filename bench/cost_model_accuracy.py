@@ -232,8 +232,7 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
     shapes = rng.sample(shapes, min(count, len(shapes)))
     model = LatencyModel(target.without_calibration())
     overhead_ms = target.model_overhead_ms.value
-    # measured as the table was: without the run of the single-kernel model's other nodes
-    per_node_ms = target.calibration_per_kernel_ms if target.calibration_per_node else 0.0
+    per_node_ms = target.table_node_run_ms  # measured as the table was (profiler.without_profiler)
     best: dict[int, dict] = {}
     rounds: dict[int, list[float]] = {}  # every round's time of each shape, in the order measured
     if runtime == "litert":  # the litert profiler's own measurement, in a scratch folder

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernel_shape import KernelShape
+from .runner import HELPER_NODE
 
 OPSET = 17
 PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "global_pool", "mean", "add",
@@ -118,10 +119,6 @@ def _tensor(name: str, shape: KernelShape, which: str, flat: bool = False):
 
     c, h, w = getattr(shape, which)
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, c * h * w] if flat else [1, c, h, w])
-
-
-# a node a single-kernel model adds that is not the kernel (runner.onnxruntime_node_times leaves its time out)
-HELPER_NODE = "edgegrow_reader"
 
 
 def kernel_model(shape: KernelShape, seed: int = 0, read_inside: bool = False):

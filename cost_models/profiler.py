@@ -374,7 +374,7 @@ def without_profiler(record: dict, overhead_ms: float | None, per_node_ms: float
         return record
     nodes = record["nodes"]
     per_node = (record["wall_ms"] - overhead_ms - record["nodes_ms"]) / nodes - per_node_ms * (nodes - 1) / nodes
-    kernel_nodes = max(1, record["nodes"] - len(record["reorders"]) - record.get("helper_nodes", 0))
+    kernel_nodes = max(1, nodes - len(record["reorders"]) - record.get("helper_nodes", 0))
     corrected = dict(record)
     corrected["kernel_ms"] = max(record["kernel_ms"] + per_node * kernel_nodes, 0.05 * record["kernel_ms"], 1e-5)
     corrected["reorders"] = [[elements, max(ms + per_node, 0.05 * ms)] for elements, ms in record["reorders"]]
@@ -460,6 +460,8 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
             "entries": entries,
         },
     }
+    if per_node_ms:
+        profile["latency"]["node_runs_left_out_ms"] = per_node_ms
     if layout_changes:
         profile["latency"]["layout"].update(changes=layout_changes, l1_set_stride_bytes=l1_cache_geometry[0],
                                             l1_ways=l1_cache_geometry[1])
@@ -611,21 +613,24 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     return profile
 
 
+def _chain_slopes(timings: list[dict], tensors: int) -> np.ndarray:
+    """Per tensor, the slope of its chains' latencies over their lengths (``REORDER_CHAIN_PAIRS``): the
+    timings are the first ``tensors`` tensors' chains, every length of each in turn."""
+    from .kernel_onnx import REORDER_CHAIN_PAIRS
+
+    lengths = len(REORDER_CHAIN_PAIRS)
+    chains = [[timing["fast_ms"] for timing in timings[i * lengths:(i + 1) * lengths]] for i in range(tensors)]
+    return np.array([np.polyfit(REORDER_CHAIN_PAIRS, latencies, 1)[0] for latencies in chains])
+
+
 def reorder_cost_from_chains(chain_timings: list[dict]) -> tuple[float, float]:
     """(ms per layout change, ms per element) of onnxruntime's NCHWc layout changes inside a network, from
     the reorder chains (``kernel_onnx.reorder_chain_model`` of each of ``REORDER_CHAIN_TENSORS`` with each
     of ``REORDER_CHAIN_PAIRS`` pairs, one timing each, in that order): per tensor, the slope of the
     chains' latencies over their pairs is two layout changes; least squares on relative error over the
     tensors' element counts. The call cost includes the node's share of running (the per-node offset)."""
-    from .kernel_onnx import REORDER_CHAIN_PAIRS
-
-    per_change, elements = [], []
-    for index, tensor in enumerate(REORDER_CHAIN_TENSORS):
-        timings = chain_timings[index * len(REORDER_CHAIN_PAIRS):(index + 1) * len(REORDER_CHAIN_PAIRS)]
-        slope = float(np.polyfit(REORDER_CHAIN_PAIRS, [timing["fast_ms"] for timing in timings], 1)[0])
-        per_change.append(max(slope / 2, 1e-7))
-        elements.append(float(np.prod(tensor)))
-    per_change, elements = np.array(per_change), np.array(elements)
+    per_change = np.maximum(_chain_slopes(chain_timings, len(REORDER_CHAIN_TENSORS)) / 2, 1e-7)
+    elements = np.array([float(np.prod(tensor)) for tensor in REORDER_CHAIN_TENSORS])
     weights = 1.0 / per_change
     design = np.stack([np.ones_like(elements), elements], axis=1) * weights[:, None]
     (per_call, per_element), *_ = np.linalg.lstsq(design, per_change * weights, rcond=None)
@@ -643,17 +648,10 @@ def layout_costs_from_chains(pair_timings: list[dict], fanout_timings: list[dict
     is non-negative least squares on relative error over the tensors. The call cost is given less the
     per-node offset the calibration adds to every change. ``l1_cache_geometry``: (set stride in bytes, ways)
     of the L1 data cache (``l1_cache_geometry``)."""
-    from .kernel_onnx import REORDER_CHAIN_PAIRS
     from .latency import _nnls, layout_change_terms
 
-    lengths = len(REORDER_CHAIN_PAIRS)
-
-    def slopes(timings: list[dict]) -> np.ndarray:
-        return np.array([np.polyfit(REORDER_CHAIN_PAIRS, [t["fast_ms"] for t in timings[i * lengths:(i + 1) * lengths]],
-                                    1)[0] for i in range(len(LAYOUT_CHANGE_TENSORS))])
-
-    to_plain = np.maximum(slopes(fanout_timings), 1e-7)
-    to_blocked = np.maximum(slopes(pair_timings) - to_plain, 1e-7)
+    to_plain = np.maximum(_chain_slopes(fanout_timings, len(LAYOUT_CHANGE_TENSORS)), 1e-7)
+    to_blocked = np.maximum(_chain_slopes(pair_timings, len(LAYOUT_CHANGE_TENSORS)) - to_plain, 1e-7)
     design = np.array([layout_change_terms(tensor, block, 4, *l1_cache_geometry) for tensor in LAYOUT_CHANGE_TENSORS])
     scale = np.maximum(design.max(axis=0), 1e-12)
     costs = {}

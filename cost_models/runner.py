@@ -27,6 +27,8 @@ import numpy as np
 SUITE_FILE = "suite.json"
 OVERHEAD_ID = "overhead"  # the Identity model: per-model overhead outside any kernel
 RUNTIMES = ("onnxruntime", "litert")
+# a node a single-kernel model adds that is not the kernel (kernel_onnx.kernel_model): its time is left out
+HELPER_NODE = "edgegrow_reader"
 
 
 class Session:
@@ -221,8 +223,8 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
     """Per-node times of a model in onnxruntime's own profiler (µs resolution) over as many runs as fit
     in ``budget_ms``, within [min_runs, max_runs].
 
-    Returns {"kernel_ms": time of every node but layout reorders and helper nodes (named
-    ``edgegrow_reader``: mean of the fastest quarter of the runs after the first tenth), "reorders":
+    Returns {"kernel_ms": time of every node but layout reorders and helper nodes (``HELPER_NODE``: mean
+    of the fastest quarter of the runs after the first tenth), "reorders":
     [[elements, ms], ...], "layout": "blocked" when onnxruntime ran the kernel in its NCHWc layout, else
     "plain", "nodes": nodes per run, "helper_nodes": of them, helper nodes, "nodes_ms": all nodes' time
     per run, reorders and helpers included, as kernel_ms}.
@@ -265,7 +267,7 @@ def onnxruntime_node_times(model: bytes | str | Path, threads: int = 1, budget_m
         seen.add(name)
         milliseconds = event["dur"] / 1e3
         nodes_per_run[run_index] = nodes_per_run.get(run_index, 0.0) + milliseconds
-        if name.startswith("edgegrow_reader"):  # kernel_onnx.HELPER_NODE: not the kernel
+        if name.startswith(HELPER_NODE):
             helpers.add(name)
         elif event["args"].get("op_name", "").startswith("Reorder"):
             reorder_times.setdefault(name, []).append(milliseconds)

@@ -89,6 +89,9 @@ class Target:
     # empty in profiles measured before 2026-12-06 night, which price every change by the two numbers above
     layout_change_ms: dict[str, tuple[float, ...]] = field(default_factory=dict)
     l1_cache_geometry: tuple[int, int] = (4096, 8)  # (set stride in bytes, ways) of the profiled machine's L1d cache
+    # the run of one node the table's times leave out (``profiler.without_profiler``): 0 in profiles before
+    # 2026-12-06 night, whose blocked kernels kept two thirds of one
+    table_node_run_ms: float = 0.0
     calibration_scale: float = 1.0  # whole-model calibration of a measured table (see cost_models.calibration)
     calibration_per_kernel_ms: float = 0.0  # per node (kernel or layout change) if calibration_per_node, else kernel
     calibration_per_node: bool = False  # profiles written before layout changes counted as nodes say nothing
@@ -241,6 +244,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         layout_change_ms=_layout_changes(read),
         l1_cache_geometry=(int(read.number("latency.layout.l1_set_stride_bytes", default=4096.0)),
                            int(read.number("latency.layout.l1_ways", default=8.0))),
+        table_node_run_ms=read.number("latency.node_runs_left_out_ms", positive=False, default=0.0),
         calibration_scale=read.number("latency.calibration.scale", default=1.0),
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         calibration_per_node=_counted_over_nodes(read),
