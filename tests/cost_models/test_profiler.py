@@ -80,6 +80,18 @@ def test_grid_times_pointwise_kernels_whose_time_is_reading_their_weights():
     assert max(s.weight_count * 4 for s in heavy) >= 2_000_000  # beyond a 1 MB L2
 
 
+def test_grid_times_image_stems_and_early_pools_at_the_resolutions_images_come_in():
+    """An image network's first conv reads 1 or 3 channels at its input's resolution, and hand-written CNNs
+    max-pool maps of 24-112 px at any width. The grid's other draws stop at 56×56; fitted from them, such
+    stems were priced 16-19 % over on an x86 host (2026-12-06), so the grid measures them."""
+    grid = profiler.kernel_grid(quick=False)
+    stems = [s for s in grid if s.kind == "conv" and s.input[0] in (1, 3) and s.kernel == (3, 3) and s.input[1] >= 64]
+    assert len(stems) >= 20 and {s.stride for s in stems} == {(1, 1), (2, 2)}
+    assert {1, 3} <= {s.input[0] for s in stems} and max(s.input[1] for s in stems) >= 160
+    pools = [s for s in grid if s.kind == "pool" and s.input[1] >= 40 and s.input[0] % 16]  # onnxruntime's plain layout
+    assert len(pools) >= 15 and {s.kernel for s in pools} == {(2, 2), (3, 3)}
+
+
 def test_runner_resumes_and_ignores_a_torn_last_line(tmp_path):
     suite = profiler.write_suite(tmp_path / "suite", SHAPES[3:5])
     out = tmp_path / "device.jsonl"
