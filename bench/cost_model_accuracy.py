@@ -183,22 +183,26 @@ def table_cross_validation(target, folds: int = 5, seed: int = 0) -> dict:
 def grid_noise_floor(target, profile_path: Path) -> dict:
     """``split_half_agreement`` of the profile's own grid, from the measurements file the profiler keeps
     beside it (``<profile>.measurements.jsonl``, rounds in the order measured); {} without that file."""
-    from cost_models.profiler import without_profiler
+    from cost_models.profiler import local_overheads, without_profiler
 
     measurements = profile_path.with_name(profile_path.name + ".measurements.jsonl")
     if not measurements.is_file():
         return {}
-    rounds: dict[str, list[tuple[int, float]]] = {}
+    records = []
     with open(measurements) as handle:
         for line in handle:
             try:
                 record = json.loads(line)
-                key, round_index = record["id"].split("@")
+                int(record["id"].split("@")[1])
                 record["kernel_ms"]
-            except (json.JSONDecodeError, KeyError, ValueError):
+            except (json.JSONDecodeError, KeyError, IndexError, AttributeError, ValueError):
                 continue
-            record = without_profiler(record, target.model_overhead_ms.value)
-            rounds.setdefault(key, []).append((int(round_index), record["kernel_ms"]))
+            records.append(record)
+    rounds: dict[str, list[tuple[int, float]]] = {}
+    for record in local_overheads(records):
+        key, round_index = record["id"].split("@")
+        record = without_profiler(record, target.model_overhead_ms.value, target.table_node_run_ms)
+        rounds.setdefault(key, []).append((int(round_index), record["kernel_ms"]))
     return split_half_agreement([[ms for _, ms in sorted(times)] for times in rounds.values()])
 
 
@@ -221,7 +225,7 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
     time in onnxruntime's profiler turned into wall-clock time, fastest of 4 rounds in a random
     order) and predicted from the table alone (no whole-model calibration)."""
     from cost_models import LatencyModel
-    from cost_models.profiler import measure_kernel, without_profiler
+    from cost_models.profiler import local_overheads, measure_kernel, without_profiler
 
     table = {entry.shape for entry in target.entries}
     profiled_kinds = {shape.kind for shape in table}  # kinds the grid times as single-kernel models
@@ -251,15 +255,18 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
             if index not in best or record["kernel_ms"] < best[index]["kernel_ms"]:
                 best[index] = {**record, "layout": "plain"}
         shapes = [computed_shape(shape) for shape in shapes]
+    measured: list[tuple[int, dict]] = []  # in the order measured
     for round_index in range(4 if runtime == "onnxruntime" else 0):
         order = list(range(len(shapes)))
         rng.shuffle(order)
-        for index in order:
-            record = without_profiler(measure_kernel(shapes[index]), overhead_ms, per_node_ms)
-            rounds.setdefault(index, []).append(record["kernel_ms"])
-            if index not in best or record["kernel_ms"] < best[index]["kernel_ms"]:
-                best[index] = record
+        measured += [(index, measure_kernel(shapes[index])) for index in order]
         print(f"kernel round {round_index + 1}/4 done", flush=True)
+    raw = local_overheads([record for _, record in measured])  # as the profiler corrects its grid
+    for (index, _), record in zip(measured, raw):
+        record = without_profiler(record, overhead_ms, per_node_ms)
+        rounds.setdefault(index, []).append(record["kernel_ms"])
+        if index not in best or record["kernel_ms"] < best[index]["kernel_ms"]:
+            best[index] = record
     errors: dict[str, list[float]] = {}
     methods: dict[str, int] = {}
     rows = []

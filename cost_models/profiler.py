@@ -323,14 +323,23 @@ def write_suite(folder: str | Path, shapes: list[KernelShape]) -> Path:
     return folder
 
 
+_IDENTITY_SESSIONS: dict[int, Session] = {}
+
+
 def measure_kernel(shape: KernelShape, threads: int = 1) -> dict:
     """One measurement of one kernel in its single-kernel model: its nodes' times in onnxruntime's
-    profiler (``onnxruntime_node_times``) and the same model's wall-clock time without the profiler
-    (``wall_ms``: what its nodes really take together, see ``without_profiler``)."""
+    profiler (``onnxruntime_node_times``), the same model's wall-clock time without the profiler
+    (``wall_ms``: what its nodes really take together, see ``without_profiler``), and the Identity model's
+    wall-clock time timed the same way right after it (``overhead_ms``: the per-model overhead of that
+    moment, which ``without_profiler`` takes out instead of the calibration's)."""
     model = kernel_model(shape, read_inside=True).SerializeToString()
     timing = onnxruntime_node_times(model, threads, budget_ms=30.0)
     wall = time_session(Session(model, threads=threads), warmup_ms=2.0, repeats=9, sample_ms=0.5)
-    return {**timing, "wall_ms": wall["fast_ms"]}
+    identity = _IDENTITY_SESSIONS.get(threads)
+    if identity is None:
+        identity = _IDENTITY_SESSIONS[threads] = Session(overhead_model().SerializeToString(), threads=threads)
+    overhead = time_session(identity, warmup_ms=2.0, repeats=9, sample_ms=0.5)
+    return {**timing, "wall_ms": wall["fast_ms"], "overhead_ms": overhead["fast_ms"]}
 
 
 def measure_grid(shapes: list[KernelShape], partial_path: str | Path, threads: int = 1, quick: bool = False,
@@ -381,7 +390,11 @@ def without_profiler(record: dict, overhead_ms: float | None, per_node_ms: float
     (the Identity model's time), is what its nodes really take together; the difference from the
     nodes' profiled sum is shared out equally over the nodes (the kernel's own, each layout reorder,
     and a helper node that reads a HardSwish, ``kernel_onnx.kernel_model``). Records measured before
-    wall-clock times were taken, or without the overhead, are returned as they are.
+    wall-clock times were taken, or without the overhead, are returned as they are. A record's own
+    ``overhead_ms`` (the Identity model timed beside it, ``measure_kernel``; smoothed by
+    ``local_overheads``) is taken out in place of ``overhead_ms``: the grid and the calibration are timed
+    minutes or, resumed, hours apart, and the overhead moves by tenths of a microsecond between them,
+    which is a tenth of a small kernel's time.
 
     ``per_node_ms``: what running one more node costs (the profile's per-node offset, timed on chains of
     tiny nodes). The Identity model holds one node's run, so the wall-clock time less the overhead holds
@@ -392,6 +405,7 @@ def without_profiler(record: dict, overhead_ms: float | None, per_node_ms: float
     64 mostly blocked kernels at 1×1-16×16 was predicted 108 µs and measured 89-94 µs; without it, 99 µs."""
     if overhead_ms is None or "wall_ms" not in record or not record.get("nodes"):
         return record
+    overhead_ms = record.get("overhead_ms", overhead_ms)
     nodes = record["nodes"]
     per_node = (record["wall_ms"] - overhead_ms - record["nodes_ms"]) / nodes - per_node_ms * (nodes - 1) / nodes
     kernel_nodes = max(1, nodes - len(record["reorders"]) - record.get("helper_nodes", 0))
@@ -401,10 +415,32 @@ def without_profiler(record: dict, overhead_ms: float | None, per_node_ms: float
     return corrected
 
 
+OVERHEAD_WINDOW = 21  # measurements (about a second of the grid) whose Identity timings give one's overhead
+
+
+def local_overheads(records: list[dict], window: int = OVERHEAD_WINDOW) -> list[dict]:
+    """``records`` (in the order measured) with each one's ``overhead_ms`` replaced by the median of the
+    Identity timings of the ``window`` measurements around it: the per-model overhead of that moment,
+    without the odd timing that a stall made slow (one in a hundred here, up to 1.5× the rest). Records
+    without an Identity timing (measured before 2026-12-06 late night) are left as they are: the
+    calibration's overhead corrects them."""
+    timed = [index for index, record in enumerate(records) if "overhead_ms" in record]
+    if not timed:
+        return records
+    values = [records[index]["overhead_ms"] for index in timed]
+    smoothed = list(records)
+    half = window // 2
+    for position, index in enumerate(timed):
+        around = values[max(0, position - half): position + half + 1]
+        smoothed[index] = {**records[index], "overhead_ms": float(np.median(around))}
+    return smoothed
+
+
 def fastest_rounds(records: list[dict], overhead_ms: float | None = None, per_node_ms: float = 0.0) -> list[dict]:
-    """One record per kernel: its fastest round (of wall-clock corrected times, see ``without_profiler``)."""
+    """One record per kernel: its fastest round (of wall-clock corrected times, see ``without_profiler``,
+    each less the per-model overhead of its moment, ``local_overheads``)."""
     fastest: dict[str, dict] = {}
-    for record in records:
+    for record in local_overheads(records):
         record = without_profiler(record, overhead_ms, per_node_ms)
         if record["id"] not in fastest or record["kernel_ms"] < fastest[record["id"]]["kernel_ms"]:
             fastest[record["id"]] = record
