@@ -729,7 +729,8 @@ def node_overhead_ms(node_timings: list[dict]) -> float:
 
 def profile_from_measurements(name: str, measurements: str | Path, out: str | Path, kind: str = "cpu") -> dict:
     """A profile from the JSON lines ``runner.py`` wrote on another device (whole single-kernel model
-    times, 10th percentile, minus the Identity model's time)."""
+    times, 10th percentile, minus the Identity model's time: the one timed beside each kernel, smoothed by
+    ``local_overheads``, else the file's ``overhead`` line's)."""
     records, overhead = [], None
     with open(measurements) as handle:
         for number, line in enumerate(handle, 1):
@@ -748,8 +749,11 @@ def profile_from_measurements(name: str, measurements: str | Path, out: str | Pa
         raise ValueError(f"{measurements}: needs the 'overhead' line and at least one kernel; "
                          "run runner.py on the whole suite")
     base = overhead["fast_ms"]
-    entries = [{**r["shape"], "latency_ms": round(max(r["fast_ms"] - base, 0.05 * r["fast_ms"]), 6),
-                "layout": "plain"} for r in records]
+    # each kernel less the Identity model's time of its moment where runner.py timed it beside the kernel
+    # (local_overheads; files from before 2026-12-06 late night have only the first line's)
+    entries = [{**r["shape"], "layout": "plain",
+                "latency_ms": round(max(r["fast_ms"] - r.get("overhead_ms", base), 0.05 * r["fast_ms"]), 6)}
+               for r in local_overheads(records)]
     where = (f"measured with runner.py ({records[0]['runtime']} {records[0]['runtime_version']}, "
              f"{records[0]['threads']} thread(s)), imported from {Path(measurements).name} on "
              f"{datetime.date.today().isoformat()}")

@@ -328,10 +328,13 @@ def run_suite(suite_dir: str | Path, out_path: str | Path, runtime: str = "onnxr
     if OVERHEAD_ID not in done:  # first, so the kernels can be told apart from the per-model overhead
         todo.insert(0, {"id": OVERHEAD_ID, "shape": None})
     repeats = 10 if quick else 30
+    identity = Session(Path(suite_dir) / ("overhead" + extension), runtime, threads)
     for count, entry in enumerate(todo, 1):
         model_path = Path(suite_dir) / ((entry["id"] if entry["shape"] else "overhead") + extension)
         session = Session(model_path, runtime, threads)
         timing = time_session(session, repeats=repeats)
+        if entry["shape"]:  # the per-model overhead of this moment, timed right after the kernel's model
+            timing["overhead_ms"] = time_session(identity, warmup_ms=2.0, repeats=9, sample_ms=0.5)["fast_ms"]
         append_line(out_path, {"id": entry["id"], "shape": entry["shape"], "runtime": runtime,
                                "runtime_version": session.version, "threads": threads, **timing})
         if progress is not None:
