@@ -324,6 +324,7 @@ def write_suite(folder: str | Path, shapes: list[KernelShape]) -> Path:
 
 
 _IDENTITY_SESSIONS: dict[int, Session] = {}
+WALL_TIMING = {"warmup_ms": 2.0, "repeats": 9, "sample_ms": 0.5}  # a grid model's wall-clock time, and its overhead's
 
 
 def measure_kernel(shape: KernelShape, threads: int = 1) -> dict:
@@ -334,11 +335,11 @@ def measure_kernel(shape: KernelShape, threads: int = 1) -> dict:
     moment, which ``without_profiler`` takes out instead of the calibration's)."""
     model = kernel_model(shape, read_inside=True).SerializeToString()
     timing = onnxruntime_node_times(model, threads, budget_ms=30.0)
-    wall = time_session(Session(model, threads=threads), warmup_ms=2.0, repeats=9, sample_ms=0.5)
+    wall = time_session(Session(model, threads=threads), **WALL_TIMING)
     identity = _IDENTITY_SESSIONS.get(threads)
     if identity is None:
         identity = _IDENTITY_SESSIONS[threads] = Session(overhead_model().SerializeToString(), threads=threads)
-    overhead = time_session(identity, warmup_ms=2.0, repeats=9, sample_ms=0.5)
+    overhead = time_session(identity, **WALL_TIMING)
     return {**timing, "wall_ms": wall["fast_ms"], "overhead_ms": overhead["fast_ms"]}
 
 

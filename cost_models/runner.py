@@ -333,8 +333,8 @@ def run_suite(suite_dir: str | Path, out_path: str | Path, runtime: str = "onnxr
         model_path = Path(suite_dir) / ((entry["id"] if entry["shape"] else "overhead") + extension)
         session = Session(model_path, runtime, threads)
         timing = time_session(session, repeats=repeats)
-        if entry["shape"]:  # the per-model overhead of this moment, timed right after the kernel's model
-            timing["overhead_ms"] = time_session(identity, warmup_ms=2.0, repeats=9, sample_ms=0.5)["fast_ms"]
+        if entry["shape"]:  # the per-model overhead of this moment, timed right after and as the kernel's model
+            timing["overhead_ms"] = time_session(identity, repeats=repeats)["fast_ms"]
         append_line(out_path, {"id": entry["id"], "shape": entry["shape"], "runtime": runtime,
                                "runtime_version": session.version, "threads": threads, **timing})
         if progress is not None:
