@@ -183,7 +183,7 @@ def table_cross_validation(target, folds: int = 5, seed: int = 0) -> dict:
 def grid_noise_floor(target, profile_path: Path) -> dict:
     """``split_half_agreement`` of the profile's own grid, from the measurements file the profiler keeps
     beside it (``<profile>.measurements.jsonl``, rounds in the order measured); {} without that file."""
-    from cost_models.profiler import local_overheads, without_profiler
+    from cost_models.profiler import fastest_round, local_overheads
 
     measurements = profile_path.with_name(profile_path.name + ".measurements.jsonl")
     if not measurements.is_file():
@@ -198,12 +198,16 @@ def grid_noise_floor(target, profile_path: Path) -> dict:
             except (json.JSONDecodeError, KeyError, IndexError, AttributeError, ValueError):
                 continue
             records.append(record)
-    rounds: dict[str, list[tuple[int, float]]] = {}
+    rounds: dict[str, list[tuple[int, dict]]] = {}
     for record in local_overheads(records):
         key, round_index = record["id"].split("@")
-        record = without_profiler(record, target.model_overhead_ms.value, target.table_node_run_ms)
-        rounds.setdefault(key, []).append((int(round_index), record["kernel_ms"]))
-    return split_half_agreement([[ms for _, ms in sorted(times)] for times in rounds.values()])
+        rounds.setdefault(key, []).append((int(round_index), record))
+
+    def statistic(half: list[dict]) -> float:  # the table's (profiler.fastest_round)
+        return fastest_round(half, target.model_overhead_ms.value, target.table_node_run_ms)["kernel_ms"]
+
+    return split_half_agreement([[record for _, record in sorted(times, key=lambda item: item[0])]
+                                 for times in rounds.values()], statistic)
 
 
 def kernel_summary(errors: dict[str, list[float]], methods: dict[str, int]) -> dict:
@@ -222,10 +226,11 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
                      runtime: str = "onnxruntime") -> tuple[dict, list[dict]]:
     """Kernel level, out of sample: up to ``count`` kernel shapes of the held-out networks that are not
     table entries, each measured as the profiler measures its grid (``profiler.measure_kernel``: node
-    time in onnxruntime's profiler turned into wall-clock time, fastest of 4 rounds in a random
-    order) and predicted from the table alone (no whole-model calibration)."""
+    time in onnxruntime's profiler turned into wall-clock time, the fastest of 4 rounds in a random
+    order as ``profiler.fastest_round`` picks it) and predicted from the table alone (no whole-model
+    calibration)."""
     from cost_models import LatencyModel
-    from cost_models.profiler import local_overheads, measure_kernel, without_profiler
+    from cost_models.profiler import fastest_round, local_overheads, measure_kernel
 
     table = {entry.shape for entry in target.entries}
     profiled_kinds = {shape.kind for shape in table}  # kinds the grid times as single-kernel models
@@ -238,7 +243,8 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
     overhead_ms = target.model_overhead_ms.value
     per_node_ms = target.table_node_run_ms  # measured as the table was (profiler.without_profiler)
     best: dict[int, dict] = {}
-    rounds: dict[int, list[float]] = {}  # every round's time of each shape, in the order measured
+    rounds: dict[int, list] = {}  # each shape's rounds in the order measured: records, or times (litert)
+    statistic = min  # of half a shape's rounds, for the noise floor: the statistic its table time is
     if runtime == "litert":  # the litert profiler's own measurement, in a scratch folder
         import tempfile
 
@@ -255,18 +261,21 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
             if index not in best or record["kernel_ms"] < best[index]["kernel_ms"]:
                 best[index] = {**record, "layout": "plain"}
         shapes = [computed_shape(shape) for shape in shapes]
-    measured: list[tuple[int, dict]] = []  # in the order measured
-    for round_index in range(4 if runtime == "onnxruntime" else 0):
-        order = list(range(len(shapes)))
-        rng.shuffle(order)
-        measured += [(index, measure_kernel(shapes[index])) for index in order]
-        print(f"kernel round {round_index + 1}/4 done", flush=True)
-    raw = local_overheads([record for _, record in measured])  # as the profiler corrects its grid
-    for (index, _), record in zip(measured, raw):
-        record = without_profiler(record, overhead_ms, per_node_ms)
-        rounds.setdefault(index, []).append(record["kernel_ms"])
-        if index not in best or record["kernel_ms"] < best[index]["kernel_ms"]:
-            best[index] = record
+    else:
+        measured: list[tuple[int, dict]] = []  # in the order measured
+        for round_index in range(4):
+            order = list(range(len(shapes)))
+            rng.shuffle(order)
+            measured += [(index, measure_kernel(shapes[index])) for index in order]
+            print(f"kernel round {round_index + 1}/4 done", flush=True)
+        # corrected and picked as the profiler does its grid's (profiler.local_overheads, fastest_round)
+        for (index, _), record in zip(measured, local_overheads([record for _, record in measured])):
+            rounds.setdefault(index, []).append(record)
+        best = {index: fastest_round(records, overhead_ms, per_node_ms) for index, records in rounds.items()}
+
+        def statistic(half: list[dict]) -> float:
+            return fastest_round(half, overhead_ms, per_node_ms)["kernel_ms"]
+
     errors: dict[str, list[float]] = {}
     methods: dict[str, int] = {}
     rows = []
@@ -281,16 +290,19 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
                      "method": prediction.method, "error": error})
     summary = kernel_summary(errors, methods)
     summary.update(by_size([(row["error"], row["measured_ms"]) for row in rows]))
-    summary["noise_floor"] = split_half_agreement([rounds[index] for index in range(len(shapes))])
+    summary["noise_floor"] = split_half_agreement([rounds[index] for index in range(len(shapes))], statistic)
     return summary, rows
 
 
-def split_half_agreement(rounds: list[list[float]]) -> dict:
-    """The kernel measurement's own noise floor: for each kernel timed in 4 rounds, how far the fastest of
-    its first two rounds is from the fastest of its last two, as the shares within ±10 % and ±5 % (all
-    kernels, and those taking at least 5 and 20 µs). A prediction cannot be expected to land within ±10 %
-    of a measurement more often than two halves of that measurement land within ±10 % of each other."""
-    pairs = [(min(times[:2]) / min(times[2:4]) - 1, min(times)) for times in rounds if len(times) >= 4]
+def split_half_agreement(rounds: list[list], statistic=min) -> dict:
+    """The kernel measurement's own noise floor: for each kernel timed in 4 rounds (``rounds``: each
+    kernel's rounds in the order measured), how far ``statistic`` of its first two rounds is from
+    ``statistic`` of its last two (the statistic its table time is: ``profiler.fastest_round`` of records,
+    ``min`` of times), as the shares within ±10 % and ±5 % (all kernels, and those taking at least 5 and
+    20 µs). A prediction cannot be expected to land within ±10 % of a measurement more often than two
+    halves of that measurement land within ±10 % of each other."""
+    pairs = [(statistic(times[:2]) / statistic(times[2:4]) - 1, statistic(times[:4]))
+             for times in rounds if len(times) >= 4]
     if not pairs:
         return {}
     everything = np.abs([difference for difference, _ in pairs])

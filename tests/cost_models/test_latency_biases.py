@@ -67,6 +67,28 @@ def test_a_kernel_is_corrected_by_the_overhead_of_its_own_moment_not_the_calibra
     assert profiler.fastest_rounds(old, overhead_ms=0.0048)[0]["kernel_ms"] == pytest.approx(0.0006)  # as before
 
 
+def test_a_round_whose_overhead_read_high_does_not_set_a_small_kernels_table_time():
+    # the grid of 2026-12-06 night: a 16→12 fully connected layer's model ran 5.00-5.09 µs in each round,
+    # the Identity model 4.86 but 5.05 in round 1; the fastest of the differences took round 1's -0.01 µs
+    # (and its floor, 0.1 µs) for a layer that takes 0.14-0.22 µs in the other rounds
+    walls, overheads = (0.005107, 0.005033, 0.005058, 0.005085), (0.004863, 0.005046, 0.004864, 0.004862)
+    grid = []  # read_rounds' records in the order measured: each round the layer amid 20 other kernels
+    for wall, overhead in zip(walls, overheads):
+        others = [{"id": f"k{i}", "kernel_ms": 0.01, "reorders": [], "nodes": 1, "nodes_ms": 0.01, "wall_ms": 0.015,
+                   "overhead_ms": overhead} for i in range(20)]
+        grid += others[:10] + [{**others[0], "id": "fc", "kernel_ms": 0.002, "nodes_ms": 0.002, "wall_ms": wall}]
+        grid += others[10:]
+    (table,) = [record for record in profiler.fastest_rounds(grid, overhead_ms=0.0048) if record["id"] == "fc"]
+    assert table["kernel_ms"] == pytest.approx(0.005033 - 0.004862)  # fastest wall less fastest overhead
+    # a kernel's node split is its fastest wall-clock round's; records without wall-clock times keep the
+    # fastest of their rounds
+    blocked = [{"id": "b", "kernel_ms": kernel, "reorders": [[64, 0.002]], "nodes": 2, "nodes_ms": kernel + 0.002,
+                "wall_ms": wall, "overhead_ms": 0.0048} for kernel, wall in ((0.004, 0.0092), (0.003, 0.0094))]
+    assert profiler.fastest_round(blocked, 0.0048)["kernel_ms"] == pytest.approx(0.004 + (0.0092 - 0.0048 - 0.006) / 2)
+    litert = [{"id": "l", "kernel_ms": ms} for ms in (0.003, 0.002, 0.004)]
+    assert profiler.fastest_round(litert)["kernel_ms"] == 0.002
+
+
 def test_an_identity_timing_a_stall_made_slow_does_not_make_its_kernel_fast():
     records = [{"id": f"k{i}@0", "overhead_ms": 0.005} for i in range(30)]
     records[12] = {**records[12], "overhead_ms": 0.0075}  # one stall
