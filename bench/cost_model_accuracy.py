@@ -30,8 +30,9 @@ architecture in a random order, 10 samples each (each the mean of back-to-back r
 a model's latency is the median over the fast rounds (those whose probe ran within 10 % of its
 fastest) of each round's 10th percentile, the median of all samples beside it. The noise floor is
 printed beside the accuracy figures: per model, how far the even and the odd fast rounds' figures
-are apart (split halves), and how many rounds were slow; ``--retest`` measures everything twice and
-reports that agreement too.
+are apart (split halves), and how many rounds were slow; ``--retest`` measures the networks and the
+held-out kernels twice and reports those agreements too (for kernels, the agreement of two measurements
+minutes apart, as a table and a later measurement are; the split halves of one are closer).
 
     python bench/cost_model_accuracy.py [--target host] [--count 168] [--kernels 150] [--out FILE]
     python bench/cost_model_accuracy.py --runtime litert --target host-litert   # TFLite with XNNPACK
@@ -310,6 +311,25 @@ def split_half_agreement(rounds: list[list], statistic=min) -> dict:
             "within_5_percent": float(np.mean(everything <= 0.05)), **by_size(pairs)}
 
 
+def kernel_retest(rows: list[dict], again: list[dict]) -> dict:
+    """How far a second measurement of the held-out kernels (``again``: the same shapes' rows) is from the
+    first, as the shares within ±10 % and ±5 % (all kernels, those under 5 µs, and those taking at least 5
+    and 20 µs). Unlike the split halves of one measurement, the two are minutes apart, as a profile's
+    table and a later measurement are: the agreement a prediction from the table can hope for."""
+    pairs = [(second["measured_ms"] / first["measured_ms"] - 1, first["measured_ms"])
+             for first, second in zip(rows, again) if first["shape"] == second["shape"]]
+    if not pairs:
+        return {}
+    everything = np.abs([difference for difference, _ in pairs])
+    small = np.abs([difference for difference, ms in pairs if ms < 0.005])
+    return {"kernels": len(pairs), "within_10_percent": float(np.mean(everything <= 0.10)),
+            "within_5_percent": float(np.mean(everything <= 0.05)),
+            "under_5_us": {"kernels": len(small),
+                           "within_10_percent": float(np.mean(small <= 0.10)) if len(small) else None,
+                           "within_5_percent": float(np.mean(small <= 0.05)) if len(small) else None},
+            **by_size(pairs)}
+
+
 def by_size(pairs: list[tuple[float, float]]) -> dict:
     """Shares within ±10 % and ±5 % of the kernels taking at least 5 µs and at least 20 µs ((error,
     measured ms) pairs): the kernels whose error a whole network feels. Below a few microseconds one
@@ -485,8 +505,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{at_speed['within_5_percent']:.0%} within ±5 %, "
               f"MAPE {at_speed['mean_absolute_percentage_error']:.1f} %, "
               f"median signed {at_speed['median_signed_error']:+.1%}")
-    kernels, kernel_rows = (held_out_kernels(target, [report for _, _, report, _ in models], args.kernels, args.seed,
-                                             args.runtime) if args.kernels else (None, []))
+    kernels, kernel_rows = None, []
+    if args.kernels:
+        reports = [report for _, _, report, _ in models]
+        kernels, kernel_rows = held_out_kernels(target, reports, args.kernels, args.seed, args.runtime)
+        if args.retest:  # the same shapes measured again: what a table timed at another moment can agree with
+            kernels["retest"] = kernel_retest(kernel_rows, held_out_kernels(target, reports, args.kernels, args.seed,
+                                                                             args.runtime)[1])
+            retest = kernels["retest"]
+            if retest:
+                small = retest["under_5_us"]["within_10_percent"]
+                print(f"kernels measured again: {retest['within_10_percent']:.0%} within ±10 % of the first "
+                      f"measurement" + (f" ({small:.0%} of those under 5 µs)" if small is not None else ""))
     summary["seconds"] = round(time.time() - started, 1)
     cross_validation = table_cross_validation(target)
     cross_validation["noise_floor"] = grid_noise_floor(target, Path(known_targets().get(args.target, args.target)))
