@@ -512,10 +512,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.retest:  # the same shapes measured again: what a table timed at another moment can agree with
             kernels["retest"] = kernel_retest(kernel_rows, held_out_kernels(target, reports, args.kernels, args.seed,
                                                                              args.runtime)[1])
-            retest = kernels["retest"]
-            if retest:
-                small = retest["under_5_us"]["within_10_percent"]
-                print(f"kernels measured again: {retest['within_10_percent']:.0%} within ±10 % of the first "
+            again = kernels["retest"]
+            if again:
+                small = again["under_5_us"]["within_10_percent"]
+                print(f"kernels measured again: {again['within_10_percent']:.0%} within ±10 % of the first "
                       f"measurement" + (f" ({small:.0%} of those under 5 µs)" if small is not None else ""))
     summary["seconds"] = round(time.time() - started, 1)
     cross_validation = table_cross_validation(target)
