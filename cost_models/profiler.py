@@ -447,7 +447,7 @@ def fastest_round(rounds: list[dict], overhead_ms: float | None = None, per_node
     model less overhead, round by round) is not: a small kernel's model takes about as long as the
     Identity model, so that minimum picks the round whose overhead timing ran high, not the round whose
     kernel ran fast. On 2026-12-06 one grid round's overheads read 0.19 µs high; a 16→12 fully connected
-    layer measured 0.14-0.24 µs in the other three rounds and went into the table at 0.1 µs (its floor),
+    layer measured 0.19-0.23 µs in the other three rounds and went into the table at 0.1 µs (its floor),
     and held-out layers of its size were predicted 30-40 % under. Records without a wall-clock time (a
     litert grid, older files) keep their fastest corrected time."""
     timed = [record for record in rounds if "wall_ms" in record]

@@ -68,9 +68,9 @@ def test_a_kernel_is_corrected_by_the_overhead_of_its_own_moment_not_the_calibra
 
 
 def test_a_round_whose_overhead_read_high_does_not_set_a_small_kernels_table_time():
-    # the grid of 2026-12-06 night: a 16→12 fully connected layer's model ran 5.00-5.09 µs in each round,
+    # the grid of 2026-12-06 night: a 16→12 fully connected layer's model ran 5.03-5.11 µs in each round,
     # the Identity model 4.86 but 5.05 in round 1; the fastest of the differences took round 1's -0.01 µs
-    # (and its floor, 0.1 µs) for a layer that takes 0.14-0.22 µs in the other rounds
+    # (and its floor, 0.1 µs) for a layer that takes 0.19-0.24 µs in the other rounds
     walls, overheads = (0.005107, 0.005033, 0.005058, 0.005085), (0.004863, 0.005046, 0.004864, 0.004862)
     grid = []  # read_rounds' records in the order measured: each round the layer amid 20 other kernels
     for wall, overhead in zip(walls, overheads):
