@@ -184,7 +184,7 @@ def table_cross_validation(target, folds: int = 5, seed: int = 0) -> dict:
 def grid_noise_floor(target, profile_path: Path) -> dict:
     """``split_half_agreement`` of the profile's own grid, from the measurements file the profiler keeps
     beside it (``<profile>.measurements.jsonl``, rounds in the order measured); {} without that file."""
-    from cost_models.profiler import fastest_round, local_overheads
+    from cost_models.profiler import local_overheads
 
     measurements = profile_path.with_name(profile_path.name + ".measurements.jsonl")
     if not measurements.is_file():
@@ -203,12 +203,16 @@ def grid_noise_floor(target, profile_path: Path) -> dict:
     for record in local_overheads(records):
         key, round_index = record["id"].split("@")
         rounds.setdefault(key, []).append((int(round_index), record))
-
-    def statistic(half: list[dict]) -> float:  # the table's (profiler.fastest_round)
-        return fastest_round(half, target.model_overhead_ms.value, target.table_node_run_ms)["kernel_ms"]
-
     return split_half_agreement([[record for _, record in sorted(times, key=lambda item: item[0])]
-                                 for times in rounds.values()], statistic)
+                                 for times in rounds.values()], table_time(target))
+
+
+def table_time(target):
+    """A kernel's time from some of its rounds' records as the profile's table holds it
+    (``profiler.fastest_round``, with ``target``'s overhead and per-node run)."""
+    from cost_models.profiler import fastest_round
+
+    return lambda rounds: fastest_round(rounds, target.model_overhead_ms.value, target.table_node_run_ms)["kernel_ms"]
 
 
 def kernel_summary(errors: dict[str, list[float]], methods: dict[str, int]) -> dict:
@@ -273,10 +277,7 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
         for (index, _), record in zip(measured, local_overheads([record for _, record in measured])):
             rounds.setdefault(index, []).append(record)
         best = {index: fastest_round(records, overhead_ms, per_node_ms) for index, records in rounds.items()}
-
-        def statistic(half: list[dict]) -> float:
-            return fastest_round(half, overhead_ms, per_node_ms)["kernel_ms"]
-
+        statistic = table_time(target)
     errors: dict[str, list[float]] = {}
     methods: dict[str, int] = {}
     rows = []
@@ -510,9 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         reports = [report for _, _, report, _ in models]
         kernels, kernel_rows = held_out_kernels(target, reports, args.kernels, args.seed, args.runtime)
         if args.retest:  # the same shapes measured again: what a table timed at another moment can agree with
-            kernels["retest"] = kernel_retest(kernel_rows, held_out_kernels(target, reports, args.kernels, args.seed,
-                                                                             args.runtime)[1])
-            again = kernels["retest"]
+            again = kernels["retest"] = kernel_retest(
+                kernel_rows, held_out_kernels(target, reports, args.kernels, args.seed, args.runtime)[1])
             if again:
                 small = again["under_5_us"]["within_10_percent"]
                 print(f"kernels measured again: {again['within_10_percent']:.0%} within ±10 % of the first "
