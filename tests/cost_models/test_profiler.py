@@ -120,11 +120,16 @@ def test_profile_from_measurements_subtracts_the_overhead(tmp_path):
 
 
 def test_a_device_kernel_is_corrected_by_the_overhead_timed_beside_it(tmp_path):
-    suite = profiler.write_suite(tmp_path / "suite", SHAPES[3:5])
+    conv = KernelShape.same("conv", 32, 32, (16, 16), 3, 1)  # tens of us over the Identity model's ~5 us
+    suite = profiler.write_suite(tmp_path / "suite", [conv, SHAPES[4]])
     out = tmp_path / "device.jsonl"
     run_suite(suite, out, quick=True)
     kernels = [json.loads(line) for line in out.read_text().splitlines()][1:]
-    assert all(0 < line["overhead_ms"] < line["fast_ms"] for line in kernels)
+    assert len(kernels) == 2 and all(line["overhead_ms"] > 0 for line in kernels)
+    # the ordering only for the conv: the 64->12 layer adds ~0.2 us to its model, which one noisy burst
+    # of the Identity's timing reverses (a CI run did)
+    conv_line = next(line for line in kernels if line["shape"]["kind"] == "conv")
+    assert conv_line["overhead_ms"] < conv_line["fast_ms"]
     # the overhead line was timed at the start of a run that lasts minutes on a phone; by the kernel's
     # turn the Identity model took 0.03 ms: the kernel is 0.09 ms, not 0.10
     lines = [{"id": "overhead", "shape": None, "fast_ms": 0.02, "runtime": "litert", "runtime_version": "2.3.0",
