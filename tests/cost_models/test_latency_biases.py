@@ -165,6 +165,21 @@ def test_a_blocked_conv_on_few_input_channels_is_not_priced_as_a_whole_block():
     assert one.latency_ms < 0.75 * (0.0005 + 0.0003 * 3)
 
 
+def test_a_blocked_conv_reading_whole_blocks_is_not_priced_as_one_reading_fewer_channels_than_a_block():
+    # the converse: onnxruntime's blocked conv reads fewer input channels than a block in the plain layout,
+    # another kernel; a 16->16 pointwise conv at 16x16 was priced as the table's 10->16 (4.1 us; 2.3 us alone)
+    def pointwise(c_in):
+        return KernelShape("pointwise", (c_in, 16, 16), (16, 16, 16), (1, 1), (1, 1), None)
+
+    block = target(table_profile()).layout_block_channels
+    entries = [{**pointwise(c).to_dict(), "latency_ms": latency, "layout": "blocked"}
+               for c, latency in ((block - 6, 0.0041), (2 * block, 0.0020), (3 * block, 0.0030))]
+    model = LatencyModel(target(table_profile(entries)))
+    whole = model.kernel(pointwise(block))
+    assert model.layout(pointwise(block)) == "blocked"
+    assert whole.latency_ms < 0.0035  # not the 0.0041 of block - 6 channels, which pads to the same block
+
+
 def test_layout_changes_take_the_per_node_offset_only_in_profiles_that_count_nodes():
     def conv(c_out):
         return KernelShape("conv", (64, 28, 28), (c_out, 28, 28), (3, 3), (1, 1), "relu")
