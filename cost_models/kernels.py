@@ -259,6 +259,10 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
         return Kernel(name, "fully_connected", [name], input_shapes, out,
                       macs=linear_macs(module, positions),
                       parameters=sum(p.numel() for p in module.parameters()))
+    if isinstance(module, nn.AdaptiveAvgPool2d) and _numel(out) == out[1]:
+        # what edgegrow's exports write for it: a ReduceMean (torch.onnx's dynamo exporter) and a MEAN
+        # (litert-torch), the kernel x.mean((2, 3)) is; a GlobalAveragePool only older exporters wrote
+        return Kernel(name, "mean", [name], input_shapes, out)
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         return Kernel(name, "global_pool" if _numel(out) == out[1] else "pool", [name], input_shapes, out)
     if node.op == "call_method" and node.target == "mean" or node.target is torch.mean:

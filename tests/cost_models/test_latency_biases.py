@@ -412,7 +412,9 @@ def test_a_mean_over_the_map_is_priced_as_the_reducemean_it_exports_to_not_a_glo
             return self.pool(x).flatten(1) + x.mean((2, 3))
 
     kinds = [kernel.kind for kernel in fused_kernels(Head().eval(), torch.randn(1, 3, 32, 32))]
-    assert "global_pool" in kinds and "mean" in kinds  # torch.onnx writes GlobalAveragePool and ReduceMean
+    # edgegrow's export (torch.onnx's dynamo exporter) writes both as a ReduceMean; the older TorchScript
+    # exporter wrote the pool as a GlobalAveragePool (test_kernels_and_memory checks the export)
+    assert kinds.count("mean") == 2 and "global_pool" not in kinds
 
     def pooled(kind, c):
         return {**KernelShape(kind, (c, 32, 32), (c, 1, 1)).to_dict(), "layout": "plain",
