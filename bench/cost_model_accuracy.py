@@ -56,6 +56,7 @@ machine ran 7 % slower two minutes after its profile: 89 % within ±10 % raw, 96
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import statistics
@@ -132,14 +133,31 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor) -> bytes:
         return export_onnx_float(model, example)
 
 
-def session_of(model: torch.nn.Module, example: torch.Tensor, runtime: str) -> Session:
+def session_of(model: torch.nn.Module, example: torch.Tensor, runtime: str, cached: Path | None = None) -> Session:
     """The network exported for ``runtime`` and loaded: ONNX in onnxruntime, or edgegrow's float TFLite
-    export (channel-last input) in ai-edge-litert with XNNPACK."""
-    if runtime == "onnxruntime":
-        return Session(export_onnx(model, example))
-    from edgegrow.export.tflite_format import export_tflite_float
+    export (channel-last input) in ai-edge-litert with XNNPACK. ``cached``: a file holding that export
+    from an earlier run, read instead of exporting again, or written when missing."""
+    if cached is not None and cached.is_file():
+        exported = cached.read_bytes()
+    elif runtime == "onnxruntime":
+        exported = export_onnx(model, example)
+    else:
+        from edgegrow.export.tflite_format import export_tflite_float
 
-    return Session(export_tflite_float(model, example), "litert", xnnpack=True)
+        exported = export_tflite_float(model, example)
+    if cached is not None and not cached.is_file():
+        partial = cached.with_name(cached.name + ".partial")
+        partial.write_bytes(exported)
+        partial.replace(cached)
+    return Session(exported) if runtime == "onnxruntime" else Session(exported, "litert", xnnpack=True)
+
+
+def export_file(folder: str, runtime: str, seed: int, index: int, description: str) -> Path:
+    """Where ``--exports`` keeps one network's export: named by the set, its place in it, and a digest of
+    its description and the torch version (an export by another torch is not reused)."""
+    digest = hashlib.sha256(f"{description}|{torch.__version__}".encode()).hexdigest()[:12]
+    extension = "onnx" if runtime == "onnxruntime" else "tflite"
+    return Path(folder) / f"{runtime}-seed{seed}-{index:03d}-{digest}.{extension}"
 
 
 def held_out_set(count: int, seed: int) -> list[tuple[str, str, torch.nn.Module, tuple[int, ...]]]:
@@ -394,21 +412,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="litert: float .tflite exports run by ai-edge-litert with XNNPACK, against a profile "
                              "from 'edgegrow profile --runtime litert' (--target)")
     parser.add_argument("--out", default=None, help="default bench/results/cost_model_accuracy[_litert].json")
+    parser.add_argument("--exports", default=None, metavar="DIR",
+                        help="keep each network's export in DIR and reuse it in later runs of the same set (the "
+                             "168 exports take about 7 minutes; a run repeated for a quieter machine need not)")
     args = parser.parse_args(argv)
     args.out = args.out or f"bench/results/cost_model_accuracy{'_litert' if args.runtime == 'litert' else ''}.json"
     torch.set_num_threads(1)
     target = load_target(args.target)
     started = time.time()
     models, skipped = [], []
-    for family, description, model, shape in held_out_set(args.count, args.seed):
+    reused = 0
+    if args.exports:
+        Path(args.exports).mkdir(parents=True, exist_ok=True)
+    for index, (family, description, model, shape) in enumerate(held_out_set(args.count, args.seed)):
         example = torch.randn(1, *shape)
+        cached = export_file(args.exports, args.runtime, args.seed, index, description) if args.exports else None
+        reused += cached is not None and cached.is_file()
         try:
-            session = session_of(model, example, args.runtime)
+            session = session_of(model, example, args.runtime, cached)
         except ValueError as error:  # litert-torch cannot convert an op: reported, not hidden
             skipped.append({"family": family, "architecture": description, "why": str(error)})
             continue
         models.append((family, description, estimate(model, example, target), session))
-    print(f"{len(models)} networks exported in {time.time() - started:.0f} s ({len(skipped)} could not be)", flush=True)
+    print(f"{len(models)} networks exported in {time.time() - started:.0f} s ({len(skipped)} could not be"
+          + (f"; {reused} read from {args.exports}" if args.exports else "") + ")", flush=True)
 
     # the profile's reference kernels, timed in the same rounds as the profiler timed them: how fast the
     # machine runs now against when the profile was made (reported beside the figures, never applied)
