@@ -73,6 +73,7 @@ from cost_models import estimate, load_target
 from cost_models.runner import Session, measure, noise_verdict
 from cost_models.speed_reference import reference_models, speed_ratio
 from cost_models.target import known_targets
+from edgegrow.atomic import write_atomically
 from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8
 from edgegrow.models.mobilenet_v2 import BlockSpec
 
@@ -139,16 +140,15 @@ def session_of(model: torch.nn.Module, example: torch.Tensor, runtime: str, cach
     from an earlier run, read instead of exporting again, or written when missing."""
     if cached is not None and cached.is_file():
         exported = cached.read_bytes()
-    elif runtime == "onnxruntime":
-        exported = export_onnx(model, example)
     else:
-        from edgegrow.export.tflite_format import export_tflite_float
+        if runtime == "onnxruntime":
+            exported = export_onnx(model, example)
+        else:
+            from edgegrow.export.tflite_format import export_tflite_float
 
-        exported = export_tflite_float(model, example)
-    if cached is not None and not cached.is_file():
-        partial = cached.with_name(cached.name + ".partial")
-        partial.write_bytes(exported)
-        partial.replace(cached)
+            exported = export_tflite_float(model, example)
+        if cached is not None:
+            write_atomically(cached, exported)
     return Session(exported) if runtime == "onnxruntime" else Session(exported, "litert", xnnpack=True)
 
 
@@ -422,8 +422,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     models, skipped = [], []
     reused = 0
-    if args.exports:
-        Path(args.exports).mkdir(parents=True, exist_ok=True)
     for index, (family, description, model, shape) in enumerate(held_out_set(args.count, args.seed)):
         example = torch.randn(1, *shape)
         cached = export_file(args.exports, args.runtime, args.seed, index, description) if args.exports else None

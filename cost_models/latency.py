@@ -209,18 +209,15 @@ class LatencyModel:
                 continue
             channels = _channel(shape, axis)
             step = self._step(layout)
-            if axis == "in" and channels < self.target.layout_block_channels:
+            few = channels < self.target.layout_block_channels
+            if axis == "in" and (few or layout == "blocked"):
                 # fewer input channels than a block are read unpadded: onnxruntime's blocked conv
-                # reads them in the plain layout (see _layout_changes), a matrix product's K is not padded
-                step = 1
-                points = [(c, e) for c, e in points if c < self.target.layout_block_channels]
-                if not points:
-                    continue
-            elif axis == "in" and layout == "blocked":
-                # and for the same reason such a kernel is another kernel than one reading whole blocks: a
-                # 16->16 pointwise conv at 16x16 was priced as the table's 10->16 (4.1 us), against 2.3 us
-                # measured alone and 1.6 us in a chain (x86 host, 2026-12-07)
-                points = [(c, e) for c, e in points if c >= self.target.layout_block_channels]
+                # reads them in the plain layout (see _layout_changes), a matrix product's K is not padded.
+                # So a line through such a kernel stays on its side of the block: a 16->16 pointwise conv at
+                # 16x16 was priced as the table's 10->16 (4.1 us), against 2.3 us measured alone and 1.6 us
+                # in a chain (x86 host, 2026-12-07)
+                step = 1 if few else step
+                points = [(c, e) for c, e in points if (c < self.target.layout_block_channels) == few]
                 if not points:
                     continue
             target_padded = _padded(channels, step)
