@@ -5,6 +5,7 @@ For one kernel, in order:
 2. ``interpolated``: shapes that differ only in one channel count were measured on both sides;
    channels are first rounded up to the runtime's channel step, so counts within one SIMD step cost
    the same and the step up is where the table says it is (64→65 channels is a step, 63→64 is not).
+   Not for a litert table, whose fit does better (``kernel``).
 3. ``fitted``: a per-kind, per-layout linear model over the table (padded MACs, MACs, tensor sizes,
    weights; least squares on relative error, non-negative) times a correction for how far such a
    shape sits from that line: gradient-boosted trees over the shape (channel counts and their
@@ -155,7 +156,11 @@ class LatencyModel:
         if entry is not None:
             return KernelLatency(self._calibrated(entry.latency_ms, roofline), "table", roofline, entry.layout)
         activation = self.activation_ms(shape, layout)
-        interpolated = self._interpolate(shape, layout)
+        # a litert table is priced by its fit, not interpolated: XNNPACK's kernels do not step with one channel block
+        # as onnxruntime's do, and in 5-fold cross-validation of a full litert table (x86 host with AVX-512) kernels
+        # of 5 us and more went from 87.4 to 90.8 % within 10 % without interpolation (depthwise convs from 73 to
+        # 98 %); dropping it from the host's onnxruntime table left its 91.1 % where it was (2026-12-07)
+        interpolated = None if self.target.runtime == "litert" else self._interpolate(shape, layout)
         if interpolated is not None:
             return KernelLatency(self._calibrated(interpolated + activation, roofline), "interpolated", roofline,
                                  layout)
