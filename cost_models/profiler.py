@@ -239,6 +239,15 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 
     sample(40, image_stem)
     sample(30, early_pool)
+
+    def strided_pointwise() -> KernelShape:
+        """a 1×1 conv with stride 2: a residual network's projection shortcut. The draws above held none, and
+        fits from stride-1 ones priced them 7-16 % fast through onnxruntime and 17-31 % fast through litert (x86
+        host, 2026-12-07): a strided read is not the plain matrix product a stride-1 pointwise conv is"""
+        return KernelShape.same("pointwise", channels(0), channels(), rng.choice(spatial[1:]), 1, 2,
+                                rng.choice((None, None, "relu")))
+
+    sample(40, strided_pointwise)
     # dense sweeps: every channel count across two SIMD steps, where the staircase shows
     for kind, c_in, size, kernel in SWEEPS[:1] if quick else SWEEPS:
         for c in range(56, 74):
