@@ -45,7 +45,7 @@ from .runtimes import TensorSpec, open_model, open_tflm
 CARD_NAME = "model_card.json"
 CHECKPOINT_NAME = "checkpoint.pt"
 # a target profile's runtime.name -> the runtime here that runs that kind of file
-TARGET_RUNTIMES = {"onnxruntime": "onnxruntime", "tflite": "litert", "tflite-micro": "tflm"}
+TARGET_RUNTIMES = {"onnxruntime": "onnxruntime", "tflite": "litert", "litert": "litert", "tflite-micro": "tflm"}
 RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert.interpreter",
                    "tflm": "tflite_micro.python.tflite_micro.runtime"}
 RUNTIME_DISTRIBUTIONS = {"onnxruntime": "onnxruntime", "litert": "ai-edge-litert", "tflm": "tflite-micro"}
@@ -436,13 +436,23 @@ def _predict(path: Path, card: dict | None, profile) -> tuple[Prediction | None,
                       f"{CHECKPOINT_NAME} through the cost model"), ""
 
 
+def _profiled_here(profile) -> bool:
+    """Whether ``profile`` describes this machine: the host profile, or one 'edgegrow profile' measured on a
+    machine of this processor and network name (its latency source names both, e.g. host-litert)."""
+    from cost_models.runner import machine_description
+
+    here = f"({machine_description()['processor']}, {platform.node()})"
+    return profile.name == "host" or (profile.latency_source.startswith("measured here by 'edgegrow profile")
+                                      and here in profile.latency_source)
+
+
 def _comparison_notes(runtime: str, spec: TensorSpec, profile) -> list[str]:
     """What the prediction is for, where it differs from what was measured."""
     notes = []
     if TARGET_RUNTIMES.get(profile.runtime) != runtime:
         notes.append(f"the prediction is for another runtime: {profile.name} runs {profile.runtime} "
                      f"{profile.runtime_version}, this measurement is {runtime}")
-    if profile.name != "host":
+    if not _profiled_here(profile):
         device = profile.description.split(". ")[0].rstrip(".")
         notes.append(f"{profile.name} is another device ({device}); this measurement is on this machine")
     file_dtype = "int8" if np.issubdtype(spec.dtype, np.integer) else "float32"

@@ -137,6 +137,25 @@ def test_no_card_and_no_checkpoint_gives_no_prediction_and_says_so(onnx_file, tm
     assert not (tmp_path / CARD_NAME).exists()  # nothing to record into, and none created
 
 
+def test_a_litert_profile_measured_on_this_machine_is_neither_another_runtime_nor_another_device():
+    # 'edgegrow profile --target host-litert --runtime litert' writes runtime "litert" and names this machine
+    import dataclasses
+    import platform
+
+    from cost_models.runner import machine_description
+    from edgegrow.export.benchmark import _comparison_notes
+    from edgegrow.export.runtimes import TensorSpec
+
+    here = f"({machine_description()['processor']}, {platform.node()})"
+    source = f"measured here by 'edgegrow profile --runtime litert' on 2026-12-07 {here}: 1955 single-kernel models"
+    profile = dataclasses.replace(load_target("host"), name="host-litert", runtime="litert", latency_source=source)
+    spec = TensorSpec("input", (1, 32, 32, 3), np.dtype(np.float32))
+    assert _comparison_notes("litert", spec, profile) == []
+    assert "another runtime" in " ".join(_comparison_notes("onnxruntime", spec, profile))
+    elsewhere = dataclasses.replace(profile, latency_source=source.replace(here, "(aarch64, phone)"))
+    assert "another device" in " ".join(_comparison_notes("litert", spec, elsewhere))
+
+
 def test_a_prediction_for_another_runtime_and_device_is_flagged(onnx_file, tmp_path):
     path = copy_into(tmp_path, onnx_file)
     write_card(tmp_path, {"cortex-m4f-120mhz": predicted(latency_ms=40.0)})
