@@ -5,7 +5,7 @@ For one kernel, in order:
 2. ``interpolated``: shapes that differ only in one channel count were measured on both sides;
    channels are first rounded up to the runtime's channel step, so counts within one SIMD step cost
    the same and the step up is where the table says it is (64→65 channels is a step, 63→64 is not).
-   Not for a litert table, whose fit does better (``kernel``).
+   Not for a litert table, whose fit does better (see ``LatencyModel.__init__``).
 3. ``fitted``: a per-kind, per-layout linear model over the table (padded MACs, MACs, tensor sizes,
    weights; least squares on relative error, non-negative) times a correction for how far such a
    shape sits from that line: gradient-boosted trees over the shape (channel counts and their
@@ -123,8 +123,13 @@ class LatencyModel:
         # each entry's time less its activation's (what lines and fits work on; see ``activation_ms``)
         self._bare = {entry.shape: max(entry.latency_ms - self.activation_ms(entry.shape, entry.layout),
                                        0.25 * entry.latency_ms) for entry in target.entries}
+        # the lines ``_interpolate`` reads; none for a litert table, which is priced by its fit: XNNPACK's kernels do
+        # not step with one channel block as onnxruntime's do, and in 5-fold cross-validation of a full litert table
+        # (x86 host with AVX-512) kernels of 5 us and more went from 87.4 to 90.8 % within 10 % without
+        # interpolation (depthwise convs from 73 to 98 %); dropping it from the host's onnxruntime table left its
+        # 91.1 % where it was (2026-12-07)
         self._lines: dict[tuple, list] = {}
-        for entry in target.entries:
+        for entry in target.entries if target.runtime != "litert" else ():
             for axis, key in _line_keys(entry.shape):
                 self._lines.setdefault(key, []).append((_channel(entry.shape, axis), entry))
         self._fits = {}
@@ -156,11 +161,7 @@ class LatencyModel:
         if entry is not None:
             return KernelLatency(self._calibrated(entry.latency_ms, roofline), "table", roofline, entry.layout)
         activation = self.activation_ms(shape, layout)
-        # a litert table is priced by its fit, not interpolated: XNNPACK's kernels do not step with one channel block
-        # as onnxruntime's do, and in 5-fold cross-validation of a full litert table (x86 host with AVX-512) kernels
-        # of 5 us and more went from 87.4 to 90.8 % within 10 % without interpolation (depthwise convs from 73 to
-        # 98 %); dropping it from the host's onnxruntime table left its 91.1 % where it was (2026-12-07)
-        interpolated = None if self.target.runtime == "litert" else self._interpolate(shape, layout)
+        interpolated = self._interpolate(shape, layout)
         if interpolated is not None:
             return KernelLatency(self._calibrated(interpolated + activation, roofline), "interpolated", roofline,
                                  layout)

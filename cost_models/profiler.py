@@ -18,7 +18,6 @@ import datetime
 import hashlib
 import json
 import os
-import platform
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from .runner import (
     Session,
     append_line,
     machine_description,
+    machine_tag,
     measured_ids,
     onnxruntime_node_times,
     time_interleaved,
@@ -490,8 +490,7 @@ def memory_bandwidth_bytes_per_s(threads: int = 1) -> float:
 
 
 def _where() -> str:
-    return (f"measured here by 'edgegrow profile' on {datetime.date.today().isoformat()} "
-            f"({machine_description()['processor']}, {platform.node()})")
+    return f"measured here by 'edgegrow profile' on {datetime.date.today().isoformat()} {machine_tag()}"
 
 
 def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth: float, threads: int,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,15 @@ from .profiler import (
     shape_id,
     write_json_atomically,
 )
-from .runner import Session, append_line, machine_description, measured_ids, time_interleaved, time_session
+from .runner import (
+    Session,
+    append_line,
+    machine_description,
+    machine_tag,
+    measured_ids,
+    time_interleaved,
+    time_session,
+)
 from .target import parse_target
 
 
@@ -121,8 +128,7 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     chain_timings, node_timings, overhead = timings[:len(chains)], timings[len(chains):-1], timings[-1]
     today = datetime.date.today().isoformat()
     machine = machine_description()
-    where = (f"measured here by 'edgegrow profile --runtime litert' on {today} ({machine['processor']}, "
-             f"{platform.node()})")
+    where = f"measured here by 'edgegrow profile --runtime litert' on {today} {machine_tag()}"
     profile = device_profile(
         name, "cpu", "litert", _litert_version(), threads, "float32", entries, overhead["fast_ms"], where,
         f"{where}: {len(fastest)} single-kernel .tflite models run with XNNPACK, fastest of "

@@ -321,6 +321,12 @@ def machine_description() -> dict:
             "system": platform.system(), "python": platform.python_version(), "cpu_count": os.cpu_count()}
 
 
+def machine_tag() -> str:
+    """"(processor, network name)": how a profile measured here names this machine in its sources, and how
+    ``edgegrow bench`` recognises a profile of this machine."""
+    return f"({machine_description()['processor']}, {platform.node()})"
+
+
 def run_suite(suite_dir: str | Path, out_path: str | Path, runtime: str = "onnxruntime", threads: int = 1,
               quick: bool = False, progress=None) -> int:
     """Time every model of the suite not yet in ``out_path``; returns how many were measured now."""

@@ -439,11 +439,10 @@ def _predict(path: Path, card: dict | None, profile) -> tuple[Prediction | None,
 def _profiled_here(profile) -> bool:
     """Whether ``profile`` describes this machine: the host profile, or one 'edgegrow profile' measured on a
     machine of this processor and network name (its latency source names both, e.g. host-litert)."""
-    from cost_models.runner import machine_description
+    from cost_models.runner import machine_tag
 
-    here = f"({machine_description()['processor']}, {platform.node()})"
     return profile.name == "host" or (profile.latency_source.startswith("measured here by 'edgegrow profile")
-                                      and here in profile.latency_source)
+                                      and machine_tag() in profile.latency_source)
 
 
 def _comparison_notes(runtime: str, spec: TensorSpec, profile) -> list[str]:

@@ -140,13 +140,12 @@ def test_no_card_and_no_checkpoint_gives_no_prediction_and_says_so(onnx_file, tm
 def test_a_litert_profile_measured_on_this_machine_is_neither_another_runtime_nor_another_device():
     # 'edgegrow profile --target host-litert --runtime litert' writes runtime "litert" and names this machine
     import dataclasses
-    import platform
 
-    from cost_models.runner import machine_description
+    from cost_models.runner import machine_tag
     from edgegrow.export.benchmark import _comparison_notes
     from edgegrow.export.runtimes import TensorSpec
 
-    here = f"({machine_description()['processor']}, {platform.node()})"
+    here = machine_tag()
     source = f"measured here by 'edgegrow profile --runtime litert' on 2026-12-07 {here}: 1955 single-kernel models"
     profile = dataclasses.replace(load_target("host"), name="host-litert", runtime="litert", latency_source=source)
     spec = TensorSpec("input", (1, 32, 32, 3), np.dtype(np.float32))
