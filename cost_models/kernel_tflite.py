@@ -21,8 +21,8 @@ from torch import nn
 from .kernel_onnx import _same_pads
 from .kernel_shape import KernelShape
 
-PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "global_pool", "mean", "add",
-                    "mul", "concat", "pad", "activation")
+PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "avg_pool", "global_pool", "mean",
+                    "add", "mul", "concat", "pad", "activation")
 _ACTIVATIONS = {None: nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
                 "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU,
                 "hardsigmoid": nn.Hardsigmoid, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
@@ -47,8 +47,8 @@ class _Kernel(nn.Module):
         # symmetric padding, as PyTorch layers are written (an odd 'same' total rounds up, which gives
         # the same output size for an odd kernel): litert-torch folds it into the op
         padding = (-(-sum(_same_pads(h_in, h_out, k_h, s_h)) // 2), -(-sum(_same_pads(w_in, w_out, k_w, s_w)) // 2))
-        self.act = _activation(shape.activation if shape.kind not in ("pool", "global_pool", "mean", "concat", "pad")
-                               else None)
+        unfused = ("pool", "avg_pool", "global_pool", "mean", "concat", "pad")  # kinds without a fused activation
+        self.act = _activation(shape.activation if shape.kind not in unfused else None)
         if shape.kind in ("conv", "depthwise", "pointwise"):
             groups = c_in if shape.kind == "depthwise" else 1
             self.op = nn.Conv2d(c_in, c_out, (k_h, k_w), (s_h, s_w), padding, groups=groups)
@@ -56,6 +56,10 @@ class _Kernel(nn.Module):
             self.op = nn.Linear(c_in * h_in * w_in, c_out * h_out * w_out)
         elif shape.kind == "pool":
             self.op = nn.MaxPool2d((k_h, k_w), (s_h, s_w), ceil_mode=True)
+        elif shape.kind == "avg_pool":
+            # padded as PyTorch layers are written (F.avg_pool2d(x, 3, 2, 1)), not by ceil_mode: litert-torch writes a
+            # partial window's average as a PAD, the pooling and a MUL, which no such layer exports to
+            self.op = nn.AvgPool2d((k_h, k_w), (s_h, s_w), (min(padding[0], k_h // 2), min(padding[1], k_w // 2)))
         else:
             self.op = nn.Identity()
         self.twice = shape.kind == "concat" and c_out == 2 * c_in  # two tensors of one layout, as in a network

@@ -32,6 +32,10 @@ _FREE_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
 _FREE_FUNCTIONS = {torch.flatten, F.dropout}
 _FREE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "dim"}
 _ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
+# pooling written as a function in ``forward`` (as PyTorch's tutorials write it) rather than as a layer
+_MAX_POOL_FUNCTIONS = {F.max_pool2d, torch.max_pool2d}
+_AVG_POOL_FUNCTIONS = {F.avg_pool2d}
+_ADAPTIVE_POOL_FUNCTIONS = {F.adaptive_avg_pool2d: "avg", F.adaptive_max_pool2d: "max"}
 
 
 class _Tracer(torch.fx.Tracer):
@@ -259,23 +263,16 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
         return Kernel(name, "fully_connected", [name], input_shapes, out,
                       macs=linear_macs(module, positions),
                       parameters=sum(p.numel() for p in module.parameters()))
-    if isinstance(module, nn.AdaptiveAvgPool2d) and _numel(out) == out[1]:
-        # what edgegrow's exports write for it: a ReduceMean (torch.onnx's dynamo exporter) and a MEAN
-        # (litert-torch), the kernel x.mean((2, 3)) is; a GlobalAveragePool only older exporters wrote
-        return Kernel(name, "mean", [name], input_shapes, out)
-    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        return Kernel(name, "global_pool" if _numel(out) == out[1] else "pool", [name], input_shapes, out)
-    if node.op == "call_method" and node.target == "mean" or node.target is torch.mean:
-        # torch.onnx writes a ReduceMean, another kernel than a global pool's GlobalAveragePool
-        return Kernel(name, "mean" if _numel(out) == out[1] else "pool", [name], input_shapes, out)
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        size = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
-        stride = module.stride if module.stride is not None else size  # PyTorch's default: the kernel size
-        stride = stride if isinstance(stride, tuple) else (stride,) * 2
-        return Kernel(name, "pool", [name], input_shapes, out, kernel_size=size, stride=stride)
+    pooling = _pooling(node, module, input_shapes[0] if input_shapes else out, out)
+    if pooling is not None:
+        kind, size, stride, padding = pooling
+        return Kernel(name, kind, [name], input_shapes, out, kernel_size=size, stride=stride, padding=padding)
     if isinstance(module, (nn.ZeroPad2d, nn.ConstantPad2d)):
         left, _, top, _ = module.padding  # (left, right, top, bottom)
         return Kernel(name, "pad", [name], input_shapes, out, padding=(top, left))
+    if node.op == "call_function" and node.target is F.pad and _constant_pad(node):
+        pads = tuple(_argument(node, 1, "pad", ())) + (0, 0, 0, 0)
+        return Kernel(name, "pad", [name], input_shapes, out, padding=(pads[2], pads[0]))
     if node.op == "call_function" and node.target in _ADD_FUNCTIONS or (
             node.op == "call_method" and node.target in ("add", "add_")):
         return Kernel(name, "add" if len(tensor_inputs) == 2 else "activation", [name], input_shapes, out)
@@ -291,6 +288,69 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
     if is_activation:
         return Kernel(name, "activation", [name], input_shapes, out)
     return Kernel(name, "unknown", [name], input_shapes, out)
+
+
+def _pooling(node: torch.fx.Node, module: nn.Module | None, source: tuple[int, ...],
+             out: tuple[int, ...]) -> tuple[str, tuple[int, int], tuple[int, int], tuple[int, int]] | None:
+    """(kind, kernel size, stride, padding) of a pooling node, layer or function, or None for any other node.
+
+    A pooling to one value per channel is the kernel edgegrow's exports write for it: torch.onnx's dynamo
+    exporter writes ``nn.AdaptiveAvgPool2d(1)`` and ``x.mean((2, 3))`` as a ReduceMean and litert-torch as a
+    MEAN (``mean``); ``nn.AdaptiveMaxPool2d(1)`` and ``x.amax((2, 3))`` become a ReduceMax (onnxruntime) or a
+    REDUCE_MAX (TFLite), priced as a ``mean``: on an x86 host a ReduceMax took 84-101 % of a ReduceMean's time
+    on 8×8-48×48 maps of 24-128 channels, and a REDUCE_MAX 100-101 % of a MEAN's through litert (2026-12-07).
+    A GlobalAveragePool (``global_pool``) is what only older exporters wrote. Otherwise a max pool is ``pool``
+    and an average pool ``avg_pool``; an adaptive pooling whose output divides its input is the pooling of
+    that window, which is what the exporter writes (AveragePool / MaxPool)."""
+    call = node.op == "call_function"
+    method = node.op == "call_method"
+    global_output = _numel(out) == out[1]
+    adaptive = _ADAPTIVE_POOL_FUNCTIONS.get(node.target) if call else None
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) or adaptive is not None:
+        average = isinstance(module, nn.AdaptiveAvgPool2d) or adaptive == "avg"
+        if global_output:
+            return "mean", (1, 1), (1, 1), (0, 0)
+        window = _adaptive_window(source, out)
+        return ("avg_pool" if average else "pool"), window, window, (0, 0)
+    if method and node.target in ("mean", "amax") or call and node.target in (torch.mean, torch.amax):
+        if global_output:
+            return "mean", (1, 1), (1, 1), (0, 0)
+        # a mean over part of the map: priced as before, a 1×1 pool; a partial amax stays unknown
+        return None if node.target in ("amax", torch.amax) else ("pool", (1, 1), (1, 1), (0, 0))
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        size, stride, padding = module.kernel_size, module.stride, module.padding
+    elif call and (node.target in _MAX_POOL_FUNCTIONS or node.target in _AVG_POOL_FUNCTIONS):
+        size, stride, padding = (_argument(node, 1, "kernel_size", 1), _argument(node, 2, "stride", None),
+                                 _argument(node, 3, "padding", 0))
+    else:
+        return None
+    average = isinstance(module, nn.AvgPool2d) or call and node.target in _AVG_POOL_FUNCTIONS
+    size = _pair(size)
+    stride = _pair(stride) if stride not in (None, (), []) else size  # PyTorch's default: the kernel size
+    return ("avg_pool" if average else "pool"), size, stride, _pair(padding)
+
+
+def _adaptive_window(source: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int]:
+    """The window an adaptive pooling from ``source`` to ``out`` (N, C, H, W) reads where the output divides the
+    input (the pooling it is); else the largest window it reads, ceil(input / output)."""
+    return tuple(-(-size // max(1, target)) for size, target in zip(source[-2:], out[-2:]))
+
+
+def _argument(node: torch.fx.Node, position: int, keyword: str, default):
+    """A call's argument by position (counting the tensor as 0) or keyword."""
+    if len(node.args) > position:
+        return node.args[position]
+    return node.kwargs.get(keyword, default)
+
+
+def _pair(value) -> tuple[int, int]:
+    value = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    return (int(value[0]), int(value[-1]))
+
+
+def _constant_pad(node: torch.fx.Node) -> bool:
+    """Whether an ``F.pad`` call pads with zeros (a pad kernel), not reflecting or replicating."""
+    return _argument(node, 2, "mode", "constant") == "constant" and not _argument(node, 3, "value", None)
 
 
 def _numel(shape: tuple[int, ...]) -> int:

@@ -54,8 +54,9 @@ class KernelLatency:
 
 
 # kinds a table measured before they were told apart prices as the kind they were measured as: a ``mean``
-# (ReduceMean) as a ``global_pool`` (profiles before 2026-12-06 night), as every estimate did until then
-STAND_INS = {"mean": "global_pool"}
+# (ReduceMean) as a ``global_pool`` (profiles before 2026-12-06 night), an ``avg_pool`` as a max ``pool`` (before
+# 2026-12-07), as every estimate did until then
+STAND_INS = {"mean": "global_pool", "avg_pool": "pool"}
 
 
 def layout_change_terms(tensor: tuple[int, int, int], block: int, bytes_per_element: int,
@@ -101,7 +102,7 @@ def blocked_layout(shape: KernelShape, block: int) -> bool:
         return c_in < block or c_in % 4 == 0
     if shape.kind == "depthwise":
         return c_in % 4 == 0
-    if shape.kind in ("pool", "global_pool"):
+    if shape.kind in ("pool", "avg_pool", "global_pool"):
         return c_in % block == 0
     return False
 
@@ -137,7 +138,8 @@ class LatencyModel:
         for entry in target.entries:
             groups.setdefault((entry.shape.kind, entry.layout), []).append(entry)
         for key, entries in groups.items():
-            self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], self._step(key[1]))
+            self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], self._step(key[1]),
+                                      channels_first=target.runtime != "litert")
 
     # --- one kernel -------------------------------------------------------------------------------
     def layout(self, shape: KernelShape) -> str:
@@ -378,7 +380,7 @@ def _line_keys(shape: KernelShape) -> list[tuple[str, tuple]]:
             ("in", common + (activation, "out", shape.output[0]))]
 
 
-def _features(shape: KernelShape, step: int) -> np.ndarray:
+def _features(shape: KernelShape, step: int, channels_first: bool = True) -> np.ndarray:
     """What a kernel's time is linear in, the last entry being the constant:
 
     - MACs with channels padded to the SIMD step (and with the output width padded to 8, as vector
@@ -389,7 +391,16 @@ def _features(shape: KernelShape, step: int) -> np.ndarray:
       output positions, copied in K × H rows, and short rows cost more per element); the product
       with N padded to 16 and the output channels padded to 4 and to 16 (GEMM kernels sweep panels
       of 16 columns: a layer with 4 positions costs about what one with 16 does); a matrix-vector
-      product's weights when there is one position; and a depthwise layer's per-channel calls.
+      product's weights when there is one position; and a depthwise layer's per-channel calls;
+    - a pooling's window reads (output elements × window area): onnxruntime's plain-layout AveragePool (opset
+      19 on) took 1.3-1.5 ns a read for 2×2 and 3×3 windows alike, 1.4 and 2.9 ns an input element (x86 host,
+      2026-12-07), so no term of the input or output alone fits both; and an average pool's padding, which
+      litert-torch writes as a PAD op of its own (the input's elements and positions, when it is padded), and its
+      reads in channel-last vectors of 16 (positions × window × channel vectors, as XNNPACK sweeps them). In 5-fold
+      cross-validation of the host tables (three splits) onnxruntime's plain average pools went from 30 to 90 %
+      within 10 % and its plain max pools from 55 to 84 %; litert's average pools from 15 to 70 %. A max pool gets
+      these terms only where the runtime pools channels first (``channels_first``: onnxruntime): through litert
+      (XNNPACK's channel-last max pool) any of them took its cross-validation from 68 % to 65-66 % (2026-12-07).
     """
     # a depthwise kernel's input channels are its output channels; a blocked conv reads fewer input
     # channels than a block unpadded (see LatencyModel._layout_changes)
@@ -410,10 +421,25 @@ def _features(shape: KernelShape, step: int) -> np.ndarray:
     # an activation on an add (or any kernel without weights) is a node of its own in onnxruntime: a
     # call and a pass over the output (weighted kernels' activations are priced apart, ``activation_ms``)
     separate = shape.activation is not None and shape.kind not in WEIGHTED_KINDS
-    return np.array([padded.macs, shape.macs, padded.macs / w * _padded(w, 8), padded.output_elements,
-                     shape.input_elements, shape.weight_count, c * h, c * h * -(-w // 8),
-                     unfolded, unfolded_rows, product_4, product_16, vector, calls,
-                     shape.output_elements if separate else 0.0, 1.0 if separate else 0.0, 1.0])
+    terms = [padded.macs, shape.macs, padded.macs / w * _padded(w, 8), padded.output_elements,
+             shape.input_elements, shape.weight_count, c * h, c * h * -(-w // 8),
+             unfolded, unfolded_rows, product_4, product_16, vector, calls,
+             shape.output_elements if separate else 0.0, 1.0 if separate else 0.0]
+    if shape.kind == "avg_pool" or shape.kind == "pool" and channels_first:
+        # only theirs: every other kind's fit stays as it was to the last bit
+        window = shape.kernel[0] * shape.kernel[1]
+        average = shape.kind == "avg_pool"
+        is_padded = average and _pads(shape)
+        terms += [shape.output_elements * window, shape.input_elements if is_padded else 0.0,
+                  shape.input[1] * shape.input[2] if is_padded else 0.0,
+                  h * w * window * -(-c // 16) if average else 0.0]
+    return np.array(terms + [1.0], dtype=float)
+
+
+def _pads(shape: KernelShape) -> bool:
+    """Whether a windowed kernel's output needs its input padded ('same' padding: the windows reach past it)."""
+    return any((out - 1) * stride + kernel > size for out, stride, kernel, size in
+               zip(shape.output[1:], shape.stride, shape.kernel, shape.input[1:]))
 
 
 def _neighbourhood(shape: KernelShape, features: np.ndarray) -> np.ndarray:
@@ -447,13 +473,13 @@ class _Fit:
     NEIGHBOURS = 8
     TREES_FROM = 100
 
-    def __init__(self, entries: list, latencies_ms: list[float], step: int):
-        self.step = step
+    def __init__(self, entries: list, latencies_ms: list[float], step: int, channels_first: bool = True):
+        self.step, self.channels_first = step, channels_first
         self.usable = len(entries) >= 3
         self.trees = None
         if not self.usable:
             return
-        design = np.stack([_features(e.shape, step) for e in entries])
+        design = np.stack([_features(e.shape, step, channels_first) for e in entries])
         measured = np.array(latencies_ms)
         self.scale = np.maximum(design.max(axis=0), 1e-12)
         weights = 1.0 / measured
@@ -467,7 +493,7 @@ class _Fit:
             self.points = np.stack([_neighbourhood(e.shape, row) for e, row in zip(entries, design)])
 
     def predict(self, shape: KernelShape) -> float:
-        features = _features(shape, self.step)
+        features = _features(shape, self.step, self.channels_first)
         line = max(float(features / self.scale @ self.coefficients), 1e-6)
         if self.trees is not None:
             return line * math.exp(self.trees.predict_one(_shape_terms(shape, features)))
@@ -481,13 +507,13 @@ _FIT_CACHE: OrderedDict[tuple, _Fit] = OrderedDict()
 _FIT_CACHE_SIZE = 64
 
 
-def _fitted(entries: list, latencies_ms: list[float], step: int) -> _Fit:
-    """``_Fit(entries, latencies_ms, step)``, reused while the same entries and times come again: fitting the
+def _fitted(entries: list, latencies_ms: list[float], step: int, channels_first: bool = True) -> _Fit:
+    """``_Fit(entries, latencies_ms, step, channels_first)``, reused while the same entries and times come again: fitting the
     boosted trees of a full profile takes about half a second, and a latency model is built per estimate."""
-    key = (tuple((entry.shape, entry.layout) for entry in entries), tuple(latencies_ms), step)
+    key = (tuple((entry.shape, entry.layout) for entry in entries), tuple(latencies_ms), step, channels_first)
     fit = _FIT_CACHE.get(key)
     if fit is None:
-        fit = _FIT_CACHE[key] = _Fit(entries, latencies_ms, step)
+        fit = _FIT_CACHE[key] = _Fit(entries, latencies_ms, step, channels_first)
         while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
             _FIT_CACHE.popitem(last=False)
     else:

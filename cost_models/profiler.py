@@ -250,6 +250,20 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
                                 rng.choice((None, None, "relu")))
 
     sample(40, strided_pointwise)
+
+    def avg_pool() -> KernelShape:
+        """an average pool (``nn.AvgPool2d``, ``F.avg_pool2d``): a 2×2 or 3×3 window of stride 2 at any width and
+        map, or one window over a whole small map (a CIFAR ResNet's ``F.avg_pool2d(x, 4)``). Priced from max
+        pools before, but onnxruntime runs an AveragePool in its plain layout 5-8x slower than a MaxPool (24
+        channels at 48×48 on an x86 host, 2026-12-07)"""
+        c = channels() if rng.random() < 0.5 else int(round(np.exp(rng.uniform(np.log(8), np.log(128)))))
+        if rng.random() < 0.3:
+            size = rng.choice((2, 4, 7, 8))
+            return KernelShape("avg_pool", (c, size, size), (c, 1, 1), (size, size), (size, size))
+        hw = rng.choice(spatial[1:] + tuple((s, s) for s in IMAGE_SIZES[:5]))
+        return KernelShape.same("avg_pool", c, c, hw, rng.choice((2, 3)), 2, None)
+
+    sample(60, avg_pool)
     # dense sweeps: every channel count across two SIMD steps, where the staircase shows
     for kind, c_in, size, kernel in SWEEPS[:1] if quick else SWEEPS:
         for c in range(56, 74):

@@ -161,6 +161,8 @@ def test_node_types_map_to_kernel_kinds():
     assert KIND_OF_NODE_TYPE["CONV_2D"] == "conv"
     assert KIND_OF_NODE_TYPE["DEPTHWISE_CONV_2D"] == "depthwise"
     assert KIND_OF_NODE_TYPE["MEAN"] == "global_pool"
+    assert (KIND_OF_NODE_TYPE["MAX_POOL_2D"], KIND_OF_NODE_TYPE["AVERAGE_POOL_2D"]) == ("pool", "avg_pool")
+    assert KIND_OF_NODE_TYPE["REDUCE_MAX"] == "mean"  # a global max pool, as litert-torch writes x.amax((2, 3))
     assert KIND_OF_NODE_TYPE["HARD_SWISH"] == "activation"
     assert all(KIND_OF_NODE_TYPE[name] is None for name in ("RESHAPE", "SQUEEZE", "QUANTIZE", "DEQUANTIZE", "SOFTMAX"))
 

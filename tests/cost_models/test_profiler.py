@@ -314,3 +314,29 @@ def test_the_l1_cache_geometry_is_read_from_linux_and_defaults_where_it_cannot_b
             (folder / name).write_text(value + "\n")
     assert profiler.l1_cache_geometry(tmp_path) == (4096, 12)  # 48 KB over 12 ways, the data cache's
     assert profiler.l1_cache_geometry(tmp_path / "missing") == (4096, 8)
+
+
+def test_single_kernel_models_are_written_in_the_operator_set_edgegrows_export_writes():
+    """onnxruntime runs an AveragePool of opset 19 on (which has dilations) in its plain layout 1.2-3.5x slower than
+    one of opset 17, which the profiler wrote while the export wrote 20 (x86 host, 2026-12-07): a table must time
+    the operators a user's export runs."""
+    from cost_models import kernel_onnx
+    from edgegrow.export import onnx_format
+
+    assert kernel_onnx.OPSET == onnx_format.OPSET
+    model = kernel_model(KernelShape.same("avg_pool", 24, 24, (12, 12), 2, 2, None))
+    assert [(opset.domain, opset.version) for opset in model.opset_import] == [("", onnx_format.OPSET)]
+
+
+def test_grid_times_average_pools_apart_from_max_pools():
+    """An average pool was priced from max pools, which onnxruntime runs 5-8x faster in its plain layout (24 channels
+    at 48×48, x86 host, 2026-12-07), so the grid measures average pools: strided windows and whole small maps."""
+    grid = profiler.kernel_grid(quick=False)
+    averages = [s for s in grid if s.kind == "avg_pool"]
+    assert len(averages) >= 50
+    whole = [s for s in averages if s.output[1:] == (1, 1)]
+    assert len(whole) >= 10 and all(s.kernel == s.input[1:] == s.stride for s in whole)
+    strided = [s for s in averages if s.output[1:] != (1, 1)]
+    assert {s.kernel for s in strided} == {(2, 2), (3, 3)} and max(s.input[1] for s in strided) >= 64
+    assert any(s.input[0] % 16 for s in strided) and any(s.input[0] % 16 == 0 for s in averages)  # both layouts
+    assert any(s.kind == "avg_pool" for s in profiler.kernel_grid(quick=True))
