@@ -40,6 +40,11 @@ minutes apart, as a table and a later measurement are; the split halves of one a
 
     python bench/cost_model_accuracy.py [--target host] [--count 168] [--kernels 150] [--out FILE]
     python bench/cost_model_accuracy.py --runtime litert --target host-litert   # TFLite with XNNPACK
+    python bench/cost_model_accuracy.py --families pooled --count 48          # pooling written as functions
+
+``--families`` draws only the families named, in turn; ``pooled`` (not among the default 12, whose draws earlier
+results name) is hand-written CNNs whose pooling is written as functions, with average pools
+(``held_out_models.Pooled``).
 
 With ``--runtime litert`` the networks are edgegrow's float TFLite exports (litert-torch, channel-last
 input) run by ai-edge-litert with XNNPACK, the profile one made by ``edgegrow profile --runtime litert``,
@@ -66,7 +71,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from held_out_models import GROWN_FAMILIES, USER_FAMILIES, grown_style, user_style
+from held_out_models import GROWN_FAMILIES, POOLED_FAMILIES, USER_FAMILIES, grown_style, pooled, user_style
 from scipy import stats
 
 from cost_models import estimate, load_target
@@ -160,14 +165,17 @@ def export_file(folder: str, runtime: str, seed: int, index: int, description: s
     return Path(folder) / f"{runtime}-seed{seed}-{index:03d}-{digest}.{extension}"
 
 
-def held_out_set(count: int, seed: int) -> list[tuple[str, str, torch.nn.Module, tuple[int, ...]]]:
-    """``count`` networks, the families in turn: (family, description, model in eval mode, input shape)."""
+def held_out_set(count: int, seed: int, families: tuple[str, ...] = FAMILIES
+                 ) -> list[tuple[str, str, torch.nn.Module, tuple[int, ...]]]:
+    """``count`` networks, ``families`` in turn: (family, description, model in eval mode, input shape)."""
     rng = random.Random(seed)
     networks = []
     for index in range(count):
-        family = FAMILIES[index % len(FAMILIES)]
+        family = families[index % len(families)]
         torch.manual_seed(seed * 1000 + index)
-        if family in ZOO_FAMILIES:
+        if family in POOLED_FAMILIES:
+            description, model, shape = pooled(rng)
+        elif family in ZOO_FAMILIES:
             description, model = random_architecture(rng, family)
             shape = tuple(model.input_shape)
         elif family in USER_FAMILIES:
@@ -403,7 +411,10 @@ def accuracy_figures(predicted: np.ndarray, measured: np.ndarray, rng: np.random
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="host")
-    parser.add_argument("--count", type=int, default=168, help="held-out networks (12 families in turn)")
+    parser.add_argument("--count", type=int, default=168, help="held-out networks (the families in turn)")
+    parser.add_argument("--families", default=None, metavar="NAMES",
+                        help=f"comma-separated families to draw instead of the default 12 (also: "
+                             f"{', '.join(POOLED_FAMILIES)}); results are per family either way")
     parser.add_argument("--kernels", type=int, default=150, help="held-out kernel shapes (0: none)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--rounds", type=int, default=15)
@@ -417,12 +428,16 @@ def main(argv: list[str] | None = None) -> int:
                              "168 exports take about 7 minutes; a run repeated for a quieter machine need not)")
     args = parser.parse_args(argv)
     args.out = args.out or f"bench/results/cost_model_accuracy{'_litert' if args.runtime == 'litert' else ''}.json"
+    families = tuple(args.families.split(",")) if args.families else FAMILIES
+    unknown = sorted(set(families) - set(FAMILIES) - set(POOLED_FAMILIES))
+    if unknown:
+        parser.error(f"unknown families {', '.join(unknown)}; choose from {', '.join(FAMILIES + POOLED_FAMILIES)}")
     torch.set_num_threads(1)
     target = load_target(args.target)
     started = time.time()
     models, skipped = [], []
     reused = 0
-    for index, (family, description, model, shape) in enumerate(held_out_set(args.count, args.seed)):
+    for index, (family, description, model, shape) in enumerate(held_out_set(args.count, args.seed, families)):
         example = torch.randn(1, *shape)
         cached = export_file(args.exports, args.runtime, args.seed, index, description) if args.exports else None
         reused += cached is not None and cached.is_file()
@@ -489,14 +504,14 @@ def main(argv: list[str] | None = None) -> int:
         return accuracy_figures(np.array([r["predicted_ms"] for r in selected]),
                                 np.array([r["measured_ms"] for r in selected]), rng)
 
-    per_family = {family: figures([r for r in rows if r["family"] == family]) for family in FAMILIES}
+    per_family = {family: figures([r for r in rows if r["family"] == family]) for family in families}
     sizes = {"under 0.05 ms": lambda ms: ms < 0.05, "0.05-0.5 ms": lambda ms: 0.05 <= ms < 0.5,
              "0.5 ms and over": lambda ms: ms >= 0.5}
     per_size = {name: figures(selected) for name, test in sizes.items()
                 if (selected := [r for r in rows if test(r["measured_ms"])])}
     contention = [row["measured_median_ms"] / row["measured_ms"] for row in rows]
     summary = {
-        "target": target.name, "architectures": len(rows), "families": len(FAMILIES),
+        "target": target.name, "architectures": len(rows), "families": len(families),
         **figures(rows),
         "worst_error": float(max(rows, key=lambda r: abs(r["error"]))["error"]),
         "measured_ms_range": [min(r["measured_ms"] for r in rows), max(r["measured_ms"] for r in rows)],
@@ -527,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_signed_error": float(np.median(scaled)),
             "per_family_median_signed_error": {family: float(np.median([e for e, r in zip(scaled, rows)
                                                                          if r["family"] == family]))
-                                               for family in FAMILIES if any(r["family"] == family for r in rows)}}
+                                               for family in families if any(r["family"] == family for r in rows)}}
         at_speed = summary["at_speed_now"]
         print(f"with the predictions × {speed:.3f} (the reference kernels' speed now against the profile's; not a "
               f"claim, a reading aid): {at_speed['within_10_percent']:.0%} within ±10 %, "

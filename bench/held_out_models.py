@@ -9,7 +9,11 @@ User-style families (each a plain ``nn.Module`` of standard layers):
 - ``residual``: a stem and one or two residual blocks (3×3 convs, ReLU), global average pooling;
 - ``squeeze-excite``: convs with Hardswish and a squeeze-and-excitation gate (sigmoid) multiplying them;
 - ``concat``: two branches (1×1 and 3×3 or 5×5) concatenated, then a strided conv;
-- ``user-style``: the residual block, SE gate and concatenated Hardswish branches of issue 17's network.
+- ``user-style``: the residual block, SE gate and concatenated Hardswish branches of issue 17's network;
+- ``pooled`` (drawn only when asked for, ``POOLED_FAMILIES``): conv → BatchNorm → ReLU stages with their pooling
+  written as functions in ``forward``, as PyTorch's tutorials write it: max and average pools of 2×2 or 3×3
+  windows, ending in an average over the whole map (``F.avg_pool2d(x, 4)`` of a CIFAR ResNet), an adaptive
+  average or max pool, or ``x.amax((2, 3))``.
 
 Grown-style families, made by edgegrow's own growth edits at random places (untrained: what these
 benchmarks measure depends on the architecture, not on the weights):
@@ -123,6 +127,73 @@ class UserStyle(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+class Pooled(nn.Module):
+    """Conv (3×3 or 5×5) → BatchNorm → ReLU stages, each followed by the pooling named in ``pools`` (``max2``,
+    ``max3``: F.max_pool2d 2×2 / 3×3 stride 2 padding 1; ``avg2``, ``avg3``: F.avg_pool2d the same; ``avg2-layer``:
+    an ``nn.AvgPool2d(2)``; ``none``: the conv has stride 2 instead), then ``head``: ``avg-window`` (F.avg_pool2d over
+    the whole map), ``adaptive-avg``, ``adaptive-max`` or ``amax``, and a linear layer."""
+
+    def __init__(self, in_channels: int, widths: list[int], pools: list[str], head: str, kernel: int, classes: int,
+                 size: tuple[int, int]):
+        super().__init__()
+        self.pools, self.head_kind = list(pools), head
+        self.convs, self.norms, self.layers = nn.ModuleList(), nn.ModuleList(), nn.ModuleDict()
+        channels, (height, width) = in_channels, size
+        for index, (out, pool) in enumerate(zip(widths, pools)):
+            stride = 2 if pool == "none" else 1
+            self.convs.append(nn.Conv2d(channels, out, kernel, stride, kernel // 2, bias=False))
+            self.norms.append(nn.BatchNorm2d(out))
+            if pool == "avg2-layer":
+                self.layers[str(index)] = nn.AvgPool2d(2)
+            channels = out
+            if pool in ("max3", "avg3", "none"):
+                height, width = (height - 1) // 2 + 1, (width - 1) // 2 + 1
+            else:
+                height, width = height // 2, width // 2
+        self.window = (height, width)
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        for index, (conv, norm, pool) in enumerate(zip(self.convs, self.norms, self.pools)):
+            x = F.relu(norm(conv(x)))
+            if pool == "max2":
+                x = F.max_pool2d(x, 2)
+            elif pool == "max3":
+                x = F.max_pool2d(x, 3, 2, 1)
+            elif pool == "avg2":
+                x = F.avg_pool2d(x, 2)
+            elif pool == "avg3":
+                x = F.avg_pool2d(x, 3, 2, 1)
+            elif pool == "avg2-layer":
+                x = self.layers[str(index)](x)
+        if self.head_kind == "avg-window":
+            x = F.avg_pool2d(x, self.window)
+        elif self.head_kind == "adaptive-avg":
+            x = F.adaptive_avg_pool2d(x, 1)
+        elif self.head_kind == "adaptive-max":
+            x = F.adaptive_max_pool2d(x, 1)
+        else:
+            x = x.amax((2, 3))
+        return self.head(torch.flatten(x, 1))
+
+
+def pooled(rng: random.Random) -> tuple[str, nn.Module, tuple[int, ...]]:
+    """One ``Pooled`` network at random widths, pools and input (see the module docstring)."""
+    if rng.random() < 0.25:
+        shape = (1, 49, 10)
+    else:
+        size = rng.choice([32, 48, 64, 96])
+        shape = (rng.choice([1, 3]), size, size)
+    stages = rng.randint(2, 4 if shape[1] >= 48 else 3)
+    widths = [rng.randint(4, 72) for _ in range(stages)]
+    choices = ["max2", "max3", "avg2", "avg3", "avg2-layer", "none"]
+    pools = [rng.choice(choices if shape[2] >= 2 ** (index + 2) else ["none"]) for index in range(stages)]
+    head = rng.choice(["avg-window", "avg-window", "adaptive-avg", "adaptive-max", "amax"])
+    kernel = rng.choice([3, 3, 5])
+    model = Pooled(shape[0], widths, pools, head, kernel, rng.choice([2, 10, 12]), shape[1:])
+    return f"pooled {kernel}x{kernel} {widths} {pools} {head} {shape}", model, shape
+
+
 def _input(rng: random.Random) -> tuple[int, int, int]:
     """A KWS input (1×49×10) or an image (grey or RGB, 32–96 px)."""
     if rng.random() < 0.3:
@@ -229,6 +300,7 @@ def grown_style(rng: random.Random, family: str) -> tuple[str, nn.Module, tuple[
 
 
 USER_FAMILIES = ("plain", "residual", "squeeze-excite", "concat", "user-style")
+POOLED_FAMILIES = ("pooled",)  # not in the default rotation, whose draws earlier results name
 GROWN_FAMILIES = ("deepened", "widened", "tiny")
 ZOO_FAMILIES = ("ds-cnn", "mobilenet-v1", "mobilenet-v2", "resnet8")
 
