@@ -508,8 +508,9 @@ _FIT_CACHE_SIZE = 64
 
 
 def _fitted(entries: list, latencies_ms: list[float], step: int, channels_first: bool = True) -> _Fit:
-    """``_Fit(entries, latencies_ms, step, channels_first)``, reused while the same entries and times come again: fitting the
-    boosted trees of a full profile takes about half a second, and a latency model is built per estimate."""
+    """``_Fit(entries, latencies_ms, step, channels_first)``, reused while the same entries and times come again:
+    fitting the boosted trees of a full profile takes about half a second, and a latency model is built per
+    estimate."""
     key = (tuple((entry.shape, entry.layout) for entry in entries), tuple(latencies_ms), step, channels_first)
     fit = _FIT_CACHE.get(key)
     if fit is None:
