@@ -22,7 +22,7 @@ from .kernel_onnx import _same_pads
 from .kernel_shape import KernelShape
 
 PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "avg_pool", "global_pool", "mean",
-                    "add", "mul", "concat", "pad", "activation")
+                    "add", "mul", "concat", "pad", "max_pad", "activation")
 _ACTIVATIONS = {None: nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
                 "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU,
                 "hardsigmoid": nn.Hardsigmoid, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
@@ -47,7 +47,7 @@ class _Kernel(nn.Module):
         # symmetric padding, as PyTorch layers are written (an odd 'same' total rounds up, which gives
         # the same output size for an odd kernel): litert-torch folds it into the op
         padding = (-(-sum(_same_pads(h_in, h_out, k_h, s_h)) // 2), -(-sum(_same_pads(w_in, w_out, k_w, s_w)) // 2))
-        unfused = ("pool", "avg_pool", "global_pool", "mean", "concat", "pad")  # kinds without a fused activation
+        unfused = ("pool", "avg_pool", "global_pool", "mean", "concat", "pad", "max_pad")  # without a fused activation
         self.act = _activation(shape.activation if shape.kind not in unfused else None)
         if shape.kind in ("conv", "depthwise", "pointwise"):
             groups = c_in if shape.kind == "depthwise" else 1
@@ -63,6 +63,7 @@ class _Kernel(nn.Module):
         else:
             self.op = nn.Identity()
         self.twice = shape.kind == "concat" and c_out == 2 * c_in  # two tensors of one layout, as in a network
+        self.sizes = (shape.input, shape.output)
         if shape.kind == "add":
             self.register_buffer("other", torch.randn(1, c_in, h_in, w_in, generator=generator))
         elif shape.kind == "mul":  # one value per channel, broadcast: a squeeze-and-excitation gate
@@ -85,6 +86,10 @@ class _Kernel(nn.Module):
             return torch.cat([x, x if self.twice else self.other], dim=1)
         if self.kind == "pad":
             return nn.functional.pad(x, (0, 1, 0, 1))
+        if self.kind == "max_pad":  # a max pool's padding, as PyTorch pads it: the same before and after, -inf
+            (_, h_in, w_in), (_, h_out, w_out) = self.sizes
+            top, left = (h_out - h_in) // 2, (w_out - w_in) // 2
+            return nn.functional.pad(x, (left, w_out - w_in - left, top, h_out - h_in - top), value=float("-inf"))
         if self.kind == "activation":
             return self.act(x)
         return self.act(self.op(x))

@@ -295,9 +295,28 @@ def activation_sweep(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     return shapes
 
 
-def profile_grid(quick: bool = False) -> list[KernelShape]:
-    """Every kernel a profile measures: the grid (``kernel_grid``) and the activation sweep."""
-    return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick)))
+def profile_grid(quick: bool = False, runtime: str = "onnxruntime") -> list[KernelShape]:
+    """Every kernel a profile measures: the grid (``kernel_grid``) and the activation sweep, and for litert the
+    paddings litert-torch writes before max pools (``max_pad_grid``)."""
+    extra = max_pad_grid(quick) if runtime == "litert" else []
+    return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick) + extra))
+
+
+def max_pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
+    """The -inf paddings (``max_pad``: a PADV2) litert-torch writes before a max pool whose padding TFLite's SAME cannot
+    express, ``F.max_pool2d(x, 3, 2, 1)`` on an even map (onnxruntime folds them into its MaxPool). The profiler's max
+    pools reach their 'same' output without one, and networks with such pools were priced 9-21 % fast through litert;
+    a pool priced from the table plus its padding timed alone came within a few % of the pool with its padding for 10 of
+    12 shapes (x86 host, 2026-12-07). One pixel on each side (a 3×3 window), or two (5×5); 40 draws (8 when quick)."""
+    rng = random.Random(seed + 2)
+    sizes = SPATIAL_FULL[1:] + tuple((s, s) for s in IMAGE_SIZES[:7])
+    shapes = []
+    for _ in range(8 if quick else 40):
+        c = int(round(np.exp(rng.uniform(np.log(3), np.log(512)))))
+        h, w = rng.choice(sizes)
+        pad = 1 if rng.random() < 0.8 else 2
+        shapes.append(KernelShape("max_pad", (c, h, w), (c, h + 2 * pad, w + 2 * pad)))
+    return shapes
 
 
 def fit_activation_costs(entries: list[dict]) -> dict[str, dict[str, float]]:

@@ -1,6 +1,7 @@
 """``edgegrow profile --runtime litert``: the profiler's grid through ai-edge-litert on this machine.
 
-The same kernel shapes as the onnxruntime profile (``profiler.profile_grid``), each as a float32
+The same kernel shapes as the onnxruntime profile (``profiler.profile_grid``), and the -inf paddings litert-torch writes
+before some max pools (``profiler.max_pad_grid``), each as a float32
 single-kernel .tflite (``kernel_tflite``) run by TFLite's interpreter with its default XNNPACK
 delegate: the kernels a phone's TFLite runs for a float model, on this machine's CPU. TFLite's Python
 interpreter has no per-op profiler, so a kernel's time is its model's wall-clock time (the
@@ -112,7 +113,7 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".measurements.jsonl")
     files = out.with_name(out.name + ".tflite")
-    records = measure_grid_litert(profile_grid(quick), partial, files, threads, 2 if quick else 4, progress)
+    records = measure_grid_litert(profile_grid(quick, "litert"), partial, files, threads, 2 if quick else 4, progress)
     fastest = fastest_rounds(records)
     entries = list({json.dumps(r["shape"], sort_keys=True): {**r["shape"], "latency_ms": round(r["kernel_ms"], 6),
                                                               "layout": "plain"}

@@ -340,3 +340,13 @@ def test_grid_times_average_pools_apart_from_max_pools():
     assert {s.kernel for s in strided} == {(2, 2), (3, 3)} and max(s.input[1] for s in strided) >= 64
     assert any(s.input[0] % 16 for s in strided) and any(s.input[0] % 16 == 0 for s in averages)  # both layouts
     assert any(s.kind == "avg_pool" for s in profiler.kernel_grid(quick=True))
+
+
+def test_a_litert_grid_times_the_padding_litert_torch_writes_before_a_max_pool():
+    """A max pool whose padding TFLite's SAME cannot express (F.max_pool2d(x, 3, 2, 1) on an even map) runs a PADV2
+    before it through litert; onnxruntime folds that padding into its MaxPool, so only a litert grid times it."""
+    litert = [s for s in profiler.profile_grid(runtime="litert") if s.kind == "max_pad"]
+    assert len(litert) >= 35 and not any(s.kind == "max_pad" for s in profiler.profile_grid())
+    assert {s.output[1] - s.input[1] for s in litert} == {2, 4}  # one pixel a side (3×3 windows) or two (5×5)
+    assert max(s.input[0] for s in litert) >= 256 and min(s.input[0] for s in litert) <= 8
+    assert any(s.kind == "max_pad" for s in profiler.profile_grid(quick=True, runtime="litert"))

@@ -21,6 +21,7 @@ SHAPES = {
     "FULLY_CONNECTED": KernelShape("fully_connected", (40, 1, 1), (12, 1, 1)),
     "ADD": KernelShape("add", (8, 6, 6), (8, 6, 6)),
     "MAX_POOL_2D": KernelShape.same("pool", 8, 8, (8, 8), 2, 2, None),
+    "PADV2": KernelShape("max_pad", (8, 6, 6), (8, 8, 8)),
 }
 
 
@@ -46,7 +47,7 @@ def test_a_single_kernel_file_is_one_op_computing_its_module(op):
 def test_a_litert_profile_is_written_read_and_rebuilt_without_converting_again(tmp_path, monkeypatch):
     shapes = [SHAPES["CONV_2D"], SHAPES["DEPTHWISE_CONV_2D"], SHAPES["FULLY_CONNECTED"],
               KernelShape.same("pointwise", 12, 16, (9, 9), 1, 1, "relu")]
-    monkeypatch.setattr(profiler_litert, "profile_grid", lambda quick: shapes)
+    monkeypatch.setattr(profiler_litert, "profile_grid", lambda quick, runtime="onnxruntime": shapes)
     chains = calibration.random_chains(2)
     monkeypatch.setattr(calibration, "random_chains", lambda count, seed=7: chains)
     out = tmp_path / "test-litert.json"
@@ -108,3 +109,33 @@ def test_a_same_zero_pad_a_conv_reads_is_folded_into_it_in_the_export_and_priced
     profile["runtime"] = {"name": "onnxruntime", "version": "1"}
     results, _, _ = LatencyModel(profiles.target(profile)).model(shapes, kernel_inputs(kernels))
     assert results[0].method == "table"
+
+
+@pytest.mark.parametrize(("size", "padv2"), [(16, True), (15, False)])
+def test_a_max_pool_whose_padding_same_cannot_express_is_priced_with_the_padv2_before_it(size, padv2):
+    """litert-torch writes F.max_pool2d(x, 3, 2, 1) on an even map as a PADV2 and the pool (on an odd one TFLite's SAME
+    pads as PyTorch does): networks with such pools were priced 9-21 % fast through litert (2026-12-07)."""
+    import profiles
+
+    from cost_models.estimate import kernel_inputs
+    from cost_models.kernels import fused_kernels
+    from edgegrow.export.tflite_format import export_tflite_float
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.MaxPool2d(3, 2, 1)).eval()
+    example = torch.randn(1, 3, size, size)
+    builtin = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter = litert.Interpreter(model_content=export_tflite_float(model, example),
+                                     experimental_op_resolver_type=builtin)
+    assert ("PADV2" in [detail["op_name"] for detail in interpreter._get_ops_details()]) is padv2
+    kernels = fused_kernels(model, example)
+    shapes = [KernelShape.from_kernel(kernel) for kernel in kernels]
+    pad = KernelShape("max_pad", (8, size, size), (8, size + 2, size + 2))
+    entries = [{**shape.to_dict(), "latency_ms": 0.01, "layout": "plain"} for shape in shapes + [pad]]
+    profile = profiles.table_profile(entries, runtime={"name": "litert", "version": "1"})
+    profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
+    results, _, total = LatencyModel(profiles.target(profile)).model(shapes, kernel_inputs(kernels))
+    assert results[1].latency_ms == pytest.approx(0.02 if padv2 else 0.01)
+    # a table without max_pad entries (made before 2026-12-07 late morning) prices the pool alone, as before
+    profile["latency"]["entries"] = entries[:2]
+    results, _, _ = LatencyModel(profiles.target(profile)).model(shapes, kernel_inputs(kernels))
+    assert results[1].latency_ms == pytest.approx(0.01)
