@@ -41,7 +41,16 @@ def convert(module: nn.Module, example: torch.Tensor, *, channel_last: bool = Fa
                 example = example.permute(0, 2, 3, 1).contiguous()
             return bytes(litert_torch.convert(module, (example,)).model_content())
         except Exception as error:  # the converter raises many types; all mean "cannot express"
-            raise ValueError(f"TFLite conversion failed: {_first_line(error)}") from None
+            message = _first_line(error)
+            fixes = [fix for op, fix in CONVERSION_FIXES.items() if op in message]
+            raise ValueError(f"TFLite conversion failed: {message}" + "".join(f"; {fix}" for fix in fixes)) from None
+
+
+# ops litert-torch has no lowering for, and how to write what they compute with ops it converts
+CONVERSION_FIXES = {
+    "aten.adaptive_max_pool2d": "litert-torch cannot convert an adaptive max pool: write a global one as "
+                                "x.amax((2, 3), keepdim=True), another as nn.MaxPool2d with the window it pools",
+}
 
 
 def export_tflite_float(model: nn.Module, example: torch.Tensor) -> bytes:
