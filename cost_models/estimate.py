@@ -17,7 +17,7 @@ from torch import nn
 from .kernel_shape import WEIGHTED_KINDS, KernelShape
 from .kernels import Kernel, fused_kernels
 from .latency import LatencyModel
-from .memory import activation_buffers, plan_arena, runtime_memory, tflite_tensors
+from .memory import activation_buffers, converter_padding, plan_arena, runtime_memory, tflite_tensors
 from .target import Target, load_target
 
 # int32 bias, and a float32 scale and an int64 zero point per channel for the weights and again for the bias (TFLite)
@@ -128,7 +128,8 @@ def estimate_kernels(kernels: list[Kernel], shapes: list[KernelShape], target: T
                      latency_model: LatencyModel | None = None) -> CostReport:
     """``estimate`` for kernels already traced (growth re-costs edited shapes without re-tracing)."""
     latency_model = latency_model or LatencyModel(target)
-    per_kernel, layout_ms, total_ms = latency_model.model(shapes, kernel_inputs(kernels))
+    paddings = [converter_padding(kernel) if kernel.kind == "pool" else None for kernel in kernels]
+    per_kernel, layout_ms, total_ms = latency_model.model(shapes, kernel_inputs(kernels), paddings)
     energy_per_op = target.energy_pj_per_mac is not None and target.energy_pj_per_byte is not None
     power_mw = target.active_power_mw.value
     rows, uncosted = [], []

@@ -107,8 +107,8 @@ def output_shape(node) -> tuple[int, ...] | None:
 class Kernel:
     """One kernel as a runtime executes it.
 
-    ``kind``: conv, depthwise, pointwise, fully_connected, pool, global_pool, mean, add, mul, concat, pad,
-    activation, or ``unknown`` (costed by the roofline and flagged). ``layers`` are the module names
+    ``kind``: conv, depthwise, pointwise, fully_connected, pool (max), avg_pool, global_pool, mean, add, mul, concat,
+    pad, activation, or ``unknown`` (costed by the roofline and flagged). ``layers`` are the module names
     fused into it (the conv, its BatchNorm, its activation). Shapes are per example (batch 1).
     """
 
@@ -301,39 +301,42 @@ def _pooling(node: torch.fx.Node, module: nn.Module | None, source: tuple[int, .
     on 8×8-48×48 maps of 24-128 channels, and a REDUCE_MAX 100-101 % of a MEAN's through litert (2026-12-07).
     A GlobalAveragePool (``global_pool``) is what only older exporters wrote. Otherwise a max pool is ``pool``
     and an average pool ``avg_pool``; an adaptive pooling whose output divides its input is the pooling of
-    that window, which is what the exporter writes (AveragePool / MaxPool)."""
+    that window, which is what the exporter writes (AveragePool / MaxPool). An adaptive pooling whose output
+    does not divide its input (windows of two sizes) and a dilated max pool stay ``unknown``: priced at their
+    roofline and flagged, not as a pooling they are not."""
     call = node.op == "call_function"
     method = node.op == "call_method"
-    global_output = _numel(out) == out[1]
+    global_output = len(out) >= 2 and _numel(out) == out[1]  # a (1,) output (a squeezed head) is no pooling
     adaptive = _ADAPTIVE_POOL_FUNCTIONS.get(node.target) if call else None
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) or adaptive is not None:
         average = isinstance(module, nn.AdaptiveAvgPool2d) or adaptive == "avg"
         if global_output:
             return "mean", (1, 1), (1, 1), (0, 0)
-        window = _adaptive_window(source, out)
+        if len(source) != 4 or len(out) != 4 or any(size % max(1, target) for size, target in
+                                                    zip(source[-2:], out[-2:])):
+            return None
+        window = tuple(size // target for size, target in zip(source[-2:], out[-2:]))
         return ("avg_pool" if average else "pool"), window, window, (0, 0)
     if method and node.target in ("mean", "amax") or call and node.target in (torch.mean, torch.amax):
         if global_output:
             return "mean", (1, 1), (1, 1), (0, 0)
         # a mean over part of the map: priced as before, a 1×1 pool; a partial amax stays unknown
         return None if node.target in ("amax", torch.amax) else ("pool", (1, 1), (1, 1), (0, 0))
+    average = isinstance(module, nn.AvgPool2d) or call and node.target in _AVG_POOL_FUNCTIONS
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         size, stride, padding = module.kernel_size, module.stride, module.padding
-    elif call and (node.target in _MAX_POOL_FUNCTIONS or node.target in _AVG_POOL_FUNCTIONS):
+        dilation = getattr(module, "dilation", 1)
+    elif call and (node.target in _MAX_POOL_FUNCTIONS or average):
         size, stride, padding = (_argument(node, 1, "kernel_size", 1), _argument(node, 2, "stride", None),
                                  _argument(node, 3, "padding", 0))
+        dilation = 1 if average else _argument(node, 4, "dilation", 1)
     else:
         return None
-    average = isinstance(module, nn.AvgPool2d) or call and node.target in _AVG_POOL_FUNCTIONS
-    size = _pair(size)
-    stride = _pair(stride) if stride not in (None, (), []) else size  # PyTorch's default: the kernel size
-    return ("avg_pool" if average else "pool"), size, stride, _pair(padding)
-
-
-def _adaptive_window(source: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int]:
-    """The window an adaptive pooling from ``source`` to ``out`` (N, C, H, W) reads where the output divides the
-    input (the pooling it is); else the largest window it reads, ceil(input / output)."""
-    return tuple(-(-size // max(1, target)) for size, target in zip(source[-2:], out[-2:]))
+    if _two(dilation) != (1, 1):
+        return None
+    size = _two(size)
+    stride = _two(stride) if stride not in (None, (), []) else size  # PyTorch's default: the kernel size
+    return ("avg_pool" if average else "pool"), size, stride, _two(padding)
 
 
 def _argument(node: torch.fx.Node, position: int, keyword: str, default):
@@ -343,7 +346,8 @@ def _argument(node: torch.fx.Node, position: int, keyword: str, default):
     return node.kwargs.get(keyword, default)
 
 
-def _pair(value) -> tuple[int, int]:
+def _two(value) -> tuple[int, int]:
+    """A pooling argument as (height, width): an int is both."""
     value = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     return (int(value[0]), int(value[-1]))
 

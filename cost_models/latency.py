@@ -139,7 +139,7 @@ class LatencyModel:
             groups.setdefault((entry.shape.kind, entry.layout), []).append(entry)
         for key, entries in groups.items():
             self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], self._step(key[1]),
-                                      channels_first=target.runtime != "litert")
+                                      channels_first=target.runtime == "onnxruntime")
 
     # --- one kernel -------------------------------------------------------------------------------
     def layout(self, shape: KernelShape) -> str:
@@ -258,12 +258,15 @@ class LatencyModel:
         return best
 
     # --- a whole model ------------------------------------------------------------------------------
-    def model(self, shapes: list[KernelShape], inputs: list[list[int]]) -> tuple[list[KernelLatency], float, float]:
+    def model(self, shapes: list[KernelShape], inputs: list[list[int]],
+              pool_paddings: list[tuple[int, int] | None] | None = None) -> tuple[list[KernelLatency], float, float]:
         """Per-kernel latencies, the layout-change time and the total (ms) of kernels in execution order.
 
-        ``inputs[i]`` are the indices of the kernels kernel i reads (-1: the model input).
+        ``inputs[i]`` are the indices of the kernels kernel i reads (-1: the model input). ``pool_paddings[i]``: the
+        padding (height, width) of max pool i that TFLite's SAME cannot express (``memory.converter_padding``),
+        which a litert table prices as the PADV2 litert-torch writes before it (``max_pool_padding``).
         """
-        results, layouts = self._placed(shapes, inputs)
+        results, layouts = self._placed(shapes, inputs, pool_paddings)
         if self.target.layout_rule != "onnxruntime-nchwc":
             return results, 0.0, sum(r.latency_ms for r in results) + self.target.model_overhead_ms.value
 
@@ -286,15 +289,20 @@ class LatencyModel:
         total = sum(r.latency_ms for r in results) + reorder_ms + self.target.model_overhead_ms.value
         return results, reorder_ms, total
 
-    def nodes(self, shapes: list[KernelShape], inputs: list[list[int]]) -> int:
+    def nodes(self, shapes: list[KernelShape], inputs: list[list[int]],
+              pool_paddings: list[tuple[int, int] | None] | None = None) -> int:
         """How many nodes the runtime runs for these kernels: those not fused into a neighbour, plus
-        one per layout change (what the calibration's per-node offset is counted over)."""
-        results, layouts = self._placed(shapes, inputs)
+        one per layout change (what the calibration's per-node offset is counted over), plus a PADV2 before each
+        max pool a litert table prices one for (``model``)."""
+        results, layouts = self._placed(shapes, inputs, pool_paddings)
         blocked_rule = self.target.layout_rule == "onnxruntime-nchwc"
         changes = self._layout_changes(shapes, inputs, layouts) if blocked_rule else ()
-        return sum(1 for r in results if r.method != "fused") + len(changes)
+        pads = sum(self._max_pad(shape, padding) is not None
+                   for shape, padding in zip(shapes, pool_paddings or [None] * len(shapes)))
+        return sum(1 for r in results if r.method != "fused") + len(changes) + pads
 
-    def _placed(self, shapes: list[KernelShape], inputs: list[list[int]]) -> tuple[list[KernelLatency], list[str]]:
+    def _placed(self, shapes: list[KernelShape], inputs: list[list[int]],
+                pool_paddings: list[tuple[int, int] | None] | None = None) -> tuple[list[KernelLatency], list[str]]:
         """Each kernel's latency and layout, with the pads a runtime folds into the layer that reads them
         (``_pad_folded``) and the adds onnxruntime folds into a conv."""
         results = [self.kernel(shape) for shape in shapes]
@@ -304,13 +312,12 @@ class LatencyModel:
             if self._pad_folded(shapes, index):
                 layouts[index] = "plain" if nchwc else layouts[index]
                 results[index] = KernelLatency(0.0, "fused", 0.0, layouts[index])
-        if "max_pad" in self._table_kinds:  # litert: a max pool's padding that SAME cannot express is a PADV2 before it
-            for index, shape in enumerate(shapes):
-                padding = max_pool_padding(shape)
-                if padding is not None:
-                    pad = self.kernel(padding)
-                    results[index] = replace(results[index], latency_ms=results[index].latency_ms + pad.latency_ms,
-                                             roofline_ms=results[index].roofline_ms + pad.roofline_ms)
+        for index, (shape, padding) in enumerate(zip(shapes, pool_paddings or ())):
+            padded = self._max_pad(shape, padding)
+            if padded is not None:  # litert: a max pool's padding that SAME cannot express is a PADV2 before it
+                pad = self.kernel(padded)
+                results[index] = replace(results[index], latency_ms=results[index].latency_ms + pad.latency_ms,
+                                         roofline_ms=results[index].roofline_ms + pad.roofline_ms)
         if not nchwc:
             return results, layouts
         readers = [0] * len(shapes)
@@ -329,6 +336,10 @@ class LatencyModel:
                 results[index] = KernelLatency(shape.output_elements * per_element, "fused", 0.0, "plain")
         return results, layouts
 
+    def _max_pad(self, shape: KernelShape, padding: tuple[int, int] | None) -> KernelShape | None:
+        """The ``max_pad`` a table with such entries (litert's) prices before max pool ``shape`` of that padding."""
+        return max_pool_padding(shape, padding) if padding is not None and "max_pad" in self._table_kinds else None
+
     def _pad_folded(self, shapes: list[KernelShape], index: int) -> bool:
         """Whether kernel ``index`` is a zero pad the runtime runs inside the conv or pooling layer that reads
         it: onnxruntime folds every such pad; litert-torch writes one that is TensorFlow's 'same' padding of
@@ -336,10 +347,12 @@ class LatencyModel:
         litert table prices the single-op PAD model the profiler timed."""
         shape = shapes[index]
         if shape.kind != "pad" or index + 1 >= len(shapes) or shapes[index + 1].kind not in (
-                "conv", "depthwise", "pointwise", "pool"):
+                "conv", "depthwise", "pointwise", "pool", "avg_pool"):
             return False
-        if self.target.layout_rule == "onnxruntime-nchwc":
+        if self.target.layout_rule == "onnxruntime-nchwc":  # its pad fusion takes an AveragePool's zeros too
             return True
+        if shapes[index + 1].kind == "avg_pool":  # TFLite's SAME leaves the zeros out of an average: a PAD stays
+            return False
         return self.target.runtime == "litert" and bool(self.target.entries) and _same_padding(shape,
                                                                                                shapes[index + 1])
 
@@ -361,22 +374,15 @@ class LatencyModel:
         return conversions
 
 
-def max_pool_padding(shape: KernelShape) -> KernelShape | None:
-    """The ``max_pad`` (litert-torch's PADV2) before a max pool whose padding TFLite's SAME cannot express, or None.
-
-    A max pool of 'same' output pads (out - 1) × stride + window - in along an axis; PyTorch pads the same amount on
-    both sides, TFLite's SAME puts an odd one after, so where the total is odd (``F.max_pool2d(x, 3, 2, 1)`` on an even
-    map) PyTorch's padding, ceil(total / 2) a side, is a PADV2 of its own (``memory.converter_padding`` says the same
-    for its buffer). The pool itself runs as the table's 'same' pool does: its window reads are the same."""
+def max_pool_padding(shape: KernelShape, padding: tuple[int, int]) -> KernelShape | None:
+    """The ``max_pad`` (litert-torch's PADV2: ``padding`` (height, width) on each side, -inf) before max pool
+    ``shape`` whose padding TFLite's SAME cannot express (``F.max_pool2d(x, 3, 2, 1)`` on an even map;
+    ``memory.converter_padding`` says which), or None for another kind. The pool itself runs as the table's 'same'
+    pool does: its window reads are the same."""
     if shape.kind != "pool":
         return None
-    totals = [max(0, (out - 1) * stride + kernel - size) for out, stride, kernel, size in
-              zip(shape.output[1:], shape.stride, shape.kernel, shape.input[1:])]
-    if not any(total % 2 for total in totals):
-        return None
     c, h, w = shape.input
-    (top, left) = (-(-total // 2) for total in totals)
-    return KernelShape("max_pad", (c, h, w), (c, h + 2 * top, w + 2 * left))
+    return KernelShape("max_pad", (c, h, w), (c, h + 2 * padding[0], w + 2 * padding[1]))
 
 
 def _same_padding(pad: KernelShape, reader: KernelShape) -> bool:
@@ -424,8 +430,9 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True) -> np.
       reads in channel-last vectors of 16 (positions × window × channel vectors, as XNNPACK sweeps them). In 5-fold
       cross-validation of the host tables (three splits) onnxruntime's plain average pools went from 30 to 90 %
       within 10 % and its plain max pools from 55 to 84 %; litert's average pools from 15 to 70 %. A max pool gets
-      these terms only where the runtime pools channels first (``channels_first``: onnxruntime): through litert
-      (XNNPACK's channel-last max pool) any of them took its cross-validation from 68 % to 65-66 % (2026-12-07).
+      these terms only where the runtime pools channels first (``channels_first``: an onnxruntime table, whose max
+      pools' prices moved -15 to +18 % with them); through litert (XNNPACK's channel-last max pool) any of them took
+      its cross-validation from 68 % to 65-66 %, and TFLite and TFLite Micro tables pool channel-last too.
     """
     # a depthwise kernel's input channels are its output channels; a blocked conv reads fewer input
     # channels than a block unpadded (see LatencyModel._layout_changes)

@@ -200,7 +200,8 @@ def entries_from_op_profile(op_times: list[OpTime], shapes: list[KernelShape]) -
     Ops that map to a kind (``KIND_OF_NODE_TYPE``) pair with the kernels in order, by family: CONV_2D
     with conv or pointwise, pooling and MEAN with pool, avg_pool, global_pool or mean; the entry takes the kernel's
     shape and kind and the op's average ms. A pad kernel with no PAD op next was fused away by the
-    converter and is skipped.
+    converter and is skipped; a PAD or PADV2 op the converter wrote before a pooling (its padding, which
+    TFLite's SAME cannot express) is part of that pooling's entry.
 
     Raises:
         ValueError: an op ran inside a delegate, or the ops and the kernels do not pair.
@@ -214,9 +215,14 @@ def entries_from_op_profile(op_times: list[OpTime], shapes: list[KernelShape]) -
     entries: list[dict] = []
     next_op = 0
     for index, shape in enumerate(shapes):
+        padding_ms = 0.0  # a PAD or PADV2 the converter wrote before a padded pooling: part of that pooling's time
+        while (next_op + 1 < len(costed) and _kind_of(costed[next_op][1]) == "pad" and _family(shape.kind) == "pool"
+               and _family(_kind_of(costed[next_op + 1][1])) == "pool"):
+            padding_ms += costed[next_op][1].average_ms
+            next_op += 1
         if next_op < len(costed) and _family(_kind_of(costed[next_op][1])) == _family(shape.kind):
             op = costed[next_op][1]
-            entries.append({**shape.to_dict(), "latency_ms": op.average_ms, "layout": "plain"})
+            entries.append({**shape.to_dict(), "latency_ms": op.average_ms + padding_ms, "layout": "plain"})
             next_op += 1
         elif shape.kind == "pad":
             continue  # the converter folded the padding into the next op

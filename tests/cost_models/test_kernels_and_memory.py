@@ -76,19 +76,20 @@ class _FunctionalPooling(nn.Module):
         return self.pool(torch.relu(self.conv(x)))
 
 
-@pytest.mark.parametrize(("pool", "kind", "window", "stride", "onnx_op"), [
-    (lambda x: F.max_pool2d(x, 2), "pool", (2, 2), (2, 2), "MaxPool"),
-    (lambda x: torch.max_pool2d(x, 3, 2, 1), "pool", (3, 3), (2, 2), "MaxPool"),
-    (lambda x: F.max_pool2d(x, kernel_size=(3, 2), stride=1), "pool", (3, 2), (1, 1), "MaxPool"),
-    (lambda x: F.avg_pool2d(x, 2), "avg_pool", (2, 2), (2, 2), "AveragePool"),
-    (lambda x: F.avg_pool2d(x, 3, stride=2, padding=1), "avg_pool", (3, 3), (2, 2), "AveragePool"),
-    (lambda x: F.adaptive_avg_pool2d(x, (4, 4)), "avg_pool", (4, 4), (4, 4), "AveragePool"),
-    (lambda x: F.adaptive_avg_pool2d(x, 1), "mean", (1, 1), (1, 1), "ReduceMean"),
-    (lambda x: F.adaptive_max_pool2d(x, 1), "mean", (1, 1), (1, 1), "ReduceMax"),
-    (lambda x: x.amax((2, 3)), "mean", (1, 1), (1, 1), "ReduceMax"),
-    (lambda x: F.pad(x, (0, 1, 0, 1)), "pad", (1, 1), (1, 1), "Pad"),
+@pytest.mark.parametrize(("pool", "kind", "window", "stride", "padding", "onnx_op"), [
+    (lambda x: F.max_pool2d(x, 2), "pool", (2, 2), (2, 2), (0, 0), "MaxPool"),
+    (lambda x: torch.max_pool2d(x, 3, 2, 1), "pool", (3, 3), (2, 2), (1, 1), "MaxPool"),
+    (lambda x: F.max_pool2d(x, kernel_size=(3, 2), stride=1, padding=(1, 0)), "pool", (3, 2), (1, 1), (1, 0),
+     "MaxPool"),
+    (lambda x: F.avg_pool2d(x, 2), "avg_pool", (2, 2), (2, 2), (0, 0), "AveragePool"),
+    (lambda x: F.avg_pool2d(x, 3, stride=2, padding=1), "avg_pool", (3, 3), (2, 2), (1, 1), "AveragePool"),
+    (lambda x: F.adaptive_avg_pool2d(x, (4, 4)), "avg_pool", (4, 4), (4, 4), (0, 0), "AveragePool"),
+    (lambda x: F.adaptive_avg_pool2d(x, 1), "mean", (1, 1), (1, 1), (0, 0), "ReduceMean"),
+    (lambda x: F.adaptive_max_pool2d(x, 1), "mean", (1, 1), (1, 1), (0, 0), "ReduceMax"),
+    (lambda x: x.amax((2, 3)), "mean", (1, 1), (1, 1), (0, 0), "ReduceMax"),
+    (lambda x: F.pad(x, (0, 1, 0, 1)), "pad", (1, 1), (1, 1), (0, 0), "Pad"),
 ])
-def test_pooling_written_as_a_function_is_the_kernel_it_exports_to(pool, kind, window, stride, onnx_op):
+def test_pooling_written_as_a_function_is_the_kernel_it_exports_to(pool, kind, window, stride, padding, onnx_op):
     # F.max_pool2d, F.avg_pool2d and the rest were kernels of kind "unknown", priced at their roofline (a
     # 16-channel 2×2 max pool at 32×32: 0.33 µs against 1.8 µs from the host's table) and flagged as uncosted
     import onnx
@@ -97,17 +98,41 @@ def test_pooling_written_as_a_function_is_the_kernel_it_exports_to(pool, kind, w
 
     model, example = _FunctionalPooling(pool).eval(), torch.zeros(1, 3, 16, 16)
     (kernel,) = fused_kernels(model, example)[1:]
-    assert (kernel.kind, kernel.kernel_size, kernel.stride) == (kind, window, stride)
+    assert (kernel.kind, kernel.kernel_size, kernel.stride, kernel.padding) == (kind, window, stride, padding)
     assert onnx_op in [node.op_type for node in onnx.load_from_string(export_onnx_float(model, example)).graph.node]
+
+
+@pytest.mark.parametrize("head", [
+    lambda x: F.adaptive_avg_pool2d(x, 3),            # windows of 5 and 6 on 16: not one pooling
+    lambda x: F.max_pool2d(x, 3, 2, 1, dilation=2),   # a dilated window
+])
+def test_a_pooling_that_is_no_window_of_one_size_stays_unknown_and_is_flagged(head):
+    kernel = fused_kernels(_FunctionalPooling(head).eval(), torch.zeros(1, 3, 16, 16))[1]
+    assert kernel.kind == "unknown"
+
+
+def test_a_head_with_one_value_per_example_is_traced():
+    # the pooling check read the output's channel count before knowing it was a pooling: a squeezed head raised
+    class Squeezed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 8, 3), nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).mean((2, 3))).squeeze(-1)
+
+    kinds = [kernel.kind for kernel in fused_kernels(Squeezed().eval(), torch.zeros(1, 3, 8, 8))]
+    assert kinds[:3] == ["conv", "mean", "fully_connected"]
 
 
 def test_a_module_pooling_and_its_function_are_the_same_kernel():
     as_modules = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(3, 2, 1)).eval()
     as_function = _FunctionalPooling(lambda x: F.avg_pool2d(x, 3, 2, 1)).eval()
     example = torch.zeros(1, 3, 16, 16)
-    shapes = [[KernelShape.from_kernel(k) for k in fused_kernels(model, example)]
-              for model in (as_modules, as_function)]
+    kernels = [fused_kernels(model, example) for model in (as_modules, as_function)]
+    shapes = [[KernelShape.from_kernel(k) for k in found] for found in kernels]
     assert shapes[0] == shapes[1] and shapes[0][1].kind == "avg_pool"
+    assert kernels[0][1].padding == kernels[1][1].padding == (1, 1)
 
 
 def test_residual_add_fuses_its_relu_and_reads_both_branches():

@@ -574,13 +574,18 @@ def test_a_pooling_is_priced_by_its_window_reads(kind):
         assert model.kernel(shape).latency_ms == pytest.approx(expected, rel=0.05)
 
 
-def test_a_litert_max_pool_keeps_the_terms_it_had():
+@pytest.mark.parametrize("runtime", ["litert", "tflite"])
+def test_a_channel_last_max_pool_keeps_the_terms_it_had(runtime):
     # XNNPACK pools channel-last: through litert the window-reads term took the max pools' cross-validation from 68
-    # to 66 %, so a litert max pool is fitted without it, and an average pool (its PAD, its channel vectors) with
+    # to 66 %, so a max pool of a channel-last runtime's table is fitted on exactly the terms it had, and an average
+    # pool (its PAD, its channel vectors) on the pooling terms too
     from cost_models import latency
 
     shape = KernelShape.same("pool", 24, 24, (32, 32), 3, 2, None)
-    assert len(latency._features(shape, 16, channels_first=False)) < len(latency._features(shape, 16))
+    with_terms = latency._features(shape, 16)
+    assert list(latency._features(shape, 16, channels_first=False)) == list(with_terms[:16]) + [1.0]
+    assert with_terms[16] == 24 * 16 * 16 * 9  # its window reads
     average = KernelShape.same("avg_pool", 24, 24, (32, 32), 3, 2, None)
-    assert len(latency._features(average, 16, channels_first=False)) == len(latency._features(average, 16))
-    assert _pools("pool", "litert", 1.4)._fits[("pool", "plain")].channels_first is False
+    assert list(latency._features(average, 16, channels_first=False)) == list(latency._features(average, 16))
+    assert _pools("pool", runtime, 1.4)._fits[("pool", "plain")].channels_first is False
+    assert _pools("pool", "onnxruntime", 1.4)._fits[("pool", "plain")].channels_first is True

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from cost_models.kernel_shape import KernelShape
 from cost_models.kernels import fused_kernels
@@ -254,3 +255,19 @@ def test_parser_reads_a_captured_benchmark_model_output():
         assert len(of_type) == count
         assert sum(op.average_ms for op in of_type) == pytest.approx(total_ms, abs=0.01)
     assert sum(op.average_ms for op in ops) == pytest.approx(2949.9, abs=0.1)  # "avg=2.9499e+06" us
+
+
+def test_the_pad_a_converter_writes_before_a_padded_pooling_is_part_of_that_poolings_entry():
+    # F.max_pool2d(x, 3, 2, 1) on an even map is a PADV2 and a MAX_POOL_2D (F.avg_pool2d's padding a PAD): the kernel
+    # list has no pad kernel there, and such a profile was refused as "op 1 is PADV2 but kernel 1 is pool"
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(3, 2, 1), nn.Conv2d(8, 8, 1),
+                          nn.AvgPool2d(3, 2, 1)).eval()
+    shapes = [KernelShape.from_kernel(k) for k in fused_kernels(model, torch.zeros(1, 1, 16, 16))]
+    assert [shape.kind for shape in shapes] == ["conv", "pool", "pointwise", "avg_pool"]
+    ops = [("CONV_2D", 0.0, 0.02, 0.020, 1, "[conv]:0"), ("PADV2", 0.02, 0.004, 0.004, 1, "[pad]:1"),
+           ("MAX_POOL_2D", 0.03, 0.006, 0.006, 1, "[pool]:2"), ("CONV_2D", 0.04, 0.01, 0.010, 1, "[pw]:3"),
+           ("PAD", 0.05, 0.003, 0.003, 1, "[pad2]:4"), ("AVERAGE_POOL_2D", 0.06, 0.002, 0.002, 1, "[avg]:5")]
+    entries, unmatched_ms = entries_from_op_profile(parse_op_profile(benchmark_output(ops)), shapes)
+    assert [entry["kind"] for entry in entries] == ["conv", "pool", "pointwise", "avg_pool"]
+    assert [entry["latency_ms"] for entry in entries] == pytest.approx([0.020, 0.010, 0.010, 0.005])
+    assert unmatched_ms == 0

@@ -111,17 +111,23 @@ def test_a_same_zero_pad_a_conv_reads_is_folded_into_it_in_the_export_and_priced
     assert results[0].method == "table"
 
 
-@pytest.mark.parametrize(("size", "padv2"), [(16, True), (15, False)])
-def test_a_max_pool_whose_padding_same_cannot_express_is_priced_with_the_padv2_before_it(size, padv2):
-    """litert-torch writes F.max_pool2d(x, 3, 2, 1) on an even map as a PADV2 and the pool (on an odd one TFLite's SAME
-    pads as PyTorch does): networks with such pools were priced 9-21 % fast through litert (2026-12-07)."""
+@pytest.mark.parametrize(("pool", "size", "padv2"), [
+    (torch.nn.MaxPool2d(3, 2, 1), 16, True),                   # SAME would pad 0 before and 1 after
+    (torch.nn.MaxPool2d(3, 2, 1), 15, False),                  # SAME pads 1 and 1, as PyTorch does
+    (torch.nn.MaxPool2d(2, 2, 1), 16, True),                   # 9 outputs where SAME has 8
+    (torch.nn.MaxPool2d(3, 2, ceil_mode=True), 16, False),     # no padding: the 'same' output by ceil_mode
+])
+def test_a_max_pool_whose_padding_same_cannot_express_is_priced_with_the_padv2_before_it(pool, size, padv2):
+    """litert-torch writes F.max_pool2d(x, 3, 2, 1) on an even map as a PADV2 and the pool: networks with such pools
+    were priced 9-21 % fast through litert (2026-12-07). Which pools have one follows from their padding, as the
+    memory plan's PAD buffers do (``memory.converter_padding``), not from their shape."""
     import profiles
 
-    from cost_models.estimate import kernel_inputs
+    from cost_models.estimate import estimate_kernels
     from cost_models.kernels import fused_kernels
     from edgegrow.export.tflite_format import export_tflite_float
 
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.MaxPool2d(3, 2, 1)).eval()
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), pool).eval()
     example = torch.randn(1, 3, size, size)
     builtin = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreter = litert.Interpreter(model_content=export_tflite_float(model, example),
@@ -133,9 +139,9 @@ def test_a_max_pool_whose_padding_same_cannot_express_is_priced_with_the_padv2_b
     entries = [{**shape.to_dict(), "latency_ms": 0.01, "layout": "plain"} for shape in shapes + [pad]]
     profile = profiles.table_profile(entries, runtime={"name": "litert", "version": "1"})
     profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
-    results, _, total = LatencyModel(profiles.target(profile)).model(shapes, kernel_inputs(kernels))
-    assert results[1].latency_ms == pytest.approx(0.02 if padv2 else 0.01)
+    report = estimate_kernels(kernels, shapes, profiles.target(profile), (1, 3, size, size), 0)
+    assert report.kernels[1].latency_ms == pytest.approx(0.02 if padv2 else 0.01)
     # a table without max_pad entries (made before 2026-12-07 late morning) prices the pool alone, as before
     profile["latency"]["entries"] = entries[:2]
-    results, _, _ = LatencyModel(profiles.target(profile)).model(shapes, kernel_inputs(kernels))
-    assert results[1].latency_ms == pytest.approx(0.01)
+    report = estimate_kernels(kernels, shapes, profiles.target(profile), (1, 3, size, size), 0)
+    assert report.kernels[1].latency_ms == pytest.approx(0.01)
