@@ -341,17 +341,19 @@ class LatencyModel:
         return max_pool_padding(shape, padding) if padding is not None and "max_pad" in self._table_kinds else None
 
     def _pad_folded(self, shapes: list[KernelShape], index: int) -> bool:
-        """Whether kernel ``index`` is a zero pad the runtime runs inside the conv or pooling layer that reads
+        """Whether kernel ``index`` is a zero pad the runtime runs inside the conv or average pool that reads
         it: onnxruntime folds every such pad; litert-torch writes one that is TensorFlow's 'same' padding of
-        that layer into it (DS-CNN's stem and stride-2 pads), so the exported file has no PAD op while a
-        litert table prices the single-op PAD model the profiler timed."""
+        a conv into it (DS-CNN's stem and stride-2 pads), so the exported file has no PAD op while a litert
+        table prices the single-op PAD model the profiler timed. Zeros before a max pool are no max pool's
+        padding (its padding is -inf): onnxruntime and litert keep that Pad (2026-12-07; before, a pad a max
+        pool read was priced as nothing)."""
         shape = shapes[index]
-        if shape.kind != "pad" or index + 1 >= len(shapes) or shapes[index + 1].kind not in (
-                "conv", "depthwise", "pointwise", "pool", "avg_pool"):
-            return False
+        reader = shapes[index + 1].kind if index + 1 < len(shapes) else None
+        if shape.kind != "pad" or reader not in ("conv", "depthwise", "pointwise", "avg_pool"):
+            return False  # zeros before a max pool are not its -inf padding: a Pad (PAD) op in both runtimes
         if self.target.layout_rule == "onnxruntime-nchwc":  # its pad fusion takes an AveragePool's zeros too
             return True
-        if shapes[index + 1].kind == "avg_pool":  # TFLite's SAME leaves the zeros out of an average: a PAD stays
+        if reader == "avg_pool":  # TFLite's SAME leaves the zeros out of an average: a PAD stays
             return False
         return self.target.runtime == "litert" and bool(self.target.entries) and _same_padding(shape,
                                                                                                shapes[index + 1])

@@ -4,6 +4,9 @@ plain depthwise layers between distant table entries, blocked convs on few input
 per-node offset of layout changes; and (2026-12-05) the cost of a fused activation, the
 squeeze-and-excitation gate's mul, an add folded into a plain conv, the roofline floor at DRAM's
 bandwidth, an add's ReLU node, and plain depthwise layers below the table's smallest count."""
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -589,3 +592,32 @@ def test_a_channel_last_max_pool_keeps_the_terms_it_had(runtime):
     assert list(latency._features(average, 16, channels_first=False)) == list(latency._features(average, 16))
     assert _pools("pool", runtime, 1.4)._fits[("pool", "plain")].channels_first is False
     assert _pools("pool", "onnxruntime", 1.4)._fits[("pool", "plain")].channels_first is True
+
+
+@pytest.mark.parametrize(("pool", "folded_by_onnxruntime"), [(nn.MaxPool2d(3, 2), False), (nn.AvgPool2d(3, 2), True)])
+def test_a_zero_pad_before_a_pooling_is_folded_only_where_the_runtime_folds_it(pool, folded_by_onnxruntime):
+    # onnxruntime's optimiser folds a zero Pad into an AveragePool (it counts the zeros in) but keeps it before a
+    # MaxPool, whose padding is -inf; litert-torch keeps a PAD before either (2026-12-07, optimised graphs and files)
+    import onnxruntime
+
+    from edgegrow.export.onnx_format import export_onnx_float
+
+    model = nn.Sequential(nn.Conv2d(3, 24, 1), nn.ZeroPad2d(1), pool).eval()
+    example = torch.randn(1, 3, 16, 16)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(Path(tempfile.mkdtemp()) / "optimised.onnx")
+    onnxruntime.InferenceSession(export_onnx_float(model, example), options, providers=["CPUExecutionProvider"])
+    import onnx
+
+    kept = "Pad" in [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert kept is not folded_by_onnxruntime
+    shapes = [KernelShape.from_kernel(kernel) for kernel in fused_kernels(model, example)]
+    entries = [{**shape.to_dict(), "latency_ms": 0.01, "layout": "plain"} for shape in shapes]
+    host = LatencyModel(target(table_profile(entries)))
+    results, _, _ = host.model(shapes, [[-1], [0], [1]])
+    assert (results[1].method == "fused") is folded_by_onnxruntime
+    profile = table_profile(entries, runtime={"name": "litert", "version": "1"})
+    profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
+    results, _, _ = LatencyModel(target(profile)).model(shapes, [[-1], [0], [1]])
+    assert results[1].method == "table"
