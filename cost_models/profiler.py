@@ -685,8 +685,10 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     """Measure the grid on this machine with onnxruntime and write the profile to ``out``.
 
     Measurements go to ``<out>.measurements.jsonl`` as they are taken; an interrupted run resumes
-    from there, and a finished one rebuilds the profile from them without measuring again (delete
-    the file to measure afresh).
+    from there, and a finished one rebuilds the profile from them without measuring its kernels again
+    (delete the file to measure afresh). The calibration's networks, chains and per-model overhead are
+    timed again on every run (about a minute): a rebuilt profile's calibration is the machine's now
+    (on 2026-12-07 a rebuild moved the host's scale 0.9886 → 0.9857).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,9 @@ rounds.
 
 Conversions take about a second each, so the files are kept in ``<profile>.tflite/`` and
 measurements in ``<profile>.measurements.jsonl``: an interrupted run resumes from both; a finished
-one rebuilds the profile without measuring again (delete them to measure afresh).
+one rebuilds the profile without converting or measuring its kernels again (delete them to measure
+afresh). The calibration's networks and chains are timed again on every run (about a minute), so a
+rebuilt profile's calibration is the machine's now (on 2026-12-07 rebuilds moved the scale 0.992 → 0.999).
 """
 from __future__ import annotations
 
