@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernel_shape import KernelShape
+from .kernel_shape import KernelShape, same_padding
 from .runner import HELPER_NODE
 
 # the operator set edgegrow's ONNX export writes (``edgegrow.export.onnx_format.OPSET``; a test keeps them equal), so
@@ -19,9 +19,6 @@ PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool",
                     "add", "mul", "concat", "pad", "activation")
 
 
-def _same_pads(size_in: int, size_out: int, kernel: int, stride: int) -> tuple[int, int]:
-    total = max(0, (size_out - 1) * stride + kernel - size_in)
-    return total // 2, total - total // 2
 
 
 def _activation_nodes(helper, activation: str | None, source: str, target: str) -> list:
@@ -61,8 +58,8 @@ def _kernel_nodes(shape: KernelShape, sources: list[str], target: str, prefix: s
         weight = (rng.standard_normal((c_out, c_in // groups, k_h, k_w)) / np.sqrt(fan_in)).astype(np.float32)
         initializers += [numpy_helper.from_array(weight, prefix + "W"),
                          numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32) * 0.1, prefix + "B")]
-        top, bottom = _same_pads(h_in, h_out, k_h, s_h)
-        left, right = _same_pads(w_in, w_out, k_w, s_w)
+        top, bottom = same_padding(h_in, h_out, k_h, s_h)
+        left, right = same_padding(w_in, w_out, k_w, s_w)
         nodes.append(helper.make_node("Conv", [sources[0], prefix + "W", prefix + "B"], [z], kernel_shape=[k_h, k_w],
                                       strides=[s_h, s_w], pads=[top, left, bottom, right], group=groups))
         nodes += _activation_nodes(helper, shape.activation, z, target)
@@ -78,8 +75,8 @@ def _kernel_nodes(shape: KernelShape, sources: list[str], target: str, prefix: s
         nodes.append(helper.make_node("Gemm", [source, prefix + "W", prefix + "B"], [z], transB=1))
         nodes += _activation_nodes(helper, shape.activation, z, target)
     elif shape.kind in ("pool", "avg_pool"):
-        top, bottom = _same_pads(h_in, h_out, k_h, s_h)
-        left, right = _same_pads(w_in, w_out, k_w, s_w)
+        top, bottom = same_padding(h_in, h_out, k_h, s_h)
+        left, right = same_padding(w_in, w_out, k_w, s_w)
         # an average pool counts the zero padding in, as torch.onnx writes PyTorch's (count_include_pad)
         extra = {"count_include_pad": 1} if shape.kind == "avg_pool" else {}
         nodes.append(helper.make_node("MaxPool" if shape.kind == "pool" else "AveragePool", sources[:1], [target],

@@ -131,6 +131,13 @@ class KernelShape:
                    activation=canonical_activation(kernel.activation))
 
 
+def same_padding(size_in: int, size_out: int, kernel: int, stride: int) -> tuple[int, int]:
+    """The zero padding (before, after) along one axis that gives a window of ``kernel`` at ``stride`` ``size_out``
+    outputs from ``size_in`` (TensorFlow's SAME when ``size_out`` is ceil(size_in / stride)): the odd one after."""
+    total = max(0, (size_out - 1) * stride + kernel - size_in)
+    return total // 2, total - total // 2
+
+
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """(1, C, H, W) → (C, H, W); (1, F) → (F, 1, 1); (1, T, F) → (F, T, 1)."""
     dims = tuple(int(size) for size in shape[1:])

@@ -18,8 +18,7 @@ import warnings
 import torch
 from torch import nn
 
-from .kernel_onnx import _same_pads
-from .kernel_shape import KernelShape
+from .kernel_shape import KernelShape, same_padding
 
 PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "avg_pool", "global_pool", "mean",
                     "add", "mul", "concat", "pad", "max_pad", "activation")
@@ -46,7 +45,7 @@ class _Kernel(nn.Module):
         (k_h, k_w), (s_h, s_w) = shape.kernel, shape.stride
         # symmetric padding, as PyTorch layers are written (an odd 'same' total rounds up, which gives
         # the same output size for an odd kernel): litert-torch folds it into the op
-        padding = (-(-sum(_same_pads(h_in, h_out, k_h, s_h)) // 2), -(-sum(_same_pads(w_in, w_out, k_w, s_w)) // 2))
+        padding = (-(-sum(same_padding(h_in, h_out, k_h, s_h)) // 2), -(-sum(same_padding(w_in, w_out, k_w, s_w)) // 2))
         unfused = ("pool", "avg_pool", "global_pool", "mean", "concat", "pad", "max_pad")  # without a fused activation
         self.act = _activation(shape.activation if shape.kind not in unfused else None)
         if shape.kind in ("conv", "depthwise", "pointwise"):

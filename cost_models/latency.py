@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .boosted_trees import BoostedTrees
-from .kernel_shape import CHANNELWISE_KINDS, WEIGHTED_KINDS, KernelShape
+from .kernel_shape import CHANNELWISE_KINDS, WEIGHTED_KINDS, KernelShape, same_padding
 from .target import Target
 
 
@@ -475,8 +475,8 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True) -> np.
 
 def _pads(shape: KernelShape) -> bool:
     """Whether a windowed kernel's output needs its input padded ('same' padding: the windows reach past it)."""
-    return any((out - 1) * stride + kernel > size for out, stride, kernel, size in
-               zip(shape.output[1:], shape.stride, shape.kernel, shape.input[1:]))
+    return any(sum(same_padding(size, out, kernel, stride)) for size, out, kernel, stride in
+               zip(shape.input[1:], shape.output[1:], shape.kernel, shape.stride))
 
 
 def _neighbourhood(shape: KernelShape, features: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kernel_shape import WEIGHTED_KINDS
+from .kernel_shape import WEIGHTED_KINDS, same_padding
 from .kernels import Kernel
 
 CONVOLUTION_KINDS = ("conv", "depthwise", "pointwise")
@@ -62,7 +62,7 @@ def _align(size: int) -> int:
 
 def _same_padding_total(size: int, kernel_size: int, stride: int) -> int:
     """Zero padding TFLite's SAME adds along one axis (it puts the odd one after)."""
-    return max((-(-size // stride) - 1) * stride + kernel_size - size, 0)
+    return sum(same_padding(size, -(-size // stride), kernel_size, stride))
 
 
 def converter_padding(kernel: Kernel) -> tuple[int, int] | None:
