@@ -165,6 +165,20 @@ def export_file(folder: str, runtime: str, seed: int, index: int, description: s
     return Path(folder) / f"{runtime}-seed{seed}-{index:03d}-{digest}.{extension}"
 
 
+def reproducing_command(argv: list[str]) -> str:
+    """The command that gives a run's figures again: its arguments without ``--exports DIR`` and ``--out FILE``,
+    which say where files go on the machine that ran it, not what was measured."""
+    kept, skip = [], False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument in ("--exports", "--out"):
+            skip = True
+        elif not argument.startswith(("--exports=", "--out=")):
+            kept.append(argument)
+    return " ".join(["python bench/cost_model_accuracy.py", *kept])
+
+
 def held_out_set(count: int, seed: int, families: tuple[str, ...] = FAMILIES
                  ) -> list[tuple[str, str, torch.nn.Module, tuple[int, ...]]]:
     """``count`` networks, ``families`` in turn: (family, description, model in eval mode, input shape)."""
@@ -521,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         "noise_floor": noise,
         "speed_vs_profile": speed,
         "runtime": args.runtime, "not_exported": skipped,
-        "command": "python bench/cost_model_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": reproducing_command(argv if argv is not None else sys.argv[1:]),
     }
     print(f"{'family':16s} {'n':>3s} {'±10 %':>6s} {'±5 %':>6s} {'median signed [95 % interval]':>32s}")
     for name, figure in {**per_family, **per_size, "all": summary}.items():

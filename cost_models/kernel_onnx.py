@@ -19,8 +19,6 @@ PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool",
                     "add", "mul", "concat", "pad", "activation")
 
 
-
-
 def _activation_nodes(helper, activation: str | None, source: str, target: str) -> list:
     if activation is None:
         return [helper.make_node("Identity", [source], [target])]
@@ -84,12 +82,9 @@ def _kernel_nodes(shape: KernelShape, sources: list[str], target: str, prefix: s
                                       **extra))
     elif shape.kind == "global_pool":
         nodes.append(helper.make_node("GlobalAveragePool", sources[:1], [target]))
-    elif shape.kind == "mean":  # what torch.onnx writes for x.mean((2, 3), keepdim=True)
-        if OPSET >= 18:  # the axes are an input from opset 18 on
-            initializers.append(numpy_helper.from_array(np.array([2, 3], np.int64), prefix + "axes"))
-            nodes.append(helper.make_node("ReduceMean", [sources[0], prefix + "axes"], [target], keepdims=1))
-        else:
-            nodes.append(helper.make_node("ReduceMean", sources[:1], [target], axes=[2, 3], keepdims=1))
+    elif shape.kind == "mean":  # what torch.onnx writes for x.mean((2, 3), keepdim=True): the axes an input
+        initializers.append(numpy_helper.from_array(np.array([2, 3], np.int64), prefix + "axes"))
+        nodes.append(helper.make_node("ReduceMean", [sources[0], prefix + "axes"], [target], keepdims=1))
     elif shape.kind in ("add", "mul"):
         nodes.append(helper.make_node("Add" if shape.kind == "add" else "Mul", sources[:2], [z]))
         nodes += _activation_nodes(helper, shape.activation, z, target)

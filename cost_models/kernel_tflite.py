@@ -62,7 +62,9 @@ class _Kernel(nn.Module):
         else:
             self.op = nn.Identity()
         self.twice = shape.kind == "concat" and c_out == 2 * c_in  # two tensors of one layout, as in a network
-        self.sizes = (shape.input, shape.output)
+        # a max pool's padding, as PyTorch pads it: the same before and after (the odd one after), -inf
+        rows, columns = h_out - h_in, w_out - w_in
+        self.max_pad = (columns // 2, columns - columns // 2, rows // 2, rows - rows // 2)
         if shape.kind == "add":
             self.register_buffer("other", torch.randn(1, c_in, h_in, w_in, generator=generator))
         elif shape.kind == "mul":  # one value per channel, broadcast: a squeeze-and-excitation gate
@@ -85,10 +87,8 @@ class _Kernel(nn.Module):
             return torch.cat([x, x if self.twice else self.other], dim=1)
         if self.kind == "pad":
             return nn.functional.pad(x, (0, 1, 0, 1))
-        if self.kind == "max_pad":  # a max pool's padding, as PyTorch pads it: the same before and after, -inf
-            (_, h_in, w_in), (_, h_out, w_out) = self.sizes
-            top, left = (h_out - h_in) // 2, (w_out - w_in) // 2
-            return nn.functional.pad(x, (left, w_out - w_in - left, top, h_out - h_in - top), value=float("-inf"))
+        if self.kind == "max_pad":
+            return nn.functional.pad(x, self.max_pad, value=float("-inf"))
         if self.kind == "activation":
             return self.act(x)
         return self.act(self.op(x))

@@ -350,3 +350,13 @@ def test_a_litert_grid_times_the_padding_litert_torch_writes_before_a_max_pool()
     assert {s.output[1] - s.input[1] for s in litert} == {2, 4}  # one pixel a side (3×3 windows) or two (5×5)
     assert max(s.input[0] for s in litert) >= 256 and min(s.input[0] for s in litert) <= 8
     assert any(s.kind == "max_pad" for s in profiler.profile_grid(quick=True, runtime="litert"))
+
+
+def test_a_benchmark_result_names_the_command_that_reproduces_it_without_this_machines_paths(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    from cost_model_accuracy import reproducing_command
+
+    argv = ["--seed", "2027", "--exports", "/tmp/exports", "--out=/tmp/out.json", "--families", "pooled"]
+    assert reproducing_command(argv) == "python bench/cost_model_accuracy.py --seed 2027 --families pooled"
