@@ -3,7 +3,8 @@ the earlier model got wrong: pooling strides, the profiler's per-node time, matr
 plain depthwise layers between distant table entries, blocked convs on few input channels, the
 per-node offset of layout changes; and (2026-12-05) the cost of a fused activation, the
 squeeze-and-excitation gate's mul, an add folded into a plain conv, the roofline floor at DRAM's
-bandwidth, an add's ReLU node, and plain depthwise layers below the table's smallest count."""
+bandwidth, an add's ReLU node, and plain depthwise layers below the table's smallest count; and (2026-12-07) the GEMM
+tile a channel-last table's convs step with."""
 import tempfile
 from pathlib import Path
 
@@ -621,3 +622,46 @@ def test_a_zero_pad_before_a_pooling_is_folded_only_where_the_runtime_folds_it(p
     profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
     results, _, _ = LatencyModel(target(profile)).model(shapes, [[-1], [0], [1]])
     assert results[1].method == "table"
+
+
+def _tiled_pointwise_table(runtime: str, count: int = 60) -> list[dict]:
+    """Pointwise convs whose time steps with tiles of 7 positions × 16 output channels, as XNNPACK's float GEMM on an
+    x86 host with AVX-512 runs them (0.13 us a 7×16 tile of 64 inputs, 2026-12-07)."""
+    rng = np.random.default_rng(0)
+    entries = []
+    for _ in range(count):
+        c_in, c_out = int(rng.integers(8, 200)), int(rng.integers(4, 200))
+        h, w = int(rng.integers(1, 13)), int(rng.integers(2, 13))
+        shape = KernelShape.same("pointwise", c_in, c_out, (h, w), 1, 1, None)
+        entries.append({**shape.to_dict(), "layout": "plain", "latency_ms": _tiled_ms(shape)})
+    profile = table_profile(entries)
+    profile["runtime"]["name"] = runtime
+    profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
+    profile["memory_bandwidth_bytes_per_s"]["value"] = profile["peak_macs_per_s"]["value"] = 1e12  # no roofline here
+    return profile
+
+
+def _tiled_ms(shape: KernelShape) -> float:
+    tiles = -(-shape.output[1] * shape.output[2] // 7) * -(-shape.output[0] // 16)
+    return 2e-5 + 1.8e-8 * tiles * 7 * 16 * shape.input[0]
+
+
+def test_a_channel_last_tables_convs_step_with_the_gemm_tile_its_entries_show():
+    # a 64->64 pointwise conv through litert took 0.55 us for 2-7 positions and 1.06 for 8-14; with positions padded
+    # to 16 (onnxruntime's plain GEMM) its convs cross-validated 94.6 % within 10 % and its pointwise convs 87.5 %, with
+    # the tile's terms 96.8 and 91.2 % (x86 host, 2026-12-07)
+    from cost_models.latency import gemm_tile
+
+    profile = _tiled_pointwise_table("litert")
+    model = LatencyModel(target(profile))
+    assert model._fits[("pointwise", "plain")].tile == (7, 16)
+    for w in (3, 7, 8, 14, 15):
+        shape = KernelShape.same("pointwise", 64, 64, (1, w), 1, 1, None)
+        assert model.kernel(shape).latency_ms == pytest.approx(_tiled_ms(shape), rel=0.03)
+    seven, eight = (model.kernel(KernelShape.same("pointwise", 64, 64, (1, w), 1, 1, None)).latency_ms for w in (7, 8))
+    assert eight > 1.5 * seven  # one more row of tiles
+    shapes = [KernelShape.from_dict(entry) for entry in profile["latency"]["entries"]]
+    assert gemm_tile(shapes[:19], [entry["latency_ms"] for entry in profile["latency"]["entries"][:19]]) is None
+    # an onnxruntime table (channel-first, its GEMM's panels in ``_features``) keeps its terms
+    profile["runtime"]["name"] = "onnxruntime"
+    assert LatencyModel(target(profile))._fits[("pointwise", "plain")].tile is None
