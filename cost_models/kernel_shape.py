@@ -13,16 +13,19 @@ from .kernels import Kernel
 
 WEIGHTED_KINDS = ("conv", "depthwise", "pointwise", "fully_connected")
 # kinds whose output channels are their input channels (a channel count added upstream flows through)
-CHANNELWISE_KINDS = ("depthwise", "pool", "avg_pool", "global_pool", "mean", "add", "mul", "pad", "max_pad",
-                     "activation")
+CHANNELWISE_KINDS = ("depthwise", "pool", "avg_pool", "global_pool", "mean", "mean_nhwc", "add", "mul", "pad",
+                     "max_pad", "activation")
 # pool: a max pool (ONNX MaxPool, TFLite MAX_POOL_2D); avg_pool: an average pool (AveragePool, AVERAGE_POOL_2D), which
 # onnxruntime runs 5-8x slower than a max pool in its plain layout (24 channels at 48×48, x86 host, 2026-12-07).
 # max_pad: the -inf padding litert-torch writes before a max pool whose padding TFLite's SAME cannot express (a PADV2),
 # which a litert table prices beside the pool (``LatencyModel.model``); onnxruntime folds it into its MaxPool.
 # global_pool: a global average pool (nn.AdaptiveAvgPool2d(1), ONNX GlobalAveragePool); mean: the mean over the map
-# written as ``x.mean((2, 3))`` (ONNX ReduceMean), which onnxruntime runs 1.3-3x faster on maps of 1 K elements up
-KINDS = WEIGHTED_KINDS + ("pool", "avg_pool", "global_pool", "mean", "add", "mul", "concat", "pad", "max_pad",
-                          "activation", "unknown")
+# written as ``x.mean((2, 3))`` (ONNX ReduceMean), which onnxruntime runs 1.3-3x faster on maps of 1 K elements up.
+# mean_nhwc: a mean over the map whose result is read as a map (a squeeze-and-excitation gate's squeeze), which
+# litert-torch writes as a MEAN on the channel-last tensor; a mean that is flattened (a head's) gets a TRANSPOSE to
+# channel-first before its MEAN, and costs 1-7x as much (``LatencyModel._placed`` tells them apart).
+KINDS = WEIGHTED_KINDS + ("pool", "avg_pool", "global_pool", "mean", "mean_nhwc", "add", "mul", "concat", "pad",
+                          "max_pad", "activation", "unknown")
 
 _ACTIVATION_NAMES = {
     "relu": "relu", "relu_": "relu", "relu6": "relu6", "hardtanh": "relu6", "hardswish": "hardswish",

@@ -5,6 +5,9 @@ litert-torch with channel-last inputs and outputs, as ``edgegrow export`` conver
 the ops, layouts and fused activations a phone's TFLite runs (XNNPACK by default). A conversion
 takes about a second, so the profiler converts each shape once and keeps the file.
 
+A channel-last mean (``mean_nhwc``) is converted as written on a channel-last input: with channel-last inputs added by
+the converter, litert-torch writes a TRANSPOSE to channel-first before the MEAN, as it does for a head's mean.
+
 The module's output may differ from the requested shape by a row where PyTorch's pooling rounds
 otherwise than 'same' padding; ``kernel_tflite`` returns the shape the file really computes, and the
 table records that one.
@@ -21,7 +24,7 @@ from torch import nn
 from .kernel_shape import KernelShape, same_padding
 
 PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "avg_pool", "global_pool", "mean",
-                    "add", "mul", "concat", "pad", "max_pad", "activation")
+                    "mean_nhwc", "add", "mul", "concat", "pad", "max_pad", "activation")
 _ACTIVATIONS = {None: nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
                 "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU,
                 "hardsigmoid": nn.Hardsigmoid, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
@@ -46,7 +49,8 @@ class _Kernel(nn.Module):
         # symmetric padding, as PyTorch layers are written (an odd 'same' total rounds up, which gives
         # the same output size for an odd kernel): litert-torch folds it into the op
         padding = (-(-sum(same_padding(h_in, h_out, k_h, s_h)) // 2), -(-sum(same_padding(w_in, w_out, k_w, s_w)) // 2))
-        unfused = ("pool", "avg_pool", "global_pool", "mean", "concat", "pad", "max_pad")  # without a fused activation
+        # without a fused activation
+        unfused = ("pool", "avg_pool", "global_pool", "mean", "mean_nhwc", "concat", "pad", "max_pad")
         self.act = _activation(shape.activation if shape.kind not in unfused else None)
         if shape.kind in ("conv", "depthwise", "pointwise"):
             groups = c_in if shape.kind == "depthwise" else 1
@@ -77,8 +81,10 @@ class _Kernel(nn.Module):
     def forward(self, x):
         if self.kind == "fully_connected":
             return self.act(self.op(x))
-        if self.kind in ("global_pool", "mean"):  # litert-torch writes both as MEAN
+        if self.kind in ("global_pool", "mean"):  # litert-torch writes both as TRANSPOSE (to channel-first) and MEAN
             return x.mean((2, 3))
+        if self.kind == "mean_nhwc":  # x is channel-last already (``_example``): a MEAN on it, no TRANSPOSE
+            return x.mean((1, 2), keepdim=True)
         if self.kind == "add":
             return self.act(x + self.other)
         if self.kind == "mul":
@@ -119,10 +125,13 @@ class _Chain(nn.Module):
 def _example(shape: KernelShape) -> torch.Tensor:
     if shape.kind == "fully_connected":
         return torch.randn(1, shape.input[0] * shape.input[1] * shape.input[2])
+    if shape.kind == "mean_nhwc":  # channel-last as written: converted without channel-last inputs added
+        c, h, w = shape.input
+        return torch.randn(1, h, w, c)
     return torch.randn(1, *shape.input)
 
 
-def _convert(module: nn.Module, example: torch.Tensor) -> bytes:
+def _convert(module: nn.Module, example: torch.Tensor, channel_last_io: bool = True) -> bytes:
     try:
         import litert_torch
     except ImportError:
@@ -131,7 +140,7 @@ def _convert(module: nn.Module, example: torch.Tensor) -> bytes:
     module = module.eval()
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        if example.dim() == 4:
+        if example.dim() == 4 and channel_last_io:
             outputs = [0] if module(example).dim() == 4 else None
             module = litert_torch.to_channel_last_io(module, args=[0], outputs=outputs).eval()
             example = example.permute(0, 2, 3, 1).contiguous()
@@ -155,6 +164,8 @@ def computed_shape(shape: KernelShape) -> KernelShape:
     except RuntimeError as error:
         raise ValueError(f"no single-kernel module for {shape}: {str(error).splitlines()[0]}") from None
     output = tuple(out.shape[1:]) if out.dim() == 4 else (out.shape[1], 1, 1)  # a mean or a linear layer: (C, 1, 1)
+    if shape.kind == "mean_nhwc":
+        output = (shape.input[0], 1, 1)
     return KernelShape(shape.kind, shape.input, output, shape.kernel, shape.stride, shape.activation)
 
 
@@ -165,7 +176,7 @@ def kernel_tflite(shape: KernelShape, seed: int = 0) -> bytes:
     Raises:
         ValueError: the kind or activation has no single-kernel model, or litert-torch is missing.
     """
-    return _convert(_module(shape, seed), _example(shape))
+    return _convert(_module(shape, seed), _example(shape), channel_last_io=shape.kind != "mean_nhwc")
 
 
 def chain_tflite(shapes: list[KernelShape], inputs: list[list[int]], seed: int = 0) -> bytes:

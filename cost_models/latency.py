@@ -304,8 +304,10 @@ class LatencyModel:
     def _placed(self, shapes: list[KernelShape], inputs: list[list[int]],
                 pool_paddings: list[tuple[int, int] | None] | None = None) -> tuple[list[KernelLatency], list[str]]:
         """Each kernel's latency and layout, with the pads a runtime folds into the layer that reads them
-        (``_pad_folded``) and the adds onnxruntime folds into a conv."""
-        results = [self.kernel(shape) for shape in shapes]
+        (``_pad_folded``) and the adds onnxruntime folds into a conv; a mean read as a map is priced as the channel-last
+        MEAN it is (``_read_as_map``)."""
+        results = [self.kernel(replace(shape, kind="mean_nhwc") if self._read_as_map(shapes, inputs, index) else shape)
+                   for index, shape in enumerate(shapes)]
         layouts = [r.layout for r in results]
         nchwc = self.target.layout_rule == "onnxruntime-nchwc"
         for index in range(len(shapes)):
@@ -335,6 +337,18 @@ class LatencyModel:
                 # and into a plain conv whose output only the add reads (its FusedConv sums the other input)
                 results[index] = KernelLatency(shape.output_elements * per_element, "fused", 0.0, "plain")
         return results, layouts
+
+    def _read_as_map(self, shapes: list[KernelShape], inputs: list[list[int]], index: int) -> bool:
+        """Whether kernel ``index`` is a mean over the map that only kernels working on maps read (a
+        squeeze-and-excitation gate's 1×1 conv or multiply), in a table with ``mean_nhwc`` entries (litert's).
+        litert-torch writes such a mean as a MEAN on the channel-last tensor, and a mean that is flattened (a head's,
+        read by a linear layer) or is the output as a TRANSPOSE to channel-first and a MEAN, which the table's
+        ``mean`` entries time; the gate's took 15-65 % of that at 16-120 channels on 8×8 to 32×32 maps (x86 host,
+        2026-12-07)."""
+        if shapes[index].kind not in ("mean", "global_pool") or "mean_nhwc" not in self._table_kinds:
+            return False
+        readers = [shapes[j].kind for j, sources in enumerate(inputs) if index in sources]
+        return bool(readers) and all(kind not in ("fully_connected", "unknown") for kind in readers)
 
     def _max_pad(self, shape: KernelShape, padding: tuple[int, int] | None) -> KernelShape | None:
         """The ``max_pad`` a table with such entries (litert's) prices before max pool ``shape`` of that padding."""

@@ -665,3 +665,45 @@ def test_a_channel_last_tables_convs_step_with_the_gemm_tile_its_entries_show():
     # an onnxruntime table (channel-first, its GEMM's panels in ``_features``) keeps its terms
     profile["runtime"]["name"] = "onnxruntime"
     assert LatencyModel(target(profile))._fits[("pointwise", "plain")].tile is None
+
+
+class _Gated(nn.Module):
+    """A squeeze-and-excitation block and a head: the gate's mean is read by a 1×1 conv, the head's is flattened."""
+
+    def __init__(self, c: int = 24):
+        super().__init__()
+        self.conv, self.squeeze, self.excite = nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(c, 8, 1), nn.Conv2d(8, c, 1)
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        x = x * torch.sigmoid(self.excite(torch.relu(self.squeeze(x.mean((2, 3), keepdim=True)))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_mean_read_as_a_map_is_priced_as_the_channel_last_mean_litert_runs_and_a_heads_as_the_tables_mean():
+    # litert-torch writes a gate's mean as a MEAN on the channel-last map and a head's as a TRANSPOSE to channel-first
+    # and a MEAN; the gate's took 15-65 % of the head's at 16-120 channels (x86 host, 2026-12-07), and squeeze-and-
+    # excitation networks priced with the head's were +4 to +5 % over
+    from cost_models import estimate
+
+    def mean(kind, c, ms_per_channel):
+        return {**KernelShape(kind, (c, 16, 16), (c, 1, 1)).to_dict(), "layout": "plain",
+                "latency_ms": ms_per_channel * c}
+
+    entries = [mean("mean", c, 1e-5) for c in (8, 24, 40)]
+    profile = table_profile(entries)
+    profile["runtime"]["name"] = "litert"
+    profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
+    example = torch.randn(1, 3, 16, 16)
+
+    def means(report):
+        return [row.latency_ms for row in report.kernels if row.kind == "mean"]
+
+    assert means(estimate(_Gated().eval(), example, target(profile))) == pytest.approx([2.4e-4, 2.4e-4])
+    profile["latency"]["entries"] = entries + [mean("mean_nhwc", c, 2e-6) for c in (8, 24, 40)]
+    gate, head = means(estimate(_Gated().eval(), example, target(profile)))
+    assert gate == pytest.approx(4.8e-5) and head == pytest.approx(2.4e-4)
+    profile["runtime"]["name"] = "onnxruntime"  # a table without such entries: both as the table's mean, as before
+    profile["latency"]["entries"] = entries
+    assert means(estimate(_Gated().eval(), example, target(profile))) == pytest.approx([2.4e-4, 2.4e-4])

@@ -352,6 +352,17 @@ def test_a_litert_grid_times_the_padding_litert_torch_writes_before_a_max_pool()
     assert any(s.kind == "max_pad" for s in profiler.profile_grid(quick=True, runtime="litert"))
 
 
+def test_a_litert_grid_times_the_channel_last_means_of_gates():
+    """A squeeze-and-excitation gate's mean runs as a MEAN on the channel-last map through litert, a head's as a
+    TRANSPOSE and a MEAN (the grid's ``mean``); onnxruntime runs both as one ReduceMean, so only a litert grid times
+    the first."""
+    litert = [s for s in profiler.profile_grid(runtime="litert") if s.kind == "mean_nhwc"]
+    assert len(litert) >= 35 and not any(s.kind == "mean_nhwc" for s in profiler.profile_grid())
+    assert all(s.output == (s.input[0], 1, 1) for s in litert)
+    assert max(s.input[0] for s in litert) >= 256 and max(s.input[1] * s.input[2] for s in litert) >= 48 * 48
+    assert any(s.kind == "mean_nhwc" for s in profiler.profile_grid(quick=True, runtime="litert"))
+
+
 def test_a_benchmark_result_names_the_command_that_reproduces_it_without_this_machines_paths(monkeypatch):
     from pathlib import Path
 

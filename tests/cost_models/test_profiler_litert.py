@@ -145,3 +145,37 @@ def test_a_max_pool_whose_padding_same_cannot_express_is_priced_with_the_padv2_b
     profile["latency"]["entries"] = entries[:2]
     report = estimate_kernels(kernels, shapes, profiles.target(profile), (1, 3, size, size), 0)
     assert report.kernels[1].latency_ms == pytest.approx(0.01)
+
+
+def test_a_channel_last_mean_file_is_one_mean_on_the_channel_last_map_as_a_gates_mean_exports():
+    """litert-torch writes a squeeze-and-excitation gate's mean as a MEAN on the channel-last map and a head's as a
+    TRANSPOSE to channel-first and a MEAN, which the table's ``mean`` entries time; ``mean_nhwc`` times the first."""
+    from edgegrow.export.tflite_format import export_tflite_float
+
+    class Gated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.squeeze, self.head = torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.Conv2d(16, 16, 1), \
+                torch.nn.Linear(16, 4)
+
+        def forward(self, x):
+            x = self.conv(x)
+            x = x * torch.sigmoid(self.squeeze(x.mean((2, 3), keepdim=True)))
+            return self.head(x.mean((2, 3)))
+
+    builtin = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    network = litert.Interpreter(model_content=export_tflite_float(Gated().eval(), torch.randn(1, 3, 8, 8)),
+                                 experimental_op_resolver_type=builtin)
+    ops = [detail["op_name"] for detail in network._get_ops_details()]
+    first, second = [index for index, op in enumerate(ops) if op == "MEAN"]
+    assert ops[first - 1] == "CONV_2D" and ops[second - 1] == "TRANSPOSE"
+    shape = KernelShape("mean_nhwc", (16, 8, 8), (16, 1, 1))
+    assert computed_shape(shape) == shape
+    interpreter = litert.Interpreter(model_content=kernel_tflite(shape), experimental_op_resolver_type=builtin)
+    interpreter.allocate_tensors()
+    assert [detail["op_name"] for detail in interpreter._get_ops_details()] == ["MEAN"]
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    x = np.random.default_rng(0).standard_normal((1, 8, 8, 16)).astype(np.float32)  # channel-last
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    assert np.allclose(interpreter.get_tensor(out["index"]).reshape(16), x.mean(axis=(1, 2)).reshape(16), atol=1e-5)
