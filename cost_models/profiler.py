@@ -297,8 +297,8 @@ def activation_sweep(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 
 def profile_grid(quick: bool = False, runtime: str = "onnxruntime") -> list[KernelShape]:
     """Every kernel a profile measures: the grid (``kernel_grid``) and the activation sweep, and for litert the
-    paddings litert-torch writes before max pools (``max_pad_grid``) and the channel-last means of squeeze-and-excitation
-    gates (``mean_nhwc_grid``)."""
+    paddings litert-torch writes before max pools (``max_pad_grid``) and the channel-last means of
+    squeeze-and-excitation gates (``mean_nhwc_grid``)."""
     extra = max_pad_grid(quick) + mean_nhwc_grid(quick) if runtime == "litert" else []
     return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick) + extra))
 
