@@ -614,7 +614,8 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
 
 
 def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int,
-              split_halves: list[float | None] | None = None, per_node_ms: float | None = None) -> dict:
+              split_halves: list[float | None] | None = None, per_node_ms: float | None = None,
+              node_slope_ms: float | None = None) -> dict:
     """Add ``latency.calibration`` to a measured profile: the scale and per-node offset that turn
     summed table latencies of the random networks ``chains`` into their measured latencies
     (``split_halves``: the measurement protocol's noise floor of each, recorded in the source). The
@@ -624,7 +625,10 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
     ``per_node_ms``: the runtime's per-node overhead measured directly (``node_chain_model``s); then
     only the scale is fitted. A table of wall-clock kernel times (``without_profiler``) holds each
     kernel's work but not the cost of running one more node, which whole networks pay per node and
-    which the large chains cannot pin down (it is well under 1 % of them)."""
+    which the large chains cannot pin down (it is well under 1 % of them).
+
+    ``node_slope_ms``: that slope, measured but not used (``per_node_ms`` None: the offset is fitted with the scale), is
+    recorded in the source."""
     from .calibration import fit_calibration
     from .kernel_onnx import NODE_CHAIN_LENGTHS
     from .latency import LatencyModel
@@ -644,6 +648,10 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
     node_words = ("" if per_node_ms is None else
                   f"; the per-node offset is the slope of {len(NODE_CHAIN_LENGTHS)} chains of 1–40 tiny nodes "
                   "timed in the same rounds, and only the scale is fitted")
+    if per_node_ms is None and node_slope_ms is not None:
+        node_words = (f"; the per-node offset is fitted with the scale, and the slope of {len(NODE_CHAIN_LENGTHS)} "
+                      f"chains of 1–40 tiny nodes timed in the same rounds ({node_slope_ms * 1e3:.4f} us a node) is "
+                      "not used")
     profile["latency"]["calibration"] = {
         "scale": scale, "per_kernel_ms": per_kernel_ms, "counted_over": "nodes",
         "measured_ms": [round(ms, 6) for ms in measured_ms],

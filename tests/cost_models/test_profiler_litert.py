@@ -55,6 +55,9 @@ def test_a_litert_profile_is_written_read_and_rebuilt_without_converting_again(t
     target = load_target(str(out))
     assert target.runtime == "litert" and len(target.entries) == len(shapes)
     assert profile["latency"]["calibration"]["counted_over"] == "nodes"
+    # the offset is fitted on the networks with the scale: the node chains' slope moved 0.028 -> 0.064 us a node in an
+    # hour while networks did not (2026-12-07); it is recorded, not used
+    assert "us a node) is not used" in profile["latency"]["calibration"]["source"]
     assert all(entry.latency_ms > 0 for entry in target.entries)
     assert LatencyModel(target).kernel(shapes[1]).method == "table"
     node_chains = len(profiler_litert.NODE_CHAIN_LENGTHS)
