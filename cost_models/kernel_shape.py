@@ -21,9 +21,11 @@ CHANNELWISE_KINDS = ("depthwise", "pool", "avg_pool", "global_pool", "mean", "me
 # which a litert table prices beside the pool (``LatencyModel.model``); onnxruntime folds it into its MaxPool.
 # global_pool: a global average pool (nn.AdaptiveAvgPool2d(1), ONNX GlobalAveragePool); mean: the mean over the map
 # written as ``x.mean((2, 3))`` (ONNX ReduceMean), which onnxruntime runs 1.3-3x faster on maps of 1 K elements up.
-# mean_nhwc: a mean over the map whose result is read as a map (a squeeze-and-excitation gate's squeeze), which
-# litert-torch writes as a MEAN on the channel-last tensor; a mean that is flattened (a head's) gets a TRANSPOSE to
-# channel-first before its MEAN, and costs 1-7x as much (``LatencyModel._placed`` tells them apart).
+# mean_nhwc: a mean over the map that keeps the map's rank (``x.mean((2, 3), keepdim=True)``, a squeeze-and-excitation
+# gate's squeeze; ``nn.AdaptiveAvgPool2d(1)``, a zoo head's), which litert-torch writes as a MEAN on the channel-last
+# tensor; a mean that drops it (``x.mean((2, 3))``) gets a TRANSPOSE to channel-first before its MEAN, which a litert
+# table's ``mean`` entries time, 1-7x the first (``from_kernel`` tells them apart; onnxruntime runs both as one
+# ReduceMean, and a table without ``mean_nhwc`` entries prices one as a ``mean``).
 KINDS = WEIGHTED_KINDS + ("pool", "avg_pool", "global_pool", "mean", "mean_nhwc", "add", "mul", "concat", "pad",
                           "max_pad", "activation", "unknown")
 
@@ -125,11 +127,12 @@ class KernelShape:
     @classmethod
     def from_kernel(cls, kernel: Kernel) -> KernelShape:
         """The shape of a kernel from ``fused_kernels``; a mul's input is its larger operand (``gate * x``
-        is ``x * gate``)."""
+        is ``x * gate``); a mean whose result keeps the map's rank is a ``mean_nhwc``."""
         inputs = list(kernel.input_shapes) or [kernel.output_shape]
         if kernel.kind == "mul":
             inputs.sort(key=math.prod, reverse=True)
-        return cls(kind=kernel.kind, input=_chw(inputs[0]),
+        kind = "mean_nhwc" if kernel.kind == "mean" and len(kernel.output_shape) == 4 else kernel.kind
+        return cls(kind=kind, input=_chw(inputs[0]),
                    output=_chw(kernel.output_shape), kernel=tuple(kernel.kernel_size), stride=tuple(kernel.stride),
                    activation=canonical_activation(kernel.activation))
 

@@ -55,8 +55,9 @@ class KernelLatency:
 
 # kinds a table measured before they were told apart prices as the kind they were measured as: a ``mean``
 # (ReduceMean) as a ``global_pool`` (profiles before 2026-12-06 night), an ``avg_pool`` as a max ``pool`` (before
-# 2026-12-07), as every estimate did until then
-STAND_INS = {"mean": "global_pool", "avg_pool": "pool"}
+# 2026-12-07), a ``mean_nhwc`` as a ``mean`` (every onnxruntime table, and litert tables before 2026-12-07 midday), as
+# every estimate did until then; followed until a kind the table has
+STAND_INS = {"mean": "global_pool", "avg_pool": "pool", "mean_nhwc": "mean"}
 
 
 def layout_change_terms(tensor: tuple[int, int, int], block: int, bytes_per_element: int,
@@ -154,7 +155,9 @@ class LatencyModel:
         return 1e3 * max(shape.macs / self.target.peak_macs_per_s.value, bytes_moved / self._bandwidth)
 
     def kernel(self, shape: KernelShape) -> KernelLatency:
-        stand_in = STAND_INS.get(shape.kind)
+        stand_in = shape.kind
+        while stand_in not in self._table_kinds and stand_in in STAND_INS:
+            stand_in = STAND_INS[stand_in]
         if stand_in in self._table_kinds and shape.kind not in self._table_kinds:
             shape = replace(shape, kind=stand_in)
         roofline = self.roofline_ms(shape)
@@ -304,10 +307,8 @@ class LatencyModel:
     def _placed(self, shapes: list[KernelShape], inputs: list[list[int]],
                 pool_paddings: list[tuple[int, int] | None] | None = None) -> tuple[list[KernelLatency], list[str]]:
         """Each kernel's latency and layout, with the pads a runtime folds into the layer that reads them
-        (``_pad_folded``) and the adds onnxruntime folds into a conv; a mean read as a map is priced as the channel-last
-        MEAN it is (``_read_as_map``)."""
-        results = [self.kernel(replace(shape, kind="mean_nhwc") if self._read_as_map(shapes, inputs, index) else shape)
-                   for index, shape in enumerate(shapes)]
+        (``_pad_folded``) and the adds onnxruntime folds into a conv."""
+        results = [self.kernel(shape) for shape in shapes]
         layouts = [r.layout for r in results]
         nchwc = self.target.layout_rule == "onnxruntime-nchwc"
         for index in range(len(shapes)):
@@ -337,18 +338,6 @@ class LatencyModel:
                 # and into a plain conv whose output only the add reads (its FusedConv sums the other input)
                 results[index] = KernelLatency(shape.output_elements * per_element, "fused", 0.0, "plain")
         return results, layouts
-
-    def _read_as_map(self, shapes: list[KernelShape], inputs: list[list[int]], index: int) -> bool:
-        """Whether kernel ``index`` is a mean over the map that only kernels working on maps read (a
-        squeeze-and-excitation gate's 1×1 conv or multiply), in a table with ``mean_nhwc`` entries (litert's).
-        litert-torch writes such a mean as a MEAN on the channel-last tensor, and a mean that is flattened (a head's,
-        read by a linear layer) or is the output as a TRANSPOSE to channel-first and a MEAN, which the table's
-        ``mean`` entries time; the gate's took 15-65 % of that at 16-120 channels on 8×8 to 32×32 maps (x86 host,
-        2026-12-07)."""
-        if shapes[index].kind not in ("mean", "global_pool") or "mean_nhwc" not in self._table_kinds:
-            return False
-        readers = [shapes[j].kind for j, sources in enumerate(inputs) if index in sources]
-        return bool(readers) and all(kind not in ("fully_connected", "unknown") for kind in readers)
 
     def _max_pad(self, shape: KernelShape, padding: tuple[int, int] | None) -> KernelShape | None:
         """The ``max_pad`` a table with such entries (litert's) prices before max pool ``shape`` of that padding."""
@@ -430,6 +419,7 @@ def _line_keys(shape: KernelShape) -> list[tuple[str, tuple]]:
 GEMM_TILE_ROWS = tuple(range(1, 17))
 GEMM_TILE_COLUMNS = (1, 2, 4, 8, 16, 32, 64)
 GEMM_TILE_MIN_ENTRIES = 20
+GEMM_TILE_MIN_GAIN = 0.1
 
 
 def gemm_tile(shapes: list[KernelShape], latencies_ms: list[float]) -> tuple[int, int] | None:
@@ -441,9 +431,10 @@ def gemm_tile(shapes: list[KernelShape], latencies_ms: list[float]) -> tuple[int
     XNNPACK's float GEMM on an x86 host with AVX-512 runs tiles of 7 positions × 16 channels: a 64→64 pointwise
     conv took 0.55 us for 2-7 positions, 1.06 for 8-14, 1.57 for 15-21, and at 8×8 1.28 us for 4-16 output
     channels, 2.51 for 18-32, 3.74 for 34-48 (2026-12-07); a phone's ARM build runs other tiles, so they are read
-    from its table. On the host's litert table this picks (7, 16) (log spread of time per tiled MAC 0.136, against
-    0.23 per MAC) for pointwise and 3×3 convs alike, and on 18 of 20 random subsets of 20 pointwise entries (6, 16)
-    or (7, 16)."""
+    from its table. On the host's litert table this picks (7, 16) for pointwise and 3×3 convs alike (log spread of
+    time per tiled MAC 0.136 and 0.133, against 0.32 and 0.42 per MAC), and (6, 16) or (7, 16) on 13-18 of 20 random
+    subsets of 20 usable pointwise entries, by the draw. None too where no tile spreads the times at least 10 % less
+    than MACs do (``GEMM_TILE_MIN_GAIN``): entries that cannot tell tiles apart."""
     usable = [(shape, ms) for shape, ms in zip(shapes, latencies_ms) if ms > 0 and shape.stride == (1, 1)
               and shape.output[1] * shape.output[2] > 1]
     if len(usable) < GEMM_TILE_MIN_ENTRIES:
@@ -457,7 +448,8 @@ def gemm_tile(shapes: list[KernelShape], latencies_ms: list[float]) -> tuple[int
         rows, columns = tile
         tiled = -(-positions // rows) * rows * (-(-channels // columns) * columns) * depth
         return float(np.std(log_ms - np.log(tiled)))
-    return min(((rows, columns) for rows in GEMM_TILE_ROWS for columns in GEMM_TILE_COLUMNS), key=spread)
+    best = min(((rows, columns) for rows in GEMM_TILE_ROWS for columns in GEMM_TILE_COLUMNS), key=spread)
+    return best if spread(best) <= (1 - GEMM_TILE_MIN_GAIN) * spread((1, 1)) else None
 
 
 def _tile_features(shape: KernelShape, tile: tuple[int, int]) -> list[float]:

@@ -54,8 +54,8 @@ class OpTime:
 
 
 # TFLite builtin op → edgegrow kernel kind (None: not a costed kernel). CONV_2D is "conv" or
-# "pointwise", the pooling ops and MEAN "pool", "avg_pool", "global_pool" or "mean": within those families the
-# kernel list decides.
+# "pointwise", the pooling ops and MEAN "pool", "avg_pool", "global_pool", "mean" or "mean_nhwc": within those families
+# the kernel list decides.
 KIND_OF_NODE_TYPE: dict[str, str | None] = {
     "CONV_2D": "conv",
     "DEPTHWISE_CONV_2D": "depthwise",
@@ -83,7 +83,7 @@ KIND_OF_NODE_TYPE: dict[str, str | None] = {
     "SOFTMAX": None,
 }
 
-_FAMILY = {"pointwise": "conv", "avg_pool": "pool", "global_pool": "pool", "mean": "pool"}
+_FAMILY = {"pointwise": "conv", "avg_pool": "pool", "global_pool": "pool", "mean": "pool", "mean_nhwc": "pool"}
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -198,8 +198,8 @@ def entries_from_op_profile(op_times: list[OpTime], shapes: list[KernelShape]) -
     of that model, and the summed average ms of the profiled ops that are no kernel.
 
     Ops that map to a kind (``KIND_OF_NODE_TYPE``) pair with the kernels in order, by family: CONV_2D
-    with conv or pointwise, pooling and MEAN with pool, avg_pool, global_pool or mean; the entry takes the kernel's
-    shape and kind and the op's average ms. A pad kernel with no PAD op next was fused away by the
+    with conv or pointwise, pooling and MEAN with pool, avg_pool, global_pool, mean or mean_nhwc; the entry takes the
+    kernel's shape and kind and the op's average ms. A pad kernel with no PAD op next was fused away by the
     converter and is skipped; a PAD or PADV2 op the converter wrote before a pooling (its padding, which
     TFLite's SAME cannot express) is part of that pooling's entry.
 

@@ -297,8 +297,8 @@ def activation_sweep(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 
 def profile_grid(quick: bool = False, runtime: str = "onnxruntime") -> list[KernelShape]:
     """Every kernel a profile measures: the grid (``kernel_grid``) and the activation sweep, and for litert the
-    paddings litert-torch writes before max pools (``max_pad_grid``) and the channel-last means of
-    squeeze-and-excitation gates (``mean_nhwc_grid``)."""
+    paddings litert-torch writes before max pools (``max_pad_grid``) and the channel-last means of gates and heads
+    (``mean_nhwc_grid``)."""
     extra = max_pad_grid(quick) + mean_nhwc_grid(quick) if runtime == "litert" else []
     return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick) + extra))
 
@@ -321,11 +321,11 @@ def max_pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 
 
 def mean_nhwc_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
-    """Means over the map that litert-torch writes as a MEAN on the channel-last tensor (``mean_nhwc``: a
-    squeeze-and-excitation gate's squeeze, read by its 1×1 conv). The grid's ``mean`` and ``global_pool`` are a head's,
-    flattened, which it writes as a TRANSPOSE to channel-first and a MEAN: the gate's took 15-65 % of that time at 16
-    to 120 channels on maps of 8×8 to 32×32 (x86 host, 2026-12-07), and squeeze-and-excitation networks were priced
-    +4 to +5 % over. Channels and maps as the grid's global pools draw them; 80 draws (8 when quick)."""
+    """Means over the map that keep its rank, which litert-torch writes as a MEAN on the channel-last tensor
+    (``mean_nhwc``: a squeeze-and-excitation gate's squeeze, a head's ``nn.AdaptiveAvgPool2d(1)``). The grid's ``mean``
+    is ``x.mean((2, 3))``, which it writes as a TRANSPOSE to channel-first and a MEAN: the first took 15-65 % of that
+    time at 16 to 120 channels on maps of 8×8 to 32×32 (x86 host, 2026-12-07), and squeeze-and-excitation networks were
+    priced +4 to +5 % over. Channels and maps as the grid's global pools draw them; 80 draws (8 when quick)."""
     rng = random.Random(seed + 3)
     sizes = SPATIAL_QUICK if quick else SPATIAL_FULL
     shapes = []
@@ -627,8 +627,8 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
     kernel's work but not the cost of running one more node, which whole networks pay per node and
     which the large chains cannot pin down (it is well under 1 % of them).
 
-    ``node_slope_ms``: that slope, measured but not used (``per_node_ms`` None: the offset is fitted with the scale), is
-    recorded in the source."""
+    ``node_slope_ms``: that slope, measured but not used (``per_node_ms`` None: the offset is fitted with the scale, and
+    kept at 0 or more), is recorded in the source."""
     from .calibration import fit_calibration
     from .kernel_onnx import NODE_CHAIN_LENGTHS
     from .latency import LatencyModel
@@ -641,23 +641,24 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
         table_ms.append(total - overhead_ms)
         counts.append(uncalibrated.nodes(shapes, inputs))
     scale, per_kernel_ms = fit_calibration(table_ms, counts, measured_ms, overhead_ms, per_node_ms)
-    refused = ""
-    if not 0.25 <= scale <= 4.0:  # a handful of noisy networks can fit anything: keep the table as measured
-        refused = f"; the fit gave a scale of {scale:.3g}, outside [0.25, 4], and was not applied"
-        scale, per_kernel_ms = 1.0, per_node_ms or 0.0
+    chains_words = f"{len(NODE_CHAIN_LENGTHS)} chains of 1–40 tiny nodes timed in the same rounds"
     node_words = ("" if per_node_ms is None else
-                  f"; the per-node offset is the slope of {len(NODE_CHAIN_LENGTHS)} chains of 1–40 tiny nodes "
-                  "timed in the same rounds, and only the scale is fitted")
+                  f"; the per-node offset is the slope of {chains_words}, and only the scale is fitted")
     if per_node_ms is None and node_slope_ms is not None:
-        node_words = (f"; the per-node offset is fitted with the scale, and the slope of {len(NODE_CHAIN_LENGTHS)} "
-                      f"chains of 1–40 tiny nodes timed in the same rounds ({node_slope_ms * 1e3:.4f} us a node) is "
-                      "not used")
+        if per_kernel_ms < 0:  # an interpreter gives no time back per node: the scale alone, with no offset
+            scale, per_kernel_ms = fit_calibration(table_ms, counts, measured_ms, overhead_ms, 0.0)
+        node_words = (f"; the per-node offset is fitted with the scale (at least 0), and the slope of {chains_words} "
+                      f"({node_slope_ms * 1e3:.4f} us a node) is not used")
+    if not 0.25 <= scale <= 4.0:  # a handful of noisy networks can fit anything: keep the table as measured
+        node_words = ((node_words if per_node_ms is not None else "")  # nothing fitted with the scale is kept
+                      + f"; the fit gave a scale of {scale:.3g}, outside [0.25, 4], and was not applied")
+        scale, per_kernel_ms = 1.0, per_node_ms or 0.0
     profile["latency"]["calibration"] = {
         "scale": scale, "per_kernel_ms": per_kernel_ms, "counted_over": "nodes",
         "measured_ms": [round(ms, 6) for ms in measured_ms],
         "source": f"fitted here on {len(chains)} random multi-kernel networks (calibration.random_chains, seed 7), "
                   f"each the fast-regime figure of {rounds} rounds (cost_models.runner.measure)"
-                  + _noise_words(split_halves) + node_words + refused,
+                  + _noise_words(split_halves) + node_words,
     }
     parse_target(profile, f"<profile {profile['name']}>")
     return profile

@@ -149,7 +149,7 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     # the per-node offset is fitted on the networks: on 2026-12-07 the node chains' slope moved from 0.028 to 0.064 us a
     # node within an hour while 168 held-out networks (the dev seed) timed again moved 0.05 % at the median and those
     # of 2-8 us under 0.25 us; with that slope those were priced +4.8 % over at the median, with the offset fitted on
-    # the calibration's networks (0.008 and 0.010 us at the two moments) -0.7 %
+    # the calibration's networks (0.004-0.010 us over three fits at the two moments) -0.7 to -1.3 %
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
                         [timing["split_half"] for timing in chain_timings],
                         node_slope_ms=node_overhead_ms(node_timings))

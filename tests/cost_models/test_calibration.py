@@ -51,3 +51,22 @@ def test_a_target_without_calibration_prices_its_table_as_measured():
     shape = KernelShape("conv", (64, 28, 28), (64, 28, 28), (3, 3), (1, 1), "relu")
     assert LatencyModel(target(profile)).kernel(shape).latency_ms == pytest.approx(1.1 * 0.8 + 0.01)
     assert LatencyModel(target(profile).without_calibration()).kernel(shape).latency_ms == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("offset_ms", [2e-5, -2e-5])
+def test_a_per_node_offset_fitted_with_the_scale_is_never_below_zero_and_the_node_slope_is_only_recorded(offset_ms):
+    # litert profiles fit the offset on the networks: the node chains' slope moved 0.028 -> 0.064 us a node in an hour
+    # while the networks' times did not (x86 host, 2026-12-07); a negative fit (noise) would price networks under
+    from cost_models.calibration import random_chains
+    from cost_models.profiler import calibrate
+
+    profile = table_profile()
+    model = LatencyModel(target(profile))
+    overhead = model.target.model_overhead_ms.value
+    chains = random_chains(6)
+    measured = [1.1 * (model.model(*chain)[2] - overhead) + offset_ms * model.nodes(*chain) + overhead
+                for chain in chains]
+    calibration = calibrate(profile, chains, measured, 3, node_slope_ms=6.4e-5)["latency"]["calibration"]
+    assert calibration["per_kernel_ms"] == pytest.approx(max(offset_ms, 0.0), abs=1e-9)
+    assert calibration["scale"] == pytest.approx(1.1, rel=0.01 if offset_ms < 0 else 1e-6)
+    assert "(0.0640 us a node) is not used" in calibration["source"]

@@ -151,8 +151,9 @@ def test_a_max_pool_whose_padding_same_cannot_express_is_priced_with_the_padv2_b
 
 
 def test_a_channel_last_mean_file_is_one_mean_on_the_channel_last_map_as_a_gates_mean_exports():
-    """litert-torch writes a squeeze-and-excitation gate's mean as a MEAN on the channel-last map and a head's as a
-    TRANSPOSE to channel-first and a MEAN, which the table's ``mean`` entries time; ``mean_nhwc`` times the first."""
+    """litert-torch writes a mean that keeps the map's rank (a squeeze-and-excitation gate's) as a MEAN on the
+    channel-last map and ``x.mean((2, 3))`` as a TRANSPOSE to channel-first and a MEAN, which the table's ``mean``
+    entries time; ``mean_nhwc`` times the first."""
     from edgegrow.export.tflite_format import export_tflite_float
 
     class Gated(torch.nn.Module):
