@@ -286,8 +286,8 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
         unprofiled = shape.kind == "mean_nhwc" and shape.kind not in profiled_kinds
         return dataclasses.replace(shape, kind="mean") if unprofiled else shape
 
-    shapes = sorted({as_profiled(row.shape) for report in reports for row in report.kernels
-                     if as_profiled(row.shape).kind in profiled_kinds and as_profiled(row.shape) not in table},
+    candidates = {as_profiled(row.shape) for report in reports for row in report.kernels}
+    shapes = sorted((shape for shape in candidates if shape.kind in profiled_kinds and shape not in table),
                     key=lambda shape: json.dumps(shape.to_dict(), sort_keys=True))
     rng = random.Random(seed)
     shapes = rng.sample(shapes, min(count, len(shapes)))

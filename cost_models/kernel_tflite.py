@@ -25,6 +25,7 @@ from .kernel_shape import KernelShape, same_padding
 
 PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "avg_pool", "global_pool", "mean",
                     "mean_nhwc", "add", "mul", "concat", "pad", "max_pad", "activation")
+CHANNEL_LAST_KINDS = ("mean_nhwc",)  # written on a channel-last input, converted without channel-last inputs added
 _ACTIVATIONS = {None: nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
                 "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU,
                 "hardsigmoid": nn.Hardsigmoid, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
@@ -125,7 +126,7 @@ class _Chain(nn.Module):
 def _example(shape: KernelShape) -> torch.Tensor:
     if shape.kind == "fully_connected":
         return torch.randn(1, shape.input[0] * shape.input[1] * shape.input[2])
-    if shape.kind == "mean_nhwc":  # channel-last as written: converted without channel-last inputs added
+    if shape.kind in CHANNEL_LAST_KINDS:
         c, h, w = shape.input
         return torch.randn(1, h, w, c)
     return torch.randn(1, *shape.input)
@@ -164,7 +165,7 @@ def computed_shape(shape: KernelShape) -> KernelShape:
     except RuntimeError as error:
         raise ValueError(f"no single-kernel module for {shape}: {str(error).splitlines()[0]}") from None
     output = tuple(out.shape[1:]) if out.dim() == 4 else (out.shape[1], 1, 1)  # a mean or a linear layer: (C, 1, 1)
-    if shape.kind == "mean_nhwc":
+    if shape.kind in CHANNEL_LAST_KINDS:  # a channel-last (1, 1, 1, C) mean
         output = (shape.input[0], 1, 1)
     return KernelShape(shape.kind, shape.input, output, shape.kernel, shape.stride, shape.activation)
 
@@ -176,7 +177,7 @@ def kernel_tflite(shape: KernelShape, seed: int = 0) -> bytes:
     Raises:
         ValueError: the kind or activation has no single-kernel model, or litert-torch is missing.
     """
-    return _convert(_module(shape, seed), _example(shape), channel_last_io=shape.kind != "mean_nhwc")
+    return _convert(_module(shape, seed), _example(shape), channel_last_io=shape.kind not in CHANNEL_LAST_KINDS)
 
 
 def chain_tflite(shapes: list[KernelShape], inputs: list[list[int]], seed: int = 0) -> bytes:

@@ -158,7 +158,7 @@ class LatencyModel:
         stand_in = shape.kind
         while stand_in not in self._table_kinds and stand_in in STAND_INS:
             stand_in = STAND_INS[stand_in]
-        if stand_in in self._table_kinds and shape.kind not in self._table_kinds:
+        if stand_in != shape.kind and stand_in in self._table_kinds:
             shape = replace(shape, kind=stand_in)
         roofline = self.roofline_ms(shape)
         layout = self.layout(shape)
@@ -446,7 +446,7 @@ def gemm_tile(shapes: list[KernelShape], latencies_ms: list[float]) -> tuple[int
 
     def spread(tile: tuple[int, int]) -> float:
         rows, columns = tile
-        tiled = -(-positions // rows) * rows * (-(-channels // columns) * columns) * depth
+        tiled = _padded(positions, rows) * _padded(channels, columns) * depth
         return float(np.std(log_ms - np.log(tiled)))
     best = min(((rows, columns) for rows in GEMM_TILE_ROWS for columns in GEMM_TILE_COLUMNS), key=spread)
     return best if spread(best) <= (1 - GEMM_TILE_MIN_GAIN) * spread((1, 1)) else None

@@ -644,11 +644,12 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
     chains_words = f"{len(NODE_CHAIN_LENGTHS)} chains of 1–40 tiny nodes timed in the same rounds"
     node_words = ("" if per_node_ms is None else
                   f"; the per-node offset is the slope of {chains_words}, and only the scale is fitted")
-    if per_node_ms is None and node_slope_ms is not None:
+    slope_words = ("" if per_node_ms is not None or node_slope_ms is None else
+                   f"; the slope of {chains_words} ({node_slope_ms * 1e3:.4f} us a node) is not used")
+    if slope_words:
         if per_kernel_ms < 0:  # an interpreter gives no time back per node: the scale alone, with no offset
             scale, per_kernel_ms = fit_calibration(table_ms, counts, measured_ms, overhead_ms, 0.0)
-        node_words = (f"; the per-node offset is fitted with the scale (at least 0), and the slope of {chains_words} "
-                      f"({node_slope_ms * 1e3:.4f} us a node) is not used")
+        node_words = "; the per-node offset is fitted with the scale (at least 0)"
     if not 0.25 <= scale <= 4.0:  # a handful of noisy networks can fit anything: keep the table as measured
         node_words = ((node_words if per_node_ms is not None else "")  # nothing fitted with the scale is kept
                       + f"; the fit gave a scale of {scale:.3g}, outside [0.25, 4], and was not applied")
@@ -658,7 +659,7 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
         "measured_ms": [round(ms, 6) for ms in measured_ms],
         "source": f"fitted here on {len(chains)} random multi-kernel networks (calibration.random_chains, seed 7), "
                   f"each the fast-regime figure of {rounds} rounds (cost_models.runner.measure)"
-                  + _noise_words(split_halves) + node_words,
+                  + _noise_words(split_halves) + node_words + slope_words,
     }
     parse_target(profile, f"<profile {profile['name']}>")
     return profile
