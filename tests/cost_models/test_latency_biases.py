@@ -670,6 +670,38 @@ def test_a_channel_last_tables_convs_step_with_the_gemm_tile_its_entries_show():
     assert LatencyModel(target(profile))._fits[("pointwise", "plain")].tile is None
 
 
+def _concat_ms(shape: KernelShape) -> float:
+    """XNNPACK's channel-last concatenation: position by position, each input's run of channels in vectors of 4."""
+    first, (c, h, w) = shape.input[0], shape.output
+    return 2e-5 + 2.5e-7 * h * w * (-(-first // 4) + -(-(c - first) // 4))
+
+
+def test_a_channel_last_concatenation_is_priced_by_the_runs_it_copies_at_each_position():
+    # through litert 4 + 29 channels at 48x48 took 16 us, as 16 + 16 did, and was priced 4 us from concatenations of a
+    # tensor with itself at their widths; XNNPACK copies channel-last tensors position by position
+    from cost_models.latency import _features
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for _ in range(40):
+        first, second, size = int(rng.integers(2, 120)), int(rng.integers(2, 120)), int(rng.choice((4, 8, 14, 24, 28,
+                                                                                                    40, 48)))
+        shape = KernelShape("concat", (first, size, size), (first + second, size, size))
+        entries.append({**shape.to_dict(), "layout": "plain", "latency_ms": _concat_ms(shape)})
+    profile = table_profile(entries)
+    profile["runtime"]["name"] = "litert"
+    profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
+    profile["memory_bandwidth_bytes_per_s"]["value"] = profile["peak_macs_per_s"]["value"] = 1e12  # no roofline here
+    model = LatencyModel(target(profile))
+    for first, second, size in ((4, 29, 48), (3, 3, 56), (17, 17, 32), (200, 9, 12)):
+        shape = KernelShape("concat", (first, size, size), (first + second, size, size))
+        assert shape not in model._exact
+        assert model.kernel(shape).latency_ms == pytest.approx(_concat_ms(shape), rel=0.1), shape
+    # onnxruntime concatenates channel-first tensors, two copies whatever the map: its fit keeps its terms
+    shape = KernelShape("concat", (17, 32, 32), (34, 32, 32))
+    assert len(_features(shape, 1, channels_first=False)) == len(_features(shape, 1, channels_first=True)) + 2
+
+
 class _Gated(nn.Module):
     """A squeeze-and-excitation block (its mean keeps the map's rank, a 1×1 conv reads it) and two heads: ``x.mean((2,
     3))`` and ``nn.AdaptiveAvgPool2d(1)`` and a flatten, each read by a linear layer."""

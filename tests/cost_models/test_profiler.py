@@ -168,6 +168,7 @@ def test_profile_here_resumes_after_an_interruption_and_writes_a_calibrated_prof
     grid = SHAPES[:4]
     monkeypatch.setattr(profiler, "kernel_grid", lambda quick: grid)
     monkeypatch.setattr(profiler, "activation_sweep", lambda quick: [])
+    monkeypatch.setattr(profiler, "concat_grid", lambda quick: [])
     out = tmp_path / "here.json"
     seen = []
 
@@ -205,6 +206,7 @@ from cost_models import profiler
 from test_profiler import SHAPES
 profiler.kernel_grid = lambda quick: SHAPES[:4]
 profiler.activation_sweep = lambda quick: []
+profiler.concat_grid = lambda quick: []
 real_append, appended = profiler.append_line, []
 
 def append_then_maybe_die(path, record):
@@ -234,6 +236,7 @@ def test_profile_here_killed_with_sigkill_resumes_from_the_last_measured_row(tmp
     assert len(measurements.read_text().splitlines()) == 3  # every row measured before the kill is kept
     monkeypatch.setattr(profiler, "kernel_grid", lambda quick: SHAPES[:4])
     monkeypatch.setattr(profiler, "activation_sweep", lambda quick: [])
+    monkeypatch.setattr(profiler, "concat_grid", lambda quick: [])
     remaining = []
     profiler.profile_here("here", out, quick=True, progress=lambda done, total: remaining.append(total))
     assert remaining[0] == 2 * 4 - 3
@@ -361,6 +364,17 @@ def test_a_litert_grid_times_the_channel_last_means_of_gates():
     assert all(s.output == (s.input[0], 1, 1) for s in litert)
     assert max(s.input[0] for s in litert) >= 256 and max(s.input[1] * s.input[2] for s in litert) >= 48 * 48
     assert any(s.kind == "mean_nhwc" for s in profiler.profile_grid(quick=True, runtime="litert"))
+
+
+def test_both_grids_time_concatenations_of_two_tensors_of_any_widths_on_large_maps():
+    """The grid's own concatenations join a tensor with a copy of itself; networks join branches of other widths, often
+    narrow on a large map, which XNNPACK copies position by position (``profiler.concat_grid``)."""
+    for runtime in ("onnxruntime", "litert"):
+        concats = [s for s in profiler.profile_grid(runtime=runtime) if s.kind == "concat"]
+        uneven = [s for s in concats if s.output[0] != 2 * s.input[0]]
+        assert len(uneven) >= 30 and all(s.output[1:] == s.input[1:] for s in concats)
+        assert any(s.input[0] <= 16 and s.output[1] * s.output[2] >= 32 * 32 for s in uneven)
+    assert len(profiler.concat_grid(quick=True)) == 8 and profiler.concat_grid() == profiler.concat_grid()
 
 
 def test_a_benchmark_result_names_the_command_that_reproduces_it_without_this_machines_paths(monkeypatch):
