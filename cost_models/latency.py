@@ -537,11 +537,17 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
     return np.array(terms + [1.0], dtype=float)
 
 
+CONCAT_VECTOR_CHANNELS = 4  # chosen by the cross-validation below: 28 -> 36 % with vectors of 4, 30 % with 16
+
+
 def _channel_last_concat_terms(shape: KernelShape) -> list[float]:
-    """A concatenation along the channels of channel-last tensors, as XNNPACK copies it: position by position, each
-    input's run of channels (positions, and the runs in vectors of 4). In 5-fold cross-validation of a litert table's 60
-    concatenations (x86 host, three splits, 2026-12-07) these took those of 5 us and more from 28 to 36 % within 10 %
-    (all of them from 34 to 41 %): XNNPACK's copies are irregular, and a concatenation's price is the table's weakest.
+    """A concatenation along the channels of channel-last tensors (a table of any runtime but onnxruntime, as with
+    ``gemm_tile``), as XNNPACK copies it: position by position, each input's channels (the positions, and the vectors
+    of ``CONCAT_VECTOR_CHANNELS`` channels each input copies at every position). A ``KernelShape`` holds the first input
+    and the output, so a concatenation of three or four inputs is counted as two. In 5-fold cross-validation of a litert
+    table's 60 concatenations (x86 host, three splits, 2026-12-07) these took those of 5 us and more from 28 to 36 %
+    within 10 % (all of them from 34 to 41 %): XNNPACK's copies are irregular, and a concatenation's price is the
+    table's weakest.
 
     Not priced: single-kernel concatenations on maps of 1,024 and 4,096 positions (32×32, 64×64) took twice the time
     per byte of those at 8×8-28×28 and 40×40-56×56 (16 + 16 channels: 13.4 and 14.1 against 6.0-7.2 ns a position), but
@@ -549,8 +555,8 @@ def _channel_last_concat_terms(shape: KernelShape) -> list[float]:
     (seed 99) were priced 1.4-3.3 points further over than the rest of their family."""
     first, (c, h, w) = shape.input[0], shape.output
     positions = h * w
-    runs = -(-first // 4) + -(-(c - first) // 4)
-    return [float(positions), float(positions * runs)]
+    vectors = -(-first // CONCAT_VECTOR_CHANNELS) + -(-max(c - first, 0) // CONCAT_VECTOR_CHANNELS)
+    return [float(positions), float(positions * vectors)]
 
 
 def _pads(shape: KernelShape) -> bool:

@@ -296,9 +296,9 @@ def activation_sweep(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 
 
 def profile_grid(quick: bool = False, runtime: str = "onnxruntime") -> list[KernelShape]:
-    """Every kernel a profile measures: the grid (``kernel_grid``) and the activation sweep, and for litert the
-    paddings litert-torch writes before max pools (``max_pad_grid``) and the channel-last means of gates and heads
-    (``mean_nhwc_grid``), and concatenations of two tensors of any widths (``concat_grid``)."""
+    """Every kernel a profile measures: the grid (``kernel_grid``), the activation sweep and concatenations of two
+    tensors of any widths (``concat_grid``); for litert also the paddings litert-torch writes before max pools
+    (``max_pad_grid``) and the channel-last means of gates and heads (``mean_nhwc_grid``)."""
     extra = max_pad_grid(quick) + mean_nhwc_grid(quick) if runtime == "litert" else []
     return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick) + extra + concat_grid(quick)))
 
@@ -342,8 +342,8 @@ def concat_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     branches and a grown network's skip joins have, on the grid's maps and image networks' early ones (24-48 px). The
     grid's own concatenations (``kernel_grid``) are of one tensor with a copy of itself at its draws of channels, few of
     them narrow on a large map: through litert XNNPACK copies channel-last tensors position by position (6-7 ns a
-    position for two runs of 16 channels, 24-37 ns for two of 64, x86 host, 2026-12-07), and concatenations of 4 + 29
-    and 17 + 17 channels at 48×48 and 32×32 were priced 50-76 % under from them. 40 draws (8 when quick)."""
+    position for two runs of 16 channels, 24-37 ns for two of 64, x86 host, 2026-12-07), and one of 4 + 29 channels at
+    48×48 was priced 76 % under from them. 40 draws (8 when quick)."""
     rng = random.Random(seed + 4)
     sizes = (SPATIAL_QUICK if quick else SPATIAL_FULL) + tuple((s, s) for s in IMAGE_SIZES[:4])
     width = lambda: int(round(np.exp(rng.uniform(np.log(2), np.log(256)))))  # noqa: E731
