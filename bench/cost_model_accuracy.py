@@ -277,16 +277,15 @@ def held_out_kernels(target, reports: list, count: int, seed: int,
     order as ``profiler.fastest_round`` picks it) and predicted from the table alone (no whole-model
     calibration)."""
     from cost_models import LatencyModel
+    from cost_models.latency import stand_in
     from cost_models.profiler import fastest_round, local_overheads, measure_kernel
 
     table = {entry.shape for entry in target.entries}
     profiled_kinds = {shape.kind for shape in table}  # kinds the grid times as single-kernel models
-
-    def as_profiled(shape):  # a table without channel-last means times a mean that keeps its rank as a mean
-        unprofiled = shape.kind == "mean_nhwc" and shape.kind not in profiled_kinds
-        return dataclasses.replace(shape, kind="mean") if unprofiled else shape
-
-    candidates = {as_profiled(row.shape) for report in reports for row in report.kernels}
+    # each kernel as the kind its table times it as (a table without channel-last means: a mean that keeps its rank as
+    # a mean)
+    candidates = {dataclasses.replace(row.shape, kind=stand_in(row.shape.kind, profiled_kinds))
+                  for report in reports for row in report.kernels}
     shapes = sorted((shape for shape in candidates if shape.kind in profiled_kinds and shape not in table),
                     key=lambda shape: json.dumps(shape.to_dict(), sort_keys=True))
     rng = random.Random(seed)

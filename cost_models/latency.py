@@ -60,6 +60,15 @@ class KernelLatency:
 STAND_INS = {"mean": "global_pool", "avg_pool": "pool", "mean_nhwc": "mean"}
 
 
+def stand_in(kind: str, table_kinds: set[str] | frozenset[str]) -> str:
+    """The kind a table with ``table_kinds`` prices ``kind`` as: itself, or the first of its ``STAND_INS`` the table
+    has (itself where it has none of them)."""
+    priced = kind
+    while priced not in table_kinds and priced in STAND_INS:
+        priced = STAND_INS[priced]
+    return priced if priced in table_kinds else kind
+
+
 def layout_change_terms(tensor: tuple[int, int, int], block: int, bytes_per_element: int,
                         l1_set_stride_bytes: int = 4096, l1_ways: int = 8) -> list[float]:
     """What onnxruntime's change of a (channels, height, width) tensor into or out of its NCHWc layout costs
@@ -155,11 +164,9 @@ class LatencyModel:
         return 1e3 * max(shape.macs / self.target.peak_macs_per_s.value, bytes_moved / self._bandwidth)
 
     def kernel(self, shape: KernelShape) -> KernelLatency:
-        stand_in = shape.kind
-        while stand_in not in self._table_kinds and stand_in in STAND_INS:
-            stand_in = STAND_INS[stand_in]
-        if stand_in != shape.kind and stand_in in self._table_kinds:
-            shape = replace(shape, kind=stand_in)
+        priced = stand_in(shape.kind, self._table_kinds)
+        if priced != shape.kind:
+            shape = replace(shape, kind=priced)
         roofline = self.roofline_ms(shape)
         layout = self.layout(shape)
         entry = self._exact.get(shape)

@@ -60,6 +60,11 @@ ACTIVATIONS = ("relu", "relu", "relu6", None)
 SWEEPS = (("conv", 64, 28, 3), ("pointwise", 96, 14, 1), ("depthwise", None, 28, 3))  # kind, c_in, size, kernel
 
 
+def _log_uniform(rng: random.Random, low: float, high: float) -> int:
+    """A count drawn log-uniformly between ``low`` and ``high`` (rounded): as many narrow layers as wide ones."""
+    return int(round(np.exp(rng.uniform(np.log(low), np.log(high)))))
+
+
 def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     """The shapes the profiler measures (deterministic for a given ``quick`` and ``seed``): random
     draws per kind (``count`` of them, ÷5 when quick, none over ``MAX_KERNEL_MACS``), then the
@@ -85,7 +90,7 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         listed = CHANNELS[low:high]
         if rng.random() < 0.5:
             return listed[rng.randrange(len(listed))]
-        return int(round(np.exp(rng.uniform(np.log(max(listed[0], 2)), np.log(listed[-1])))))
+        return _log_uniform(rng, max(listed[0], 2), listed[-1])
 
     def conv3x3(stride: int) -> KernelShape:
         return KernelShape.same("conv", channels(0), channels(), rng.choice(spatial), 3, stride,
@@ -154,7 +159,7 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     # sizes with any channel count, as grown DS-CNNs have
     def few_positions(kind: str) -> KernelShape:
         hw = rng.choice(((1, 1), (2, 2), (3, 3), (4, 4)))
-        wide = lambda: int(round(np.exp(rng.uniform(np.log(48), np.log(700)))))  # noqa: E731
+        wide = lambda: _log_uniform(rng, 48, 700)  # noqa: E731
         c_in = wide()
         c_out = c_in if kind == "depthwise" else wide()
         depthwise = kind == "depthwise"
@@ -162,20 +167,20 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
                                 rng.choice(ACTIVATIONS))
 
     def kws_depthwise() -> KernelShape:
-        c = int(round(np.exp(rng.uniform(np.log(6), np.log(220)))))
+        c = _log_uniform(rng, 6, 220)
         return KernelShape.same("depthwise", c, c, rng.choice(KWS_MAPS), 3, rng.choice((1, 1, 2)),
                                 rng.choice(ACTIVATIONS))
 
     def any_width_conv3x3() -> KernelShape:
         """a dense 3×3 conv at any channel counts (onnxruntime runs most in its plain layout, whose
         cost steps with the matrix product's shape), as hand-written and grown CNNs have"""
-        anywhere = lambda: int(round(np.exp(rng.uniform(np.log(3), np.log(200)))))  # noqa: E731
+        anywhere = lambda: _log_uniform(rng, 3, 200)  # noqa: E731
         return KernelShape.same("conv", anywhere(), anywhere(), rng.choice(spatial), 3, rng.choice((1, 1, 2)),
                                 rng.choice(ACTIVATIONS))
 
     def any_width_large_kernel() -> KernelShape:
         """a 5×5 or 7×7 conv at any channel counts, not only on the image's first layer"""
-        anywhere = lambda: int(round(np.exp(rng.uniform(np.log(3), np.log(96)))))  # noqa: E731
+        anywhere = lambda: _log_uniform(rng, 3, 96)  # noqa: E731
         return KernelShape.same("conv", anywhere(), anywhere(), rng.choice(spatial), rng.choice((5, 7)),
                                 rng.choice((1, 1, 2)), rng.choice(ACTIVATIONS))
 
@@ -205,7 +210,7 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         hw = rng.choice(((1, 1), (2, 2), (4, 4)))
 
         def count() -> int:
-            c = int(round(np.exp(rng.uniform(np.log(256), np.log(1024)))))
+            c = _log_uniform(rng, 256, 1024)
             return c // 16 * 16 if rng.random() < 0.5 else c
 
         return KernelShape.same("pointwise", count(), count(), hw, 1, 1, rng.choice(ACTIVATIONS))
@@ -226,7 +231,7 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         the spatial sizes above stop at 56), any width out. Fitted from the draws above, such stems at 32-40 px
         were priced 16-19 % over on an x86 host (2026-12-06); with these, within 10 %"""
         size = rng.choice(IMAGE_SIZES)
-        c_out = int(round(np.exp(rng.uniform(np.log(8), np.log(64)))))
+        c_out = _log_uniform(rng, 8, 64)
         return KernelShape.same("conv", rng.choice((1, 3, 3)), c_out, (size, size), 3, rng.choice((1, 2)),
                                 rng.choice(ACTIVATIONS))
 
@@ -234,7 +239,7 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         """a max-pool behind a hand-written CNN's early convs: any width (mostly onnxruntime's plain layout),
         maps of 24-112 px"""
         size = rng.choice(IMAGE_SIZES[:7])
-        c = int(round(np.exp(rng.uniform(np.log(8), np.log(128)))))
+        c = _log_uniform(rng, 8, 128)
         return KernelShape.same("pool", c, c, (size, size), rng.choice((2, 3)), 2, None)
 
     sample(40, image_stem)
@@ -256,7 +261,7 @@ def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         map, or one window over a whole small map (a CIFAR ResNet's ``F.avg_pool2d(x, 4)``). Priced from max
         pools before, but onnxruntime runs an AveragePool in its plain layout 5-8x slower than a MaxPool (24
         channels at 48×48 on an x86 host, 2026-12-07)"""
-        c = channels() if rng.random() < 0.5 else int(round(np.exp(rng.uniform(np.log(8), np.log(128)))))
+        c = channels() if rng.random() < 0.5 else _log_uniform(rng, 8, 128)
         if rng.random() < 0.3:
             size = rng.choice((2, 4, 7, 8))
             return KernelShape("avg_pool", (c, size, size), (c, 1, 1), (size, size), (size, size))
@@ -313,7 +318,7 @@ def max_pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     sizes = SPATIAL_FULL[1:] + tuple((s, s) for s in IMAGE_SIZES[:7])
     shapes = []
     for _ in range(8 if quick else 40):
-        c = int(round(np.exp(rng.uniform(np.log(3), np.log(512)))))
+        c = _log_uniform(rng, 3, 512)
         h, w = rng.choice(sizes)
         pad = 1 if rng.random() < 0.8 else 2
         shapes.append(KernelShape("max_pad", (c, h, w), (c, h + 2 * pad, w + 2 * pad)))
@@ -330,8 +335,7 @@ def mean_nhwc_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     sizes = SPATIAL_QUICK if quick else SPATIAL_FULL
     shapes = []
     for _ in range(8 if quick else 80):
-        c = CHANNELS[rng.randrange(len(CHANNELS))] if rng.random() < 0.5 else int(round(np.exp(rng.uniform(
-            np.log(3), np.log(512)))))
+        c = CHANNELS[rng.randrange(len(CHANNELS))] if rng.random() < 0.5 else _log_uniform(rng, 3, 512)
         h, w = rng.choice(sizes)
         shapes.append(KernelShape("mean_nhwc", (c, h, w), (c, 1, 1)))
     return shapes
@@ -346,10 +350,9 @@ def concat_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     48×48 was priced 76 % under from them. 40 draws (8 when quick)."""
     rng = random.Random(seed + 4)
     sizes = (SPATIAL_QUICK if quick else SPATIAL_FULL) + tuple((s, s) for s in IMAGE_SIZES[:4])
-    width = lambda: int(round(np.exp(rng.uniform(np.log(2), np.log(256)))))  # noqa: E731
     shapes = []
     while len(shapes) < (8 if quick else 40):
-        first, second, (h, w) = width(), width(), rng.choice(sizes)
+        first, second, (h, w) = _log_uniform(rng, 2, 256), _log_uniform(rng, 2, 256), rng.choice(sizes)
         if (first + second) * h * w <= 1_000_000:  # a copy of up to 4 MB of float32, well under a second anywhere
             shapes.append(KernelShape("concat", (first, h, w), (first + second, h, w)))
     return shapes
