@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -424,24 +425,46 @@ def _line_keys(shape: KernelShape) -> list[tuple[str, tuple]]:
 
 
 GEMM_TILE_ROWS = tuple(range(1, 17))
-GEMM_TILE_COLUMNS = (1, 2, 4, 8, 16, 32, 64)
+# (columns, wide columns): a layer of up to ``columns`` output channels runs one tile of that width, a wider one tiles of
+# ``wide columns``; equal widths are plain padding
+GEMM_TILE_COLUMNS = tuple((k, k) for k in (1, 2, 4, 8, 16, 32, 64)) + tuple((k, 2 * k) for k in (2, 4, 8, 16, 32))
 GEMM_TILE_MIN_ENTRIES = 20
 GEMM_TILE_MIN_GAIN = 0.1
 
 
-def gemm_tile(shapes: list[KernelShape], latencies_ms: list[float]) -> tuple[int, int] | None:
-    """The register tile (output positions, output channels) a channel-last runtime's matrix product computes at a
-    time, read from a table's conv or pointwise kernels: the pair under which their time per tiled MAC (positions
-    and output channels each rounded up to the tile, times K = input channels × kernel area) varies least. None
-    with fewer than ``GEMM_TILE_MIN_ENTRIES`` stride-1 kernels of more than one position to read it from.
+class GemmTile(NamedTuple):
+    """A channel-last runtime's register tile: ``rows`` output positions by ``columns`` output channels, and
+    ``wide_columns`` channels for layers of more than ``columns`` (equal to ``columns`` where the runtime has one
+    width)."""
+
+    rows: int
+    columns: int
+    wide_columns: int
+
+    def padded_channels(self, channels):
+        """Output channels (an int or an array) rounded up to the tiles they run in."""
+        return np.where(np.asarray(channels) <= self.columns, self.columns, _padded(channels, self.wide_columns))
+
+    def column_tiles(self, channels: int) -> int:
+        return 1 if channels <= self.columns else -(-channels // self.wide_columns)
+
+
+def gemm_tile(shapes: list[KernelShape], latencies_ms: list[float]) -> GemmTile | None:
+    """The register tile a channel-last runtime's matrix product computes at a time, read from a table's conv or
+    pointwise kernels: the ``GemmTile`` under which their time per tiled MAC (positions rounded up to its rows, output
+    channels to its columns, times K = input channels × kernel area) varies least. None with fewer than
+    ``GEMM_TILE_MIN_ENTRIES`` stride-1 kernels of more than one position to read it from.
 
     XNNPACK's float GEMM on an x86 host with AVX-512 runs tiles of 7 positions × 16 channels: a 64→64 pointwise
-    conv took 0.55 us for 2-7 positions, 1.06 for 8-14, 1.57 for 15-21, and at 8×8 1.28 us for 4-16 output
-    channels, 2.51 for 18-32, 3.74 for 34-48 (2026-12-07); a phone's ARM build runs other tiles, so they are read
-    from its table. On the host's litert table this picks (7, 16) for pointwise and 3×3 convs alike (log spread of
-    time per tiled MAC 0.136 and 0.133, against 0.32 and 0.42 per MAC), and (6, 16) or (7, 16) on 13-18 of 20 random
-    subsets of 20 usable pointwise entries, by the draw. None too where no tile spreads the times at least 10 % less
-    than MACs do (``GEMM_TILE_MIN_GAIN``): entries that cannot tell tiles apart."""
+    conv took 0.55 us for 2-7 positions, 1.06 for 8-14, 1.57 for 15-21, and at 16×16 its time stepped at 17, 33, 49,
+    65, 81 and 97 output channels (4.6, 9.2, 13.7, 19.0, 22.8, 28.3, 32.3 us). Its 3×3 convs run one tile of 16
+    channels up to 16 and tiles of 32 past it: 24→c at 16×16 took 17.1 us for 8-16 channels, 34.2 for 17-32, 68.5 for
+    33-64, 102.6 for 65-96, 137 for 97, as 38→c at 12×12 did (15.1, 30.1, 60.7, 91.1, 121.4 us; 2026-12-07). A
+    phone's ARM build runs other tiles, so they are read from its table. On the host's litert table this picks
+    (7, 16, 16) for pointwise convs and (7, 16, 32) for 3×3 convs (log spread of time per tiled MAC 0.136 and 0.080,
+    against 0.32 and 0.42 per MAC; 0.133 for the convs with tiles of 16), and (6, 16, 16) or (7, 16, 16) on 13-18
+    of 20 random subsets of 20 usable pointwise entries, by the draw. None too where no tile spreads the times at
+    least 10 % less than MACs do (``GEMM_TILE_MIN_GAIN``): entries that cannot tell tiles apart."""
     usable = [(shape, ms) for shape, ms in zip(shapes, latencies_ms) if ms > 0 and shape.stride == (1, 1)
               and shape.output[1] * shape.output[2] > 1]
     if len(usable) < GEMM_TILE_MIN_ENTRIES:
@@ -451,15 +474,14 @@ def gemm_tile(shapes: list[KernelShape], latencies_ms: list[float]) -> tuple[int
     depth = np.array([shape.input[0] * shape.kernel[0] * shape.kernel[1] for shape, _ in usable])
     log_ms = np.log([ms for _, ms in usable])
 
-    def spread(tile: tuple[int, int]) -> float:
-        rows, columns = tile
-        tiled = _padded(positions, rows) * _padded(channels, columns) * depth
+    def spread(tile: GemmTile) -> float:
+        tiled = _padded(positions, tile.rows) * tile.padded_channels(channels) * depth
         return float(np.std(log_ms - np.log(tiled)))
-    best = min(((rows, columns) for rows in GEMM_TILE_ROWS for columns in GEMM_TILE_COLUMNS), key=spread)
-    return best if spread(best) <= (1 - GEMM_TILE_MIN_GAIN) * spread((1, 1)) else None
+    best = min((GemmTile(rows, *columns) for rows in GEMM_TILE_ROWS for columns in GEMM_TILE_COLUMNS), key=spread)
+    return best if spread(best) <= (1 - GEMM_TILE_MIN_GAIN) * spread(GemmTile(1, 1, 1)) else None
 
 
-def _tile_features(shape: KernelShape, tile: tuple[int, int]) -> list[float]:
+def _tile_features(shape: KernelShape, tile: GemmTile) -> list[float]:
     """A channel-last conv or pointwise conv as tiles of a matrix product (``gemm_tile``): the tiled MACs, the tiles
     (each loads and stores its accumulators) and the tiles times the kernel area (an indirect GEMM reads a pointer
     per tap and tile), the input, output and weight elements; one position is a matrix-vector product (its
@@ -468,14 +490,15 @@ def _tile_features(shape: KernelShape, tile: tuple[int, int]) -> list[float]:
     depth = shape.input[0] * shape.kernel[0] * shape.kernel[1]
     if h * w == 1:
         return [0.0] * 6 + [float(c * depth)]
-    rows, columns = tile
-    tiles = -(-(h * w) // rows) * -(-c // columns)
-    return [float(tiles * rows * columns * depth), float(tiles), float(tiles * shape.kernel[0] * shape.kernel[1]),
-            float(shape.input_elements), float(shape.output_elements), float(shape.weight_count), 0.0]
+    row_tiles = -(-(h * w) // tile.rows)
+    tiles = row_tiles * tile.column_tiles(c)
+    return [float(row_tiles * tile.rows * tile.padded_channels(c) * depth), float(tiles),
+            float(tiles * shape.kernel[0] * shape.kernel[1]), float(shape.input_elements),
+            float(shape.output_elements), float(shape.weight_count), 0.0]
 
 
 def _features(shape: KernelShape, step: int, channels_first: bool = True,
-              tile: tuple[int, int] | None = None) -> np.ndarray:
+              tile: GemmTile | None = None) -> np.ndarray:
     """What a kernel's time is linear in, the last entry being the constant:
 
     - MACs with channels padded to the SIMD step (and with the output width padded to 8, as vector
