@@ -72,7 +72,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from held_out_models import GROWN_FAMILIES, POOLED_FAMILIES, USER_FAMILIES, grown_style, pooled, user_style
+from held_out_models import (
+    GROWN_FAMILIES,
+    POOLED_FAMILIES,
+    USER_FAMILIES,
+    grown_style,
+    pooled,
+    trained_statistics,
+    user_style,
+)
 from scipy import stats
 
 from cost_models import estimate, load_target
@@ -158,10 +166,14 @@ def session_of(model: torch.nn.Module, example: torch.Tensor, runtime: str, cach
     return Session(exported) if runtime == "onnxruntime" else Session(exported, "litert", xnnpack=True)
 
 
-def export_file(folder: str, runtime: str, seed: int, index: int, description: str) -> Path:
+def export_file(folder: str, runtime: str, seed: int, index: int, description: str, model: torch.nn.Module) -> Path:
     """Where ``--exports`` keeps one network's export: named by the set, its place in it, and a digest of
-    its description and the torch version (an export by another torch is not reused)."""
-    digest = hashlib.sha256(f"{description}|{torch.__version__}".encode()).hexdigest()[:12]
+    its description, its weights and statistics, and the torch version (an export by another torch, or of other
+    values, is not reused)."""
+    state = hashlib.sha256(f"{description}|{torch.__version__}".encode())
+    for name, tensor in model.state_dict().items():
+        state.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest = state.hexdigest()[:12]
     extension = "onnx" if runtime == "onnxruntime" else "tflite"
     return Path(folder) / f"{runtime}-seed{seed}-{index:03d}-{digest}.{extension}"
 
@@ -197,7 +209,7 @@ def held_out_set(count: int, seed: int, families: tuple[str, ...] = FAMILIES
             description, model, shape = user_style(rng, family)
         else:
             description, model, shape = grown_style(rng, family)
-        networks.append((family, description, model.eval(), shape))
+        networks.append((family, description, trained_statistics(model).eval(), shape))
     return networks
 
 
@@ -456,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     reused = 0
     for index, (family, description, model, shape) in enumerate(held_out_set(args.count, args.seed, families)):
         example = torch.randn(1, *shape)
-        cached = export_file(args.exports, args.runtime, args.seed, index, description) if args.exports else None
+        cached = export_file(args.exports, args.runtime, args.seed, index, description, model) if args.exports else None
         reused += cached is not None and cached.is_file()
         try:
             session = session_of(model, example, args.runtime, cached)

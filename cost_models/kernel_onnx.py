@@ -1,8 +1,8 @@
 """Single-kernel ONNX models: what the profiler times to fill a latency table.
 
 Each model is one ``KernelShape`` written the way an exporter writes it (Conv with bias, then the
-activation node; BatchNorm is already folded), so the runtime fuses it as it fuses the kernel in a
-whole model. Needs only ``onnx`` and numpy.
+activation node; BatchNorm is already folded, and one no conv precedes is a BatchNormalization of its own,
+``batch_norm``), so the runtime fuses it as it fuses the kernel in a whole model. Needs only ``onnx`` and numpy.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .runner import HELPER_NODE
 # plain layout 1.2-3.5x slower than one of opset 17, and every other kind the same within 3 % (x86 host, 2026-12-07)
 OPSET = 20
 PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "avg_pool", "global_pool", "mean",
-                    "add", "mul", "concat", "pad", "activation")
+                    "add", "mul", "batch_norm", "concat", "pad", "activation")
 
 
 def _activation_nodes(helper, activation: str | None, source: str, target: str) -> list:
@@ -87,6 +87,14 @@ def _kernel_nodes(shape: KernelShape, sources: list[str], target: str, prefix: s
         nodes.append(helper.make_node("ReduceMean", [sources[0], prefix + "axes"], [target], keepdims=1))
     elif shape.kind in ("add", "mul"):
         nodes.append(helper.make_node("Add" if shape.kind == "add" else "Mul", sources[:2], [z]))
+        nodes += _activation_nodes(helper, shape.activation, z, target)
+    elif shape.kind == "batch_norm":  # what torch.onnx writes for an eval-mode BatchNorm of its own, trained statistics
+        statistics = {"scale": 1.0 + 0.1 * rng.standard_normal(c_in), "bias": 0.1 * rng.standard_normal(c_in),
+                      "mean": 0.1 * rng.standard_normal(c_in), "var": 0.5 + rng.random(c_in)}
+        initializers += [numpy_helper.from_array(value.astype(np.float32), prefix + name)
+                         for name, value in statistics.items()]
+        nodes.append(helper.make_node("BatchNormalization", [sources[0]] + [prefix + name for name in statistics],
+                                      [z], epsilon=1e-5))
         nodes += _activation_nodes(helper, shape.activation, z, target)
     elif shape.kind == "concat":
         nodes.append(helper.make_node("Concat", sources[:2], [target], axis=1))

@@ -13,8 +13,8 @@ from .kernels import Kernel
 
 WEIGHTED_KINDS = ("conv", "depthwise", "pointwise", "fully_connected")
 # kinds whose output channels are their input channels (a channel count added upstream flows through)
-CHANNELWISE_KINDS = ("depthwise", "pool", "avg_pool", "global_pool", "mean", "mean_nhwc", "add", "mul", "pad",
-                     "max_pad", "activation")
+CHANNELWISE_KINDS = ("depthwise", "pool", "avg_pool", "global_pool", "mean", "mean_nhwc", "add", "mul", "batch_norm",
+                     "pad", "max_pad", "activation")
 # pool: a max pool (ONNX MaxPool, TFLite MAX_POOL_2D); avg_pool: an average pool (AveragePool, AVERAGE_POOL_2D), which
 # onnxruntime runs 5-8x slower than a max pool in its plain layout (24 channels at 48×48, x86 host, 2026-12-07).
 # max_pad: the -inf padding litert-torch writes before a max pool whose padding TFLite's SAME cannot express (a PADV2),
@@ -26,8 +26,13 @@ CHANNELWISE_KINDS = ("depthwise", "pool", "avg_pool", "global_pool", "mean", "me
 # tensor; a mean that drops it (``x.mean((2, 3))``) gets a TRANSPOSE to channel-first before its MEAN, which a litert
 # table's ``mean`` entries time, 1-7x the first (``from_kernel`` tells them apart; onnxruntime runs both as one
 # ReduceMean, and a table without ``mean_nhwc`` entries prices one as a ``mean``).
-KINDS = WEIGHTED_KINDS + ("pool", "avg_pool", "global_pool", "mean", "mean_nhwc", "add", "mul", "concat", "pad",
-                          "max_pad", "activation", "unknown")
+# batch_norm: a BatchNorm no conv precedes (behind a concat or an add, first in a pre-activation block), with the
+# activation that follows it: litert-torch writes a trained one as a SUB, two MULs and an ADD of per-channel constants
+# (one with default statistics as a MUL by one number), onnxruntime runs a BatchNormalization; a table without
+# ``batch_norm`` entries prices one as a per-channel ``mul`` and its activation as a kernel of its own, as before.
+# activation: an activation no kernel before it takes in (after a concat, a mul or a pool), a node of its own.
+KINDS = WEIGHTED_KINDS + ("pool", "avg_pool", "global_pool", "mean", "mean_nhwc", "add", "mul", "batch_norm", "concat",
+                          "pad", "max_pad", "activation", "unknown")
 
 _ACTIVATION_NAMES = {
     "relu": "relu", "relu_": "relu", "relu6": "relu6", "hardtanh": "relu6", "hardswish": "hardswish",

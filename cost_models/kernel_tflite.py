@@ -24,7 +24,7 @@ from torch import nn
 from .kernel_shape import KernelShape, same_padding
 
 PROFILABLE_KINDS = ("conv", "depthwise", "pointwise", "fully_connected", "pool", "avg_pool", "global_pool", "mean",
-                    "mean_nhwc", "add", "mul", "concat", "pad", "max_pad", "activation")
+                    "mean_nhwc", "add", "mul", "batch_norm", "concat", "pad", "max_pad", "activation")
 CHANNEL_LAST_KINDS = ("mean_nhwc",)  # written on a channel-last input, converted without channel-last inputs added
 _ACTIVATIONS = {None: nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
                 "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU,
@@ -78,6 +78,9 @@ class _Kernel(nn.Module):
             self.register_buffer("other", torch.randn(1, max(1, c_out - c_in), h_in, w_in, generator=generator))
         for parameter in self.parameters():
             parameter.data = torch.randn(parameter.shape, generator=generator) * 0.1
+        if shape.kind == "batch_norm":  # a trained BatchNorm (mean, 1 / standard deviation, weight, bias per channel)
+            for name, low in (("mean", -0.2), ("inverse_deviation", 0.8), ("weight", 0.5), ("bias", -0.2)):
+                self.register_buffer(name, low + 0.4 * torch.rand(1, c_in, 1, 1, generator=generator))
 
     def forward(self, x):
         if self.kind == "fully_connected":
@@ -98,6 +101,12 @@ class _Kernel(nn.Module):
             return nn.functional.pad(x, self.max_pad, value=float("-inf"))
         if self.kind == "activation":
             return self.act(x)
+        if self.kind == "batch_norm":
+            # written out: litert-torch writes a trained BatchNorm behind a concat, or behind a conv and its activation,
+            # as these four ops (SUB, MUL, MUL, ADD, the activation fused into the ADD); written as a BatchNorm on a
+            # model's input it folds them into a MUL and an ADD, about half the time (x86 host, 2026-12-07), and
+            # behind an add or before a conv into two MULs, the rest into the neighbour
+            return self.act((x - self.mean) * self.inverse_deviation * self.weight + self.bias)
         return self.act(self.op(x))
 
 

@@ -170,9 +170,10 @@ def kernels_of_graph(graph: torch.fx.Graph, modules: dict[str, nn.Module]) -> li
         follows_previous = (previous is not None and single_reader and previous.activation is None
                             and source(last_output_node) == previous.name)
         # BatchNorm folds into the weights of a conv or fully connected layer; an activation fuses into
-        # those and into an add (TFLite's fused_activation_function).
+        # those and into an add (TFLite's fused_activation_function), and goes with a BatchNorm of its own
+        # (``batch_norm``: a profile times the two together, as a runtime runs them).
         fusable = follows_previous and previous.kind in ("conv", "depthwise", "pointwise", "fully_connected")
-        fusable_activation = follows_previous and (fusable or previous.kind == "add")
+        fusable_activation = follows_previous and (fusable or previous.kind in ("add", "batch_norm"))
         if shape is None:  # sizes, shapes: not tensors
             continue
         if isinstance(module, _FREE_MODULES) or (node.op == "call_function" and node.target in _FREE_FUNCTIONS) \
@@ -280,8 +281,8 @@ def _kernel(node: torch.fx.Node, module: nn.Module | None, shape: tuple[int, ...
         return Kernel(name, "mul", [name], input_shapes, out)
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         # a BatchNorm no conv precedes (behind a concat, an add, or first in a pre-activation block)
-        # stays a node of its own: one scale and shift per channel, priced as a per-channel mul
-        return Kernel(name, "mul", [name], input_shapes, out,
+        # stays a node of its own (or four: see ``kernel_shape.KINDS``), with the activation after it
+        return Kernel(name, "batch_norm", [name], input_shapes, out,
                       parameters=sum(p.numel() for p in module.parameters()))
     if node.op == "call_function" and node.target in (torch.cat, torch.concat):
         return Kernel(name, "concat", [name], input_shapes, out)

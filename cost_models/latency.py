@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .boosted_trees import BoostedTrees
-from .kernel_shape import CHANNELWISE_KINDS, WEIGHTED_KINDS, KernelShape, same_padding
+from .kernel_shape import ACTIVATIONS, CHANNELWISE_KINDS, WEIGHTED_KINDS, KernelShape, same_padding
 from .target import Target
 
 
@@ -57,8 +57,9 @@ class KernelLatency:
 # kinds a table measured before they were told apart prices as the kind they were measured as: a ``mean``
 # (ReduceMean) as a ``global_pool`` (profiles before 2026-12-06 night), an ``avg_pool`` as a max ``pool`` (before
 # 2026-12-07), a ``mean_nhwc`` as a ``mean`` (every onnxruntime table, and litert tables before 2026-12-07 midday), as
-# every estimate did until then; followed until a kind the table has
-STAND_INS = {"mean": "global_pool", "avg_pool": "pool", "mean_nhwc": "mean"}
+# every estimate did until then, and a ``batch_norm`` as a per-channel ``mul`` (profiles before 2026-12-07 evening, its
+# activation then a kernel of its own: ``LatencyModel.kernel``); followed until a kind the table has
+STAND_INS = {"mean": "global_pool", "avg_pool": "pool", "mean_nhwc": "mean", "batch_norm": "mul"}
 
 
 def stand_in(kind: str, table_kinds: set[str] | frozenset[str]) -> str:
@@ -166,6 +167,12 @@ class LatencyModel:
 
     def kernel(self, shape: KernelShape) -> KernelLatency:
         priced = stand_in(shape.kind, self._table_kinds)
+        if priced != shape.kind and shape.kind == "batch_norm" and shape.activation is not None:
+            # a table without batch_norm entries: the mul it stands for, and the activation as the kernel it was
+            bare = self.kernel(replace(shape, activation=None))
+            activation = self.kernel(replace(shape, kind="activation"))
+            return replace(bare, latency_ms=bare.latency_ms + activation.latency_ms,
+                           roofline_ms=bare.roofline_ms + activation.roofline_ms)
         if priced != shape.kind:
             shape = replace(shape, kind=priced)
         roofline = self.roofline_ms(shape)
@@ -425,8 +432,8 @@ def _line_keys(shape: KernelShape) -> list[tuple[str, tuple]]:
 
 
 GEMM_TILE_ROWS = tuple(range(1, 17))
-# (columns, wide columns): a layer of up to ``columns`` output channels runs one tile of that width, a wider one tiles of
-# ``wide columns``; equal widths are plain padding
+# (columns, wide columns): a layer of up to ``columns`` output channels runs one tile of that width, a wider one
+# tiles of ``wide columns``; equal widths are plain padding
 GEMM_TILE_COLUMNS = tuple((k, k) for k in (1, 2, 4, 8, 16, 32, 64)) + tuple((k, 2 * k) for k in (2, 4, 8, 16, 32))
 GEMM_TILE_MIN_ENTRIES = 20
 GEMM_TILE_MIN_GAIN = 0.1
@@ -523,8 +530,9 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
 
     A conv or pointwise conv of a channel-last table whose GEMM tile is known (``tile``: ``gemm_tile``) has the
     tile's terms instead (``_tile_features``): in 5-fold cross-validation of the host's litert table (three splits,
-    kernels of 5 us and more) its convs went from 94.6 to 96.8 % within 10 % (73.0 to 84.8 % within 5 %) and its
-    pointwise convs from 87.5 to 91.2 % (71.3 to 85.5 %) (2026-12-07).
+    kernels of 5 us and more) its convs went from 94.6 to 96.8 % within 10 % (73.0 to 84.8 % within 5 %), and to 99.5 %
+    (98.5 %) once their tile could be wider past 16 output channels (``GemmTile.wide_columns``), and its pointwise convs
+    from 87.5 to 91.2 % (71.3 to 85.5 %) (2026-12-07).
     """
     if tile is not None and shape.kind in ("conv", "pointwise"):
         return np.array(_tile_features(shape, tile) + [1.0], dtype=float)
@@ -564,6 +572,17 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
         terms += [h * w, shape.input[1] * shape.input[2]]
     if shape.kind == "concat" and not channels_first:
         terms += _channel_last_concat_terms(shape)
+    if shape.kind in ("batch_norm", "mul") and not channels_first:  # XNNPACK broadcasts a per-channel operand
+        # position by position, and a position whose channels leave a remainder of a vector of 16 (or 8) costs more:
+        # a trained BatchNorm's four ops took 24-35 ns a position up to 64 channels (3 at 56×56: 77 us, 8 ns an
+        # element; 384 at 12×12: 0.3 ns), and at 24×24 15 ns for 16 channels against 29-36 for 4-15 and 17, 22 for 32
+        # and 43 for 33. In 5-fold cross-validation of a litert table (three splits) these terms took its BatchNorms
+        # from 14 to 84 % within 10 % (median absolute error 34 -> 5 %; the positions alone 54 %) and its muls from 50
+        # to 74 % (x86 host, 2026-12-07); onnxruntime's, channel-first, moved under 4 points either way
+        terms += [float(h * w), float(h * w * (c % 8 != 0)), float(h * w * (c % 16 != 0))]
+    if shape.kind in ("batch_norm", "activation"):  # only theirs: what each activation costs an element (one the table
+        # did not time costs nothing)
+        terms += [float(shape.output_elements) if shape.activation == name else 0.0 for name in ACTIVATIONS]
     return np.array(terms + [1.0], dtype=float)
 
 

@@ -302,10 +302,12 @@ def activation_sweep(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 
 def profile_grid(quick: bool = False, runtime: str = "onnxruntime") -> list[KernelShape]:
     """Every kernel a profile measures: the grid (``kernel_grid``), the activation sweep and concatenations of two
-    tensors of any widths (``concat_grid``); for litert also the paddings litert-torch writes before max pools
+    tensors of any widths (``concat_grid``), BatchNorms of their own (``batch_norm_grid``) and activations of their own
+    (``standalone_activation_grid``); for litert also the paddings litert-torch writes before max pools
     (``max_pad_grid``) and the channel-last means of gates and heads (``mean_nhwc_grid``)."""
     extra = max_pad_grid(quick) + mean_nhwc_grid(quick) if runtime == "litert" else []
-    return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick) + extra + concat_grid(quick)))
+    return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick) + extra + concat_grid(quick)
+                              + batch_norm_grid(quick) + standalone_activation_grid(quick)))
 
 
 def max_pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
@@ -356,6 +358,47 @@ def concat_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         if (first + second) * h * w <= 1_000_000:  # a copy of up to 4 MB of float32, well under a second anywhere
             shapes.append(KernelShape("concat", (first, h, w), (first + second, h, w)))
     return shapes
+
+
+# the activations a BatchNorm of its own is timed with (the activation that follows it goes with it: ``kernels``)
+BATCH_NORM_ACTIVATIONS = (None, "relu", "relu6")
+# the activations timed as nodes of their own
+STANDALONE_ACTIVATIONS = ("relu", "relu6", "hardswish", "sigmoid")
+
+
+def _elementwise_draws(rng: random.Random, quick: bool) -> list[tuple[int, int, int]]:
+    """(channels, height, width) of per-element kernels, as the grid's channels and maps and image networks' early maps
+    (24-48 px) have them: 40 draws (8 when quick) of up to a million elements."""
+    sizes = (SPATIAL_QUICK if quick else SPATIAL_FULL) + tuple((s, s) for s in IMAGE_SIZES[:4])
+    draws = []
+    while len(draws) < (8 if quick else 40):
+        c = CHANNELS[rng.randrange(len(CHANNELS))] if rng.random() < 0.5 else _log_uniform(rng, 3, 512)
+        h, w = rng.choice(sizes)
+        if c * h * w <= 1_000_000:
+            draws.append((c, h, w))
+    return draws
+
+
+def batch_norm_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
+    """BatchNorms no conv precedes (``batch_norm``: behind a concat or an add, first in a pre-activation block), each
+    with no activation, a ReLU or a ReLU6 after it, timed with trained statistics (litert: the SUB, MUL, MUL and ADD
+    litert-torch writes for one behind a concat). Before, one was priced as the table's per-channel mul of its shape
+    and its activation at the roofline: the host's litert entries of 2 us and more took 3.7-9.2 times the mul (median
+    4.0 without an activation, 4.6-4.9 with one), 3.0-8.9 times that price; onnxruntime's BatchNormalization 0.6-0.9
+    times the mul, and with its ReLU or ReLU6 (a Relu or Clip node) 1.0-1.8 times (x86 host, 2026-12-07). 40 draws (8
+    when quick)."""
+    rng = random.Random(seed + 5)
+    return [KernelShape("batch_norm", (c, h, w), (c, h, w), activation=rng.choice(BATCH_NORM_ACTIVATIONS))
+            for c, h, w in _elementwise_draws(rng, quick)]
+
+
+def standalone_activation_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
+    """Activations no kernel before it takes in (``activation``: after a concat, a mul or a pool), a node of their own.
+    Before, one was priced at its roofline: a ReLU or ReLU6 took 2.3-2.4 times that through litert and 5-7 times through
+    onnxruntime (17-64 channels on 12×12-48×48 maps, x86 host, 2026-12-07). 40 draws (8 when quick)."""
+    rng = random.Random(seed + 6)
+    return [KernelShape("activation", (c, h, w), (c, h, w), activation=rng.choice(STANDALONE_ACTIVATIONS))
+            for c, h, w in _elementwise_draws(rng, quick)]
 
 
 def fit_activation_costs(entries: list[dict]) -> dict[str, dict[str, float]]:

@@ -169,6 +169,8 @@ def test_profile_here_resumes_after_an_interruption_and_writes_a_calibrated_prof
     monkeypatch.setattr(profiler, "kernel_grid", lambda quick: grid)
     monkeypatch.setattr(profiler, "activation_sweep", lambda quick: [])
     monkeypatch.setattr(profiler, "concat_grid", lambda quick: [])
+    monkeypatch.setattr(profiler, "batch_norm_grid", lambda quick: [])
+    monkeypatch.setattr(profiler, "standalone_activation_grid", lambda quick: [])
     out = tmp_path / "here.json"
     seen = []
 
@@ -207,6 +209,8 @@ from test_profiler import SHAPES
 profiler.kernel_grid = lambda quick: SHAPES[:4]
 profiler.activation_sweep = lambda quick: []
 profiler.concat_grid = lambda quick: []
+profiler.batch_norm_grid = lambda quick: []
+profiler.standalone_activation_grid = lambda quick: []
 real_append, appended = profiler.append_line, []
 
 def append_then_maybe_die(path, record):
@@ -237,6 +241,8 @@ def test_profile_here_killed_with_sigkill_resumes_from_the_last_measured_row(tmp
     monkeypatch.setattr(profiler, "kernel_grid", lambda quick: SHAPES[:4])
     monkeypatch.setattr(profiler, "activation_sweep", lambda quick: [])
     monkeypatch.setattr(profiler, "concat_grid", lambda quick: [])
+    monkeypatch.setattr(profiler, "batch_norm_grid", lambda quick: [])
+    monkeypatch.setattr(profiler, "standalone_activation_grid", lambda quick: [])
     remaining = []
     profiler.profile_here("here", out, quick=True, progress=lambda done, total: remaining.append(total))
     assert remaining[0] == 2 * 4 - 3
@@ -377,6 +383,22 @@ def test_both_grids_time_concatenations_of_two_tensors_of_any_widths_on_large_ma
     assert len(profiler.concat_grid(quick=True)) == 8 and profiler.concat_grid() == profiler.concat_grid()
 
 
+def test_both_grids_time_batchnorms_and_activations_that_are_nodes_of_their_own():
+    """A BatchNorm no conv precedes (with no activation, a ReLU or a ReLU6 after it) and an activation no kernel takes
+    in were priced as a per-channel mul and at the roofline: 3-9 times (litert) and 2.3-7 times under (x86 host,
+    2026-12-07)."""
+    for runtime in ("onnxruntime", "litert"):
+        grid = profiler.profile_grid(runtime=runtime)
+        norms = [s for s in grid if s.kind == "batch_norm"]
+        alone = [s for s in grid if s.kind == "activation"]
+        assert len(norms) >= 35 and {s.activation for s in norms} == set(profiler.BATCH_NORM_ACTIVATIONS)
+        assert len(alone) >= 35 and {s.activation for s in alone} == set(profiler.STANDALONE_ACTIVATIONS)
+        assert all(s.input == s.output and s.output[0] * s.output[1] * s.output[2] <= 1_000_000 for s in norms + alone)
+        assert max(s.output[1] * s.output[2] for s in norms) >= 32 * 32 and min(s.output[0] for s in norms) <= 8
+    assert len(profiler.batch_norm_grid(quick=True)) == len(profiler.standalone_activation_grid(quick=True)) == 8
+    assert profiler.batch_norm_grid() == profiler.batch_norm_grid()
+
+
 def test_a_benchmark_result_names_the_command_that_reproduces_it_without_this_machines_paths(monkeypatch):
     from pathlib import Path
 
@@ -385,3 +407,25 @@ def test_a_benchmark_result_names_the_command_that_reproduces_it_without_this_ma
 
     argv = ["--seed", "2027", "--exports", "/tmp/exports", "--out=/tmp/out.json", "--families", "pooled"]
     assert reproducing_command(argv) == "python bench/cost_model_accuracy.py --seed 2027 --families pooled"
+
+
+def test_the_benchmarks_networks_have_trained_batchnorm_statistics_and_a_cached_export_follows_the_weights(monkeypatch):
+    # with default statistics litert-torch wrote the concat family's BatchNorm as one MUL by a single number; a trained
+    # one is four per-channel ops (2026-12-07). A cached export is named by its weights too: never one of other values
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    import torch
+    from cost_model_accuracy import export_file, held_out_set
+
+    _, description, model, _ = held_out_set(4, 99, ("concat",))[0]
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(not torch.allclose(m.running_var, torch.ones_like(m.running_var)) and
+                         not torch.allclose(m.weight, torch.ones_like(m.weight)) for m in norms)
+    assert held_out_set(4, 99, ("concat",))[0][1] == description  # the same draws every time
+    again = held_out_set(4, 99, ("concat",))[0][2]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    path = export_file("/tmp", "litert", 99, 0, description, model)
+    with torch.no_grad():
+        norms[0].running_mean.add_(1.0)
+    assert export_file("/tmp", "litert", 99, 0, description, model) != path

@@ -183,3 +183,37 @@ def test_a_channel_last_mean_file_is_one_mean_on_the_channel_last_map_as_a_gates
     interpreter.set_tensor(inp["index"], x)
     interpreter.invoke()
     assert np.allclose(interpreter.get_tensor(out["index"]).reshape(16), x.mean(axis=(1, 2)).reshape(16), atol=1e-5)
+
+
+def test_a_batchnorm_of_its_own_is_timed_as_the_four_ops_litert_torch_writes_for_a_trained_one_behind_a_concat():
+    # a trained BatchNorm behind a concat exports as SUB, MUL, MUL, ADD; a default one as a MUL by one number (0.4-1.1
+    # times the per-channel mul the table held, against 3.7-9.2 times for the four: x86 host, 2026-12-07)
+    from edgegrow.export.tflite_format import export_tflite_float
+
+    class ConcatThenNorm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.left, self.right = torch.nn.Conv2d(3, 8, 1), torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.norm = torch.nn.BatchNorm2d(16)
+
+        def forward(self, x):
+            return torch.relu(self.norm(torch.cat([self.left(x), self.right(x)], 1)))
+
+    def ops(model_content: bytes) -> list[str]:
+        builtin = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        return [detail["op_name"] for detail in litert.Interpreter(
+            model_content=model_content, experimental_op_resolver_type=builtin)._get_ops_details()]
+
+    model = ConcatThenNorm().eval()
+    default = ops(export_tflite_float(model, torch.randn(1, 3, 8, 8)))
+    assert default.count("MUL") == 1 and "SUB" not in default
+    with torch.no_grad():
+        model.norm.running_var.uniform_(0.5, 1.5)
+        model.norm.running_mean.uniform_(-0.2, 0.2)
+        model.norm.weight.uniform_(0.5, 1.5)
+        model.norm.bias.uniform_(-0.2, 0.2)
+    trained = ops(export_tflite_float(model, torch.randn(1, 3, 8, 8)))
+    assert trained[trained.index("CONCATENATION") + 1:][:4] == ["SUB", "MUL", "MUL", "ADD"]
+    shape = KernelShape("batch_norm", (16, 8, 8), (16, 8, 8), activation="relu")
+    assert ops(kernel_tflite(shape)) == ["SUB", "MUL", "MUL", "ADD"] and computed_shape(shape) == shape
+
