@@ -107,9 +107,10 @@ def output_shape(node) -> tuple[int, ...] | None:
 class Kernel:
     """One kernel as a runtime executes it.
 
-    ``kind``: conv, depthwise, pointwise, fully_connected, pool (max), avg_pool, global_pool, mean, add, mul, concat,
-    pad, activation, or ``unknown`` (costed by the roofline and flagged). ``layers`` are the module names
-    fused into it (the conv, its BatchNorm, its activation). Shapes are per example (batch 1).
+    ``kind``: conv, depthwise, pointwise, fully_connected, pool (max), avg_pool, global_pool, mean, add, mul,
+    batch_norm (one no conv precedes), concat, pad, activation (one no kernel before it takes in: ``activation`` names
+    it), or ``unknown`` (costed by the roofline and flagged). ``layers`` are the module names fused into it (the conv,
+    its BatchNorm, its activation). Shapes are per example (batch 1).
     """
 
     name: str
@@ -124,6 +125,11 @@ class Kernel:
     activation: str | None = None
     inputs: list[str] = field(default_factory=list)  # names of the kernels (or "input") it reads
     padding: tuple[int, int] = (0, 0)  # zero padding (height, width): a convolution's on each side, a pad's before
+
+
+# the activations TFLite's converter fuses into the operator before them (fused_activation_function); the only ones a
+# ``batch_norm`` takes in (its last op, an ADD, runs them), the others are operators of their own after it
+TFLITE_FUSED_ACTIVATIONS = frozenset({"relu", "relu_", "relu6", "hardtanh"})
 
 
 def _per_example(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -170,10 +176,10 @@ def kernels_of_graph(graph: torch.fx.Graph, modules: dict[str, nn.Module]) -> li
         follows_previous = (previous is not None and single_reader and previous.activation is None
                             and source(last_output_node) == previous.name)
         # BatchNorm folds into the weights of a conv or fully connected layer; an activation fuses into
-        # those and into an add (TFLite's fused_activation_function), and goes with a BatchNorm of its own
-        # (``batch_norm``: a profile times the two together, as a runtime runs them).
+        # those and into an add (TFLite's fused_activation_function), and a ReLU or ReLU6 goes with a BatchNorm
+        # of its own (``batch_norm``: a profile times the two together, as TFLite runs them).
         fusable = follows_previous and previous.kind in ("conv", "depthwise", "pointwise", "fully_connected")
-        fusable_activation = follows_previous and (fusable or previous.kind in ("add", "batch_norm"))
+        fusable_activation = follows_previous and (fusable or previous.kind == "add")
         if shape is None:  # sizes, shapes: not tensors
             continue
         if isinstance(module, _FREE_MODULES) or (node.op == "call_function" and node.target in _FREE_FUNCTIONS) \
@@ -188,13 +194,18 @@ def kernels_of_graph(graph: torch.fx.Graph, modules: dict[str, nn.Module]) -> li
         is_activation = isinstance(module, _ACTIVATIONS) or (
             node.op == "call_function" and node.target in _ACTIVATION_FUNCTIONS) or (
             node.op == "call_method" and node.target in ("relu", "relu_", "sigmoid", "tanh"))
-        if is_activation and fusable_activation:
+        activation = (type(module).__name__ if module is not None else getattr(node.target, "__name__",
+                                                                                str(node.target))) if is_activation else None
+        into_norm = follows_previous and previous.kind == "batch_norm" and is_activation and \
+            activation.lower() in TFLITE_FUSED_ACTIVATIONS
+        if is_activation and (fusable_activation or into_norm):
             previous.layers.append(str(node.target) if node.op == "call_module" else node.name)
-            previous.activation = type(module).__name__ if module is not None else getattr(
-                node.target, "__name__", str(node.target))
+            previous.activation = activation
             produced_by[node] = previous.name
             continue
         kernel = _kernel(node, module, shape, tensor_inputs, is_activation)
+        if kernel.kind == "activation":
+            kernel.activation = activation
         if kernel.name in names:  # a module run twice (one pooling for two branches): the node's own name
             kernel.name = node.name
         kernel.inputs = [source(arg) for arg in tensor_inputs]

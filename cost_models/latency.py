@@ -58,7 +58,7 @@ class KernelLatency:
 # (ReduceMean) as a ``global_pool`` (profiles before 2026-12-06 night), an ``avg_pool`` as a max ``pool`` (before
 # 2026-12-07), a ``mean_nhwc`` as a ``mean`` (every onnxruntime table, and litert tables before 2026-12-07 midday), as
 # every estimate did until then, and a ``batch_norm`` as a per-channel ``mul`` (profiles before 2026-12-07 evening, its
-# activation then a kernel of its own: ``LatencyModel.kernel``); followed until a kind the table has
+# activation then a kernel of its own: ``LatencyModel.kernel`` prices the two); followed until a kind the table has
 STAND_INS = {"mean": "global_pool", "avg_pool": "pool", "mean_nhwc": "mean", "batch_norm": "mul"}
 
 
@@ -166,13 +166,17 @@ class LatencyModel:
         return 1e3 * max(shape.macs / self.target.peak_macs_per_s.value, bytes_moved / self._bandwidth)
 
     def kernel(self, shape: KernelShape) -> KernelLatency:
-        priced = stand_in(shape.kind, self._table_kinds)
-        if priced != shape.kind and shape.kind == "batch_norm" and shape.activation is not None:
-            # a table without batch_norm entries: the mul it stands for, and the activation as the kernel it was
-            bare = self.kernel(replace(shape, activation=None))
+        if shape.kind == "batch_norm" and "batch_norm" not in self._table_kinds:
+            # a table without batch_norm entries (an analytic one, one from before 2026-12-07 evening) prices it as
+            # every estimate did until then: a per-channel mul (or what prices one there) and its activation as a
+            # kernel of its own
+            bare = self.kernel(replace(shape, kind="mul", activation=None))
+            if shape.activation is None:
+                return bare
             activation = self.kernel(replace(shape, kind="activation"))
             return replace(bare, latency_ms=bare.latency_ms + activation.latency_ms,
                            roofline_ms=bare.roofline_ms + activation.roofline_ms)
+        priced = stand_in(shape.kind, self._table_kinds)
         if priced != shape.kind:
             shape = replace(shape, kind=priced)
         roofline = self.roofline_ms(shape)
@@ -317,7 +321,9 @@ class LatencyModel:
         changes = self._layout_changes(shapes, inputs, layouts) if blocked_rule else ()
         pads = sum(self._max_pad(shape, padding) is not None
                    for shape, padding in zip(shapes, pool_paddings or [None] * len(shapes)))
-        return sum(1 for r in results if r.method != "fused") + len(changes) + pads
+        # a BatchNorm priced with its ReLU counts the two, as before it took the ReLU in (its runtime runs two or more)
+        norms = sum(1 for shape in shapes if shape.kind == "batch_norm" and shape.activation is not None)
+        return sum(1 for r in results if r.method != "fused") + len(changes) + pads + norms
 
     def _placed(self, shapes: list[KernelShape], inputs: list[list[int]],
                 pool_paddings: list[tuple[int, int] | None] | None = None) -> tuple[list[KernelLatency], list[str]]:
@@ -530,9 +536,10 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
 
     A conv or pointwise conv of a channel-last table whose GEMM tile is known (``tile``: ``gemm_tile``) has the
     tile's terms instead (``_tile_features``): in 5-fold cross-validation of the host's litert table (three splits,
-    kernels of 5 us and more) its convs went from 94.6 to 96.8 % within 10 % (73.0 to 84.8 % within 5 %), and to 99.5 %
-    (98.5 %) once their tile could be wider past 16 output channels (``GemmTile.wide_columns``), and its pointwise convs
-    from 87.5 to 91.2 % (71.3 to 85.5 %) (2026-12-07).
+    kernels of 5 us and more) its convs went from 94.6 to 96.8 % within 10 % (73.0 to 84.8 % within 5 %) and its
+    pointwise convs from 87.5 to 91.2 % (71.3 to 85.5 %); on a later profile of another host of the same kind the convs
+    went from 97.0 to 99.5 % (82.8 to 98.5 %) once their tile could be wider past 16 output channels
+    (``GemmTile.wide_columns``) (2026-12-07).
     """
     if tile is not None and shape.kind in ("conv", "pointwise"):
         return np.array(_tile_features(shape, tile) + [1.0], dtype=float)

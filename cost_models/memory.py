@@ -30,12 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .kernel_shape import WEIGHTED_KINDS, same_padding
-from .kernels import Kernel
+from .kernels import TFLITE_FUSED_ACTIVATIONS, Kernel
 
 CONVOLUTION_KINDS = ("conv", "depthwise", "pointwise")
 STEPS_PER_KERNEL = 3  # a PAD before, the kernel, an unfused activation after
-# the activations TFLite's converter fuses into the operator before them (fused_activation_function)
-TFLITE_FUSED_ACTIVATIONS = frozenset({"relu", "relu_", "relu6", "hardtanh"})
 
 ALIGNMENT_BYTES = 16
 
@@ -113,8 +111,12 @@ def folded_pads(kernels: list[Kernel]) -> set[int]:
 
 
 def unfused_activation(kernel: Kernel) -> bool:
-    """Whether TFLite runs ``kernel``'s fused activation as an operator of its own."""
-    return kernel.activation is not None and kernel.activation.lower() not in TFLITE_FUSED_ACTIVATIONS
+    """Whether TFLite runs ``kernel``'s fused activation as an operator of its own. An ``activation`` kernel is that
+    operator; a ``batch_norm`` with its ReLU is counted as a BatchNorm and an activation operator, as before it took
+    the ReLU in (TFLite writes two to four operators for it)."""
+    if kernel.kind == "activation" or kernel.activation is None:
+        return False
+    return kernel.kind == "batch_norm" or kernel.activation.lower() not in TFLITE_FUSED_ACTIVATIONS
 
 
 def activation_buffers(kernels: list[Kernel], input_shape: tuple[int, ...], bytes_per_element: int, *,

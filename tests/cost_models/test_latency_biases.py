@@ -14,7 +14,7 @@ import torch
 from profiles import table_profile, target
 from torch import nn
 
-from cost_models import profiler
+from cost_models import load_target, profiler
 from cost_models.calibration import fit_calibration
 from cost_models.kernel_onnx import NODE_CHAIN_LENGTHS, kernel_model, node_chain_model
 from cost_models.kernel_shape import KernelShape
@@ -413,6 +413,15 @@ def test_a_batchnorm_no_conv_precedes_is_a_kernel_of_its_own_with_the_activation
     assert row.latency_method != "roofline"
     assert row.latency_ms == pytest.approx(0.0005 + 1e-7 * 16 * 16 * 16 + alone.latency_ms)
     assert not any("norm" in line for line in report.uncosted)  # was "unknown", at its roofline and flagged
+    for analytic in ("cortex-m4f-120mhz", "cortex-a76"):  # no mul entries: what priced the two there before
+        model_there = LatencyModel(load_target(analytic))
+        pair = [model_there.kernel(KernelShape(kind, (16, 16, 16), (16, 16, 16))).latency_ms for kind in ("mul",
+                                                                                                        "activation")]
+        assert model_there.kernel(shape).latency_ms == pytest.approx(sum(pair))
+    # a Hardswish is no activation a BatchNorm's ADD runs: an operator of its own after it, named
+    hard = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.BatchNorm2d(8), nn.Hardswish())
+    kinds = [(k.kind, k.activation) for k in fused_kernels(hard, example)]
+    assert kinds == [("pointwise", "ReLU"), ("batch_norm", None), ("activation", "Hardswish")]
     norms = [{**KernelShape("batch_norm", (c, h, h), (c, h, h), activation=activation).to_dict(),
               "latency_ms": 0.001 + 3e-7 * c * h * h * (1.5 if activation else 1.0), "layout": "plain"}
              for c, h in ((8, 8), (16, 16), (32, 16), (64, 28)) for activation in (None, "relu")]
