@@ -194,10 +194,12 @@ def kernels_of_graph(graph: torch.fx.Graph, modules: dict[str, nn.Module]) -> li
         is_activation = isinstance(module, _ACTIVATIONS) or (
             node.op == "call_function" and node.target in _ACTIVATION_FUNCTIONS) or (
             node.op == "call_method" and node.target in ("relu", "relu_", "sigmoid", "tanh"))
-        activation = (type(module).__name__ if module is not None else getattr(node.target, "__name__",
-                                                                                str(node.target))) if is_activation else None
-        into_norm = follows_previous and previous.kind == "batch_norm" and is_activation and \
-            activation.lower() in TFLITE_FUSED_ACTIVATIONS
+        activation = None
+        if is_activation:
+            activation = type(module).__name__ if module is not None else getattr(node.target, "__name__",
+                                                                                  str(node.target))
+        into_norm = (follows_previous and previous.kind == "batch_norm" and activation is not None
+                     and activation.lower() in TFLITE_FUSED_ACTIVATIONS)
         if is_activation and (fusable_activation or into_norm):
             previous.layers.append(str(node.target) if node.op == "call_module" else node.name)
             previous.activation = activation
