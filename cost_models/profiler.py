@@ -65,6 +65,16 @@ def _log_uniform(rng: random.Random, low: float, high: float) -> int:
     return int(round(np.exp(rng.uniform(np.log(low), np.log(high)))))
 
 
+def _any_channels(rng: random.Random) -> int:
+    """A channel count: one of the grid's ``CHANNELS`` or any count of 3-512, as likely."""
+    return CHANNELS[rng.randrange(len(CHANNELS))] if rng.random() < 0.5 else _log_uniform(rng, 3, 512)
+
+
+def _large_maps(quick: bool) -> tuple[tuple[int, int], ...]:
+    """The grid's maps and image networks' early ones (24-48 px)."""
+    return (SPATIAL_QUICK if quick else SPATIAL_FULL) + tuple((s, s) for s in IMAGE_SIZES[:4])
+
+
 def kernel_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     """The shapes the profiler measures (deterministic for a given ``quick`` and ``seed``): random
     draws per kind (``count`` of them, ÷5 when quick, none over ``MAX_KERNEL_MACS``), then the
@@ -337,7 +347,7 @@ def mean_nhwc_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     sizes = SPATIAL_QUICK if quick else SPATIAL_FULL
     shapes = []
     for _ in range(8 if quick else 80):
-        c = CHANNELS[rng.randrange(len(CHANNELS))] if rng.random() < 0.5 else _log_uniform(rng, 3, 512)
+        c = _any_channels(rng)
         h, w = rng.choice(sizes)
         shapes.append(KernelShape("mean_nhwc", (c, h, w), (c, 1, 1)))
     return shapes
@@ -351,7 +361,7 @@ def concat_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     position for two runs of 16 channels, 24-37 ns for two of 64, x86 host, 2026-12-07), and one of 4 + 29 channels at
     48×48 was priced 76 % under from them. 40 draws (8 when quick)."""
     rng = random.Random(seed + 4)
-    sizes = (SPATIAL_QUICK if quick else SPATIAL_FULL) + tuple((s, s) for s in IMAGE_SIZES[:4])
+    sizes = _large_maps(quick)
     shapes = []
     while len(shapes) < (8 if quick else 40):
         first, second, (h, w) = _log_uniform(rng, 2, 256), _log_uniform(rng, 2, 256), rng.choice(sizes)
@@ -369,10 +379,10 @@ STANDALONE_ACTIVATIONS = ("relu", "relu6", "hardswish", "sigmoid")
 def _elementwise_draws(rng: random.Random, quick: bool) -> list[tuple[int, int, int]]:
     """(channels, height, width) of per-element kernels, as the grid's channels and maps and image networks' early maps
     (24-48 px) have them: 40 draws (8 when quick) of up to a million elements."""
-    sizes = (SPATIAL_QUICK if quick else SPATIAL_FULL) + tuple((s, s) for s in IMAGE_SIZES[:4])
+    sizes = _large_maps(quick)
     draws = []
     while len(draws) < (8 if quick else 40):
-        c = CHANNELS[rng.randrange(len(CHANNELS))] if rng.random() < 0.5 else _log_uniform(rng, 3, 512)
+        c = _any_channels(rng)
         h, w = rng.choice(sizes)
         if c * h * w <= 1_000_000:
             draws.append((c, h, w))

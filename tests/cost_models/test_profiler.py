@@ -166,11 +166,7 @@ def test_profile_from_measurements_refuses_a_file_without_the_overhead(tmp_path)
 
 def test_profile_here_resumes_after_an_interruption_and_writes_a_calibrated_profile(tmp_path, monkeypatch):
     grid = SHAPES[:4]
-    monkeypatch.setattr(profiler, "kernel_grid", lambda quick: grid)
-    monkeypatch.setattr(profiler, "activation_sweep", lambda quick: [])
-    monkeypatch.setattr(profiler, "concat_grid", lambda quick: [])
-    monkeypatch.setattr(profiler, "batch_norm_grid", lambda quick: [])
-    monkeypatch.setattr(profiler, "standalone_activation_grid", lambda quick: [])
+    monkeypatch.setattr(profiler, "profile_grid", lambda quick, runtime="onnxruntime": grid)
     out = tmp_path / "here.json"
     seen = []
 
@@ -206,11 +202,7 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 from cost_models import profiler
 from test_profiler import SHAPES
-profiler.kernel_grid = lambda quick: SHAPES[:4]
-profiler.activation_sweep = lambda quick: []
-profiler.concat_grid = lambda quick: []
-profiler.batch_norm_grid = lambda quick: []
-profiler.standalone_activation_grid = lambda quick: []
+profiler.profile_grid = lambda quick, runtime="onnxruntime": SHAPES[:4]
 real_append, appended = profiler.append_line, []
 
 def append_then_maybe_die(path, record):
@@ -238,11 +230,7 @@ def test_profile_here_killed_with_sigkill_resumes_from_the_last_measured_row(tmp
     assert not out.exists()  # nothing that looks whole
     measurements = out.with_name("here.json.measurements.jsonl")
     assert len(measurements.read_text().splitlines()) == 3  # every row measured before the kill is kept
-    monkeypatch.setattr(profiler, "kernel_grid", lambda quick: SHAPES[:4])
-    monkeypatch.setattr(profiler, "activation_sweep", lambda quick: [])
-    monkeypatch.setattr(profiler, "concat_grid", lambda quick: [])
-    monkeypatch.setattr(profiler, "batch_norm_grid", lambda quick: [])
-    monkeypatch.setattr(profiler, "standalone_activation_grid", lambda quick: [])
+    monkeypatch.setattr(profiler, "profile_grid", lambda quick, runtime="onnxruntime": SHAPES[:4])
     remaining = []
     profiler.profile_here("here", out, quick=True, progress=lambda done, total: remaining.append(total))
     assert remaining[0] == 2 * 4 - 3
