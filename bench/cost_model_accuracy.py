@@ -57,6 +57,12 @@ how much slower (> 1) or faster the machine runs them now: the figures are not c
 them (``at_speed_now``, one printed line) the same shares with every prediction scaled by that ratio, a
 reading aid for runs made in different states of a drifting machine, not a claim (on 2026-12-06 the
 machine ran 7 % slower two minutes after its profile: 89 % within ±10 % raw, 96 % scaled).
+
+The profile's calibration networks (``speed_reference.calibration_networks``, both runtimes) are timed
+in the same rounds too: ``at_calibration_now`` gives their speed now against the profile's, the
+calibration scale they give now (``calibration.scale_now``, the per-node offset kept), and the same
+shares with every network priced again at that scale: how much of a run's error is the moment the
+calibration was timed at, another reading aid and not a claim.
 """
 from __future__ import annotations
 
@@ -84,8 +90,9 @@ from held_out_models import (
 from scipy import stats
 
 from cost_models import estimate, load_target
+from cost_models.calibration import scale_now
 from cost_models.runner import Session, measure, noise_verdict
-from cost_models.speed_reference import reference_models, speed_ratio
+from cost_models.speed_reference import calibration_networks, reference_models, speed_ratio
 from cost_models.target import known_targets
 from edgegrow.atomic import write_atomically
 from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8
@@ -402,6 +409,26 @@ def by_size(pairs: list[tuple[float, float]]) -> dict:
     return summary
 
 
+def reading_aid(predicted_ms: list[float], rows: list[dict], families: tuple[str, ...]) -> dict:
+    """The shares a benchmark reports, for other predictions of its networks (``rows``' order): a reading
+    aid beside the figures (``at_speed_now``, ``at_calibration_now``), never instead of them."""
+    errors = np.array(predicted_ms) / np.array([row["measured_ms"] for row in rows]) - 1
+    return {"within_10_percent": float(np.mean(np.abs(errors) <= 0.10)),
+            "within_5_percent": float(np.mean(np.abs(errors) <= 0.05)),
+            "mean_absolute_percentage_error": float(100 * np.mean(np.abs(errors))),
+            "median_signed_error": float(np.median(errors)),
+            "per_family_median_signed_error": {
+                family: float(np.median([e for e, row in zip(errors, rows) if row["family"] == family]))
+                for family in families if any(row["family"] == family for row in rows)}}
+
+
+def describe_aid(aid: dict) -> str:
+    worst = max(aid["per_family_median_signed_error"].items(), key=lambda item: abs(item[1]))
+    return (f"{aid['within_10_percent']:.0%} within ±10 %, {aid['within_5_percent']:.0%} within ±5 %, "
+            f"MAPE {aid['mean_absolute_percentage_error']:.1f} %, median signed {aid['median_signed_error']:+.1%}, "
+            f"furthest family {worst[0]} {worst[1]:+.1%}")
+
+
 def bootstrap(values: np.ndarray, statistic, rng: np.random.Generator, resamples: int = 2000) -> list[float]:
     """95 % percentile interval of ``statistic`` over resamples (with replacement) of ``values``' rows."""
     values = np.asarray(values)
@@ -464,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     target = load_target(args.target)
     started = time.time()
-    models, skipped = [], []
+    models, skipped, networks = [], [], []
     reused = 0
     for index, (family, description, model, shape) in enumerate(held_out_set(args.count, args.seed, families)):
         example = torch.randn(1, *shape)
@@ -476,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append({"family": family, "architecture": description, "why": str(error)})
             continue
         models.append((family, description, estimate(model, example, target), session))
+        networks.append((model, example))
     print(f"{len(models)} networks exported in {time.time() - started:.0f} s ({len(skipped)} could not be"
           + (f"; {reused} read from {args.exports}" if args.exports else "") + ")", flush=True)
 
@@ -483,20 +511,36 @@ def main(argv: list[str] | None = None) -> int:
     # machine runs now against when the profile was made (reported beside the figures, never applied)
     references = ([Session(model) for model in reference_models([shape for shape, _ in target.speed_reference])]
                   if args.runtime == "onnxruntime" and target.speed_reference else [])
+    # and its calibration networks, as the profiler timed them: what the calibration's moment adds
+    chains, calibration_profiled_ms, calibration_models = calibration_networks(
+        known_targets().get(args.target, args.target), args.runtime)
+    calibration_sessions = [Session(model, args.runtime, xnnpack=True) for model in calibration_models]
 
     def measure_all() -> dict:
-        return measure([session.run for *_, session in models] + [session.run for session in references],
+        return measure([session.run for *_, session in models] + [session.run for session in references]
+                       + [session.run for session in calibration_sessions],
                        args.rounds, repeats=10, sample_ms=1.0, warmup_ms=5,
                        progress=lambda done, total: print(f"round {done}/{total} done", flush=True))
 
     protocol = measure_all()
     timings = protocol["models"][:len(models)]
+    reference_timings = protocol["models"][len(models):len(models) + len(references)]
     speed = None
     if references:
-        speed = speed_ratio([ms for _, ms in target.speed_reference],
-                            [timing["fast_ms"] for timing in protocol["models"][len(models):]])
+        speed = speed_ratio([ms for _, ms in target.speed_reference], [timing["fast_ms"] for timing in reference_timings])
         print(f"this machine ran the profile's {len(references)} reference kernels at {speed:.3f}× their time when "
               "it was profiled", flush=True)
+    calibration_now = None
+    if calibration_sessions:
+        now_ms = [timing["fast_ms"] for timing in protocol["models"][len(models) + len(references):]]
+        ratios = np.array(now_ms) / np.array(calibration_profiled_ms)
+        calibration_now = {"networks": len(now_ms), "speed_vs_profile": speed_ratio(calibration_profiled_ms, now_ms),
+                           "speed_vs_profile_range": [float(ratios.min()), float(ratios.max())],
+                           "profile_scale": target.calibration_scale, "scale_now": scale_now(target, chains, now_ms)}
+        print(f"this machine ran the profile's {len(now_ms)} calibration networks at "
+              f"{calibration_now['speed_vs_profile']:.3f}× their time when it was profiled (median; "
+              f"{ratios.min():.3f}–{ratios.max():.3f}): timed now they would give a calibration scale of "
+              f"{calibration_now['scale_now']:.4f}, the profile's is {target.calibration_scale:.4f}", flush=True)
     retest = None
     if args.retest:
         again = np.array([timing["fast_ms"] for timing in measure_all()["models"][:len(models)]])
@@ -563,21 +607,19 @@ def main(argv: list[str] | None = None) -> int:
         # beside the figures, never instead of them: the predictions scaled by how much slower (or faster)
         # the reference kernels ran now than when the profile was made, so that runs made in different
         # states of a drifting machine can be read side by side
-        scaled = np.array([row["predicted_ms"] * speed / row["measured_ms"] - 1 for row in rows])
-        summary["at_speed_now"] = {
-            "speed_vs_profile": speed, "within_10_percent": float(np.mean(np.abs(scaled) <= 0.10)),
-            "within_5_percent": float(np.mean(np.abs(scaled) <= 0.05)),
-            "mean_absolute_percentage_error": float(100 * np.mean(np.abs(scaled))),
-            "median_signed_error": float(np.median(scaled)),
-            "per_family_median_signed_error": {family: float(np.median([e for e, r in zip(scaled, rows)
-                                                                         if r["family"] == family]))
-                                               for family in families if any(r["family"] == family for r in rows)}}
-        at_speed = summary["at_speed_now"]
+        at_speed = summary["at_speed_now"] = {"speed_vs_profile": speed, **reading_aid(
+            [row["predicted_ms"] * speed for row in rows], rows, families)}
         print(f"with the predictions × {speed:.3f} (the reference kernels' speed now against the profile's; not a "
-              f"claim, a reading aid): {at_speed['within_10_percent']:.0%} within ±10 %, "
-              f"{at_speed['within_5_percent']:.0%} within ±5 %, "
-              f"MAPE {at_speed['mean_absolute_percentage_error']:.1f} %, "
-              f"median signed {at_speed['median_signed_error']:+.1%}")
+              f"claim, a reading aid): {describe_aid(at_speed)}")
+    if calibration_now is not None:
+        # the same reading aid for the calibration's moment: every network priced again with the scale its
+        # networks give timed now (the table and the per-node offset as profiled)
+        recalibrated = dataclasses.replace(target, calibration_scale=calibration_now["scale_now"])
+        calibration_now.update(reading_aid([estimate(model, example, recalibrated).latency_ms
+                                            for model, example in networks], rows, families))
+        summary["at_calibration_now"] = calibration_now
+        print(f"with the calibration's networks timed now (scale {calibration_now['scale_now']:.4f}; not a claim, a "
+              f"reading aid): {describe_aid(calibration_now)}")
     kernels, kernel_rows = None, []
     if args.kernels:
         reports = [report for _, _, report, _ in models]

@@ -99,3 +99,27 @@ def fit_calibration(table_ms: list[float], kernel_counts: list[int], measured_ms
     design = np.stack([table, kernels], axis=1) * weights[:, None]
     (scale, per_kernel), *_ = np.linalg.lstsq(design, (measured - model_overhead_ms) * weights, rcond=None)
     return float(scale), float(per_kernel)
+
+
+def table_sums(target, chains: list[Chain]) -> tuple[list[float], list[int]]:
+    """Per network of ``chains``: what ``fit_calibration`` fits, as ``target`` without its calibration
+    prices it: the summed table latency less the per-model overhead (ms), and the node count."""
+    from .latency import LatencyModel
+
+    uncalibrated = LatencyModel(target.without_calibration())
+    overhead_ms = uncalibrated.target.model_overhead_ms.value
+    table_ms, counts = [], []
+    for shapes, inputs in chains:
+        _, _, total = uncalibrated.model(shapes, inputs)
+        table_ms.append(total - overhead_ms)
+        counts.append(uncalibrated.nodes(shapes, inputs))
+    return table_ms, counts
+
+
+def scale_now(target, chains: list[Chain], measured_ms: list[float]) -> float:
+    """The scale ``target``'s calibration would have with its networks ``chains`` timed now
+    (``measured_ms``), its per-node offset kept: what re-timing the calibration alone would change."""
+    table_ms, counts = table_sums(target, chains)
+    scale, _ = fit_calibration(table_ms, counts, measured_ms, target.model_overhead_ms.value,
+                               target.calibration_per_kernel_ms)
+    return scale

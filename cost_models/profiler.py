@@ -703,17 +703,12 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
 
     ``node_slope_ms``: that slope, measured but not used (``per_node_ms`` None: the offset is fitted with the scale, and
     kept at 0 or more), is recorded in the source."""
-    from .calibration import fit_calibration
+    from .calibration import fit_calibration, table_sums
     from .kernel_onnx import NODE_CHAIN_LENGTHS
-    from .latency import LatencyModel
 
-    uncalibrated = LatencyModel(parse_target(profile, "<uncalibrated>"))
-    overhead_ms = uncalibrated.target.model_overhead_ms.value
-    table_ms, counts = [], []
-    for shapes, inputs in chains:
-        _, _, total = uncalibrated.model(shapes, inputs)
-        table_ms.append(total - overhead_ms)
-        counts.append(uncalibrated.nodes(shapes, inputs))
+    uncalibrated = parse_target(profile, "<uncalibrated>")
+    overhead_ms = uncalibrated.model_overhead_ms.value
+    table_ms, counts = table_sums(uncalibrated, chains)
     scale, per_kernel_ms = fit_calibration(table_ms, counts, measured_ms, overhead_ms, per_node_ms)
     chains_words = f"{len(NODE_CHAIN_LENGTHS)} chains of 1–40 tiny nodes timed in the same rounds"
     node_words = ("" if per_node_ms is None else

@@ -51,7 +51,9 @@ from .runner import (
 from .target import parse_target
 
 
-def _cached(folder: Path, key: str, make: Callable[[], bytes]) -> bytes:
+def cached_model(folder: Path, key: str, make: Callable[[], bytes]) -> bytes:
+    """The .tflite file ``key`` in ``folder`` (a profile's cache), made by ``make`` and written atomically
+    there first if it is not yet."""
     path = folder / f"{key}.tflite"
     if path.is_file():
         return path.read_bytes()
@@ -84,7 +86,7 @@ def measure_grid_litert(shapes: list[KernelShape], partial_path: Path, files: Pa
     done = measured_ids(partial_path)
     todo = [(round_index, shape) for round_index in range(rounds) for shape in shapes
             if f"{shape_id(shape)}@{round_index}" not in done]
-    overhead = Session(_cached(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
+    overhead = Session(cached_model(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
     order = random.Random(len(todo))
     by_round: dict[int, list[KernelShape]] = {}
     for round_index, shape in todo:
@@ -94,7 +96,7 @@ def measure_grid_litert(shapes: list[KernelShape], partial_path: Path, files: Pa
         order.shuffle(round_shapes)
         overhead_ms = time_session(overhead, warmup_ms=5.0, repeats=15, sample_ms=0.5)["fast_ms"]
         for shape in round_shapes:
-            content = _cached(files, shape_id(shape), lambda shape=shape: kernel_tflite(shape))
+            content = cached_model(files, shape_id(shape), lambda shape=shape: kernel_tflite(shape))
             actual = computed[shape]
             wall = time_session(Session(content, "litert", threads, xnnpack=True), warmup_ms=2.0, repeats=9,
                                 sample_ms=0.5)
@@ -123,11 +125,11 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
                     for r in fastest}.values())
     chains = random_chains(12 if quick else 40)
     rounds = 4 if quick else 10
-    sessions = [Session(_cached(files, f"chain-{index}", lambda c=chain: chain_tflite(*c)), "litert", threads,
+    sessions = [Session(cached_model(files, f"chain-{index}", lambda c=chain: chain_tflite(*c)), "litert", threads,
                         xnnpack=True) for index, chain in enumerate(chains)]
-    node_chains = [Session(_cached(files, f"nodes-{count}", lambda count=count: node_chain_tflite(count)), "litert",
-                           threads, xnnpack=True) for count in NODE_CHAIN_LENGTHS]
-    overhead_session = Session(_cached(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
+    node_chains = [Session(cached_model(files, f"nodes-{count}", lambda count=count: node_chain_tflite(count)),
+                           "litert", threads, xnnpack=True) for count in NODE_CHAIN_LENGTHS]
+    overhead_session = Session(cached_model(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
     timings = time_interleaved(sessions + node_chains + [overhead_session], rounds)
     chain_timings, node_timings, overhead = timings[:len(chains)], timings[len(chains):-1], timings[-1]
     today = datetime.date.today().isoformat()

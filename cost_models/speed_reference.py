@@ -12,10 +12,20 @@ measures a model against that profile later (``edgegrow bench``, ``bench/cost_mo
 times the same kernels the same way and reports the median of now / then (``speed_ratio``): 1.05
 means the machine runs them 5 % slower than when it was profiled. The figure is reported beside the
 comparison, never folded into it.
+
+The reference kernels fit in a core's level-2 cache and run for well under a millisecond; whole
+networks do neither. On 2026-12-07 the onnxruntime profile's 60 calibration networks, timed again
+2.5 hours after it, ran 1.8 % faster at the median and up to 12 % faster for the largest ones (1–6 ms),
+while its reference kernels ran within 0.6 % of their profiled times. So a profile's calibration
+networks (``calibration_networks``: rebuilt from their seed, their profiled times are in the profile)
+are timed again too: their speed now against the profile's, and the calibration scale they would give
+now (``calibration.scale_now``), say how much of a comparison is the calibration's moment.
 """
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 
 from .kernel_shape import KernelShape
 
@@ -57,12 +67,39 @@ def speed_ratio(profiled_ms: list[float], now_ms: list[float]) -> float:
     return statistics.median(now / then for now, then in zip(now_ms, profiled_ms))
 
 
-def drift_note(ratio: float, target: str, tolerance: float = DRIFT_TOLERANCE) -> str | None:
-    """What to tell a user when the machine runs the reference kernels more than ``tolerance`` slower or
-    faster than when ``target`` was profiled (None within it)."""
+def drift_note(ratio: float, target: str, tolerance: float = DRIFT_TOLERANCE,
+               what: str = "reference kernels") -> str | None:
+    """What to tell a user when the machine runs ``what`` (the reference kernels, or the calibration
+    networks) more than ``tolerance`` slower or faster than when ``target`` was profiled (None within it)."""
     if abs(ratio - 1) <= tolerance:
         return None
     direction = "slower" if ratio > 1 else "faster"
-    return (f"this machine ran {target}'s reference kernels {abs(ratio - 1):.1%} {direction} "
+    return (f"this machine ran {target}'s {what} {abs(ratio - 1):.1%} {direction} "
             f"than when {target} was profiled: the prediction is for the machine as it was then "
             f"(edgegrow profile --target {target} measures it again)")
+
+
+def calibration_networks(profile_path: str | Path, runtime: str) -> tuple[list, list[float], list[bytes]]:
+    """A profile's calibration networks: (``calibration.random_chains`` as many as it timed, their times
+    there (ms, ``latency.calibration.measured_ms``), each as a model ``runtime`` runs); three empty lists
+    for a profile that keeps no times. litert's come from the profile's cache of .tflite files
+    (``<profile>.tflite``, the profiler's) where there is one, and are converted (about 2 s each) where not."""
+    from .calibration import random_chains
+
+    profile_path = Path(profile_path)
+    calibration = json.loads(profile_path.read_text()).get("latency", {}).get("calibration", {})
+    profiled_ms = [float(ms) for ms in calibration.get("measured_ms") or []]
+    if not profiled_ms:
+        return [], [], []
+    chains = random_chains(len(profiled_ms))
+    if runtime == "onnxruntime":
+        from .kernel_onnx import chain_model
+
+        return chains, profiled_ms, [chain_model(shapes, inputs).SerializeToString() for shapes, inputs in chains]
+    from .kernel_tflite import chain_tflite
+    from .profiler_litert import cached_model
+
+    folder = profile_path.with_name(profile_path.name + ".tflite")
+    models = [cached_model(folder, f"chain-{index}", lambda chain=chain: chain_tflite(*chain)) if folder.is_dir()
+              else chain_tflite(*chain) for index, chain in enumerate(chains)]
+    return chains, profiled_ms, models

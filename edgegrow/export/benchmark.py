@@ -105,6 +105,9 @@ class BenchResult:
     # the target profile's reference kernels timed now over their time when it was profiled (median;
     # > 1: this machine runs slower than then; None: the profile has none, or another runtime)
     speed_vs_profile: float | None = None
+    # the same for the profile's calibration networks (cost_models.speed_reference.calibration_networks: whole
+    # networks, which drift more than single kernels; None: it keeps no times, another runtime or thread count)
+    calibration_speed_vs_profile: float | None = None
 
     @property
     def model_rss_bytes(self) -> int:
@@ -143,7 +146,9 @@ class BenchResult:
                  + ("n/a" if self.noise_split_half is None else f"within {self.noise_split_half:.1%}")
                  + ("" if self.trusted else "  TOO NOISY TO TRUST (see the note)")
                  + ("" if self.speed_vs_profile is None else
-                    f"; the profile's reference kernels ran at {self.speed_vs_profile:.3f}× their profiled time"),
+                    f"; the profile's reference kernels ran at {self.speed_vs_profile:.3f}× their profiled time")
+                 + ("" if self.calibration_speed_vs_profile is None else
+                    f"; its calibration networks at {self.calibration_speed_vs_profile:.3f}×"),
                  f"memory     peak RSS {_mib(self.peak_rss_bytes)}; runtime loaded, no model "
                  f"{_mib(self.baseline_rss_bytes)}; model's share {_mib(self.model_rss_bytes)} "
                  f"({self.model_rss_bytes:,} B)"]
@@ -220,8 +225,9 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
     from cost_models.runner import noise_verdict  # here, not at the top: the measuring child imports this file
 
     references = _reference_kernels(profile, runtime, threads)
+    calibration = _calibration_networks(profile, runtime, threads)
     child = _measure_in_child_process(path, runtime, threads, spec, arena_bytes, warmup, runs, rounds,
-                                      [model for model, _ in references])
+                                      [model for model, _ in references], [model for model, _ in calibration])
     times_ms = np.asarray(child["times_ms"], dtype=np.float64)
     protocol = child["protocol"]
     timing = protocol["models"][0]
@@ -247,12 +253,17 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
     arena_ratio = None
     if arena_bytes is not None and prediction is not None and prediction.sram_bytes:
         arena_ratio = arena_bytes / prediction.sram_bytes
-    speed = None
-    if references:
-        from cost_models.speed_reference import drift_note, speed_ratio
+    from cost_models.speed_reference import drift_note, speed_ratio
 
+    speed = calibration_speed = None
+    if references:
         speed = speed_ratio([ms for _, ms in references], child["reference_ms"])
         note = drift_note(speed, profile.name)
+        if note is not None:
+            notes.append(note)
+    if calibration:
+        calibration_speed = speed_ratio([ms for _, ms in calibration], child["calibration_ms"])
+        note = drift_note(calibration_speed, profile.name, what=f"{len(calibration)} calibration networks")
         if note is not None:
             notes.append(note)
 
@@ -268,7 +279,7 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
         arena_ratio=arena_ratio, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=machine_description(), notes=notes, rounds=rounds, latency_ms_fast=fast,
         noise_split_half=timing["split_half"], slow_rounds=protocol["slow_rounds"], trusted=not untrusted,
-        speed_vs_profile=speed)
+        speed_vs_profile=speed, calibration_speed_vs_profile=calibration_speed)
     if record and card is not None:
         _append_measurement(card_path, result.to_dict())
     return result
@@ -319,22 +330,42 @@ def _reference_kernels(profile, runtime: str, threads: int) -> list[tuple[bytes,
     return list(zip(reference_models(shapes), [ms for _, ms in profile.speed_reference]))
 
 
+def _calibration_networks(profile, runtime: str, threads: int) -> list[tuple[bytes, float]]:
+    """The target profile's calibration networks as models ``runtime`` runs, with their profiled times (ms),
+    when this measurement can time them as the profiler did: the profile's own runtime and threads, and for
+    litert the profile's cache of them beside it (converting 40 networks would take over a minute)."""
+    if (profile is None or profile.path is None or TARGET_RUNTIMES.get(profile.runtime) != runtime
+            or runtime == "tflm" or profile.threads != threads):
+        return []
+    profile_path = Path(profile.path)
+    if runtime == "litert" and not profile_path.with_name(profile_path.name + ".tflite").is_dir():
+        return []
+    from cost_models.speed_reference import calibration_networks
+
+    _, profiled_ms, models = calibration_networks(profile_path, runtime)
+    return list(zip(models, profiled_ms))
+
+
 def _measure_in_child_process(path: Path, runtime: str, threads: int, spec: TensorSpec,
                               arena_bytes: int | None, warmup: int, runs: int, rounds: int,
-                              references: list[bytes] = ()) -> dict:
+                              references: list[bytes] = (), calibration: list[bytes] = ()) -> dict:
     export_folder = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="edgegrow-bench-") as folder:
         request = Path(folder) / "request.json"
-        reference_paths, reference_timing = [], {}
-        if references:
+        reference_paths, calibration_paths, reference_timing = [], [], {}
+        if references or calibration:
             from cost_models.speed_reference import TIMING as reference_timing
         for index, model in enumerate(references):
             reference_paths.append(str(Path(folder) / f"reference-{index}.onnx"))
             Path(reference_paths[-1]).write_bytes(model)
+        for index, model in enumerate(calibration):
+            suffix = ".onnx" if runtime == "onnxruntime" else ".tflite"
+            calibration_paths.append(str(Path(folder) / f"calibration-{index}{suffix}"))
+            Path(calibration_paths[-1]).write_bytes(model)
         request.write_text(json.dumps({
             "path": str(path.resolve()), "runtime": runtime, "threads": threads, "arena_bytes": arena_bytes,
             "warmup": warmup, "runs": runs, "rounds": rounds, "result": str(Path(folder) / "result.json"),
-            "references": reference_paths, "reference_timing": reference_timing,
+            "references": reference_paths, "calibration": calibration_paths, "reference_timing": reference_timing,
             "input": {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype),
                       "scale": spec.scale, "zero_point": spec.zero_point}}))
         done = subprocess.run([sys.executable, "-c", _CHILD_PROGRAM, str(request), str(export_folder.parent),
@@ -381,9 +412,17 @@ def _measure_in_child(request_path: str) -> None:
         sessions = [Session(reference, threads=request["threads"]) for reference in request["references"]]
         timed = measure([session.run for session in sessions], rounds=4, **request["reference_timing"])
         reference_ms = [model["fast_ms"] for model in timed["models"]]
+    calibration_ms = []
+    if request.get("calibration"):  # the profile's calibration networks, timed as the profiler timed them
+        from cost_models.runner import Session
+
+        sessions = [Session(network, runtime, request["threads"], xnnpack=True) for network in request["calibration"]]
+        timed = measure([session.run for session in sessions], rounds=4, **request["reference_timing"])
+        calibration_ms = [model["fast_ms"] for model in timed["models"]]
     Path(request["result"]).write_text(json.dumps({
         "times_ms": times_ms, "protocol": protocol, "baseline_rss_bytes": baseline, "peak_rss_bytes": peak,
-        "input_shape": list(shape), "imported_torch": "torch" in sys.modules, "reference_ms": reference_ms}))
+        "input_shape": list(shape), "imported_torch": "torch" in sys.modules, "reference_ms": reference_ms,
+        "calibration_ms": calibration_ms}))
 
 
 def _peak_rss_bytes() -> int:

@@ -417,3 +417,18 @@ def test_the_benchmarks_networks_have_trained_batchnorm_statistics_and_a_cached_
     with torch.no_grad():
         norms[0].running_mean.add_(1.0)
     assert export_file("/tmp", "litert", 99, 0, description, model) != path
+
+
+def test_the_benchmarks_reading_aid_reports_its_shares_for_other_predictions_of_the_same_networks(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    from cost_model_accuracy import describe_aid, reading_aid
+
+    rows = [{"family": family, "measured_ms": 1.0} for family in ("plain", "plain", "concat", "concat")]
+    aid = reading_aid([1.04, 1.08, 0.97, 0.8], rows, ("plain", "concat", "residual"))
+    assert aid["within_10_percent"] == 0.75 and aid["within_5_percent"] == 0.5
+    assert aid["mean_absolute_percentage_error"] == pytest.approx(8.75)
+    assert aid["per_family_median_signed_error"] == pytest.approx({"plain": 0.06, "concat": -0.115})
+    assert describe_aid(aid).endswith("furthest family concat -11.5%")
+

@@ -64,3 +64,32 @@ def test_the_reference_kernels_run_and_take_microseconds_not_milliseconds():
     assert {("conv", True), ("conv", False), ("depthwise", True), ("depthwise", False)} <= shapes
     assert all(1e5 <= shape.macs <= 1e7 for shape in REFERENCE_KERNELS if shape.macs)
     assert np.isfinite([shape.output_elements for shape in REFERENCE_KERNELS]).all()
+
+
+def test_a_profiles_calibration_networks_are_rebuilt_from_their_seed_with_their_profiled_times(tmp_path, monkeypatch):
+    import json
+
+    from cost_models import kernel_tflite
+    from cost_models.calibration import random_chains
+    from cost_models.kernel_onnx import chain_model
+    from cost_models.speed_reference import calibration_networks
+
+    profile = table_profile()
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps(profile))
+    assert calibration_networks(path, "onnxruntime") == ([], [], [])  # a profile that keeps no times
+    profile["latency"]["calibration"] = {"scale": 1.0, "per_kernel_ms": 0.0, "measured_ms": [0.1, 0.2, 0.3],
+                                         "source": "test"}
+    path.write_text(json.dumps(profile))
+    chains, profiled_ms, models = calibration_networks(path, "onnxruntime")
+    assert chains == random_chains(3) and profiled_ms == [0.1, 0.2, 0.3]
+    assert models == [chain_model(*chain).SerializeToString() for chain in chains]
+    Session(models[2]).run()
+    # litert's from the profile's cache where it has one, converted (and kept there) where not
+    monkeypatch.setattr(kernel_tflite, "chain_tflite", lambda shapes, inputs: b"converted")
+    assert calibration_networks(path, "litert")[2] == [b"converted"] * 3
+    folder = tmp_path / "host.json.tflite"
+    folder.mkdir()
+    (folder / "chain-1.tflite").write_bytes(b"cached")
+    assert calibration_networks(path, "litert")[2] == [b"converted", b"cached", b"converted"]
+    assert (folder / "chain-0.tflite").read_bytes() == b"converted"

@@ -287,3 +287,31 @@ def test_a_machine_that_runs_the_profiles_reference_kernels_at_another_speed_say
     profile_path.write_text(json.dumps(profile))
     plain = benchmark(model, "onnxruntime", target=str(profile_path), **FAST)
     assert plain.speed_vs_profile is None and not any("reference kernels" in note for note in plain.notes)
+
+
+@pytest.mark.parametrize(("profiled_ms", "words"), [(1e-6, "slower"), (1e3, "faster")])
+def test_bench_times_the_profiles_calibration_networks_again_and_says_when_they_drifted(onnx_file, tmp_path,
+                                                                                        profiled_ms, words):
+    """Whole networks drift more than single kernels: on 2026-12-07 a profile's calibration networks ran up to
+    12 % faster 2.5 hours later while its reference kernels ran within 0.6 %."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cost_models"))
+    from profiles import table_profile
+
+    profile = table_profile()
+    profile["latency"]["calibration"] = {"scale": 1.0, "per_kernel_ms": 0.0, "measured_ms": [profiled_ms] * 2,
+                                         "source": "test"}
+    profile_path = tmp_path / "test-cpu.json"
+    profile_path.write_text(json.dumps(profile))
+    model = copy_into(tmp_path, onnx_file)
+    result = benchmark(model, "onnxruntime", target=str(profile_path), **FAST)
+    assert (result.calibration_speed_vs_profile > 100) if words == "slower" else (
+        result.calibration_speed_vs_profile < 0.5)
+    assert any("2 calibration networks" in note and words in note for note in result.notes)
+    assert "its calibration networks at" in result.table()
+    assert result.to_dict()["calibration_speed_vs_profile"] == result.calibration_speed_vs_profile
+    # another thread count than the profile's: not timed as the profiler timed them, so nothing said
+    other = benchmark(model, "onnxruntime", target=str(profile_path), threads=2, **FAST)
+    assert other.calibration_speed_vs_profile is None and not any("calibration" in note for note in other.notes)
