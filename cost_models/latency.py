@@ -146,12 +146,13 @@ class LatencyModel:
             for axis, key in _line_keys(entry.shape):
                 self._lines.setdefault(key, []).append((_channel(entry.shape, axis), entry))
         self._fits = {}
+        self._channels_first = target.runtime == "onnxruntime"
         groups: dict[tuple, list] = {}
         for entry in target.entries:
-            groups.setdefault((entry.shape.kind, entry.layout), []).append(entry)
+            groups.setdefault((_fit_kind(entry.shape.kind, self._channels_first), entry.layout), []).append(entry)
         for key, entries in groups.items():
             self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], self._step(key[1]),
-                                      channels_first=target.runtime == "onnxruntime")
+                                      channels_first=self._channels_first)
 
     # --- one kernel -------------------------------------------------------------------------------
     def layout(self, shape: KernelShape) -> str:
@@ -189,7 +190,7 @@ class LatencyModel:
         if interpolated is not None:
             return KernelLatency(self._calibrated(interpolated + activation, roofline), "interpolated", roofline,
                                  layout)
-        fit = self._fits.get((shape.kind, layout))
+        fit = self._fits.get((_fit_kind(shape.kind, self._channels_first), layout))
         if fit is not None and fit.usable:
             return KernelLatency(self._calibrated(fit.predict(shape) + activation, roofline), "fitted", roofline,
                                  layout)
@@ -543,6 +544,8 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
     """
     if tile is not None and shape.kind in ("conv", "pointwise"):
         return np.array(_tile_features(shape, tile) + [1.0], dtype=float)
+    if shape.kind in TRANSPOSED_MEAN_KINDS and not channels_first:
+        return np.array(_transposed_mean_terms(shape) + [1.0], dtype=float)
     # a depthwise kernel's input channels are its output channels; a blocked conv reads fewer input
     # channels than a block unpadded (see LatencyModel._layout_changes)
     c_in = shape.input[0] if shape.kind == "depthwise" or shape.input[0] < step else _padded(shape.input[0], step)
@@ -574,8 +577,9 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
         terms += [shape.output_elements * window, shape.input_elements if is_padded else 0.0,
                   shape.input[1] * shape.input[2] if is_padded else 0.0,
                   h * w * window * -(-c // 16) if average else 0.0]
-    if shape.kind == "max_pad":  # a PADV2 writes position by position: in 5-fold cross-validation of a litert table's
-        # 39 such pads (three splits) these took them from 54 to 71 % within 10 % (x86 host, 2026-12-07)
+    if shape.kind == "max_pad" or shape.kind == "pad" and not channels_first:  # a PAD or PADV2 writes position by
+        # position: in 5-fold cross-validation of a litert table's 39 PADV2s (three splits) these took them from 54 to 71 %
+        # within 10 %, and its 59 PADs (``profiler.pad_grid``) from 29 to 90 % (x86 host, 2026-12-07)
         terms += [h * w, shape.input[1] * shape.input[2]]
     if shape.kind == "concat" and not channels_first:
         terms += _channel_last_concat_terms(shape)
@@ -591,6 +595,34 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
         # did not time costs nothing)
         terms += [float(shape.output_elements) if shape.activation == name else 0.0 for name in ACTIVATIONS]
     return np.array(terms + [1.0], dtype=float)
+
+
+TRANSPOSED_MEAN_KINDS = ("mean", "global_pool")  # what litert-torch writes as a TRANSPOSE to channel-first and a MEAN
+PLANE_ALIASING_BYTES = 4096  # the set stride of a 32 KB 8-way L1 data cache (most x86 and Arm cores)
+CACHE_RESIDENT_BYTES = 1 << 20  # a core's level-2 cache on most hosts and big phone cores: 512 KB to 2 MB
+
+
+def _transposed_mean_terms(shape: KernelShape) -> list[float]:
+    """A mean over the map of a channel-last tensor as litert-torch writes it (``TRANSPOSED_MEAN_KINDS``: a TRANSPOSE
+    to channel-first, then a MEAN over each plane), for a table of any runtime but onnxruntime: every element; the
+    elements again where a channel's plane is a multiple of ``PLANE_ALIASING_BYTES`` (32×32 and 64×64 float maps), so
+    the planes the transpose writes share cache sets; the elements again where the channels leave a remainder of a
+    vector of 8; the channels (one reduction each); and the input bytes past ``CACHE_RESIDENT_BYTES``, in elements.
+    Swept through litert with XNNPACK (x86 host, 2026-12-07), 8-96 channels on 16-64 px maps: 0.11-0.19 ns an
+    element, 0.18-0.33 on 32×32 and 64×64 maps, 36 and 37 channels 0.02-0.04 more than 24 or 64 (both kinds alike).
+    In 5-fold cross-validation of that table's 79 means and global pools (three splits, one fit for both kinds,
+    ``_fit_kind``) those of 2 us and more went from 19-25 to 51 % within 10 % (median absolute error 16-18 -> 10 %)."""
+    c, h, w = shape.input
+    elements = float(c * h * w)
+    aliased = h * w * 4 % PLANE_ALIASING_BYTES == 0
+    return [elements, elements * aliased, elements * (c % 8 != 0), float(c),
+            max(0.0, elements * 4 - CACHE_RESIDENT_BYTES) / 4]
+
+
+def _fit_kind(kind: str, channels_first: bool) -> str:
+    """The fit that prices ``kind``: its own, but one for both ``TRANSPOSED_MEAN_KINDS`` of a channel-last table (the
+    same two ops)."""
+    return TRANSPOSED_MEAN_KINDS[0] if kind in TRANSPOSED_MEAN_KINDS and not channels_first else kind
 
 
 CONCAT_VECTOR_CHANNELS = 4  # chosen by the cross-validation below: 28 -> 36 % with vectors of 4, 30 % with 16

@@ -314,8 +314,11 @@ def profile_grid(quick: bool = False, runtime: str = "onnxruntime") -> list[Kern
     """Every kernel a profile measures: the grid (``kernel_grid``), the activation sweep and concatenations of two
     tensors of any widths (``concat_grid``), BatchNorms of their own (``batch_norm_grid``) and activations of their own
     (``standalone_activation_grid``); for litert also the paddings litert-torch writes before max pools
-    (``max_pad_grid``) and the channel-last means of gates and heads (``mean_nhwc_grid``)."""
-    extra = max_pad_grid(quick) + mean_nhwc_grid(quick) if runtime == "litert" else []
+    (``max_pad_grid``) and the zero paddings of any width it writes before strided convs (``pad_grid``), the
+    channel-last means of gates and heads (``mean_nhwc_grid``) and the transposed means of heads on maps whose channel
+    planes alias in the L1 cache (``transposed_mean_grid``)."""
+    extra = (max_pad_grid(quick) + pad_grid(quick) + mean_nhwc_grid(quick) + transposed_mean_grid(quick)
+             if runtime == "litert" else [])
     return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick) + extra + concat_grid(quick)
                               + batch_norm_grid(quick) + standalone_activation_grid(quick)))
 
@@ -337,6 +340,21 @@ def max_pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     return shapes
 
 
+def pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
+    """Zero paddings of one pixel after the map (a PAD), which litert-torch writes before a strided conv whose padding
+    TFLite's SAME cannot express, at any channel count: the grid's pads draw 3-24 channels, and its fit priced a
+    held-out 115-channel one on a 50×20 map at 3.4 times its 17 µs (x86 host, 2026-12-07). onnxruntime folds such a
+    padding into its conv. Channels and maps as ``max_pad_grid`` draws them; 40 draws (8 when quick)."""
+    rng = random.Random(seed + 6)
+    sizes = SPATIAL_FULL[1:] + tuple((s, s) for s in IMAGE_SIZES[:7])
+    shapes = []
+    for _ in range(8 if quick else 40):
+        c = _log_uniform(rng, 3, 512)
+        h, w = rng.choice(sizes)
+        shapes.append(KernelShape("pad", (c, h, w), (c, h + 1, w + 1)))
+    return shapes
+
+
 def mean_nhwc_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     """Means over the map that keep its rank, which litert-torch writes as a MEAN on the channel-last tensor
     (``mean_nhwc``: a squeeze-and-excitation gate's squeeze, a head's ``nn.AdaptiveAvgPool2d(1)``). The grid's ``mean``
@@ -350,6 +368,22 @@ def mean_nhwc_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
         c = _any_channels(rng)
         h, w = rng.choice(sizes)
         shapes.append(KernelShape("mean_nhwc", (c, h, w), (c, 1, 1)))
+    return shapes
+
+
+def transposed_mean_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
+    """Means and global pools over the map, which litert-torch writes as a TRANSPOSE to channel-first and a MEAN, half
+    of them on 32×32 and 64×64 maps, whose channel planes (4 KB and 16 KB of floats) share the L1 cache's sets as the
+    transpose writes them: swept through litert (x86 host, 2026-12-07) those took 1.4-2.0× the time an element of
+    31×31, 33×33 or 48×48 maps (``latency._transposed_mean_terms``), and the grid's 79 held one such mean. 48 draws (8
+    when quick), the two kinds in turn."""
+    rng = random.Random(seed + 5)
+    aliased, others = ((32, 32), (64, 64)), ((16, 16), (24, 24), (28, 28), (31, 31), (33, 33), (48, 48), (56, 56))
+    shapes = []
+    for index in range(8 if quick else 48):
+        c = _any_channels(rng)
+        h, w = rng.choice(aliased if index % 4 < 2 else others)
+        shapes.append(KernelShape(("mean", "global_pool")[index % 2], (c, h, w), (c, 1, 1)))
     return shapes
 
 

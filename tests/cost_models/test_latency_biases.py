@@ -815,3 +815,41 @@ def test_a_mean_that_keeps_the_maps_rank_is_priced_as_the_channel_last_mean_lite
     assert means(profile) == pytest.approx([2.9e-4] * 3)
     profile["latency"]["entries"] = [mean("global_pool", c, 1e-5) for c in (8, 24, 40)]  # and older: a global pool
     assert means(profile) == pytest.approx([2.9e-4] * 3)
+
+
+def test_a_transposed_mean_costs_more_an_element_where_its_planes_alias_in_the_l1_cache_and_both_kinds_share_a_fit():
+    # litert-torch writes x.mean((2, 3)) and a global pool as a TRANSPOSE to channel-first and a MEAN; swept through
+    # litert (x86 host, 2026-12-07) they took 0.11-0.19 ns an element on 16-64 px maps but 0.18-0.33 on 32×32 and 64×64,
+    # whose 4 KB and 16 KB planes share the L1 cache's sets, and the two kinds alike
+    def entry(kind, c, size):
+        per_element_ms = 3e-7 if size * size * 4 % 4096 == 0 else 1.5e-7
+        return {**KernelShape(kind, (c, size, size), (c, 1, 1)).to_dict(), "layout": "plain",
+                "latency_ms": 1e-4 + c * size * size * per_element_ms}
+
+    sizes = (16, 24, 28, 31, 32, 33, 48, 64)
+    # means only on maps that do not alias: the global pools teach the one fit what aliasing costs
+    entries = ([entry("global_pool", c, size) for c in (16, 48, 96) for size in sizes]
+               + [entry("mean", c, size) for c in (16, 48, 96) for size in sizes if size not in (32, 64)])
+    profile = table_profile(entries)
+    profile["runtime"]["name"] = "litert"
+    profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
+    model = LatencyModel(target(profile))
+    for kind, c, size in (("mean", 64, 32), ("mean", 64, 64), ("mean", 64, 24), ("global_pool", 40, 32)):
+        shape = KernelShape(kind, (c, size, size), (c, 1, 1))
+        assert model.kernel(shape).latency_ms == pytest.approx(entry(kind, c, size)["latency_ms"], rel=0.05), shape
+
+
+def test_a_channel_last_pad_is_priced_position_by_position_past_the_channels_the_table_timed():
+    # litert's PAD writes position by position: its fit on the grid's pads of 3-24 channels priced a 115-channel one on a
+    # 50×20 map at 3.4 times its 17 us (x86 host, 2026-12-07)
+    def entry(c, h, w):
+        return {**KernelShape("pad", (c, h, w), (c, h + 1, w + 1)).to_dict(), "layout": "plain",
+                "latency_ms": 1e-4 + (h + 1) * (w + 1) * 8e-6 + c * (h + 1) * (w + 1) * 1e-7}
+
+    entries = [entry(c, h, w) for c in (3, 8, 12, 16, 17, 24) for h, w in ((7, 7), (14, 14), (28, 28), (50, 20))]
+    profile = table_profile(entries, memory_bandwidth_bytes_per_s={"value": 1e11, "source": "test"})  # floor below
+    profile["runtime"]["name"] = "litert"
+    profile["latency"]["layout"] = {"rule": "none", "block_channels": 16}
+    shape = KernelShape("pad", (115, 50, 20), (115, 51, 21))
+    assert LatencyModel(target(profile)).kernel(shape).latency_ms == pytest.approx(entry(115, 50, 20)["latency_ms"],
+                                                                                  rel=0.05)

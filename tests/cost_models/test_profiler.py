@@ -360,6 +360,19 @@ def test_a_litert_grid_times_the_channel_last_means_of_gates():
     assert any(s.kind == "mean_nhwc" for s in profiler.profile_grid(quick=True, runtime="litert"))
 
 
+def test_a_litert_grid_times_transposed_means_on_maps_whose_planes_alias_in_the_l1_cache():
+    """The grid's means and global pools held one on a 32×32 map, where litert's TRANSPOSE takes 1.4-2× the time an
+    element (``profiler.transposed_mean_grid``); onnxruntime transposes nothing there."""
+    added = profiler.transposed_mean_grid()
+    litert, plain = set(profiler.profile_grid(runtime="litert")), set(profiler.profile_grid())
+    assert set(added) <= litert and not set(added) & plain
+    aliased = [s for s in added if s.input[1] * s.input[2] * 4 % 4096 == 0]
+    assert len(aliased) == len(added) // 2 and {s.kind for s in aliased} == {"mean", "global_pool"}
+    assert all(s.output == (s.input[0], 1, 1) for s in added)
+    quick = set(profiler.profile_grid(quick=True, runtime="litert"))
+    assert any(s.input[1:] in ((32, 32), (64, 64)) and s.kind == "mean" for s in quick)
+
+
 def test_both_grids_time_concatenations_of_two_tensors_of_any_widths_on_large_maps():
     """The grid's own concatenations join a tensor with a copy of itself; networks join branches of other widths, often
     narrow on a large map, which XNNPACK copies position by position (``profiler.concat_grid``)."""
@@ -432,3 +445,11 @@ def test_the_benchmarks_reading_aid_reports_its_shares_for_other_predictions_of_
     assert aid["per_family_median_signed_error"] == pytest.approx({"plain": 0.06, "concat": -0.115})
     assert describe_aid(aid).endswith("furthest family concat -11.5%")
 
+
+def test_a_litert_grid_times_zero_paddings_of_any_width():
+    """The grid's pads draw 3-24 channels; litert-torch writes a PAD of any width before a strided conv."""
+    added = profiler.pad_grid()
+    assert set(added) <= set(profiler.profile_grid(runtime="litert")) and not set(added) & set(profiler.profile_grid())
+    assert max(s.input[0] for s in added) >= 256 and all(s.output == (s.input[0], s.input[1] + 1, s.input[2] + 1)
+                                                         for s in added)
+    assert set(profiler.pad_grid(quick=True)) <= set(profiler.profile_grid(quick=True, runtime="litert"))
