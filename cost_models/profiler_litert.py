@@ -1,8 +1,9 @@
 """``edgegrow profile --runtime litert``: the profiler's grid through ai-edge-litert on this machine.
 
-The same kernel shapes as the onnxruntime profile (``profiler.profile_grid``), the -inf paddings litert-torch writes
-before some max pools (``profiler.max_pad_grid``) and the channel-last MEANs of squeeze-and-excitation gates
-(``profiler.mean_nhwc_grid``), each as a float32
+The same kernel shapes as the onnxruntime profile (``profiler.profile_grid``), the -inf and zero paddings litert-torch
+writes before some max pools and strided convs (``profiler.max_pad_grid``, ``pad_grid``), the channel-last MEANs of
+squeeze-and-excitation gates (``profiler.mean_nhwc_grid``) and transposed means on maps whose planes alias in the L1
+cache (``profiler.transposed_mean_grid``), each as a float32
 single-kernel .tflite (``kernel_tflite``) run by TFLite's interpreter with its default XNNPACK
 delegate: the kernels a phone's TFLite runs for a float model, on this machine's CPU. TFLite's Python
 interpreter has no per-op profiler, so a kernel's time is its model's wall-clock time (the
