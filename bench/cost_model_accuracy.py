@@ -527,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     reference_timings = protocol["models"][len(models):len(models) + len(references)]
     speed = None
     if references:
-        speed = speed_ratio([ms for _, ms in target.speed_reference], [timing["fast_ms"] for timing in reference_timings])
+        speed = speed_ratio([ms for _, ms in target.speed_reference],
+                            [timing["fast_ms"] for timing in reference_timings])
         print(f"this machine ran the profile's {len(references)} reference kernels at {speed:.3f}× their time when "
               "it was profiled", flush=True)
     calibration_now = None

@@ -578,8 +578,8 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
                   shape.input[1] * shape.input[2] if is_padded else 0.0,
                   h * w * window * -(-c // 16) if average else 0.0]
     if shape.kind == "max_pad" or shape.kind == "pad" and not channels_first:  # a PAD or PADV2 writes position by
-        # position: in 5-fold cross-validation of a litert table's 39 PADV2s (three splits) these took them from 54 to 71 %
-        # within 10 %, and its 59 PADs (``profiler.pad_grid``) from 29 to 90 % (x86 host, 2026-12-07)
+        # position: in 5-fold cross-validation of a litert table's 39 PADV2s (three splits) these took them from 54 to
+        # 71 % within 10 %, and its 59 PADs (``profiler.pad_grid``) from 29 to 90 % (x86 host, 2026-12-07)
         terms += [h * w, shape.input[1] * shape.input[2]]
     if shape.kind == "concat" and not channels_first:
         terms += _channel_last_concat_terms(shape)
