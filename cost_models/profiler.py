@@ -329,15 +329,8 @@ def max_pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     pools reach their 'same' output without one, and networks with such pools were priced 9-21 % fast through litert;
     a pool priced from the table plus its padding timed alone came within a few % of the pool with its padding for 10 of
     12 shapes (x86 host, 2026-12-07). One pixel on each side (a 3×3 window), or two (5×5); 40 draws (8 when quick)."""
-    rng = random.Random(seed + 2)
-    sizes = SPATIAL_FULL[1:] + tuple((s, s) for s in IMAGE_SIZES[:7])
-    shapes = []
-    for _ in range(8 if quick else 40):
-        c = _log_uniform(rng, 3, 512)
-        h, w = rng.choice(sizes)
-        pad = 1 if rng.random() < 0.8 else 2
-        shapes.append(KernelShape("max_pad", (c, h, w), (c, h + 2 * pad, w + 2 * pad)))
-    return shapes
+    return _paddings("max_pad", random.Random(seed + 2), 8 if quick else 40,
+                     lambda rng: 2 * (1 if rng.random() < 0.8 else 2))
 
 
 def pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
@@ -345,13 +338,19 @@ def pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     TFLite's SAME cannot express, at any channel count: the grid's pads draw 3-24 channels, and its fit priced a
     held-out 115-channel one on a 50×20 map at 3.4 times its 17 µs (x86 host, 2026-12-07). onnxruntime folds such a
     padding into its conv. Channels and maps as ``max_pad_grid`` draws them; 40 draws (8 when quick)."""
-    rng = random.Random(seed + 6)
+    return _paddings("pad", random.Random(seed + 6), 8 if quick else 40, lambda rng: 1)
+
+
+def _paddings(kind: str, rng: random.Random, count: int, added: Callable[[random.Random], int]) -> list[KernelShape]:
+    """``count`` paddings of ``kind``: 3-512 channels on the grid's maps but 1×1 and image networks' up to 112 px, each
+    map grown by ``added(rng)`` rows and columns."""
     sizes = SPATIAL_FULL[1:] + tuple((s, s) for s in IMAGE_SIZES[:7])
     shapes = []
-    for _ in range(8 if quick else 40):
+    for _ in range(count):
         c = _log_uniform(rng, 3, 512)
         h, w = rng.choice(sizes)
-        shapes.append(KernelShape("pad", (c, h, w), (c, h + 1, w + 1)))
+        grown = added(rng)
+        shapes.append(KernelShape(kind, (c, h, w), (c, h + grown, w + grown)))
     return shapes
 
 
