@@ -512,8 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     references = ([Session(model) for model in reference_models([shape for shape, _ in target.speed_reference])]
                   if args.runtime == "onnxruntime" and target.speed_reference else [])
     # and its calibration networks, as the profiler timed them: what the calibration's moment adds
-    chains, calibration_profiled_ms, calibration_models = calibration_networks(
-        known_targets().get(args.target, args.target), args.runtime)
+    chains, calibration_profiled_ms, calibration_models = calibration_networks(target.path, args.runtime)
     calibration_sessions = [Session(model, args.runtime, xnnpack=True) for model in calibration_models]
 
     def measure_all() -> dict:
@@ -537,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         ratios = np.array(now_ms) / np.array(calibration_profiled_ms)
         calibration_now = {"networks": len(now_ms), "speed_vs_profile": speed_ratio(calibration_profiled_ms, now_ms),
                            "speed_vs_profile_range": [float(ratios.min()), float(ratios.max())],
-                           "profile_scale": target.calibration_scale, "scale_now": scale_now(target, chains, now_ms)}
+                           "profile_scale": target.calibration_scale, "scale_now": scale_now(target, chains, now_ms),
+                           "profiled_ms": calibration_profiled_ms, "now_ms": now_ms}
         print(f"this machine ran the profile's {len(now_ms)} calibration networks at "
               f"{calibration_now['speed_vs_profile']:.3f}× their time when it was profiled (median; "
               f"{ratios.min():.3f}–{ratios.max():.3f}): timed now they would give a calibration scale of "

@@ -7,9 +7,10 @@ For one kernel, in order:
    the same and the step up is where the table says it is (64→65 channels is a step, 63→64 is not).
    Not for a litert table, whose fit does better (see ``LatencyModel.__init__``).
 3. ``fitted``: a per-kind, per-layout linear model over the table (padded MACs, MACs, tensor sizes,
-   weights; least squares on relative error, non-negative) times a correction for how far such a
-   shape sits from that line: gradient-boosted trees over the shape (channel counts and their
-   remainders against the SIMD steps, map size, kernel, stride) where the group has at least
+   weights, and terms of a kind's own where a runtime's kernel needs them, ``_features``; least squares on
+   relative error, non-negative; a channel-last table's means and global pools share one, ``_fit_kind``)
+   times a correction for how far such a shape sits from that line: gradient-boosted trees over the shape
+   (channel counts and their remainders against the SIMD steps, map size, kernel, stride) where the group has at least
    ``_Fit.TREES_FROM`` entries, else the log-ratio of the table's nearest shapes. On the full host
    table (1,809 kernels) the trees took 5-fold cross-validation of kernels ≥ 5 µs from 81 % to 87 %
    within ±10 %; on a quick table's groups of a few dozen entries they did no better than the
@@ -540,7 +541,9 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
     kernels of 5 us and more) its convs went from 94.6 to 96.8 % within 10 % (73.0 to 84.8 % within 5 %) and its
     pointwise convs from 87.5 to 91.2 % (71.3 to 85.5 %); on a later profile of another host of the same kind the convs
     went from 97.0 to 99.5 % (82.8 to 98.5 %) once their tile could be wider past 16 output channels
-    (``GemmTile.wide_columns``) (2026-12-07).
+    (``GemmTile.wide_columns``) (2026-12-07). A mean or global pool of a channel-last table, a TRANSPOSE and a MEAN,
+    has ``_transposed_mean_terms`` instead. Some kinds add terms of their own below (a channel-last table's
+    concatenations, BatchNorms and muls, PADs and PADV2s; activations on their own).
     """
     if tile is not None and shape.kind in ("conv", "pointwise"):
         return np.array(_tile_features(shape, tile) + [1.0], dtype=float)
@@ -610,8 +613,10 @@ def _transposed_mean_terms(shape: KernelShape) -> list[float]:
     vector of 8; the channels (one reduction each); and the input bytes past ``CACHE_RESIDENT_BYTES``, in elements.
     Swept through litert with XNNPACK (x86 host, 2026-12-07), 8-96 channels on 16-64 px maps: 0.11-0.19 ns an
     element, 0.18-0.33 on 32×32 and 64×64 maps, 36 and 37 channels 0.02-0.04 more than 24 or 64 (both kinds alike).
-    In 5-fold cross-validation of that table's 79 means and global pools (three splits, one fit for both kinds,
-    ``_fit_kind``) those of 2 us and more went from 19-25 to 51 % within 10 % (median absolute error 16-18 -> 10 %)."""
+    In 5-fold cross-validation (three splits) of that table's 124 means and global pools with
+    ``profiler.transposed_mean_grid``, one fit for both kinds (``_fit_kind``), they went from 15-25 % within 10 % (each
+    kind, at 0, 2 and 5 us and more) to 55-57 % (median absolute error 15-28 -> 8-9 %); the sweep's 112 shapes, out of
+    the table, from 16-45 to 71-77 %."""
     c, h, w = shape.input
     elements = float(c * h * w)
     aliased = h * w * 4 % PLANE_ALIASING_BYTES == 0

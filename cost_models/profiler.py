@@ -336,8 +336,9 @@ def max_pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 def pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     """Zero paddings of one pixel after the map (a PAD), which litert-torch writes before a strided conv whose padding
     TFLite's SAME cannot express, at any channel count: the grid's pads draw 3-24 channels, and its fit priced a
-    held-out 115-channel one on a 50×20 map at 3.4 times its 17 µs (x86 host, 2026-12-07). onnxruntime folds such a
-    padding into its conv. Channels and maps as ``max_pad_grid`` draws them; 40 draws (8 when quick)."""
+    held-out 115-channel one on a 50×20 map at 3.3-3.5 times its 17-18 µs (x86 host, 2026-12-07). onnxruntime folds
+    such a padding into its conv. Channels and maps as ``max_pad_grid`` draws them; 40 draws (8 when quick)."""
+    # standalone_activation_grid's seed too: other kinds, so other shapes (a new seed would re-profile)
     return _paddings("pad", random.Random(seed + 6), 8 if quick else 40, lambda rng: 1)
 
 
@@ -374,9 +375,9 @@ def transposed_mean_grid(quick: bool = False, seed: int = 0) -> list[KernelShape
     """Means and global pools over the map, which litert-torch writes as a TRANSPOSE to channel-first and a MEAN, half
     of them on 32×32 and 64×64 maps, whose channel planes (4 KB and 16 KB of floats) share the L1 cache's sets as the
     transpose writes them: swept through litert (x86 host, 2026-12-07) those took 1.4-2.0× the time an element of
-    31×31, 33×33 or 48×48 maps (``latency._transposed_mean_terms``), and the grid's 79 held one such mean. 48 draws (8
-    when quick), the two kinds in turn."""
-    rng = random.Random(seed + 5)
+    31×31, 33×33 or 48×48 maps (``latency._transposed_mean_terms``), and the grid's 79 held one such mean and seven such
+    global pools, all 32×32. 48 draws (8 when quick; 45 distinct), the two kinds in turn."""
+    rng = random.Random(seed + 5)  # batch_norm_grid's seed too: other kinds, other shapes (a new one would re-profile)
     aliased, others = ((32, 32), (64, 64)), ((16, 16), (24, 24), (28, 28), (31, 31), (33, 33), (48, 48), (56, 56))
     shapes = []
     for index in range(8 if quick else 48):

@@ -15,8 +15,8 @@ comparison, never folded into it.
 
 The reference kernels fit in a core's level-2 cache and run for well under a millisecond; whole
 networks do neither. On 2026-12-07 the onnxruntime profile's 60 calibration networks, timed again
-2.5 hours after it, ran 1.8 % faster at the median and up to 12 % faster for the largest ones (1–6 ms),
-while its reference kernels ran within 0.6 % of their profiled times. So a profile's calibration
+2.5-3 hours after it, ran 0.6-2.0 % faster at the median (eight timings) and up to 12 % faster for the largest
+ones (1–7 ms), while its reference kernels ran within 0.7 % of their profiled times. So a profile's calibration
 networks (``calibration_networks``: rebuilt from their seed, their profiled times are in the profile)
 are timed again too: their speed now against the profile's, and the calibration scale they would give
 now (``calibration.scale_now``), say how much of a comparison is the calibration's moment.
@@ -68,22 +68,27 @@ def speed_ratio(profiled_ms: list[float], now_ms: list[float]) -> float:
 
 
 def drift_note(ratio: float, target: str, tolerance: float = DRIFT_TOLERANCE,
-               what: str = "reference kernels") -> str | None:
+               what: str = "reference kernels", runtime: str = "onnxruntime", threads: int = 1) -> str | None:
     """What to tell a user when the machine runs ``what`` (the reference kernels, or the calibration
-    networks) more than ``tolerance`` slower or faster than when ``target`` was profiled (None within it)."""
+    networks) more than ``tolerance`` slower or faster than when ``target`` was profiled (None within it),
+    with the command that profiles it again as it was made (``runtime``, ``threads``)."""
     if abs(ratio - 1) <= tolerance:
         return None
     direction = "slower" if ratio > 1 else "faster"
+    command = (f"edgegrow profile --target {target}" + ("" if runtime == "onnxruntime" else f" --runtime {runtime}")
+               + ("" if threads == 1 else f" --threads {threads}"))
     return (f"this machine ran {target}'s {what} {abs(ratio - 1):.1%} {direction} "
             f"than when {target} was profiled: the prediction is for the machine as it was then "
-            f"(edgegrow profile --target {target} measures it again)")
+            f"({command} measures it again)")
 
 
-def calibration_networks(profile_path: str | Path, runtime: str) -> tuple[list, list[float], list[bytes]]:
+def calibration_networks(profile_path: str | Path, runtime: str,
+                         convert: bool = True) -> tuple[list, list[float], list[bytes]]:
     """A profile's calibration networks: (``calibration.random_chains`` as many as it timed, their times
     there (ms, ``latency.calibration.measured_ms``), each as a model ``runtime`` runs); three empty lists
     for a profile that keeps no times. litert's come from the profile's cache of .tflite files
-    (``<profile>.tflite``, the profiler's) where there is one, and are converted (about 2 s each) where not."""
+    (``<profile>.tflite``, the profiler's) where there is one, and are converted (about 2 s each, with
+    litert-torch) where not; ``convert`` False: three empty lists unless the cache holds every one."""
     from .calibration import random_chains
 
     profile_path = Path(profile_path)
@@ -100,6 +105,8 @@ def calibration_networks(profile_path: str | Path, runtime: str) -> tuple[list, 
     from .profiler_litert import cached_model
 
     folder = profile_path.with_name(profile_path.name + ".tflite")
+    if not convert and not all((folder / f"chain-{index}.tflite").is_file() for index in range(len(chains))):
+        return [], [], []
     models = [cached_model(folder, f"chain-{index}", lambda chain=chain: chain_tflite(*chain)) if folder.is_dir()
               else chain_tflite(*chain) for index, chain in enumerate(chains)]
     return chains, profiled_ms, models

@@ -106,7 +106,8 @@ class BenchResult:
     # > 1: this machine runs slower than then; None: the profile has none, or another runtime)
     speed_vs_profile: float | None = None
     # the same for the profile's calibration networks (cost_models.speed_reference.calibration_networks: whole
-    # networks, which drift more than single kernels; None: it keeps no times, another runtime or thread count)
+    # networks, which drift more than single kernels; None: it keeps no times, another runtime or thread count,
+    # TFLite Micro, or a litert profile without its cache of them)
     calibration_speed_vs_profile: float | None = None
 
     @property
@@ -135,6 +136,11 @@ class BenchResult:
     def table(self) -> str:
         """A few human-readable lines: what ran, latency, memory, the prediction, notes."""
         thread_word = "thread" if self.threads == 1 else "threads"
+        calibration = ("" if self.calibration_speed_vs_profile is None else
+                       f"; its calibration networks at {self.calibration_speed_vs_profile:.3f}×"
+                       if self.speed_vs_profile is not None else
+                       f"; the profile's calibration networks ran at {self.calibration_speed_vs_profile:.3f}× their "
+                       "profiled time")
         shape = "x".join(str(d) for d in self.input_shape)
         lines = [f"{self.file} on {self.runtime} {self.runtime_version or ''}".rstrip()
                  + f", {self.threads} {thread_word}, {self.runs} runs after {self.warmup} warm-up "
@@ -147,8 +153,7 @@ class BenchResult:
                  + ("" if self.trusted else "  TOO NOISY TO TRUST (see the note)")
                  + ("" if self.speed_vs_profile is None else
                     f"; the profile's reference kernels ran at {self.speed_vs_profile:.3f}× their profiled time")
-                 + ("" if self.calibration_speed_vs_profile is None else
-                    f"; its calibration networks at {self.calibration_speed_vs_profile:.3f}×"),
+                 + calibration,
                  f"memory     peak RSS {_mib(self.peak_rss_bytes)}; runtime loaded, no model "
                  f"{_mib(self.baseline_rss_bytes)}; model's share {_mib(self.model_rss_bytes)} "
                  f"({self.model_rss_bytes:,} B)"]
@@ -258,12 +263,14 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
     speed = calibration_speed = None
     if references:
         speed = speed_ratio([ms for _, ms in references], child["reference_ms"])
-        note = drift_note(speed, profile.name)
+        note = drift_note(speed, profile.name, runtime=TARGET_RUNTIMES.get(profile.runtime, runtime),
+                          threads=profile.threads)
         if note is not None:
             notes.append(note)
     if calibration:
         calibration_speed = speed_ratio([ms for _, ms in calibration], child["calibration_ms"])
-        note = drift_note(calibration_speed, profile.name, what=f"{len(calibration)} calibration networks")
+        note = drift_note(calibration_speed, profile.name, what=f"{len(calibration)} calibration networks",
+                          runtime=TARGET_RUNTIMES.get(profile.runtime, runtime), threads=profile.threads)
         if note is not None:
             notes.append(note)
 
@@ -333,16 +340,14 @@ def _reference_kernels(profile, runtime: str, threads: int) -> list[tuple[bytes,
 def _calibration_networks(profile, runtime: str, threads: int) -> list[tuple[bytes, float]]:
     """The target profile's calibration networks as models ``runtime`` runs, with their profiled times (ms),
     when this measurement can time them as the profiler did: the profile's own runtime and threads, and for
-    litert the profile's cache of them beside it (converting 40 networks would take over a minute)."""
-    if (profile is None or profile.path is None or TARGET_RUNTIMES.get(profile.runtime) != runtime
-            or runtime == "tflm" or profile.threads != threads):
-        return []
-    profile_path = Path(profile.path)
-    if runtime == "litert" and not profile_path.with_name(profile_path.name + ".tflite").is_dir():
+    litert the profile's cache of every one of them beside it (converting 40 networks would take over a minute).
+    onnxruntime's are built here: with 60 of them, about 4 s more for the whole ``benchmark``."""
+    if (profile is None or not profile.path or not Path(profile.path).is_file()
+            or TARGET_RUNTIMES.get(profile.runtime) != runtime or runtime == "tflm" or profile.threads != threads):
         return []
     from cost_models.speed_reference import calibration_networks
 
-    _, profiled_ms, models = calibration_networks(profile_path, runtime)
+    _, profiled_ms, models = calibration_networks(profile.path, runtime, convert=False)
     return list(zip(models, profiled_ms))
 
 

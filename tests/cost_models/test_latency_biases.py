@@ -841,7 +841,7 @@ def test_a_transposed_mean_costs_more_an_element_where_its_planes_alias_in_the_l
 
 def test_a_channel_last_pad_is_priced_position_by_position_past_the_channels_the_table_timed():
     # litert's PAD writes position by position: its fit on the grid's pads of 3-24 channels priced a 115-channel one on
-    # a 50×20 map at 3.4 times its 17 us (x86 host, 2026-12-07)
+    # a 50×20 map at 3.3-3.5 times its 17-18 us (x86 host, 2026-12-07)
     def entry(c, h, w):
         return {**KernelShape("pad", (c, h, w), (c, h + 1, w + 1)).to_dict(), "layout": "plain",
                 "latency_ms": 1e-4 + (h + 1) * (w + 1) * 8e-6 + c * (h + 1) * (w + 1) * 1e-7}

@@ -361,7 +361,7 @@ def test_a_litert_grid_times_the_channel_last_means_of_gates():
 
 
 def test_a_litert_grid_times_transposed_means_on_maps_whose_planes_alias_in_the_l1_cache():
-    """The grid's means and global pools held one on a 32×32 map, where litert's TRANSPOSE takes 1.4-2× the time an
+    """The grid's means and global pools held eight on 32×32 maps, where litert's TRANSPOSE takes 1.4-2× the time an
     element (``profiler.transposed_mean_grid``); onnxruntime transposes nothing there."""
     added = profiler.transposed_mean_grid()
     litert, plain = set(profiler.profile_grid(runtime="litert")), set(profiler.profile_grid())

@@ -290,14 +290,13 @@ def test_a_machine_that_runs_the_profiles_reference_kernels_at_another_speed_say
 
 
 @pytest.mark.parametrize(("profiled_ms", "words"), [(1e-6, "slower"), (1e3, "faster")])
-def test_bench_times_the_profiles_calibration_networks_again_and_says_when_they_drifted(onnx_file, tmp_path,
-                                                                                        profiled_ms, words):
+def test_bench_times_the_profiles_calibration_networks_again_and_says_when_they_drifted(
+        onnx_file, tmp_path, monkeypatch, profiled_ms, words):
     """Whole networks drift more than single kernels: on 2026-12-07 a profile's calibration networks ran up to
-    12 % faster 2.5 hours later while its reference kernels ran within 0.6 %."""
-    import sys
+    12 % faster 2.5 hours later while its reference kernels ran within 0.7 %."""
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cost_models"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "cost_models"))
     from profiles import table_profile
 
     profile = table_profile()
@@ -310,8 +309,38 @@ def test_bench_times_the_profiles_calibration_networks_again_and_says_when_they_
     assert (result.calibration_speed_vs_profile > 100) if words == "slower" else (
         result.calibration_speed_vs_profile < 0.5)
     assert any("2 calibration networks" in note and words in note for note in result.notes)
-    assert "its calibration networks at" in result.table()
+    assert "the profile's calibration networks ran at" in result.table()  # no reference kernels in this profile
     assert result.to_dict()["calibration_speed_vs_profile"] == result.calibration_speed_vs_profile
     # another thread count than the profile's: not timed as the profiler timed them, so nothing said
     other = benchmark(model, "onnxruntime", target=str(profile_path), threads=2, **FAST)
     assert other.calibration_speed_vs_profile is None and not any("calibration" in note for note in other.notes)
+
+
+def test_bench_times_a_litert_profiles_calibration_networks_only_from_its_cache(tmp_path, monkeypatch):
+    """Converting a litert profile's 40 calibration networks would take over a minute: bench reads them from the
+    profile's cache of them or times none."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "cost_models"))
+    from profiles import table_profile
+
+    from cost_models import kernel_tflite, load_target
+    from edgegrow.export.benchmark import _calibration_networks
+
+    def refuse(*_):
+        raise AssertionError("converted a calibration network")
+
+    monkeypatch.setattr(kernel_tflite, "chain_tflite", refuse)
+    profile = table_profile()
+    profile["runtime"]["name"] = "litert"
+    profile["latency"]["calibration"] = {"scale": 1.0, "per_kernel_ms": 0.0, "measured_ms": [0.1, 0.2], "source": "t"}
+    path = tmp_path / "test-cpu.json"
+    path.write_text(json.dumps(profile))
+    folder = tmp_path / "test-cpu.json.tflite"
+    folder.mkdir()
+    (folder / "chain-0.tflite").write_bytes(b"zero")
+    assert _calibration_networks(load_target(str(path)), "litert", 1) == []  # one of two: none
+    (folder / "chain-1.tflite").write_bytes(b"one")
+    assert _calibration_networks(load_target(str(path)), "litert", 1) == [(b"zero", 0.1), (b"one", 0.2)]
+    assert _calibration_networks(load_target(str(path)), "litert", 2) == []  # not the profile's threads
+    assert _calibration_networks(load_target(str(path)), "onnxruntime", 1) == []  # not its runtime
