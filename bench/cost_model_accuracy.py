@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     references = ([Session(model) for model in reference_models([shape for shape, _ in target.speed_reference])]
                   if args.runtime == "onnxruntime" and target.speed_reference else [])
     # and its calibration networks, as the profiler timed them: what the calibration's moment adds
-    chains, calibration_profiled_ms, calibration_models = calibration_networks(target.path, args.runtime)
+    chains, calibration_profiled_ms, calibration_models = calibration_networks(target, args.runtime)
     calibration_sessions = [Session(model, args.runtime, xnnpack=True) for model in calibration_models]
 
     def measure_all() -> dict:

@@ -23,7 +23,6 @@ now (``calibration.scale_now``), say how much of a comparison is the calibration
 """
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
@@ -82,18 +81,15 @@ def drift_note(ratio: float, target: str, tolerance: float = DRIFT_TOLERANCE,
             f"({command} measures it again)")
 
 
-def calibration_networks(profile_path: str | Path, runtime: str,
-                         convert: bool = True) -> tuple[list, list[float], list[bytes]]:
-    """A profile's calibration networks: (``calibration.random_chains`` as many as it timed, their times
-    there (ms, ``latency.calibration.measured_ms``), each as a model ``runtime`` runs); three empty lists
-    for a profile that keeps no times. litert's come from the profile's cache of .tflite files
-    (``<profile>.tflite``, the profiler's) where there is one, and are converted (about 2 s each, with
-    litert-torch) where not; ``convert`` False: three empty lists unless the cache holds every one."""
+def calibration_networks(target, runtime: str, convert: bool = True) -> tuple[list, list[float], list[bytes]]:
+    """A profile's (``target``'s) calibration networks: (``calibration.random_chains`` as many as it timed,
+    their times there (ms, ``Target.calibration_measured_ms``), each as a model ``runtime`` runs); three
+    empty lists for a profile that keeps no times. litert's come from the profile's cache of .tflite files
+    (``<profile>.tflite`` beside its file, the profiler's) where there is one, and are converted (about 2 s
+    each, with litert-torch) where not; ``convert`` False: three empty lists unless the cache holds every one."""
     from .calibration import random_chains
 
-    profile_path = Path(profile_path)
-    calibration = json.loads(profile_path.read_text()).get("latency", {}).get("calibration", {})
-    profiled_ms = [float(ms) for ms in calibration.get("measured_ms") or []]
+    profiled_ms = list(target.calibration_measured_ms)
     if not profiled_ms:
         return [], [], []
     chains = random_chains(len(profiled_ms))
@@ -104,9 +100,11 @@ def calibration_networks(profile_path: str | Path, runtime: str,
     from .kernel_tflite import chain_tflite
     from .profiler_litert import cached_model
 
-    folder = profile_path.with_name(profile_path.name + ".tflite")
-    if not convert and not all((folder / f"chain-{index}.tflite").is_file() for index in range(len(chains))):
+    folder = Path(target.path + ".tflite") if target.path else None
+    cached = folder is not None and folder.is_dir()
+    if not convert and not (cached and all((folder / f"chain-{index}.tflite").is_file()
+                                           for index in range(len(chains)))):
         return [], [], []
-    models = [cached_model(folder, f"chain-{index}", lambda chain=chain: chain_tflite(*chain)) if folder.is_dir()
+    models = [cached_model(folder, f"chain-{index}", lambda chain=chain: chain_tflite(*chain)) if cached
               else chain_tflite(*chain) for index, chain in enumerate(chains)]
     return chains, profiled_ms, models

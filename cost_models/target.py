@@ -95,6 +95,9 @@ class Target:
     calibration_scale: float = 1.0  # whole-model calibration of a measured table (see cost_models.calibration)
     calibration_per_kernel_ms: float = 0.0  # per node (kernel or layout change) if calibration_per_node, else kernel
     calibration_per_node: bool = False  # profiles written before layout changes counted as nodes say nothing
+    # the calibration networks' times (ms) when the profile was made, in ``calibration.random_chains`` order
+    # (``speed_reference.calibration_networks``); empty in profiles that keep none
+    calibration_measured_ms: tuple[float, ...] = ()
     # what a fused activation adds to a conv's time, ms per output element, by layout then activation
     # (``latency.activations``); empty in profiles measured before it: there activations cost nothing
     activation_ms_per_element: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -248,6 +251,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         calibration_scale=read.number("latency.calibration.scale", default=1.0),
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         calibration_per_node=_counted_over_nodes(read),
+        calibration_measured_ms=_calibration_times(read),
         activation_ms_per_element=_activation_costs(read),
         speed_reference=_speed_reference(read),
         energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),
@@ -330,10 +334,16 @@ def _speed_reference(read: _Reader) -> tuple[tuple[KernelShape, float], ...]:
     return tuple(pairs)
 
 
-def _positive(read: _Reader, values: list, index: int) -> float:
+def _calibration_times(read: _Reader) -> tuple[float, ...]:
+    """``latency.calibration.measured_ms``: the calibration networks' times (ms), or none."""
+    times = read.get("latency.calibration.measured_ms", (list, type(None)), None) or []
+    return tuple(_positive(read, times, index, "latency.calibration.measured_ms") for index in range(len(times)))
+
+
+def _positive(read: _Reader, values: list, index: int, name: str = "speed_reference.ms") -> float:
     value = values[index]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise read.fail(f"speed_reference.ms[{index}]", f"must be a positive finite number, got {value!r}")
+        raise read.fail(f"{name}[{index}]", f"must be a positive finite number, got {value!r}")
     return float(value)
 
 

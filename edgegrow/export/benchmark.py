@@ -258,21 +258,9 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
     arena_ratio = None
     if arena_bytes is not None and prediction is not None and prediction.sram_bytes:
         arena_ratio = arena_bytes / prediction.sram_bytes
-    from cost_models.speed_reference import drift_note, speed_ratio
-
-    speed = calibration_speed = None
-    if references:
-        speed = speed_ratio([ms for _, ms in references], child["reference_ms"])
-        note = drift_note(speed, profile.name, runtime=TARGET_RUNTIMES.get(profile.runtime, runtime),
-                          threads=profile.threads)
-        if note is not None:
-            notes.append(note)
-    if calibration:
-        calibration_speed = speed_ratio([ms for _, ms in calibration], child["calibration_ms"])
-        note = drift_note(calibration_speed, profile.name, what=f"{len(calibration)} calibration networks",
-                          runtime=TARGET_RUNTIMES.get(profile.runtime, runtime), threads=profile.threads)
-        if note is not None:
-            notes.append(note)
+    speed = _speed_now(profile, references, child["reference_ms"], "reference kernels", notes)
+    calibration_speed = _speed_now(profile, calibration, child["calibration_ms"],
+                                   f"{len(calibration)} calibration networks", notes)
 
     result = BenchResult(
         file=path.name, runtime=runtime, runtime_version=_runtime_version(runtime), threads=threads,
@@ -337,17 +325,33 @@ def _reference_kernels(profile, runtime: str, threads: int) -> list[tuple[bytes,
     return list(zip(reference_models(shapes), [ms for _, ms in profile.speed_reference]))
 
 
+def _speed_now(profile, timed: list[tuple[bytes, float]], now_ms: list[float], what: str,
+               notes: list[str]) -> float | None:
+    """The median of now over then of ``timed`` ((model, profiled ms) pairs, timed again: ``now_ms``), with a note
+    added to ``notes`` beyond the drift tolerance; None when nothing was timed."""
+    if not timed:
+        return None
+    from cost_models.speed_reference import drift_note, speed_ratio
+
+    ratio = speed_ratio([ms for _, ms in timed], now_ms)
+    note = drift_note(ratio, profile.name, what=what, runtime=TARGET_RUNTIMES.get(profile.runtime, profile.runtime),
+                      threads=profile.threads)
+    if note is not None:
+        notes.append(note)
+    return ratio
+
+
 def _calibration_networks(profile, runtime: str, threads: int) -> list[tuple[bytes, float]]:
     """The target profile's calibration networks as models ``runtime`` runs, with their profiled times (ms),
     when this measurement can time them as the profiler did: the profile's own runtime and threads, and for
     litert the profile's cache of every one of them beside it (converting 40 networks would take over a minute).
     onnxruntime's are built here: with 60 of them, about 4 s more for the whole ``benchmark``."""
-    if (profile is None or not profile.path or not Path(profile.path).is_file()
-            or TARGET_RUNTIMES.get(profile.runtime) != runtime or runtime == "tflm" or profile.threads != threads):
+    if (profile is None or TARGET_RUNTIMES.get(profile.runtime) != runtime or runtime == "tflm"
+            or profile.threads != threads):
         return []
     from cost_models.speed_reference import calibration_networks
 
-    _, profiled_ms, models = calibration_networks(profile.path, runtime, convert=False)
+    _, profiled_ms, models = calibration_networks(profile, runtime, convert=False)
     return list(zip(models, profiled_ms))
 
 
@@ -410,24 +414,26 @@ def _measure_in_child(request_path: str) -> None:
                        repeats=[runs // rounds + (r < runs % rounds) for r in range(rounds)], sample_ms=0, warmup_ms=0)
     peak = _peak_rss_bytes()
     times_ms = [value for taken in protocol["models"][0].pop("samples_ms") for value in taken]
-    reference_ms = []
-    if request.get("references"):  # timed as the profiler timed them (speed_reference.TIMING)
-        from cost_models.runner import Session
-
-        sessions = [Session(reference, threads=request["threads"]) for reference in request["references"]]
-        timed = measure([session.run for session in sessions], rounds=4, **request["reference_timing"])
-        reference_ms = [model["fast_ms"] for model in timed["models"]]
-    calibration_ms = []
-    if request.get("calibration"):  # the profile's calibration networks, timed as the profiler timed them
-        from cost_models.runner import Session
-
-        sessions = [Session(network, runtime, request["threads"], xnnpack=True) for network in request["calibration"]]
-        timed = measure([session.run for session in sessions], rounds=4, **request["reference_timing"])
-        calibration_ms = [model["fast_ms"] for model in timed["models"]]
+    # the profile's reference kernels (ONNX) and calibration networks, timed as the profiler timed them
+    # (speed_reference.TIMING)
+    reference_ms = _fast_ms(request["references"], "onnxruntime", request)
+    calibration_ms = _fast_ms(request["calibration"], runtime, request)
     Path(request["result"]).write_text(json.dumps({
         "times_ms": times_ms, "protocol": protocol, "baseline_rss_bytes": baseline, "peak_rss_bytes": peak,
         "input_shape": list(shape), "imported_torch": "torch" in sys.modules, "reference_ms": reference_ms,
         "calibration_ms": calibration_ms}))
+
+
+def _fast_ms(paths: list[str], runtime: str, request: dict) -> list[float]:
+    """The fast-regime times (ms) of the model files ``paths`` in ``runtime``, 4 rounds of the protocol with
+    ``request``'s timing and threads (in the measuring child)."""
+    if not paths:
+        return []
+    from cost_models.runner import Session, measure
+
+    sessions = [Session(path, runtime, request["threads"], xnnpack=True) for path in paths]
+    timed = measure([session.run for session in sessions], rounds=4, **request["reference_timing"])
+    return [model["fast_ms"] for model in timed["models"]]
 
 
 def _peak_rss_bytes() -> int:

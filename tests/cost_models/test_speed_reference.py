@@ -73,29 +73,38 @@ def test_the_reference_kernels_run_and_take_microseconds_not_milliseconds():
 def test_a_profiles_calibration_networks_are_rebuilt_from_their_seed_with_their_profiled_times(tmp_path, monkeypatch):
     import json
 
-    from cost_models import kernel_tflite
+    from cost_models import kernel_tflite, load_target
     from cost_models.calibration import random_chains
     from cost_models.kernel_onnx import chain_model
     from cost_models.speed_reference import calibration_networks
 
     profile = table_profile()
-    path = tmp_path / "host.json"
+    path = tmp_path / "test-cpu.json"
     path.write_text(json.dumps(profile))
-    assert calibration_networks(path, "onnxruntime") == ([], [], [])  # a profile that keeps no times
+    assert calibration_networks(load_target(str(path)), "onnxruntime") == ([], [], [])  # a profile that keeps no times
     profile["latency"]["calibration"] = {"scale": 1.0, "per_kernel_ms": 0.0, "measured_ms": [0.1, 0.2, 0.3],
                                          "source": "test"}
     path.write_text(json.dumps(profile))
-    chains, profiled_ms, models = calibration_networks(path, "onnxruntime")
+    timed = load_target(str(path))
+    chains, profiled_ms, models = calibration_networks(timed, "onnxruntime")
     assert chains == random_chains(3) and profiled_ms == [0.1, 0.2, 0.3]
     assert models == [chain_model(*chain).SerializeToString() for chain in chains]
     Session(models[2]).run()
     # litert's from the profile's cache where it has one, converted (and kept there) where not
     monkeypatch.setattr(kernel_tflite, "chain_tflite", lambda shapes, inputs: b"converted")
-    assert calibration_networks(path, "litert")[2] == [b"converted"] * 3
-    folder = tmp_path / "host.json.tflite"
+    assert calibration_networks(timed, "litert")[2] == [b"converted"] * 3
+    folder = tmp_path / "test-cpu.json.tflite"
     folder.mkdir()
     (folder / "chain-1.tflite").write_bytes(b"cached")
-    assert calibration_networks(path, "litert", convert=False) == ([], [], [])  # not every one there: none
-    assert calibration_networks(path, "litert")[2] == [b"converted", b"cached", b"converted"]
+    assert calibration_networks(timed, "litert", convert=False) == ([], [], [])  # not every one there: none
+    assert calibration_networks(timed, "litert")[2] == [b"converted", b"cached", b"converted"]
     assert (folder / "chain-0.tflite").read_bytes() == b"converted"
-    assert calibration_networks(path, "litert", convert=False)[2] == [b"converted", b"cached", b"converted"]
+    assert calibration_networks(timed, "litert", convert=False)[2] == [b"converted", b"cached", b"converted"]
+
+
+@pytest.mark.parametrize("times", [[0.1, -0.2], [0.1, "fast"], [float("nan")]])
+def test_malformed_calibration_times_name_their_field(times):
+    profile = table_profile()
+    profile["latency"]["calibration"] = {"scale": 1.0, "per_kernel_ms": 0.0, "measured_ms": times, "source": "test"}
+    with pytest.raises(ValueError, match=r"'latency.calibration.measured_ms\[\d\]' must be a positive finite number"):
+        target(profile)
