@@ -144,6 +144,32 @@ def test_a_plain_pointwise_layer_with_few_positions_costs_a_whole_panel():
         assert model.kernel(shape).latency_ms == pytest.approx(_padded_product_ms(shape), rel=0.10)
 
 
+def test_a_strided_plain_pointwise_layer_pays_for_unfolding_its_input():
+    # MLAS multiplies a 1×1 conv's input in place only at stride 1: a strided one is unfolded first (K = its input
+    # channels by the output positions), and onnxruntime's strided pointwise layers were priced 12-21 % over (x86 host,
+    # 2026-12-07) while the fit read their whole input's elements
+    def pointwise(c_in, c_out, size, stride):
+        return KernelShape("pointwise", (c_in, size, size), (c_out, size // stride, size // stride), (1, 1),
+                           (stride, stride), "relu")
+
+    def ms(shape):  # the product, and 1 ns an unfolded element
+        unfolded = shape.input[0] * shape.output[1] * shape.output[2] if shape.stride != (1, 1) else 0
+        return _padded_product_ms(shape) + unfolded * 1e-6
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for size in (8, 12, 16, 24, 32):
+        for stride in (1, 1, 1, 2, 2):
+            c_in, c_out = (int(c) * 2 + 1 for c in rng.integers(4, 100, 2))  # odd: the plain layout
+            shape = pointwise(c_in, c_out, size, stride)
+            entries.append({**shape.to_dict(), "latency_ms": ms(shape), "layout": "plain"})
+    model = LatencyModel(target(table_profile(entries)))
+    for shape in (pointwise(51, 103, 48, 2), pointwise(25, 51, 40, 2), pointwise(75, 33, 20, 2),
+                  pointwise(51, 103, 48, 1)):
+        assert model.layout(shape) == "plain" and model.kernel(shape).method == "fitted"
+        assert model.kernel(shape).latency_ms == pytest.approx(ms(shape), rel=0.05), shape
+
+
 def test_a_plain_depthwise_layer_interpolates_linearly_between_distant_channel_counts():
     def depthwise(c):
         return KernelShape("depthwise", (c, 25, 5), (c, 25, 5), (3, 3), (1, 1), "relu")
