@@ -92,7 +92,8 @@ from scipy import stats
 from cost_models import estimate, load_target
 from cost_models.calibration import scale_now
 from cost_models.runner import Session, measure, noise_verdict
-from cost_models.speed_reference import calibration_networks, reference_models, speed_ratio
+from cost_models.speed_reference import (CalibrationNetworksChanged, calibration_networks, reference_models,
+                                         speed_ratio)
 from cost_models.target import known_targets
 from edgegrow.atomic import write_atomically
 from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8
@@ -512,7 +513,14 @@ def main(argv: list[str] | None = None) -> int:
     references = ([Session(model) for model in reference_models([shape for shape, _ in target.speed_reference])]
                   if args.runtime == "onnxruntime" and target.speed_reference else [])
     # and its calibration networks, as the profiler timed them: what the calibration's moment adds
-    chains, calibration_profiled_ms, calibration_models = calibration_networks(target, args.runtime)
+    try:
+        chains, calibration_profiled_ms, calibration_models = calibration_networks(target, args.runtime)
+    except CalibrationNetworksChanged as error:  # reported, and the comparison goes on without them
+        print(error, flush=True)
+        chains, calibration_profiled_ms, calibration_models = [], [], []
+        calibration_skipped = str(error)
+    else:
+        calibration_skipped = None
     calibration_sessions = [Session(model, args.runtime, xnnpack=True) for model in calibration_models]
 
     def measure_all() -> dict:
@@ -621,6 +629,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["at_calibration_now"] = calibration_now
         print(f"with the calibration's networks timed now (scale {calibration_now['scale_now']:.4f}; not a claim, a "
               f"reading aid): {describe_aid(calibration_now)}")
+    elif calibration_skipped:
+        summary["at_calibration_now"] = {"skipped": calibration_skipped}
     kernels, kernel_rows = None, []
     if args.kernels:
         reports = [report for _, _, report, _ in models]

@@ -19,6 +19,8 @@ offset keeps its historical key, ``per_kernel_ms``.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 
 import numpy as np
@@ -80,6 +82,14 @@ def random_chain(rng: random.Random) -> Chain:
 def random_chains(count: int, seed: int = 7) -> list[Chain]:
     rng = random.Random(seed)
     return [random_chain(rng) for _ in range(count)]
+
+
+def chains_digest(chains: list[Chain]) -> str:
+    """A digest of networks' kernels and wiring (16 hex digits), kept in a profile beside its calibration networks'
+    times: a later edgegrow whose ``random_chains`` or chain writers differ would rebuild other networks from the
+    same seed, and timing those against the profile's times would compare different networks."""
+    spec = [[[shape.to_dict() for shape in shapes], inputs] for shapes, inputs in chains]
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def fit_calibration(table_ms: list[float], kernel_counts: list[int], measured_ms: list[float],

@@ -737,7 +737,7 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
 
     ``node_slope_ms``: that slope, measured but not used (``per_node_ms`` None: the offset is fitted with the scale, and
     kept at 0 or more), is recorded in the source."""
-    from .calibration import fit_calibration, table_sums
+    from .calibration import chains_digest, fit_calibration, table_sums
     from .kernel_onnx import NODE_CHAIN_LENGTHS
 
     uncalibrated = parse_target(profile, "<uncalibrated>")
@@ -759,7 +759,7 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
         scale, per_kernel_ms = 1.0, per_node_ms or 0.0
     profile["latency"]["calibration"] = {
         "scale": scale, "per_kernel_ms": per_kernel_ms, "counted_over": "nodes",
-        "measured_ms": [round(ms, 6) for ms in measured_ms],
+        "measured_ms": [round(ms, 6) for ms in measured_ms], "networks_sha256": chains_digest(chains),
         "source": f"fitted here on {len(chains)} random multi-kernel networks (calibration.random_chains, seed 7), "
                   f"each the fast-regime figure of {rounds} rounds (cost_models.runner.measure)"
                   + _noise_words(split_halves) + node_words + slope_words,

@@ -81,18 +81,31 @@ def drift_note(ratio: float, target: str, tolerance: float = DRIFT_TOLERANCE,
             f"({command} measures it again)")
 
 
+class CalibrationNetworksChanged(ValueError):
+    """A profile's calibration networks are not the ones this edgegrow rebuilds from their seed (their digest,
+    ``calibration.chains_digest``, differs from the one the profile keeps)."""
+
+
 def calibration_networks(target, runtime: str, convert: bool = True) -> tuple[list, list[float], list[bytes]]:
     """A profile's (``target``'s) calibration networks: (``calibration.random_chains`` as many as it timed,
     their times there (ms, ``Target.calibration_measured_ms``), each as a model ``runtime`` runs); three
     empty lists for a profile that keeps no times. litert's come from the profile's cache of .tflite files
     (``<profile>.tflite`` beside its file, the profiler's) where there is one, and are converted (about 2 s
-    each, with litert-torch) where not; ``convert`` False: three empty lists unless the cache holds every one."""
-    from .calibration import random_chains
+    each, with litert-torch) where not; ``convert`` False: three empty lists unless the cache holds every one.
+    ``CalibrationNetworksChanged`` where the profile keeps a digest of its networks and the ones rebuilt here differ
+    (profiles from before 2026-12-07 night keep none, and are not checked)."""
+    from .calibration import chains_digest, random_chains
 
     profiled_ms = list(target.calibration_measured_ms)
     if not profiled_ms:
         return [], [], []
     chains = random_chains(len(profiled_ms))
+    digest = chains_digest(chains)
+    if target.calibration_networks_sha256 not in (None, digest):
+        raise CalibrationNetworksChanged(
+            f"target {target.name!r}: its calibration networks are not the ones this edgegrow builds from their seed "
+            f"(latency.calibration.networks_sha256 {target.calibration_networks_sha256}, built here {digest}), so "
+            "they were not timed again; profile the target again with this edgegrow to time them")
     if runtime == "onnxruntime":
         from .kernel_onnx import chain_model
 

@@ -98,6 +98,9 @@ class Target:
     # the calibration networks' times (ms) when the profile was made, in ``calibration.random_chains`` order
     # (``speed_reference.calibration_networks``); empty in profiles that keep none
     calibration_measured_ms: tuple[float, ...] = ()
+    # ``calibration.chains_digest`` of those networks as the profiler built them; None in profiles from before
+    # 2026-12-07 night, whose networks cannot be checked
+    calibration_networks_sha256: str | None = None
     # what a fused activation adds to a conv's time, ms per output element, by layout then activation
     # (``latency.activations``); empty in profiles measured before it: there activations cost nothing
     activation_ms_per_element: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -252,6 +255,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         calibration_per_node=_counted_over_nodes(read),
         calibration_measured_ms=_calibration_times(read),
+        calibration_networks_sha256=read.get("latency.calibration.networks_sha256", (str, type(None)), None),
         activation_ms_per_element=_activation_costs(read),
         speed_reference=_speed_reference(read),
         energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),

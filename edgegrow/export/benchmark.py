@@ -230,7 +230,7 @@ def benchmark(path: str | Path, runtime: str, *, threads: int = 1, target: str |
     from cost_models.runner import noise_verdict  # here, not at the top: the measuring child imports this file
 
     references = _reference_kernels(profile, runtime, threads)
-    calibration = _calibration_networks(profile, runtime, threads)
+    calibration = _calibration_networks(profile, runtime, threads, notes)
     child = _measure_in_child_process(path, runtime, threads, spec, arena_bytes, warmup, runs, rounds,
                                       [model for model, _ in references], [model for model, _ in calibration])
     times_ms = np.asarray(child["times_ms"], dtype=np.float64)
@@ -341,17 +341,23 @@ def _speed_now(profile, timed: list[tuple[bytes, float]], now_ms: list[float], w
     return ratio
 
 
-def _calibration_networks(profile, runtime: str, threads: int) -> list[tuple[bytes, float]]:
+def _calibration_networks(profile, runtime: str, threads: int, notes: list[str]) -> list[tuple[bytes, float]]:
     """The target profile's calibration networks as models ``runtime`` runs, with their profiled times (ms),
     when this measurement can time them as the profiler did: the profile's own runtime and threads, and for
     litert the profile's cache of every one of them beside it (converting 40 networks would take over a minute).
-    onnxruntime's are built here: with 60 of them, about 4 s more for the whole ``benchmark``."""
+    onnxruntime's are built here: with 60 of them, about 4 s more for the whole ``benchmark``. None, with a note in
+    ``notes`` saying why, where the profile's networks are not the ones this edgegrow builds
+    (``speed_reference.CalibrationNetworksChanged``)."""
     if (profile is None or TARGET_RUNTIMES.get(profile.runtime) != runtime or runtime == "tflm"
             or profile.threads != threads):
         return []
-    from cost_models.speed_reference import calibration_networks
+    from cost_models.speed_reference import CalibrationNetworksChanged, calibration_networks
 
-    _, profiled_ms, models = calibration_networks(profile, runtime, convert=False)
+    try:
+        _, profiled_ms, models = calibration_networks(profile, runtime, convert=False)
+    except CalibrationNetworksChanged as error:  # timed against other networks' times, the ratio would mean nothing
+        notes.append(str(error))
+        return []
     return list(zip(models, profiled_ms))
 
 

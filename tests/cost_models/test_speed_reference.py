@@ -102,6 +102,37 @@ def test_a_profiles_calibration_networks_are_rebuilt_from_their_seed_with_their_
     assert calibration_networks(timed, "litert", convert=False)[2] == [b"converted", b"cached", b"converted"]
 
 
+def test_a_profiles_calibration_networks_are_checked_against_the_digest_it_keeps_of_them():
+    from cost_models.calibration import chains_digest, random_chains
+    from cost_models.speed_reference import CalibrationNetworksChanged, calibration_networks
+
+    chains = random_chains(3)
+    assert chains_digest(chains) == chains_digest(random_chains(3)) != chains_digest(random_chains(2))
+    shapes, inputs = chains[1]
+    rewired = [chains[0], (shapes, inputs[:1] + [inputs[1] + [-1]] + inputs[2:]), chains[2]]
+    assert chains_digest(rewired) != chains_digest(chains)  # the wiring counts, not only the kernels
+    profile = table_profile()
+    profile["latency"]["calibration"] = {"scale": 1.0, "per_kernel_ms": 0.0, "measured_ms": [0.1, 0.2, 0.3],
+                                         "networks_sha256": chains_digest(chains), "source": "test"}
+    assert calibration_networks(target(profile), "onnxruntime")[0] == chains
+    profile["latency"]["calibration"]["networks_sha256"] = chains_digest(random_chains(4)[1:])  # other networks
+    with pytest.raises(CalibrationNetworksChanged, match="not the ones this edgegrow builds from their seed"):
+        calibration_networks(target(profile), "onnxruntime")
+    profile["latency"]["calibration"]["networks_sha256"] = 7
+    with pytest.raises(ValueError, match=r"'latency.calibration.networks_sha256' must be str"):
+        target(profile)
+
+
+def test_the_profiler_keeps_a_digest_of_the_networks_it_calibrated_on():
+    from cost_models import profiler
+    from cost_models.calibration import chains_digest, random_chains
+
+    chains = random_chains(4)
+    calibrated = profiler.calibrate(table_profile(), chains, [0.5, 0.6, 0.7, 0.8], rounds=3)
+    assert calibrated["latency"]["calibration"]["networks_sha256"] == chains_digest(chains)
+    assert target(calibrated).calibration_networks_sha256 == chains_digest(chains)
+
+
 @pytest.mark.parametrize("times", [[0.1, -0.2], [0.1, "fast"], [float("nan")]])
 def test_malformed_calibration_times_name_their_field(times):
     profile = table_profile()

@@ -316,6 +316,32 @@ def test_bench_times_the_profiles_calibration_networks_again_and_says_when_they_
     assert other.calibration_speed_vs_profile is None and not any("calibration" in note for note in other.notes)
 
 
+def test_bench_does_not_time_calibration_networks_other_than_the_profiles_and_says_so(onnx_file, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "cost_models"))
+    from profiles import table_profile
+
+    from cost_models.calibration import chains_digest, random_chains
+
+    profile = table_profile()
+    profile["latency"]["calibration"] = {"scale": 1.0, "per_kernel_ms": 0.0, "measured_ms": [1e3] * 2,
+                                         "networks_sha256": chains_digest(random_chains(2)), "source": "test"}
+    profile_path = tmp_path / "test-cpu.json"
+    profile_path.write_text(json.dumps(profile))
+    model = copy_into(tmp_path, onnx_file)
+    assert benchmark(model, "onnxruntime", target=str(profile_path), **FAST).calibration_speed_vs_profile < 0.5
+    profile["latency"]["calibration"]["networks_sha256"] = chains_digest(random_chains(3))  # other networks
+    profile_path.write_text(json.dumps(profile))
+    result = benchmark(model, "onnxruntime", target=str(profile_path), **FAST)
+    assert result.calibration_speed_vs_profile is None
+    assert [note for note in result.notes if "calibration networks" in note] == [
+        f"target 'test-cpu': its calibration networks are not the ones this edgegrow builds from their seed "
+        f"(latency.calibration.networks_sha256 {chains_digest(random_chains(3))}, built here "
+        f"{chains_digest(random_chains(2))}), so they were not timed again; profile the target again with this "
+        "edgegrow to time them"]
+
+
 def test_bench_times_a_litert_profiles_calibration_networks_only_from_its_cache(tmp_path, monkeypatch):
     """Converting a litert profile's 40 calibration networks would take over a minute: bench reads them from the
     profile's cache of them or times none."""
@@ -339,8 +365,8 @@ def test_bench_times_a_litert_profiles_calibration_networks_only_from_its_cache(
     folder = tmp_path / "test-cpu.json.tflite"
     folder.mkdir()
     (folder / "chain-0.tflite").write_bytes(b"zero")
-    assert _calibration_networks(load_target(str(path)), "litert", 1) == []  # one of two: none
+    assert _calibration_networks(load_target(str(path)), "litert", 1, []) == []  # one of two: none
     (folder / "chain-1.tflite").write_bytes(b"one")
-    assert _calibration_networks(load_target(str(path)), "litert", 1) == [(b"zero", 0.1), (b"one", 0.2)]
-    assert _calibration_networks(load_target(str(path)), "litert", 2) == []  # not the profile's threads
-    assert _calibration_networks(load_target(str(path)), "onnxruntime", 1) == []  # not its runtime
+    assert _calibration_networks(load_target(str(path)), "litert", 1, []) == [(b"zero", 0.1), (b"one", 0.2)]
+    assert _calibration_networks(load_target(str(path)), "litert", 2, []) == []  # not the profile's threads
+    assert _calibration_networks(load_target(str(path)), "onnxruntime", 1, []) == []  # not its runtime
