@@ -453,3 +453,19 @@ def test_a_litert_grid_times_zero_paddings_of_any_width():
     assert max(s.input[0] for s in added) >= 256 and all(s.output == (s.input[0], s.input[1] + 1, s.input[2] + 1)
                                                          for s in added)
     assert set(profiler.pad_grid(quick=True)) <= set(profiler.profile_grid(quick=True, runtime="litert"))
+
+
+def test_both_grids_time_linear_layers_reading_a_flattened_map():
+    """A plain CNN's head reads its last map flattened: thousands of inputs to a handful of classes, where the grid's
+    linear layers stopped at 1,024 inputs and never had 4 outputs (``profiler.fully_connected_grid``)."""
+    added = profiler.fully_connected_grid()
+    assert added == profiler.fully_connected_grid() and len(set(added)) == 40
+    assert all(s.kind == "fully_connected" and s.input[1:] == s.output[1:] == (1, 1) for s in added)
+    assert all(any(s.input[0] % (h * w) == 0 and 3 <= s.input[0] // (h * w) <= 64 for h, w in profiler.FLATTENED_MAPS)
+               for s in added)
+    assert sum(s.input[0] > max(profiler.FC_FEATURES_IN) for s in added) >= 10
+    assert sum(s.output[0] not in profiler.FC_FEATURES_OUT for s in added) >= 30
+    for runtime in ("onnxruntime", "litert"):
+        assert set(added) <= set(profiler.profile_grid(runtime=runtime))
+    assert len(profiler.fully_connected_grid(quick=True)) == 8
+    assert set(profiler.fully_connected_grid(quick=True)) <= set(profiler.profile_grid(quick=True))
