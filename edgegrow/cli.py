@@ -1016,8 +1016,9 @@ def _profile(args):
         from .export.library_output import captured
         from .export.runtimes import require
 
-        require("litert_torch")  # a one-line error naming the extra before anything is measured
-        require("ai_edge_litert")
+        with captured():  # importing them writes absl, oneDNN and torchao lines to descriptor 2
+            require("litert_torch")  # a one-line error naming the extra before anything is measured
+            require("ai_edge_litert")
         measure_here, quiet_converter = profile_here_litert, captured()  # the converter's C++ log lines
     else:
         measure_here = profiler.profile_here

@@ -217,3 +217,23 @@ def test_a_batchnorm_of_its_own_is_timed_as_the_four_ops_litert_torch_writes_for
     shape = KernelShape("batch_norm", (16, 8, 8), (16, 8, 8), activation="relu")
     assert ops(kernel_tflite(shape)) == ["SUB", "MUL", "MUL", "ADD"] and computed_shape(shape) == shape
 
+
+
+def test_a_quiet_litert_profile_keeps_what_importing_the_converter_prints_off_the_console(tmp_path, monkeypatch, capfd):
+    # importing litert-torch and ai-edge-litert wrote absl, oneDNN and torchao lines to descriptor 2, which
+    # 'edgegrow profile --runtime litert --quiet' showed (2026-12-07)
+    import os
+
+    import edgegrow.export.runtimes as runtimes
+    from edgegrow.cli import main
+
+    def noisy_import(module):
+        os.write(2, f"W0000 absl noise importing {module}\n".encode())
+        return module
+
+    monkeypatch.setattr(runtimes, "require", noisy_import)
+    monkeypatch.setattr(profiler_litert, "profile_here_litert", lambda *args, **kwargs: {
+        "latency": {"entries": []}, "model_overhead_ms": {"value": 0.001}})
+    assert main(["profile", "--target", "quiet", "--runtime", "litert", "--quiet", "--out",
+                 str(tmp_path / "quiet.json")]) == 0
+    assert "absl noise" not in capfd.readouterr().err
