@@ -150,7 +150,7 @@ class LatencyModel:
         self._channels_first = target.runtime == "onnxruntime"
         groups: dict[tuple, list] = {}
         for entry in target.entries:
-            groups.setdefault((_fit_kind(entry.shape.kind, self._channels_first), entry.layout), []).append(entry)
+            groups.setdefault(self._fit_group(entry.shape, entry.layout), []).append(entry)
         for key, entries in groups.items():
             self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], self._step(key[1]),
                                       channels_first=self._channels_first)
@@ -191,7 +191,7 @@ class LatencyModel:
         if interpolated is not None:
             return KernelLatency(self._calibrated(interpolated + activation, roofline), "interpolated", roofline,
                                  layout)
-        fit = self._fits.get((_fit_kind(shape.kind, self._channels_first), layout))
+        fit = self._fits.get(self._fit_group(shape, layout))
         if fit is not None and fit.usable:
             return KernelLatency(self._calibrated(fit.predict(shape) + activation, roofline), "fitted", roofline,
                                  layout)
@@ -226,6 +226,14 @@ class LatencyModel:
                 return 1e3 * padded.macs / rate + analytic.per_kernel_overhead_ms
         bytes_moved = shape.traffic_bytes(self.target.bytes_per_element)
         return 1e3 * bytes_moved / analytic.bytes_per_s_elementwise + analytic.per_kernel_overhead_ms
+
+    def _fit_group(self, shape: KernelShape, layout: str) -> tuple[str, str]:
+        """The fit that prices ``shape`` in ``layout``: its kind's (``_fit_kind``) in that layout, but a blocked
+        pointwise conv reading fewer input channels than a block has one of its own (``BLOCKED_FEW_INPUTS``)."""
+        kind = _fit_kind(shape.kind, self._channels_first)
+        if layout == "blocked" and shape.kind == "pointwise" and shape.input[0] < self.target.layout_block_channels:
+            return kind, BLOCKED_FEW_INPUTS
+        return kind, layout
 
     def _step(self, layout: str) -> int:
         """The channel step a layout's kernels pad to: onnxruntime's NCHWc block for its blocked layout;
@@ -560,12 +568,12 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
     if shape.kind in ("conv", "pointwise") and h * w == 1:
         vector = float(c * per_output)  # one position: a matrix-vector product, another kernel
     elif shape.kind in ("conv", "pointwise"):
-        if shape.kind == "conv" or shape.stride != (1, 1) and channels_first:
-            # onnxruntime's MLAS multiplies a 1×1 conv's input in place only at stride 1 and no padding; a strided
-            # one is unfolded first, K = its input channels: in 5-fold cross-validation of the host's onnxruntime
-            # table (three splits, kernels of 5 us and more) its 8 strided plain pointwise convs went from 38 to 96 %
-            # within 10 % (all 118 plain pointwise from 94.4 to 97.2 %) and the NCHWc ones, which MLAS does not
-            # unfold, from 63 to 67 % of 10 (x86 host, 2026-12-07)
+        if shape.kind == "conv" or shape.stride != (1, 1) and channels_first and step == 1:
+            # onnxruntime's MLAS multiplies a plain (NCHW, step 1: ``LatencyModel._step``) 1×1 conv's input in place
+            # only at stride 1 and no padding; a strided one is unfolded first, K = its input channels. In 5-fold
+            # cross-validation of the host's onnxruntime table (three splits, kernels of 5 us and more) its 8 strided
+            # plain pointwise convs went from 38 to 92 % within 10 % (all 118 plain ones from 94.1 to 96.9 %). Its NCHWc
+            # kernels read a strided input as it is (x86 host, 2026-12-07)
             unfolded, unfolded_rows = float(per_output * h * w), float(per_output * h)
         product_4, product_16 = _padded(c, 4) * per_output * positions, _padded(c, 16) * per_output * positions
     elif shape.kind == "depthwise":
@@ -611,6 +619,13 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
     return np.array(terms + [1.0], dtype=float)
 
 
+# onnxruntime's NCHWc pointwise kernel reads whole blocks of input channels; a blocked pointwise conv reading fewer
+# than a block runs the kernel that reads the plain layout (see LatencyModel._layout_changes). On one fit with the
+# others those were 60 % within 10 % in 5-fold cross-validation of the host's table (28 of 5 us and more, three
+# splits) against 98 % for the rest; on a fit of their own (94 entries) 82 %, and the rest's within 5 % went from 84 to
+# 90 %. A 3×3 conv's few-input entries (289 of 507) gained 3 points on their own fit and the others lost 2: one fit
+# there (x86 host, 2026-12-07)
+BLOCKED_FEW_INPUTS = "blocked, fewer input channels than a block"
 TRANSPOSED_MEAN_KINDS = ("mean", "global_pool")  # what litert-torch writes as a TRANSPOSE to channel-first and a MEAN
 PLANE_ALIASING_BYTES = 4096  # the set stride of a 32 KB 8-way L1 data cache (most x86 and Arm cores)
 CACHE_RESIDENT_BYTES = 1 << 20  # a core's level-2 cache on most hosts and big phone cores: 512 KB to 2 MB
