@@ -170,6 +170,28 @@ def test_a_strided_plain_pointwise_layer_pays_for_unfolding_its_input():
         assert model.kernel(shape).latency_ms == pytest.approx(ms(shape), rel=0.05), shape
 
 
+def test_a_strided_plain_conv_pays_more_an_unfolded_element_than_one_at_stride_1():
+    # MLAS unfolds a plain conv's input four floats at a time at stride 1 and one at a time at stride 2: the host's
+    # strided 7×7 convs were priced 10-33 % under in cross-validation (2026-12-07)
+    def conv(c_in, c_out, size, kernel, stride):
+        return KernelShape.same("conv", c_in, c_out, (size, size), kernel, stride, "relu")
+
+    def ms(shape):
+        unfolded = shape.input[0] * shape.kernel[0] * shape.kernel[1] * shape.output[1] * shape.output[2]
+        return 1e-3 + shape.macs * 3e-8 + unfolded * (3e-7 if shape.stride != (1, 1) else 1e-7)
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for index in range(80):
+        c_in, c_out = (int(c) * 2 + 1 for c in rng.integers(8, 40, 2))  # odd: the plain layout
+        shape = conv(c_in, c_out, int(rng.choice([8, 12, 16, 24, 32])), int(rng.choice([3, 5, 7])), 1 + index % 2)
+        entries.append({**shape.to_dict(), "latency_ms": ms(shape), "layout": "plain"})
+    model = LatencyModel(target(table_profile(entries)))
+    for shape in (conv(31, 9, 48, 7, 2), conv(33, 11, 24, 7, 2), conv(19, 9, 28, 5, 2), conv(25, 17, 20, 7, 1)):
+        assert model.layout(shape) == "plain" and model.kernel(shape).method == "fitted"
+        assert model.kernel(shape).latency_ms == pytest.approx(ms(shape), rel=0.05), shape
+
+
 def test_a_linear_layer_with_few_outputs_is_priced_for_its_padded_weight_panels():
     # a linear layer's weights are packed in panels of 16 and 32 output columns: 10,752 -> 2 took 12 us through
     # onnxruntime, as long as 0.07 ns a padded weight, and was priced 34 % under from its unpadded weights (x86 host,
