@@ -92,8 +92,7 @@ from scipy import stats
 from cost_models import estimate, load_target
 from cost_models.calibration import scale_now
 from cost_models.runner import Session, measure, noise_verdict
-from cost_models.speed_reference import (CalibrationNetworksChanged, calibration_networks, reference_models,
-                                         speed_ratio)
+from cost_models.speed_reference import CalibrationNetworksChanged, calibration_networks, reference_models, speed_ratio
 from cost_models.target import known_targets
 from edgegrow.atomic import write_atomically
 from edgegrow.models import DSCNN, MobileNetV1, MobileNetV2, ResNet8

@@ -313,14 +313,15 @@ def activation_sweep(quick: bool = False, seed: int = 0) -> list[KernelShape]:
 def profile_grid(quick: bool = False, runtime: str = "onnxruntime") -> list[KernelShape]:
     """Every kernel a profile measures: the grid (``kernel_grid``), the activation sweep and concatenations of two
     tensors of any widths (``concat_grid``), BatchNorms of their own (``batch_norm_grid``), activations of their own
-    (``standalone_activation_grid``) and linear layers reading a flattened map (``fully_connected_grid``); for litert also the paddings litert-torch writes before max pools
-    (``max_pad_grid``) and the zero paddings of any width it writes before strided convs (``pad_grid``), the
-    channel-last means of gates and heads (``mean_nhwc_grid``) and the transposed means of heads on maps whose channel
-    planes alias in the L1 cache (``transposed_mean_grid``)."""
+    (``standalone_activation_grid``) and linear layers reading a flattened map (``fully_connected_grid``); for litert
+    also the paddings litert-torch writes before max pools (``max_pad_grid``) and the zero paddings of any width it
+    writes before strided convs (``pad_grid``), the channel-last means of gates and heads (``mean_nhwc_grid``) and the
+    transposed means of heads on maps whose channel planes alias in the L1 cache (``transposed_mean_grid``)."""
     extra = (max_pad_grid(quick) + pad_grid(quick) + mean_nhwc_grid(quick) + transposed_mean_grid(quick)
              if runtime == "litert" else [])
     return list(dict.fromkeys(kernel_grid(quick) + activation_sweep(quick) + extra + concat_grid(quick)
-                              + batch_norm_grid(quick) + standalone_activation_grid(quick) + fully_connected_grid(quick)))
+                              + batch_norm_grid(quick) + standalone_activation_grid(quick)
+                              + fully_connected_grid(quick)))
 
 
 def max_pad_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
