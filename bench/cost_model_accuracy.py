@@ -62,7 +62,9 @@ The profile's calibration networks (``speed_reference.calibration_networks``, bo
 in the same rounds too: ``at_calibration_now`` gives their speed now against the profile's, the
 calibration scale they give now (``calibration.scale_now``, the per-node offset kept), and the same
 shares with every network priced again at that scale: how much of a run's error is the moment the
-calibration was timed at, another reading aid and not a claim.
+calibration was timed at, another reading aid and not a claim. Where the profile's digest of its networks
+(``calibration.chains_digest``) says they are not the ones this edgegrow builds, none is timed and
+``at_calibration_now`` holds ``skipped``: why.
 """
 from __future__ import annotations
 

@@ -86,10 +86,12 @@ def random_chains(count: int, seed: int = 7) -> list[Chain]:
 
 def chains_digest(chains: list[Chain]) -> str:
     """A digest of networks' kernels and wiring (16 hex digits), kept in a profile beside its calibration networks'
-    times: a later edgegrow whose ``random_chains`` or chain writers differ would rebuild other networks from the
-    same seed, and timing those against the profile's times would compare different networks."""
-    spec = [[[shape.to_dict() for shape in shapes], inputs] for shapes, inputs in chains]
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    times: a later edgegrow whose ``random_chains`` differs would rebuild other networks from the same seed, and
+    timing those against the profile's times would compare different networks. It covers the kernels' kinds, shapes,
+    strides and activations and what each reads, not the model files the chain writers make of them."""
+    spec = [[[[shape.kind, list(shape.input), list(shape.output), list(shape.kernel), list(shape.stride),
+               shape.activation] for shape in shapes], inputs] for shapes, inputs in chains]
+    return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
 
 def fit_calibration(table_ms: list[float], kernel_counts: list[int], measured_ms: list[float],

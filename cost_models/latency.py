@@ -8,7 +8,9 @@ For one kernel, in order:
    Not for a litert table, whose fit does better (see ``LatencyModel.__init__``).
 3. ``fitted``: a per-kind, per-layout linear model over the table (padded MACs, MACs, tensor sizes,
    weights, and terms of a kind's own where a runtime's kernel needs them, ``_features``; least squares on
-   relative error, non-negative; a channel-last table's means and global pools share one, ``_fit_kind``)
+   relative error, non-negative; a channel-last table's means and global pools share one, ``_fit_kind``, and
+   onnxruntime's blocked pointwise convs reading fewer input channels than a block have one of their own,
+   ``LatencyModel._fit_group``)
    times a correction for how far such a shape sits from that line: gradient-boosted trees over the shape
    (channel counts and their remainders against the SIMD steps, map size, kernel, stride) where the group has at least
    ``_Fit.TREES_FROM`` entries, else the log-ratio of the table's nearest shapes. On the full host
@@ -148,11 +150,15 @@ class LatencyModel:
                 self._lines.setdefault(key, []).append((_channel(entry.shape, axis), entry))
         self._fits = {}
         self._channels_first = target.runtime == "onnxruntime"
+        # a fit of their own only where the table has enough of them (``FEW_INPUTS_FIT_FROM``)
+        self._few_inputs_apart = sum(self._reads_few_inputs(entry.shape, entry.layout)
+                                     for entry in target.entries) >= FEW_INPUTS_FIT_FROM
         groups: dict[tuple, list] = {}
         for entry in target.entries:
             groups.setdefault(self._fit_group(entry.shape, entry.layout), []).append(entry)
         for key, entries in groups.items():
-            self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], self._step(key[1]),
+            step = self._step("blocked" if key[1] == BLOCKED_FEW_INPUTS else key[1])
+            self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], step,
                                       channels_first=self._channels_first)
 
     # --- one kernel -------------------------------------------------------------------------------
@@ -227,11 +233,16 @@ class LatencyModel:
         bytes_moved = shape.traffic_bytes(self.target.bytes_per_element)
         return 1e3 * bytes_moved / analytic.bytes_per_s_elementwise + analytic.per_kernel_overhead_ms
 
+    def _reads_few_inputs(self, shape: KernelShape, layout: str) -> bool:
+        """Whether ``shape`` is a blocked pointwise conv reading fewer input channels than a block."""
+        return layout == "blocked" and shape.kind == "pointwise" and shape.input[0] < self.target.layout_block_channels
+
     def _fit_group(self, shape: KernelShape, layout: str) -> tuple[str, str]:
         """The fit that prices ``shape`` in ``layout``: its kind's (``_fit_kind``) in that layout, but a blocked
-        pointwise conv reading fewer input channels than a block has one of its own (``BLOCKED_FEW_INPUTS``)."""
+        pointwise conv reading fewer input channels than a block has one of its own (``BLOCKED_FEW_INPUTS``) where the
+        table has ``FEW_INPUTS_FIT_FROM`` of them or more."""
         kind = _fit_kind(shape.kind, self._channels_first)
-        if layout == "blocked" and shape.kind == "pointwise" and shape.input[0] < self.target.layout_block_channels:
+        if self._few_inputs_apart and self._reads_few_inputs(shape, layout):
             return kind, BLOCKED_FEW_INPUTS
         return kind, layout
 
@@ -551,7 +562,9 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
     went from 97.0 to 99.5 % (82.8 to 98.5 %) once their tile could be wider past 16 output channels
     (``GemmTile.wide_columns``) (2026-12-07). A mean or global pool of a channel-last table, a TRANSPOSE and a MEAN,
     has ``_transposed_mean_terms`` instead. Some kinds add terms of their own below (a channel-last table's
-    concatenations, BatchNorms and muls, PADs and PADV2s; activations on their own).
+    concatenations, BatchNorms and muls, PADs and PADV2s; activations on their own; a plain channel-first table's
+    strided convs, whose unfolding is slower; linear layers' weights padded to panels). A plain channel-first table's
+    strided pointwise conv is unfolded as a conv is.
     """
     if tile is not None and shape.kind in ("conv", "pointwise"):
         return np.array(_tile_features(shape, tile) + [1.0], dtype=float)
@@ -598,15 +611,15 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
         # 71 % within 10 %, and its 59 PADs (``profiler.pad_grid``) from 29 to 90 % (x86 host, 2026-12-07)
         terms += [h * w, shape.input[1] * shape.input[2]]
     if shape.kind == "conv" and channels_first and step == 1:  # only theirs: MLAS unfolds a plain conv's input four
-        # floats at a time at stride 1 and one at a time at stride 2 (MlasConvIm2Col). In 5-fold cross-validation of the
-        # host's onnxruntime table (three splits, kernels of 5 us and more) its plain convs went from 93.8 to 96.2 %
-        # within 10 %, 7×7 ones from 45 to 73 % of 11 (x86 host, 2026-12-07)
-        terms += [unfolded if shape.stride != (1, 1) else 0.0]
+        # floats at a time at a stride width of 1 and one at a time at any other (MlasConvIm2Col). In 5-fold
+        # cross-validation of the host's onnxruntime table (three splits, kernels of 5 us and more) its plain convs went
+        # from 93.8 to 96.2 % within 10 %, 7×7 ones from 45 to 73 % of 11 (x86 host, 2026-12-07)
+        terms += [unfolded if shape.stride[1] != 1 else 0.0]
     if shape.kind == "fully_connected":  # a matrix-vector product over weights packed in panels of 16 and 32 output
         # columns: a 10,752 -> 2 layer took 12 us, as long as 0.07 ns a padded weight. In 5-fold cross-validation of the
         # host's onnxruntime table with ``profiler.fully_connected_grid`` (three splits) its linear layers went from 66
         # to 86 % within 10 % (of 1 us and more 63 -> 93 %), and 31 others timed alone from 81 to 97 % (x86 host,
-        # 2026-12-07)
+        # 2026-12-07). MLAS and XNNPACK pack weights so; a table of another runtime gets the terms too, untested there
         terms += [float(_padded(c, 16) * shape.input[0]), float(_padded(c, 32) * shape.input[0])]
     if shape.kind == "concat" and not channels_first:
         terms += _channel_last_concat_terms(shape)
@@ -628,9 +641,12 @@ def _features(shape: KernelShape, step: int, channels_first: bool = True,
 # than a block runs the kernel that reads the plain layout (see LatencyModel._layout_changes). On one fit with the
 # others those were 60 % within 10 % in 5-fold cross-validation of the host's table (28 of 5 us and more, three
 # splits) against 98 % for the rest; on a fit of their own (94 entries) 82 %, and the rest's within 5 % went from 84 to
-# 90 %. A 3×3 conv's few-input entries (289 of 507) gained 3 points on their own fit and the others lost 2: one fit
-# there (x86 host, 2026-12-07)
+# 90 %. A conv's few-input entries (289 of 507, all kernel sizes) gained 3 points on their own fit and the others lost
+# 2: one fit there (x86 host, 2026-12-07). From ``FEW_INPUTS_FIT_FROM`` such entries: drawn 10-45 at a time from the
+# 94, cross-validated on their own they did as well as on the shared fit from 20 on, and a smaller table (a quick one
+# draws 18, the shipped host profile has 22, the pinned one of the tests 7) keeps the prices it had
 BLOCKED_FEW_INPUTS = "blocked, fewer input channels than a block"
+FEW_INPUTS_FIT_FROM = 30
 TRANSPOSED_MEAN_KINDS = ("mean", "global_pool")  # what litert-torch writes as a TRANSPOSE to channel-first and a MEAN
 PLANE_ALIASING_BYTES = 4096  # the set stride of a 32 KB 8-way L1 data cache (most x86 and Arm cores)
 CACHE_RESIDENT_BYTES = 1 << 20  # a core's level-2 cache on most hosts and big phone cores: 512 KB to 2 MB

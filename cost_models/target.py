@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -255,7 +256,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         calibration_per_node=_counted_over_nodes(read),
         calibration_measured_ms=_calibration_times(read),
-        calibration_networks_sha256=read.get("latency.calibration.networks_sha256", (str, type(None)), None),
+        calibration_networks_sha256=_digest(read, "latency.calibration.networks_sha256"),
         activation_ms_per_element=_activation_costs(read),
         speed_reference=_speed_reference(read),
         energy_pj_per_mac=read.sourced("energy_pj_per_mac", optional=True),
@@ -342,6 +343,14 @@ def _calibration_times(read: _Reader) -> tuple[float, ...]:
     """``latency.calibration.measured_ms``: the calibration networks' times (ms), or none."""
     times = read.get("latency.calibration.measured_ms", (list, type(None)), None) or []
     return tuple(_positive(read, times, index, "latency.calibration.measured_ms") for index in range(len(times)))
+
+
+def _digest(read: _Reader, name: str) -> str | None:
+    """An optional digest of 16 hex digits (``calibration.chains_digest``)."""
+    value = read.get(name, str, None)
+    if value is not None and not re.fullmatch(r"[0-9a-f]{16}", value):
+        raise read.fail(name, f"must be 16 hex digits, got {value!r}")
+    return value
 
 
 def _positive(read: _Reader, values: list, index: int, name: str = "speed_reference.ms") -> float:

@@ -345,8 +345,8 @@ def _calibration_networks(profile, runtime: str, threads: int, notes: list[str])
     """The target profile's calibration networks as models ``runtime`` runs, with their profiled times (ms),
     when this measurement can time them as the profiler did: the profile's own runtime and threads, and for
     litert the profile's cache of every one of them beside it (converting 40 networks would take over a minute).
-    onnxruntime's are built here: with 60 of them, about 4 s more for the whole ``benchmark``. None, with a note in
-    ``notes`` saying why, where the profile's networks are not the ones this edgegrow builds
+    onnxruntime's are built here: with 60 of them, about 4 s more for the whole ``benchmark``. No networks, with a note
+    in ``notes`` saying why, where the profile's networks are not the ones this edgegrow builds
     (``speed_reference.CalibrationNetworksChanged``)."""
     if (profile is None or TARGET_RUNTIMES.get(profile.runtime) != runtime or runtime == "tflm"
             or profile.threads != threads):

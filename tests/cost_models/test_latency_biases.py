@@ -19,7 +19,7 @@ from cost_models.calibration import fit_calibration
 from cost_models.kernel_onnx import NODE_CHAIN_LENGTHS, kernel_model, node_chain_model
 from cost_models.kernel_shape import KernelShape
 from cost_models.kernels import fused_kernels
-from cost_models.latency import LatencyModel
+from cost_models.latency import FEW_INPUTS_FIT_FROM, LatencyModel
 from cost_models.profiler import without_profiler
 from cost_models.runner import onnxruntime_node_times
 from cost_models.target import LAYOUT_CHANGE_TERMS
@@ -170,6 +170,23 @@ def test_a_strided_plain_pointwise_layer_pays_for_unfolding_its_input():
         assert model.kernel(shape).latency_ms == pytest.approx(ms(shape), rel=0.05), shape
 
 
+def test_only_a_plain_channel_first_table_prices_unfolding_a_strided_layer():
+    # MLAS unfolds in its plain (NCHW) path only: its NCHWc kernels and XNNPACK read a strided input as it is
+    from cost_models.latency import _features
+
+    for kind, kernel in (("pointwise", 1), ("conv", 3)):
+        strided = KernelShape.same(kind, 33, 17, (24, 24), kernel, 2)
+        unfolded = 33 * kernel * kernel * 12 * 12
+        plain = _features(strided, 1, True)
+        assert plain[8] == unfolded
+        if kind == "conv":  # and a term of its own: the strided unfolding, one float at a time
+            assert plain[-2] == unfolded and _features(KernelShape.same(kind, 33, 17, (24, 24), 3, 1), 1, True)[-2] == 0
+        for step, channels_first in ((16, True), (1, False)):  # blocked; channel-last
+            other = _features(strided, step, channels_first)
+            assert len(other) == len(plain) - (kind == "conv")
+            assert other[8] == (unfolded if kind == "conv" else 0.0)  # a conv's im2col term, as before
+
+
 def test_a_strided_plain_conv_pays_more_an_unfolded_element_than_one_at_stride_1():
     # MLAS unfolds a plain conv's input four floats at a time at stride 1 and one at a time at stride 2: the host's
     # strided 7×7 convs were priced 10-33 % under in cross-validation (2026-12-07)
@@ -272,10 +289,18 @@ def test_a_blocked_pointwise_conv_reading_fewer_input_channels_than_a_block_has_
         c_in = int(rng.integers(1, block)) if len(entries) % 2 else int(rng.integers(2, 40)) * 4
         shape = pointwise(c_in, int(rng.integers(4, 200)), int(rng.choice([8, 12, 16, 24, 32])))
         entries.append({**shape.to_dict(), "latency_ms": ms(shape), "layout": "blocked"})
+    assert sum(entry["input"][0] < block for entry in entries) == FEW_INPUTS_FIT_FROM
     model = LatencyModel(target(table_profile(entries)))
     for shape in (pointwise(block - 1, 150, 20), pointwise(3, 70, 28), pointwise(block * 5, 70, 28)):
         assert model.layout(shape) == "blocked" and model.kernel(shape).method == "fitted"
         assert model.kernel(shape).latency_ms == pytest.approx(ms(shape), rel=0.05), shape
+    # a table with fewer of them prices them on the shared fit, as before (two: none of their own to fit)
+    whole_blocks = [entry for entry in entries if entry["input"][0] >= block]
+    few = [entry for entry in entries if entry["input"][0] < block]
+    for kept in (few[:2], few[:FEW_INPUTS_FIT_FROM - 1]):
+        shared = LatencyModel(target(table_profile(whole_blocks + kept)))
+        assert shared.kernel(pointwise(block - 1, 150, 20)).method == "fitted"
+        assert shared._fit_group(pointwise(block - 1, 150, 20), "blocked") == ("pointwise", "blocked")
 
 
 def test_layout_changes_take_the_per_node_offset_only_in_profiles_that_count_nodes():

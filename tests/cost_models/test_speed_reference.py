@@ -118,9 +118,10 @@ def test_a_profiles_calibration_networks_are_checked_against_the_digest_it_keeps
     profile["latency"]["calibration"]["networks_sha256"] = chains_digest(random_chains(4)[1:])  # other networks
     with pytest.raises(CalibrationNetworksChanged, match="not the ones this edgegrow builds from their seed"):
         calibration_networks(target(profile), "onnxruntime")
-    profile["latency"]["calibration"]["networks_sha256"] = 7
-    with pytest.raises(ValueError, match=r"'latency.calibration.networks_sha256' must be str"):
-        target(profile)
+    for malformed, words in ((7, "must be str"), ("", "must be 16 hex digits"), ("89c8bfa2", "must be 16 hex digits")):
+        profile["latency"]["calibration"]["networks_sha256"] = malformed
+        with pytest.raises(ValueError, match=rf"'latency.calibration.networks_sha256' {words}"):
+            target(profile)
 
 
 def test_the_profiler_keeps_a_digest_of_the_networks_it_calibrated_on():
