@@ -150,12 +150,15 @@ class LatencyModel:
                 self._lines.setdefault(key, []).append((_channel(entry.shape, axis), entry))
         self._fits = {}
         self._channels_first = target.runtime == "onnxruntime"
-        # a fit of their own only where the table has enough of them (``FEW_INPUTS_FIT_FROM``)
-        self._few_inputs_apart = sum(self._reads_few_inputs(entry.shape, entry.layout)
-                                     for entry in target.entries) >= FEW_INPUTS_FIT_FROM
         groups: dict[tuple, list] = {}
         for entry in target.entries:
-            groups.setdefault(self._fit_group(entry.shape, entry.layout), []).append(entry)
+            groups.setdefault((_fit_kind(entry.shape.kind, self._channels_first), entry.layout), []).append(entry)
+        blocked = groups.get(("pointwise", "blocked"), [])
+        few = [entry for entry in blocked if self._reads_few_inputs(entry.shape, entry.layout)]
+        if len(few) >= FEW_INPUTS_FIT_FROM:  # a fit of their own only where the table has enough of them
+            groups[("pointwise", "blocked")] = [entry for entry in blocked
+                                                if not self._reads_few_inputs(entry.shape, entry.layout)]
+            groups[("pointwise", BLOCKED_FEW_INPUTS)] = few
         for key, entries in groups.items():
             step = self._step("blocked" if key[1] == BLOCKED_FEW_INPUTS else key[1])
             self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], step,
@@ -242,7 +245,7 @@ class LatencyModel:
         pointwise conv reading fewer input channels than a block has one of its own (``BLOCKED_FEW_INPUTS``) where the
         table has ``FEW_INPUTS_FIT_FROM`` of them or more."""
         kind = _fit_kind(shape.kind, self._channels_first)
-        if self._few_inputs_apart and self._reads_few_inputs(shape, layout):
+        if self._reads_few_inputs(shape, layout) and (kind, BLOCKED_FEW_INPUTS) in self._fits:
             return kind, BLOCKED_FEW_INPUTS
         return kind, layout
 

@@ -52,6 +52,11 @@ from .runner import (
 from .target import parse_target
 
 
+def chain_key(index: int) -> str:
+    """The cache key of calibration network ``index`` (``calibration.random_chains`` order) in a profile's cache."""
+    return f"chain-{index}"
+
+
 def cached_model(folder: Path, key: str, make: Callable[[], bytes]) -> bytes:
     """The .tflite file ``key`` in ``folder`` (a profile's cache), made by ``make`` and written atomically
     there first if it is not yet."""
@@ -126,7 +131,7 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
                     for r in fastest}.values())
     chains = random_chains(12 if quick else 40)
     rounds = 4 if quick else 10
-    sessions = [Session(cached_model(files, f"chain-{index}", lambda c=chain: chain_tflite(*c)), "litert", threads,
+    sessions = [Session(cached_model(files, chain_key(index), lambda c=chain: chain_tflite(*c)), "litert", threads,
                         xnnpack=True) for index, chain in enumerate(chains)]
     node_chains = [Session(cached_model(files, f"nodes-{count}", lambda count=count: node_chain_tflite(count)),
                            "litert", threads, xnnpack=True) for count in NODE_CHAIN_LENGTHS]

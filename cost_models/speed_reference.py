@@ -111,13 +111,13 @@ def calibration_networks(target, runtime: str, convert: bool = True) -> tuple[li
 
         return chains, profiled_ms, [chain_model(shapes, inputs).SerializeToString() for shapes, inputs in chains]
     from .kernel_tflite import chain_tflite
-    from .profiler_litert import cached_model
+    from .profiler_litert import cached_model, chain_key
 
     folder = Path(target.path + ".tflite") if target.path else None
     cached = folder is not None and folder.is_dir()
-    if not convert and not (cached and all((folder / f"chain-{index}.tflite").is_file()
+    if not convert and not (cached and all((folder / f"{chain_key(index)}.tflite").is_file()
                                            for index in range(len(chains)))):
         return [], [], []
-    models = [cached_model(folder, f"chain-{index}", lambda chain=chain: chain_tflite(*chain)) if cached
+    models = [cached_model(folder, chain_key(index), lambda chain=chain: chain_tflite(*chain)) if cached
               else chain_tflite(*chain) for index, chain in enumerate(chains)]
     return chains, profiled_ms, models

@@ -367,16 +367,18 @@ def _measure_in_child_process(path: Path, runtime: str, threads: int, spec: Tens
     export_folder = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="edgegrow-bench-") as folder:
         request = Path(folder) / "request.json"
-        reference_paths, calibration_paths, reference_timing = [], [], {}
+        reference_timing = {}
         if references or calibration:
             from cost_models.speed_reference import TIMING as reference_timing
-        for index, model in enumerate(references):
-            reference_paths.append(str(Path(folder) / f"reference-{index}.onnx"))
-            Path(reference_paths[-1]).write_bytes(model)
-        for index, model in enumerate(calibration):
-            suffix = ".onnx" if runtime == "onnxruntime" else ".tflite"
-            calibration_paths.append(str(Path(folder) / f"calibration-{index}{suffix}"))
-            Path(calibration_paths[-1]).write_bytes(model)
+
+        def written(models: list[bytes], name: str, suffix: str) -> list[str]:
+            paths = [str(Path(folder) / f"{name}-{index}{suffix}") for index in range(len(models))]
+            for model, model_path in zip(models, paths):
+                Path(model_path).write_bytes(model)
+            return paths
+
+        reference_paths = written(references, "reference", ".onnx")
+        calibration_paths = written(calibration, "calibration", ".onnx" if runtime == "onnxruntime" else ".tflite")
         request.write_text(json.dumps({
             "path": str(path.resolve()), "runtime": runtime, "threads": threads, "arena_bytes": arena_bytes,
             "warmup": warmup, "runs": runs, "rounds": rounds, "result": str(Path(folder) / "result.json"),
