@@ -469,3 +469,17 @@ def test_both_grids_time_linear_layers_reading_a_flattened_map():
         assert set(added) <= set(profiler.profile_grid(runtime=runtime))
     assert len(profiler.fully_connected_grid(quick=True)) == 8
     assert set(profiler.fully_connected_grid(quick=True)) <= set(profiler.profile_grid(quick=True))
+
+
+def test_both_grids_time_classifier_heads_of_hundreds_to_a_thousand_classes():
+    """An image classifier's head: a pooled vector of hundreds to thousands of features to 100-1,001 classes, where
+    the grid had 1,000 classes only from 256 inputs (``profiler.classifier_head_grid``)."""
+    heads = profiler.classifier_head_grid()
+    assert heads == profiler.classifier_head_grid() and len(set(heads)) == 20
+    assert all(s.kind == "fully_connected" and s.input[1:] == s.output[1:] == (1, 1) for s in heads)
+    assert all(256 <= s.input[0] <= 2560 and s.output[0] in profiler.CLASSIFIER_CLASSES for s in heads)
+    assert sum(s.input[0] > 1024 and s.output[0] >= 1000 for s in heads) >= 3
+    for runtime in ("onnxruntime", "litert"):
+        assert set(heads) <= set(profiler.profile_grid(runtime=runtime))
+    quick = profiler.classifier_head_grid(quick=True)
+    assert len(quick) == 4 and set(quick) <= set(profiler.profile_grid(quick=True)) and set(quick) <= set(heads)
