@@ -22,12 +22,22 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from .kernel_shape import KernelShape
 
 Chain = tuple[list[KernelShape], list[list[int]]]
+Timing = TypeVar("Timing")
+
+# a profile run again times its calibration networks again; more than 5 % off (median) the times the profile kept
+# from its last run, the machine was not running as it was then, and they are timed again, at most 3 times in all
+DRIFT_TOLERANCE = 0.05
+TIMING_TRIES = 3
 
 
 def random_chain(rng: random.Random) -> Chain:
@@ -135,3 +145,64 @@ def scale_now(target, chains: list[Chain], measured_ms: list[float]) -> float:
     scale, _ = fit_calibration(table_ms, counts, measured_ms, target.model_overhead_ms.value,
                                target.calibration_per_kernel_ms)
     return scale
+
+
+def kept_times(profile_path: str | Path, chains: list[Chain]) -> list[float] | None:
+    """The times (ms) the profile at ``profile_path`` keeps for its calibration networks where they are ``chains``
+    (as many, and the same digest); None where there is no such profile, it cannot be read, or it timed others."""
+    try:
+        calibration = json.loads(Path(profile_path).read_text())["latency"]["calibration"]
+        times = [float(ms) for ms in calibration["measured_ms"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if len(times) != len(chains) or calibration.get("networks_sha256") != chains_digest(chains):
+        return None
+    return times
+
+
+def steady_timing(time_once: Callable[[], Timing], network_ms: Callable[[Timing], list[float]],
+                  kept_ms: list[float] | None, tries: int | None = None,
+                  tolerance: float = DRIFT_TOLERANCE) -> tuple[Timing, dict | None]:
+    """Time a profile's calibration (``time_once``; ``network_ms``: its networks' times in it) and, where the profile
+    kept times from an earlier run (``kept_ms``) and the networks ran more than ``tolerance`` off them at the median,
+    time it again, ``tries`` (``TIMING_TRIES``) times at most. The run-level probe cannot see a machine that stays slow
+    for the whole half minute (2026-12-08: a litert profile's 40 networks ran 12.6 % slower in one run, the halves of
+    its rounds agreeing within 0.6 %, and within 0.1 % of their earlier times in the next; its scale went 1.008 -> 1.129
+    -> 1.008).
+
+    Returns the fastest timing (the lowest median of now / kept) and {"tries", "now_over_kept": that median} (None
+    without kept times)."""
+    tries = tries or TIMING_TRIES
+    best, best_ratio = None, None
+    for attempt in range(1, tries + 1):
+        timing = time_once()
+        if kept_ms is None:
+            return timing, None
+        ratio = statistics.median(now / then for now, then in zip(network_ms(timing), kept_ms))
+        if best_ratio is None or ratio < best_ratio:
+            best, best_ratio = timing, ratio
+        if abs(ratio - 1) <= tolerance:
+            return timing, {"tries": attempt, "now_over_kept": ratio}
+    return best, {"tries": tries, "now_over_kept": best_ratio}
+
+
+def drift_words(drift: dict | None, tolerance: float = DRIFT_TOLERANCE) -> str:
+    """The calibration source's words on ``steady_timing``'s drift (empty without kept times)."""
+    if drift is None:
+        return ""
+    words = (f"; timed {drift['tries']} time(s): the networks ran at {drift['now_over_kept']:.3f}x the times this "
+             "profile kept from its last run (median)")
+    if abs(drift["now_over_kept"] - 1) > tolerance:
+        words += f", beyond +-{tolerance:.0%} in every try, so it is calibrated at this speed"
+    return words
+
+
+def drift_warning(drift: dict | None, profile_path: str | Path, tolerance: float = DRIFT_TOLERANCE) -> str | None:
+    """One line for the user where the calibration stayed more than ``tolerance`` off its kept times (None else)."""
+    if drift is None or abs(drift["now_over_kept"] - 1) <= tolerance:
+        return None
+    ratio = drift["now_over_kept"]
+    return (f"the calibration networks ran {abs(ratio - 1):.1%} {'slower' if ratio > 1 else 'faster'} than at this "
+            f"profile's last run in each of {drift['tries']} timings, so {profile_path} is calibrated at this speed: "
+            "if the machine was busy, run the same command again later; if it has changed, delete "
+            f"{Path(str(profile_path) + '.measurements.jsonl').name} to measure its table again too")

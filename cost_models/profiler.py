@@ -759,7 +759,7 @@ def build_profile(name: str, measurements: list[dict], overhead: dict, bandwidth
 
 def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int,
               split_halves: list[float | None] | None = None, per_node_ms: float | None = None,
-              node_slope_ms: float | None = None) -> dict:
+              node_slope_ms: float | None = None, drift: dict | None = None) -> dict:
     """Add ``latency.calibration`` to a measured profile: the scale and per-node offset that turn
     summed table latencies of the random networks ``chains`` into their measured latencies
     (``split_halves``: the measurement protocol's noise floor of each, recorded in the source). The
@@ -772,8 +772,11 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
     which the large chains cannot pin down (it is well under 1 % of them).
 
     ``node_slope_ms``: that slope, measured but not used (``per_node_ms`` None: the offset is fitted with the scale, and
-    kept at 0 or more), is recorded in the source."""
-    from .calibration import chains_digest, fit_calibration, table_sums
+    kept at 0 or more), is recorded in the source.
+
+    ``drift``: ``calibration.steady_timing``'s tries and the networks' times against the ones this profile kept from
+    its last run, kept as ``drift`` and said in the source."""
+    from .calibration import chains_digest, drift_words, fit_calibration, table_sums
     from .kernel_onnx import NODE_CHAIN_LENGTHS
 
     uncalibrated = parse_target(profile, "<uncalibrated>")
@@ -798,8 +801,11 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
         "measured_ms": [round(ms, 6) for ms in measured_ms], "networks_sha256": chains_digest(chains),
         "source": f"fitted here on {len(chains)} random multi-kernel networks (calibration.random_chains, seed 7), "
                   f"each the fast-regime figure of {rounds} rounds (cost_models.runner.measure)"
-                  + _noise_words(split_halves) + node_words + slope_words,
+                  + _noise_words(split_halves) + node_words + slope_words + drift_words(drift),
     }
+    if drift is not None:
+        profile["latency"]["calibration"]["drift"] = {"tries": drift["tries"],
+                                                      "now_over_kept": round(drift["now_over_kept"], 4)}
     parse_target(profile, f"<profile {profile['name']}>")
     return profile
 
@@ -855,7 +861,8 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     from there, and a finished one rebuilds the profile from them without measuring its kernels again
     (delete the file to measure afresh). The calibration's networks, chains and per-model overhead are
     timed again on every run (about a minute): a rebuilt profile's calibration is the machine's now
-    (on 2026-12-07 a rebuild moved the host's scale 0.9886 → 0.9857).
+    (on 2026-12-07 a rebuild moved the host's scale 0.9886 → 0.9857), timed up to three times where the networks
+    ran more than 5 % off the times the profile kept from its last run (``calibration.steady_timing``).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -863,7 +870,7 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     records = measure_grid(profile_grid(quick), partial, threads, quick, progress)
     # whole networks for the calibration, and the Identity model for the per-model overhead, timed
     # in the same spread-out rounds
-    from .calibration import random_chains
+    from .calibration import kept_times, random_chains, steady_timing
     from .kernel_onnx import (
         NODE_CHAIN_LENGTHS,
         REORDER_CHAIN_PAIRS,
@@ -882,7 +889,9 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
                       for tensor in LAYOUT_CHANGE_TENSORS for length in REORDER_CHAIN_PAIRS]
     references = [Session(model, threads=threads) for model in speed_reference.reference_models()]
     identity = Session(overhead_model().SerializeToString(), threads=threads)
-    timings = time_interleaved(sessions + node_chains + reorder_chains + references + [identity], rounds)
+    timings, drift = steady_timing(
+        lambda: time_interleaved(sessions + node_chains + reorder_chains + references + [identity], rounds),
+        lambda timed: [timing["fast_ms"] for timing in timed[:len(chains)]], kept_times(out, chains))
     chain_timings, timings = timings[:len(chains)], timings[len(chains):]
     node_timings, timings = timings[:len(node_chains)], timings[len(node_chains):]
     reorder_timings, timings = timings[:len(reorder_chains)], timings[len(reorder_chains):]
@@ -900,7 +909,7 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     profile["speed_reference"] = speed_reference.reference_block([timing["fast_ms"] for timing in reference_timings],
                                                                  rounds, _where())
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
-                        [timing["split_half"] for timing in chain_timings], per_node_ms=per_node_ms)
+                        [timing["split_half"] for timing in chain_timings], per_node_ms=per_node_ms, drift=drift)
     write_json_atomically(out, profile)
     return profile
 

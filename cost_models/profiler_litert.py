@@ -16,7 +16,8 @@ Conversions take about a second each, so the files are kept in ``<profile>.tflit
 measurements in ``<profile>.measurements.jsonl``: an interrupted run resumes from both; a finished
 one rebuilds the profile without converting or measuring its kernels again (delete them to measure
 afresh). The calibration's networks and chains are timed again on every run (about a minute), so a
-rebuilt profile's calibration is the machine's now (on 2026-12-07 rebuilds moved the scale 0.992 → 0.999).
+rebuilt profile's calibration is the machine's now (on 2026-12-07 rebuilds moved the scale 0.992 → 0.999), up to three
+times where they ran more than 5 % off the times the profile kept from its last run (``calibration.steady_timing``).
 """
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def measure_grid_litert(shapes: list[KernelShape], partial_path: Path, files: Pa
 def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: bool = False,
                         progress: Callable[[int, int], None] | None = None) -> dict:
     """Measure the grid through ai-edge-litert (XNNPACK) on this machine and write the profile."""
-    from .calibration import random_chains
+    from .calibration import kept_times, random_chains, steady_timing
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +137,9 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     node_chains = [Session(cached_model(files, f"nodes-{count}", lambda count=count: node_chain_tflite(count)),
                            "litert", threads, xnnpack=True) for count in NODE_CHAIN_LENGTHS]
     overhead_session = Session(cached_model(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
-    timings = time_interleaved(sessions + node_chains + [overhead_session], rounds)
+    timings, drift = steady_timing(lambda: time_interleaved(sessions + node_chains + [overhead_session], rounds),
+                                   lambda timed: [timing["fast_ms"] for timing in timed[:len(chains)]],
+                                   kept_times(out, chains))
     chain_timings, node_timings, overhead = timings[:len(chains)], timings[len(chains):-1], timings[-1]
     today = datetime.date.today().isoformat()
     machine = machine_description()
@@ -160,6 +163,6 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     # the calibration's networks (0.004-0.010 us over three fits at the two moments) -0.7 to -1.3 %
     profile = calibrate(profile, chains, [timing["fast_ms"] for timing in chain_timings], rounds,
                         [timing["split_half"] for timing in chain_timings],
-                        node_slope_ms=node_overhead_ms(node_timings))
+                        node_slope_ms=node_overhead_ms(node_timings), drift=drift)
     write_json_atomically(out, profile)
     return profile

@@ -979,6 +979,7 @@ def _calibrate_profile(args, out: str) -> dict:
 
 def _profile(args):
     from cost_models import profiler
+    from cost_models.calibration import drift_warning
     from cost_models.target import user_targets_folder
 
     if args.threads < 1:
@@ -1026,6 +1027,9 @@ def _profile(args):
         result = measure_here(args.target, out, args.threads, args.quick, progress=advance)
     print(f"wrote {out}: {len(result['latency']['entries'])} kernels, per-model overhead "
           f"{result['model_overhead_ms']['value']:.4f} ms")
+    warning = drift_warning(result["latency"].get("calibration", {}).get("drift"), out)
+    if warning:
+        print(f"edgegrow profile: warning: {warning}", file=sys.stderr)
     return {"profile": out, "kernels": len(result["latency"]["entries"]),
             "model_overhead_ms": result["model_overhead_ms"]["value"]}
 

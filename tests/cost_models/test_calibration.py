@@ -1,5 +1,6 @@
 """Whole-model calibration: random chains are well-formed networks, the fit recovers known numbers,
 and a profile's calibration is applied to table latencies."""
+import json
 import random
 
 import numpy as np
@@ -7,7 +8,15 @@ import onnxruntime
 import pytest
 from profiles import conv_sweep, table_profile, target
 
-from cost_models.calibration import fit_calibration, random_chain
+from cost_models.calibration import (
+    chains_digest,
+    drift_warning,
+    fit_calibration,
+    kept_times,
+    random_chain,
+    random_chains,
+    steady_timing,
+)
 from cost_models.kernel_onnx import chain_model
 from cost_models.kernel_shape import KernelShape
 from cost_models.latency import LatencyModel
@@ -96,3 +105,57 @@ def test_the_scale_now_refits_the_profiles_networks_timed_again_on_its_table_as_
     target_ms = (np.array(dearer) - overhead - 2e-5 * np.array(nodes)) * weights
     expected = float(np.linalg.lstsq((np.array(work) * weights)[:, None], target_ms, rcond=None)[0][0])
     assert scale_now(calibrated, chains, dearer) == pytest.approx(expected) and expected > 1.1 * 1.001
+
+
+def _timings(ratios, kept):
+    """A calibration timed once per ratio: every network at that ratio of its kept time, and the calls counted."""
+    calls = []
+
+    def time_once():
+        ratio = ratios[len(calls)]
+        calls.append(ratio)
+        return [ratio * ms for ms in kept]
+
+    return time_once, calls
+
+
+def test_the_calibration_is_timed_once_without_kept_times_or_where_it_runs_as_it_did():
+    kept = [0.1, 0.5, 2.0]
+    time_once, calls = _timings([1.3], kept)
+    timing, drift = steady_timing(time_once, list, None)
+    assert calls == [1.3] and drift is None  # nothing to compare with: as before
+    time_once, calls = _timings([1.04, 2.0], kept)
+    timing, drift = steady_timing(time_once, list, kept)
+    assert calls == [1.04] and drift == {"tries": 1, "now_over_kept": pytest.approx(1.04)}
+    assert drift_warning(drift, "host.json") is None
+
+
+def test_a_calibration_timed_while_the_machine_ran_slow_is_timed_again_and_the_fastest_try_kept():
+    """2026-12-08: one run of a litert profile timed its networks 12.6 % slower than its last run (the halves of its
+    rounds agreeing within 0.6 %), and within 0.1 % of them in the next; its scale went 1.008 -> 1.129 -> 1.008."""
+    kept = [0.1, 0.5, 2.0]
+    time_once, calls = _timings([1.126, 1.001, 1.5], kept)
+    timing, drift = steady_timing(time_once, list, kept)
+    assert calls == [1.126, 1.001] and timing == pytest.approx([1.001 * ms for ms in kept])
+    assert drift == {"tries": 2, "now_over_kept": pytest.approx(1.001)}
+    time_once, calls = _timings([1.2, 1.1, 1.15], kept)
+    timing, drift = steady_timing(time_once, list, kept)
+    assert calls == [1.2, 1.1, 1.15] and timing == pytest.approx([1.1 * ms for ms in kept])
+    warning = drift_warning(drift, "/p/host.json")
+    assert "10.0% slower" in warning and "each of 3 timings" in warning and "host.json.measurements.jsonl" in warning
+    time_once, calls = _timings([0.9, 0.92, 0.91], kept)  # faster throughout: said too
+    assert "faster" in drift_warning(steady_timing(time_once, list, kept)[1], "host.json")
+
+
+def test_only_a_profile_that_timed_the_same_networks_gives_times_to_compare_with(tmp_path):
+    chains = random_chains(3)
+    path = tmp_path / "p.json"
+    assert kept_times(path, chains) is None  # no profile yet
+    calibration = {"measured_ms": [0.1, 0.2, 0.3], "networks_sha256": chains_digest(chains)}
+    path.write_text(json.dumps({"latency": {"calibration": calibration}}))
+    assert kept_times(path, chains) == [0.1, 0.2, 0.3]
+    assert kept_times(path, random_chains(2)) is None  # as many as it timed
+    path.write_text(json.dumps({"latency": {"calibration": {**calibration, "networks_sha256": "0" * 16}}}))
+    assert kept_times(path, chains) is None  # other networks
+    path.write_text("{not json")
+    assert kept_times(path, chains) is None

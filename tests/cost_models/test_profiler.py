@@ -483,3 +483,27 @@ def test_both_grids_time_classifier_heads_of_hundreds_to_a_thousand_classes():
         assert set(heads) <= set(profiler.profile_grid(runtime=runtime))
     quick = profiler.classifier_head_grid(quick=True)
     assert len(quick) == 4 and set(quick) <= set(profiler.profile_grid(quick=True)) and set(quick) <= set(heads)
+
+
+def test_a_profile_run_again_while_its_calibration_networks_run_slow_times_them_again_and_says_so(
+        tmp_path, monkeypatch, capsys):
+    """A run of the profiler times the calibration networks again; where they run more than 5 % off the times the
+    profile kept from its last run, in every timing (three; two here), the profile says so and the command warns."""
+    from cost_models import calibration
+    from edgegrow.cli import main
+
+    monkeypatch.setattr(profiler, "profile_grid", lambda quick, runtime="onnxruntime": SHAPES[:2])
+    monkeypatch.setattr(calibration, "TIMING_TRIES", 2)
+    out = tmp_path / "here.json"
+    profiler.profile_here("here", out, quick=True)
+    assert "drift" not in json.loads(out.read_text())["latency"]["calibration"]  # nothing kept to compare with
+    profile = json.loads(out.read_text())
+    kept = [ms / 1.25 for ms in profile["latency"]["calibration"]["measured_ms"]]  # as if it now ran 25 % slower
+    profile["latency"]["calibration"]["measured_ms"] = kept
+    out.write_text(json.dumps(profile))
+    assert main(["profile", "--target", "here", "--out", str(out), "--quick", "--quiet"]) == 0
+    calibration = json.loads(out.read_text())["latency"]["calibration"]
+    assert calibration["drift"]["tries"] == 2 and 1.15 < calibration["drift"]["now_over_kept"] < 1.4
+    assert "in every try, so it is calibrated at this speed" in calibration["source"]
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith("edgegrow profile: warning: the calibration networks ran ") and "slower" in warning
