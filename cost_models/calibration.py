@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -30,13 +30,14 @@ from typing import TypeVar
 import numpy as np
 
 from .kernel_shape import KernelShape
+from .speed_reference import speed_ratio
 
 Chain = tuple[list[KernelShape], list[list[int]]]
 Timing = TypeVar("Timing")
 
 # a profile run again times its calibration networks again; more than 5 % off (median) the times the profile kept
 # from its last run, the machine was not running as it was then, and they are timed again, at most 3 times in all
-DRIFT_TOLERANCE = 0.05
+RETIME_TOLERANCE = 0.05
 TIMING_TRIES = 3
 
 
@@ -147,62 +148,69 @@ def scale_now(target, chains: list[Chain], measured_ms: list[float]) -> float:
     return scale
 
 
-def kept_times(profile_path: str | Path, chains: list[Chain]) -> list[float] | None:
-    """The times (ms) the profile at ``profile_path`` keeps for its calibration networks where they are ``chains``
-    (as many, and the same digest); None where there is no such profile, it cannot be read, or it timed others."""
+def kept_times(profile_path: str | Path, chains: list[Chain], runtime: str, threads: int) -> list[float] | None:
+    """The times (ms) the profile at ``profile_path`` keeps for its calibration networks where it timed ``chains`` (as
+    many, the same digest) with ``runtime`` on ``threads`` threads: the times its last steady calibration took
+    (``drift.kept_ms`` where its last run stayed off them in every try, else ``measured_ms``). None where there is no
+    such profile, it cannot be read, it timed other networks or another way, or a time is not a positive number."""
     try:
-        calibration = json.loads(Path(profile_path).read_text())["latency"]["calibration"]
-        times = [float(ms) for ms in calibration["measured_ms"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        profile = json.loads(Path(profile_path).read_text())
+        calibration = profile["latency"]["calibration"]
+        if profile["runtime"]["name"] != runtime or profile["threads"] != threads:
+            return None
+        times = [float(ms) for ms in (calibration.get("drift") or {}).get("kept_ms") or calibration["measured_ms"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if len(times) != len(chains) or calibration.get("networks_sha256") != chains_digest(chains):
         return None
-    return times
+    return times if all(math.isfinite(ms) and ms > 0 for ms in times) else None
 
 
 def steady_timing(time_once: Callable[[], Timing], network_ms: Callable[[Timing], list[float]],
                   kept_ms: list[float] | None, tries: int | None = None,
-                  tolerance: float = DRIFT_TOLERANCE) -> tuple[Timing, dict | None]:
+                  tolerance: float = RETIME_TOLERANCE) -> tuple[Timing, dict | None]:
     """Time a profile's calibration (``time_once``; ``network_ms``: its networks' times in it) and, where the profile
     kept times from an earlier run (``kept_ms``) and the networks ran more than ``tolerance`` off them at the median,
     time it again, ``tries`` (``TIMING_TRIES``) times at most. The run-level probe cannot see a machine that stays slow
     for the whole half minute (2026-12-08: a litert profile's 40 networks ran 12.6 % slower in one run, the halves of
     its rounds agreeing within 0.6 %, and within 0.1 % of their earlier times in the next; its scale went 1.008 -> 1.129
-    -> 1.008).
+    -> 1.008). Where no try is within ``tolerance`` the fastest is kept, not the closest: load slows a shared machine
+    down, it does not speed it up.
 
-    Returns the fastest timing (the lowest median of now / kept) and {"tries", "now_over_kept": that median} (None
-    without kept times)."""
-    tries = tries or TIMING_TRIES
+    Returns that timing and {"tries", "now_over_kept": the median of now / kept (``speed_reference.speed_ratio``),
+    "steady": whether within ``tolerance``, and where not "kept_ms", the times it was compared with} (None without
+    kept times)."""
+    tries = TIMING_TRIES if tries is None else tries
     best, best_ratio = None, None
     for attempt in range(1, tries + 1):
         timing = time_once()
         if kept_ms is None:
             return timing, None
-        ratio = statistics.median(now / then for now, then in zip(network_ms(timing), kept_ms))
+        ratio = speed_ratio(kept_ms, network_ms(timing))
         if best_ratio is None or ratio < best_ratio:
             best, best_ratio = timing, ratio
         if abs(ratio - 1) <= tolerance:
-            return timing, {"tries": attempt, "now_over_kept": ratio}
-    return best, {"tries": tries, "now_over_kept": best_ratio}
+            return timing, {"tries": attempt, "now_over_kept": ratio, "steady": True}
+    return best, {"tries": tries, "now_over_kept": best_ratio, "steady": False, "kept_ms": list(kept_ms)}
 
 
-def drift_words(drift: dict | None, tolerance: float = DRIFT_TOLERANCE) -> str:
+def drift_words(drift: dict | None) -> str:
     """The calibration source's words on ``steady_timing``'s drift (empty without kept times)."""
     if drift is None:
         return ""
     words = (f"; timed {drift['tries']} time(s): the networks ran at {drift['now_over_kept']:.3f}x the times this "
              "profile kept from its last run (median)")
-    if abs(drift["now_over_kept"] - 1) > tolerance:
-        words += f", beyond +-{tolerance:.0%} in every try, so it is calibrated at this speed"
+    if not drift["steady"]:
+        words += f", beyond +-{RETIME_TOLERANCE:.0%} in every try, so it is calibrated at this speed"
     return words
 
 
-def drift_warning(drift: dict | None, profile_path: str | Path, tolerance: float = DRIFT_TOLERANCE) -> str | None:
-    """One line for the user where the calibration stayed more than ``tolerance`` off its kept times (None else)."""
-    if drift is None or abs(drift["now_over_kept"] - 1) <= tolerance:
+def drift_warning(drift: dict | None, profile_path: str | Path) -> str | None:
+    """One line for the user where the calibration stayed off its kept times in every try (None else)."""
+    if drift is None or drift["steady"]:
         return None
     ratio = drift["now_over_kept"]
     return (f"the calibration networks ran {abs(ratio - 1):.1%} {'slower' if ratio > 1 else 'faster'} than at this "
             f"profile's last run in each of {drift['tries']} timings, so {profile_path} is calibrated at this speed: "
-            "if the machine was busy, run the same command again later; if it has changed, delete "
-            f"{Path(str(profile_path) + '.measurements.jsonl').name} to measure its table again too")
+            "if the machine was busy, run the same command again later (it compares with the earlier times again); if "
+            f"it has changed, delete {profile_path}.measurements.jsonl to measure its table again too")

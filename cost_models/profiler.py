@@ -470,12 +470,13 @@ CLASSIFIER_CLASSES = (100, 200, 500, 1000, 1001)  # CIFAR-100, Tiny ImageNet, ..
 
 def classifier_head_grid(quick: bool = False, seed: int = 0) -> list[KernelShape]:
     """Linear layers as an image classifier's head has them: a pooled vector of 256-2,560 features (MobileNets' 1,024
-    and 1,280 at any width multiplier) to 100-1,001 classes. The grid's other linear layers reach 1,000 classes only
-    from 256 inputs and 128 from more; held-out heads of 320-2,371 inputs to 100-1,001 classes (x86 host, 2026-12-08)
-    were priced 1-36 % under through onnxruntime (about 3 us each) and 15-30 % under through litert (two of 500 classes
-    12-15 % over), where a 1,024 -> 1,000 head took 68 us against 50. With these, 9 -> 14 of those 20 were within
-    ±10 % through onnxruntime and 0 -> 10 through litert (the 1,000-class ones within 4 %; many inputs to 100-200
-    classes are still 15-37 % under). 20 draws (4 when quick)."""
+    and 1,280 at any width multiplier) to 100-1,001 classes. Without them the host tables' linear layers had 1,000
+    classes only from 32-256 inputs and at most 100 classes from more. 20 held-out heads of 320-2,371 inputs to
+    100-1,001 classes (x86 host, 2026-12-08) were priced 1-36 % under through onnxruntime (1-3.5 us each) and 15-30 %
+    under through litert, where a 1,024 -> 1,000 head took 68 us against 50 (two of 500 classes 12-15 % over). With
+    these, 9 -> 14 of those 20 were within ±10 % through onnxruntime (every 1,000-class one within 8.3 %) and 0 -> 10
+    through litert (within 4.2 %); many inputs to 100-200 classes are still 14-37 % under through onnxruntime and
+    11-27 % through litert, and the two 500-class heads went to 19-31 % over there. 20 draws (4 when quick)."""
     rng = random.Random(seed + 8)
     return [KernelShape("fully_connected", (_log_uniform(rng, 256, 2560), 1, 1), (rng.choice(CLASSIFIER_CLASSES), 1, 1))
             for _ in range(4 if quick else 20)]
@@ -804,8 +805,7 @@ def calibrate(profile: dict, chains: list, measured_ms: list[float], rounds: int
                   + _noise_words(split_halves) + node_words + slope_words + drift_words(drift),
     }
     if drift is not None:
-        profile["latency"]["calibration"]["drift"] = {"tries": drift["tries"],
-                                                      "now_over_kept": round(drift["now_over_kept"], 4)}
+        profile["latency"]["calibration"]["drift"] = {**drift, "now_over_kept": round(drift["now_over_kept"], 4)}
     parse_target(profile, f"<profile {profile['name']}>")
     return profile
 
@@ -891,7 +891,8 @@ def profile_here(name: str, out: str | Path, threads: int = 1, quick: bool = Fal
     identity = Session(overhead_model().SerializeToString(), threads=threads)
     timings, drift = steady_timing(
         lambda: time_interleaved(sessions + node_chains + reorder_chains + references + [identity], rounds),
-        lambda timed: [timing["fast_ms"] for timing in timed[:len(chains)]], kept_times(out, chains))
+        lambda timed: [timing["fast_ms"] for timing in timed[:len(chains)]],
+        kept_times(out, chains, "onnxruntime", threads))
     chain_timings, timings = timings[:len(chains)], timings[len(chains):]
     node_timings, timings = timings[:len(node_chains)], timings[len(node_chains):]
     reorder_timings, timings = timings[:len(reorder_chains)], timings[len(reorder_chains):]

@@ -139,7 +139,7 @@ def profile_here_litert(name: str, out: str | Path, threads: int = 1, quick: boo
     overhead_session = Session(cached_model(files, "overhead", overhead_tflite), "litert", threads, xnnpack=True)
     timings, drift = steady_timing(lambda: time_interleaved(sessions + node_chains + [overhead_session], rounds),
                                    lambda timed: [timing["fast_ms"] for timing in timed[:len(chains)]],
-                                   kept_times(out, chains))
+                                   kept_times(out, chains, "litert", threads))
     chain_timings, node_timings, overhead = timings[:len(chains)], timings[len(chains):-1], timings[-1]
     today = datetime.date.today().isoformat()
     machine = machine_description()

@@ -124,10 +124,11 @@ def test_the_calibration_is_timed_once_without_kept_times_or_where_it_runs_as_it
     time_once, calls = _timings([1.3], kept)
     timing, drift = steady_timing(time_once, list, None)
     assert calls == [1.3] and drift is None  # nothing to compare with: as before
-    time_once, calls = _timings([1.04, 2.0], kept)
-    timing, drift = steady_timing(time_once, list, kept)
-    assert calls == [1.04] and drift == {"tries": 1, "now_over_kept": pytest.approx(1.04)}
-    assert drift_warning(drift, "host.json") is None
+    for within in (1.04, 1.0499, 0.9501):
+        time_once, calls = _timings([within, 2.0], kept)
+        timing, drift = steady_timing(time_once, list, kept)
+        assert calls == [within] and drift == {"tries": 1, "now_over_kept": pytest.approx(within), "steady": True}
+        assert drift_warning(drift, "host.json") is None
 
 
 def test_a_calibration_timed_while_the_machine_ran_slow_is_timed_again_and_the_fastest_try_kept():
@@ -137,25 +138,40 @@ def test_a_calibration_timed_while_the_machine_ran_slow_is_timed_again_and_the_f
     time_once, calls = _timings([1.126, 1.001, 1.5], kept)
     timing, drift = steady_timing(time_once, list, kept)
     assert calls == [1.126, 1.001] and timing == pytest.approx([1.001 * ms for ms in kept])
-    assert drift == {"tries": 2, "now_over_kept": pytest.approx(1.001)}
+    assert drift == {"tries": 2, "now_over_kept": pytest.approx(1.001), "steady": True}
     time_once, calls = _timings([1.2, 1.1, 1.15], kept)
     timing, drift = steady_timing(time_once, list, kept)
     assert calls == [1.2, 1.1, 1.15] and timing == pytest.approx([1.1 * ms for ms in kept])
+    assert drift["steady"] is False and drift["kept_ms"] == kept  # what the next run compares with again
     warning = drift_warning(drift, "/p/host.json")
-    assert "10.0% slower" in warning and "each of 3 timings" in warning and "host.json.measurements.jsonl" in warning
+    assert "10.0% slower" in warning and "each of 3 timings" in warning and "/p/host.json.measurements.jsonl" in warning
+    time_once, calls = _timings([1.06], kept)
+    assert steady_timing(time_once, list, kept, tries=1)[1]["steady"] is False  # just beyond 5 %
     time_once, calls = _timings([0.9, 0.92, 0.91], kept)  # faster throughout: said too
     assert "faster" in drift_warning(steady_timing(time_once, list, kept)[1], "host.json")
 
 
-def test_only_a_profile_that_timed_the_same_networks_gives_times_to_compare_with(tmp_path):
+def _profile_file(path, chains, times, runtime="onnxruntime", threads=1, **calibration):
+    path.write_text(json.dumps({"runtime": {"name": runtime}, "threads": threads, "latency": {"calibration": {
+        "measured_ms": times, "networks_sha256": chains_digest(chains), **calibration}}}))
+    return path
+
+
+def test_only_a_profile_that_timed_the_same_networks_the_same_way_gives_times_to_compare_with(tmp_path):
     chains = random_chains(3)
     path = tmp_path / "p.json"
-    assert kept_times(path, chains) is None  # no profile yet
-    calibration = {"measured_ms": [0.1, 0.2, 0.3], "networks_sha256": chains_digest(chains)}
-    path.write_text(json.dumps({"latency": {"calibration": calibration}}))
-    assert kept_times(path, chains) == [0.1, 0.2, 0.3]
-    assert kept_times(path, random_chains(2)) is None  # as many as it timed
-    path.write_text(json.dumps({"latency": {"calibration": {**calibration, "networks_sha256": "0" * 16}}}))
-    assert kept_times(path, chains) is None  # other networks
+    assert kept_times(path, chains, "onnxruntime", 1) is None  # no profile yet
+    _profile_file(path, chains, [0.1, 0.2, 0.3])
+    assert kept_times(path, chains, "onnxruntime", 1) == [0.1, 0.2, 0.3]
+    assert kept_times(path, chains, "litert", 1) is None  # timed through another runtime
+    assert kept_times(path, chains, "onnxruntime", 4) is None  # on other threads
+    assert kept_times(path, random_chains(2), "onnxruntime", 1) is None  # other networks
+    _profile_file(path, chains, [0.1, 0.2])
+    assert kept_times(path, chains, "onnxruntime", 1) is None  # as many times as networks
+    for bad in ([0.1, 0.0, 0.3], [0.1, -0.2, 0.3], [0.1, float("nan"), 0.3], [0.1, "x", 0.3]):
+        _profile_file(path, chains, bad)
+        assert kept_times(path, chains, "onnxruntime", 1) is None  # no time to divide by
+    _profile_file(path, chains, [0.2, 0.4, 0.6], drift={"steady": False, "kept_ms": [0.1, 0.2, 0.3]})
+    assert kept_times(path, chains, "onnxruntime", 1) == [0.1, 0.2, 0.3]  # the last steady times
     path.write_text("{not json")
-    assert kept_times(path, chains) is None
+    assert kept_times(path, chains, "onnxruntime", 1) is None

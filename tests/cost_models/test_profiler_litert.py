@@ -1,5 +1,7 @@
 """Profiling this machine through ai-edge-litert: single-kernel .tflite files compute their kernel in
 one TFLite op, and a (small) profile is written, read back and resumed without converting again."""
+import statistics
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,12 @@ def test_a_litert_profile_is_written_read_and_rebuilt_without_converting_again(t
     again = profiler_litert.profile_here_litert("test-litert", out, quick=True)
     assert [e["latency_ms"] for e in again["latency"]["entries"]] == \
         [e["latency_ms"] for e in profile["latency"]["entries"]]
+    # its calibration networks were compared with the times the first run kept (calibration.steady_timing)
+    kept = profile["latency"]["calibration"]["measured_ms"]
+    ratio = statistics.median([0.01 / kept[0], 0.02 / kept[1]])
+    drift = again["latency"]["calibration"]["drift"]
+    assert drift["now_over_kept"] == pytest.approx(ratio, rel=1e-3) and drift["steady"] == (abs(ratio - 1) <= 0.05)
+    assert drift["tries"] == (1 if drift["steady"] else 3)
 
 
 @pytest.mark.parametrize(("padding", "folded"), [((1, 1, 4, 5), True), ((1, 2, 4, 5), False)])
