@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -151,19 +150,19 @@ def scale_now(target, chains: list[Chain], measured_ms: list[float]) -> float:
 def kept_times(profile_path: str | Path, chains: list[Chain], runtime: str, threads: int) -> list[float] | None:
     """The times (ms) the profile at ``profile_path`` keeps for its calibration networks where it timed ``chains`` (as
     many, the same digest) with ``runtime`` on ``threads`` threads: the times its last steady calibration took
-    (``drift.kept_ms`` where its last run stayed off them in every try, else ``measured_ms``). None where there is no
-    such profile, it cannot be read, it timed other networks or another way, or a time is not a positive number."""
+    (``Target.calibration_kept_ms`` where its last run stayed off them in every try, else ``calibration_measured_ms``).
+    None where there is no such profile, it is not a valid one (``parse_target``: every time positive), or it timed
+    other networks or another way."""
+    from .target import parse_target
+
     try:
-        profile = json.loads(Path(profile_path).read_text())
-        calibration = profile["latency"]["calibration"]
-        if profile["runtime"]["name"] != runtime or profile["threads"] != threads:
-            return None
-        times = [float(ms) for ms in (calibration.get("drift") or {}).get("kept_ms") or calibration["measured_ms"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        profile = parse_target(json.loads(Path(profile_path).read_text()), str(profile_path))
+    except (OSError, ValueError):
         return None
-    if len(times) != len(chains) or calibration.get("networks_sha256") != chains_digest(chains):
-        return None
-    return times if all(math.isfinite(ms) and ms > 0 for ms in times) else None
+    times = list(profile.calibration_kept_ms or profile.calibration_measured_ms)
+    same = (profile.runtime == runtime and profile.threads == threads and len(times) == len(chains)
+            and profile.calibration_networks_sha256 == chains_digest(chains))
+    return times if same else None
 
 
 def steady_timing(time_once: Callable[[], Timing], network_ms: Callable[[Timing], list[float]],

@@ -153,12 +153,11 @@ class LatencyModel:
         groups: dict[tuple, list] = {}
         for entry in target.entries:
             groups.setdefault((_fit_kind(entry.shape.kind, self._channels_first), entry.layout), []).append(entry)
-        blocked = groups.get(("pointwise", "blocked"), [])
-        few = [entry for entry in blocked if self._reads_few_inputs(entry.shape, entry.layout)]
+        few, rest = [], []
+        for entry in groups.get(("pointwise", "blocked"), []):
+            (few if self._reads_few_inputs(entry.shape, entry.layout) else rest).append(entry)
         if len(few) >= FEW_INPUTS_FIT_FROM:  # a fit of their own only where the table has enough of them
-            groups[("pointwise", "blocked")] = [entry for entry in blocked
-                                                if not self._reads_few_inputs(entry.shape, entry.layout)]
-            groups[("pointwise", BLOCKED_FEW_INPUTS)] = few
+            groups[("pointwise", "blocked")], groups[("pointwise", BLOCKED_FEW_INPUTS)] = rest, few
         for key, entries in groups.items():
             step = self._step("blocked" if key[1] == BLOCKED_FEW_INPUTS else key[1])
             self._fits[key] = _fitted(entries, [self._bare[e.shape] for e in entries], step,

@@ -102,6 +102,9 @@ class Target:
     # ``calibration.chains_digest`` of those networks as the profiler built them; None in profiles from before
     # 2026-12-07 night, whose networks cannot be checked
     calibration_networks_sha256: str | None = None
+    # the times a profiler run's calibration compared with where it stayed off them in every try
+    # (``calibration.steady_timing``: ``latency.calibration.drift.kept_ms``), the next run's to compare with; empty else
+    calibration_kept_ms: tuple[float, ...] = ()
     # what a fused activation adds to a conv's time, ms per output element, by layout then activation
     # (``latency.activations``); empty in profiles measured before it: there activations cost nothing
     activation_ms_per_element: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -256,6 +259,7 @@ def parse_target(data: dict, path: str = "<profile>") -> Target:
         calibration_per_kernel_ms=_signed(read, "latency.calibration.per_kernel_ms"),
         calibration_per_node=_counted_over_nodes(read),
         calibration_measured_ms=_calibration_times(read),
+        calibration_kept_ms=_calibration_times(read, "latency.calibration.drift.kept_ms"),
         calibration_networks_sha256=_digest(read, "latency.calibration.networks_sha256"),
         activation_ms_per_element=_activation_costs(read),
         speed_reference=_speed_reference(read),
@@ -339,10 +343,10 @@ def _speed_reference(read: _Reader) -> tuple[tuple[KernelShape, float], ...]:
     return tuple(pairs)
 
 
-def _calibration_times(read: _Reader) -> tuple[float, ...]:
-    """``latency.calibration.measured_ms``: the calibration networks' times (ms), or none."""
-    times = read.get("latency.calibration.measured_ms", (list, type(None)), None) or []
-    return tuple(_positive(read, times, index, "latency.calibration.measured_ms") for index in range(len(times)))
+def _calibration_times(read: _Reader, name: str = "latency.calibration.measured_ms") -> tuple[float, ...]:
+    """``name``: calibration networks' times (ms), each positive, or none."""
+    times = read.get(name, (list, type(None)), None) or []
+    return tuple(_positive(read, times, index, name) for index in range(len(times)))
 
 
 def _digest(read: _Reader, name: str) -> str | None:

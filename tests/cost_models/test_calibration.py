@@ -151,9 +151,10 @@ def test_a_calibration_timed_while_the_machine_ran_slow_is_timed_again_and_the_f
     assert "faster" in drift_warning(steady_timing(time_once, list, kept)[1], "host.json")
 
 
-def _profile_file(path, chains, times, runtime="onnxruntime", threads=1, **calibration):
-    path.write_text(json.dumps({"runtime": {"name": runtime}, "threads": threads, "latency": {"calibration": {
-        "measured_ms": times, "networks_sha256": chains_digest(chains), **calibration}}}))
+def _profile_file(path, chains, times, **calibration):
+    profile = table_profile()
+    profile["latency"]["calibration"] = {"measured_ms": times, "networks_sha256": chains_digest(chains), **calibration}
+    path.write_text(json.dumps(profile))
     return path
 
 
