@@ -18,6 +18,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -85,7 +86,7 @@ def time_session(session: Session, warmup_ms: float = 20.0, repeats: int = 30, s
     without the probe (a kernel of the profiler's grid is timed in one block).
     """
     (timing,) = measure([session.run], rounds=1, repeats=repeats, sample_ms=sample_ms, warmup_ms=warmup_ms,
-                        probe=lambda: None)["models"]
+                        probe=lambda: None, thread_per_round=False)["models"]
     (samples,) = timing["samples_ms"]
     deciles = statistics.quantiles(samples, n=10) if len(samples) >= 2 else samples * 9
     return {"latency_ms": timing["latency_ms"], "fast_ms": timing["fast_ms"], "p10_ms": timing["fast_ms"],
@@ -102,6 +103,24 @@ def probe_workload() -> Callable[[], object]:
     float32 sort): timed before every round, it tells which rounds ran while the machine was slow."""
     values = np.random.default_rng(0).standard_normal(PROBE_ELEMENTS).astype(np.float32)
     return lambda: np.sort(values)
+
+
+def _on_new_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` on a thread started for it and wait for it; what it raises is raised here. The thread is a
+    daemon, so an interrupted wait (Ctrl-C) does not keep the process alive until the round ends."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread as it is
+            failure.append(error)
+
+    thread = threading.Thread(target=target, name="edgegrow-measure-round", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _probe_ms(probe: Callable[[], object], clock: Callable[[], float] = time.perf_counter, runs: int = 5) -> float:
@@ -123,7 +142,7 @@ def _p10(values: list[float]) -> float:
 def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int | list[int] = 10,
             sample_ms: float = 1.0, warmup_ms: float = 20.0, probe: Callable[[], object] | None = None, seed: int = 0,
             slow_margin: float = SLOW_MARGIN, progress: Callable[[int, int], None] | None = None,
-            clock: Callable[[], float] = time.perf_counter) -> dict:
+            clock: Callable[[], float] = time.perf_counter, thread_per_round: bool = True) -> dict:
     """The measurement protocol every latency figure of edgegrow comes from (the profiler's calibration,
     ``edgegrow bench``, the cost-model benchmarks).
 
@@ -139,6 +158,15 @@ def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int 
        the latency tables hold and predict), ``latency_ms``, the median of every sample (beside it),
        and ``split_half``, the noise floor: the relative difference between ``fast_ms`` computed on the
        even and on the odd fast rounds (None with fewer than two fast rounds).
+    5. ``thread_per_round``: each round runs on a thread of its own, started for it. A model's speed
+       depends on the thread that runs it, and stays so while that thread lives: onnxruntime at one
+       thread runs the kernels on the calling thread, with buffers of that thread's own. On an x86 host
+       (2026-12-08), 8 MobileNetV1s at random widths timed on the main thread of five processes in turn
+       were 1.3-6.1 % under their prices at the median (one network 12 % apart from one process to
+       the next), and on four fresh threads of one process 1.6-3.1 %; with each of 8 rounds on a thread
+       of its own, the five processes gave 2.2-3.3 %. The median over rounds is then the median over
+       threads, and the split halves hold the threads' spread. False: every round on the calling thread
+       (``time_session``: one block, as the profiler's grid has always been timed).
 
     ``clock`` (seconds) is ``time.perf_counter``; the tests give a simulated one.
 
@@ -160,15 +188,24 @@ def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int 
     samples: list[list[list[float]]] = [[] for _ in sessions]
     probe_times = []
     for round_index in range(rounds):
-        probe_times.append(_probe_ms(probe, clock))
-        for index in order_generator.permutation(len(sessions)):
-            run, count, taken = sessions[index], per_sample[index], []
-            for _ in range(repeats if isinstance(repeats, int) else repeats[round_index]):
-                begin = clock()
-                for _ in range(count):
-                    run()
-                taken.append((clock() - begin) * 1e3 / count)
-            samples[index].append(taken)
+        order = order_generator.permutation(len(sessions))
+        count_of_samples = repeats if isinstance(repeats, int) else repeats[round_index]
+
+        def one_round(order=order, count_of_samples=count_of_samples) -> None:
+            probe_times.append(_probe_ms(probe, clock))
+            for index in order:
+                run, count, taken = sessions[index], per_sample[index], []
+                for _ in range(count_of_samples):
+                    begin = clock()
+                    for _ in range(count):
+                        run()
+                    taken.append((clock() - begin) * 1e3 / count)
+                samples[index].append(taken)
+
+        if thread_per_round:
+            _on_new_thread(one_round)
+        else:
+            one_round()
         if progress is not None:
             progress(round_index + 1, rounds)
     fastest_probe = min(probe_times)

@@ -3,6 +3,8 @@ the rounds the machine ran slow and leaves them out of the fast-regime figure, t
 and the split-half noise floor with the verdict ``edgegrow bench`` prints. The workloads advance a
 simulated clock, so the figures are exact and the tests do not depend on this machine's load."""
 
+import threading
+
 import pytest
 
 from cost_models.runner import measure, noise_verdict
@@ -103,3 +105,65 @@ def test_the_fast_figure_of_a_few_samples_a_round_is_never_under_the_fastest_sam
     (model,) = measured["models"]
     fastest = min(value for taken in model["samples_ms"] for value in taken)
     assert model["fast_ms"] >= fastest and min(model["rounds_fast_ms"]) >= fastest
+
+
+def _thread_recorder(threads: list):
+    def run():
+        threads.append(threading.current_thread())  # the object: distinct per thread, even where idents are reused
+    return run
+
+
+def test_each_round_runs_on_a_thread_of_its_own():
+    """A model's speed depends on the thread that runs it (measure's point 5): each round's probe and samples
+    run on one thread started for that round, never the caller's, so the median over rounds is over threads."""
+    probe_threads, model_threads = [], []
+    machine = Machine()
+
+    def probe():
+        probe_threads.append(threading.current_thread())
+        machine.probe()
+
+    measure([_thread_recorder(model_threads)], rounds=4, repeats=3, sample_ms=0, warmup_ms=0, probe=probe,
+            clock=machine.clock)
+    caller = threading.current_thread()
+    warm_up, rounds = model_threads[:3], [model_threads[3 + 3 * r: 6 + 3 * r] for r in range(4)]
+    assert all(thread is caller for thread in warm_up)  # the warm-up stays on the caller's thread
+    assert all(len(set(samples)) == 1 for samples in rounds)  # a round's samples: one thread
+    round_threads = [samples[0] for samples in rounds]
+    assert len(set(round_threads)) == 4 and caller not in round_threads  # a thread of its own per round
+    # the probe of each timed round (5 runs after its 5 warm-up runs) runs on that round's thread
+    assert [probe_threads[5 + 5 * r] for r in range(4)] == round_threads
+    assert not any(thread.is_alive() for thread in round_threads)  # each ended with its round
+
+
+def test_without_a_thread_per_round_and_in_time_session_everything_runs_on_the_callers_thread():
+    from cost_models.runner import time_session
+
+    recorded = []
+    measure([_thread_recorder(recorded)], rounds=3, repeats=2, sample_ms=0, warmup_ms=0, probe=lambda: None,
+            thread_per_round=False)
+    assert set(recorded) == {threading.current_thread()}
+
+    class Session:
+        def __init__(self):
+            self.threads = []
+
+        def run(self):
+            self.threads.append(threading.get_ident())
+
+    session = Session()
+    time_session(session, warmup_ms=0, repeats=3, sample_ms=0)
+    assert set(session.threads) == {threading.get_ident()}  # the profiler's grid: one block on the caller's thread
+
+
+def test_a_failure_inside_a_round_reaches_the_caller():
+    calls = []
+
+    def failing():
+        calls.append(threading.current_thread())
+        if len(calls) > 3:  # the warm-up's three runs pass; the first timed sample fails on the round's thread
+            raise RuntimeError("the runtime failed")
+
+    with pytest.raises(RuntimeError, match="the runtime failed"):
+        measure([failing], rounds=2, repeats=2, sample_ms=0, warmup_ms=0, probe=lambda: None)
+    assert calls[3] is not threading.current_thread()
