@@ -158,14 +158,17 @@ def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int 
        the latency tables hold and predict), ``latency_ms``, the median of every sample (beside it),
        and ``split_half``, the noise floor: the relative difference between ``fast_ms`` computed on the
        even and on the odd fast rounds (None with fewer than two fast rounds).
-    5. ``thread_per_round``: each round runs on a thread of its own, started for it. A model's speed
-       depends on the thread that runs it, and stays so while that thread lives: onnxruntime at one
-       thread runs the kernels on the calling thread, with buffers of that thread's own. On an x86 host
-       (2026-12-08), 8 MobileNetV1s at random widths timed on the main thread of five processes in turn
-       were 1.3-6.1 % under their prices at the median (one network 12 % apart from one process to
-       the next), and on four fresh threads of one process 1.6-3.1 %; with each of 8 rounds on a thread
-       of its own, the five processes gave 2.2-3.3 %. The median over rounds is then the median over
-       threads, and the split halves hold the threads' spread. False: every round on the calling thread
+    5. ``thread_per_round``: each round (its probe, then its samples) runs on a thread started for that
+       round. A model's speed depends on the thread that runs it, and stays so while that thread lives.
+       On an x86 host (2026-12-08), 8 MobileNetV1s at random widths timed on the main thread of five
+       processes in turn were 1.3-6.1 % under their prices at the median (one network 12 % apart from one
+       process to the next), and on four fresh threads of one process 1.6-3.1 %; with each of 8 rounds on
+       a thread of its own, the five processes gave 2.2-3.3 %. The median over rounds is then the median
+       over threads, and the split halves hold the threads' spread. Why the thread matters was not found:
+       a thread stays on one of the VM's two vCPUs for long, and the probe run on the main thread right
+       after a round's thread ended was 1.3-1.5x its fastest in 4-7 of 15 rounds (0-2 with no threads
+       started) while the round's threads ran it at full speed, so it is timed on the round's thread,
+       after two runs that warm that thread up. False: every round on the calling thread
        (``time_session``: one block, as the profiler's grid has always been timed).
 
     ``clock`` (seconds) is ``time.perf_counter``; the tests give a simulated one.
@@ -192,7 +195,9 @@ def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int 
         count_of_samples = repeats if isinstance(repeats, int) else repeats[round_index]
 
         def one_round(order=order, count_of_samples=count_of_samples) -> None:
-            probe_times.append(_probe_ms(probe, clock))
+            if thread_per_round:
+                _probe_ms(probe, clock, runs=2)  # a fresh thread's first runs are slow (1.3-2x, first touches)
+            probe_times.append(_probe_ms(probe, clock))  # what the machine gives the thread that runs the round
             for index in order:
                 run, count, taken = sessions[index], per_sample[index], []
                 for _ in range(count_of_samples):

@@ -14,8 +14,8 @@ SLOW = {2, 5}
 
 
 class Machine:
-    """A fake machine whose every workload runs 1.6× slower in the rounds of ``SLOW``: the probe (5 timed
-    runs per round after 5 warm-up runs) counts the rounds."""
+    """A fake machine whose every workload runs 1.6× slower in the rounds of ``SLOW``: the probe (5 warm-up runs,
+    then in each round 2 runs that warm the round's thread up and 5 timed) counts the rounds."""
 
     def __init__(self):
         self.probe_calls = 0
@@ -29,7 +29,7 @@ class Machine:
 
     @property
     def round(self) -> int:
-        return (self.probe_calls - 1) // 5 - 1  # the first 5 calls are the probe's warm-up
+        return (self.probe_calls - 6) // 7 if self.probe_calls > 5 else -1  # the first 5 calls: the warm-up
 
     def factor(self) -> float:
         return 1.6 if self.round in SLOW else 1.0
@@ -114,8 +114,9 @@ def _thread_recorder(threads: list):
 
 
 def test_each_round_runs_on_a_thread_of_its_own():
-    """A model's speed depends on the thread that runs it (measure's point 5): each round's probe and samples
-    run on one thread started for that round, never the caller's, so the median over rounds is over threads."""
+    """A model's speed depends on the thread that runs it (measure's point 5): each round's probe and samples run
+    on one thread started for that round, never the caller's, so the median over rounds is over threads and the
+    probe says what the machine gave the thread that ran the round."""
     probe_threads, model_threads = [], []
     machine = Machine()
 
@@ -131,8 +132,9 @@ def test_each_round_runs_on_a_thread_of_its_own():
     assert all(len(set(samples)) == 1 for samples in rounds)  # a round's samples: one thread
     round_threads = [samples[0] for samples in rounds]
     assert len(set(round_threads)) == 4 and caller not in round_threads  # a thread of its own per round
-    # the probe of each timed round (5 runs after its 5 warm-up runs) runs on that round's thread
-    assert [probe_threads[5 + 5 * r] for r in range(4)] == round_threads
+    assert all(thread is caller for thread in probe_threads[:5])  # the probe's own warm-up
+    # each round: 2 runs that warm its thread up, then the 5 timed, all on that round's thread
+    assert [probe_threads[5 + 7 * r: 12 + 7 * r] for r in range(4)] == [[thread] * 7 for thread in round_threads]
     assert not any(thread.is_alive() for thread in round_threads)  # each ended with its round
 
 
