@@ -105,20 +105,32 @@ def probe_workload() -> Callable[[], object]:
     return lambda: np.sort(values)
 
 
-def _on_new_thread(work: Callable[[], None]) -> None:
-    """Run ``work`` on a thread started for it and wait for it; what it raises is raised here. The thread is a
-    daemon, so an interrupted wait (Ctrl-C) does not keep the process alive until the round ends."""
+def _on_new_thread(work: Callable[[threading.Event], None]) -> None:
+    """Run ``work(stop)`` on a thread started for it and wait for it; what it raises is raised here. An
+    interrupted wait (Ctrl-C) sets ``stop``, which ``work`` checks between samples, waits for ``work`` to
+    return and raises again, so no round goes on running beside the caller. The waits are short ones on an
+    event the thread sets as it ends, not joins: an interrupt breaks them on every platform, and a join
+    that an interrupt broke takes the thread for ended (Python 3.11, bpo-45274)."""
     failure: list[BaseException] = []
+    stop, done = threading.Event(), threading.Event()
 
     def target() -> None:
         try:
-            work()
+            work(stop)
         except BaseException as error:  # noqa: BLE001 - handed to the caller's thread as it is
             failure.append(error)
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=target, name="edgegrow-measure-round", daemon=True)
-    thread.start()
-    thread.join()
+    threading.Thread(target=target, name="edgegrow-measure-round", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except BaseException:
+        stop.set()
+        while not done.wait(0.1):
+            pass
+        raise
     if failure:
         raise failure[0]
 
@@ -158,18 +170,19 @@ def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int 
        the latency tables hold and predict), ``latency_ms``, the median of every sample (beside it),
        and ``split_half``, the noise floor: the relative difference between ``fast_ms`` computed on the
        even and on the odd fast rounds (None with fewer than two fast rounds).
-    5. ``thread_per_round``: each round (its probe, then its samples) runs on a thread started for that
-       round. A model's speed depends on the thread that runs it, and stays so while that thread lives.
-       On an x86 host (2026-12-08), 8 MobileNetV1s at random widths timed on the main thread of five
-       processes in turn were 1.3-6.1 % under their prices at the median (one network 12 % apart from one
-       process to the next), and on four fresh threads of one process 1.6-3.1 %; with each of 8 rounds on
-       a thread of its own, the five processes gave 2.2-3.3 %. The median over rounds is then the median
-       over threads, and the split halves hold the threads' spread. Why the thread matters was not found:
-       a thread stays on one of the VM's two vCPUs for long, and the probe run on the main thread right
-       after a round's thread ended was 1.3-1.5x its fastest in 4-7 of 15 rounds (0-2 with no threads
-       started) while the round's threads ran it at full speed, so it is timed on the round's thread,
-       after two runs that warm that thread up. False: every round on the calling thread
-       (``time_session``: one block, as the profiler's grid has always been timed).
+    5. ``thread_per_round``: each round runs on a thread started for that round: two untimed runs of the
+       probe and one of each callable, then the probe, then the samples. Through onnxruntime a model's
+       speed depends on the thread that runs it, and stays so while that thread lives. On an x86 host
+       (2026-12-08), 8 MobileNetV1s at random widths timed on the main thread of five processes in turn
+       were 1.3-6.1 % under their prices at the median (one network 12 % apart from one process to the
+       next), and on four fresh threads of one process 1.6-3.1 %; with each of 8 rounds on a thread of
+       its own, the five processes gave 2.2-3.3 %. Why the thread matters was not found. The median over
+       rounds is then the median over threads, and the split halves hold the threads' spread. The probe
+       runs on the round's thread so that it times what the machine gave the thread that ran the round;
+       with either placement 3-7 of 15 rounds of the held-out benchmark's runs that morning were called
+       slow (0-1 with every round on the main thread). False: every round on the calling thread
+       (``time_session``: one block, as the profiler's grid has always been timed; the calibration's
+       scale, timed with a thread per round, carries any difference between the two).
 
     ``clock`` (seconds) is ``time.perf_counter``; the tests give a simulated one.
 
@@ -194,13 +207,17 @@ def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int 
         order = order_generator.permutation(len(sessions))
         count_of_samples = repeats if isinstance(repeats, int) else repeats[round_index]
 
-        def one_round(order=order, count_of_samples=count_of_samples) -> None:
-            if thread_per_round:
-                _probe_ms(probe, clock, runs=2)  # a fresh thread's first runs are slow (1.3-2x, first touches)
+        def one_round(stop: threading.Event, order=order, count_of_samples=count_of_samples) -> None:
+            if thread_per_round:  # the round's thread: its first runs of anything are not timed
+                _probe_ms(probe, clock, runs=2)
             probe_times.append(_probe_ms(probe, clock))  # what the machine gives the thread that runs the round
             for index in order:
                 run, count, taken = sessions[index], per_sample[index], []
+                if thread_per_round:
+                    run()
                 for _ in range(count_of_samples):
+                    if stop.is_set():
+                        return
                     begin = clock()
                     for _ in range(count):
                         run()
@@ -210,7 +227,7 @@ def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int 
         if thread_per_round:
             _on_new_thread(one_round)
         else:
-            one_round()
+            one_round(threading.Event())
         if progress is not None:
             progress(round_index + 1, rounds)
     fastest_probe = min(probe_times)

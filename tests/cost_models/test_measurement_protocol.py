@@ -3,11 +3,13 @@ the rounds the machine ran slow and leaves them out of the fast-regime figure, t
 and the split-half noise floor with the verdict ``edgegrow bench`` prints. The workloads advance a
 simulated clock, so the figures are exact and the tests do not depend on this machine's load."""
 
+import _thread
 import threading
+import time
 
 import pytest
 
-from cost_models.runner import measure, noise_verdict
+from cost_models.runner import _on_new_thread, measure, noise_verdict, time_session
 
 ROUNDS = 6
 SLOW = {2, 5}
@@ -71,9 +73,9 @@ def test_halves_that_disagree_make_the_figure_untrusted():
 def test_a_mostly_slow_machine_is_said_and_the_runs_per_round_can_differ():
     machine = Machine()
 
-    def probe():  # fast only in round 0 (calls 6–10)
+    def probe():  # fast only in round 0 (calls 6–12: 2 that warm its thread up, 5 timed)
         machine.probe_calls += 1
-        machine.sleep(0.001 if machine.probe_calls <= 10 else 0.002)
+        machine.sleep(0.001 if machine.probe_calls <= 12 else 0.002)
 
     measured = measure([machine.model(1.0), machine.model(1.0)], rounds=4, repeats=[3, 2, 2, 2], sample_ms=0,
                        warmup_ms=0, probe=probe, clock=machine.clock)
@@ -87,8 +89,9 @@ def test_the_models_are_timed_in_a_random_order_each_round():
     machine = Machine()
     measure([lambda: order.append("a"), lambda: order.append("b")], rounds=12, repeats=1, sample_ms=0,
             warmup_ms=0, probe=lambda: machine.sleep(0.001), clock=machine.clock)
-    rounds = ["".join(order[6 + 2 * r: 8 + 2 * r]) for r in range(12)]  # after 3 warm-up runs each
-    assert set(rounds) == {"ab", "ba"}
+    # after 3 warm-up runs each; in each round one untimed run on the round's thread, then the sample
+    rounds = ["".join(order[6 + 4 * r: 10 + 4 * r]) for r in range(12)]
+    assert set(rounds) == {"aabb", "bbaa"}
 
 
 def test_the_fast_figure_of_a_few_samples_a_round_is_never_under_the_fastest_sample():
@@ -127,9 +130,10 @@ def test_each_round_runs_on_a_thread_of_its_own():
     measure([_thread_recorder(model_threads)], rounds=4, repeats=3, sample_ms=0, warmup_ms=0, probe=probe,
             clock=machine.clock)
     caller = threading.current_thread()
-    warm_up, rounds = model_threads[:3], [model_threads[3 + 3 * r: 6 + 3 * r] for r in range(4)]
+    # the warm-up's 3 runs, then per round one untimed run on the round's thread and 3 samples
+    warm_up, rounds = model_threads[:3], [model_threads[3 + 4 * r: 7 + 4 * r] for r in range(4)]
     assert all(thread is caller for thread in warm_up)  # the warm-up stays on the caller's thread
-    assert all(len(set(samples)) == 1 for samples in rounds)  # a round's samples: one thread
+    assert all(len(set(samples)) == 1 for samples in rounds)  # a round's runs: one thread
     round_threads = [samples[0] for samples in rounds]
     assert len(set(round_threads)) == 4 and caller not in round_threads  # a thread of its own per round
     assert all(thread is caller for thread in probe_threads[:5])  # the probe's own warm-up
@@ -139,8 +143,6 @@ def test_each_round_runs_on_a_thread_of_its_own():
 
 
 def test_without_a_thread_per_round_and_in_time_session_everything_runs_on_the_callers_thread():
-    from cost_models.runner import time_session
-
     recorded = []
     measure([_thread_recorder(recorded)], rounds=3, repeats=2, sample_ms=0, warmup_ms=0, probe=lambda: None,
             thread_per_round=False)
@@ -151,11 +153,11 @@ def test_without_a_thread_per_round_and_in_time_session_everything_runs_on_the_c
             self.threads = []
 
         def run(self):
-            self.threads.append(threading.get_ident())
+            self.threads.append(threading.current_thread())
 
     session = Session()
     time_session(session, warmup_ms=0, repeats=3, sample_ms=0)
-    assert set(session.threads) == {threading.get_ident()}  # the profiler's grid: one block on the caller's thread
+    assert set(session.threads) == {threading.current_thread()}  # the profiler's grid: one block on the caller's thread
 
 
 def test_a_failure_inside_a_round_reaches_the_caller():
@@ -163,9 +165,25 @@ def test_a_failure_inside_a_round_reaches_the_caller():
 
     def failing():
         calls.append(threading.current_thread())
-        if len(calls) > 3:  # the warm-up's three runs pass; the first timed sample fails on the round's thread
+        if len(calls) > 3:  # the warm-up's three runs pass; the first run on the round's thread fails
             raise RuntimeError("the runtime failed")
 
     with pytest.raises(RuntimeError, match="the runtime failed"):
         measure([failing], rounds=2, repeats=2, sample_ms=0, warmup_ms=0, probe=lambda: None)
     assert calls[3] is not threading.current_thread()
+
+
+def test_an_interrupted_wait_stops_the_round_before_it_raises():
+    """Ctrl-C while a round's thread runs: the round is told to stop between samples, the caller waits for it to
+    end and raises, so no round goes on timing beside what the caller does next."""
+    ended = threading.Event()
+
+    def round_that_runs_until_stopped(stop):
+        while not stop.is_set():
+            time.sleep(0.001)
+        ended.set()
+
+    threading.Timer(0.05, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        _on_new_thread(round_that_runs_until_stopped)
+    assert ended.is_set(), "the round was not stopped"
