@@ -154,7 +154,7 @@ def _p10(values: list[float]) -> float:
 def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int | list[int] = 10,
             sample_ms: float = 1.0, warmup_ms: float = 20.0, probe: Callable[[], object] | None = None, seed: int = 0,
             slow_margin: float = SLOW_MARGIN, progress: Callable[[int, int], None] | None = None,
-            clock: Callable[[], float] = time.perf_counter, thread_per_round: bool = True) -> dict:
+            clock: Callable[[], float] = time.perf_counter, thread_per_round: bool = False) -> dict:
     """The measurement protocol every latency figure of edgegrow comes from (the profiler's calibration,
     ``edgegrow bench``, the cost-model benchmarks).
 
@@ -170,19 +170,18 @@ def measure(sessions: list[Callable[[], object]], rounds: int = 8, repeats: int 
        the latency tables hold and predict), ``latency_ms``, the median of every sample (beside it),
        and ``split_half``, the noise floor: the relative difference between ``fast_ms`` computed on the
        even and on the odd fast rounds (None with fewer than two fast rounds).
-    5. ``thread_per_round``: each round runs on a thread started for that round: two untimed runs of the
-       probe and one of each callable, then the probe, then the samples. Through onnxruntime a model's
-       speed depends on the thread that runs it, and stays so while that thread lives. On an x86 host
-       (2026-12-08), 8 MobileNetV1s at random widths timed on the main thread of five processes in turn
-       were 1.3-6.1 % under their prices at the median (one network 12 % apart from one process to the
-       next), and on four fresh threads of one process 1.6-3.1 %; with each of 8 rounds on a thread of
-       its own, the five processes gave 2.2-3.3 %. Why the thread matters was not found. The median over
-       rounds is then the median over threads, and the split halves hold the threads' spread. The probe
-       runs on the round's thread so that it times what the machine gave the thread that ran the round;
-       with either placement 3-7 of 15 rounds of the held-out benchmark's runs that morning were called
-       slow (0-1 with every round on the main thread). False: every round on the calling thread
-       (``time_session``: one block, as the profiler's grid has always been timed; the calibration's
-       scale, timed with a thread per round, carries any difference between the two).
+    5. ``thread_per_round`` (off by default): each round runs on a thread started for that round: two
+       untimed runs of the probe and one of each callable, then the probe, then the samples. Through
+       onnxruntime a model's speed depends on the thread that runs it, and stays so while that thread
+       lives. On an x86 host (2026-12-08), 8 MobileNetV1s at random widths timed on the main thread of
+       five processes in turn were 1.3-6.1 % under their prices at the median (one network 12 % apart
+       from one process to the next), and on four fresh threads of one process 1.6-3.1 %; with each of 8
+       rounds on a thread of its own, the five processes gave 2.2-3.3 %: the median over rounds is then
+       the median over threads. Why the thread matters was not found. It is off because the probe does
+       not work on fresh threads: at 04:34 the same day it called 11-14 of 15 rounds slow on them against
+       3-7 on the main thread, while the models ran more than 10 % slow in 0-2 rounds either way, and with
+       more than half the rounds slow every figure is called too noisy. Off: every round on the calling
+       thread (and ``time_session``: one block, as the profiler's grid has always been timed).
 
     ``clock`` (seconds) is ``time.perf_counter``; the tests give a simulated one.
 

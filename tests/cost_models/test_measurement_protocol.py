@@ -16,8 +16,8 @@ SLOW = {2, 5}
 
 
 class Machine:
-    """A fake machine whose every workload runs 1.6× slower in the rounds of ``SLOW``: the probe (5 warm-up runs,
-    then in each round 2 runs that warm the round's thread up and 5 timed) counts the rounds."""
+    """A fake machine whose every workload runs 1.6× slower in the rounds of ``SLOW``: the probe (5 timed
+    runs per round after 5 warm-up runs) counts the rounds."""
 
     def __init__(self):
         self.probe_calls = 0
@@ -31,7 +31,7 @@ class Machine:
 
     @property
     def round(self) -> int:
-        return (self.probe_calls - 6) // 7 if self.probe_calls > 5 else -1  # the first 5 calls: the warm-up
+        return (self.probe_calls - 1) // 5 - 1  # the first 5 calls are the probe's warm-up
 
     def factor(self) -> float:
         return 1.6 if self.round in SLOW else 1.0
@@ -73,9 +73,9 @@ def test_halves_that_disagree_make_the_figure_untrusted():
 def test_a_mostly_slow_machine_is_said_and_the_runs_per_round_can_differ():
     machine = Machine()
 
-    def probe():  # fast only in round 0 (calls 6–12: 2 that warm its thread up, 5 timed)
+    def probe():  # fast only in round 0 (calls 6–10)
         machine.probe_calls += 1
-        machine.sleep(0.001 if machine.probe_calls <= 12 else 0.002)
+        machine.sleep(0.001 if machine.probe_calls <= 10 else 0.002)
 
     measured = measure([machine.model(1.0), machine.model(1.0)], rounds=4, repeats=[3, 2, 2, 2], sample_ms=0,
                        warmup_ms=0, probe=probe, clock=machine.clock)
@@ -89,9 +89,8 @@ def test_the_models_are_timed_in_a_random_order_each_round():
     machine = Machine()
     measure([lambda: order.append("a"), lambda: order.append("b")], rounds=12, repeats=1, sample_ms=0,
             warmup_ms=0, probe=lambda: machine.sleep(0.001), clock=machine.clock)
-    # after 3 warm-up runs each; in each round one untimed run on the round's thread, then the sample
-    rounds = ["".join(order[6 + 4 * r: 10 + 4 * r]) for r in range(12)]
-    assert set(rounds) == {"aabb", "bbaa"}
+    rounds = ["".join(order[6 + 2 * r: 8 + 2 * r]) for r in range(12)]  # after 3 warm-up runs each
+    assert set(rounds) == {"ab", "ba"}
 
 
 def test_the_fast_figure_of_a_few_samples_a_round_is_never_under_the_fastest_sample():
@@ -117,9 +116,9 @@ def _thread_recorder(threads: list):
 
 
 def test_each_round_runs_on_a_thread_of_its_own():
-    """A model's speed depends on the thread that runs it (measure's point 5): each round's probe and samples run
-    on one thread started for that round, never the caller's, so the median over rounds is over threads and the
-    probe says what the machine gave the thread that ran the round."""
+    """With ``thread_per_round`` (measure's point 5; a model's speed depends on the thread that runs it), each
+    round's probe and runs happen on one thread started for that round, never the caller's, so the median over
+    rounds is over threads."""
     probe_threads, model_threads = [], []
     machine = Machine()
 
@@ -128,7 +127,7 @@ def test_each_round_runs_on_a_thread_of_its_own():
         machine.probe()
 
     measure([_thread_recorder(model_threads)], rounds=4, repeats=3, sample_ms=0, warmup_ms=0, probe=probe,
-            clock=machine.clock)
+            clock=machine.clock, thread_per_round=True)
     caller = threading.current_thread()
     # the warm-up's 3 runs, then per round one untimed run on the round's thread and 3 samples
     warm_up, rounds = model_threads[:3], [model_threads[3 + 4 * r: 7 + 4 * r] for r in range(4)]
@@ -142,10 +141,9 @@ def test_each_round_runs_on_a_thread_of_its_own():
     assert not any(thread.is_alive() for thread in round_threads)  # each ended with its round
 
 
-def test_without_a_thread_per_round_and_in_time_session_everything_runs_on_the_callers_thread():
+def test_by_default_and_in_time_session_everything_runs_on_the_callers_thread():
     recorded = []
-    measure([_thread_recorder(recorded)], rounds=3, repeats=2, sample_ms=0, warmup_ms=0, probe=lambda: None,
-            thread_per_round=False)
+    measure([_thread_recorder(recorded)], rounds=3, repeats=2, sample_ms=0, warmup_ms=0, probe=lambda: None)
     assert set(recorded) == {threading.current_thread()}
 
     class Session:
@@ -169,7 +167,7 @@ def test_a_failure_inside_a_round_reaches_the_caller():
             raise RuntimeError("the runtime failed")
 
     with pytest.raises(RuntimeError, match="the runtime failed"):
-        measure([failing], rounds=2, repeats=2, sample_ms=0, warmup_ms=0, probe=lambda: None)
+        measure([failing], rounds=2, repeats=2, sample_ms=0, warmup_ms=0, probe=lambda: None, thread_per_round=True)
     assert calls[3] is not threading.current_thread()
 
 
